@@ -1,0 +1,211 @@
+//! The rules of the tenant lifecycle: created → active ⇄ suspended → deleted (terminal).
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::commands::TenantCommand;
+use super::error::TenantError;
+use super::events::TenantEvent;
+use super::limits::{Plan, TenantLimits, MAX_REQUESTS_PER_MINUTE};
+
+/// Lifecycle state of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Keys work.
+    Active,
+    /// Keys are refused until reactivated.
+    Suspended,
+    /// Terminal.
+    Deleted,
+}
+
+impl TenantStatus {
+    /// Name on the wire and in query tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// The tenant aggregate state, rebuilt from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// `None` until created.
+    pub status: Option<TenantStatus>,
+    /// Id.
+    pub tenant_id: String,
+    /// Display name.
+    pub name: String,
+    /// Plan.
+    pub plan: Plan,
+    /// Region.
+    pub region: String,
+    /// Explicit limit overrides.
+    pub limit_overrides: TenantLimits,
+    /// Public id of the tenant-admin key.
+    pub admin_key_public_id: String,
+    /// Creation time.
+    pub created_at: Option<OffsetDateTime>,
+    /// Last change.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// Longest accepted tenant name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+fn validate_name(name: &str) -> Result<(), TenantError> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(TenantError::InvalidName);
+    }
+    Ok(())
+}
+
+fn validate_region(region: &str) -> Result<(), TenantError> {
+    let ok = (1..=32).contains(&region.len())
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok.then_some(()).ok_or(TenantError::InvalidRegion)
+}
+
+fn validate_limits(limits: &TenantLimits) -> Result<(), TenantError> {
+    if limits.requests_per_minute == Some(0) {
+        return Err(TenantError::InvalidLimits("requests_per_minute must be at least 1"));
+    }
+    if limits.requests_per_minute.is_some_and(|r| r > MAX_REQUESTS_PER_MINUTE) {
+        return Err(TenantError::InvalidLimits("requests_per_minute is above 10000000"));
+    }
+    Ok(())
+}
+
+impl Tenant {
+    /// The limits in force: plan defaults with overrides on top.
+    pub fn effective_limits(&self) -> TenantLimits {
+        TenantLimits::effective(self.plan, self.limit_overrides)
+    }
+
+    /// Refuses commands on tenants that do not exist or are deleted.
+    fn require_live(&self) -> Result<TenantStatus, TenantError> {
+        match self.status {
+            None => Err(TenantError::NotFound),
+            Some(TenantStatus::Deleted) => Err(TenantError::Deleted),
+            Some(status) => Ok(status),
+        }
+    }
+
+    fn decide(&self, command: TenantCommand) -> Result<TenantEvent, TenantError> {
+        match command {
+            TenantCommand::Create { tenant_id, name, plan, region, limits, admin_key, at } => {
+                if self.status.is_some() {
+                    return Err(TenantError::AlreadyExists);
+                }
+                validate_name(&name)?;
+                validate_region(&region)?;
+                validate_limits(&limits)?;
+                Ok(TenantEvent::Created {
+                    tenant_id,
+                    name: name.trim().to_string(),
+                    plan,
+                    region,
+                    limits,
+                    admin_key,
+                    created_at: at,
+                })
+            }
+            TenantCommand::Update { name, plan, limits, at } => {
+                self.require_live()?;
+                if name.is_none() && plan.is_none() && limits.is_none() {
+                    return Err(TenantError::EmptyUpdate);
+                }
+                if let Some(name) = &name {
+                    validate_name(name)?;
+                }
+                if let Some(limits) = &limits {
+                    validate_limits(limits)?;
+                }
+                Ok(TenantEvent::Updated {
+                    name: name.map(|n| n.trim().to_string()),
+                    plan,
+                    limits: limits.map(|l| self.limit_overrides.merged_with(l)),
+                    updated_at: at,
+                })
+            }
+            TenantCommand::Suspend { reason, at } => match self.require_live()? {
+                TenantStatus::Suspended => Err(TenantError::AlreadySuspended),
+                _ => Ok(TenantEvent::Suspended { reason, suspended_at: at }),
+            },
+            TenantCommand::Reactivate { at } => match self.require_live()? {
+                TenantStatus::Suspended => Ok(TenantEvent::Reactivated { reactivated_at: at }),
+                _ => Err(TenantError::NotSuspended),
+            },
+            TenantCommand::Delete { at } => {
+                self.require_live()?;
+                Ok(TenantEvent::Deleted { deleted_at: at })
+            }
+        }
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "tenant";
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    type Error = TenantError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = self.decide(command)?;
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            TenantEvent::Created { tenant_id, name, plan, region, limits, admin_key, created_at } => {
+                self.status = Some(TenantStatus::Active);
+                self.tenant_id = tenant_id;
+                self.name = name;
+                self.plan = plan;
+                self.region = region;
+                self.limit_overrides = limits;
+                self.admin_key_public_id = admin_key.public_id;
+                self.created_at = Some(created_at);
+                self.updated_at = Some(created_at);
+            }
+            TenantEvent::Updated { name, plan, limits, updated_at } => {
+                if let Some(name) = name {
+                    self.name = name;
+                }
+                if let Some(plan) = plan {
+                    self.plan = plan;
+                }
+                if let Some(limits) = limits {
+                    self.limit_overrides = limits;
+                }
+                self.updated_at = Some(updated_at);
+            }
+            TenantEvent::Suspended { suspended_at, .. } => {
+                self.status = Some(TenantStatus::Suspended);
+                self.updated_at = Some(suspended_at);
+            }
+            TenantEvent::Reactivated { reactivated_at } => {
+                self.status = Some(TenantStatus::Active);
+                self.updated_at = Some(reactivated_at);
+            }
+            TenantEvent::Deleted { deleted_at } => {
+                self.status = Some(TenantStatus::Deleted);
+                self.updated_at = Some(deleted_at);
+            }
+        }
+    }
+}

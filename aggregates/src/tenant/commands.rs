@@ -1,0 +1,57 @@
+//! What callers may ask of a tenant. Times and ids are supplied by the caller (the server),
+//! keeping the aggregate deterministic.
+
+use time::OffsetDateTime;
+
+use super::events::AdminKeyIssued;
+use super::limits::{Plan, TenantLimits};
+
+/// A command on the `Tenant` aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TenantCommand {
+    /// Create the tenant, with its first tenant-admin key (only the hash comes in).
+    Create {
+        /// The new id, `ten_…`.
+        tenant_id: String,
+        /// Display name.
+        name: String,
+        /// Plan.
+        plan: Plan,
+        /// Region the tenant's traffic is served from.
+        region: String,
+        /// Explicit limit overrides.
+        limits: TenantLimits,
+        /// The tenant-admin key issued with the tenant.
+        admin_key: AdminKeyIssued,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Change name, plan or limit overrides; at least one must be given.
+    Update {
+        /// New name.
+        name: Option<String>,
+        /// New plan.
+        plan: Option<Plan>,
+        /// Limit overrides to set (merged into the current ones).
+        limits: Option<TenantLimits>,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Stop the tenant's keys from working.
+    Suspend {
+        /// Free text for the audit log.
+        reason: Option<String>,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Undo a suspension.
+    Reactivate {
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Terminal: the tenant and its keys stop working for good.
+    Delete {
+        /// When.
+        at: OffsetDateTime,
+    },
+}

@@ -1,0 +1,99 @@
+//! What happened to a tenant. A permanent contract: a shipped event is never changed; a new
+//! shape is a new `event_version` with an upcaster.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::limits::{Plan, TenantLimits};
+
+/// The tenant-admin key issued with a tenant: its public id and the HMAC of the full key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminKeyIssued {
+    /// Public id, the lookup handle inside the key string.
+    pub public_id: String,
+    /// Hex HMAC-SHA-256 of the full key under the server pepper. Never exported.
+    pub secret_hash: String,
+}
+
+/// An event of the `Tenant` aggregate. The wire type is `tenant.<past participle>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TenantEvent {
+    /// `tenant.created`
+    #[serde(rename = "tenant.created")]
+    Created {
+        /// Id.
+        tenant_id: String,
+        /// Display name.
+        name: String,
+        /// Plan.
+        plan: Plan,
+        /// Region.
+        region: String,
+        /// Explicit limit overrides.
+        limits: TenantLimits,
+        /// The tenant-admin key issued with it.
+        admin_key: AdminKeyIssued,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    },
+    /// `tenant.updated`: only the fields that changed are set.
+    #[serde(rename = "tenant.updated")]
+    Updated {
+        /// New name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// New plan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Plan>,
+        /// The full set of limit overrides after the update.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<TenantLimits>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        updated_at: OffsetDateTime,
+    },
+    /// `tenant.suspended`
+    #[serde(rename = "tenant.suspended")]
+    Suspended {
+        /// Free text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        suspended_at: OffsetDateTime,
+    },
+    /// `tenant.reactivated`
+    #[serde(rename = "tenant.reactivated")]
+    Reactivated {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        reactivated_at: OffsetDateTime,
+    },
+    /// `tenant.deleted`
+    #[serde(rename = "tenant.deleted")]
+    Deleted {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        deleted_at: OffsetDateTime,
+    },
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            TenantEvent::Created { .. } => "tenant.created",
+            TenantEvent::Updated { .. } => "tenant.updated",
+            TenantEvent::Suspended { .. } => "tenant.suspended",
+            TenantEvent::Reactivated { .. } => "tenant.reactivated",
+            TenantEvent::Deleted { .. } => "tenant.deleted",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}

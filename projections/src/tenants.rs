@@ -1,0 +1,111 @@
+//! The `tenants` query table: one row per tenant, its current state and effective limits.
+
+use sqlx::PgConnection;
+use tokenhub_aggregates::tenant::{Plan, TenantEvent, TenantLimits, TenantStatus};
+
+use crate::{Projection, ProjectionError, StoredEvent};
+
+/// Builds `tenants`.
+pub struct TenantsProjection;
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn decode_tenant_event(event: &StoredEvent) -> Result<TenantEvent, ProjectionError> {
+    serde_json::from_value(event.payload.clone()).map_err(|source| ProjectionError::Payload {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        source,
+    })
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    event: &StoredEvent,
+    status: TenantStatus,
+    at: time::OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tenants SET status = $2, updated_at = $3, version = $4 WHERE tenant_id = $1")
+        .bind(&event.aggregate_id)
+        .bind(status.as_str())
+        .bind(at)
+        .bind(event.sequence)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Projection for TenantsProjection {
+    fn name(&self) -> &'static str {
+        "tenants"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["tenants"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type != "tenant" {
+            return Ok(());
+        }
+        match decode_tenant_event(event)? {
+            TenantEvent::Created { tenant_id, name, plan, region, limits, admin_key, created_at } => {
+                sqlx::query(
+                    "INSERT INTO tenants (tenant_id, name, plan, region, status, limit_overrides, limits, \
+                     admin_key_public_id, created_at, updated_at, created_position, version) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8, $9, $10)",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .bind(plan.as_str())
+                .bind(region)
+                .bind(json(&limits))
+                .bind(json(&TenantLimits::effective(plan, limits)))
+                .bind(admin_key.public_id)
+                .bind(created_at)
+                .bind(event.position)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
+            TenantEvent::Updated { name, plan, limits, updated_at } => {
+                let current: Option<(String, serde_json::Value)> =
+                    sqlx::query_as("SELECT plan, limit_overrides FROM tenants WHERE tenant_id = $1")
+                        .bind(&event.aggregate_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let Some((current_plan, current_overrides)) = current else { return Ok(()) };
+                let plan = plan
+                    .or_else(|| serde_json::from_value::<Plan>(serde_json::Value::String(current_plan)).ok())
+                    .unwrap_or_default();
+                let overrides =
+                    limits.unwrap_or_else(|| serde_json::from_value(current_overrides).unwrap_or_default());
+                sqlx::query(
+                    "UPDATE tenants SET name = coalesce($2, name), plan = $3, limit_overrides = $4, \
+                     limits = $5, updated_at = $6, version = $7 WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(name)
+                .bind(plan.as_str())
+                .bind(json(&overrides))
+                .bind(json(&TenantLimits::effective(plan, overrides)))
+                .bind(updated_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
+            TenantEvent::Suspended { suspended_at, .. } => {
+                set_status(conn, event, TenantStatus::Suspended, suspended_at).await?
+            }
+            TenantEvent::Reactivated { reactivated_at } => {
+                set_status(conn, event, TenantStatus::Active, reactivated_at).await?
+            }
+            TenantEvent::Deleted { deleted_at } => {
+                set_status(conn, event, TenantStatus::Deleted, deleted_at).await?
+            }
+        }
+        Ok(())
+    }
+}

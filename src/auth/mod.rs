@@ -1,0 +1,25 @@
+//! Authentication and authorization.
+//!
+//! - [`key_format`]: the `thk_…` key string (generate, parse, checksum).
+//! - [`hashing`]: HMAC-SHA-256 of keys under the server pepper.
+//! - [`master`]: the super-admin master key (plain, argon2id hash, or generated).
+//! - [`principal`]: who is calling, resolved from headers; the only way a handler gets one.
+
+pub mod hashing;
+pub mod key_format;
+pub mod master;
+pub mod principal;
+
+pub use principal::{Principal, SuperAdmin, TenantPrincipal};
+
+use rand::distr::{Alphanumeric, SampleString};
+
+/// `len` random characters from `[A-Za-z0-9]`, from the thread-local CSPRNG.
+pub fn random_alphanumeric(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), len)
+}
+
+/// A new tenant id, `ten_` and 20 random characters.
+pub fn new_tenant_id() -> String {
+    format!("{}{}", tokenhub_aggregates::ids::TENANT_ID_PREFIX, random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN))
+}

@@ -1,0 +1,155 @@
+//! The `tokenhub` command line: `serve`, `migrate`, `projections rebuild`,
+//! `master-key rotate`, `openapi`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{connect_and_migrate, App, StartError};
+use crate::auth::master::{generate_master_key, hash_master_key};
+use crate::config::Config;
+use crate::store::settings;
+
+/// TokenHub control plane.
+#[derive(Parser)]
+#[command(name = "tokenhub", version, about)]
+pub struct Cli {
+    /// Settings (environment variables or flags).
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and the background readers (migrations run first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Query-table maintenance.
+    Projections {
+        /// What to do.
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
+    /// Master key maintenance.
+    MasterKey {
+        /// What to do.
+        #[command(subcommand)]
+        action: MasterKeyAction,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// `projections` actions.
+#[derive(Subcommand)]
+pub enum ProjectionsAction {
+    /// Rebuild query tables from the event log (all, or the one named).
+    Rebuild {
+        /// `tenants` or `api_keys`; all when omitted.
+        name: Option<String>,
+    },
+}
+
+/// `master-key` actions.
+#[derive(Subcommand)]
+pub enum MasterKeyAction {
+    /// Generate a new master key, store its argon2id hash, print it once.
+    Rotate,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), StartError> {
+    let config = cli.config;
+    match cli.command {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => {
+            connect_and_migrate(&config).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Projections { action: ProjectionsAction::Rebuild { name } } => rebuild(&config, name).await,
+        Command::MasterKey { action: MasterKeyAction::Rotate } => rotate_master_key(&config).await,
+        Command::Openapi => {
+            std::io::stdout().write_all(crate::http::openapi::document_json().as_bytes())?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), StartError> {
+    let app = App::build(config).await?;
+    if let Some(key) = &app.generated_master_key {
+        eprintln!(
+            "\n  No master key was configured, so one was generated. It is shown only now:\n\n    {key}\n\n  \
+             Only its argon2id hash is stored. Replace it with `tokenhub master-key rotate`.\n"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let token = app.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    app.serve(listener).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn rebuild(config: &Config, name: Option<String>) -> Result<(), StartError> {
+    let pool = connect_and_migrate(config).await?;
+    let projections =
+        tokenhub_projections::select(name.as_deref()).map_err(|e| StartError::Config(e.to_string()))?;
+    for projection in projections {
+        let started = Instant::now();
+        let progress = |name: &str, position: i64, head: i64| {
+            let rate = position as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            let pct = if head > 0 { position * 100 / head } else { 100 };
+            eprint!("\rrebuild {name}: {position}/{head} events ({pct}%), {rate:.0} events/s   ");
+        };
+        let reached = tokenhub_projections::rebuild(&pool, projection.as_ref(), &progress)
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        eprintln!(
+            "\nrebuild {}: done at position {reached} in {:.2}s",
+            projection.name(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+async fn rotate_master_key(config: &Config) -> Result<(), StartError> {
+    let pool = connect_and_migrate(config).await?;
+    let key = generate_master_key();
+    settings::put(&pool, settings::MASTER_KEY_HASH, &hash_master_key(&key)?).await?;
+    if config.master_api_key.is_some() || config.master_api_key_hash.is_some() {
+        eprintln!("warning: MASTER_API_KEY or MASTER_API_KEY_HASH is set and takes precedence over the stored key");
+    }
+    eprintln!("New master key (shown once; running servers pick it up within 5 s):\n\n    {key}\n");
+    Ok(())
+}

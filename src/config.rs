@@ -1,0 +1,88 @@
+//! Configuration from the environment (or flags), with defaults that work against a local
+//! PostgreSQL and NATS. `tokenhub --help` lists every variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::nats::EventsStreamConfig;
+
+/// Settings shared by every subcommand.
+#[derive(Args, Clone)]
+pub struct Config {
+    /// PostgreSQL URL; the database is created when missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/tokenhub", global = true)]
+    pub database_url: String,
+
+    /// Most PostgreSQL connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20, global = true)]
+    pub database_max_connections: u32,
+
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+
+    /// Subject prefix: events go to `<prefix>.events.<tenant>.<aggregate>.<event>`.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "tokenhub", global = true)]
+    pub nats_subject_prefix: String,
+
+    /// JetStream stream holding the events (created at start when missing).
+    #[arg(long, env = "NATS_EVENTS_STREAM", default_value = "TOKENHUB_EVENTS", global = true)]
+    pub nats_events_stream: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub listen_addr: SocketAddr,
+
+    /// Log filter, e.g. `info` or `tokenhub=debug,info`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+
+    /// `json` (default) or `text` logs.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json", global = true)]
+    pub log_format: String,
+
+    /// Master key in plain text (compared in constant time).
+    #[arg(long, env = "MASTER_API_KEY", hide_env_values = true, global = true)]
+    pub master_api_key: Option<String>,
+
+    /// Master key as an argon2id PHC string (used when MASTER_API_KEY is unset).
+    #[arg(long, env = "MASTER_API_KEY_HASH", hide_env_values = true, global = true)]
+    pub master_api_key_hash: Option<String>,
+
+    /// Pepper of API-key hashes (32+ bytes). When unset, one is generated and kept in the database.
+    #[arg(long, env = "TOKENHUB_KEY_PEPPER", hide_env_values = true, global = true)]
+    pub key_pepper: Option<String>,
+
+    /// How long a command waits for the query tables to include its events before answering.
+    #[arg(long, env = "READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    pub read_your_writes_timeout_ms: u64,
+}
+
+impl Config {
+    /// The NATS events stream settings.
+    pub fn events_stream(&self) -> EventsStreamConfig {
+        EventsStreamConfig { stream: self.nats_events_stream.clone(), subject_prefix: self.nats_subject_prefix.clone() }
+    }
+
+    /// The read-your-writes timeout.
+    pub fn read_your_writes_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+
+    /// Checks values clap cannot check.
+    pub fn validate(&self) -> Result<(), String> {
+        let token_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !token_ok(&self.nats_subject_prefix) {
+            return Err("NATS_SUBJECT_PREFIX must be letters, digits, '_' or '-'".into());
+        }
+        if !token_ok(&self.nats_events_stream) {
+            return Err("NATS_EVENTS_STREAM must be letters, digits, '_' or '-'".into());
+        }
+        if self.key_pepper.as_ref().is_some_and(|p| p.len() < 32) {
+            return Err("TOKENHUB_KEY_PEPPER must be at least 32 bytes".into());
+        }
+        Ok(())
+    }
+}

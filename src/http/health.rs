@@ -1,0 +1,58 @@
+//! `/healthz`, `/readyz` and `/metrics` (public, no credentials).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// Per dependency: `ok` or `unavailable` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
+}
+
+/// Dependency checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    /// PostgreSQL.
+    pub postgres: &'static str,
+    /// NATS.
+    pub nats: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok", checks: None })
+}
+
+/// PostgreSQL and NATS are reachable.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, body = Health, description = "A dependency is down")))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
+    let postgres = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let status = if postgres && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Health { status: word(postgres && nats), checks: Some(Checks { postgres: word(postgres), nats: word(nats) }) };
+    (status, axum::Json(body))
+}
+
+/// Prometheus metrics, text format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics() -> impl IntoResponse {
+    let body = crate::telemetry::metrics_handle().map(|h| h.render()).unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}

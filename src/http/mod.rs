@@ -1,0 +1,85 @@
+//! The HTTP API: routes (one file per group), errors, extractors, OpenAPI.
+//!
+//! Public routes are exactly `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`;
+//! every other handler takes a principal extractor and so cannot run unauthenticated.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod request_id;
+pub mod tenant;
+pub mod tenants_admin;
+pub mod views;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// All documented routes and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(tenants_admin::create_tenant, tenants_admin::list_tenants))
+        .routes(routes!(tenants_admin::get_tenant, tenants_admin::update_tenant, tenants_admin::delete_tenant))
+        .routes(routes!(tenants_admin::suspend_tenant))
+        .routes(routes!(tenants_admin::reactivate_tenant))
+        .routes(routes!(tenant::tenant_info))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .split_for_parts()
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("tokenhub_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("tokenhub_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::not_found("route_not_found", "no such route")
+}
+
+async fn method_not_allowed(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not accept that method",
+        ));
+    }
+    response
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = api();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(route_not_found)
+        .layer(middleware::from_fn(method_not_allowed))
+        .layer(middleware::from_fn(count_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id::assign_request_id))
+        .with_state(state)
+}

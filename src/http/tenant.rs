@@ -1,0 +1,63 @@
+//! `/tenant/...` routes for tenant principals (a tenant key, or the super admin with
+//! `X-Tenant-ID`).
+
+use axum::extract::State;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::auth::TenantPrincipal;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::views::{LimitsDto, PlanDto, TenantView};
+use crate::state::AppState;
+
+/// The caller's tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantInfo {
+    /// Tenant id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    #[schema(value_type = PlanDto)]
+    pub plan: String,
+    /// Region.
+    pub region: String,
+    /// `active` (suspended and deleted tenants get 403).
+    pub status: String,
+    /// Creation time.
+    #[serde(rename = "createdAt", with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Effective limits.
+    #[schema(value_type = LimitsDto)]
+    pub limits: serde_json::Value,
+}
+
+/// The caller's tenant.
+#[utoipa::path(get, path = "/tenant/info", tag = "tenant",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = TenantInfo),
+        (status = 400, body = ErrorBody, description = "Master key without `X-Tenant-ID` (`tenant_id_required`)"),
+        (status = 401, body = ErrorBody, description = "`missing_credentials`, `invalid_api_key`"),
+        (status = 403, body = ErrorBody, description = "`tenant_suspended`, `tenant_deleted`, `tenant_mismatch`"),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found` (master key naming an unknown tenant)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_info(
+    State(state): State<AppState>,
+    principal: TenantPrincipal,
+) -> ApiResult<axum::Json<TenantInfo>> {
+    let view = TenantView::load(&state.pool, &principal.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    Ok(axum::Json(TenantInfo {
+        id: view.tenant_id,
+        name: view.name,
+        plan: view.plan,
+        region: view.region,
+        status: view.status,
+        created_at: view.created_at,
+        limits: view.limits,
+    }))
+}

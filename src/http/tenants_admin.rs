@@ -1,0 +1,330 @@
+//! `/admin/tenants`: the super admin's tenant lifecycle API.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokenhub_aggregates::ids::is_tenant_id;
+use tokenhub_aggregates::tenant::{AdminKeyIssued, TenantCommand};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{key_format, new_tenant_id, SuperAdmin};
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
+use crate::http::views::{LimitsDto, PlanDto, TenantView};
+use crate::state::AppState;
+
+/// Body of `POST /admin/tenants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Display name, 1 to 128 characters.
+    #[schema(example = "MyCompany")]
+    pub name: String,
+    /// Plan; `free` when omitted.
+    #[serde(default)]
+    pub plan: Option<PlanDto>,
+    /// Region, `[a-z0-9-]{1,32}`; `default` when omitted.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Limit overrides on top of the plan's defaults.
+    #[serde(default)]
+    pub limits: Option<LimitsDto>,
+}
+
+/// Answer of `POST /admin/tenants`. `api_key` is shown only here, never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreateTenantResponse {
+    /// The new tenant's id.
+    pub tenant_id: String,
+    /// The tenant-admin key. Store it now: only its hash is kept.
+    pub api_key: String,
+    /// Public id of that key.
+    pub api_key_public_id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    pub plan: PlanDto,
+    /// Region.
+    pub region: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Create a tenant and its tenant-admin key.
+#[utoipa::path(post, path = "/admin/tenants", tag = "admin-tenants",
+    request_body = CreateTenantRequest,
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, body = CreateTenantResponse, description = "Created; the key is shown once"),
+        (status = 400, body = ErrorBody, description = "Malformed JSON (`invalid_json`)"),
+        (status = 401, body = ErrorBody, description = "Missing or wrong master key"),
+        (status = 403, body = ErrorBody, description = "Not the super admin (`forbidden`)"),
+        (status = 422, body = ErrorBody, description = "Invalid field (`invalid_request`, `invalid_tenant_name`, `invalid_region`, `invalid_limits`)"),
+        (status = 503, body = ErrorBody, description = "Database unavailable"),
+    ))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    SuperAdmin(principal): SuperAdmin,
+    ctx: RequestContext,
+    Json(body): Json<CreateTenantRequest>,
+) -> ApiResult<(StatusCode, axum::Json<CreateTenantResponse>)> {
+    let tenant_id = new_tenant_id();
+    let key = key_format::generate();
+    let now = OffsetDateTime::now_utc();
+    let plan = body.plan.unwrap_or_default();
+    let region = body.region.unwrap_or_else(|| "default".to_string());
+    let command = TenantCommand::Create {
+        tenant_id: tenant_id.clone(),
+        name: body.name,
+        plan: plan.into(),
+        region: region.clone(),
+        limits: body.limits.unwrap_or_default().into(),
+        admin_key: AdminKeyIssued { public_id: key.public_id.clone(), secret_hash: state.hasher.hash_hex(&key.full) },
+        at: now,
+    };
+    let meta = CommandMetadata::new(&principal, &ctx, Some(&tenant_id));
+    execute(&state.commands.tenants, &tenant_id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(tenant_id = %tenant_id, "tenant created");
+    let view = TenantView::load(&state.pool, &tenant_id).await?;
+    let name = view.map(|v| v.name).unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreateTenantResponse {
+            tenant_id,
+            api_key: key.full,
+            api_key_public_id: key.public_id,
+            name,
+            plan,
+            region,
+            created_at: now,
+        }),
+    ))
+}
+
+/// Query of `GET /admin/tenants`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListTenantsQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only tenants in this status (`active`, `suspended`, `deleted`).
+    pub status: Option<String>,
+}
+
+/// A page of tenants, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPage {
+    /// The tenants.
+    pub data: Vec<TenantView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List tenants (cursor pagination).
+#[utoipa::path(get, path = "/admin/tenants", tag = "admin-tenants",
+    params(ListTenantsQuery),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Bad `limit`, `cursor` or `status` (`invalid_query`)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    _admin: SuperAdmin,
+    Query(query): Query<ListTenantsQuery>,
+) -> ApiResult<axum::Json<TenantPage>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 200"));
+    }
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse::<i64>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+            ApiError::invalid("invalid_query", "cursor is not one this API returned")
+        })?,
+    };
+    if let Some(status) = query.status.as_deref() {
+        if !["active", "suspended", "deleted"].contains(&status) {
+            return Err(ApiError::invalid("invalid_query", "status must be active, suspended or deleted"));
+        }
+    }
+    let (data, last) = TenantView::page(&state.pool, after, limit, query.status.as_deref()).await?;
+    let next_cursor = (data.len() as i64 == limit).then(|| last.to_string());
+    Ok(axum::Json(TenantPage { data, next_cursor }))
+}
+
+fn checked_id(id: &str) -> ApiResult<()> {
+    if is_tenant_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("tenant_not_found", "tenant not found"))
+    }
+}
+
+async fn view_or_404(state: &AppState, id: &str) -> ApiResult<axum::Json<TenantView>> {
+    TenantView::load(&state.pool, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
+}
+
+/// Get one tenant.
+#[utoipa::path(get, path = "/admin/tenants/{id}", tag = "admin-tenants",
+    params(("id" = String, Path, description = "Tenant id, `ten_…`")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    _admin: SuperAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TenantView>> {
+    checked_id(&id)?;
+    view_or_404(&state, &id).await
+}
+
+/// Body of `PATCH /admin/tenants/{id}`; at least one field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New plan (limits follow the plan, with overrides kept).
+    #[serde(default)]
+    pub plan: Option<PlanDto>,
+    /// Limit overrides to set (merged into the current ones).
+    #[serde(default)]
+    pub limits: Option<LimitsDto>,
+}
+
+async fn run(
+    state: &AppState,
+    admin: &SuperAdmin,
+    ctx: &RequestContext,
+    id: &str,
+    command: TenantCommand,
+) -> ApiResult<axum::Json<TenantView>> {
+    checked_id(id)?;
+    let meta = CommandMetadata::new(&admin.0, ctx, Some(id));
+    execute(&state.commands.tenants, id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    view_or_404(state, id).await
+}
+
+/// Update name, plan or limits.
+#[utoipa::path(patch, path = "/admin/tenants/{id}", tag = "admin-tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body = UpdateTenantRequest,
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 409, body = ErrorBody, description = "`tenant_deleted`, `aggregate_conflict`"),
+        (status = 422, body = ErrorBody, description = "`empty_update`, `invalid_tenant_name`, `invalid_limits`, `invalid_request`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    admin: SuperAdmin,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateTenantRequest>,
+) -> ApiResult<axum::Json<TenantView>> {
+    let command = TenantCommand::Update {
+        name: body.name,
+        plan: body.plan.map(Into::into),
+        limits: body.limits.map(Into::into),
+        at: OffsetDateTime::now_utc(),
+    };
+    run(&state, &admin, &ctx, &id, command).await
+}
+
+/// Body of `POST /admin/tenants/{id}/suspend` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendTenantRequest {
+    /// Why, for the audit log (at most 500 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Suspend a tenant: its keys get 403 `tenant_suspended`.
+#[utoipa::path(post, path = "/admin/tenants/{id}/suspend", tag = "admin-tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = Option<SuspendTenantRequest>, description = "Optional reason"),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 409, body = ErrorBody, description = "`tenant_already_suspended`, `tenant_deleted`"),
+        (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn suspend_tenant(
+    State(state): State<AppState>,
+    admin: SuperAdmin,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<SuspendTenantRequest>,
+) -> ApiResult<axum::Json<TenantView>> {
+    let reason = body.and_then(|b| b.reason);
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::invalid("invalid_request", "reason is longer than 500 characters"));
+    }
+    run(&state, &admin, &ctx, &id, TenantCommand::Suspend { reason, at: OffsetDateTime::now_utc() }).await
+}
+
+/// Reactivate a suspended tenant.
+#[utoipa::path(post, path = "/admin/tenants/{id}/reactivate", tag = "admin-tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 409, body = ErrorBody, description = "`tenant_not_suspended`, `tenant_deleted`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn reactivate_tenant(
+    State(state): State<AppState>,
+    admin: SuperAdmin,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TenantView>> {
+    run(&state, &admin, &ctx, &id, TenantCommand::Reactivate { at: OffsetDateTime::now_utc() }).await
+}
+
+/// Delete a tenant (terminal; its events stay in the log).
+#[utoipa::path(delete, path = "/admin/tenants/{id}", tag = "admin-tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView, description = "The tenant, now `deleted`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 409, body = ErrorBody, description = "`tenant_deleted`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    admin: SuperAdmin,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TenantView>> {
+    run(&state, &admin, &ctx, &id, TenantCommand::Delete { at: OffsetDateTime::now_utc() }).await
+}

@@ -1,0 +1,130 @@
+//! Wire shapes shared by several route groups, and their reads from the query tables.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokenhub_aggregates::tenant::{Plan, TenantLimits};
+use utoipa::ToSchema;
+
+/// A plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanDto {
+    /// Free.
+    #[default]
+    Free,
+    /// Pro.
+    Pro,
+    /// Enterprise.
+    Enterprise,
+}
+
+impl From<PlanDto> for Plan {
+    fn from(p: PlanDto) -> Self {
+        match p {
+            PlanDto::Free => Plan::Free,
+            PlanDto::Pro => Plan::Pro,
+            PlanDto::Enterprise => Plan::Enterprise,
+        }
+    }
+}
+
+/// Tenant limits; an absent field is "plan default" in a request and "unlimited" in an answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDto {
+    /// Most API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_api_keys: Option<u32>,
+    /// Most sub-accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sub_accounts: Option<u32>,
+    /// LLM tokens per calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_token_quota: Option<u64>,
+    /// Control-API requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+}
+
+impl From<LimitsDto> for TenantLimits {
+    fn from(l: LimitsDto) -> Self {
+        TenantLimits {
+            max_api_keys: l.max_api_keys,
+            max_sub_accounts: l.max_sub_accounts,
+            monthly_token_quota: l.monthly_token_quota,
+            requests_per_minute: l.requests_per_minute,
+        }
+    }
+}
+
+/// A tenant as the super admin sees it.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct TenantView {
+    /// Id.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    #[schema(value_type = PlanDto)]
+    pub plan: String,
+    /// Region.
+    pub region: String,
+    /// `active`, `suspended` or `deleted`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// Effective limits (plan defaults with overrides).
+    #[schema(value_type = LimitsDto)]
+    pub limits: serde_json::Value,
+    /// Overrides set by an admin.
+    #[schema(value_type = LimitsDto)]
+    pub limit_overrides: serde_json::Value,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Number of events of the tenant (its aggregate version).
+    pub version: i64,
+}
+
+const TENANT_COLUMNS: &str = "tenant_id, name, plan, region, status, limits, limit_overrides, created_at, updated_at, version";
+
+impl TenantView {
+    /// The tenant `id` from the query table.
+    pub async fn load(pool: &PgPool, id: &str) -> Result<Option<Self>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// Up to `limit` tenants created after position `after`; also the last position returned.
+    pub async fn page(
+        pool: &PgPool,
+        after: i64,
+        limit: i64,
+        status: Option<&str>,
+    ) -> Result<(Vec<Self>, i64), sqlx::Error> {
+        let rows: Vec<PageRow> = sqlx::query_as(&format!(
+            "SELECT created_position, {TENANT_COLUMNS} FROM tenants \
+             WHERE created_position > $1 AND ($2::text IS NULL OR status = $2) \
+             ORDER BY created_position LIMIT $3"
+        ))
+        .bind(after)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        let last = rows.last().map(|r| r.created_position).unwrap_or(after);
+        Ok((rows.into_iter().map(|r| r.view).collect(), last))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    created_position: i64,
+    #[sqlx(flatten)]
+    view: TenantView,
+}

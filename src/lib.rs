@@ -1,0 +1,24 @@
+//! TokenHub: the event-sourced control plane of a multi-tenant API / LLM gateway.
+//!
+//! # Layout
+//! - [`config`], [`telemetry`], [`app`], [`cli`]: process wiring.
+//! - [`store`]: PostgreSQL, migrations, the cqrs-es event repository, settings.
+//! - [`commands`]: the command side (one cqrs-es framework per aggregate) and audit metadata.
+//! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
+//! - [`relay`], [`nats`]: publishing the log to NATS JetStream.
+//! - [`auth`]: key format, hashing, master key, principals.
+//! - [`http`]: routes, errors, extractors, OpenAPI.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod nats;
+pub mod readmodels;
+pub mod relay;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod time_fmt;

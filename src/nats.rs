@@ -1,0 +1,60 @@
+//! NATS connection and the JetStream events stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+/// Where events go on NATS.
+#[derive(Debug, Clone)]
+pub struct EventsStreamConfig {
+    /// Stream name, e.g. `TOKENHUB_EVENTS`.
+    pub stream: String,
+    /// Subject prefix, e.g. `tokenhub`; events go to `<prefix>.events.>`.
+    pub subject_prefix: String,
+}
+
+impl EventsStreamConfig {
+    /// The subject filter of the stream.
+    pub fn subjects(&self) -> String {
+        format!("{}.events.>", self.subject_prefix)
+    }
+
+    /// The subject of one event: `<prefix>.events.<tenant>.<aggregate>.<event>`.
+    pub fn subject(&self, tenant_id: Option<&str>, aggregate_type: &str, event_type: &str) -> String {
+        let event = event_type.rsplit('.').next().unwrap_or(event_type);
+        format!("{}.events.{}.{}.{}", self.subject_prefix, tenant_id.unwrap_or("_platform"), aggregate_type, event)
+    }
+}
+
+/// How long JetStream remembers message ids for de-duplication.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Connects; the client keeps retrying in the background when the server is down, so the
+/// service starts (and commands work) during a NATS outage.
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .name("tokenhub")
+        .connect(url)
+        .await
+}
+
+/// Creates the events stream when missing and returns it.
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    config: &EventsStreamConfig,
+) -> Result<stream::Stream, async_nats::Error> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![config.subjects()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: DUPLICATE_WINDOW,
+            description: Some("TokenHub domain events (CloudEvents 1.0, structured JSON)".into()),
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}

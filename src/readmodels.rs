@@ -1,0 +1,144 @@
+//! Keeping the query tables fresh while the server runs.
+//!
+//! - [`spawn_log_watcher`]: `LISTEN tokenhub_events` (sent by the insert trigger at commit)
+//!   turned into a watch channel, the wake-up signal of every catch-up reader.
+//! - [`spawn_projections`]: catches every projection up on each wake-up, and at least once a
+//!   second in case a notification was missed.
+//! - [`ReadModels::wait_for_head`]: read-your-writes for command handlers, which answer after
+//!   the query tables include their own events (bounded by a timeout).
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokenhub_projections::log::head_position;
+
+/// Fallback poll interval of catch-up readers.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL notification channel raised by the events insert trigger.
+pub const EVENTS_CHANNEL: &str = "tokenhub_events";
+
+/// Spawns the listener; the channel carries the highest position announced so far.
+pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> watch::Receiver<i64> {
+    let (tx, rx) = watch::channel(0i64);
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener cannot connect; retrying");
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
+            }
+            loop {
+                let received = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    n = listener.recv() => n,
+                };
+                match received {
+                    Ok(n) => {
+                        let position = n.payload().parse::<i64>().unwrap_or(0);
+                        tx.send_if_modified(|current| {
+                            let newer = position > *current;
+                            if newer {
+                                *current = position;
+                            }
+                            // Wake readers even when a payload could not be parsed.
+                            newer || position == 0
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a wake-up, the poll interval or shutdown; false on shutdown.
+pub async fn wait_for_wakeup(hint: &mut watch::Receiver<i64>, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = hint.changed() => true,
+        _ = tokio::time::sleep(POLL_INTERVAL) => true,
+    }
+}
+
+/// Handle on the live projections, for read-your-writes.
+#[derive(Clone)]
+pub struct ReadModels {
+    pool: PgPool,
+    position: watch::Receiver<i64>,
+    timeout: Duration,
+}
+
+impl ReadModels {
+    /// Position that every projection has reached.
+    pub fn position(&self) -> i64 {
+        *self.position.borrow()
+    }
+
+    /// Waits until every projection includes every event committed before this call, or the
+    /// timeout passes (then the caller answers anyway: its command is durable).
+    pub async fn wait_for_head(&self) {
+        let Ok(head) = head_position(&self.pool).await else { return };
+        let mut position = self.position.clone();
+        let reached = tokio::time::timeout(self.timeout, position.wait_for(|p| *p >= head)).await;
+        if reached.is_err() {
+            tracing::warn!(head, "query tables lag behind the log; answering before they caught up");
+        }
+    }
+}
+
+/// Spawns the live projection runner.
+pub fn spawn_projections(
+    pool: PgPool,
+    mut hint: watch::Receiver<i64>,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) -> ReadModels {
+    let (tx, rx) = watch::channel(0i64);
+    let runner_pool = pool.clone();
+    tokio::spawn(async move {
+        let projections = tokenhub_projections::all();
+        loop {
+            let mut reached = i64::MAX;
+            for projection in &projections {
+                match tokenhub_projections::catch_up(&runner_pool, projection.as_ref()).await {
+                    Ok(position) => {
+                        metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
+                            .set(position as f64);
+                        reached = reached.min(position);
+                    }
+                    Err(e) => {
+                        tracing::error!(projection = projection.name(), error = %e, "projection failed; retrying");
+                        reached = reached.min(*tx.borrow());
+                    }
+                }
+            }
+            tx.send_if_modified(|p| {
+                let newer = reached > *p;
+                if newer {
+                    *p = reached;
+                }
+                newer
+            });
+            if !wait_for_wakeup(&mut hint, &shutdown).await {
+                return;
+            }
+        }
+    });
+    ReadModels { pool, position: rx, timeout }
+}

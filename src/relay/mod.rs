@@ -1,0 +1,181 @@
+//! The NATS relay: publishes every event of the log, in global order, to JetStream.
+//!
+//! - Each event is published with its event id as `Nats-Msg-Id` (JetStream drops a repeat
+//!   inside the duplicate window) and its position in the `Tokenhub-Position` header.
+//! - The relay's position in `checkpoints` advances only after JetStream acknowledged.
+//! - On start it also reads the last message of the stream and skips past its position, so a
+//!   crash between publish and checkpoint never re-publishes, even after the duplicate window.
+//! - One instance relays at a time (a PostgreSQL advisory lock held on a dedicated
+//!   connection); others wait and take over if it dies.
+//! - If NATS is down, commands keep working; the relay retries and catches up.
+
+pub mod cloudevent;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokenhub_projections::log::read_after;
+
+use crate::nats::{ensure_events_stream, EventsStreamConfig};
+use crate::readmodels::wait_for_wakeup;
+
+/// Header carrying the event's global position.
+pub const POSITION_HEADER: &str = "Tokenhub-Position";
+/// Events published before awaiting their acks.
+pub const BATCH: i64 = 256;
+
+/// The relay task.
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    config: EventsStreamConfig,
+    hint: watch::Receiver<i64>,
+    published: watch::Sender<i64>,
+}
+
+type RelayError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Relay {
+    /// A relay publishing to `config` through `client`; `hint` wakes it when events commit.
+    pub fn new(
+        pool: PgPool,
+        client: async_nats::Client,
+        config: EventsStreamConfig,
+        hint: watch::Receiver<i64>,
+    ) -> (Self, watch::Receiver<i64>) {
+        let (published, rx) = watch::channel(0);
+        let js = jetstream::new(client);
+        (Self { pool, js, config, hint, published }, rx)
+    }
+
+    fn checkpoint_name(&self) -> String {
+        format!("nats_relay:{}", self.config.stream)
+    }
+
+    /// Runs until `shutdown`, retrying after every failure.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay interrupted");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let mut leader = self.pool.acquire().await?.detach();
+        let lock_key = format!("tokenhub_relay:{}", self.config.stream);
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&lock_key)
+                .fetch_one(&mut leader)
+                .await?;
+            if got {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+        let result = self.relay_as_leader(&mut leader, shutdown).await;
+        let _ = leader.close().await;
+        result
+    }
+
+    async fn relay_as_leader(
+        &mut self,
+        leader: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RelayError> {
+        let mut stream = ensure_events_stream(&self.js, &self.config).await?;
+        let name = self.checkpoint_name();
+        sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(&name)
+            .execute(&mut *leader)
+            .await?;
+        let mut position: i64 = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
+            .bind(&name)
+            .fetch_one(&mut *leader)
+            .await?;
+        let last_seq = stream.info().await?.state.last_sequence;
+        if last_seq > 0 {
+            let last = stream.get_raw_message(last_seq).await?;
+            let in_stream = last
+                .headers
+                .get(POSITION_HEADER)
+                .and_then(|v| v.as_str().parse::<i64>().ok())
+                .unwrap_or(0);
+            if in_stream > position {
+                tracing::info!(checkpoint = position, in_stream, "relay skips events already in the stream");
+                position = in_stream;
+                store(leader, &name, position).await?;
+            }
+        }
+        self.published.send_replace(position);
+        tracing::info!(position, stream = %self.config.stream, "relay leading");
+        loop {
+            let events = read_after(&self.pool, position, BATCH).await?;
+            if events.is_empty() {
+                if !wait_for_wakeup(&mut self.hint, shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            let mut pending: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(events.len());
+            let mut failure: Option<RelayError> = None;
+            for event in &events {
+                let subject =
+                    self.config.subject(event.tenant_id.as_deref(), &event.aggregate_type, &event.event_type);
+                let body = cloudevent::to_json_bytes(event);
+                let message = PublishMessage::build()
+                    .payload(body.into())
+                    .message_id(event.event_id.to_string())
+                    .header(POSITION_HEADER, event.position.to_string().as_str())
+                    .header("Content-Type", cloudevent::CONTENT_TYPE);
+                match self.js.send_publish(subject, message).await {
+                    Ok(ack) => pending.push((event.position, ack)),
+                    Err(e) => {
+                        failure = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            for (event_position, ack) in pending {
+                if failure.is_some() {
+                    break;
+                }
+                match ack.await {
+                    Ok(_) => position = event_position,
+                    Err(e) => failure = Some(e.into()),
+                }
+            }
+            store(leader, &name, position).await?;
+            self.published.send_replace(position);
+            metrics::gauge!("tokenhub_relay_position").set(position as f64);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn store(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(position)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! What every handler can reach. All fields are cheap handles (pools, `Arc`s, channels).
+
+use sqlx::PgPool;
+
+use crate::auth::hashing::KeyHasher;
+use crate::auth::master::MasterKey;
+use crate::commands::Commands;
+use crate::readmodels::ReadModels;
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Command side.
+    pub commands: Commands,
+    /// Key hashing under the pepper.
+    pub hasher: KeyHasher,
+    /// The master key.
+    pub master: MasterKey,
+    /// Position of the query tables, for read-your-writes.
+    pub readmodels: ReadModels,
+    /// NATS, for readiness.
+    pub nats: async_nats::Client,
+}

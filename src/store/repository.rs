@@ -1,0 +1,153 @@
+//! The cqrs-es event repository on sqlx.
+//!
+//! Why not postgres-es: the global order, the hash chain and the tenant column are assigned by
+//! the insert trigger of `migrations/0001_event_store.sql`, which needs our own column list;
+//! writing the repository (about a hundred lines) keeps every write in one transaction we
+//! control. Optimistic concurrency comes from the `(aggregate_type, aggregate_id, sequence)`
+//! unique key: a stale write fails as `OptimisticLockError`, never merged.
+
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+
+/// Metadata key copied into the `tenant_id` column.
+pub const TENANT_META_KEY: &str = "tenant_id";
+
+/// Event repository over the `events` table.
+#[derive(Clone)]
+pub struct PgEventRepository {
+    pool: PgPool,
+}
+
+impl PgEventRepository {
+    /// A repository on `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn connection_error(e: sqlx::Error) -> PersistenceError {
+    PersistenceError::ConnectionError(Box::new(e))
+}
+
+fn to_serialized(row: &sqlx::postgres::PgRow) -> Result<SerializedEvent, PersistenceError> {
+    let sequence: i64 = row.try_get("sequence").map_err(connection_error)?;
+    Ok(SerializedEvent {
+        aggregate_id: row.try_get("aggregate_id").map_err(connection_error)?,
+        sequence: usize::try_from(sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?,
+        aggregate_type: row.try_get("aggregate_type").map_err(connection_error)?,
+        event_type: row.try_get("event_type").map_err(connection_error)?,
+        event_version: row.try_get("event_version").map_err(connection_error)?,
+        payload: row.try_get("payload").map_err(connection_error)?,
+        metadata: row.try_get("metadata").map_err(connection_error)?,
+    })
+}
+
+const SELECT: &str = "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata \
+                      FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+                      ORDER BY sequence";
+
+impl PgEventRepository {
+    async fn select(&self, aggregate_type: &str, id: &str, after: i64) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let rows = sqlx::query(SELECT)
+            .bind(aggregate_type)
+            .bind(id)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(connection_error)?;
+        rows.iter().map(to_serialized).collect()
+    }
+
+    fn feed(events: Vec<SerializedEvent>) -> ReplayStream {
+        let (mut feed, stream) = ReplayStream::new(events.len().max(1));
+        tokio::spawn(async move {
+            for event in events {
+                if feed.push(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        stream
+    }
+}
+
+impl PersistedEventRepository for PgEventRepository {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.select(A::TYPE, aggregate_id, 0).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let after = i64::try_from(last_sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+        self.select(A::TYPE, aggregate_id, after).await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        // Plain event-store mode: aggregates are small and rebuilt from their events.
+        Ok(None)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        _snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let mut tx = self.pool.begin().await.map_err(connection_error)?;
+        // Appends are serialised by the head row; never wait on it forever.
+        sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(connection_error)?;
+        for event in events {
+            let tenant = event.metadata.get(TENANT_META_KEY).and_then(Value::as_str);
+            let sequence =
+                i64::try_from(event.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+            let inserted = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                 tenant_id, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(tenant)
+            .bind(&event.payload)
+            .bind(&event.metadata)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(PersistenceError::OptimisticLockError);
+                }
+                Err(e) => return Err(connection_error(e)),
+            }
+        }
+        tx.commit().await.map_err(connection_error)
+    }
+
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+        Ok(Self::feed(self.select(A::TYPE, aggregate_id, 0).await?))
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata \
+             FROM events WHERE aggregate_type = $1 ORDER BY position",
+        )
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(connection_error)?;
+        let events = rows.iter().map(to_serialized).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::feed(events))
+    }
+}
