@@ -100,24 +100,37 @@ impl App {
         let nats = crate::nats::connect(&config.nats_url).await?;
         let shutdown = CancellationToken::new();
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
-        let readmodels =
-            spawn_projections(pool.clone(), hint.clone(), config.read_your_writes_timeout(), shutdown.clone());
+        let readmodels = spawn_projections(
+            pool.clone(),
+            hint.clone(),
+            config.read_your_writes_timeout(),
+            shutdown.clone(),
+        );
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
-        let state = AppState { commands: Commands::new(pool.clone()), pool, hasher, master, readmodels, nats };
+        let state =
+            AppState { commands: Commands::new(pool.clone()), pool, hasher, master, readmodels, nats };
         Ok(App { state, shutdown, relay_position, generated_master_key })
     }
 
     /// Serves HTTP on `listener` until the shutdown token is cancelled.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), StartError> {
-        let router = crate::http::router(self.state.clone());
-        let token = self.shutdown.clone();
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await?;
-        Ok(())
+        serve_http(self.state.clone(), self.shutdown.clone(), listener).await
     }
+}
+
+/// Serves the API for `state` on `listener` until `shutdown` is cancelled.
+pub async fn serve_http(
+    state: AppState,
+    shutdown: CancellationToken,
+    listener: TcpListener,
+) -> Result<(), StartError> {
+    let router = crate::http::router(state);
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
 }
 
 fn spawn_master_refresh(pool: PgPool, master: MasterKey, shutdown: CancellationToken) {

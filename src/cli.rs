@@ -148,7 +148,9 @@ async fn rotate_master_key(config: &Config) -> Result<(), StartError> {
     let key = generate_master_key();
     settings::put(&pool, settings::MASTER_KEY_HASH, &hash_master_key(&key)?).await?;
     if config.master_api_key.is_some() || config.master_api_key_hash.is_some() {
-        eprintln!("warning: MASTER_API_KEY or MASTER_API_KEY_HASH is set and takes precedence over the stored key");
+        eprintln!(
+            "warning: MASTER_API_KEY or MASTER_API_KEY_HASH is set and takes precedence over the stored key"
+        );
     }
     eprintln!("New master key (shown once; running servers pick it up within 5 s):\n\n    {key}\n");
     Ok(())

@@ -12,7 +12,12 @@ use crate::nats::EventsStreamConfig;
 #[derive(Args, Clone)]
 pub struct Config {
     /// PostgreSQL URL; the database is created when missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/tokenhub", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/tokenhub",
+        global = true
+    )]
     pub database_url: String,
 
     /// Most PostgreSQL connections in the pool.
@@ -63,7 +68,10 @@ pub struct Config {
 impl Config {
     /// The NATS events stream settings.
     pub fn events_stream(&self) -> EventsStreamConfig {
-        EventsStreamConfig { stream: self.nats_events_stream.clone(), subject_prefix: self.nats_subject_prefix.clone() }
+        EventsStreamConfig {
+            stream: self.nats_events_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+        }
     }
 
     /// The read-your-writes timeout.
@@ -73,7 +81,8 @@ impl Config {
 
     /// Checks values clap cannot check.
     pub fn validate(&self) -> Result<(), String> {
-        let token_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let token_ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !token_ok(&self.nats_subject_prefix) {
             return Err("NATS_SUBJECT_PREFIX must be letters, digits, '_' or '-'".into());
         }

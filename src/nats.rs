@@ -22,7 +22,13 @@ impl EventsStreamConfig {
     /// The subject of one event: `<prefix>.events.<tenant>.<aggregate>.<event>`.
     pub fn subject(&self, tenant_id: Option<&str>, aggregate_type: &str, event_type: &str) -> String {
         let event = event_type.rsplit('.').next().unwrap_or(event_type);
-        format!("{}.events.{}.{}.{}", self.subject_prefix, tenant_id.unwrap_or("_platform"), aggregate_type, event)
+        format!(
+            "{}.events.{}.{}.{}",
+            self.subject_prefix,
+            tenant_id.unwrap_or("_platform"),
+            aggregate_type,
+            event
+        )
     }
 }
 

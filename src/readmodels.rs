@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokenhub_projections::log::head_position;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokenhub_projections::log::head_position;
 
 /// Fallback poll interval of catch-up readers.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -21,5 +21,9 @@ pub fn random_alphanumeric(len: usize) -> String {
 
 /// A new tenant id, `ten_` and 20 random characters.
 pub fn new_tenant_id() -> String {
-    format!("{}{}", tokenhub_aggregates::ids::TENANT_ID_PREFIX, random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN))
+    format!(
+        "{}{}",
+        tokenhub_aggregates::ids::TENANT_ID_PREFIX,
+        random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN)
+    )
 }

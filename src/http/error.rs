@@ -121,7 +121,9 @@ impl<E: DomainError> From<AggregateError<E>> for ApiError {
                 "the resource was changed by a concurrent request; retry",
             ),
             AggregateError::DatabaseConnectionError(e) => Self::unavailable(&e),
-            AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => Self::internal(&e),
+            AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
+                Self::internal(&e)
+            }
         }
     }
 }

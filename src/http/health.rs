@@ -46,7 +46,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let status = if postgres && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Health { status: word(postgres && nats), checks: Some(Checks { postgres: word(postgres), nats: word(nats) }) };
+    let body = Health {
+        status: word(postgres && nats),
+        checks: Some(Checks { postgres: word(postgres), nats: word(nats) }),
+    };
     (status, axum::Json(body))
 }
 

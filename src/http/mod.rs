@@ -30,7 +30,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(tenants_admin::create_tenant, tenants_admin::list_tenants))
-        .routes(routes!(tenants_admin::get_tenant, tenants_admin::update_tenant, tenants_admin::delete_tenant))
+        .routes(routes!(
+            tenants_admin::get_tenant,
+            tenants_admin::update_tenant,
+            tenants_admin::delete_tenant
+        ))
         .routes(routes!(tenants_admin::suspend_tenant))
         .routes(routes!(tenants_admin::reactivate_tenant))
         .routes(routes!(tenant::tenant_info))
@@ -52,7 +56,8 @@ async fn count_requests(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::counter!("tokenhub_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("tokenhub_http_request_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("tokenhub_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -82,7 +82,10 @@ pub async fn create_tenant(
         plan: plan.into(),
         region: region.clone(),
         limits: body.limits.unwrap_or_default().into(),
-        admin_key: AdminKeyIssued { public_id: key.public_id.clone(), secret_hash: state.hasher.hash_hex(&key.full) },
+        admin_key: AdminKeyIssued {
+            public_id: key.public_id.clone(),
+            secret_hash: state.hasher.hash_hex(&key.full),
+        },
         at: now,
     };
     let meta = CommandMetadata::new(&principal, &ctx, Some(&tenant_id));
@@ -147,9 +150,11 @@ pub async fn list_tenants(
     }
     let after = match query.cursor.as_deref() {
         None => 0,
-        Some(c) => c.parse::<i64>().ok().filter(|p| *p >= 0).ok_or_else(|| {
-            ApiError::invalid("invalid_query", "cursor is not one this API returned")
-        })?,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| ApiError::invalid("invalid_query", "cursor is not one this API returned"))?,
     };
     if let Some(status) = query.status.as_deref() {
         if !["active", "suspended", "deleted"].contains(&status) {

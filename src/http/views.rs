@@ -89,7 +89,8 @@ pub struct TenantView {
     pub version: i64,
 }
 
-const TENANT_COLUMNS: &str = "tenant_id, name, plan, region, status, limits, limit_overrides, created_at, updated_at, version";
+const TENANT_COLUMNS: &str =
+    "tenant_id, name, plan, region, status, limits, limit_overrides, created_at, updated_at, version";
 
 impl TenantView {
     /// The tenant `id` from the query table.

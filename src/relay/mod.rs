@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use sqlx::{Connection, PgConnection, PgPool};
+use tokenhub_projections::log::read_after;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokenhub_projections::log::read_after;
 
 use crate::nats::{ensure_events_stream, EventsStreamConfig};
 use crate::readmodels::wait_for_wakeup;
@@ -112,11 +112,8 @@ impl Relay {
         let last_seq = stream.info().await?.state.last_sequence;
         if last_seq > 0 {
             let last = stream.get_raw_message(last_seq).await?;
-            let in_stream = last
-                .headers
-                .get(POSITION_HEADER)
-                .and_then(|v| v.as_str().parse::<i64>().ok())
-                .unwrap_or(0);
+            let in_stream =
+                last.headers.get(POSITION_HEADER).and_then(|v| v.as_str().parse::<i64>().ok()).unwrap_or(0);
             if in_stream > position {
                 tracing::info!(checkpoint = position, in_stream, "relay skips events already in the stream");
                 position = in_stream;

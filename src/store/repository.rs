@@ -46,12 +46,18 @@ fn to_serialized(row: &sqlx::postgres::PgRow) -> Result<SerializedEvent, Persist
     })
 }
 
-const SELECT: &str = "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata \
+const SELECT: &str =
+    "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata \
                       FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
                       ORDER BY sequence";
 
 impl PgEventRepository {
-    async fn select(&self, aggregate_type: &str, id: &str, after: i64) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn select(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        after: i64,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         let rows = sqlx::query(SELECT)
             .bind(aggregate_type)
             .bind(id)
@@ -76,7 +82,10 @@ impl PgEventRepository {
 }
 
 impl PersistedEventRepository for PgEventRepository {
-    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.select(A::TYPE, aggregate_id, 0).await
     }
 
@@ -134,7 +143,10 @@ impl PersistedEventRepository for PgEventRepository {
         tx.commit().await.map_err(connection_error)
     }
 
-    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
         Ok(Self::feed(self.select(A::TYPE, aggregate_id, 0).await?))
     }
 

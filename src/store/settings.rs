@@ -14,11 +14,12 @@ pub async fn get(pool: &PgPool, name: &str) -> Result<Option<String>, sqlx::Erro
 
 /// Stores `value` unless `name` is already set; returns true when this call stored it.
 pub async fn insert_if_absent(pool: &PgPool, name: &str, value: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(value)
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

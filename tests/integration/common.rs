@@ -1,0 +1,269 @@
+//! Test harness: each test gets its own database, its own NATS stream and subject prefix, and
+//! an in-process server on 127.0.0.1:0. Everything is removed on drop, even after a panic.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::Value;
+use sqlx::{Connection, PgPool};
+use tokenhub::app::App;
+use tokenhub::cli::Cli;
+use tokenhub::config::Config;
+
+/// Master key used by tests.
+pub const MASTER: &str = "test-master-key-0123456789";
+
+/// Admin URL of the test PostgreSQL (`TEST_DATABASE_URL`).
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// URL of the shared test NATS (`TEST_NATS_URL`).
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}
+
+fn url_with_db(name: &str) -> String {
+    let base = pg_admin_url();
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(base.len());
+    format!("{}/{name}", &base[..host_end])
+}
+
+/// Runs `f` on a fresh runtime in a new thread (usable from `Drop`).
+fn block_on_side<F: Future<Output = ()> + Send + 'static>(f: F) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(f);
+        }
+    })
+    .join();
+}
+
+/// A database of one test.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl TestDb {
+    /// A name; the database itself is created by the app (create-if-missing).
+    pub fn new() -> Self {
+        let name = format!("tokenhub_test_{}", unique());
+        let url = url_with_db(&name);
+        Self { name, url }
+    }
+
+    /// A pool on it (after the app created it).
+    pub async fn pool(&self) -> PgPool {
+        tokenhub::store::connect(&self.url, 10).await.unwrap_or_else(|e| panic!("connect test db: {e}"))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_side(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
+/// A NATS stream name and subject prefix of one test.
+pub struct TestStream {
+    /// Stream.
+    pub stream: String,
+    /// Prefix.
+    pub prefix: String,
+    /// Server URL.
+    pub url: String,
+}
+
+impl TestStream {
+    /// Fresh names on the shared server.
+    pub fn new() -> Self {
+        Self::on(nats_url())
+    }
+
+    /// Fresh names on the server at `url`.
+    pub fn on(url: String) -> Self {
+        let id = unique();
+        Self { stream: format!("TEST_{id}"), prefix: format!("t{id}"), url }
+    }
+
+    /// A JetStream context on the server.
+    pub async fn js(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(&self.url).await.unwrap_or_else(|e| panic!("nats: {e}"));
+        async_nats::jetstream::new(client)
+    }
+
+    /// Every message of the stream, in order.
+    pub async fn messages(&self) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let js = self.js().await;
+        let mut stream = js.get_stream(&self.stream).await.unwrap_or_else(|e| panic!("stream: {e}"));
+        let last = stream.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let (url, stream) = (self.url.clone(), self.stream.clone());
+        block_on_side(async move {
+            if let Ok(Ok(client)) =
+                tokio::time::timeout(Duration::from_secs(2), async_nats::connect(&url)).await
+            {
+                let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+            }
+        });
+    }
+}
+
+/// Builds a config for `db` and `stream`; `extra` adds flags.
+pub fn config(db: &TestDb, stream: &TestStream, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "tokenhub".to_string(),
+        "--database-url".into(),
+        db.url.clone(),
+        "--nats-url".into(),
+        stream.url.clone(),
+        "--nats-events-stream".into(),
+        stream.stream.clone(),
+        "--nats-subject-prefix".into(),
+        stream.prefix.clone(),
+        "--key-pepper".into(),
+        "test-pepper-test-pepper-test-pepper-0000".into(),
+        "--database-max-connections".into(),
+        "8".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("serve".into());
+    Cli::try_parse_from(args).unwrap_or_else(|e| panic!("config: {e}")).config
+}
+
+/// A running server.
+pub struct TestApp {
+    /// Address.
+    pub addr: SocketAddr,
+    /// The app's handles.
+    pub app: App,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Pool on the test database.
+    pub pool: PgPool,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// Starts a server with the master key `MASTER` configured.
+    pub async fn start(db: &TestDb, stream: &TestStream) -> Self {
+        Self::start_with(config(db, stream, &["--master-api-key", MASTER])).await
+    }
+
+    /// Starts a server with `config`.
+    pub async fn start_with(config: Config) -> Self {
+        tokenhub::telemetry::init_logging("warn", false);
+        let app = App::build(&config).await.unwrap_or_else(|e| panic!("start: {e}"));
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+        let (state, token) = (app.state.clone(), app.shutdown.clone());
+        let server = tokio::spawn(async move {
+            let _ = tokenhub::app::serve_http(state, token, listener).await;
+        });
+        let pool = app.state.pool.clone();
+        Self { addr, app, http: reqwest::Client::new(), pool, server }
+    }
+
+    /// Stops background tasks and the server.
+    pub async fn stop(self) {
+        self.app.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request with the master key.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).header("X-Master-Key", MASTER)
+    }
+
+    /// Creates a tenant; returns (tenant_id, api_key).
+    pub async fn create_tenant(&self, name: &str) -> (String, String) {
+        let res = self
+            .admin(reqwest::Method::POST, "/admin/tenants")
+            .json(&serde_json::json!({"name": name, "plan": "pro"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap_or_default();
+        (
+            body["tenant_id"].as_str().unwrap_or_default().into(),
+            body["api_key"].as_str().unwrap_or_default().into(),
+        )
+    }
+
+    /// Head of the event log.
+    pub async fn head(&self) -> i64 {
+        tokenhub_projections::log::head_position(&self.pool).await.unwrap_or(-1)
+    }
+
+    /// Waits until the relay published everything committed so far.
+    pub async fn wait_relayed(&self, timeout: Duration) {
+        let head = self.head().await;
+        let mut rx = self.app.relay_position.clone();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= head)).await.is_ok();
+        assert!(reached, "relay did not reach {head} within {timeout:?} (at {})", *rx.borrow());
+    }
+}
+
+/// Sends and decodes: (status, JSON body).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap_or_else(|e| panic!("request: {e}"));
+    let status = res.status().as_u16();
+    let body = res.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

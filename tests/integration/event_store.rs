@@ -1,0 +1,211 @@
+//! The event store: metadata, immutability, optimistic concurrency, and the global order
+//! under concurrent writers that commit out of order.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokenhub::store::PgEventRepository;
+use tokenhub_aggregates::tenant::Tenant;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn each_event_row_carries_its_metadata() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let res = app
+        .admin(Method::POST, "/admin/tenants")
+        .header("X-Request-Id", "req-meta-1")
+        .header("User-Agent", "portal/1.2")
+        .json(&json!({"name": "Meta"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body: Value = res.json().await.unwrap_or_default();
+    let id = body["tenant_id"].as_str().unwrap_or_default();
+    let row: (i64, String, String, i64, String, String, Option<String>, Value, Value) = sqlx::query_as(
+        "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata \
+         FROM events WHERE aggregate_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (position, agg_type, agg_id, sequence, event_type, version, tenant, payload, meta) = row;
+    assert_eq!(position, 1);
+    assert_eq!((agg_type.as_str(), agg_id.as_str(), sequence), ("tenant", id, 1));
+    assert_eq!((event_type.as_str(), version.as_str()), ("tenant.created", "1"));
+    assert_eq!(tenant.as_deref(), Some(id));
+    assert_eq!(payload["name"], "Meta");
+    assert_eq!(meta["actor_kind"], "super_admin");
+    assert_eq!(meta["actor_id"], "master");
+    assert_eq!(meta["request_id"], "req-meta-1");
+    assert_eq!(meta["source_ip"], "127.0.0.1");
+    assert_eq!(meta["user_agent"], "portal/1.2");
+    assert!(meta["time"].as_str().is_some_and(|t| t.starts_with("20")));
+    // The full key is nowhere in the row; only its hash is.
+    let key = body["api_key"].as_str().unwrap_or_default();
+    let dump: String = sqlx::query_scalar("SELECT string_agg(e::text, '') FROM events e")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap_or_default();
+    assert!(!dump.contains(key) && !dump.contains(&key[20..]), "key secret stored in plain text");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn update_delete_and_truncate_on_events_are_refused() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    app.create_tenant("Immutable").await;
+    for sql in ["UPDATE events SET payload = '{}'::jsonb", "DELETE FROM events", "TRUNCATE events"] {
+        let err = sqlx::query(sql).execute(&app.pool).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("append-only"), "{sql} was not refused: {err}");
+    }
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.pool).await.unwrap_or(0);
+    assert_eq!(count, 1);
+    app.stop().await;
+}
+
+fn event(id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: id.into(),
+        sequence,
+        aggregate_type: "tenant".into(),
+        event_type: "tenant.suspended".into(),
+        event_version: "1".into(),
+        payload: json!({"type": "tenant.suspended", "suspended_at": "2026-01-01T00:00:00Z"}),
+        metadata: json!({"tenant_id": id}),
+    }
+}
+
+#[tokio::test]
+async fn a_stale_write_is_rejected_not_merged() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let repo = PgEventRepository::new(app.pool.clone());
+    let first = repo.persist::<Tenant>(&[event("agg1", 1)], None).await;
+    assert!(first.is_ok());
+    let stale = repo.persist::<Tenant>(&[event("agg1", 2), event("agg1", 1)], None).await;
+    assert!(matches!(stale, Err(PersistenceError::OptimisticLockError)), "{stale:?}");
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT position, sequence FROM events ORDER BY position")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap_or_default();
+    assert_eq!(rows, vec![(1, 1)], "the refused batch left nothing, and no gap in positions");
+    let next = repo.persist::<Tenant>(&[event("agg1", 2)], None).await;
+    assert!(next.is_ok());
+    let head = app.head().await;
+    assert_eq!(head, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hash_chain_links_every_event_to_the_previous_one() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    for i in 0..3 {
+        app.create_tenant(&format!("C{i}")).await;
+    }
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT e.*, lag(hash) OVER (ORDER BY position) AS before FROM events e) x \
+         WHERE x.hash <> event_chain_hash(x.prev_hash, ROW(x.position, x.event_id, x.aggregate_type, x.aggregate_id, \
+         x.sequence, x.event_type, x.event_version, x.tenant_id, x.payload, x.metadata, x.recorded_at, x.prev_hash, x.hash)::events) \
+         OR x.prev_hash <> coalesce(x.before, decode(repeat('00', 32), 'hex'))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap_or(-1);
+    assert_eq!(broken, 0);
+    app.stop().await;
+}
+
+/// Many writers, each holding its transaction open for a random time after inserting, so
+/// that commits finish out of order; a reader follows `position > last` concurrently. Every
+/// committed event must be read exactly once, in increasing position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_never_make_a_reader_skip_an_event() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let pool = app.pool.clone();
+    const WRITERS: usize = 12;
+    const PER_WRITER: usize = 25;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (pool, done) = (pool.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut last = 0i64;
+            let mut seen = Vec::new();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let batch = tokenhub_projections::log::read_after(&pool, last, 7).await.unwrap_or_default();
+                for e in &batch {
+                    seen.push((e.position, e.aggregate_id.clone(), e.sequence));
+                    last = e.position;
+                }
+                if batch.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let pool = pool.clone();
+        writers.push(tokio::spawn(async move {
+            let mut committed = 0;
+            for i in 0..PER_WRITER {
+                let Ok(mut tx) = pool.begin().await else { continue };
+                let id = format!("w{w}");
+                let inserted = sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                     VALUES ('test', $1, $2, 'test.happened', '1', '{}'::jsonb, '{}'::jsonb)",
+                )
+                .bind(&id)
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await;
+                assert!(inserted.is_ok(), "{inserted:?}");
+                // Hold the transaction open for a while: the adversarial case.
+                let pause = (w * 7 + i * 13) % 5;
+                tokio::time::sleep(Duration::from_millis(pause as u64)).await;
+                if i % 10 == 9 {
+                    let _ = tx.rollback().await; // some writers give up
+                } else if tx.commit().await.is_ok() {
+                    committed += 1;
+                }
+            }
+            committed
+        }));
+    }
+    let mut committed = 0;
+    for w in writers {
+        committed += w.await.unwrap_or(0);
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.await.unwrap_or_default();
+
+    let all: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT position, aggregate_id, sequence FROM events ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    assert_eq!(all.len(), committed, "every committed event is in the log");
+    assert_eq!(seen, all, "the reader saw every committed event exactly once, in order");
+    let positions: Vec<i64> = all.iter().map(|r| r.0).collect();
+    assert_eq!(positions, (1..=committed as i64).collect::<Vec<_>>(), "positions are gap-free");
+    let unique: HashSet<_> = seen.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(unique.len(), seen.len());
+    app.stop().await;
+}

@@ -1,0 +1,17 @@
+//! Integration tests against the machine's real PostgreSQL and NATS JetStream. Each test
+//! makes its own database and stream, so they run in parallel and leave nothing behind.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests fail loudly; the lints guard production code"
+)]
+
+mod common;
+mod event_store;
+mod master_key;
+mod openapi;
+mod projections;
+mod relay;
+mod tenants_http;

@@ -1,0 +1,34 @@
+//! `openapi/openapi.json` is generated from the code; this fails when they differ.
+//! Regenerate with `UPDATE_OPENAPI=1 cargo test --test integration openapi` or
+//! `cargo run -- openapi > openapi/openapi.json`.
+
+#[test]
+fn committed_openapi_matches_the_code() {
+    let generated = tokenhub::http::openapi::document_json();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors() {
+    let spec: serde_json::Value =
+        serde_json::from_str(&tokenhub::http::openapi::document_json()).unwrap_or_default();
+    let public = ["/healthz", "/readyz", "/metrics"];
+    for (path, item) in spec["paths"].as_object().cloned().unwrap_or_default() {
+        if public.contains(&path.as_str()) {
+            continue;
+        }
+        for (method, op) in item.as_object().cloned().unwrap_or_default() {
+            let responses = op["responses"].as_object().cloned().unwrap_or_default();
+            assert!(responses.contains_key("401"), "{method} {path} must document 401");
+            assert!(responses.contains_key("503"), "{method} {path} must document 503");
+        }
+    }
+}

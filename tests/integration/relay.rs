@@ -1,0 +1,194 @@
+//! The NATS relay against the real server: message shape and id, restart without duplicates,
+//! and catch-up after a NATS outage (a private nats-server this test stops and restarts).
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn each_event_reaches_nats_once_as_a_cloudevent_with_its_id() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, key) = app.create_tenant("Relayed").await;
+    send(app.admin(Method::POST, &format!("/admin/tenants/{tenant}/suspend"))).await;
+    app.wait_relayed(Duration::from_secs(10)).await;
+
+    let messages = stream.messages().await;
+    let rows: Vec<(i64, uuid::Uuid, String)> =
+        sqlx::query_as("SELECT position, event_id, event_type FROM events ORDER BY position")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap_or_default();
+    assert_eq!(messages.len(), rows.len());
+    for (message, (position, event_id, event_type)) in messages.iter().zip(&rows) {
+        let msg_id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string());
+        assert_eq!(msg_id, Some(event_id.to_string()));
+        assert_eq!(
+            message.headers.get("Tokenhub-Position").map(|v| v.as_str().to_string()),
+            Some(position.to_string())
+        );
+        let suffix = event_type.rsplit('.').next().unwrap_or_default();
+        assert_eq!(message.subject.as_str(), format!("{}.events.{tenant}.tenant.{suffix}", stream.prefix));
+        let text = String::from_utf8_lossy(&message.payload).to_string();
+        assert!(!text.contains(&key) && !text.contains("secret_hash"), "no key material on NATS");
+        let ce: Value = serde_json::from_str(&text).unwrap_or_default();
+        for attr in ["id", "source", "specversion", "type"] {
+            assert!(ce[attr].as_str().is_some_and(|s| !s.is_empty()), "CloudEvents requires {attr}");
+        }
+        assert_eq!(ce["specversion"], "1.0");
+        assert_eq!(ce["id"], event_id.to_string());
+        assert_eq!(ce["type"], format!("tokenhub.{event_type}.v1"));
+        assert_eq!(ce["position"], *position);
+        assert_eq!(ce["data"]["metadata"]["actor_kind"], "super_admin");
+        assert_eq!(ce["data"]["payload"]["type"], event_type.as_str());
+    }
+    app.stop().await;
+}
+
+async fn assert_stream_matches_log(app: &TestApp, stream: &TestStream) {
+    let messages = stream.messages().await;
+    let ids: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string()))
+        .collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no event delivered twice");
+    let events: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM events ORDER BY position")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap_or_default();
+    let events: Vec<String> = events.iter().map(ToString::to_string).collect();
+    assert_eq!(ids, events, "the stream holds the log, in order, once");
+}
+
+#[tokio::test]
+async fn relay_restart_after_a_crash_before_its_checkpoint_publishes_nothing_twice() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    for i in 0..5 {
+        app.create_tenant(&format!("R{i}")).await;
+    }
+    app.wait_relayed(Duration::from_secs(10)).await;
+    app.stop().await;
+
+    // Simulate a crash after publishing but before storing the position: roll it back to 0.
+    let pool = db.pool().await;
+    sqlx::query("UPDATE checkpoints SET position = 0 WHERE name LIKE 'nats_relay:%'")
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let app = TestApp::start(&db, &stream).await;
+    for i in 0..3 {
+        app.create_tenant(&format!("S{i}")).await;
+    }
+    app.wait_relayed(Duration::from_secs(10)).await;
+    assert_stream_matches_log(&app, &stream).await;
+    app.stop().await;
+}
+
+/// A private nats-server with JetStream on a free port, storing in a temp folder.
+struct PrivateNats {
+    child: Option<Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+fn nats_server_bin() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
+        ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "nats-server".into())
+    })
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir =
+            std::env::temp_dir().join(format!("tokenhub-nats-{port}-{}", uuid::Uuid::new_v4().simple()));
+        let mut nats = Self { child: None, port, dir };
+        nats.spawn();
+        nats
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server: {e}"));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("private nats-server did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn commands_work_during_a_nats_outage_and_the_relay_catches_up() {
+    let mut nats = PrivateNats::start();
+    let (db, stream) = (TestDb::new(), TestStream::on(nats.url()));
+    let app = TestApp::start(&db, &stream).await;
+    app.create_tenant("Before").await;
+    app.wait_relayed(Duration::from_secs(10)).await;
+
+    nats.stop();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            send(app.http.get(app.url("/readyz"))).await.0 == 503
+        })
+        .await,
+        "readyz reports the outage"
+    );
+    let started = std::time::Instant::now();
+    for i in 0..3 {
+        app.create_tenant(&format!("During{i}")).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "commands do not wait for NATS");
+    let published = *app.app.relay_position.borrow();
+    assert!(published < app.head().await, "nothing relayed while NATS is down");
+
+    nats.spawn();
+    app.wait_relayed(Duration::from_secs(30)).await;
+    assert_stream_matches_log(&app, &stream).await;
+    let (status, _) = send(app.http.get(app.url("/readyz"))).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+    drop(stream);
+    drop(nats);
+}
