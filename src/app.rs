@@ -31,6 +31,9 @@ pub enum StartError {
     /// Master key setup failed.
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
+    /// The key cache could not load.
+    #[error("key cache: {0}")]
+    Cache(#[from] tokenhub_projections::ProjectionError),
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -106,11 +109,14 @@ impl App {
             config.read_your_writes_timeout(),
             shutdown.clone(),
         );
+        let keys = crate::cache::start(pool.clone(), hint.clone(), shutdown.clone()).await?;
+        crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
+        let readmodels = readmodels.with(keys.position());
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
         let state =
-            AppState { commands: Commands::new(pool.clone()), pool, hasher, master, readmodels, nats };
+            AppState { commands: Commands::new(pool.clone()), pool, hasher, master, readmodels, keys, nats };
         Ok(App { state, shutdown, relay_position, generated_master_key })
     }
 

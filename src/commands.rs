@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, CqrsFramework};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent};
 use sqlx::PgPool;
-use tokenhub_aggregates::tenant::Tenant;
+use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand};
+use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
 use tokenhub_aggregates::DomainError;
 
 use crate::auth::Principal;
@@ -26,16 +28,72 @@ fn framework<A: Aggregate>(repo: PgEventRepository, services: A::Services) -> Fr
 /// The command frameworks, one per aggregate.
 #[derive(Clone)]
 pub struct Commands {
+    repo: PgEventRepository,
     /// Tenants.
     pub tenants: Arc<Framework<Tenant>>,
+    /// API keys.
+    pub api_keys: Arc<Framework<ApiKey>>,
 }
 
 impl Commands {
     /// Frameworks over `pool`.
     pub fn new(pool: PgPool) -> Self {
         let repo = PgEventRepository::new(pool);
-        Self { tenants: Arc::new(framework(repo, ())) }
+        Self {
+            tenants: Arc::new(framework(repo.clone(), ())),
+            api_keys: Arc::new(framework(repo.clone(), ())),
+            repo,
+        }
     }
+
+    /// Creates a tenant and its first tenant-admin key in one transaction: both exist, or
+    /// neither does.
+    pub async fn create_tenant_with_admin_key(
+        &self,
+        tenant_id: &str,
+        tenant: TenantCommand,
+        key_id: &str,
+        key: ApiKeyCommand,
+        metadata: CommandMetadata,
+    ) -> Result<(), ApiError> {
+        let tenant_events = decide_new::<Tenant>(tenant).await.map_err(user_error)?;
+        let key_events = decide_new::<ApiKey>(key).await.map_err(user_error)?;
+        let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
+        let mut serialized = serialize::<Tenant>(tenant_id, &tenant_events, &meta);
+        serialized.extend(serialize::<ApiKey>(key_id, &key_events, &meta));
+        self.repo
+            .persist::<Tenant>(&serialized, None)
+            .await
+            .map_err(|e| ApiError::from(AggregateError::<TenantError>::from(e)))
+    }
+}
+
+fn user_error<E: DomainError>(e: E) -> ApiError {
+    ApiError::from(AggregateError::UserError(e))
+}
+
+/// Runs `command` on a new (event-less) aggregate and returns its events, without storing.
+async fn decide_new<A: Aggregate<Services = ()>>(command: A::Command) -> Result<Vec<A::Event>, A::Error> {
+    let mut aggregate = A::default();
+    let sink = EventSink::<A>::default();
+    aggregate.handle(command, &(), &sink).await?;
+    Ok(sink.collect().await)
+}
+
+fn serialize<A: Aggregate>(id: &str, events: &[A::Event], meta: &serde_json::Value) -> Vec<SerializedEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| SerializedEvent {
+            aggregate_id: id.to_string(),
+            sequence: i + 1,
+            aggregate_type: A::TYPE.to_string(),
+            event_type: e.event_type(),
+            event_version: e.event_version(),
+            payload: serde_json::to_value(e).unwrap_or_default(),
+            metadata: meta.clone(),
+        })
+        .collect()
 }
 
 /// Audit metadata stored with every event of a command: who, from where, which request, when.
@@ -58,19 +116,6 @@ impl CommandMetadata {
             map.insert(TENANT_META_KEY.to_string(), tenant_id.to_string());
         }
         Self(map)
-    }
-
-    /// Metadata for a command issued by the server itself (CLI, background jobs).
-    pub fn system(reason: &str, tenant_id: Option<&str>) -> Self {
-        let ctx = RequestContext {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            source_ip: String::new(),
-            user_agent: format!("tokenhub/{}", env!("CARGO_PKG_VERSION")),
-        };
-        let mut meta = Self::new(&Principal::SuperAdmin, &ctx, tenant_id);
-        meta.0.insert("actor_kind".into(), "system".into());
-        meta.0.insert("actor_id".into(), reason.into());
-        meta
     }
 }
 

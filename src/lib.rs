@@ -6,11 +6,13 @@
 //! - [`commands`]: the command side (one cqrs-es framework per aggregate) and audit metadata.
 //! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
 //! - [`relay`], [`nats`]: publishing the log to NATS JetStream.
+//! - [`cache`]: the in-memory key cache and the verification decision (the hot path).
 //! - [`auth`]: key format, hashing, master key, principals.
 //! - [`http`]: routes, errors, extractors, OpenAPI.
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;

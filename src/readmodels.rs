@@ -80,23 +80,33 @@ pub async fn wait_for_wakeup(hint: &mut watch::Receiver<i64>, shutdown: &Cancell
 #[derive(Clone)]
 pub struct ReadModels {
     pool: PgPool,
-    position: watch::Receiver<i64>,
+    positions: Vec<watch::Receiver<i64>>,
     timeout: Duration,
 }
 
 impl ReadModels {
-    /// Position that every projection has reached.
+    /// Position that every query table and the key cache have reached.
     pub fn position(&self) -> i64 {
-        *self.position.borrow()
+        self.positions.iter().map(|p| *p.borrow()).min().unwrap_or(0)
+    }
+
+    /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
+    pub fn with(mut self, position: watch::Receiver<i64>) -> Self {
+        self.positions.push(position);
+        self
     }
 
     /// Waits until every projection includes every event committed before this call, or the
     /// timeout passes (then the caller answers anyway: its command is durable).
     pub async fn wait_for_head(&self) {
         let Ok(head) = head_position(&self.pool).await else { return };
-        let mut position = self.position.clone();
-        let reached = tokio::time::timeout(self.timeout, position.wait_for(|p| *p >= head)).await;
-        if reached.is_err() {
+        let all = async {
+            for position in &self.positions {
+                let mut position = position.clone();
+                let _ = position.wait_for(|p| *p >= head).await;
+            }
+        };
+        if tokio::time::timeout(self.timeout, all).await.is_err() {
             tracing::warn!(head, "query tables lag behind the log; answering before they caught up");
         }
     }
@@ -140,5 +150,5 @@ pub fn spawn_projections(
             }
         }
     });
-    ReadModels { pool, position: rx, timeout }
+    ReadModels { pool, positions: vec![rx], timeout }
 }

@@ -1,9 +1,12 @@
 //! What every handler can reach. All fields are cheap handles (pools, `Arc`s, channels).
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 
 use crate::auth::hashing::KeyHasher;
 use crate::auth::master::MasterKey;
+use crate::cache::KeyCache;
 use crate::commands::Commands;
 use crate::readmodels::ReadModels;
 
@@ -20,6 +23,8 @@ pub struct AppState {
     pub master: MasterKey,
     /// Position of the query tables, for read-your-writes.
     pub readmodels: ReadModels,
+    /// The in-memory key cache.
+    pub keys: Arc<KeyCache>,
     /// NATS, for readiness.
     pub nats: async_nats::Client,
 }

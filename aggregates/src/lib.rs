@@ -7,11 +7,14 @@
 //! - [`ids`]: the stable identifier formats (`ten_…`, public key ids).
 //! - [`error_code`]: the kinds of domain failure and the trait that gives each a stable code.
 //! - [`tenant`]: the `Tenant` aggregate (one folder: commands, events, aggregate, errors, tests).
+//! - [`api_key`]: the `ApiKey` aggregate (tenant and platform keys).
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
 
+pub mod api_key;
 pub mod error_code;
 pub mod ids;
 pub mod redact;
+pub mod serde_util;
 pub mod tenant;
 
 pub use error_code::{DomainError, ErrorKind};

@@ -1,16 +1,185 @@
-//! The `api_keys` key-lookup table, by public id: what authentication reads.
+//! The key lookup: `api_keys` (one [`KeyRecord`] per key) and `key_tenants` (tenant status as
+//! verification sees it), under one checkpoint.
 //!
-//! Today it holds the tenant-admin key issued with each tenant; tenant status is joined from
-//! `tenants` at lookup, so a suspension takes effect without touching key rows.
+//! The change an event makes is computed by the pure [`change_for`], used both here (SQL) and
+//! by the in-memory key cache of the server, so the two can never disagree.
 
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use tokenhub_aggregates::tenant::TenantEvent;
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::{ApiKeyEvent, KeyOwner, KeyRole, KeySettings, KeyStatus};
+use tokenhub_aggregates::tenant::{TenantEvent, TenantStatus};
 
-use crate::tenants::decode_tenant_event;
 use crate::{Projection, ProjectionError, StoredEvent};
 
-/// Builds `api_keys`.
+/// Everything verification needs to know about one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Public id.
+    pub public_id: String,
+    /// Tenant (none for platform keys).
+    pub tenant_id: Option<String>,
+    /// Sub-account.
+    pub sub_account_id: Option<String>,
+    /// Role.
+    pub role: KeyRole,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: KeyStatus,
+    /// Hex HMAC of the current key.
+    pub secret_hash: String,
+    /// Hex HMAC of the rotated-away key, valid until `previous_valid_until`.
+    pub previous_secret_hash: Option<String>,
+    /// End of the rotation grace period.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub previous_valid_until: Option<OffsetDateTime>,
+    /// Settings.
+    pub settings: KeySettings,
+    /// Issue time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What one event does to the key lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyLookupChange {
+    /// Insert or replace a key record.
+    Key(Box<KeyRecord>),
+    /// Set a tenant's status.
+    Tenant {
+        /// Tenant.
+        tenant_id: String,
+        /// Status.
+        status: TenantStatus,
+    },
+}
+
+/// A decoded event the key lookup cares about.
+pub enum KeyLookupEvent {
+    /// A tenant event.
+    Tenant(TenantEvent),
+    /// An API-key event.
+    Key(ApiKeyEvent),
+}
+
+/// Decodes `event` when the key lookup cares about it.
+pub fn decode(event: &StoredEvent) -> Result<Option<KeyLookupEvent>, ProjectionError> {
+    let payload = |e| ProjectionError::Payload {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        source: e,
+    };
+    match event.aggregate_type.as_str() {
+        "tenant" => {
+            Ok(Some(KeyLookupEvent::Tenant(serde_json::from_value(event.payload.clone()).map_err(payload)?)))
+        }
+        "api_key" => {
+            Ok(Some(KeyLookupEvent::Key(serde_json::from_value(event.payload.clone()).map_err(payload)?)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The change `decoded` (an event of aggregate `aggregate_id`) makes, given the key's current
+/// record (for key events).
+pub fn change_for(
+    aggregate_id: &str,
+    decoded: KeyLookupEvent,
+    current: Option<KeyRecord>,
+) -> Option<KeyLookupChange> {
+    let tenant = |status| Some(KeyLookupChange::Tenant { tenant_id: aggregate_id.to_string(), status });
+    match decoded {
+        KeyLookupEvent::Tenant(TenantEvent::Created { .. } | TenantEvent::Reactivated { .. }) => {
+            tenant(TenantStatus::Active)
+        }
+        KeyLookupEvent::Tenant(TenantEvent::Suspended { .. }) => tenant(TenantStatus::Suspended),
+        KeyLookupEvent::Tenant(TenantEvent::Deleted { .. }) => tenant(TenantStatus::Deleted),
+        KeyLookupEvent::Tenant(TenantEvent::Updated { .. }) => None,
+        KeyLookupEvent::Key(ApiKeyEvent::Issued {
+            public_id,
+            owner,
+            role,
+            name,
+            secret_hash,
+            settings,
+            issued_at,
+        }) => {
+            let (tenant_id, sub_account_id) = match owner {
+                KeyOwner::Tenant { tenant_id, sub_account_id } => (Some(tenant_id), sub_account_id),
+                KeyOwner::Platform => (None, None),
+            };
+            Some(KeyLookupChange::Key(Box::new(KeyRecord {
+                public_id,
+                tenant_id,
+                sub_account_id,
+                role,
+                name,
+                status: KeyStatus::Active,
+                secret_hash,
+                previous_secret_hash: None,
+                previous_valid_until: None,
+                settings,
+                created_at: issued_at,
+                updated_at: issued_at,
+            })))
+        }
+        KeyLookupEvent::Key(event) => {
+            let mut record = current?;
+            match event {
+                ApiKeyEvent::Issued { .. } => return None,
+                ApiKeyEvent::Updated { changes, updated_at } => {
+                    if let Some(name) = &changes.name {
+                        record.name = name.clone();
+                    }
+                    record.settings = changes.apply_to(&record.settings);
+                    record.updated_at = updated_at;
+                }
+                ApiKeyEvent::Disabled { disabled_at } => {
+                    record.status = KeyStatus::Disabled;
+                    record.updated_at = disabled_at;
+                }
+                ApiKeyEvent::Enabled { enabled_at } => {
+                    record.status = KeyStatus::Active;
+                    record.updated_at = enabled_at;
+                }
+                ApiKeyEvent::Rotated {
+                    secret_hash,
+                    previous_secret_hash,
+                    previous_valid_until,
+                    rotated_at,
+                } => {
+                    record.secret_hash = secret_hash;
+                    record.previous_secret_hash = previous_secret_hash;
+                    record.previous_valid_until = previous_valid_until;
+                    record.updated_at = rotated_at;
+                }
+                ApiKeyEvent::Revoked { revoked_at, .. } => {
+                    record.status = KeyStatus::Revoked;
+                    record.previous_secret_hash = None;
+                    record.previous_valid_until = None;
+                    record.updated_at = revoked_at;
+                }
+            }
+            Some(KeyLookupChange::Key(Box::new(record)))
+        }
+    }
+}
+
+/// Builds `api_keys` and `key_tenants`.
 pub struct ApiKeysProjection;
+
+async fn load_record(conn: &mut PgConnection, public_id: &str) -> Result<Option<KeyRecord>, ProjectionError> {
+    let value: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT record FROM api_keys WHERE public_id = $1")
+            .bind(public_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
 
 #[async_trait::async_trait]
 impl Projection for ApiKeysProjection {
@@ -19,24 +188,45 @@ impl Projection for ApiKeysProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["api_keys"]
+        &["api_keys", "key_tenants"]
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
-        if event.aggregate_type != "tenant" {
-            return Ok(());
-        }
-        if let TenantEvent::Created { tenant_id, admin_key, created_at, .. } = decode_tenant_event(event)? {
-            sqlx::query(
-                "INSERT INTO api_keys (public_id, tenant_id, kind, role, secret_hash, status, created_at, updated_at) \
-                 VALUES ($1, $2, 'tenant', 'tenant_admin', $3, 'active', $4, $4)",
-            )
-            .bind(admin_key.public_id)
-            .bind(tenant_id)
-            .bind(admin_key.secret_hash)
-            .bind(created_at)
-            .execute(conn)
-            .await?;
+        let Some(decoded) = decode(event)? else { return Ok(()) };
+        let current = match &decoded {
+            KeyLookupEvent::Key(ApiKeyEvent::Issued { .. }) | KeyLookupEvent::Tenant(_) => None,
+            KeyLookupEvent::Key(_) => load_record(conn, &event.aggregate_id).await?,
+        };
+        match change_for(&event.aggregate_id, decoded, current) {
+            None => {}
+            Some(KeyLookupChange::Tenant { tenant_id, status }) => {
+                sqlx::query(
+                    "INSERT INTO key_tenants (tenant_id, status) VALUES ($1, $2) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
+                )
+                .bind(tenant_id)
+                .bind(status.as_str())
+                .execute(conn)
+                .await?;
+            }
+            Some(KeyLookupChange::Key(record)) => {
+                let json = serde_json::to_value(&record).unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO api_keys (public_id, tenant_id, sub_account_id, role, status, name, created_position, record) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, name = excluded.name, record = excluded.record",
+                )
+                .bind(&record.public_id)
+                .bind(&record.tenant_id)
+                .bind(&record.sub_account_id)
+                .bind(record.role.as_str())
+                .bind(record.status.as_str())
+                .bind(&record.name)
+                .bind(event.position)
+                .bind(json)
+                .execute(conn)
+                .await?;
+            }
         }
         Ok(())
     }

@@ -51,11 +51,11 @@ impl Projection for TenantsProjection {
             return Ok(());
         }
         match decode_tenant_event(event)? {
-            TenantEvent::Created { tenant_id, name, plan, region, limits, admin_key, created_at } => {
+            TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } => {
                 sqlx::query(
                     "INSERT INTO tenants (tenant_id, name, plan, region, status, limit_overrides, limits, \
-                     admin_key_public_id, created_at, updated_at, created_position, version) \
-                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8, $9, $10)",
+                     created_at, updated_at, created_position, version) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $7, $8, $9)",
                 )
                 .bind(tenant_id)
                 .bind(name)
@@ -63,7 +63,6 @@ impl Projection for TenantsProjection {
                 .bind(region)
                 .bind(json(&limits))
                 .bind(json(&TenantLimits::effective(plan, limits)))
-                .bind(admin_key.public_id)
                 .bind(created_at)
                 .bind(event.position)
                 .bind(event.sequence)

@@ -49,7 +49,12 @@ impl std::fmt::Debug for GeneratedKey {
 
 /// Generates a new key.
 pub fn generate() -> GeneratedKey {
-    let public_id = random_alphanumeric(PUBLIC_ID_LEN);
+    generate_for(&random_alphanumeric(PUBLIC_ID_LEN))
+}
+
+/// Generates a new secret for an existing public id (rotation).
+pub fn generate_for(public_id: &str) -> GeneratedKey {
+    let public_id = public_id.to_string();
     let body = format!("{KEY_PREFIX}{public_id}_{}", random_alphanumeric(SECRET_LEN));
     let full = format!("{body}{}", checksum(&body));
     GeneratedKey { full, public_id }

@@ -10,7 +10,7 @@ pub mod key_format;
 pub mod master;
 pub mod principal;
 
-pub use principal::{Principal, SuperAdmin, TenantPrincipal};
+pub use principal::{Gateway, Principal, SuperAdmin, TenantPrincipal};
 
 use rand::distr::{Alphanumeric, SampleString};
 

@@ -5,11 +5,17 @@
 //! `Authorization: Bearer <key>` or `X-API-Key: <key>` for tenant keys; `X-Tenant-ID` when the
 //! super admin acts on one tenant's `/tenant/...` routes.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::KeyRole;
+
 use crate::auth::key_format;
+use crate::cache::{VerifyCode, VerifyInput};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -24,8 +30,15 @@ pub enum Principal {
         tenant_id: String,
         /// The key's public id.
         public_id: String,
-        /// Its role, e.g. `tenant_admin`.
-        role: String,
+        /// Its role.
+        role: KeyRole,
+    },
+    /// A platform key (gateway, finance admin, auditor).
+    PlatformKey {
+        /// The key's public id.
+        public_id: String,
+        /// Its role.
+        role: KeyRole,
     },
 }
 
@@ -35,6 +48,7 @@ impl Principal {
         match self {
             Principal::SuperAdmin => ("super_admin", "master".to_string()),
             Principal::TenantKey { public_id, .. } => ("api_key", public_id.clone()),
+            Principal::PlatformKey { public_id, .. } => ("platform_key", public_id.clone()),
         }
     }
 }
@@ -54,38 +68,39 @@ fn invalid_key() -> ApiError {
     ApiError::unauthorized("invalid_api_key", "the API key is invalid")
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    tenant_id: Option<String>,
-    role: String,
-    secret_hash: String,
-    status: String,
-    tenant_status: Option<String>,
+fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
 }
 
-async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
-    let public_id = key_format::parse(key).map_err(|_| invalid_key())?;
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT k.tenant_id, k.role, k.secret_hash, k.status, t.status AS tenant_status \
-         FROM api_keys k LEFT JOIN tenants t ON t.tenant_id = k.tenant_id WHERE k.public_id = $1",
-    )
-    .bind(public_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some(row) = row else { return Err(invalid_key()) };
-    if !state.hasher.verify(key, &row.secret_hash) || row.status != "active" {
-        return Err(invalid_key());
-    }
-    let Some(tenant_id) = row.tenant_id else { return Err(invalid_key()) };
-    match row.tenant_status.as_deref() {
-        Some("active") => {}
-        Some("suspended") => {
+/// Authenticates a key through the in-memory cache (no database round trip).
+fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+    let input = VerifyInput { key, ip, model: None };
+    let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    let key = match (verdict.code, verdict.key) {
+        (VerifyCode::Valid, Some(key)) => key,
+        (VerifyCode::TenantSuspended, _) => {
             return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
         }
-        _ => return Err(ApiError::forbidden("tenant_deleted", "the tenant is deleted")),
-    }
-    tracing::info!(tenant_id = %tenant_id, "tenant validated");
-    Ok(Principal::TenantKey { tenant_id, public_id: public_id.to_string(), role: row.role })
+        (VerifyCode::TenantDeleted, _) => {
+            return Err(ApiError::forbidden("tenant_deleted", "the tenant is deleted"))
+        }
+        (VerifyCode::IpNotAllowed, _) => {
+            return Err(ApiError::forbidden("ip_not_allowed", "this key may not be used from this address"));
+        }
+        _ => return Err(invalid_key()),
+    };
+    let record = &key.record;
+    Ok(match &record.tenant_id {
+        Some(tenant_id) => {
+            tracing::info!(tenant_id = %tenant_id, "tenant validated");
+            Principal::TenantKey {
+                tenant_id: tenant_id.clone(),
+                public_id: record.public_id.clone(),
+                role: record.role,
+            }
+        }
+        None => Principal::PlatformKey { public_id: record.public_id.clone(), role: record.role },
+    })
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -103,10 +118,10 @@ impl FromRequestParts<AppState> for Principal {
             }
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, "x-api-key") {
-            authenticate_key(state, key).await?
+            authenticate_key(state, key, peer_ip(parts))?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {
-                authenticate_key(state, token).await?
+                authenticate_key(state, token, peer_ip(parts))?
             } else if state.master.verify(token).await {
                 Principal::SuperAdmin
             } else {
@@ -155,11 +170,22 @@ impl FromRequestParts<AppState> for TenantPrincipal {
         let principal = Principal::from_request_parts(parts, state).await?;
         let named = header_str(&parts.headers, "x-tenant-id").map(str::to_string);
         let tenant_id = match (&principal, named) {
+            (Principal::PlatformKey { .. }, _)
+            | (Principal::TenantKey { role: KeyRole::Data | KeyRole::TenantFinance, .. }, _) => {
+                return Err(ApiError::forbidden("forbidden", "this route needs a tenant admin key"));
+            }
             (Principal::TenantKey { tenant_id, .. }, Some(named)) if named != *tenant_id => {
                 return Err(ApiError::forbidden("tenant_mismatch", "X-Tenant-ID names another tenant"));
             }
             (Principal::TenantKey { tenant_id, .. }, _) => tenant_id.clone(),
-            (Principal::SuperAdmin, Some(named)) => named,
+            (Principal::SuperAdmin, Some(named)) => {
+                if !tokenhub_aggregates::ids::is_tenant_id(&named)
+                    || state.keys.tenant_status(&named).is_none()
+                {
+                    return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
+                }
+                named
+            }
             (Principal::SuperAdmin, None) => {
                 return Err(ApiError::bad_request(
                     "tenant_id_required",
@@ -168,5 +194,22 @@ impl FromRequestParts<AppState> for TenantPrincipal {
             }
         };
         Ok(TenantPrincipal { tenant_id, principal })
+    }
+}
+
+/// A gateway: a platform key with the role `gateway`, or the super admin.
+#[derive(Debug, Clone)]
+pub struct Gateway(pub Principal);
+
+impl FromRequestParts<AppState> for Gateway {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Principal::from_request_parts(parts, state).await? {
+            p @ (Principal::SuperAdmin | Principal::PlatformKey { role: KeyRole::Gateway, .. }) => {
+                Ok(Gateway(p))
+            }
+            _ => Err(ApiError::forbidden("forbidden", "this route needs a gateway platform key")),
+        }
     }
 }

@@ -3,13 +3,18 @@
 //! Public routes are exactly `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`;
 //! every other handler takes a principal extractor and so cannot run unauthenticated.
 
+pub mod api_keys_admin;
+pub mod api_keys_tenant;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod keys;
 pub mod openapi;
+pub mod platform_keys;
 pub mod request_id;
 pub mod tenant;
 pub mod tenants_admin;
+pub mod verify;
 pub mod views;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -38,6 +43,24 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants_admin::suspend_tenant))
         .routes(routes!(tenants_admin::reactivate_tenant))
         .routes(routes!(tenant::tenant_info))
+        .routes(routes!(api_keys_admin::admin_issue_key, api_keys_admin::admin_list_keys))
+        .routes(routes!(
+            api_keys_admin::admin_get_key,
+            api_keys_admin::admin_update_key,
+            api_keys_admin::admin_revoke_key
+        ))
+        .routes(routes!(api_keys_tenant::tenant_issue_key, api_keys_tenant::tenant_list_keys))
+        .routes(routes!(
+            api_keys_tenant::tenant_get_key,
+            api_keys_tenant::tenant_update_key,
+            api_keys_tenant::tenant_revoke_key
+        ))
+        .routes(routes!(api_keys_tenant::tenant_disable_key))
+        .routes(routes!(api_keys_tenant::tenant_enable_key))
+        .routes(routes!(api_keys_tenant::tenant_rotate_key))
+        .routes(routes!(platform_keys::issue_platform_key, platform_keys::list_platform_keys))
+        .routes(routes!(platform_keys::revoke_platform_key))
+        .routes(routes!(verify::verify_key))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -16,7 +16,11 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
     modifiers(&Security),
     tags(
         (name = "admin-tenants", description = "Super admin: tenant lifecycle"),
+        (name = "admin-api-keys", description = "Super admin: tenant keys of any tenant"),
+        (name = "admin-platform-keys", description = "Super admin: platform keys (gateway, finance admin, auditor)"),
         (name = "tenant", description = "Tenant principals: their own tenant"),
+        (name = "tenant-api-keys", description = "Tenant admins: their tenant's keys"),
+        (name = "verify", description = "Gateways: key verification, the hot path"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

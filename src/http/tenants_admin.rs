@@ -4,12 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner, KeyRole, KeySettings};
 use tokenhub_aggregates::ids::is_tenant_id;
-use tokenhub_aggregates::tenant::{AdminKeyIssued, TenantCommand};
+use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{key_format, new_tenant_id, SuperAdmin};
 use crate::commands::{execute, CommandMetadata};
+
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
@@ -82,14 +84,19 @@ pub async fn create_tenant(
         plan: plan.into(),
         region: region.clone(),
         limits: body.limits.unwrap_or_default().into(),
-        admin_key: AdminKeyIssued {
-            public_id: key.public_id.clone(),
-            secret_hash: state.hasher.hash_hex(&key.full),
-        },
+        at: now,
+    };
+    let issue = ApiKeyCommand::Issue {
+        public_id: key.public_id.clone(),
+        owner: KeyOwner::Tenant { tenant_id: tenant_id.clone(), sub_account_id: None },
+        role: KeyRole::TenantAdmin,
+        name: "tenant admin".into(),
+        secret_hash: state.hasher.hash_hex(&key.full),
+        settings: KeySettings::default(),
         at: now,
     };
     let meta = CommandMetadata::new(&principal, &ctx, Some(&tenant_id));
-    execute(&state.commands.tenants, &tenant_id, command, meta).await?;
+    state.commands.create_tenant_with_admin_key(&tenant_id, command, &key.public_id, issue, meta).await?;
     state.readmodels.wait_for_head().await;
     tracing::info!(tenant_id = %tenant_id, "tenant created");
     let view = TenantView::load(&state.pool, &tenant_id).await?;

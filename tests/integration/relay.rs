@@ -19,13 +19,14 @@ async fn each_event_reaches_nats_once_as_a_cloudevent_with_its_id() {
     app.wait_relayed(Duration::from_secs(10)).await;
 
     let messages = stream.messages().await;
-    let rows: Vec<(i64, uuid::Uuid, String)> =
-        sqlx::query_as("SELECT position, event_id, event_type FROM events ORDER BY position")
+    let rows: Vec<(i64, uuid::Uuid, String, String)> =
+        sqlx::query_as("SELECT position, event_id, event_type, aggregate_type FROM events ORDER BY position")
             .fetch_all(&app.pool)
             .await
             .unwrap_or_default();
     assert_eq!(messages.len(), rows.len());
-    for (message, (position, event_id, event_type)) in messages.iter().zip(&rows) {
+    assert_eq!(rows.len(), 3, "tenant.created, api_key.issued, tenant.suspended");
+    for (message, (position, event_id, event_type, aggregate)) in messages.iter().zip(&rows) {
         let msg_id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string());
         assert_eq!(msg_id, Some(event_id.to_string()));
         assert_eq!(
@@ -33,7 +34,10 @@ async fn each_event_reaches_nats_once_as_a_cloudevent_with_its_id() {
             Some(position.to_string())
         );
         let suffix = event_type.rsplit('.').next().unwrap_or_default();
-        assert_eq!(message.subject.as_str(), format!("{}.events.{tenant}.tenant.{suffix}", stream.prefix));
+        assert_eq!(
+            message.subject.as_str(),
+            format!("{}.events.{tenant}.{aggregate}.{suffix}", stream.prefix)
+        );
         let text = String::from_utf8_lossy(&message.payload).to_string();
         assert!(!text.contains(&key) && !text.contains("secret_hash"), "no key material on NATS");
         let ce: Value = serde_json::from_str(&text).unwrap_or_default();

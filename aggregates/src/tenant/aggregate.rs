@@ -48,8 +48,6 @@ pub struct Tenant {
     pub region: String,
     /// Explicit limit overrides.
     pub limit_overrides: TenantLimits,
-    /// Public id of the tenant-admin key.
-    pub admin_key_public_id: String,
     /// Creation time.
     pub created_at: Option<OffsetDateTime>,
     /// Last change.
@@ -100,7 +98,7 @@ impl Tenant {
 
     fn decide(&self, command: TenantCommand) -> Result<TenantEvent, TenantError> {
         match command {
-            TenantCommand::Create { tenant_id, name, plan, region, limits, admin_key, at } => {
+            TenantCommand::Create { tenant_id, name, plan, region, limits, at } => {
                 if self.status.is_some() {
                     return Err(TenantError::AlreadyExists);
                 }
@@ -113,7 +111,6 @@ impl Tenant {
                     plan,
                     region,
                     limits,
-                    admin_key,
                     created_at: at,
                 })
             }
@@ -171,14 +168,13 @@ impl Aggregate for Tenant {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            TenantEvent::Created { tenant_id, name, plan, region, limits, admin_key, created_at } => {
+            TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } => {
                 self.status = Some(TenantStatus::Active);
                 self.tenant_id = tenant_id;
                 self.name = name;
                 self.plan = plan;
                 self.region = region;
                 self.limit_overrides = limits;
-                self.admin_key_public_id = admin_key.public_id;
                 self.created_at = Some(created_at);
                 self.updated_at = Some(created_at);
             }

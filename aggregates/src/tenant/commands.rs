@@ -3,13 +3,12 @@
 
 use time::OffsetDateTime;
 
-use super::events::AdminKeyIssued;
 use super::limits::{Plan, TenantLimits};
 
 /// A command on the `Tenant` aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TenantCommand {
-    /// Create the tenant, with its first tenant-admin key (only the hash comes in).
+    /// Create the tenant (its first tenant-admin key is an `ApiKey` committed with it).
     Create {
         /// The new id, `ten_…`.
         tenant_id: String,
@@ -21,8 +20,6 @@ pub enum TenantCommand {
         region: String,
         /// Explicit limit overrides.
         limits: TenantLimits,
-        /// The tenant-admin key issued with the tenant.
-        admin_key: AdminKeyIssued,
         /// When.
         at: OffsetDateTime,
     },

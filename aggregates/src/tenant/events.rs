@@ -7,15 +7,6 @@ use time::OffsetDateTime;
 
 use super::limits::{Plan, TenantLimits};
 
-/// The tenant-admin key issued with a tenant: its public id and the HMAC of the full key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminKeyIssued {
-    /// Public id, the lookup handle inside the key string.
-    pub public_id: String,
-    /// Hex HMAC-SHA-256 of the full key under the server pepper. Never exported.
-    pub secret_hash: String,
-}
-
 /// An event of the `Tenant` aggregate. The wire type is `tenant.<past participle>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -33,8 +24,6 @@ pub enum TenantEvent {
         region: String,
         /// Explicit limit overrides.
         limits: TenantLimits,
-        /// The tenant-admin key issued with it.
-        admin_key: AdminKeyIssued,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         created_at: OffsetDateTime,

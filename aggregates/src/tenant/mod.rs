@@ -15,5 +15,5 @@ mod tests;
 pub use aggregate::{Tenant, TenantStatus};
 pub use commands::TenantCommand;
 pub use error::TenantError;
-pub use events::{AdminKeyIssued, TenantEvent};
+pub use events::TenantEvent;
 pub use limits::{Plan, TenantLimits};

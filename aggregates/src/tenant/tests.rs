@@ -11,10 +11,6 @@ type Framework = TestFramework<Tenant>;
 const T0: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 const T1: OffsetDateTime = datetime!(2026-01-02 00:00 UTC);
 
-fn admin_key() -> AdminKeyIssued {
-    AdminKeyIssued { public_id: "pub123".into(), secret_hash: "ab".into() }
-}
-
 fn create_command(name: &str) -> TenantCommand {
     TenantCommand::Create {
         tenant_id: "ten_abcdefghij0123456789".into(),
@@ -22,7 +18,6 @@ fn create_command(name: &str) -> TenantCommand {
         plan: Plan::Pro,
         region: "eu-west-1".into(),
         limits: TenantLimits::default(),
-        admin_key: admin_key(),
         at: T0,
     }
 }
@@ -34,7 +29,6 @@ fn created() -> TenantEvent {
         plan: Plan::Pro,
         region: "eu-west-1".into(),
         limits: TenantLimits::default(),
-        admin_key: admin_key(),
         created_at: T0,
     }
 }
@@ -96,12 +90,10 @@ const MAX_NAME_CHARS_FOR_TEST: usize = super::aggregate::MAX_NAME_CHARS;
 
 #[test]
 fn create_with_bad_region_fails() {
-    let TenantCommand::Create { tenant_id, name, plan, limits, admin_key, at, .. } = create_command("A")
-    else {
+    let TenantCommand::Create { tenant_id, name, plan, limits, at, .. } = create_command("A") else {
         unreachable!("create_command builds a Create")
     };
-    let command =
-        TenantCommand::Create { tenant_id, name, plan, region: "EU West".into(), limits, admin_key, at };
+    let command = TenantCommand::Create { tenant_id, name, plan, region: "EU West".into(), limits, at };
     Framework::with(())
         .given_no_previous_events()
         .when(command)
@@ -110,12 +102,11 @@ fn create_with_bad_region_fails() {
 
 #[test]
 fn create_with_zero_rate_limit_fails() {
-    let TenantCommand::Create { tenant_id, name, plan, region, admin_key, at, .. } = create_command("A")
-    else {
+    let TenantCommand::Create { tenant_id, name, plan, region, at, .. } = create_command("A") else {
         unreachable!("create_command builds a Create")
     };
     let limits = TenantLimits { requests_per_minute: Some(0), ..Default::default() };
-    let command = TenantCommand::Create { tenant_id, name, plan, region, limits, admin_key, at };
+    let command = TenantCommand::Create { tenant_id, name, plan, region, limits, at };
     Framework::with(())
         .given_no_previous_events()
         .when(command)

@@ -1,0 +1,99 @@
+//! Why an API-key command was refused.
+
+use crate::error_code::{DomainError, ErrorKind};
+
+/// A refused API-key command. Each variant has a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeyError {
+    /// Issue on an existing id.
+    #[error("api key already exists")]
+    AlreadyExists,
+    /// Any command but issue on an unknown id.
+    #[error("api key not found")]
+    NotFound,
+    /// Revoked keys accept no command.
+    #[error("api key is revoked")]
+    Revoked,
+    /// Disable on a disabled key.
+    #[error("api key is already disabled")]
+    AlreadyDisabled,
+    /// Enable on an active key.
+    #[error("api key is not disabled")]
+    NotDisabled,
+    /// Name empty, too long or with control characters.
+    #[error("name must be 1 to 128 characters, without control characters")]
+    InvalidName,
+    /// A CIDR or address that does not parse.
+    #[error("'{0}' is not an IPv4 or IPv6 address or CIDR")]
+    InvalidCidr(String),
+    /// A bad model or permission.
+    #[error("invalid {field} entry '{value}'")]
+    InvalidListItem {
+        /// Which list.
+        field: &'static str,
+        /// The entry.
+        value: String,
+    },
+    /// A list over its size limit.
+    #[error("too many entries in {0}")]
+    TooMany(&'static str),
+    /// Expiry not in the future.
+    #[error("expiration must be in the future")]
+    ExpiryInPast,
+    /// Negative quota.
+    #[error("quota_limit must be zero or more")]
+    InvalidQuota,
+    /// Zero rate limit.
+    #[error("rate limits must be at least 1")]
+    InvalidRateLimit,
+    /// Tag key in the reserved namespace.
+    #[error("tag key '{0}' is in the reserved namespace 'tokenhub.'")]
+    ReservedTagKey(String),
+    /// Tag key or value malformed.
+    #[error("tag '{0}' is invalid: keys are [A-Za-z0-9_.-]{{1,64}}, values at most 256 characters")]
+    InvalidTag(String),
+    /// Grace deadline not in the future or beyond 30 days.
+    #[error("grace period must end in the future and within 30 days")]
+    InvalidGracePeriod,
+    /// A platform role on a tenant key, or a tenant role on a platform key.
+    #[error("role does not fit the key's owner")]
+    InvalidRole,
+    /// An update that sets nothing.
+    #[error("the update sets no field")]
+    EmptyUpdate,
+}
+
+impl DomainError for ApiKeyError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiKeyError::AlreadyExists => "api_key_already_exists",
+            ApiKeyError::NotFound => "api_key_not_found",
+            ApiKeyError::Revoked => "api_key_revoked",
+            ApiKeyError::AlreadyDisabled => "api_key_already_disabled",
+            ApiKeyError::NotDisabled => "api_key_not_disabled",
+            ApiKeyError::InvalidName => "invalid_key_name",
+            ApiKeyError::InvalidCidr(_) => "invalid_cidr",
+            ApiKeyError::InvalidListItem { .. } => "invalid_list_item",
+            ApiKeyError::TooMany(_) => "too_many_entries",
+            ApiKeyError::ExpiryInPast => "expiry_in_past",
+            ApiKeyError::InvalidQuota => "invalid_quota",
+            ApiKeyError::InvalidRateLimit => "invalid_rate_limit",
+            ApiKeyError::ReservedTagKey(_) => "reserved_tag_key",
+            ApiKeyError::InvalidTag(_) => "invalid_tag",
+            ApiKeyError::InvalidGracePeriod => "invalid_grace_period",
+            ApiKeyError::InvalidRole => "invalid_role",
+            ApiKeyError::EmptyUpdate => "empty_update",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ApiKeyError::NotFound => ErrorKind::NotFound,
+            ApiKeyError::AlreadyExists
+            | ApiKeyError::Revoked
+            | ApiKeyError::AlreadyDisabled
+            | ApiKeyError::NotDisabled => ErrorKind::Conflict,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}

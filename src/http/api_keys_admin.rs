@@ -1,0 +1,122 @@
+//! `/admin/api-keys`: the super admin manages tenant keys of any tenant.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
+
+use crate::auth::SuperAdmin;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::keys::{
+    self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope, UpdateKeyRequest,
+};
+use crate::state::AppState;
+
+/// Issue a key for a tenant.
+#[utoipa::path(post, path = "/admin/api-keys", tag = "admin-api-keys",
+    request_body = IssueKeyRequest,
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, body = IssuedKey, description = "Issued; `api_key` is shown only here"),
+        (status = 400, body = ErrorBody, description = "`invalid_json`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 409, body = ErrorBody, description = "`tenant_deleted`, `api_key_limit_reached`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `tenant_id_required`, `invalid_cidr`, `expiry_in_past`, `invalid_quota`, `reserved_tag_key`, `invalid_tag`, `invalid_list_item`, `too_many_entries`, `invalid_rate_limit`, `invalid_key_name`, `sub_account_not_found`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_issue_key(
+    State(state): State<AppState>,
+    SuperAdmin(principal): SuperAdmin,
+    ctx: RequestContext,
+    Json(body): Json<IssueKeyRequest>,
+) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
+    let Some(tenant_id) = body.tenant_id.clone() else {
+        return Err(ApiError::invalid("tenant_id_required", "tenant_id is required"));
+    };
+    let owner = KeyOwner::Tenant { tenant_id, sub_account_id: body.sub_account_id.clone() };
+    let role = body.role.unwrap_or_default().into();
+    let issued = keys::issue_key(&state, &principal, &ctx, owner, role, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)))
+}
+
+/// List tenant and platform keys (filters: tenant, status, tag).
+#[utoipa::path(get, path = "/admin/api-keys", tag = "admin-api-keys",
+    params(ListKeysQuery),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = KeyPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_list_keys(
+    State(state): State<AppState>,
+    _admin: SuperAdmin,
+    Query(query): Query<ListKeysQuery>,
+) -> ApiResult<axum::Json<KeyPage>> {
+    Ok(axum::Json(keys::list_keys(&state.pool, Scope::All, query).await?))
+}
+
+/// Get one key.
+#[utoipa::path(get, path = "/admin/api-keys/{public_id}", tag = "admin-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_get_key(
+    State(state): State<AppState>,
+    _admin: SuperAdmin,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?))
+}
+
+/// Update a key's settings.
+#[utoipa::path(patch, path = "/admin/api-keys/{public_id}", tag = "admin-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    request_body = UpdateKeyRequest,
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_revoked`, `aggregate_conflict`"),
+        (status = 422, body = ErrorBody, description = "`empty_update` and the validation codes of issue"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_update_key(
+    State(state): State<AppState>,
+    SuperAdmin(principal): SuperAdmin,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+    Json(body): Json<UpdateKeyRequest>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let command = ApiKeyCommand::Update { changes: body.into(), at: time::OffsetDateTime::now_utc() };
+    Ok(axum::Json(keys::run_on_key(&state, &principal, &ctx, &public_id, Scope::All, command).await?))
+}
+
+/// Revoke a key (terminal).
+#[utoipa::path(delete, path = "/admin/api-keys/{public_id}", tag = "admin-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = KeyView, description = "The key, now `revoked`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_revoked`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_revoke_key(
+    State(state): State<AppState>,
+    SuperAdmin(principal): SuperAdmin,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let command = ApiKeyCommand::Revoke { reason: None, at: time::OffsetDateTime::now_utc() };
+    Ok(axum::Json(keys::run_on_key(&state, &principal, &ctx, &public_id, Scope::All, command).await?))
+}

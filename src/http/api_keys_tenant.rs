@@ -1,0 +1,216 @@
+//! `/tenant/api-keys`: a tenant admin manages its own tenant's keys. Another tenant's key is
+//! 404, exactly like a key that does not exist.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
+
+use crate::auth::TenantPrincipal;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
+use crate::http::keys::{
+    self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest, RotatedKey, Scope,
+    UpdateKeyRequest,
+};
+use crate::state::AppState;
+
+/// Issue a key in the caller's tenant.
+#[utoipa::path(post, path = "/tenant/api-keys", tag = "tenant-api-keys",
+    request_body = IssueKeyRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, body = IssuedKey, description = "Issued; `api_key` is shown only here"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "Not a tenant admin key (`forbidden`), `tenant_suspended`"),
+        (status = 409, body = ErrorBody, description = "`api_key_limit_reached`"),
+        (status = 422, body = ErrorBody, description = "Validation codes, as for the admin route"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_issue_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Json(body): Json<IssueKeyRequest>,
+) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
+    if body.tenant_id.as_ref().is_some_and(|t| *t != caller.tenant_id) {
+        return Err(ApiError::invalid("invalid_request", "tenant_id is taken from the caller; omit it"));
+    }
+    let owner =
+        KeyOwner::Tenant { tenant_id: caller.tenant_id.clone(), sub_account_id: body.sub_account_id.clone() };
+    let role = body.role.unwrap_or_default().into();
+    let issued = keys::issue_key(&state, &caller.principal, &ctx, owner, role, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)))
+}
+
+/// List the caller's tenant's keys.
+#[utoipa::path(get, path = "/tenant/api-keys", tag = "tenant-api-keys",
+    params(ListKeysQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_list_keys(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    Query(query): Query<ListKeysQuery>,
+) -> ApiResult<axum::Json<KeyPage>> {
+    Ok(axum::Json(keys::list_keys(&state.pool, Scope::Tenant(&caller.tenant_id), query).await?))
+}
+
+/// Get one of the caller's keys.
+#[utoipa::path(get, path = "/tenant/api-keys/{public_id}", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found` (also for another tenant's key)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_get_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::Tenant(&caller.tenant_id)).await?))
+}
+
+async fn run(
+    state: &AppState,
+    caller: &TenantPrincipal,
+    ctx: &RequestContext,
+    public_id: &str,
+    command: ApiKeyCommand,
+) -> ApiResult<axum::Json<KeyView>> {
+    let scope = Scope::Tenant(&caller.tenant_id);
+    Ok(axum::Json(keys::run_on_key(state, &caller.principal, ctx, public_id, scope, command).await?))
+}
+
+/// Update one of the caller's keys.
+#[utoipa::path(patch, path = "/tenant/api-keys/{public_id}", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    request_body = UpdateKeyRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_revoked`"),
+        (status = 422, body = ErrorBody, description = "`empty_update` and validation codes"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_update_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+    Json(body): Json<UpdateKeyRequest>,
+) -> ApiResult<axum::Json<KeyView>> {
+    run(
+        &state,
+        &caller,
+        &ctx,
+        &public_id,
+        ApiKeyCommand::Update { changes: body.into(), at: OffsetDateTime::now_utc() },
+    )
+    .await
+}
+
+/// Revoke one of the caller's keys.
+#[utoipa::path(delete, path = "/tenant/api-keys/{public_id}", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyView, description = "The key, now `revoked`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_revoked`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_revoke_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    run(
+        &state,
+        &caller,
+        &ctx,
+        &public_id,
+        ApiKeyCommand::Revoke { reason: None, at: OffsetDateTime::now_utc() },
+    )
+    .await
+}
+
+/// Disable one of the caller's keys (verification answers `DISABLED`).
+#[utoipa::path(post, path = "/tenant/api-keys/{public_id}/disable", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_already_disabled`, `api_key_revoked`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_disable_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    run(&state, &caller, &ctx, &public_id, ApiKeyCommand::Disable { at: OffsetDateTime::now_utc() }).await
+}
+
+/// Enable a disabled key.
+#[utoipa::path(post, path = "/tenant/api-keys/{public_id}/enable", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_not_disabled`, `api_key_revoked`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_enable_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    run(&state, &caller, &ctx, &public_id, ApiKeyCommand::Enable { at: OffsetDateTime::now_utc() }).await
+}
+
+/// Rotate a key: a new secret under the same public id; the old one works until the grace
+/// period ends (default: stops at once).
+#[utoipa::path(post, path = "/tenant/api-keys/{public_id}/rotate", tag = "tenant-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    request_body(content = Option<RotateKeyRequest>, description = "Optional grace period"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = RotatedKey, description = "The new key, shown only here"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 409, body = ErrorBody, description = "`api_key_revoked`"),
+        (status = 422, body = ErrorBody, description = "`invalid_grace_period`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn tenant_rotate_key(
+    State(state): State<AppState>,
+    caller: TenantPrincipal,
+    ctx: RequestContext,
+    Path(public_id): Path<String>,
+    OptionalJson(body): OptionalJson<RotateKeyRequest>,
+) -> ApiResult<axum::Json<RotatedKey>> {
+    let scope = Scope::Tenant(&caller.tenant_id);
+    let rotated =
+        keys::rotate_key(&state, &caller.principal, &ctx, &public_id, scope, body.unwrap_or_default())
+            .await?;
+    Ok(axum::Json(rotated))
+}

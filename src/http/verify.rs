@@ -1,0 +1,148 @@
+//! `POST /v1/keys/verify`: the gateway's hot path. Answered from the in-memory key cache:
+//! no database or NATS round trip.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX;
+use utoipa::ToSchema;
+
+use crate::auth::Gateway;
+use crate::cache::{VerifyCode, VerifyInput};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Json;
+use crate::state::AppState;
+
+/// What the gateway asks.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The key the client presented.
+    pub key: String,
+    /// The client's IP address; required when the key has an IP allowlist.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
+    pub ip: Option<String>,
+    /// The model requested; checked against the key's model list when given.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Client-supplied tags, merged under the key-bound ones.
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// The answer: always 200 for a well-formed request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// True only for `VALID`.
+    pub valid: bool,
+    /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `REVOKED`, `EXPIRED`, `IP_NOT_ALLOWED`,
+    /// `MODEL_NOT_ALLOWED`, `TENANT_SUSPENDED`, `TENANT_DELETED`.
+    #[schema(example = "VALID")]
+    pub code: &'static str,
+    /// Public id of the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_id: Option<String>,
+    /// Its tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Its sub-account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_account_id: Option<String>,
+    /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// Its permissions.
+    pub permissions: Vec<String>,
+    /// Its model list (empty = any).
+    pub allowed_models: Vec<String>,
+    /// Its expiry.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Client tags merged with the key-bound tags: a key-bound tag wins over a client tag of the
+    /// same name and also appears as `tokenhub.<name>`, which clients can never set.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
+/// also under the reserved prefix.
+pub fn merge_tags(
+    client: Option<BTreeMap<String, String>>,
+    bound: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> =
+        client.unwrap_or_default().into_iter().filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX)).collect();
+    for (k, v) in bound {
+        tags.insert(k.clone(), v.clone());
+        tags.insert(format!("{RESERVED_TAG_PREFIX}{k}"), v.clone());
+    }
+    tags
+}
+
+/// Verify a key for a gateway.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "verify",
+    request_body = VerifyRequest,
+    security(("bearer" = []), ("api_key" = []), ("master_key" = [])),
+    responses(
+        (status = 200, body = VerifyResponse, description = "The verdict (also for invalid keys)"),
+        (status = 400, body = ErrorBody, description = "`invalid_json`"),
+        (status = 401, body = ErrorBody, description = "The caller's own credentials are missing or wrong"),
+        (status = 403, body = ErrorBody, description = "The caller is not a gateway (`forbidden`)"),
+        (status = 422, body = ErrorBody, description = "`invalid_request` (e.g. `ip` not an address)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn verify_key(
+    State(state): State<AppState>,
+    _gateway: Gateway,
+    Json(body): Json<VerifyRequest>,
+) -> ApiResult<axum::Json<VerifyResponse>> {
+    let ip = match body.ip.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(
+            raw.parse::<IpAddr>()
+                .map_err(|_| ApiError::invalid("invalid_request", "ip must be an IPv4 or IPv6 address"))?,
+        ),
+    };
+    let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
+    let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
+    let answer = match verdict.key {
+        None => VerifyResponse {
+            valid: false,
+            code: verdict.code.as_str(),
+            public_id: None,
+            tenant_id: None,
+            sub_account_id: None,
+            name: None,
+            role: None,
+            permissions: Vec::new(),
+            allowed_models: Vec::new(),
+            expires_at: None,
+            tags: BTreeMap::new(),
+        },
+        Some(key) => {
+            let r = &key.record;
+            VerifyResponse {
+                valid: verdict.code == VerifyCode::Valid,
+                code: verdict.code.as_str(),
+                public_id: Some(r.public_id.clone()),
+                tenant_id: r.tenant_id.clone(),
+                sub_account_id: r.sub_account_id.clone(),
+                name: Some(r.name.clone()),
+                role: Some(r.role.as_str()),
+                permissions: r.settings.permissions.clone(),
+                allowed_models: r.settings.allowed_models.clone(),
+                expires_at: r.settings.expires_at,
+                tags: merge_tags(body.tags, &r.settings.tags),
+            }
+        }
+    };
+    Ok(axum::Json(answer))
+}
