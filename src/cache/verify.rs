@@ -126,3 +126,179 @@ impl KeyCache {
         VerifyCode::Valid
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use time::macros::datetime;
+    use time::Duration;
+    use tokenhub_aggregates::api_key::{KeyRole, KeySettings};
+    use tokenhub_projections::api_keys::KeyRecord;
+
+    use super::*;
+    use crate::auth::key_format::{self, GeneratedKey};
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn hasher() -> KeyHasher {
+        KeyHasher::new(b"unit-test-pepper-unit-test-pepper")
+    }
+
+    fn record(key: &GeneratedKey, settings: KeySettings) -> KeyRecord {
+        KeyRecord {
+            public_id: key.public_id.clone(),
+            tenant_id: Some("ten_A".into()),
+            sub_account_id: None,
+            role: KeyRole::Data,
+            name: "k".into(),
+            status: KeyStatus::Active,
+            secret_hash: hasher().hash_hex(&key.full),
+            previous_secret_hash: None,
+            previous_valid_until: None,
+            settings,
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    fn cache_with(record: KeyRecord) -> KeyCache {
+        let cache = KeyCache::default();
+        cache.put_tenant("ten_A".into(), TenantStatus::Active);
+        cache.put_key(record);
+        cache
+    }
+
+    fn check(
+        cache: &KeyCache,
+        key: &str,
+        ip: Option<&str>,
+        model: Option<&str>,
+        now: OffsetDateTime,
+    ) -> VerifyCode {
+        let ip = ip.and_then(|i| i.parse().ok());
+        cache.verify(&hasher(), VerifyInput { key, ip, model }, now).code
+    }
+
+    #[test]
+    fn valid_key_is_valid_and_stamped() {
+        let key = key_format::generate();
+        let cache = cache_with(record(&key, KeySettings::default()));
+        assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::Valid);
+        let stamped = cache.get(&key.public_id).map(|k| k.last_used.load(Ordering::Relaxed));
+        assert_eq!(stamped, Some(NOW.unix_timestamp()));
+    }
+
+    #[test]
+    fn malformed_unknown_and_wrong_secret() {
+        let key = key_format::generate();
+        let cache = cache_with(record(&key, KeySettings::default()));
+        assert_eq!(check(&cache, "thk_nope", None, None, NOW), VerifyCode::Malformed);
+        assert_eq!(check(&cache, &key_format::generate().full, None, None, NOW), VerifyCode::NotFound);
+        let same_id_other_secret = key_format::generate_for(&key.public_id);
+        assert_eq!(check(&cache, &same_id_other_secret.full, None, None, NOW), VerifyCode::NotFound);
+    }
+
+    #[test]
+    fn status_codes() {
+        let key = key_format::generate();
+        for (status, code) in
+            [(KeyStatus::Disabled, VerifyCode::Disabled), (KeyStatus::Revoked, VerifyCode::Revoked)]
+        {
+            let cache = cache_with(KeyRecord { status, ..record(&key, KeySettings::default()) });
+            assert_eq!(check(&cache, &key.full, None, None, NOW), code);
+        }
+        let cache = cache_with(record(&key, KeySettings::default()));
+        cache.put_tenant("ten_A".into(), TenantStatus::Suspended);
+        assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::TenantSuspended);
+        cache.put_tenant("ten_A".into(), TenantStatus::Deleted);
+        assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::TenantDeleted);
+    }
+
+    #[test]
+    fn expiry_boundary_is_exclusive() {
+        let key = key_format::generate();
+        let cache = cache_with(record(&key, KeySettings { expires_at: Some(NOW), ..Default::default() }));
+        assert_eq!(check(&cache, &key.full, None, None, NOW - Duration::nanoseconds(1)), VerifyCode::Valid);
+        assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::Expired);
+        assert_eq!(check(&cache, &key.full, None, None, NOW + Duration::seconds(1)), VerifyCode::Expired);
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_cidr_edges() {
+        let key = key_format::generate();
+        let ips = vec!["10.0.0.0/8".into(), "192.168.1.7/32".into(), "2001:db8::/32".into()];
+        let cache = cache_with(record(&key, KeySettings { allowed_ips: ips, ..Default::default() }));
+        for (ip, code) in [
+            ("10.0.0.0", VerifyCode::Valid),
+            ("10.255.255.255", VerifyCode::Valid),
+            ("9.255.255.255", VerifyCode::IpNotAllowed),
+            ("11.0.0.0", VerifyCode::IpNotAllowed),
+            ("192.168.1.7", VerifyCode::Valid),
+            ("192.168.1.8", VerifyCode::IpNotAllowed),
+            ("2001:db8::", VerifyCode::Valid),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", VerifyCode::Valid),
+            ("2001:db9::", VerifyCode::IpNotAllowed),
+            ("::ffff:10.0.0.1", VerifyCode::IpNotAllowed),
+        ] {
+            assert_eq!(check(&cache, &key.full, Some(ip), None, NOW), code, "{ip}");
+        }
+        assert_eq!(
+            check(&cache, &key.full, None, None, NOW),
+            VerifyCode::IpNotAllowed,
+            "no IP given: refused"
+        );
+    }
+
+    #[test]
+    fn model_list() {
+        let key = key_format::generate();
+        let models = vec!["gpt-4o".into()];
+        let cache = cache_with(record(&key, KeySettings { allowed_models: models, ..Default::default() }));
+        assert_eq!(check(&cache, &key.full, None, Some("gpt-4o"), NOW), VerifyCode::Valid);
+        assert_eq!(check(&cache, &key.full, None, Some("gpt-4o-mini"), NOW), VerifyCode::ModelNotAllowed);
+        assert_eq!(
+            check(&cache, &key.full, None, None, NOW),
+            VerifyCode::Valid,
+            "no model given: not checked"
+        );
+        let open = cache_with(record(&key, KeySettings::default()));
+        assert_eq!(check(&open, &key.full, None, Some("anything"), NOW), VerifyCode::Valid);
+    }
+
+    #[test]
+    fn previous_secret_works_only_inside_its_grace_period() {
+        let old = key_format::generate();
+        let new = key_format::generate_for(&old.public_id);
+        let rotated = KeyRecord {
+            secret_hash: hasher().hash_hex(&new.full),
+            previous_secret_hash: Some(hasher().hash_hex(&old.full)),
+            previous_valid_until: Some(NOW),
+            ..record(&old, KeySettings::default())
+        };
+        let cache = cache_with(rotated);
+        assert_eq!(check(&cache, &new.full, None, None, NOW), VerifyCode::Valid);
+        assert_eq!(check(&cache, &old.full, None, None, NOW - Duration::seconds(1)), VerifyCode::Valid);
+        assert_eq!(check(&cache, &old.full, None, None, NOW), VerifyCode::NotFound);
+    }
+
+    #[test]
+    fn key_bound_tags_win_and_reserved_client_tags_are_dropped() {
+        let bound = BTreeMap::from([("customer_id".to_string(), "acme-corp".to_string())]);
+        let client = BTreeMap::from([
+            ("customer_id".to_string(), "evil".to_string()),
+            ("tokenhub.customer_id".to_string(), "evil".to_string()),
+            ("tokenhub.other".to_string(), "evil".to_string()),
+            ("session".to_string(), "s1".to_string()),
+        ]);
+        let merged = crate::http::verify::merge_tags(Some(client), &bound);
+        assert_eq!(
+            merged,
+            BTreeMap::from([
+                ("customer_id".to_string(), "acme-corp".to_string()),
+                ("session".to_string(), "s1".to_string()),
+                ("tokenhub.customer_id".to_string(), "acme-corp".to_string()),
+            ])
+        );
+    }
+}

@@ -267,3 +267,38 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl TestApp {
+    /// Issues a platform key with `role`; returns the full key.
+    pub async fn platform_key(&self, role: &str) -> String {
+        let (status, body) = send(
+            self.admin(reqwest::Method::POST, "/admin/platform-keys")
+                .json(&serde_json::json!({"name": "gw", "role": role})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        body["api_key"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Verifies `body` with `gateway_key`; returns the answer.
+    pub async fn verify(&self, gateway_key: &str, body: Value) -> Value {
+        let (status, answer) =
+            send(self.http.post(self.url("/v1/keys/verify")).bearer_auth(gateway_key).json(&body)).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    /// Issues a key in `tenant` through the admin API; returns (public_id, full key).
+    pub async fn issue_key(&self, tenant: &str, extra: Value) -> (String, String) {
+        let mut body = serde_json::json!({"tenant_id": tenant, "name": "k"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, answer) = send(self.admin(reqwest::Method::POST, "/admin/api-keys").json(&body)).await;
+        assert_eq!(status, 201, "{answer}");
+        (
+            answer["public_id"].as_str().unwrap_or_default().into(),
+            answer["api_key"].as_str().unwrap_or_default().into(),
+        )
+    }
+}

@@ -8,6 +8,7 @@
     reason = "integration tests fail loudly; the lints guard production code"
 )]
 
+mod api_keys;
 mod common;
 mod event_store;
 mod master_key;
@@ -15,3 +16,4 @@ mod openapi;
 mod projections;
 mod relay;
 mod tenants_http;
+mod two_instances;

@@ -1,0 +1,353 @@
+//! API keys over HTTP: issue, read, update, rotate, disable, revoke; every verification code;
+//! tags; tenant isolation; platform keys; last_used_at; no key in the database or on NATS.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn code(v: &Value) -> &str {
+    v["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    let expiration = "2099-01-01T00:00:00Z";
+    let (status, issued) = send(app.admin(Method::POST, "/admin/api-keys").json(&json!({
+        "tenant_id": tenant, "name": "prod", "tags": {"customer_id": "acme-corp", "env": "prod"},
+        "expiration": expiration, "quota_limit": 1000000, "allowed_ips": ["10.0.0.0/8", "2001:db8::/32"],
+        "allowed_models": ["gpt-4o"], "permissions": ["chat", "embeddings"],
+        "rate_limit": {"requests_per_minute": 600}
+    })))
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let key = issued["api_key"].as_str().unwrap_or_default().to_string();
+    let public_id = issued["public_id"].as_str().unwrap_or_default().to_string();
+    assert!(key.starts_with(&format!("thk_{public_id}_")));
+    assert_eq!(issued["tags"]["customer_id"], "acme-corp");
+    assert_eq!(issued["expiration"], expiration);
+    assert_eq!(issued["quota_limit"], 1000000);
+    assert_eq!(issued["status"], "active");
+    assert!(issued["created_at"].is_string());
+    assert!(issued.get("secret_hash").is_none());
+
+    for path in [format!("/admin/api-keys/{public_id}"), format!("/admin/api-keys?tenant_id={tenant}")] {
+        let res = app.admin(Method::GET, &path).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(&key[20..]) && !text.contains("hash"), "{path} leaks key material: {text}");
+    }
+    let (_, by_tag) = send(app.admin(Method::GET, "/admin/api-keys?tag=customer_id=acme-corp")).await;
+    assert_eq!(by_tag["data"].as_array().map(Vec::len), Some(1));
+    let (_, none) = send(app.admin(Method::GET, "/admin/api-keys?tag=customer_id=other")).await;
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
+
+    let (status, patched) = send(
+        app.admin(Method::PATCH, &format!("/admin/api-keys/{public_id}"))
+            .json(&json!({"expiration": null, "allowed_models": [], "name": "renamed"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert!(patched["expiration"].is_null());
+    assert_eq!(patched["name"], "renamed");
+    assert_eq!(patched["allowed_models"], json!([]));
+
+    let cases = [
+        (json!({"tenant_id": tenant, "name": "x", "allowed_ips": ["10.0.0.0/33"]}), 422, "invalid_cidr"),
+        (
+            json!({"tenant_id": tenant, "name": "x", "expiration": "2020-01-01T00:00:00Z"}),
+            422,
+            "expiry_in_past",
+        ),
+        (json!({"tenant_id": tenant, "name": "x", "quota_limit": -1}), 422, "invalid_quota"),
+        (
+            json!({"tenant_id": tenant, "name": "x", "tags": {"tokenhub.customer_id": "x"}}),
+            422,
+            "reserved_tag_key",
+        ),
+        (json!({"tenant_id": tenant, "name": "x", "bogus": 1}), 422, "invalid_request"),
+        (json!({"name": "x"}), 422, "tenant_id_required"),
+        (json!({"tenant_id": "ten_doesnotexist00000000", "name": "x"}), 404, "tenant_not_found"),
+    ];
+    let before = app.head().await;
+    for (body, want_status, want_code) in cases {
+        let (status, answer) = send(app.admin(Method::POST, "/admin/api-keys").json(&body)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (want_status, Some(want_code)), "{body}");
+    }
+    assert_eq!(app.head().await, before, "refused issues wrote nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verification_answers_every_code() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let gateway = app.platform_key("gateway").await;
+    let (tenant, _) = app.create_tenant("Codes").await;
+
+    let (_, plain) =
+        app.issue_key(&tenant, json!({"tags": {"customer_id": "acme-corp"}, "permissions": ["chat"]})).await;
+    let valid = app.verify(&gateway, json!({"key": plain, "tags": {"customer_id": "spoof", "tokenhub.customer_id": "spoof", "trace": "t1"}})).await;
+    assert_eq!((valid["valid"].as_bool(), code(&valid)), (Some(true), "VALID"));
+    assert_eq!(valid["tenant_id"], tenant.as_str());
+    assert_eq!(valid["role"], "data");
+    assert_eq!(valid["permissions"], json!(["chat"]));
+    assert_eq!(
+        valid["tags"],
+        json!({"customer_id": "acme-corp", "tokenhub.customer_id": "acme-corp", "trace": "t1"})
+    );
+
+    assert_eq!(code(&app.verify(&gateway, json!({"key": "thk_garbage"})).await), "MALFORMED");
+    let unknown = tokenhub::auth::key_format::generate().full;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": unknown})).await), "NOT_FOUND");
+
+    let (_, ipkey) =
+        app.issue_key(&tenant, json!({"allowed_ips": ["203.0.113.0/24", "2001:db8::/48"]})).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": ipkey, "ip": "203.0.113.255"})).await), "VALID");
+    assert_eq!(
+        code(&app.verify(&gateway, json!({"key": ipkey, "ip": "203.0.114.0"})).await),
+        "IP_NOT_ALLOWED"
+    );
+    assert_eq!(code(&app.verify(&gateway, json!({"key": ipkey, "ip": "2001:db8:0:ffff::1"})).await), "VALID");
+    assert_eq!(
+        code(&app.verify(&gateway, json!({"key": ipkey, "ip": "2001:db8:1::1"})).await),
+        "IP_NOT_ALLOWED"
+    );
+    let (status, bad_ip) = send(
+        app.http
+            .post(app.url("/v1/keys/verify"))
+            .bearer_auth(&gateway)
+            .json(&json!({"key": ipkey, "ip": "nope"})),
+    )
+    .await;
+    assert_eq!((status, bad_ip["error"]["code"].as_str()), (422, Some("invalid_request")));
+
+    let (_, modelkey) = app.issue_key(&tenant, json!({"allowed_models": ["gpt-4o"]})).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": modelkey, "model": "gpt-4o"})).await), "VALID");
+    assert_eq!(
+        code(&app.verify(&gateway, json!({"key": modelkey, "model": "o1"})).await),
+        "MODEL_NOT_ALLOWED"
+    );
+
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (_, expiring) = app.issue_key(&tenant, json!({"expiration": soon})).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": expiring})).await), "VALID");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": expiring})).await), "EXPIRED");
+
+    let (id, disabled) = app.issue_key(&tenant, json!({})).await;
+    let (status, _) = send(
+        app.admin(Method::POST, &format!("/tenant/api-keys/{id}/disable")).header("X-Tenant-ID", &tenant),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(code(&app.verify(&gateway, json!({"key": disabled})).await), "DISABLED");
+    send(app.admin(Method::POST, &format!("/tenant/api-keys/{id}/enable")).header("X-Tenant-ID", &tenant))
+        .await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": disabled})).await), "VALID");
+    send(app.admin(Method::DELETE, &format!("/admin/api-keys/{id}"))).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": disabled})).await), "REVOKED");
+
+    send(app.admin(Method::POST, &format!("/admin/tenants/{tenant}/suspend"))).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": plain})).await), "TENANT_SUSPENDED");
+    send(app.admin(Method::DELETE, &format!("/admin/tenants/{tenant}"))).await;
+    assert_eq!(code(&app.verify(&gateway, json!({"key": plain})).await), "TENANT_DELETED");
+
+    // Who may verify: gateways and the master key; not tenant keys.
+    let (_, tenant_admin) = app.create_tenant("Other").await;
+    let (status, body) = send(
+        app.http.post(app.url("/v1/keys/verify")).bearer_auth(&tenant_admin).json(&json!({"key": plain})),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (status, _) = send(
+        app.http.post(app.url("/v1/keys/verify")).header("X-Master-Key", MASTER).json(&json!({"key": plain})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_with_and_without_grace() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let gateway = app.platform_key("gateway").await;
+    let (tenant, admin_key) = app.create_tenant("Rotate").await;
+    let (id, old) = app.issue_key(&tenant, json!({})).await;
+
+    let (status, rotated) =
+        send(app.http.post(app.url(&format!("/tenant/api-keys/{id}/rotate"))).bearer_auth(&admin_key)).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["api_key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(rotated["public_id"], id.as_str());
+    assert_eq!(
+        code(&app.verify(&gateway, json!({"key": old})).await),
+        "NOT_FOUND",
+        "no grace: old key stops at once"
+    );
+    assert_eq!(code(&app.verify(&gateway, json!({"key": new})).await), "VALID");
+
+    let (status, graced) = send(
+        app.http
+            .post(app.url(&format!("/tenant/api-keys/{id}/rotate")))
+            .bearer_auth(&admin_key)
+            .json(&json!({"grace_period_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let newest = graced["api_key"].as_str().unwrap().to_string();
+    assert!(graced["previous_key_valid_until"].is_string());
+    assert_eq!(code(&app.verify(&gateway, json!({"key": new})).await), "VALID", "inside the grace period");
+    assert_eq!(code(&app.verify(&gateway, json!({"key": newest})).await), "VALID");
+    let (status, body) = send(
+        app.http
+            .post(app.url(&format!("/tenant/api-keys/{id}/rotate")))
+            .bearer_auth(&admin_key)
+            .json(&json!({"grace_period_seconds": 4000000})),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_grace_period")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_tenants_key_is_always_404() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (a, a_admin) = app.create_tenant("A").await;
+    let (b, b_admin) = app.create_tenant("B").await;
+    let (b_key_id, _) = app.issue_key(&b, json!({})).await;
+    let (_, a_own) =
+        send(app.http.post(app.url("/tenant/api-keys")).bearer_auth(&a_admin).json(&json!({"name": "mine"})))
+            .await;
+    assert_eq!(a_own["tenant_id"], a.as_str());
+
+    let requests = vec![
+        app.http.get(app.url(&format!("/tenant/api-keys/{b_key_id}"))),
+        app.http.patch(app.url(&format!("/tenant/api-keys/{b_key_id}"))).json(&json!({"name": "x"})),
+        app.http.delete(app.url(&format!("/tenant/api-keys/{b_key_id}"))),
+        app.http.post(app.url(&format!("/tenant/api-keys/{b_key_id}/disable"))),
+        app.http.post(app.url(&format!("/tenant/api-keys/{b_key_id}/enable"))),
+        app.http.post(app.url(&format!("/tenant/api-keys/{b_key_id}/rotate"))),
+    ];
+    let before = app.head().await;
+    for req in requests {
+        let res = req.bearer_auth(&a_admin).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("api_key_not_found") && !text.contains(&b), "{text}");
+    }
+    assert_eq!(app.head().await, before);
+    let (_, listing) = send(app.http.get(app.url("/tenant/api-keys")).bearer_auth(&a_admin)).await;
+    let tenants: Vec<&str> =
+        listing["data"].as_array().unwrap().iter().map(|k| k["tenant_id"].as_str().unwrap()).collect();
+    assert!(tenants.iter().all(|t| *t == a), "{listing}");
+    let (_, filtered) =
+        send(app.http.get(app.url(&format!("/tenant/api-keys?tenant_id={b}"))).bearer_auth(&a_admin)).await;
+    assert!(filtered["data"].as_array().unwrap().iter().all(|k| k["tenant_id"] == a.as_str()));
+    let (status, _) =
+        send(app.http.get(app.url("/tenant/info")).bearer_auth(&b_admin).header("X-Tenant-ID", &a)).await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn platform_keys_and_roles() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let gateway = app.platform_key("gateway").await;
+    let auditor = app.platform_key("auditor").await;
+    let (tenant, _) = app.create_tenant("Roles").await;
+    let (_, data_key) = app.issue_key(&tenant, json!({})).await;
+
+    let (_, listing) = send(app.admin(Method::GET, "/admin/platform-keys")).await;
+    assert_eq!(listing["data"].as_array().map(Vec::len), Some(2));
+    let (status, _) =
+        send(app.http.post(app.url("/v1/keys/verify")).bearer_auth(&auditor).json(&json!({"key": data_key})))
+            .await;
+    assert_eq!(status, 403, "only gateways verify");
+    let (status, body) = send(app.http.get(app.url("/tenant/info")).bearer_auth(&data_key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "data keys have no control access"
+    );
+    let (status, _) = send(app.http.get(app.url("/admin/tenants")).bearer_auth(&gateway)).await;
+    assert_eq!(status, 403);
+
+    let gateway_id = &gateway[4..20];
+    let (status, revoked) =
+        send(app.admin(Method::DELETE, &format!("/admin/platform-keys/{gateway_id}"))).await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")));
+    let (status, body) =
+        send(app.http.post(app.url("/v1/keys/verify")).bearer_auth(&gateway).json(&json!({"key": data_key})))
+            .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (tenant_key_id, _) = app.issue_key(&tenant, json!({})).await;
+    let (status, _) = send(app.admin(Method::DELETE, &format!("/admin/platform-keys/{tenant_key_id}"))).await;
+    assert_eq!(status, 404, "a tenant key is not a platform key");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn last_used_at_is_written_in_batches() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let gateway = app.platform_key("gateway").await;
+    let (tenant, _) = app.create_tenant("Usage").await;
+    let (id, key) = app.issue_key(&tenant, json!({})).await;
+    let (_, before) = send(app.admin(Method::GET, &format!("/admin/api-keys/{id}"))).await;
+    assert!(before["last_used_at"].is_null());
+    for _ in 0..5 {
+        app.verify(&gateway, json!({"key": key})).await;
+    }
+    let events_before = app.head().await;
+    let flushed = tokenhub::cache::last_used::flush(&app.app.state.keys, &app.pool).await.unwrap();
+    assert_eq!(flushed, 2, "the data key and the gateway key");
+    let (_, after) = send(app.admin(Method::GET, &format!("/admin/api-keys/{id}"))).await;
+    assert!(after["last_used_at"].is_string(), "{after}");
+    assert_eq!(app.head().await, events_before, "verifications write no event");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_canary_key_is_never_stored_or_published_in_plain_text() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin_key) = app.create_tenant("Canary").await;
+    let (id, key) = app.issue_key(&tenant, json!({"tags": {"customer_id": "acme"}})).await;
+    let (_, rotated) = send(
+        app.http
+            .post(app.url(&format!("/tenant/api-keys/{id}/rotate")))
+            .bearer_auth(&admin_key)
+            .json(&json!({"grace_period_seconds": 60})),
+    )
+    .await;
+    let rotated = rotated["api_key"].as_str().unwrap().to_string();
+    app.wait_relayed(Duration::from_secs(10)).await;
+
+    let dump =
+        std::process::Command::new("pg_dump").arg("--no-owner").arg(&db.url).output().expect("pg_dump runs");
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout).to_string();
+    assert!(dump.contains(&id), "the dump is real (holds the public id)");
+    let messages: String =
+        stream.messages().await.iter().map(|m| String::from_utf8_lossy(&m.payload).to_string()).collect();
+    assert!(messages.contains(&id));
+    for canary in [&key, &rotated, &admin_key] {
+        let secret = &canary[21..];
+        assert!(!dump.contains(secret), "key secret in the database dump");
+        assert!(!messages.contains(secret), "key secret on NATS");
+    }
+    assert!(!messages.contains("secret_hash"), "hashes stay in the database");
+    app.stop().await;
+}

@@ -1,0 +1,183 @@
+//! Two `tokenhub serve` processes on the same PostgreSQL and NATS: a key revoked or disabled
+//! on one stops verifying on the other within the stated bound (1 s). Their logs, at debug
+//! level, never contain a key.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const PEPPER: &str = "two-instance-pepper-two-instance-pepper";
+
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(db: &TestDb, stream: &TestStream) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("tokenhub-{port}-{}.log", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", &stream.url)
+            .env("NATS_EVENTS_STREAM", &stream.stream)
+            .env("NATS_SUBJECT_PREFIX", &stream.prefix)
+            .env("MASTER_API_KEY", MASTER)
+            .env("TOKENHUB_KEY_PEPPER", PEPPER)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("tokenhub binary starts");
+        Self { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    async fn wait_ready(&self, http: &reqwest::Client) {
+        for _ in 0..300 {
+            if let Ok(res) = http.get(format!("{}/readyz", self.base)).send().await {
+                if res.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server {} did not become ready", self.base);
+    }
+
+    fn logs(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut text = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+async fn call(http: &reqwest::Client, method: Method, url: String, body: Option<Value>) -> Value {
+    let mut req = http.request(method, url).header("X-Master-Key", MASTER);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    res.json().await.unwrap()
+}
+
+async fn verify_code(http: &reqwest::Client, base: &str, gateway: &str, key: &str) -> String {
+    let res = http
+        .post(format!("{base}/v1/keys/verify"))
+        .bearer_auth(gateway)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    body["code"].as_str().unwrap_or_default().to_string()
+}
+
+/// Polls instance `base` until `key` answers `want`; returns how long that took.
+async fn propagation(http: &reqwest::Client, base: &str, gateway: &str, key: &str, want: &str) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if verify_code(http, base, gateway, key).await == want {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("{key:.8}… did not become {want} on {base} within 5 s");
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_on_every_instance_within_a_second() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    tokenhub::app::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let mut a = Server::start(&db, &stream);
+    a.wait_ready(&http).await;
+    let mut b = Server::start(&db, &stream);
+    b.wait_ready(&http).await;
+
+    let tenant =
+        call(&http, Method::POST, format!("{}/admin/tenants", a.base), Some(json!({"name": "Two"}))).await;
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
+    let admin_key = tenant["api_key"].as_str().unwrap().to_string();
+    let gateway = call(
+        &http,
+        Method::POST,
+        format!("{}/admin/platform-keys", a.base),
+        Some(json!({"name": "gw", "role": "gateway"})),
+    )
+    .await;
+    let gateway = gateway["api_key"].as_str().unwrap().to_string();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let issued = call(
+            &http,
+            Method::POST,
+            format!("{}/admin/api-keys", a.base),
+            Some(json!({"tenant_id": tenant_id, "name": "k"})),
+        )
+        .await;
+        keys.push((
+            issued["public_id"].as_str().unwrap().to_string(),
+            issued["api_key"].as_str().unwrap().to_string(),
+        ));
+    }
+    for (_, key) in &keys {
+        propagation(&http, &b.base, &gateway, key, "VALID").await;
+    }
+
+    let (revoked_id, revoked_key) = &keys[0];
+    call(&http, Method::DELETE, format!("{}/admin/api-keys/{revoked_id}", a.base), None).await;
+    let revoke_lag = propagation(&http, &b.base, &gateway, revoked_key, "REVOKED").await;
+
+    let (disabled_id, disabled_key) = &keys[1];
+    http.post(format!("{}/tenant/api-keys/{disabled_id}/disable", a.base))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap();
+    let disable_lag = propagation(&http, &b.base, &gateway, disabled_key, "DISABLED").await;
+
+    let (rotated_id, rotated_key) = &keys[2];
+    let rotated: Value = http
+        .post(format!("{}/tenant/api-keys/{rotated_id}/rotate", a.base))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotate_lag = propagation(&http, &b.base, &gateway, rotated_key, "NOT_FOUND").await;
+    let new_key = rotated["api_key"].as_str().unwrap().to_string();
+    eprintln!("propagation to the other instance: revoke {revoke_lag:?}, disable {disable_lag:?}, rotate {rotate_lag:?}");
+    for lag in [revoke_lag, disable_lag, rotate_lag] {
+        assert!(lag < Duration::from_secs(1), "stated bound is 1 s, measured {lag:?}");
+    }
+    assert_eq!(verify_code(&http, &b.base, &gateway, &new_key).await, "VALID");
+
+    let logs = format!("{}{}", a.logs(), b.logs());
+    assert!(logs.contains("tenant validated") || logs.contains("api key issued"), "logs were captured");
+    for secret in keys.iter().map(|(_, k)| k).chain([&admin_key, &gateway, &new_key]) {
+        assert!(!logs.contains(&secret[21..]), "a key secret reached the logs");
+    }
+    assert!(!logs.contains(MASTER), "the master key reached the logs");
+}
