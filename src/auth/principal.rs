@@ -89,17 +89,13 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         }
         _ => return Err(invalid_key()),
     };
-    let record = &key.record;
-    Ok(match &record.tenant_id {
+    let public_id = key.public_id.to_string();
+    Ok(match &key.tenant_id {
         Some(tenant_id) => {
             tracing::info!(tenant_id = %tenant_id, "tenant validated");
-            Principal::TenantKey {
-                tenant_id: tenant_id.clone(),
-                public_id: record.public_id.clone(),
-                role: record.role,
-            }
+            Principal::TenantKey { tenant_id: tenant_id.to_string(), public_id, role: key.role }
         }
-        None => Principal::PlatformKey { public_id: record.public_id.clone(), role: record.role },
+        None => Principal::PlatformKey { public_id, role: key.role },
     })
 }
 

@@ -23,7 +23,7 @@ pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error
         let used = entry.last_used.load(Ordering::Relaxed);
         if used > entry.flushed.load(Ordering::Relaxed) {
             if let Ok(at) = OffsetDateTime::from_unix_timestamp(used) {
-                ids.push(entry.key().clone());
+                ids.push(entry.public_id.to_string());
                 stamps.push(at);
                 entry.flushed.store(used, Ordering::Relaxed);
             }

@@ -20,6 +20,7 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, RateLimit};
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyRecord};
 use tokenhub_projections::log::read_after;
@@ -27,18 +28,44 @@ use tokenhub_projections::{ProjectionError, StoredEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::hashing::hex;
+use crate::auth::key_format;
 use crate::readmodels::wait_for_wakeup;
 
 pub use verify::{Verdict, VerifyCode, VerifyInput};
 
-/// One key, prepared for verification.
+/// One key, prepared for verification in a compact form (about 600 bytes with typical
+/// settings; see the `verify` benchmark): raw hash bytes, parsed networks, boxed slices, and
+/// the tenant id shared with every other key of the tenant.
 #[derive(Debug)]
 pub struct CachedKey {
-    /// The record from the key lookup.
-    pub record: KeyRecord,
+    /// Public id.
+    pub public_id: Box<str>,
+    /// Tenant (none for platform keys).
+    pub tenant_id: Option<Arc<str>>,
+    /// Sub-account.
+    pub sub_account_id: Option<Box<str>>,
+    /// Role.
+    pub role: KeyRole,
+    /// Status.
+    pub status: KeyStatus,
+    /// Name.
+    pub name: Box<str>,
     hash: [u8; 32],
     previous: Option<([u8; 32], OffsetDateTime)>,
-    nets: Vec<IpNet>,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    quota_limit: Option<i64>,
+    nets: Box<[IpNet]>,
+    /// Allowed models (empty = any).
+    pub allowed_models: Box<[Box<str>]>,
+    /// Permissions.
+    pub permissions: Box<[Box<str>]>,
+    /// Key-bound tags, sorted by name.
+    pub tags: Box<[(Box<str>, Box<str>)]>,
+    rate_limit: Option<RateLimit>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
     /// Unix seconds of the last successful verification (0: none since start).
     pub last_used: AtomicI64,
     flushed: AtomicI64,
@@ -52,29 +79,83 @@ fn decode_hex32(hex: &str) -> [u8; 32] {
     out
 }
 
+fn boxed(items: Vec<String>) -> Box<[Box<str>]> {
+    items.into_iter().map(String::into_boxed_str).collect()
+}
+
+fn unboxed(items: &[Box<str>]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
 impl CachedKey {
-    /// Prepares `record` (decoded hashes, parsed networks).
-    pub fn new(record: KeyRecord) -> Self {
+    /// Prepares `record`; `tenant_id` is the shared copy of its tenant id.
+    pub fn new(record: KeyRecord, tenant_id: Option<Arc<str>>) -> Self {
         let previous = match (&record.previous_secret_hash, record.previous_valid_until) {
             (Some(h), Some(until)) => Some((decode_hex32(h), until)),
             _ => None,
         };
-        let nets = record.settings.allowed_ips.iter().filter_map(|n| n.parse().ok()).collect();
+        let s = record.settings;
         Self {
+            public_id: record.public_id.into_boxed_str(),
+            tenant_id,
+            sub_account_id: record.sub_account_id.map(String::into_boxed_str),
+            role: record.role,
+            status: record.status,
+            name: record.name.into_boxed_str(),
             hash: decode_hex32(&record.secret_hash),
             previous,
-            nets,
-            record,
+            expires_at: s.expires_at,
+            quota_limit: s.quota_limit,
+            nets: s.allowed_ips.iter().filter_map(|n| n.parse().ok()).collect(),
+            allowed_models: boxed(s.allowed_models),
+            permissions: boxed(s.permissions),
+            tags: s.tags.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
+            rate_limit: s.rate_limit,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
             last_used: AtomicI64::new(0),
             flushed: AtomicI64::new(0),
         }
     }
+
+    /// The full record again (to apply the next event to it).
+    pub fn to_record(&self) -> KeyRecord {
+        KeyRecord {
+            public_id: self.public_id.to_string(),
+            tenant_id: self.tenant_id.as_deref().map(str::to_string),
+            sub_account_id: self.sub_account_id.as_deref().map(str::to_string),
+            role: self.role,
+            name: self.name.to_string(),
+            status: self.status,
+            secret_hash: hex(&self.hash),
+            previous_secret_hash: self.previous.map(|(h, _)| hex(&h)),
+            previous_valid_until: self.previous.map(|(_, until)| until),
+            settings: KeySettings {
+                quota_limit: self.quota_limit,
+                expires_at: self.expires_at,
+                allowed_ips: self.nets.iter().map(ToString::to_string).collect(),
+                allowed_models: unboxed(&self.allowed_models),
+                permissions: unboxed(&self.permissions),
+                tags: self.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                rate_limit: self.rate_limit,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A public id as a map key: 16 ASCII bytes inline, no allocation.
+type IdKey = [u8; key_format::PUBLIC_ID_LEN];
+
+fn id_key(public_id: &str) -> Option<IdKey> {
+    public_id.as_bytes().try_into().ok()
 }
 
 /// All keys and tenant statuses, by public id and tenant id.
 pub struct KeyCache {
-    keys: DashMap<String, Arc<CachedKey>>,
-    tenants: DashMap<String, TenantStatus>,
+    keys: DashMap<IdKey, Arc<CachedKey>>,
+    tenants: DashMap<Arc<str>, TenantStatus>,
     position: watch::Sender<i64>,
 }
 
@@ -87,7 +168,7 @@ impl Default for KeyCache {
 impl KeyCache {
     /// The key with this public id.
     pub fn get(&self, public_id: &str) -> Option<Arc<CachedKey>> {
-        self.keys.get(public_id).map(|e| Arc::clone(e.value()))
+        self.keys.get(&id_key(public_id)?).map(|e| Arc::clone(e.value()))
     }
 
     /// Number of keys held.
@@ -112,23 +193,33 @@ impl KeyCache {
 
     /// Inserts or replaces a key, keeping its usage stamp.
     pub fn put_key(&self, record: KeyRecord) {
-        let fresh = CachedKey::new(record);
-        if let Some(old) = self.keys.get(&fresh.record.public_id) {
+        let Some(id) = id_key(&record.public_id) else {
+            tracing::error!(public_id = %record.public_id, "key with a malformed public id ignored");
+            return;
+        };
+        let tenant = record.tenant_id.as_deref().map(|t| self.shared_tenant_id(t));
+        let fresh = CachedKey::new(record, tenant);
+        if let Some(old) = self.keys.get(&id) {
             fresh.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
             fresh.flushed.store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        self.keys.insert(fresh.record.public_id.clone(), Arc::new(fresh));
+        self.keys.insert(id, Arc::new(fresh));
+    }
+
+    fn shared_tenant_id(&self, tenant_id: &str) -> Arc<str> {
+        self.tenants.get(tenant_id).map(|e| Arc::clone(e.key())).unwrap_or_else(|| Arc::from(tenant_id))
     }
 
     /// Sets a tenant's status.
     pub fn put_tenant(&self, tenant_id: String, status: TenantStatus) {
-        self.tenants.insert(tenant_id, status);
+        let shared = self.shared_tenant_id(&tenant_id);
+        self.tenants.insert(shared, status);
     }
 
     /// Applies one event of the log.
     pub fn apply(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
         let Some(decoded) = decode(event)? else { return Ok(()) };
-        let current = self.get(&event.aggregate_id).map(|k| k.record.clone());
+        let current = self.get(&event.aggregate_id).map(|k| k.to_record());
         match change_for(&event.aggregate_id, decoded, current) {
             Some(KeyLookupChange::Key(record)) => self.put_key(*record),
             Some(KeyLookupChange::Tenant { tenant_id, status }) => self.put_tenant(tenant_id, status),

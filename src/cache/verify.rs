@@ -92,7 +92,7 @@ impl KeyCache {
         if !current && !previous {
             return verdict(VerifyCode::NotFound, None);
         }
-        let code = match key.record.status {
+        let code = match key.status {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
             KeyStatus::Active => self.check_active(&key, input, now),
@@ -104,22 +104,22 @@ impl KeyCache {
     }
 
     fn check_active(&self, key: &CachedKey, input: VerifyInput<'_>, now: OffsetDateTime) -> VerifyCode {
-        if let Some(tenant) = &key.record.tenant_id {
+        if let Some(tenant) = &key.tenant_id {
             match self.tenant_status(tenant) {
                 Some(TenantStatus::Active) => {}
                 Some(TenantStatus::Suspended) => return VerifyCode::TenantSuspended,
                 Some(TenantStatus::Deleted) | None => return VerifyCode::TenantDeleted,
             }
         }
-        if key.record.settings.expires_at.is_some_and(|at| now >= at) {
+        if key.expires_at.is_some_and(|at| now >= at) {
             return VerifyCode::Expired;
         }
         if !key.nets.is_empty() && !input.ip.is_some_and(|ip| key.nets.iter().any(|n| n.contains(&ip))) {
             return VerifyCode::IpNotAllowed;
         }
-        let models = &key.record.settings.allowed_models;
+        let models = &key.allowed_models;
         if let Some(model) = input.model {
-            if !models.is_empty() && !models.iter().any(|m| m == model) {
+            if !models.is_empty() && !models.iter().any(|m| &**m == model) {
                 return VerifyCode::ModelNotAllowed;
             }
         }
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn key_bound_tags_win_and_reserved_client_tags_are_dropped() {
-        let bound = BTreeMap::from([("customer_id".to_string(), "acme-corp".to_string())]);
+        let bound: Vec<(Box<str>, Box<str>)> = vec![("customer_id".into(), "acme-corp".into())];
         let client = BTreeMap::from([
             ("customer_id".to_string(), "evil".to_string()),
             ("tokenhub.customer_id".to_string(), "evil".to_string()),

@@ -75,13 +75,13 @@ pub struct VerifyResponse {
 /// also under the reserved prefix.
 pub fn merge_tags(
     client: Option<BTreeMap<String, String>>,
-    bound: &BTreeMap<String, String>,
+    bound: &[(Box<str>, Box<str>)],
 ) -> BTreeMap<String, String> {
     let mut tags: BTreeMap<String, String> =
         client.unwrap_or_default().into_iter().filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX)).collect();
     for (k, v) in bound {
-        tags.insert(k.clone(), v.clone());
-        tags.insert(format!("{RESERVED_TAG_PREFIX}{k}"), v.clone());
+        tags.insert(k.to_string(), v.to_string());
+        tags.insert(format!("{RESERVED_TAG_PREFIX}{k}"), v.to_string());
     }
     tags
 }
@@ -127,22 +127,19 @@ pub async fn verify_key(
             expires_at: None,
             tags: BTreeMap::new(),
         },
-        Some(key) => {
-            let r = &key.record;
-            VerifyResponse {
-                valid: verdict.code == VerifyCode::Valid,
-                code: verdict.code.as_str(),
-                public_id: Some(r.public_id.clone()),
-                tenant_id: r.tenant_id.clone(),
-                sub_account_id: r.sub_account_id.clone(),
-                name: Some(r.name.clone()),
-                role: Some(r.role.as_str()),
-                permissions: r.settings.permissions.clone(),
-                allowed_models: r.settings.allowed_models.clone(),
-                expires_at: r.settings.expires_at,
-                tags: merge_tags(body.tags, &r.settings.tags),
-            }
-        }
+        Some(key) => VerifyResponse {
+            valid: verdict.code == VerifyCode::Valid,
+            code: verdict.code.as_str(),
+            public_id: Some(key.public_id.to_string()),
+            tenant_id: key.tenant_id.as_deref().map(str::to_string),
+            sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
+            name: Some(key.name.to_string()),
+            role: Some(key.role.as_str()),
+            permissions: key.permissions.iter().map(|p| p.to_string()).collect(),
+            allowed_models: key.allowed_models.iter().map(|m| m.to_string()).collect(),
+            expires_at: key.expires_at,
+            tags: merge_tags(body.tags, &key.tags),
+        },
     };
     Ok(axum::Json(answer))
 }
