@@ -392,12 +392,13 @@ pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
 }
 
 async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    let limit: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT limits->'max_api_keys' FROM tenants WHERE tenant_id = $1")
+    let limit: Option<i64> =
+        sqlx::query_scalar("SELECT (limits->>'max_api_keys')::bigint FROM tenants WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_optional(&state.pool)
-            .await?;
-    let Some(max) = limit.and_then(|v| v.as_i64()) else { return Ok(()) };
+            .await?
+            .flatten();
+    let Some(max) = limit else { return Ok(()) };
     let count: i64 =
         sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
             .bind(tenant_id)

@@ -80,6 +80,28 @@ async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() 
         assert_eq!((status, answer["error"]["code"].as_str()), (want_status, Some(want_code)), "{body}");
     }
     assert_eq!(app.head().await, before, "refused issues wrote nothing");
+
+    // Plan limits: an enterprise tenant has no key cap; a tenant capped at 2 keys gets 409.
+    let (_, big) =
+        send(app.admin(Method::POST, "/admin/tenants").json(&json!({"name": "Big", "plan": "enterprise"})))
+            .await;
+    let big = big["tenant_id"].as_str().unwrap().to_string();
+    app.issue_key(&big, json!({})).await;
+    let (_, small) = send(
+        app.admin(Method::POST, "/admin/tenants")
+            .json(&json!({"name": "Small", "limits": {"max_api_keys": 2}})),
+    )
+    .await;
+    let small = small["tenant_id"].as_str().unwrap().to_string();
+    app.issue_key(&small, json!({})).await;
+    let (status, answer) =
+        send(app.admin(Method::POST, "/admin/api-keys").json(&json!({"tenant_id": small, "name": "third"})))
+            .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("api_key_limit_reached")),
+        "admin key + 1 = 2"
+    );
     app.stop().await;
 }
 
