@@ -3,14 +3,17 @@
 //! - [`key_format`]: the `thk_…` key string (generate, parse, checksum).
 //! - [`hashing`]: HMAC-SHA-256 of keys under the server pepper.
 //! - [`master`]: the super-admin master key (plain, argon2id hash, or generated).
-//! - [`principal`]: who is calling, resolved from headers; the only way a handler gets one.
+//! - [`principal`]: who is calling, resolved from headers.
+//! - [`authorize`]: the one authorization decision and the `Authorized<Action>` extractor.
 
+pub mod authorize;
 pub mod hashing;
 pub mod key_format;
 pub mod master;
 pub mod principal;
 
-pub use principal::{Gateway, Principal, SuperAdmin, TenantPrincipal};
+pub use authorize::{authorize, requires, Action, Authorized};
+pub use principal::Principal;
 
 use rand::distr::{Alphanumeric, SampleString};
 

@@ -53,7 +53,7 @@ impl Principal {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -131,81 +131,5 @@ impl FromRequestParts<AppState> for Principal {
         };
         parts.extensions.insert(principal.clone());
         Ok(principal)
-    }
-}
-
-/// The super admin; any other principal gets 403 `forbidden`.
-#[derive(Debug, Clone)]
-pub struct SuperAdmin(pub Principal);
-
-impl FromRequestParts<AppState> for SuperAdmin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            p @ Principal::SuperAdmin => Ok(SuperAdmin(p)),
-            _ => Err(ApiError::forbidden("forbidden", "this route needs the master key")),
-        }
-    }
-}
-
-/// A principal acting on one tenant: a tenant key, or the super admin naming the tenant in
-/// `X-Tenant-ID`.
-#[derive(Debug, Clone)]
-pub struct TenantPrincipal {
-    /// The tenant acted on.
-    pub tenant_id: String,
-    /// Who acts.
-    pub principal: Principal,
-}
-
-impl FromRequestParts<AppState> for TenantPrincipal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        let named = header_str(&parts.headers, "x-tenant-id").map(str::to_string);
-        let tenant_id = match (&principal, named) {
-            (Principal::PlatformKey { .. }, _)
-            | (Principal::TenantKey { role: KeyRole::Data | KeyRole::TenantFinance, .. }, _) => {
-                return Err(ApiError::forbidden("forbidden", "this route needs a tenant admin key"));
-            }
-            (Principal::TenantKey { tenant_id, .. }, Some(named)) if named != *tenant_id => {
-                return Err(ApiError::forbidden("tenant_mismatch", "X-Tenant-ID names another tenant"));
-            }
-            (Principal::TenantKey { tenant_id, .. }, _) => tenant_id.clone(),
-            (Principal::SuperAdmin, Some(named)) => {
-                if !tokenhub_aggregates::ids::is_tenant_id(&named)
-                    || state.keys.tenant_status(&named).is_none()
-                {
-                    return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
-                }
-                named
-            }
-            (Principal::SuperAdmin, None) => {
-                return Err(ApiError::bad_request(
-                    "tenant_id_required",
-                    "the master key must name a tenant in X-Tenant-ID on /tenant routes",
-                ));
-            }
-        };
-        Ok(TenantPrincipal { tenant_id, principal })
-    }
-}
-
-/// A gateway: a platform key with the role `gateway`, or the super admin.
-#[derive(Debug, Clone)]
-pub struct Gateway(pub Principal);
-
-impl FromRequestParts<AppState> for Gateway {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            p @ (Principal::SuperAdmin | Principal::PlatformKey { role: KeyRole::Gateway, .. }) => {
-                Ok(Gateway(p))
-            }
-            _ => Err(ApiError::forbidden("forbidden", "this route needs a gateway platform key")),
-        }
     }
 }

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
 
-use crate::auth::SuperAdmin;
+use crate::auth::requires::ManageApiKeys;
+use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::keys::{
@@ -27,7 +28,7 @@ use crate::state::AppState;
     ))]
 pub async fn admin_issue_key(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManageApiKeys>,
     ctx: RequestContext,
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
@@ -36,7 +37,7 @@ pub async fn admin_issue_key(
     };
     let owner = KeyOwner::Tenant { tenant_id, sub_account_id: body.sub_account_id.clone() };
     let role = body.role.unwrap_or_default().into();
-    let issued = keys::issue_key(&state, &principal, &ctx, owner, role, body).await?;
+    let issued = keys::issue_key(&state, &auth.principal, &ctx, owner, role, body).await?;
     Ok((StatusCode::CREATED, axum::Json(issued)))
 }
 
@@ -52,7 +53,7 @@ pub async fn admin_issue_key(
     ))]
 pub async fn admin_list_keys(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _auth: Authorized<ManageApiKeys>,
     Query(query): Query<ListKeysQuery>,
 ) -> ApiResult<axum::Json<KeyPage>> {
     Ok(axum::Json(keys::list_keys(&state.pool, Scope::All, query).await?))
@@ -70,7 +71,7 @@ pub async fn admin_list_keys(
     ))]
 pub async fn admin_get_key(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _auth: Authorized<ManageApiKeys>,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?))
@@ -91,13 +92,13 @@ pub async fn admin_get_key(
     ))]
 pub async fn admin_update_key(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManageApiKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let command = ApiKeyCommand::Update { changes: body.into(), at: time::OffsetDateTime::now_utc() };
-    Ok(axum::Json(keys::run_on_key(&state, &principal, &ctx, &public_id, Scope::All, command).await?))
+    Ok(axum::Json(keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::All, command).await?))
 }
 
 /// Revoke a key (terminal).
@@ -113,10 +114,10 @@ pub async fn admin_update_key(
     ))]
 pub async fn admin_revoke_key(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManageApiKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let command = ApiKeyCommand::Revoke { reason: None, at: time::OffsetDateTime::now_utc() };
-    Ok(axum::Json(keys::run_on_key(&state, &principal, &ctx, &public_id, Scope::All, command).await?))
+    Ok(axum::Json(keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::All, command).await?))
 }

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
 
-use crate::auth::TenantPrincipal;
+use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
+use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::keys::{
@@ -29,15 +30,17 @@ use crate::state::AppState;
     ))]
 pub async fn tenant_issue_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
-    if body.tenant_id.as_ref().is_some_and(|t| *t != caller.tenant_id) {
+    if body.tenant_id.as_ref().is_some_and(|t| t != caller.tenant()) {
         return Err(ApiError::invalid("invalid_request", "tenant_id is taken from the caller; omit it"));
     }
-    let owner =
-        KeyOwner::Tenant { tenant_id: caller.tenant_id.clone(), sub_account_id: body.sub_account_id.clone() };
+    let owner = KeyOwner::Tenant {
+        tenant_id: caller.tenant().to_string(),
+        sub_account_id: body.sub_account_id.clone(),
+    };
     let role = body.role.unwrap_or_default().into();
     let issued = keys::issue_key(&state, &caller.principal, &ctx, owner, role, body).await?;
     Ok((StatusCode::CREATED, axum::Json(issued)))
@@ -55,10 +58,10 @@ pub async fn tenant_issue_key(
     ))]
 pub async fn tenant_list_keys(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ReadTenantKeys>,
     Query(query): Query<ListKeysQuery>,
 ) -> ApiResult<axum::Json<KeyPage>> {
-    Ok(axum::Json(keys::list_keys(&state.pool, Scope::Tenant(&caller.tenant_id), query).await?))
+    Ok(axum::Json(keys::list_keys(&state.pool, Scope::Tenant(caller.tenant()), query).await?))
 }
 
 /// Get one of the caller's keys.
@@ -73,20 +76,20 @@ pub async fn tenant_list_keys(
     ))]
 pub async fn tenant_get_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ReadTenantKeys>,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::Tenant(&caller.tenant_id)).await?))
+    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::Tenant(caller.tenant())).await?))
 }
 
 async fn run(
     state: &AppState,
-    caller: &TenantPrincipal,
+    caller: &Authorized<ManageTenantKeys>,
     ctx: &RequestContext,
     public_id: &str,
     command: ApiKeyCommand,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let scope = Scope::Tenant(&caller.tenant_id);
+    let scope = Scope::Tenant(caller.tenant());
     Ok(axum::Json(keys::run_on_key(state, &caller.principal, ctx, public_id, scope, command).await?))
 }
 
@@ -105,7 +108,7 @@ async fn run(
     ))]
 pub async fn tenant_update_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
@@ -133,7 +136,7 @@ pub async fn tenant_update_key(
     ))]
 pub async fn tenant_revoke_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -160,7 +163,7 @@ pub async fn tenant_revoke_key(
     ))]
 pub async fn tenant_disable_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -180,7 +183,7 @@ pub async fn tenant_disable_key(
     ))]
 pub async fn tenant_enable_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -203,12 +206,12 @@ pub async fn tenant_enable_key(
     ))]
 pub async fn tenant_rotate_key(
     State(state): State<AppState>,
-    caller: TenantPrincipal,
+    caller: Authorized<ManageTenantKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
     OptionalJson(body): OptionalJson<RotateKeyRequest>,
 ) -> ApiResult<axum::Json<RotatedKey>> {
-    let scope = Scope::Tenant(&caller.tenant_id);
+    let scope = Scope::Tenant(caller.tenant());
     let rotated =
         keys::rotate_key(&state, &caller.principal, &ctx, &public_id, scope, body.unwrap_or_default())
             .await?;

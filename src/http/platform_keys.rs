@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner, KeyRole};
 use utoipa::ToSchema;
 
-use crate::auth::SuperAdmin;
+use crate::auth::requires::ManagePlatformKeys;
+use crate::auth::Authorized;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::keys::{self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope};
@@ -51,7 +52,7 @@ pub struct IssuePlatformKeyRequest {
     ))]
 pub async fn issue_platform_key(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManagePlatformKeys>,
     ctx: RequestContext,
     Json(body): Json<IssuePlatformKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
@@ -73,7 +74,7 @@ pub async fn issue_platform_key(
         permissions: None,
         rate_limit: None,
     };
-    let issued = keys::issue_key(&state, &principal, &ctx, KeyOwner::Platform, role, request).await?;
+    let issued = keys::issue_key(&state, &auth.principal, &ctx, KeyOwner::Platform, role, request).await?;
     Ok((StatusCode::CREATED, axum::Json(issued)))
 }
 
@@ -89,7 +90,7 @@ pub async fn issue_platform_key(
     ))]
 pub async fn list_platform_keys(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _auth: Authorized<ManagePlatformKeys>,
     Query(query): Query<ListKeysQuery>,
 ) -> ApiResult<axum::Json<KeyPage>> {
     Ok(axum::Json(keys::list_keys(&state.pool, Scope::Platform, query).await?))
@@ -108,10 +109,12 @@ pub async fn list_platform_keys(
     ))]
 pub async fn revoke_platform_key(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManagePlatformKeys>,
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let command = ApiKeyCommand::Revoke { reason: None, at: time::OffsetDateTime::now_utc() };
-    Ok(axum::Json(keys::run_on_key(&state, &principal, &ctx, &public_id, Scope::Platform, command).await?))
+    Ok(axum::Json(
+        keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::Platform, command).await?,
+    ))
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::TenantPrincipal;
+use crate::auth::requires::ReadTenant;
+use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
 use crate::state::AppState;
@@ -46,9 +47,9 @@ pub struct TenantInfo {
     ))]
 pub async fn tenant_info(
     State(state): State<AppState>,
-    principal: TenantPrincipal,
+    auth: Authorized<ReadTenant>,
 ) -> ApiResult<axum::Json<TenantInfo>> {
-    let view = TenantView::load(&state.pool, &principal.tenant_id)
+    let view = TenantView::load(&state.pool, auth.tenant())
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
     Ok(axum::Json(TenantInfo {

@@ -9,7 +9,8 @@ use tokenhub_aggregates::ids::is_tenant_id;
 use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{key_format, new_tenant_id, SuperAdmin};
+use crate::auth::requires::ManageTenants;
+use crate::auth::{key_format, new_tenant_id, Authorized};
 use crate::commands::{execute, CommandMetadata};
 
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -69,7 +70,7 @@ pub struct CreateTenantResponse {
     ))]
 pub async fn create_tenant(
     State(state): State<AppState>,
-    SuperAdmin(principal): SuperAdmin,
+    auth: Authorized<ManageTenants>,
     ctx: RequestContext,
     Json(body): Json<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreateTenantResponse>)> {
@@ -95,7 +96,7 @@ pub async fn create_tenant(
         settings: KeySettings::default(),
         at: now,
     };
-    let meta = CommandMetadata::new(&principal, &ctx, Some(&tenant_id));
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
     state.commands.create_tenant_with_admin_key(&tenant_id, command, &key.public_id, issue, meta).await?;
     state.readmodels.wait_for_head().await;
     tracing::info!(tenant_id = %tenant_id, "tenant created");
@@ -148,7 +149,7 @@ pub struct TenantPage {
     ))]
 pub async fn list_tenants(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _auth: Authorized<ManageTenants>,
     Query(query): Query<ListTenantsQuery>,
 ) -> ApiResult<axum::Json<TenantPage>> {
     let limit = query.limit.unwrap_or(50);
@@ -200,7 +201,7 @@ async fn view_or_404(state: &AppState, id: &str) -> ApiResult<axum::Json<TenantV
     ))]
 pub async fn get_tenant(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _auth: Authorized<ManageTenants>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TenantView>> {
     checked_id(&id)?;
@@ -224,13 +225,13 @@ pub struct UpdateTenantRequest {
 
 async fn run(
     state: &AppState,
-    admin: &SuperAdmin,
+    auth: &Authorized<ManageTenants>,
     ctx: &RequestContext,
     id: &str,
     command: TenantCommand,
 ) -> ApiResult<axum::Json<TenantView>> {
     checked_id(id)?;
-    let meta = CommandMetadata::new(&admin.0, ctx, Some(id));
+    let meta = CommandMetadata::new(&auth.principal, ctx, Some(id));
     execute(&state.commands.tenants, id, command, meta).await?;
     state.readmodels.wait_for_head().await;
     view_or_404(state, id).await
@@ -251,7 +252,7 @@ async fn run(
     ))]
 pub async fn update_tenant(
     State(state): State<AppState>,
-    admin: SuperAdmin,
+    auth: Authorized<ManageTenants>,
     ctx: RequestContext,
     Path(id): Path<String>,
     Json(body): Json<UpdateTenantRequest>,
@@ -262,7 +263,7 @@ pub async fn update_tenant(
         limits: body.limits.map(Into::into),
         at: OffsetDateTime::now_utc(),
     };
-    run(&state, &admin, &ctx, &id, command).await
+    run(&state, &auth, &ctx, &id, command).await
 }
 
 /// Body of `POST /admin/tenants/{id}/suspend` (optional).
@@ -289,7 +290,7 @@ pub struct SuspendTenantRequest {
     ))]
 pub async fn suspend_tenant(
     State(state): State<AppState>,
-    admin: SuperAdmin,
+    auth: Authorized<ManageTenants>,
     ctx: RequestContext,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<SuspendTenantRequest>,
@@ -298,7 +299,7 @@ pub async fn suspend_tenant(
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::invalid("invalid_request", "reason is longer than 500 characters"));
     }
-    run(&state, &admin, &ctx, &id, TenantCommand::Suspend { reason, at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, TenantCommand::Suspend { reason, at: OffsetDateTime::now_utc() }).await
 }
 
 /// Reactivate a suspended tenant.
@@ -314,11 +315,11 @@ pub async fn suspend_tenant(
     ))]
 pub async fn reactivate_tenant(
     State(state): State<AppState>,
-    admin: SuperAdmin,
+    auth: Authorized<ManageTenants>,
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TenantView>> {
-    run(&state, &admin, &ctx, &id, TenantCommand::Reactivate { at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, TenantCommand::Reactivate { at: OffsetDateTime::now_utc() }).await
 }
 
 /// Delete a tenant (terminal; its events stay in the log).
@@ -334,9 +335,9 @@ pub async fn reactivate_tenant(
     ))]
 pub async fn delete_tenant(
     State(state): State<AppState>,
-    admin: SuperAdmin,
+    auth: Authorized<ManageTenants>,
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TenantView>> {
-    run(&state, &admin, &ctx, &id, TenantCommand::Delete { at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, TenantCommand::Delete { at: OffsetDateTime::now_utc() }).await
 }

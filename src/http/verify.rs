@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX;
 use utoipa::ToSchema;
 
-use crate::auth::Gateway;
+use crate::auth::requires::VerifyKeys;
+use crate::auth::Authorized;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
@@ -100,7 +101,7 @@ pub fn merge_tags(
     ))]
 pub async fn verify_key(
     State(state): State<AppState>,
-    _gateway: Gateway,
+    _auth: Authorized<VerifyKeys>,
     Json(body): Json<VerifyRequest>,
 ) -> ApiResult<axum::Json<VerifyResponse>> {
     let ip = match body.ip.as_deref() {

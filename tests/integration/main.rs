@@ -9,6 +9,7 @@
 )]
 
 mod api_keys;
+mod authz_matrix;
 mod common;
 mod event_store;
 mod master_key;

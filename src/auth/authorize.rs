@@ -1,0 +1,188 @@
+//! The one authorization decision. Every protected route declares the [`Action`] it needs by
+//! taking an [`Authorized<A>`] extractor; [`authorize`] decides for every route from the
+//! principal and the action, and tenant-scoped actions also resolve which tenant is acted on.
+//!
+//! | principal | may |
+//! |---|---|
+//! | super admin (master key) | everything; `/tenant/...` with `X-Tenant-ID` |
+//! | platform `gateway` | verify keys |
+//! | platform `finance_admin`, `auditor` | (usage and audit routes arrive with their issues) |
+//! | tenant `tenant_admin` | everything in its tenant |
+//! | tenant `tenant_finance` | read its tenant |
+//! | tenant `data` | nothing on the control API |
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tokenhub_aggregates::api_key::KeyRole;
+
+use crate::auth::principal::{header_str, Principal};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create, read, change and delete tenants.
+    ManageTenants,
+    /// Manage the keys of any tenant.
+    ManageApiKeys,
+    /// Manage platform keys.
+    ManagePlatformKeys,
+    /// Verify keys (gateways).
+    VerifyKeys,
+    /// Read one's own tenant.
+    ReadTenant,
+    /// Read one's tenant's keys.
+    ReadTenantKeys,
+    /// Issue and change one's tenant's keys.
+    ManageTenantKeys,
+}
+
+impl Action {
+    /// True for actions on one tenant (`/tenant/...`).
+    pub fn tenant_scoped(self) -> bool {
+        matches!(self, Action::ReadTenant | Action::ReadTenantKeys | Action::ManageTenantKeys)
+    }
+}
+
+/// Decides whether `principal` may perform `action`.
+pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> {
+    let allowed = match principal {
+        Principal::SuperAdmin => true,
+        Principal::PlatformKey { role, .. } => {
+            matches!((role, action), (KeyRole::Gateway, Action::VerifyKeys))
+        }
+        Principal::TenantKey { role, .. } => match role {
+            KeyRole::TenantAdmin => action.tenant_scoped(),
+            KeyRole::TenantFinance => action == Action::ReadTenant,
+            _ => false,
+        },
+    };
+    if allowed {
+        Ok(())
+    } else {
+        tracing::info!(?action, actor = principal.actor().1, "forbidden");
+        Err(ApiError::forbidden("forbidden", "this principal may not perform this action"))
+    }
+}
+
+/// The tenant a tenant-scoped request acts on: the key's own tenant, or the one the super
+/// admin names in `X-Tenant-ID`.
+fn acted_on_tenant(principal: &Principal, parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let named = header_str(&parts.headers, "x-tenant-id").map(str::to_string);
+    match (principal, named) {
+        (Principal::TenantKey { tenant_id, .. }, Some(named)) if named != *tenant_id => {
+            Err(ApiError::forbidden("tenant_mismatch", "X-Tenant-ID names another tenant"))
+        }
+        (Principal::TenantKey { tenant_id, .. }, _) => Ok(tenant_id.clone()),
+        (_, Some(named)) => {
+            if !tokenhub_aggregates::ids::is_tenant_id(&named) || state.keys.tenant_status(&named).is_none() {
+                return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
+            }
+            Ok(named)
+        }
+        (_, None) => Err(ApiError::bad_request(
+            "tenant_id_required",
+            "name the tenant in X-Tenant-ID on /tenant routes",
+        )),
+    }
+}
+
+/// Declares the action a route needs; implemented by the marker types in [`requires`].
+pub trait Requires: Send + Sync + 'static {
+    /// The action.
+    const ACTION: Action;
+}
+
+/// An authenticated and authorized caller of a route needing `R::ACTION`.
+#[derive(Debug, Clone)]
+pub struct Authorized<R: Requires> {
+    /// Who.
+    pub principal: Principal,
+    /// The tenant acted on, for tenant-scoped actions.
+    pub tenant_id: Option<String>,
+    _action: PhantomData<R>,
+}
+
+impl<R: Requires> Authorized<R> {
+    /// The tenant acted on (empty for platform actions, which never call this).
+    pub fn tenant(&self) -> &str {
+        self.tenant_id.as_deref().unwrap_or_default()
+    }
+}
+
+impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        authorize(&principal, R::ACTION)?;
+        let tenant_id =
+            if R::ACTION.tenant_scoped() { Some(acted_on_tenant(&principal, parts, state)?) } else { None };
+        Ok(Self { principal, tenant_id, _action: PhantomData })
+    }
+}
+
+/// Marker types naming the actions, for `Authorized<requires::X>`.
+pub mod requires {
+    use super::{Action, Requires};
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires [`Action::", stringify!($name), "`].")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+            impl Requires for $name {
+                const ACTION: Action = Action::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        ManageTenants,
+        ManageApiKeys,
+        ManagePlatformKeys,
+        VerifyKeys,
+        ReadTenant,
+        ReadTenantKeys,
+        ManageTenantKeys
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(role: KeyRole) -> Principal {
+        if role.is_platform() {
+            Principal::PlatformKey { public_id: "p".into(), role }
+        } else {
+            Principal::TenantKey { tenant_id: "t".into(), public_id: "p".into(), role }
+        }
+    }
+
+    #[test]
+    fn the_decision_table() {
+        use Action::*;
+        let all = [
+            ManageTenants,
+            ManageApiKeys,
+            ManagePlatformKeys,
+            VerifyKeys,
+            ReadTenant,
+            ReadTenantKeys,
+            ManageTenantKeys,
+        ];
+        for action in all {
+            assert!(authorize(&Principal::SuperAdmin, action).is_ok());
+            assert_eq!(authorize(&key(KeyRole::Gateway), action).is_ok(), action == VerifyKeys);
+            assert!(authorize(&key(KeyRole::FinanceAdmin), action).is_err());
+            assert!(authorize(&key(KeyRole::Auditor), action).is_err());
+            assert_eq!(authorize(&key(KeyRole::TenantAdmin), action).is_ok(), action.tenant_scoped());
+            assert_eq!(authorize(&key(KeyRole::TenantFinance), action).is_ok(), action == ReadTenant);
+            assert!(authorize(&key(KeyRole::Data), action).is_err());
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The authorization matrix: every route of the OpenAPI document, called by every kind of
+//! principal, must answer as the matrix says. A route missing from the matrix fails the test.
+//!
+//! Expected per cell: no credentials → 401; a malformed key → 401; a principal the matrix
+//! allows → neither 401 nor 403 (nor 5xx); the admin of another tenant on a route naming one
+//! of this tenant's resources → 404 that leaks nothing; anyone else → 403.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum P {
+    Master,
+    Gateway,
+    FinanceAdmin,
+    Auditor,
+    TenantAdmin,
+    TenantFinance,
+    DataKey,
+}
+
+use P::*;
+
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// (method, path, principals allowed). `OtherTenant` is derived: it is allowed wherever
+/// `TenantAdmin` is, but gets 404 on routes naming this tenant's resources.
+const MATRIX: &[(&str, &str, &[P])] = &[
+    ("post", "/admin/tenants", &[Master]),
+    ("get", "/admin/tenants", &[Master]),
+    ("get", "/admin/tenants/{id}", &[Master]),
+    ("patch", "/admin/tenants/{id}", &[Master]),
+    ("delete", "/admin/tenants/{id}", &[Master]),
+    ("post", "/admin/tenants/{id}/suspend", &[Master]),
+    ("post", "/admin/tenants/{id}/reactivate", &[Master]),
+    ("get", "/tenant/info", &[Master, TenantAdmin, TenantFinance]),
+    ("post", "/admin/api-keys", &[Master]),
+    ("get", "/admin/api-keys", &[Master]),
+    ("get", "/admin/api-keys/{public_id}", &[Master]),
+    ("patch", "/admin/api-keys/{public_id}", &[Master]),
+    ("delete", "/admin/api-keys/{public_id}", &[Master]),
+    ("post", "/tenant/api-keys", &[Master, TenantAdmin]),
+    ("get", "/tenant/api-keys", &[Master, TenantAdmin]),
+    ("get", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
+    ("patch", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
+    ("delete", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
+    ("post", "/tenant/api-keys/{public_id}/disable", &[Master, TenantAdmin]),
+    ("post", "/tenant/api-keys/{public_id}/enable", &[Master, TenantAdmin]),
+    ("post", "/tenant/api-keys/{public_id}/rotate", &[Master, TenantAdmin]),
+    ("post", "/admin/platform-keys", &[Master]),
+    ("get", "/admin/platform-keys", &[Master]),
+    ("delete", "/admin/platform-keys/{public_id}", &[Master]),
+    ("post", "/v1/keys/verify", &[Master, Gateway]),
+];
+
+struct Fixture {
+    tenant: String,
+    keys: Vec<(P, String)>,
+    other_tenant_admin: String,
+    target_tenant: String,
+    target_key: String,
+    target_platform_key: String,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let (tenant, tenant_admin) = app.create_tenant("Matrix").await;
+    let (_, other_tenant_admin) = app.create_tenant("Other").await;
+    let (target_tenant, _) = app.create_tenant("Target").await;
+    let (_, finance) = app.issue_key(&tenant, json!({"role": "tenant_finance"})).await;
+    let (_, data) = app.issue_key(&tenant, json!({})).await;
+    let (target_key, _) = app.issue_key(&tenant, json!({"name": "target"})).await;
+    let target_platform = app.platform_key("auditor").await;
+    let keys = vec![
+        (Gateway, app.platform_key("gateway").await),
+        (FinanceAdmin, app.platform_key("finance_admin").await),
+        (Auditor, app.platform_key("auditor").await),
+        (TenantAdmin, tenant_admin),
+        (TenantFinance, finance),
+        (DataKey, data),
+    ];
+    Fixture {
+        tenant,
+        keys,
+        other_tenant_admin,
+        target_tenant,
+        target_key,
+        target_platform_key: target_platform[4..20].to_string(),
+    }
+}
+
+fn concrete(path: &str, f: &Fixture) -> String {
+    let public_id =
+        if path.starts_with("/admin/platform-keys") { &f.target_platform_key } else { &f.target_key };
+    path.replace("{id}", &f.target_tenant).replace("{public_id}", public_id)
+}
+
+fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let body_allowed = method == Method::POST || method == Method::PATCH || method == Method::PUT;
+    let req = app.http.request(method, app.url(path));
+    // An empty object: authorized callers get a validation error instead of changing anything
+    // (the routes whose body is optional act on the fixture's target resources only).
+    if body_allowed {
+        req.json(&json!({}))
+    } else {
+        req
+    }
+}
+
+async fn status_and_body(req: reqwest::RequestBuilder) -> (u16, String) {
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn every_route_answers_every_principal_as_the_matrix_says() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let f = fixture(&app).await;
+
+    let spec: Value = serde_json::from_str(&tokenhub::http::openapi::document_json()).unwrap();
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if PUBLIC.contains(&path.as_str()) {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            routes.insert((method.clone(), path.clone()));
+        }
+    }
+    let declared: BTreeSet<(String, String)> =
+        MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(routes, declared, "every documented route needs a matrix entry (and every entry a route)");
+
+    let mut failures = Vec::new();
+    for (method, template, allowed) in MATRIX {
+        let path = concrete(template, &f);
+        let tenant_route = template.starts_with("/tenant/");
+        let names_resource = template.contains('{');
+
+        let (status, _) = status_and_body(request(&app, method, &path)).await;
+        if status != 401 {
+            failures.push(format!("{method} {template} without credentials: {status}"));
+        }
+        let (status, _) = status_and_body(request(&app, method, &path).bearer_auth("thk_malformed")).await;
+        if status != 401 {
+            failures.push(format!("{method} {template} with a malformed key: {status}"));
+        }
+        // Denied principals first, so that allowed ones run last on the target resources.
+        let mut cells: Vec<(P, Option<&String>)> = f.keys.iter().map(|(p, k)| (*p, Some(k))).collect();
+        cells.push((Master, None));
+        cells.sort_by_key(|(p, _)| allowed.contains(p));
+        if tenant_route && names_resource {
+            let (status, body) =
+                status_and_body(request(&app, method, &path).bearer_auth(&f.other_tenant_admin)).await;
+            if status != 404 || body.contains(&f.tenant) || body.contains("target") {
+                failures.push(format!("{method} {template} by another tenant's admin: {status} {body}"));
+            }
+        }
+        for (principal, key) in cells {
+            let mut req = request(&app, method, &path);
+            req = match key {
+                Some(key) => req.bearer_auth(key),
+                None => req.header("X-Master-Key", MASTER),
+            };
+            if tenant_route && principal == Master {
+                req = req.header("X-Tenant-ID", &f.tenant);
+            }
+            let (status, body) = status_and_body(req).await;
+            let ok = if allowed.contains(&principal) {
+                status != 401 && status != 403 && status < 500
+            } else {
+                status == 403
+            };
+            if !ok {
+                failures.push(format!("{method} {template} as {principal:?}: {status} {body}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix violations:\n{}", failures.join("\n"));
+    app.stop().await;
+}
