@@ -9,6 +9,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, Serialized
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent};
 use sqlx::PgPool;
 use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand};
+use tokenhub_aggregates::sub_account::SubAccount;
 use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
 use tokenhub_aggregates::DomainError;
 
@@ -33,6 +34,8 @@ pub struct Commands {
     pub tenants: Arc<Framework<Tenant>>,
     /// API keys.
     pub api_keys: Arc<Framework<ApiKey>>,
+    /// Sub-accounts.
+    pub sub_accounts: Arc<Framework<SubAccount>>,
 }
 
 impl Commands {
@@ -42,6 +45,7 @@ impl Commands {
         Self {
             tenants: Arc::new(framework(repo.clone(), ())),
             api_keys: Arc::new(framework(repo.clone(), ())),
+            sub_accounts: Arc::new(framework(repo.clone(), ())),
             repo,
         }
     }

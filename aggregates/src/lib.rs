@@ -8,6 +8,7 @@
 //! - [`error_code`]: the kinds of domain failure and the trait that gives each a stable code.
 //! - [`tenant`]: the `Tenant` aggregate (one folder: commands, events, aggregate, errors, tests).
 //! - [`api_key`]: the `ApiKey` aggregate (tenant and platform keys).
+//! - [`sub_account`]: the `SubAccount` aggregate.
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
 
 pub mod api_key;
@@ -15,6 +16,7 @@ pub mod error_code;
 pub mod ids;
 pub mod redact;
 pub mod serde_util;
+pub mod sub_account;
 pub mod tenant;
 
 pub use error_code::{DomainError, ErrorKind};

@@ -1,5 +1,5 @@
-//! The key lookup: `api_keys` (one [`KeyRecord`] per key) and `key_tenants` (tenant status as
-//! verification sees it), under one checkpoint.
+//! The key lookup: `api_keys` (one [`KeyRecord`] per key), `key_tenants` (tenant status as
+//! verification sees it) and `key_sub_accounts`, under one checkpoint.
 //!
 //! The change an event makes is computed by the pure [`change_for`], used both here (SQL) and
 //! by the in-memory key cache of the server, so the two can never disagree.
@@ -188,10 +188,29 @@ impl Projection for ApiKeysProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["api_keys", "key_tenants"]
+        &["api_keys", "key_tenants", "key_sub_accounts"]
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(sub_event) = crate::sub_accounts::decode(event)? {
+            let current: Option<serde_json::Value> =
+                sqlx::query_scalar("SELECT record FROM key_sub_accounts WHERE sub_account_id = $1")
+                    .bind(&event.aggregate_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let current = current.and_then(|v| serde_json::from_value(v).ok());
+            if let Some(record) = crate::sub_accounts::record_after(sub_event, current) {
+                sqlx::query(
+                    "INSERT INTO key_sub_accounts (sub_account_id, record) VALUES ($1, $2) \
+                     ON CONFLICT (sub_account_id) DO UPDATE SET record = excluded.record",
+                )
+                .bind(&record.sub_account_id)
+                .bind(serde_json::to_value(&record).unwrap_or_default())
+                .execute(conn)
+                .await?;
+            }
+            return Ok(());
+        }
         let Some(decoded) = decode(event)? else { return Ok(()) };
         let current = match &decoded {
             KeyLookupEvent::Key(ApiKeyEvent::Issued { .. }) | KeyLookupEvent::Tenant(_) => None,

@@ -7,11 +7,12 @@
 //! # Layout
 //! - [`log`]: reading the event log in global order ([`StoredEvent`]).
 //! - [`runner`]: catch-up, live following, rebuild.
-//! - [`tenants`], [`api_keys`]: one module per query table.
+//! - [`tenants`], [`api_keys`], [`sub_accounts`]: one module per query table.
 
 pub mod api_keys;
 pub mod log;
 pub mod runner;
+pub mod sub_accounts;
 pub mod tenants;
 
 pub use log::StoredEvent;
@@ -54,7 +55,11 @@ pub trait Projection: Send + Sync {
 
 /// Every projection the service runs, in a stable order.
 pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(tenants::TenantsProjection), Box::new(api_keys::ApiKeysProjection)]
+    vec![
+        Box::new(tenants::TenantsProjection),
+        Box::new(api_keys::ApiKeysProjection),
+        Box::new(sub_accounts::SubAccountsProjection),
+    ]
 }
 
 /// The projections whose name is `name`, or all of them for `None`.

@@ -38,12 +38,23 @@ pub enum Action {
     ReadTenantKeys,
     /// Issue and change one's tenant's keys.
     ManageTenantKeys,
+    /// Read one's tenant's sub-accounts.
+    ReadSubAccounts,
+    /// Create and change one's tenant's sub-accounts.
+    ManageSubAccounts,
 }
 
 impl Action {
     /// True for actions on one tenant (`/tenant/...`).
     pub fn tenant_scoped(self) -> bool {
-        matches!(self, Action::ReadTenant | Action::ReadTenantKeys | Action::ManageTenantKeys)
+        matches!(
+            self,
+            Action::ReadTenant
+                | Action::ReadTenantKeys
+                | Action::ManageTenantKeys
+                | Action::ReadSubAccounts
+                | Action::ManageSubAccounts
+        )
     }
 }
 
@@ -147,7 +158,9 @@ pub mod requires {
         VerifyKeys,
         ReadTenant,
         ReadTenantKeys,
-        ManageTenantKeys
+        ManageTenantKeys,
+        ReadSubAccounts,
+        ManageSubAccounts,
     );
 }
 
@@ -174,6 +187,8 @@ mod tests {
             ReadTenant,
             ReadTenantKeys,
             ManageTenantKeys,
+            ReadSubAccounts,
+            ManageSubAccounts,
         ];
         for action in all {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());

@@ -24,6 +24,7 @@ use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, RateLimit};
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyRecord};
 use tokenhub_projections::log::read_after;
+use tokenhub_projections::sub_accounts::{record_after, SubAccountRecord};
 use tokenhub_projections::{ProjectionError, StoredEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -156,12 +157,18 @@ fn id_key(public_id: &str) -> Option<IdKey> {
 pub struct KeyCache {
     keys: DashMap<IdKey, Arc<CachedKey>>,
     tenants: DashMap<Arc<str>, TenantStatus>,
+    sub_accounts: DashMap<String, Arc<SubAccountRecord>>,
     position: watch::Sender<i64>,
 }
 
 impl Default for KeyCache {
     fn default() -> Self {
-        Self { keys: DashMap::new(), tenants: DashMap::new(), position: watch::channel(0).0 }
+        Self {
+            keys: DashMap::new(),
+            tenants: DashMap::new(),
+            sub_accounts: DashMap::new(),
+            position: watch::channel(0).0,
+        }
     }
 }
 
@@ -184,6 +191,16 @@ impl KeyCache {
     /// Status of a tenant, as last seen.
     pub fn tenant_status(&self, tenant_id: &str) -> Option<TenantStatus> {
         self.tenants.get(tenant_id).map(|s| *s)
+    }
+
+    /// A sub-account, as last seen.
+    pub fn sub_account(&self, sub_account_id: &str) -> Option<Arc<SubAccountRecord>> {
+        self.sub_accounts.get(sub_account_id).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Inserts or replaces a sub-account.
+    pub fn put_sub_account(&self, record: SubAccountRecord) {
+        self.sub_accounts.insert(record.sub_account_id.clone(), Arc::new(record));
     }
 
     /// Position of the log the cache includes.
@@ -218,6 +235,13 @@ impl KeyCache {
 
     /// Applies one event of the log.
     pub fn apply(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if let Some(sub_event) = tokenhub_projections::sub_accounts::decode(event)? {
+            let current = self.sub_account(&event.aggregate_id).map(|r| (*r).clone());
+            if let Some(record) = record_after(sub_event, current) {
+                self.put_sub_account(record);
+            }
+            return Ok(());
+        }
         let Some(decoded) = decode(event)? else { return Ok(()) };
         let current = self.get(&event.aggregate_id).map(|k| k.to_record());
         match change_for(&event.aggregate_id, decoded, current) {

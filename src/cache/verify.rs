@@ -10,7 +10,9 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyStatus;
+use tokenhub_aggregates::sub_account::SubAccountStatus;
 use tokenhub_aggregates::tenant::TenantStatus;
+use tokenhub_projections::sub_accounts::SubAccountRecord;
 
 use super::{CachedKey, KeyCache};
 use crate::auth::hashing::KeyHasher;
@@ -39,6 +41,10 @@ pub enum VerifyCode {
     TenantSuspended,
     /// The tenant is deleted.
     TenantDeleted,
+    /// The key's sub-account is disabled.
+    SubAccountDisabled,
+    /// The key's sub-account is deleted.
+    SubAccountDeleted,
 }
 
 impl VerifyCode {
@@ -55,6 +61,8 @@ impl VerifyCode {
             VerifyCode::ModelNotAllowed => "MODEL_NOT_ALLOWED",
             VerifyCode::TenantSuspended => "TENANT_SUSPENDED",
             VerifyCode::TenantDeleted => "TENANT_DELETED",
+            VerifyCode::SubAccountDisabled => "SUB_ACCOUNT_DISABLED",
+            VerifyCode::SubAccountDeleted => "SUB_ACCOUNT_DELETED",
         }
     }
 }
@@ -77,12 +85,28 @@ pub struct Verdict {
     pub code: VerifyCode,
     /// The key, once its secret matched.
     pub key: Option<Arc<CachedKey>>,
+    /// The key's sub-account, when it has one.
+    pub sub_account: Option<Arc<SubAccountRecord>>,
+}
+
+impl Verdict {
+    /// The permissions in force: the key's, narrowed to its sub-account's (a key without a
+    /// list of its own has its sub-account's).
+    pub fn effective_permissions(&self) -> Vec<String> {
+        let Some(key) = &self.key else { return Vec::new() };
+        let own = key.permissions.iter().map(|p| p.to_string());
+        match &self.sub_account {
+            None => own.collect(),
+            Some(sub) if key.permissions.is_empty() => sub.permissions.clone(),
+            Some(sub) => own.filter(|p| sub.permissions.contains(p)).collect(),
+        }
+    }
 }
 
 impl KeyCache {
     /// Verifies `input` at `now`. On `VALID`, stamps the key's `last_used`.
     pub fn verify(&self, hasher: &KeyHasher, input: VerifyInput<'_>, now: OffsetDateTime) -> Verdict {
-        let verdict = |code, key| Verdict { code, key };
+        let verdict = |code, key| Verdict { code, key, sub_account: None };
         let Ok(public_id) = key_format::parse(input.key) else { return verdict(VerifyCode::Malformed, None) };
         let Some(key) = self.get(public_id) else { return verdict(VerifyCode::NotFound, None) };
         let presented = hasher.hash_bytes(input.key);
@@ -92,23 +116,37 @@ impl KeyCache {
         if !current && !previous {
             return verdict(VerifyCode::NotFound, None);
         }
+        let sub_account = key.sub_account_id.as_deref().and_then(|id| self.sub_account(id));
         let code = match key.status {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
-            KeyStatus::Active => self.check_active(&key, input, now),
+            KeyStatus::Active => self.check_active(&key, sub_account.as_deref(), input, now),
         };
         if code == VerifyCode::Valid {
             key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
         }
-        verdict(code, Some(key))
+        Verdict { code, key: Some(key), sub_account }
     }
 
-    fn check_active(&self, key: &CachedKey, input: VerifyInput<'_>, now: OffsetDateTime) -> VerifyCode {
+    fn check_active(
+        &self,
+        key: &CachedKey,
+        sub_account: Option<&SubAccountRecord>,
+        input: VerifyInput<'_>,
+        now: OffsetDateTime,
+    ) -> VerifyCode {
         if let Some(tenant) = &key.tenant_id {
             match self.tenant_status(tenant) {
                 Some(TenantStatus::Active) => {}
                 Some(TenantStatus::Suspended) => return VerifyCode::TenantSuspended,
                 Some(TenantStatus::Deleted) | None => return VerifyCode::TenantDeleted,
+            }
+        }
+        if key.sub_account_id.is_some() {
+            match sub_account.map(|s| s.status) {
+                Some(SubAccountStatus::Active) => {}
+                Some(SubAccountStatus::Disabled) => return VerifyCode::SubAccountDisabled,
+                Some(SubAccountStatus::Deleted) | None => return VerifyCode::SubAccountDeleted,
             }
         }
         if key.expires_at.is_some_and(|at| now >= at) {
@@ -280,6 +318,38 @@ mod tests {
         assert_eq!(check(&cache, &new.full, None, None, NOW), VerifyCode::Valid);
         assert_eq!(check(&cache, &old.full, None, None, NOW - Duration::seconds(1)), VerifyCode::Valid);
         assert_eq!(check(&cache, &old.full, None, None, NOW), VerifyCode::NotFound);
+    }
+
+    #[test]
+    fn sub_account_status_and_effective_permissions() {
+        let key = key_format::generate();
+        let with_sub = KeyRecord {
+            sub_account_id: Some("sub_x".into()),
+            ..record(
+                &key,
+                KeySettings { permissions: vec!["chat".into(), "images".into()], ..Default::default() },
+            )
+        };
+        let cache = cache_with(with_sub);
+        assert_eq!(
+            check(&cache, &key.full, None, None, NOW),
+            VerifyCode::SubAccountDeleted,
+            "unknown sub-account"
+        );
+        let sub = |status, permissions: &[&str]| SubAccountRecord {
+            sub_account_id: "sub_x".into(),
+            tenant_id: "ten_A".into(),
+            status,
+            role: "viewer".into(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            quota_limit: None,
+        };
+        cache.put_sub_account(sub(SubAccountStatus::Disabled, &["chat"]));
+        assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::SubAccountDisabled);
+        cache.put_sub_account(sub(SubAccountStatus::Active, &["chat"]));
+        let verdict = cache.verify(&hasher(), VerifyInput { key: &key.full, ip: None, model: None }, NOW);
+        assert_eq!(verdict.code, VerifyCode::Valid);
+        assert_eq!(verdict.effective_permissions(), vec!["chat".to_string()], "shrunk with the sub-account");
     }
 
     #[test]

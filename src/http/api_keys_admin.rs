@@ -97,8 +97,9 @@ pub async fn admin_update_key(
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let command = ApiKeyCommand::Update { changes: body.into(), at: time::OffsetDateTime::now_utc() };
-    Ok(axum::Json(keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::All, command).await?))
+    Ok(axum::Json(
+        keys::update_key(&state, &auth.principal, &ctx, &public_id, Scope::All, body.into()).await?,
+    ))
 }
 
 /// Revoke a key (terminal).

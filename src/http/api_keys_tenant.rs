@@ -113,14 +113,8 @@ pub async fn tenant_update_key(
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    run(
-        &state,
-        &caller,
-        &ctx,
-        &public_id,
-        ApiKeyCommand::Update { changes: body.into(), at: OffsetDateTime::now_utc() },
-    )
-    .await
+    let scope = Scope::Tenant(caller.tenant());
+    Ok(axum::Json(keys::update_key(&state, &caller.principal, &ctx, &public_id, scope, body.into()).await?))
 }
 
 /// Revoke one of the caller's keys.

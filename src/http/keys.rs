@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{
-    ApiKeyCommand, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus, RateLimit,
+    ApiKeyCommand, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus, ParentLimits, RateLimit,
 };
 use tokenhub_aggregates::serde_util::double_option;
 use tokenhub_aggregates::tenant::TenantStatus;
@@ -427,9 +427,12 @@ pub async fn issue_key(
         require_tenant(state, tenant_id)?;
         check_key_limit(state, tenant_id).await?;
     }
-    if body.sub_account_id.is_some() {
-        return Err(ApiError::invalid("sub_account_not_found", "sub-account not found"));
-    }
+    let parent = match (&owner, body.sub_account_id.as_deref()) {
+        (KeyOwner::Tenant { tenant_id, .. }, Some(sub)) => {
+            Some(parent_limits(&state.pool, tenant_id, sub).await?)
+        }
+        _ => None,
+    };
     let generated = key_format::generate();
     let now = OffsetDateTime::now_utc();
     let settings = KeySettings {
@@ -449,6 +452,7 @@ pub async fn issue_key(
         name: body.name,
         secret_hash: state.hasher.hash_hex(&generated.full),
         settings,
+        parent,
         at: now,
     };
     let meta = CommandMetadata::new(principal, ctx, tenant.as_deref());
@@ -457,6 +461,41 @@ pub async fn issue_key(
     tracing::info!(public_id = %generated.public_id, tenant_id = ?tenant, "api key issued");
     let key = load_key(&state.pool, &generated.public_id, Scope::All).await?;
     Ok(IssuedKey { api_key: generated.full, key })
+}
+
+/// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
+/// when it does not exist there or is deleted.
+pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> ApiResult<ParentLimits> {
+    let row: Option<(sqlx::types::Json<Vec<String>>, Option<i64>)> = sqlx::query_as(
+        "SELECT permissions, quota_limit FROM sub_accounts \
+         WHERE sub_account_id = $1 AND tenant_id = $2 AND status <> 'deleted'",
+    )
+    .bind(sub_account_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    let (permissions, quota_limit) = row
+        .ok_or_else(|| ApiError::invalid("sub_account_not_found", "sub-account not found in this tenant"))?;
+    Ok(ParentLimits { permissions: permissions.0, quota_limit })
+}
+
+/// Updates key `public_id` (visible in `scope`), checking a sub-account key against its
+/// sub-account.
+pub async fn update_key(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    public_id: &str,
+    scope: Scope<'_>,
+    changes: KeyChanges,
+) -> ApiResult<KeyView> {
+    let before = load_key(&state.pool, public_id, scope).await?;
+    let parent = match (&before.tenant_id, &before.sub_account_id) {
+        (Some(tenant), Some(sub)) => Some(parent_limits(&state.pool, tenant, sub).await?),
+        _ => None,
+    };
+    let command = ApiKeyCommand::Update { changes, parent, at: OffsetDateTime::now_utc() };
+    run_on_key(state, principal, ctx, public_id, scope, command).await
 }
 
 /// Runs `command` on key `public_id` when `scope` may see it; returns the key after.

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod openapi;
 pub mod platform_keys;
 pub mod request_id;
+pub mod sub_accounts;
 pub mod tenant;
 pub mod tenants_admin;
 pub mod verify;
@@ -61,6 +62,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(platform_keys::issue_platform_key, platform_keys::list_platform_keys))
         .routes(routes!(platform_keys::revoke_platform_key))
         .routes(routes!(verify::verify_key))
+        .routes(routes!(sub_accounts::create_sub_account, sub_accounts::list_sub_accounts))
+        .routes(routes!(
+            sub_accounts::get_sub_account,
+            sub_accounts::update_sub_account,
+            sub_accounts::delete_sub_account
+        ))
+        .routes(routes!(sub_accounts::disable_sub_account))
+        .routes(routes!(sub_accounts::enable_sub_account))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

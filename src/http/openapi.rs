@@ -20,6 +20,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "admin-platform-keys", description = "Super admin: platform keys (gateway, finance admin, auditor)"),
         (name = "tenant", description = "Tenant principals: their own tenant"),
         (name = "tenant-api-keys", description = "Tenant admins: their tenant's keys"),
+        (name = "tenant-sub-accounts", description = "Tenant admins: sub-accounts and their limits"),
         (name = "verify", description = "Gateways: key verification, the hot path"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

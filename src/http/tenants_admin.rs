@@ -94,6 +94,7 @@ pub async fn create_tenant(
         name: "tenant admin".into(),
         secret_hash: state.hasher.hash_hex(&key.full),
         settings: KeySettings::default(),
+        parent: None,
         at: now,
     };
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));

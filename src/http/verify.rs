@@ -41,7 +41,8 @@ pub struct VerifyResponse {
     /// True only for `VALID`.
     pub valid: bool,
     /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `REVOKED`, `EXPIRED`, `IP_NOT_ALLOWED`,
-    /// `MODEL_NOT_ALLOWED`, `TENANT_SUSPENDED`, `TENANT_DELETED`.
+    /// `MODEL_NOT_ALLOWED`, `TENANT_SUSPENDED`, `TENANT_DELETED`, `SUB_ACCOUNT_DISABLED`,
+    /// `SUB_ACCOUNT_DELETED`.
     #[schema(example = "VALID")]
     pub code: &'static str,
     /// Public id of the key.
@@ -59,7 +60,10 @@ pub struct VerifyResponse {
     /// Its role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
-    /// Its permissions.
+    /// The role of its sub-account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_account_role: Option<String>,
+    /// Its effective permissions: its own, narrowed to its sub-account's.
     pub permissions: Vec<String>,
     /// Its model list (empty = any).
     pub allowed_models: Vec<String>,
@@ -114,6 +118,8 @@ pub async fn verify_key(
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
     let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
     metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
+    let permissions = verdict.effective_permissions();
+    let sub_account_role = verdict.sub_account.as_ref().map(|s| s.role.clone());
     let answer = match verdict.key {
         None => VerifyResponse {
             valid: false,
@@ -123,6 +129,7 @@ pub async fn verify_key(
             sub_account_id: None,
             name: None,
             role: None,
+            sub_account_role: None,
             permissions: Vec::new(),
             allowed_models: Vec::new(),
             expires_at: None,
@@ -136,7 +143,8 @@ pub async fn verify_key(
             sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
             name: Some(key.name.to_string()),
             role: Some(key.role.as_str()),
-            permissions: key.permissions.iter().map(|p| p.to_string()).collect(),
+            sub_account_role,
+            permissions,
             allowed_models: key.allowed_models.iter().map(|m| m.to_string()).collect(),
             expires_at: key.expires_at,
             tags: merge_tags(body.tags, &key.tags),

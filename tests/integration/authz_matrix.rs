@@ -55,6 +55,13 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/admin/platform-keys", &[Master]),
     ("delete", "/admin/platform-keys/{public_id}", &[Master]),
     ("post", "/v1/keys/verify", &[Master, Gateway]),
+    ("post", "/tenant/sub-accounts", &[Master, TenantAdmin]),
+    ("get", "/tenant/sub-accounts", &[Master, TenantAdmin]),
+    ("get", "/tenant/sub-accounts/{id}", &[Master, TenantAdmin]),
+    ("patch", "/tenant/sub-accounts/{id}", &[Master, TenantAdmin]),
+    ("delete", "/tenant/sub-accounts/{id}", &[Master, TenantAdmin]),
+    ("post", "/tenant/sub-accounts/{id}/disable", &[Master, TenantAdmin]),
+    ("post", "/tenant/sub-accounts/{id}/enable", &[Master, TenantAdmin]),
 ];
 
 struct Fixture {
@@ -64,6 +71,7 @@ struct Fixture {
     target_tenant: String,
     target_key: String,
     target_platform_key: String,
+    target_sub_account: String,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
@@ -74,6 +82,13 @@ async fn fixture(app: &TestApp) -> Fixture {
     let (_, data) = app.issue_key(&tenant, json!({})).await;
     let (target_key, _) = app.issue_key(&tenant, json!({"name": "target"})).await;
     let target_platform = app.platform_key("auditor").await;
+    let (status, sub) = send(
+        app.admin(Method::POST, "/tenant/sub-accounts")
+            .header("X-Tenant-ID", &tenant)
+            .json(&json!({"name": "target"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
     let keys = vec![
         (Gateway, app.platform_key("gateway").await),
         (FinanceAdmin, app.platform_key("finance_admin").await),
@@ -89,13 +104,15 @@ async fn fixture(app: &TestApp) -> Fixture {
         target_tenant,
         target_key,
         target_platform_key: target_platform[4..20].to_string(),
+        target_sub_account: sub["sub_account_id"].as_str().unwrap().to_string(),
     }
 }
 
 fn concrete(path: &str, f: &Fixture) -> String {
     let public_id =
         if path.starts_with("/admin/platform-keys") { &f.target_platform_key } else { &f.target_key };
-    path.replace("{id}", &f.target_tenant).replace("{public_id}", public_id)
+    let id = if path.starts_with("/tenant/sub-accounts") { &f.target_sub_account } else { &f.target_tenant };
+    path.replace("{id}", id).replace("{public_id}", public_id)
 }
 
 fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {

@@ -16,5 +16,6 @@ mod master_key;
 mod openapi;
 mod projections;
 mod relay;
+mod sub_accounts;
 mod tenants_http;
 mod two_instances;

@@ -6,16 +6,18 @@ use sqlx::PgPool;
 
 use crate::common::*;
 
-async fn snapshot(pool: &PgPool) -> (Vec<String>, Vec<String>) {
-    let tenants = sqlx::query_scalar("SELECT t::text FROM tenants t ORDER BY tenant_id")
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
-    let keys = sqlx::query_scalar("SELECT k::text FROM api_keys k ORDER BY public_id")
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
-    (tenants, keys)
+async fn snapshot(pool: &PgPool) -> Vec<Vec<String>> {
+    let mut tables = Vec::new();
+    for sql in [
+        "SELECT t::text FROM tenants t ORDER BY tenant_id",
+        "SELECT k::text FROM api_keys k ORDER BY public_id",
+        "SELECT k::text FROM key_tenants k ORDER BY tenant_id",
+        "SELECT k::text FROM key_sub_accounts k ORDER BY sub_account_id",
+        "SELECT s::text FROM sub_accounts s ORDER BY sub_account_id",
+    ] {
+        tables.push(sqlx::query_scalar(sql).fetch_all(pool).await.unwrap_or_default());
+    }
+    tables
 }
 
 #[tokio::test]
@@ -35,10 +37,28 @@ async fn rebuild_from_zero_equals_the_live_tables() {
     send(app.admin(Method::DELETE, &format!("/admin/tenants/{}", ids[2]))).await;
     send(app.admin(Method::POST, &format!("/admin/tenants/{}/suspend", ids[3]))).await;
     send(app.admin(Method::POST, &format!("/admin/tenants/{}/reactivate", ids[3]))).await;
+    let (_, sub) = send(
+        app.admin(Method::POST, "/tenant/sub-accounts")
+            .header("X-Tenant-ID", &ids[4])
+            .json(&json!({"name": "s", "permissions": ["chat"]})),
+    )
+    .await;
+    let sub = sub["sub_account_id"].as_str().unwrap_or_default().to_string();
+    send(
+        app.admin(Method::POST, &format!("/tenant/sub-accounts/{sub}/disable"))
+            .header("X-Tenant-ID", &ids[4]),
+    )
+    .await;
+    send(
+        app.admin(Method::POST, "/admin/api-keys")
+            .json(&json!({"tenant_id": ids[4], "name": "k", "sub_account_id": sub})),
+    )
+    .await;
     app.app.state.readmodels.wait_for_head().await;
     let live = snapshot(&app.pool).await;
-    assert_eq!(live.0.len(), 6);
-    assert_eq!(live.1.len(), 6);
+    assert_eq!(live[0].len(), 6);
+    assert_eq!(live[1].len(), 7);
+    assert_eq!(live[4].len(), 1);
 
     let progress = |_: &str, _: i64, _: i64| {};
     for projection in tokenhub_projections::all() {

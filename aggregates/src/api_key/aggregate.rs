@@ -94,7 +94,7 @@ impl ApiKey {
 
     fn decide(&self, command: ApiKeyCommand) -> Result<ApiKeyEvent, ApiKeyError> {
         match command {
-            ApiKeyCommand::Issue { public_id, owner, role, name, secret_hash, settings, at } => {
+            ApiKeyCommand::Issue { public_id, owner, role, name, secret_hash, settings, parent, at } => {
                 if self.status.is_some() {
                     return Err(ApiKeyError::AlreadyExists);
                 }
@@ -103,6 +103,9 @@ impl ApiKey {
                 }
                 settings::validate_name(&name)?;
                 let settings = settings.validated(at)?;
+                if let Some(parent) = &parent {
+                    parent.check(&settings.permissions, settings.quota_limit)?;
+                }
                 Ok(ApiKeyEvent::Issued {
                     public_id,
                     owner,
@@ -113,9 +116,13 @@ impl ApiKey {
                     issued_at: at,
                 })
             }
-            ApiKeyCommand::Update { changes, at } => {
+            ApiKeyCommand::Update { changes, parent, at } => {
                 self.require_live()?;
                 let changes = self.normalise_changes(changes, at)?;
+                if let Some(parent) = &parent {
+                    let after = changes.apply_to(&self.settings);
+                    parent.check(&after.permissions, after.quota_limit)?;
+                }
                 Ok(ApiKeyEvent::Updated { changes, updated_at: at })
             }
             ApiKeyCommand::Disable { at } => match self.require_live()? {

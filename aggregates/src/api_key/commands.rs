@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::events::KeyChanges;
-use super::settings::{KeyOwner, KeyRole, KeySettings};
+use super::settings::{KeyOwner, KeyRole, KeySettings, ParentLimits};
 
 /// A command on the `ApiKey` aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,8 @@ pub enum ApiKeyCommand {
         secret_hash: String,
         /// Settings (validated here).
         settings: KeySettings,
+        /// The sub-account's limits, for a key under a sub-account.
+        parent: Option<ParentLimits>,
         /// When.
         at: OffsetDateTime,
     },
@@ -29,6 +31,8 @@ pub enum ApiKeyCommand {
     Update {
         /// The changes.
         changes: KeyChanges,
+        /// The sub-account's limits, for a key under a sub-account.
+        parent: Option<ParentLimits>,
         /// When.
         at: OffsetDateTime,
     },

@@ -61,6 +61,17 @@ pub enum ApiKeyError {
     /// An update that sets nothing.
     #[error("the update sets no field")]
     EmptyUpdate,
+    /// Permissions the sub-account does not have.
+    #[error("permissions not held by the sub-account: {0}")]
+    PermissionsExceedSubAccount(String),
+    /// A quota above the sub-account's.
+    #[error("quota_limit {quota} exceeds the sub-account's quota {sub_account}")]
+    QuotaExceedsSubAccount {
+        /// Asked.
+        quota: i64,
+        /// The sub-account's.
+        sub_account: i64,
+    },
 }
 
 impl DomainError for ApiKeyError {
@@ -83,6 +94,8 @@ impl DomainError for ApiKeyError {
             ApiKeyError::InvalidGracePeriod => "invalid_grace_period",
             ApiKeyError::InvalidRole => "invalid_role",
             ApiKeyError::EmptyUpdate => "empty_update",
+            ApiKeyError::PermissionsExceedSubAccount(_) => "permissions_exceed_sub_account",
+            ApiKeyError::QuotaExceedsSubAccount { .. } => "quota_exceeds_sub_account",
         }
     }
 

@@ -239,3 +239,29 @@ impl KeySettings {
         })
     }
 }
+
+/// What a key under a sub-account may not exceed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParentLimits {
+    /// The sub-account's permissions: a key's must be a subset.
+    pub permissions: Vec<String>,
+    /// The sub-account's quota: a key's may not be larger.
+    pub quota_limit: Option<i64>,
+}
+
+impl ParentLimits {
+    /// Checks a key's (normalised) permissions and quota against the sub-account's.
+    pub fn check(&self, permissions: &[String], quota: Option<i64>) -> Result<(), ApiKeyError> {
+        let extra: Vec<String> =
+            permissions.iter().filter(|p| !self.permissions.contains(p)).cloned().collect();
+        if !extra.is_empty() {
+            return Err(ApiKeyError::PermissionsExceedSubAccount(extra.join(", ")));
+        }
+        match (quota, self.quota_limit) {
+            (Some(q), Some(max)) if q > max => {
+                Err(ApiKeyError::QuotaExceedsSubAccount { quota: q, sub_account: max })
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -25,6 +25,7 @@ fn issue(settings: KeySettings) -> ApiKeyCommand {
         name: "ci key".into(),
         secret_hash: "h1".into(),
         settings,
+        parent: None,
         at: T0,
     }
 }
@@ -131,7 +132,7 @@ fn issue_with_invalid_settings_fails() {
 
 #[test]
 fn issue_with_bad_name_or_mismatched_role_fails() {
-    let ApiKeyCommand::Issue { public_id, owner, secret_hash, settings, at, .. } =
+    let ApiKeyCommand::Issue { public_id, owner, secret_hash, settings, parent, at, .. } =
         issue(KeySettings::default())
     else {
         unreachable!("issue() builds an Issue")
@@ -143,6 +144,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         name: "".into(),
         secret_hash: secret_hash.clone(),
         settings: settings.clone(),
+        parent: parent.clone(),
         at,
     };
     Framework::with(()).given_no_previous_events().when(bad_name).then_expect_error(ApiKeyError::InvalidName);
@@ -153,6 +155,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         name: "x".into(),
         secret_hash: secret_hash.clone(),
         settings: settings.clone(),
+        parent: parent.clone(),
         at,
     };
     Framework::with(())
@@ -166,6 +169,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         name: "x".into(),
         secret_hash,
         settings,
+        parent,
         at,
     };
     Framework::with(())
@@ -185,7 +189,7 @@ fn update_normalises_and_clears() {
     let expected = KeyChanges { allowed_ips: Some(vec!["192.168.1.0/24".into()]), ..changes.clone() };
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Update { changes, at: T1 })
+        .when(ApiKeyCommand::Update { changes, parent: None, at: T1 })
         .then_expect_events(vec![ApiKeyEvent::Updated { changes: expected, updated_at: T1 }]);
 }
 
@@ -194,12 +198,13 @@ fn update_refusals() {
     let given = || vec![issued(KeySettings::default())];
     Framework::with(())
         .given(given())
-        .when(ApiKeyCommand::Update { changes: KeyChanges::default(), at: T1 })
+        .when(ApiKeyCommand::Update { changes: KeyChanges::default(), parent: None, at: T1 })
         .then_expect_error(ApiKeyError::EmptyUpdate);
     Framework::with(())
         .given(given())
         .when(ApiKeyCommand::Update {
             changes: KeyChanges { expires_at: Some(Some(T0)), ..Default::default() },
+            parent: None,
             at: T1,
         })
         .then_expect_error(ApiKeyError::ExpiryInPast);
@@ -207,6 +212,7 @@ fn update_refusals() {
         .given(given())
         .when(ApiKeyCommand::Update {
             changes: KeyChanges { quota_limit: Some(Some(-5)), ..Default::default() },
+            parent: None,
             at: T1,
         })
         .then_expect_error(ApiKeyError::InvalidQuota);
@@ -214,6 +220,7 @@ fn update_refusals() {
         .given_no_previous_events()
         .when(ApiKeyCommand::Update {
             changes: KeyChanges { name: Some("x".into()), ..Default::default() },
+            parent: None,
             at: T1,
         })
         .then_expect_error(ApiKeyError::NotFound);
@@ -289,6 +296,7 @@ fn revoke_is_terminal() {
         ApiKeyCommand::Rotate { new_secret_hash: "h3".into(), grace_until: None, at: T1 },
         ApiKeyCommand::Update {
             changes: KeyChanges { name: Some("x".into()), ..Default::default() },
+            parent: None,
             at: T1,
         },
     ] {
@@ -306,4 +314,49 @@ fn changes_round_trip_null_and_absent() {
     assert_eq!(changes.expires_at, Some(None));
     assert_eq!(changes.quota_limit, Some(Some(3)));
     assert_eq!(changes.rate_limit, None);
+}
+
+#[test]
+fn a_key_never_exceeds_its_sub_account() {
+    let parent =
+        ParentLimits { permissions: vec!["chat".into(), "embeddings".into()], quota_limit: Some(100) };
+    let with_parent = |settings: KeySettings| match issue(settings) {
+        ApiKeyCommand::Issue { public_id, owner, role, name, secret_hash, settings, at, .. } => {
+            ApiKeyCommand::Issue {
+                public_id,
+                owner,
+                role,
+                name,
+                secret_hash,
+                settings,
+                parent: Some(parent.clone()),
+                at,
+            }
+        }
+        other => other,
+    };
+    let ok = KeySettings { permissions: vec!["chat".into()], quota_limit: Some(100), ..Default::default() };
+    Framework::with(())
+        .given_no_previous_events()
+        .when(with_parent(ok.clone()))
+        .then_expect_events(vec![issued(ok)]);
+    Framework::with(())
+        .given_no_previous_events()
+        .when(with_parent(KeySettings {
+            permissions: vec!["chat".into(), "images".into()],
+            ..Default::default()
+        }))
+        .then_expect_error(ApiKeyError::PermissionsExceedSubAccount("images".into()));
+    Framework::with(())
+        .given_no_previous_events()
+        .when(with_parent(KeySettings { quota_limit: Some(101), ..Default::default() }))
+        .then_expect_error(ApiKeyError::QuotaExceedsSubAccount { quota: 101, sub_account: 100 });
+    Framework::with(())
+        .given(vec![issued(KeySettings::default())])
+        .when(ApiKeyCommand::Update {
+            changes: KeyChanges { permissions: Some(vec!["admin".into()]), ..Default::default() },
+            parent: Some(parent.clone()),
+            at: T1,
+        })
+        .then_expect_error(ApiKeyError::PermissionsExceedSubAccount("admin".into()));
 }

@@ -1,0 +1,75 @@
+//! Why a sub-account command was refused.
+
+use crate::error_code::{DomainError, ErrorKind};
+
+/// A refused sub-account command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubAccountError {
+    /// Create on an existing id.
+    #[error("sub-account already exists")]
+    AlreadyExists,
+    /// Unknown id.
+    #[error("sub-account not found")]
+    NotFound,
+    /// Deleted sub-accounts accept no command.
+    #[error("sub-account is deleted")]
+    Deleted,
+    /// Disable on a disabled sub-account.
+    #[error("sub-account is already disabled")]
+    AlreadyDisabled,
+    /// Enable on an active sub-account.
+    #[error("sub-account is not disabled")]
+    NotDisabled,
+    /// Bad name.
+    #[error("name must be 1 to 128 characters, without control characters")]
+    InvalidName,
+    /// Bad role name.
+    #[error("role must match [a-z][a-z0-9_-]{{0,31}}")]
+    InvalidRole,
+    /// Negative quota.
+    #[error("quota_limit must be zero or more")]
+    InvalidQuota,
+    /// Quota above the tenant's monthly token quota.
+    #[error("quota_limit {quota} exceeds the tenant's monthly token quota {tenant}")]
+    QuotaExceedsTenant {
+        /// Asked.
+        quota: i64,
+        /// Tenant limit.
+        tenant: u64,
+    },
+    /// A malformed permission.
+    #[error("invalid permission '{0}'")]
+    InvalidPermission(String),
+    /// An update that sets nothing.
+    #[error("the update sets no field")]
+    EmptyUpdate,
+}
+
+impl DomainError for SubAccountError {
+    fn code(&self) -> &'static str {
+        match self {
+            SubAccountError::AlreadyExists => "sub_account_already_exists",
+            SubAccountError::NotFound => "sub_account_not_found",
+            SubAccountError::Deleted => "sub_account_deleted",
+            SubAccountError::AlreadyDisabled => "sub_account_already_disabled",
+            SubAccountError::NotDisabled => "sub_account_not_disabled",
+            SubAccountError::InvalidName => "invalid_sub_account_name",
+            SubAccountError::InvalidRole => "invalid_role",
+            SubAccountError::InvalidQuota => "invalid_quota",
+            SubAccountError::QuotaExceedsTenant { .. } => "quota_exceeds_tenant",
+            SubAccountError::InvalidPermission(_) => "invalid_list_item",
+            SubAccountError::EmptyUpdate => "empty_update",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SubAccountError::NotFound => ErrorKind::NotFound,
+            SubAccountError::AlreadyExists
+            | SubAccountError::Deleted
+            | SubAccountError::AlreadyDisabled
+            | SubAccountError::NotDisabled => ErrorKind::Conflict,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! `/tenant/sub-accounts`: a tenant admin manages its sub-accounts. Disabling one makes all
+//! its keys answer `SUB_ACCOUNT_DISABLED` without touching the keys; shrinking its
+//! permissions shrinks its keys' effective permissions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokenhub_aggregates::serde_util::double_option;
+use tokenhub_aggregates::sub_account::{
+    is_sub_account_id, SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
+use crate::auth::{random_alphanumeric, Authorized};
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::state::AppState;
+
+/// Body of `POST /tenant/sub-accounts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubAccountRequest {
+    /// Name, e.g. a department, environment, project or customer.
+    #[schema(example = "marketing")]
+    pub name: String,
+    /// Role name; `viewer` when omitted.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// LLM-token quota; at most the tenant's monthly token quota.
+    #[serde(default)]
+    pub quota_limit: Option<i64>,
+    /// Permissions, e.g. `["chat", "embeddings"]`; its keys may only hold a subset.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /tenant/sub-accounts/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSubAccountRequest {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// New quota, or `null` for none.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub quota_limit: Option<Option<i64>>,
+    /// New permissions.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// A sub-account.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct SubAccountView {
+    /// Id, `sub_…`.
+    pub sub_account_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// `active`, `disabled` or `deleted`.
+    pub status: String,
+    /// Quota.
+    pub quota_limit: Option<i64>,
+    /// Permissions.
+    #[schema(value_type = Vec<String>)]
+    pub permissions: sqlx::types::Json<Vec<String>>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Query of the listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListSubAccountsQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of sub-accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubAccountPage {
+    /// Sub-accounts, oldest first.
+    pub data: Vec<SubAccountView>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+const COLUMNS: &str =
+    "sub_account_id, tenant_id, name, role, status, quota_limit, permissions, created_at, updated_at";
+
+fn not_found() -> ApiError {
+    ApiError::not_found("sub_account_not_found", "sub-account not found")
+}
+
+async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountView> {
+    if !is_sub_account_id(id) {
+        return Err(not_found());
+    }
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sub_accounts WHERE sub_account_id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(not_found)
+}
+
+async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> {
+    let quota: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(quota.flatten().map(|q| q.max(0) as u64))
+}
+
+async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
+    let max: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT (limits->>'max_sub_accounts')::bigint FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(max) = max.flatten() else { return Ok(()) };
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'")
+            .bind(tenant_id)
+            .fetch_one(pool)
+            .await?;
+    if count >= max {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "sub_account_limit_reached",
+            format!("the tenant's plan allows {max} sub-accounts"),
+        ));
+    }
+    Ok(())
+}
+
+/// Create a sub-account.
+#[utoipa::path(post, path = "/tenant/sub-accounts", tag = "tenant-sub-accounts",
+    request_body = CreateSubAccountRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, body = SubAccountView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`sub_account_limit_reached`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_sub_account_name`, `invalid_role`, `invalid_quota`, `quota_exceeds_tenant`, `invalid_list_item`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn create_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSubAccounts>,
+    ctx: RequestContext,
+    Json(body): Json<CreateSubAccountRequest>,
+) -> ApiResult<(StatusCode, axum::Json<SubAccountView>)> {
+    let tenant_id = auth.tenant().to_string();
+    check_limit(&state.pool, &tenant_id).await?;
+    let id =
+        format!("{SUB_ACCOUNT_ID_PREFIX}{}", random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN));
+    let command = SubAccountCommand::Create {
+        sub_account_id: id.clone(),
+        tenant_id: tenant_id.clone(),
+        name: body.name,
+        role: body.role.unwrap_or_else(|| "viewer".into()),
+        quota_limit: body.quota_limit,
+        permissions: body.permissions.unwrap_or_default(),
+        tenant_quota: tenant_quota(&state.pool, &tenant_id).await?,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
+    execute(&state.commands.sub_accounts, &id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok((StatusCode::CREATED, axum::Json(load(&state.pool, &tenant_id, &id).await?)))
+}
+
+/// List sub-accounts.
+#[utoipa::path(get, path = "/tenant/sub-accounts", tag = "tenant-sub-accounts",
+    params(ListSubAccountsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn list_sub_accounts(
+    State(state): State<AppState>,
+    auth: Authorized<ReadSubAccounts>,
+    Query(query): Query<ListSubAccountsQuery>,
+) -> ApiResult<axum::Json<SubAccountPage>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 200"));
+    }
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| ApiError::invalid("invalid_query", "bad cursor"))?,
+    };
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        created_position: i64,
+        #[sqlx(flatten)]
+        view: SubAccountView,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT created_position, {COLUMNS} FROM sub_accounts WHERE tenant_id = $1 AND created_position > $2 \
+         AND ($3::text IS NULL OR status = $3) ORDER BY created_position LIMIT $4"
+    ))
+    .bind(auth.tenant())
+    .bind(after)
+    .bind(query.status)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.created_position).unwrap_or(after).to_string());
+    Ok(axum::Json(SubAccountPage { data: rows.into_iter().map(|r| r.view).collect(), next_cursor }))
+}
+
+/// Get a sub-account.
+#[utoipa::path(get, path = "/tenant/sub-accounts/{id}", tag = "tenant-sub-accounts",
+    params(("id" = String, Path, description = "Sub-account id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found` (also another tenant's)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn get_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ReadSubAccounts>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    Ok(axum::Json(load(&state.pool, auth.tenant(), &id).await?))
+}
+
+async fn run(
+    state: &AppState,
+    auth: &Authorized<ManageSubAccounts>,
+    ctx: &RequestContext,
+    id: &str,
+    command: SubAccountCommand,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    load(&state.pool, auth.tenant(), id).await?;
+    let meta = CommandMetadata::new(&auth.principal, ctx, Some(auth.tenant()));
+    execute(&state.commands.sub_accounts, id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(axum::Json(load(&state.pool, auth.tenant(), id).await?))
+}
+
+/// Update a sub-account.
+#[utoipa::path(patch, path = "/tenant/sub-accounts/{id}", tag = "tenant-sub-accounts",
+    params(("id" = String, Path, description = "Sub-account id")),
+    request_body = UpdateSubAccountRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found`"),
+        (status = 409, body = ErrorBody, description = "`sub_account_deleted`"),
+        (status = 422, body = ErrorBody, description = "`empty_update`, `quota_exceeds_tenant` and the validation codes of create"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn update_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSubAccounts>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateSubAccountRequest>,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    let changes = SubAccountChanges {
+        name: body.name,
+        role: body.role,
+        quota_limit: body.quota_limit,
+        permissions: body.permissions,
+    };
+    let tenant_quota = tenant_quota(&state.pool, auth.tenant()).await?;
+    let command = SubAccountCommand::Update { changes, tenant_quota, at: OffsetDateTime::now_utc() };
+    run(&state, &auth, &ctx, &id, command).await
+}
+
+/// Disable a sub-account: its keys answer `SUB_ACCOUNT_DISABLED`.
+#[utoipa::path(post, path = "/tenant/sub-accounts/{id}/disable", tag = "tenant-sub-accounts",
+    params(("id" = String, Path, description = "Sub-account id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found`"),
+        (status = 409, body = ErrorBody, description = "`sub_account_already_disabled`, `sub_account_deleted`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn disable_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSubAccounts>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    run(&state, &auth, &ctx, &id, SubAccountCommand::Disable { at: OffsetDateTime::now_utc() }).await
+}
+
+/// Enable a disabled sub-account.
+#[utoipa::path(post, path = "/tenant/sub-accounts/{id}/enable", tag = "tenant-sub-accounts",
+    params(("id" = String, Path, description = "Sub-account id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found`"),
+        (status = 409, body = ErrorBody, description = "`sub_account_not_disabled`, `sub_account_deleted`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn enable_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSubAccounts>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    run(&state, &auth, &ctx, &id, SubAccountCommand::Enable { at: OffsetDateTime::now_utc() }).await
+}
+
+/// Delete a sub-account (terminal): its keys answer `SUB_ACCOUNT_DELETED`.
+#[utoipa::path(delete, path = "/tenant/sub-accounts/{id}", tag = "tenant-sub-accounts",
+    params(("id" = String, Path, description = "Sub-account id")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SubAccountView, description = "The sub-account, now `deleted`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found`"),
+        (status = 409, body = ErrorBody, description = "`sub_account_deleted`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn delete_sub_account(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSubAccounts>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SubAccountView>> {
+    run(&state, &auth, &ctx, &id, SubAccountCommand::Delete { at: OffsetDateTime::now_utc() }).await
+}
