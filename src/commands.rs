@@ -9,6 +9,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, Serialized
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent};
 use sqlx::PgPool;
 use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand};
+use tokenhub_aggregates::role::{default_roles, role_id, Role, RoleCommand};
 use tokenhub_aggregates::sub_account::SubAccount;
 use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
 use tokenhub_aggregates::DomainError;
@@ -36,6 +37,8 @@ pub struct Commands {
     pub api_keys: Arc<Framework<ApiKey>>,
     /// Sub-accounts.
     pub sub_accounts: Arc<Framework<SubAccount>>,
+    /// Roles.
+    pub roles: Arc<Framework<Role>>,
 }
 
 impl Commands {
@@ -46,13 +49,14 @@ impl Commands {
             tenants: Arc::new(framework(repo.clone(), ())),
             api_keys: Arc::new(framework(repo.clone(), ())),
             sub_accounts: Arc::new(framework(repo.clone(), ())),
+            roles: Arc::new(framework(repo.clone(), ())),
             repo,
         }
     }
 
-    /// Creates a tenant and its first tenant-admin key in one transaction: both exist, or
-    /// neither does.
-    pub async fn create_tenant_with_admin_key(
+    /// Creates a tenant, its first tenant-admin key and its default roles in one
+    /// transaction: all exist, or none does.
+    pub async fn create_tenant(
         &self,
         tenant_id: &str,
         tenant: TenantCommand,
@@ -60,11 +64,23 @@ impl Commands {
         key: ApiKeyCommand,
         metadata: CommandMetadata,
     ) -> Result<(), ApiError> {
-        let tenant_events = decide_new::<Tenant>(tenant).await.map_err(user_error)?;
-        let key_events = decide_new::<ApiKey>(key).await.map_err(user_error)?;
         let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
+        let tenant_events = decide_new::<Tenant>(tenant).await.map_err(user_error)?;
         let mut serialized = serialize::<Tenant>(tenant_id, &tenant_events, &meta);
+        let key_events = decide_new::<ApiKey>(key).await.map_err(user_error)?;
         serialized.extend(serialize::<ApiKey>(key_id, &key_events, &meta));
+        let at = time::OffsetDateTime::now_utc();
+        for (name, description, permissions) in default_roles() {
+            let command = RoleCommand::Create {
+                tenant_id: tenant_id.to_string(),
+                name: name.to_string(),
+                description: description.to_string(),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+                at,
+            };
+            let events = decide_new::<Role>(command).await.map_err(user_error)?;
+            serialized.extend(serialize::<Role>(&role_id(tenant_id, name), &events, &meta));
+        }
         self.repo
             .persist::<Tenant>(&serialized, None)
             .await

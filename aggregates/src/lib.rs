@@ -9,12 +9,14 @@
 //! - [`tenant`]: the `Tenant` aggregate (one folder: commands, events, aggregate, errors, tests).
 //! - [`api_key`]: the `ApiKey` aggregate (tenant and platform keys).
 //! - [`sub_account`]: the `SubAccount` aggregate.
+//! - [`role`]: the `Role` aggregate (tenant-defined RBAC roles).
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
 
 pub mod api_key;
 pub mod error_code;
 pub mod ids;
 pub mod redact;
+pub mod role;
 pub mod serde_util;
 pub mod sub_account;
 pub mod tenant;

@@ -98,7 +98,7 @@ pub fn change_for(
         }
         KeyLookupEvent::Tenant(TenantEvent::Suspended { .. }) => tenant(TenantStatus::Suspended),
         KeyLookupEvent::Tenant(TenantEvent::Deleted { .. }) => tenant(TenantStatus::Deleted),
-        KeyLookupEvent::Tenant(TenantEvent::Updated { .. }) => None,
+        KeyLookupEvent::Tenant(TenantEvent::Updated { .. } | TenantEvent::RbacConfigured { .. }) => None,
         KeyLookupEvent::Key(ApiKeyEvent::Issued {
             public_id,
             owner,

@@ -7,10 +7,11 @@
 //! # Layout
 //! - [`log`]: reading the event log in global order ([`StoredEvent`]).
 //! - [`runner`]: catch-up, live following, rebuild.
-//! - [`tenants`], [`api_keys`], [`sub_accounts`]: one module per query table.
+//! - [`tenants`], [`api_keys`], [`sub_accounts`], [`roles`]: one module per query table.
 
 pub mod api_keys;
 pub mod log;
+pub mod roles;
 pub mod runner;
 pub mod sub_accounts;
 pub mod tenants;
@@ -59,6 +60,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(tenants::TenantsProjection),
         Box::new(api_keys::ApiKeysProjection),
         Box::new(sub_accounts::SubAccountsProjection),
+        Box::new(roles::RolesProjection),
     ]
 }
 

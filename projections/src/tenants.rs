@@ -101,6 +101,19 @@ impl Projection for TenantsProjection {
             TenantEvent::Reactivated { reactivated_at } => {
                 set_status(conn, event, TenantStatus::Active, reactivated_at).await?
             }
+            TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {
+                sqlx::query(
+                    "UPDATE tenants SET rbac_enabled = $2, default_role = $3, updated_at = $4, version = $5 \
+                     WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(enabled)
+                .bind(default_role)
+                .bind(configured_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
             TenantEvent::Deleted { deleted_at } => {
                 set_status(conn, event, TenantStatus::Deleted, deleted_at).await?
             }

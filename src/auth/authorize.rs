@@ -5,7 +5,7 @@
 //! | principal | may |
 //! |---|---|
 //! | super admin (master key) | everything; `/tenant/...` with `X-Tenant-ID` |
-//! | platform `gateway` | verify keys |
+//! | platform `gateway` | verify keys; RBAC checks for a tenant named in `X-Tenant-ID` |
 //! | platform `finance_admin`, `auditor` | (usage and audit routes arrive with their issues) |
 //! | tenant `tenant_admin` | everything in its tenant |
 //! | tenant `tenant_finance` | read its tenant |
@@ -42,6 +42,13 @@ pub enum Action {
     ReadSubAccounts,
     /// Create and change one's tenant's sub-accounts.
     ManageSubAccounts,
+    /// Read one's tenant's RBAC settings and roles.
+    ReadRbac,
+    /// Change one's tenant's RBAC settings and roles.
+    ManageRbac,
+    /// Ask whether a role or sub-account has a permission (tenant admins, and gateways acting
+    /// for a tenant named in `X-Tenant-ID`).
+    CheckRbac,
 }
 
 impl Action {
@@ -54,6 +61,9 @@ impl Action {
                 | Action::ManageTenantKeys
                 | Action::ReadSubAccounts
                 | Action::ManageSubAccounts
+                | Action::ReadRbac
+                | Action::ManageRbac
+                | Action::CheckRbac
         )
     }
 }
@@ -63,7 +73,7 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
     let allowed = match principal {
         Principal::SuperAdmin => true,
         Principal::PlatformKey { role, .. } => {
-            matches!((role, action), (KeyRole::Gateway, Action::VerifyKeys))
+            matches!((role, action), (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac))
         }
         Principal::TenantKey { role, .. } => match role {
             KeyRole::TenantAdmin => action.tenant_scoped(),
@@ -161,6 +171,9 @@ pub mod requires {
         ManageTenantKeys,
         ReadSubAccounts,
         ManageSubAccounts,
+        ReadRbac,
+        ManageRbac,
+        CheckRbac,
     );
 }
 
@@ -189,10 +202,16 @@ mod tests {
             ManageTenantKeys,
             ReadSubAccounts,
             ManageSubAccounts,
+            ReadRbac,
+            ManageRbac,
+            CheckRbac,
         ];
         for action in all {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
-            assert_eq!(authorize(&key(KeyRole::Gateway), action).is_ok(), action == VerifyKeys);
+            assert_eq!(
+                authorize(&key(KeyRole::Gateway), action).is_ok(),
+                matches!(action, VerifyKeys | CheckRbac)
+            );
             assert!(authorize(&key(KeyRole::FinanceAdmin), action).is_err());
             assert!(authorize(&key(KeyRole::Auditor), action).is_err());
             assert_eq!(authorize(&key(KeyRole::TenantAdmin), action).is_ok(), action.tenant_scoped());

@@ -11,6 +11,7 @@ pub mod health;
 pub mod keys;
 pub mod openapi;
 pub mod platform_keys;
+pub mod rbac;
 pub mod request_id;
 pub mod sub_accounts;
 pub mod tenant;
@@ -70,6 +71,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(sub_accounts::disable_sub_account))
         .routes(routes!(sub_accounts::enable_sub_account))
+        .routes(routes!(rbac::get_rbac, rbac::update_rbac))
+        .routes(routes!(rbac::create_role))
+        .routes(routes!(rbac::update_role, rbac::delete_role))
+        .routes(routes!(rbac::check_permission))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

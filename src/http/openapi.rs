@@ -21,6 +21,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "tenant", description = "Tenant principals: their own tenant"),
         (name = "tenant-api-keys", description = "Tenant admins: their tenant's keys"),
         (name = "tenant-sub-accounts", description = "Tenant admins: sub-accounts and their limits"),
+        (name = "tenant-rbac", description = "Tenant admins: RBAC settings and roles; gateways: permission checks"),
         (name = "verify", description = "Gateways: key verification, the hot path"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

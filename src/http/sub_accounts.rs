@@ -27,7 +27,7 @@ pub struct CreateSubAccountRequest {
     /// Name, e.g. a department, environment, project or customer.
     #[schema(example = "marketing")]
     pub name: String,
-    /// Role name; `viewer` when omitted.
+    /// Role name (must exist); the tenant's default role when omitted.
     #[serde(default)]
     pub role: Option<String>,
     /// LLM-token quota; at most the tenant's monthly token quota.
@@ -167,7 +167,7 @@ async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
         (status = 201, body = SubAccountView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`sub_account_limit_reached`"),
-        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_sub_account_name`, `invalid_role`, `invalid_quota`, `quota_exceeds_tenant`, `invalid_list_item`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_sub_account_name`, `invalid_role`, `role_not_found`, `invalid_quota`, `quota_exceeds_tenant`, `invalid_list_item`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn create_sub_account(
@@ -178,13 +178,22 @@ pub async fn create_sub_account(
 ) -> ApiResult<(StatusCode, axum::Json<SubAccountView>)> {
     let tenant_id = auth.tenant().to_string();
     check_limit(&state.pool, &tenant_id).await?;
+    let role = match body.role {
+        Some(role) => role,
+        None => sqlx::query_scalar("SELECT default_role FROM tenants WHERE tenant_id = $1")
+            .bind(&tenant_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .unwrap_or_else(|| "viewer".to_string()),
+    };
+    crate::http::rbac::require_role(&state.pool, &tenant_id, &role).await?;
     let id =
         format!("{SUB_ACCOUNT_ID_PREFIX}{}", random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN));
     let command = SubAccountCommand::Create {
         sub_account_id: id.clone(),
         tenant_id: tenant_id.clone(),
         name: body.name,
-        role: body.role.unwrap_or_else(|| "viewer".into()),
+        role,
         quota_limit: body.quota_limit,
         permissions: body.permissions.unwrap_or_default(),
         tenant_quota: tenant_quota(&state.pool, &tenant_id).await?,
@@ -302,6 +311,9 @@ pub async fn update_sub_account(
         quota_limit: body.quota_limit,
         permissions: body.permissions,
     };
+    if let Some(role) = &changes.role {
+        crate::http::rbac::require_role(&state.pool, auth.tenant(), role).await?;
+    }
     let tenant_quota = tenant_quota(&state.pool, auth.tenant()).await?;
     let command = SubAccountCommand::Update { changes, tenant_quota, at: OffsetDateTime::now_utc() };
     run(&state, &auth, &ctx, &id, command).await

@@ -98,7 +98,7 @@ pub async fn create_tenant(
         at: now,
     };
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
-    state.commands.create_tenant_with_admin_key(&tenant_id, command, &key.public_id, issue, meta).await?;
+    state.commands.create_tenant(&tenant_id, command, &key.public_id, issue, meta).await?;
     state.readmodels.wait_for_head().await;
     tracing::info!(tenant_id = %tenant_id, "tenant created");
     let view = TenantView::load(&state.pool, &tenant_id).await?;

@@ -62,6 +62,12 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("delete", "/tenant/sub-accounts/{id}", &[Master, TenantAdmin]),
     ("post", "/tenant/sub-accounts/{id}/disable", &[Master, TenantAdmin]),
     ("post", "/tenant/sub-accounts/{id}/enable", &[Master, TenantAdmin]),
+    ("get", "/tenant/rbac", &[Master, TenantAdmin]),
+    ("put", "/tenant/rbac", &[Master, TenantAdmin]),
+    ("post", "/tenant/rbac/roles", &[Master, TenantAdmin]),
+    ("put", "/tenant/rbac/roles/{name}", &[Master, TenantAdmin]),
+    ("delete", "/tenant/rbac/roles/{name}", &[Master, TenantAdmin]),
+    ("post", "/tenant/rbac/check", &[Master, TenantAdmin, Gateway]),
 ];
 
 struct Fixture {
@@ -89,6 +95,13 @@ async fn fixture(app: &TestApp) -> Fixture {
     )
     .await;
     assert_eq!(status, 201, "{sub}");
+    let (status, role) = send(
+        app.admin(Method::POST, "/tenant/rbac/roles")
+            .header("X-Tenant-ID", &tenant)
+            .json(&json!({"name": "target", "permissions": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{role}");
     let keys = vec![
         (Gateway, app.platform_key("gateway").await),
         (FinanceAdmin, app.platform_key("finance_admin").await),
@@ -112,7 +125,7 @@ fn concrete(path: &str, f: &Fixture) -> String {
     let public_id =
         if path.starts_with("/admin/platform-keys") { &f.target_platform_key } else { &f.target_key };
     let id = if path.starts_with("/tenant/sub-accounts") { &f.target_sub_account } else { &f.target_tenant };
-    path.replace("{id}", id).replace("{public_id}", public_id)
+    path.replace("{id}", id).replace("{public_id}", public_id).replace("{name}", "target")
 }
 
 fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
@@ -157,7 +170,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
     for (method, template, allowed) in MATRIX {
         let path = concrete(template, &f);
         let tenant_route = template.starts_with("/tenant/");
-        let names_resource = template.contains('{');
+        // Ids name another tenant's resources; role names are per-tenant names, not ids.
+        let names_resource = template.contains("{id}") || template.contains("{public_id}");
 
         let (status, _) = status_and_body(request(&app, method, &path)).await;
         if status != 401 {
@@ -184,7 +198,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
                 Some(key) => req.bearer_auth(key),
                 None => req.header("X-Master-Key", MASTER),
             };
-            if tenant_route && principal == Master {
+            if tenant_route && matches!(principal, Master | Gateway) {
                 req = req.header("X-Tenant-ID", &f.tenant);
             }
             let (status, body) = status_and_body(req).await;

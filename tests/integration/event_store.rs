@@ -69,7 +69,7 @@ async fn update_delete_and_truncate_on_events_are_refused() {
     }
     let count: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.pool).await.unwrap_or(0);
-    assert_eq!(count, 2, "tenant.created and api_key.issued are still there");
+    assert_eq!(count, 4, "tenant.created, api_key.issued and two role.created are still there");
     app.stop().await;
 }
 

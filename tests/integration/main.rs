@@ -15,6 +15,7 @@ mod event_store;
 mod master_key;
 mod openapi;
 mod projections;
+mod rbac;
 mod relay;
 mod sub_accounts;
 mod tenants_http;

@@ -14,6 +14,7 @@ async fn snapshot(pool: &PgPool) -> Vec<Vec<String>> {
         "SELECT k::text FROM key_tenants k ORDER BY tenant_id",
         "SELECT k::text FROM key_sub_accounts k ORDER BY sub_account_id",
         "SELECT s::text FROM sub_accounts s ORDER BY sub_account_id",
+        "SELECT r::text FROM roles r ORDER BY tenant_id, name",
     ] {
         tables.push(sqlx::query_scalar(sql).fetch_all(pool).await.unwrap_or_default());
     }

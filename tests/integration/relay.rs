@@ -25,7 +25,7 @@ async fn each_event_reaches_nats_once_as_a_cloudevent_with_its_id() {
             .await
             .unwrap_or_default();
     assert_eq!(messages.len(), rows.len());
-    assert_eq!(rows.len(), 3, "tenant.created, api_key.issued, tenant.suspended");
+    assert_eq!(rows.len(), 5, "tenant.created, api_key.issued, 2 × role.created, tenant.suspended");
     for (message, (position, event_id, event_type, aggregate)) in messages.iter().zip(&rows) {
         let msg_id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string());
         assert_eq!(msg_id, Some(event_id.to_string()));

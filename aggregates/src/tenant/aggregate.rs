@@ -52,7 +52,14 @@ pub struct Tenant {
     pub created_at: Option<OffsetDateTime>,
     /// Last change.
     pub updated_at: Option<OffsetDateTime>,
+    /// RBAC on or off (off for a new tenant).
+    pub rbac_enabled: bool,
+    /// Default role (`viewer` for a new tenant).
+    pub default_role: String,
 }
+
+/// Default role of a new tenant.
+pub const DEFAULT_ROLE: &str = "viewer";
 
 /// Longest accepted tenant name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -140,6 +147,20 @@ impl Tenant {
                 TenantStatus::Suspended => Ok(TenantEvent::Reactivated { reactivated_at: at }),
                 _ => Err(TenantError::NotSuspended),
             },
+            TenantCommand::ConfigureRbac { enabled, default_role, at } => {
+                self.require_live()?;
+                if enabled.is_none() && default_role.is_none() {
+                    return Err(TenantError::EmptyUpdate);
+                }
+                if default_role.as_deref().is_some_and(|r| !crate::sub_account::is_role_name(r)) {
+                    return Err(TenantError::InvalidRole);
+                }
+                Ok(TenantEvent::RbacConfigured {
+                    enabled: enabled.unwrap_or(self.rbac_enabled),
+                    default_role: default_role.unwrap_or_else(|| self.default_role.clone()),
+                    configured_at: at,
+                })
+            }
             TenantCommand::Delete { at } => {
                 self.require_live()?;
                 Ok(TenantEvent::Deleted { deleted_at: at })
@@ -177,6 +198,13 @@ impl Aggregate for Tenant {
                 self.limit_overrides = limits;
                 self.created_at = Some(created_at);
                 self.updated_at = Some(created_at);
+                self.rbac_enabled = false;
+                self.default_role = DEFAULT_ROLE.to_string();
+            }
+            TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {
+                self.rbac_enabled = enabled;
+                self.default_role = default_role;
+                self.updated_at = Some(configured_at);
             }
             TenantEvent::Updated { name, plan, limits, updated_at } => {
                 if let Some(name) = name {

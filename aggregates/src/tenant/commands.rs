@@ -46,6 +46,16 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Change the RBAC settings; at least one field. The server checks that the default role
+    /// exists.
+    ConfigureRbac {
+        /// Turn RBAC on or off.
+        enabled: Option<bool>,
+        /// New default role.
+        default_role: Option<String>,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Terminal: the tenant and its keys stop working for good.
     Delete {
         /// When.

@@ -29,6 +29,9 @@ pub enum TenantError {
     /// A limit out of range.
     #[error("invalid limits: {0}")]
     InvalidLimits(&'static str),
+    /// A default role name of the wrong shape.
+    #[error("role must match [a-z][a-z0-9_-]{{0,31}}")]
+    InvalidRole,
     /// An update that changes nothing.
     #[error("the update sets no field")]
     EmptyUpdate,
@@ -45,6 +48,7 @@ impl DomainError for TenantError {
             TenantError::InvalidName => "invalid_tenant_name",
             TenantError::InvalidRegion => "invalid_region",
             TenantError::InvalidLimits(_) => "invalid_limits",
+            TenantError::InvalidRole => "invalid_role",
             TenantError::EmptyUpdate => "empty_update",
         }
     }
@@ -59,6 +63,7 @@ impl DomainError for TenantError {
             TenantError::InvalidName
             | TenantError::InvalidRegion
             | TenantError::InvalidLimits(_)
+            | TenantError::InvalidRole
             | TenantError::EmptyUpdate => ErrorKind::InvalidInput,
         }
     }

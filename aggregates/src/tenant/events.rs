@@ -61,6 +61,17 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         reactivated_at: OffsetDateTime,
     },
+    /// `tenant.rbac_configured`: the RBAC settings after the change.
+    #[serde(rename = "tenant.rbac_configured")]
+    RbacConfigured {
+        /// RBAC on or off.
+        enabled: bool,
+        /// Default role of new sub-accounts and end-users.
+        default_role: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        configured_at: OffsetDateTime,
+    },
     /// `tenant.deleted`
     #[serde(rename = "tenant.deleted")]
     Deleted {
@@ -77,6 +88,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::Updated { .. } => "tenant.updated",
             TenantEvent::Suspended { .. } => "tenant.suspended",
             TenantEvent::Reactivated { .. } => "tenant.reactivated",
+            TenantEvent::RbacConfigured { .. } => "tenant.rbac_configured",
             TenantEvent::Deleted { .. } => "tenant.deleted",
         }
         .to_string()

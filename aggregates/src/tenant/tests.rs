@@ -244,3 +244,23 @@ fn event_wire_shape_is_stable() {
     let back: TenantEvent = serde_json::from_value(json).unwrap_or(suspended());
     assert_eq!(back, created());
 }
+
+#[test]
+fn configure_rbac_fills_unset_fields_from_the_current_settings() {
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::ConfigureRbac { enabled: Some(true), default_role: None, at: T1 })
+        .then_expect_events(vec![TenantEvent::RbacConfigured {
+            enabled: true,
+            default_role: "viewer".into(),
+            configured_at: T1,
+        }]);
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::ConfigureRbac { enabled: None, default_role: None, at: T1 })
+        .then_expect_error(TenantError::EmptyUpdate);
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::ConfigureRbac { enabled: None, default_role: Some("Bad Role".into()), at: T1 })
+        .then_expect_error(TenantError::InvalidRole);
+}

@@ -1,0 +1,350 @@
+//! `/tenant/rbac`: the tenant's RBAC settings and custom roles for its end-users and
+//! sub-accounts. A new tenant starts with `viewer` (`read`) and `admin` (`read`, `write`,
+//! `delete`), RBAC off and `viewer` as default role.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokenhub_aggregates::role::{role_id, RoleCommand, RoleInUse};
+use tokenhub_aggregates::sub_account::{is_role_name, is_sub_account_id};
+use tokenhub_aggregates::tenant::TenantCommand;
+use utoipa::ToSchema;
+
+use crate::auth::requires::{CheckRbac, ManageRbac, ReadRbac};
+use crate::auth::Authorized;
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Path, RequestContext};
+use crate::state::AppState;
+
+/// A role.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct RoleView {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Permissions.
+    #[schema(value_type = Vec<String>)]
+    pub permissions: sqlx::types::Json<Vec<String>>,
+}
+
+/// The tenant's RBAC settings and roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RbacView {
+    /// RBAC on or off.
+    pub enabled: bool,
+    /// Default role of new sub-accounts and end-users.
+    #[serde(rename = "defaultRole")]
+    pub default_role: String,
+    /// Roles, by name.
+    pub roles: Vec<RoleView>,
+}
+
+/// Body of `PUT /tenant/rbac`; at least one field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRbacRequest {
+    /// RBAC on or off.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Default role; must exist.
+    #[serde(default, rename = "defaultRole")]
+    pub default_role: Option<String>,
+}
+
+/// Body of `POST /tenant/rbac/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleRequest {
+    /// Name, `[a-z][a-z0-9_-]{0,31}`.
+    #[schema(example = "editor")]
+    pub name: String,
+    /// Description (at most 500 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Permissions.
+    pub permissions: Vec<String>,
+}
+
+/// Body of `PUT /tenant/rbac/roles/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoleRequest {
+    /// New description (unchanged when absent).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New permissions.
+    pub permissions: Vec<String>,
+}
+
+/// Body of `POST /tenant/rbac/check`: a role or a sub-account, and a permission.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// A role name.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A sub-account id (its role's permissions and its own count).
+    #[serde(default)]
+    pub sub_account_id: Option<String>,
+    /// The permission asked about.
+    pub permission: String,
+}
+
+/// The answer of a check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckResponse {
+    /// True when the role or the sub-account holds the permission (a disabled or deleted
+    /// sub-account holds none).
+    pub allowed: bool,
+}
+
+/// Loads the RBAC view of `tenant_id`.
+async fn load(pool: &PgPool, tenant_id: &str) -> ApiResult<RbacView> {
+    let settings: Option<(bool, String)> =
+        sqlx::query_as("SELECT rbac_enabled, default_role FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+    let (enabled, default_role) =
+        settings.ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    let roles =
+        sqlx::query_as("SELECT name, description, permissions FROM roles WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(RbacView { enabled, default_role, roles })
+}
+
+/// The permissions of role `name` in `tenant_id`, if it exists.
+pub async fn role_permissions(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Option<Vec<String>>> {
+    let row: Option<sqlx::types::Json<Vec<String>>> =
+        sqlx::query_scalar("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|p| p.0))
+}
+
+/// 422 `role_not_found` unless role `name` exists in `tenant_id`.
+pub async fn require_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<()> {
+    if !is_role_name(name) || role_permissions(pool, tenant_id, name).await?.is_none() {
+        return Err(ApiError::invalid(
+            "role_not_found",
+            format!("role '{name}' does not exist in this tenant"),
+        ));
+    }
+    Ok(())
+}
+
+/// The tenant's RBAC settings and roles.
+#[utoipa::path(get, path = "/tenant/rbac", tag = "tenant-rbac",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = RbacView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn get_rbac(
+    State(state): State<AppState>,
+    auth: Authorized<ReadRbac>,
+) -> ApiResult<axum::Json<RbacView>> {
+    Ok(axum::Json(load(&state.pool, auth.tenant()).await?))
+}
+
+/// Turn RBAC on or off, or change the default role.
+#[utoipa::path(put, path = "/tenant/rbac", tag = "tenant-rbac",
+    request_body = UpdateRbacRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = RbacView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`empty_update`, `role_not_found`, `invalid_role`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn update_rbac(
+    State(state): State<AppState>,
+    auth: Authorized<ManageRbac>,
+    ctx: RequestContext,
+    Json(body): Json<UpdateRbacRequest>,
+) -> ApiResult<axum::Json<RbacView>> {
+    let tenant = auth.tenant().to_string();
+    if let Some(role) = &body.default_role {
+        require_role(&state.pool, &tenant, role).await?;
+    }
+    let command = TenantCommand::ConfigureRbac {
+        enabled: body.enabled,
+        default_role: body.default_role,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(&state.commands.tenants, &tenant, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(axum::Json(load(&state.pool, &tenant).await?))
+}
+
+async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<RoleView> {
+    sqlx::query_as("SELECT name, description, permissions FROM roles WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role_not_found", "role not found"))
+}
+
+/// Define a role.
+#[utoipa::path(post, path = "/tenant/rbac/roles", tag = "tenant-rbac",
+    request_body = CreateRoleRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, body = RoleView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`role_already_exists`"),
+        (status = 422, body = ErrorBody, description = "`invalid_role`, `invalid_list_item`, `invalid_request`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    auth: Authorized<ManageRbac>,
+    ctx: RequestContext,
+    Json(body): Json<CreateRoleRequest>,
+) -> ApiResult<(StatusCode, axum::Json<RoleView>)> {
+    let tenant = auth.tenant().to_string();
+    if !is_role_name(&body.name) {
+        return Err(ApiError::invalid("invalid_role", "role name must match [a-z][a-z0-9_-]{0,31}"));
+    }
+    let command = RoleCommand::Create {
+        tenant_id: tenant.clone(),
+        name: body.name.clone(),
+        description: body.description.unwrap_or_default(),
+        permissions: body.permissions,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(&state.commands.roles, &role_id(&tenant, &body.name), command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok((StatusCode::CREATED, axum::Json(load_role(&state.pool, &tenant, &body.name).await?)))
+}
+
+/// Replace a role's description and permissions.
+#[utoipa::path(put, path = "/tenant/rbac/roles/{name}", tag = "tenant-rbac",
+    params(("name" = String, Path, description = "Role name")),
+    request_body = UpdateRoleRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = RoleView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`role_not_found`"),
+        (status = 422, body = ErrorBody, description = "`invalid_list_item`, `invalid_request`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn update_role(
+    State(state): State<AppState>,
+    auth: Authorized<ManageRbac>,
+    ctx: RequestContext,
+    Path(name): Path<String>,
+    Json(body): Json<UpdateRoleRequest>,
+) -> ApiResult<axum::Json<RoleView>> {
+    let tenant = auth.tenant().to_string();
+    if !is_role_name(&name) {
+        return Err(ApiError::not_found("role_not_found", "role not found"));
+    }
+    let command = RoleCommand::Update {
+        description: body.description,
+        permissions: body.permissions,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(&state.commands.roles, &role_id(&tenant, &name), command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(axum::Json(load_role(&state.pool, &tenant, &name).await?))
+}
+
+/// Delete a role; refused while it is the default role or a sub-account has it.
+#[utoipa::path(delete, path = "/tenant/rbac/roles/{name}", tag = "tenant-rbac",
+    params(("name" = String, Path, description = "Role name")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`role_not_found`"),
+        (status = 409, body = ErrorBody, description = "`role_is_default`, `role_in_use` (a sub-account has it)"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    auth: Authorized<ManageRbac>,
+    ctx: RequestContext,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tenant = auth.tenant().to_string();
+    if !is_role_name(&name) {
+        return Err(ApiError::not_found("role_not_found", "role not found"));
+    }
+    let view = load(&state.pool, &tenant).await?;
+    let used: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sub_accounts WHERE tenant_id = $1 AND role = $2 AND status <> 'deleted')",
+    )
+    .bind(&tenant)
+    .bind(&name)
+    .fetch_one(&state.pool)
+    .await?;
+    let in_use = if view.default_role == name {
+        Some(RoleInUse::Default)
+    } else if used {
+        Some(RoleInUse::SubAccount)
+    } else {
+        None
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    let command = RoleCommand::Delete { in_use, at: OffsetDateTime::now_utc() };
+    execute(&state.commands.roles, &role_id(&tenant, &name), command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Does a role or a sub-account hold a permission?
+#[utoipa::path(post, path = "/tenant/rbac/check", tag = "tenant-rbac",
+    request_body = CheckRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = CheckResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`role_not_found`, `sub_account_not_found`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`: exactly one of `role` and `sub_account_id`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn check_permission(
+    State(state): State<AppState>,
+    auth: Authorized<CheckRbac>,
+    Json(body): Json<CheckRequest>,
+) -> ApiResult<axum::Json<CheckResponse>> {
+    let tenant = auth.tenant();
+    let allowed = match (body.role.as_deref(), body.sub_account_id.as_deref()) {
+        (Some(role), None) => role_permissions(&state.pool, tenant, role)
+            .await?
+            .ok_or_else(|| ApiError::not_found("role_not_found", "role not found"))?
+            .contains(&body.permission),
+        (None, Some(sub)) => {
+            let row: Option<(String, String, sqlx::types::Json<Vec<String>>)> = if is_sub_account_id(sub) {
+                sqlx::query_as("SELECT status, role, permissions FROM sub_accounts WHERE sub_account_id = $1 AND tenant_id = $2")
+                    .bind(sub)
+                    .bind(tenant)
+                    .fetch_optional(&state.pool)
+                    .await?
+            } else {
+                None
+            };
+            let (status, role, own) =
+                row.ok_or_else(|| ApiError::not_found("sub_account_not_found", "sub-account not found"))?;
+            let from_role = role_permissions(&state.pool, tenant, &role).await?.unwrap_or_default();
+            status == "active" && (own.0.contains(&body.permission) || from_role.contains(&body.permission))
+        }
+        _ => return Err(ApiError::invalid("invalid_request", "give exactly one of role and sub_account_id")),
+    };
+    Ok(axum::Json(CheckResponse { allowed }))
+}
