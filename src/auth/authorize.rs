@@ -9,7 +9,8 @@
 //! | platform `finance_admin`, `auditor` | (usage and audit routes arrive with their issues) |
 //! | tenant `tenant_admin` | everything in its tenant |
 //! | tenant `tenant_finance` | read its tenant |
-//! | tenant `data` | nothing on the control API |
+//! | tenant `data` under a sub-account, with `keys:manage` | the keys of its own sub-account |
+//! | tenant `data` otherwise | nothing on the control API |
 
 use std::marker::PhantomData;
 
@@ -20,6 +21,9 @@ use tokenhub_aggregates::api_key::KeyRole;
 use crate::auth::principal::{header_str, Principal};
 use crate::http::error::ApiError;
 use crate::state::AppState;
+
+/// The permission that lets a sub-account key manage the keys of its sub-account.
+pub const KEYS_MANAGE: &str = "keys:manage";
 
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +79,15 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
         Principal::PlatformKey { role, .. } => {
             matches!((role, action), (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac))
         }
-        Principal::TenantKey { role, .. } => match role {
+        Principal::TenantKey { role, sub_account_id, permissions, .. } => match role {
             KeyRole::TenantAdmin => action.tenant_scoped(),
             KeyRole::TenantFinance => action == Action::ReadTenant,
+            // A sub-account key with `keys:manage` manages keys of its own sub-account.
+            KeyRole::Data => {
+                sub_account_id.is_some()
+                    && permissions.iter().any(|p| p == KEYS_MANAGE)
+                    && matches!(action, Action::ReadTenantKeys | Action::ManageTenantKeys)
+            }
             _ => false,
         },
     };
@@ -185,7 +195,13 @@ mod tests {
         if role.is_platform() {
             Principal::PlatformKey { public_id: "p".into(), role }
         } else {
-            Principal::TenantKey { tenant_id: "t".into(), public_id: "p".into(), role }
+            Principal::TenantKey {
+                tenant_id: "t".into(),
+                public_id: "p".into(),
+                role,
+                sub_account_id: None,
+                permissions: vec![],
+            }
         }
     }
 
@@ -217,6 +233,17 @@ mod tests {
             assert_eq!(authorize(&key(KeyRole::TenantAdmin), action).is_ok(), action.tenant_scoped());
             assert_eq!(authorize(&key(KeyRole::TenantFinance), action).is_ok(), action == ReadTenant);
             assert!(authorize(&key(KeyRole::Data), action).is_err());
+            let manager = Principal::TenantKey {
+                tenant_id: "t".into(),
+                public_id: "p".into(),
+                role: KeyRole::Data,
+                sub_account_id: Some("sub_x".into()),
+                permissions: vec![KEYS_MANAGE.into()],
+            };
+            assert_eq!(
+                authorize(&manager, action).is_ok(),
+                matches!(action, ReadTenantKeys | ManageTenantKeys)
+            );
         }
     }
 }

@@ -32,6 +32,10 @@ pub enum Principal {
         public_id: String,
         /// Its role.
         role: KeyRole,
+        /// Its sub-account, for a sub-account key.
+        sub_account_id: Option<String>,
+        /// Its effective permissions (narrowed to its sub-account's).
+        permissions: Vec<String>,
     },
     /// A platform key (gateway, finance admin, auditor).
     PlatformKey {
@@ -76,6 +80,7 @@ fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
     let input = VerifyInput { key, ip, model: None };
     let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    let verdict_permissions = verdict.effective_permissions();
     let key = match (verdict.code, verdict.key) {
         (VerifyCode::Valid, Some(key)) => key,
         (VerifyCode::TenantSuspended, _) => {
@@ -90,10 +95,17 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         _ => return Err(invalid_key()),
     };
     let public_id = key.public_id.to_string();
+    let permissions = verdict_permissions;
     Ok(match &key.tenant_id {
         Some(tenant_id) => {
             tracing::info!(tenant_id = %tenant_id, "tenant validated");
-            Principal::TenantKey { tenant_id: tenant_id.to_string(), public_id, role: key.role }
+            Principal::TenantKey {
+                tenant_id: tenant_id.to_string(),
+                public_id,
+                role: key.role,
+                sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
+                permissions,
+            }
         }
         None => Principal::PlatformKey { public_id, role: key.role },
     })

@@ -7,14 +7,15 @@ use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
 
 use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Principal};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest, RotatedKey, Scope,
-    UpdateKeyRequest,
+    TenantRoleDto, UpdateKeyRequest,
 };
 use crate::state::AppState;
+use tokenhub_aggregates::api_key::KeyRole;
 
 /// Issue a key in the caller's tenant.
 #[utoipa::path(post, path = "/tenant/api-keys", tag = "tenant-api-keys",
@@ -23,7 +24,7 @@ use crate::state::AppState;
     responses(
         (status = 201, body = IssuedKey, description = "Issued; `api_key` is shown only here"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "Not a tenant admin key (`forbidden`), `tenant_suspended`"),
+        (status = 403, body = ErrorBody, description = "`forbidden` (not a tenant admin or `keys:manage` sub-account key, or a sub-account key asking for another sub-account or role), `permissions_exceed_issuer`, `tenant_suspended`"),
         (status = 409, body = ErrorBody, description = "`api_key_limit_reached`"),
         (status = 422, body = ErrorBody, description = "Validation codes, as for the admin route"),
         (status = 503, body = ErrorBody),
@@ -36,6 +37,30 @@ pub async fn tenant_issue_key(
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     if body.tenant_id.as_ref().is_some_and(|t| t != caller.tenant()) {
         return Err(ApiError::invalid("invalid_request", "tenant_id is taken from the caller; omit it"));
+    }
+    let mut body = body;
+    if let Principal::TenantKey { sub_account_id: Some(own), role: KeyRole::Data, permissions, .. } =
+        &caller.principal
+    {
+        // A sub-account key never grants more than it has: its own sub-account, data keys,
+        // and permissions it holds itself.
+        if body.sub_account_id.as_ref().is_some_and(|s| s != own) {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "a sub-account key issues keys under its own sub-account only",
+            ));
+        }
+        if body.role.is_some_and(|r| r != TenantRoleDto::Data) {
+            return Err(ApiError::forbidden("forbidden", "a sub-account key issues data keys only"));
+        }
+        let asked = body.permissions.get_or_insert_with(|| permissions.clone());
+        if let Some(extra) = asked.iter().find(|p| !permissions.contains(p)) {
+            return Err(ApiError::forbidden(
+                "permissions_exceed_issuer",
+                format!("the calling key does not hold '{extra}'"),
+            ));
+        }
+        body.sub_account_id = Some(own.clone());
     }
     let owner = KeyOwner::Tenant {
         tenant_id: caller.tenant().to_string(),
@@ -61,7 +86,9 @@ pub async fn tenant_list_keys(
     caller: Authorized<ReadTenantKeys>,
     Query(query): Query<ListKeysQuery>,
 ) -> ApiResult<axum::Json<KeyPage>> {
-    Ok(axum::Json(keys::list_keys(&state.pool, Scope::Tenant(caller.tenant()), query).await?))
+    Ok(axum::Json(
+        keys::list_keys(&state.pool, Scope::of_caller(&caller.principal, caller.tenant()), query).await?,
+    ))
 }
 
 /// Get one of the caller's keys.
@@ -79,7 +106,9 @@ pub async fn tenant_get_key(
     caller: Authorized<ReadTenantKeys>,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::Tenant(caller.tenant())).await?))
+    Ok(axum::Json(
+        keys::load_key(&state.pool, &public_id, Scope::of_caller(&caller.principal, caller.tenant())).await?,
+    ))
 }
 
 async fn run(
@@ -89,7 +118,7 @@ async fn run(
     public_id: &str,
     command: ApiKeyCommand,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let scope = Scope::Tenant(caller.tenant());
+    let scope = Scope::of_caller(&caller.principal, caller.tenant());
     Ok(axum::Json(keys::run_on_key(state, &caller.principal, ctx, public_id, scope, command).await?))
 }
 
@@ -113,7 +142,17 @@ pub async fn tenant_update_key(
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let scope = Scope::Tenant(caller.tenant());
+    if let (Principal::TenantKey { role: KeyRole::Data, permissions, .. }, Some(asked)) =
+        (&caller.principal, body.permissions.as_ref())
+    {
+        if let Some(extra) = asked.iter().find(|p| !permissions.contains(p)) {
+            return Err(ApiError::forbidden(
+                "permissions_exceed_issuer",
+                format!("the calling key does not hold '{extra}'"),
+            ));
+        }
+    }
+    let scope = Scope::of_caller(&caller.principal, caller.tenant());
     Ok(axum::Json(keys::update_key(&state, &caller.principal, &ctx, &public_id, scope, body.into()).await?))
 }
 
@@ -205,7 +244,7 @@ pub async fn tenant_rotate_key(
     Path(public_id): Path<String>,
     OptionalJson(body): OptionalJson<RotateKeyRequest>,
 ) -> ApiResult<axum::Json<RotatedKey>> {
-    let scope = Scope::Tenant(caller.tenant());
+    let scope = Scope::of_caller(&caller.principal, caller.tenant());
     let rotated =
         keys::rotate_key(&state, &caller.principal, &ctx, &public_id, scope, body.unwrap_or_default())
             .await?;

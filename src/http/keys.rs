@@ -287,6 +287,21 @@ pub enum Scope<'a> {
     Tenant(&'a str),
     /// Platform keys only.
     Platform,
+    /// Keys of one sub-account of one tenant.
+    SubAccount(&'a str, &'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a tenant-route caller: its sub-account for a sub-account key, else the
+    /// tenant acted on.
+    pub fn of_caller(principal: &'a Principal, tenant_id: &'a str) -> Scope<'a> {
+        match principal {
+            Principal::TenantKey { sub_account_id: Some(sub), role: KeyRole::Data, .. } => {
+                Scope::SubAccount(tenant_id, sub)
+            }
+            _ => Scope::Tenant(tenant_id),
+        }
+    }
 }
 
 fn key_not_found() -> ApiError {
@@ -308,6 +323,9 @@ fn visible(record: &KeyRecord, scope: Scope<'_>) -> bool {
         Scope::All => true,
         Scope::Tenant(t) => record.tenant_id.as_deref() == Some(t),
         Scope::Platform => record.tenant_id.is_none(),
+        Scope::SubAccount(t, sub) => {
+            record.tenant_id.as_deref() == Some(t) && record.sub_account_id.as_deref() == Some(sub)
+        }
     }
 }
 
@@ -353,9 +371,10 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
                 .ok_or_else(|| ApiError::invalid("invalid_query", "tag must be key=value"))?,
         ),
     };
-    let tenant = match scope {
-        Scope::Tenant(t) => Some(t.to_string()),
-        _ => query.tenant_id.clone(),
+    let (tenant, sub_account) = match scope {
+        Scope::Tenant(t) => (Some(t.to_string()), None),
+        Scope::SubAccount(t, sub) => (Some(t.to_string()), Some(sub.to_string())),
+        _ => (query.tenant_id.clone(), None),
     };
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "{KEY_SELECT} WHERE k.created_position > $1 \
@@ -363,6 +382,7 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
          AND ($3::text IS NULL OR k.status = $3) \
          AND ($4::text IS NULL OR k.record->'settings'->'tags'->>$4 = $5) \
          AND ($6 = false OR k.tenant_id IS NULL) \
+         AND ($8::text IS NULL OR k.sub_account_id = $8) \
          ORDER BY k.created_position LIMIT $7"
     ))
     .bind(after)
@@ -372,6 +392,7 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
     .bind(tag.map(|(_, v)| v))
     .bind(matches!(scope, Scope::Platform))
     .bind(limit)
+    .bind(sub_account)
     .fetch_all(pool)
     .await?;
     let last = rows.last().map(|r| r.created_position);

@@ -21,6 +21,7 @@ enum P {
     TenantAdmin,
     TenantFinance,
     DataKey,
+    SubAccountManager,
 }
 
 use P::*;
@@ -43,14 +44,14 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/admin/api-keys/{public_id}", &[Master]),
     ("patch", "/admin/api-keys/{public_id}", &[Master]),
     ("delete", "/admin/api-keys/{public_id}", &[Master]),
-    ("post", "/tenant/api-keys", &[Master, TenantAdmin]),
-    ("get", "/tenant/api-keys", &[Master, TenantAdmin]),
-    ("get", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
-    ("patch", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
-    ("delete", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin]),
-    ("post", "/tenant/api-keys/{public_id}/disable", &[Master, TenantAdmin]),
-    ("post", "/tenant/api-keys/{public_id}/enable", &[Master, TenantAdmin]),
-    ("post", "/tenant/api-keys/{public_id}/rotate", &[Master, TenantAdmin]),
+    ("post", "/tenant/api-keys", &[Master, TenantAdmin, SubAccountManager]),
+    ("get", "/tenant/api-keys", &[Master, TenantAdmin, SubAccountManager]),
+    ("get", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin, SubAccountManager]),
+    ("patch", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin, SubAccountManager]),
+    ("delete", "/tenant/api-keys/{public_id}", &[Master, TenantAdmin, SubAccountManager]),
+    ("post", "/tenant/api-keys/{public_id}/disable", &[Master, TenantAdmin, SubAccountManager]),
+    ("post", "/tenant/api-keys/{public_id}/enable", &[Master, TenantAdmin, SubAccountManager]),
+    ("post", "/tenant/api-keys/{public_id}/rotate", &[Master, TenantAdmin, SubAccountManager]),
     ("post", "/admin/platform-keys", &[Master]),
     ("get", "/admin/platform-keys", &[Master]),
     ("delete", "/admin/platform-keys/{public_id}", &[Master]),
@@ -102,6 +103,19 @@ async fn fixture(app: &TestApp) -> Fixture {
     )
     .await;
     assert_eq!(status, 201, "{role}");
+    let (status, manager_sub) = send(
+        app.admin(Method::POST, "/tenant/sub-accounts")
+            .header("X-Tenant-ID", &tenant)
+            .json(&json!({"name": "managers", "permissions": ["keys:manage", "chat"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{manager_sub}");
+    let (_, manager) = app
+        .issue_key(
+            &tenant,
+            json!({"sub_account_id": manager_sub["sub_account_id"], "permissions": ["keys:manage"]}),
+        )
+        .await;
     let keys = vec![
         (Gateway, app.platform_key("gateway").await),
         (FinanceAdmin, app.platform_key("finance_admin").await),
@@ -109,6 +123,7 @@ async fn fixture(app: &TestApp) -> Fixture {
         (TenantAdmin, tenant_admin),
         (TenantFinance, finance),
         (DataKey, data),
+        (SubAccountManager, manager),
     ];
     Fixture {
         tenant,

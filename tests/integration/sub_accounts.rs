@@ -123,3 +123,68 @@ async fn the_hierarchy_is_enforced_and_verification_follows_the_sub_account() {
     assert_eq!(status, 404, "another tenant's sub-account");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sub_account_key_with_keys_manage_manages_its_own_sub_account_only() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let gateway = app.platform_key("gateway").await;
+    let (tenant, _) = app.create_tenant("Delegation").await;
+    let (_, sub) = as_tenant(
+        &app,
+        &tenant,
+        Method::POST,
+        "/tenant/sub-accounts",
+        Some(json!({"name": "team", "permissions": ["keys:manage", "chat", "embeddings"]})),
+    )
+    .await;
+    let sub_id = sub["sub_account_id"].as_str().unwrap().to_string();
+    let (_, other_sub) =
+        as_tenant(&app, &tenant, Method::POST, "/tenant/sub-accounts", Some(json!({"name": "other"}))).await;
+    let (_, manager) = app
+        .issue_key(&tenant, json!({"sub_account_id": sub_id, "permissions": ["keys:manage", "chat"]}))
+        .await;
+    let (outside_id, _) = app.issue_key(&tenant, json!({})).await;
+    let post =
+        |body: Value| send(app.http.post(app.url("/tenant/api-keys")).bearer_auth(&manager).json(&body));
+
+    let (status, issued) = post(json!({"name": "worker", "permissions": ["chat"]})).await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued["sub_account_id"], sub_id.as_str(), "placed under the caller's sub-account");
+    let worker_id = issued["public_id"].as_str().unwrap().to_string();
+    assert_eq!(app.verify(&gateway, json!({"key": issued["api_key"]})).await["code"], "VALID");
+
+    for (body, code) in [
+        (json!({"name": "x", "permissions": ["embeddings"]}), "permissions_exceed_issuer"),
+        (json!({"name": "x", "role": "tenant_admin"}), "forbidden"),
+        (json!({"name": "x", "sub_account_id": other_sub["sub_account_id"]}), "forbidden"),
+    ] {
+        let (status, answer) = post(body.clone()).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some(code)), "{body}");
+    }
+    let (_, listing) = send(app.http.get(app.url("/tenant/api-keys")).bearer_auth(&manager)).await;
+    assert!(
+        listing["data"].as_array().unwrap().iter().all(|k| k["sub_account_id"] == sub_id.as_str()),
+        "{listing}"
+    );
+    let (status, _) =
+        send(app.http.get(app.url(&format!("/tenant/api-keys/{outside_id}"))).bearer_auth(&manager)).await;
+    assert_eq!(status, 404, "keys outside its sub-account do not exist for it");
+    let (status, _) =
+        send(app.http.delete(app.url(&format!("/tenant/api-keys/{outside_id}"))).bearer_auth(&manager)).await;
+    assert_eq!(status, 404);
+    let (status, body) = send(
+        app.http
+            .patch(app.url(&format!("/tenant/api-keys/{worker_id}")))
+            .bearer_auth(&manager)
+            .json(&json!({"permissions": ["embeddings"]})),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permissions_exceed_issuer")));
+    let (status, revoked) =
+        send(app.http.delete(app.url(&format!("/tenant/api-keys/{worker_id}"))).bearer_auth(&manager)).await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")));
+    let (status, _) = send(app.http.get(app.url("/tenant/sub-accounts")).bearer_auth(&manager)).await;
+    assert_eq!(status, 403, "keys only, nothing else");
+    app.stop().await;
+}
