@@ -40,6 +40,9 @@ pub enum StartError {
     /// NATS address invalid.
     #[error("nats: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    /// The audit chain is broken.
+    #[error("{0}")]
+    AuditChain(String),
     /// Listening failed.
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use crate::app::{connect_and_migrate, App, StartError};
+use crate::audit::AuditFilter;
 use crate::auth::master::{generate_master_key, hash_master_key};
 use crate::config::Config;
 use crate::store::settings;
@@ -42,8 +43,53 @@ pub enum Command {
         #[command(subcommand)]
         action: MasterKeyAction,
     },
+    /// The audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// `audit` actions.
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Export audit records as NDJSON, in constant memory, with a progress line on stderr.
+    Export {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant_id: Option<String>,
+        /// Only this aggregate type.
+        #[arg(long)]
+        aggregate_type: Option<String>,
+        /// Only this aggregate id.
+        #[arg(long)]
+        aggregate_id: Option<String>,
+        /// Only this event type.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// Only events by this actor id.
+        #[arg(long)]
+        actor_id: Option<String>,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<time::OffsetDateTime>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        to: Option<time::OffsetDateTime>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Recompute the hash chain of the whole log; exits 1 and names the first broken position
+    /// when it is broken.
+    Verify,
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| e.to_string())
 }
 
 /// `projections` actions.
@@ -75,6 +121,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         }
         Command::Projections { action: ProjectionsAction::Rebuild { name } } => rebuild(&config, name).await,
         Command::MasterKey { action: MasterKeyAction::Rotate } => rotate_master_key(&config).await,
+        Command::Audit { action } => audit(&config, action).await,
         Command::Openapi => {
             std::io::stdout().write_all(crate::http::openapi::document_json().as_bytes())?;
             Ok(())
@@ -154,4 +201,74 @@ async fn rotate_master_key(config: &Config) -> Result<(), StartError> {
     }
     eprintln!("New master key (shown once; running servers pick it up within 5 s):\n\n    {key}\n");
     Ok(())
+}
+
+async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
+    let pool = connect_and_migrate(config).await?;
+    match action {
+        AuditAction::Export {
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            actor_id,
+            from,
+            to,
+            output,
+        } => {
+            let filter = AuditFilter {
+                tenant_id,
+                aggregate_type,
+                aggregate_id,
+                event_type,
+                actor_id,
+                from,
+                to,
+                limit: None,
+                cursor: None,
+            };
+            let head = tokenhub_projections::log::head_position(&pool).await?;
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let started = Instant::now();
+            let mut stream = std::pin::pin!(crate::http::audit::ndjson_stream(pool.clone(), filter));
+            let (mut lines, mut bytes) = (0u64, 0u64);
+            while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                let chunk = chunk?;
+                lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                bytes += chunk.len() as u64;
+                out.write_all(&chunk)?;
+                let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                eprint!(
+                    "\raudit export: {lines} events ({:.1} MiB), {rate:.0} events/s, log head {head}   ",
+                    bytes as f64 / 1048576.0
+                );
+            }
+            out.flush()?;
+            eprintln!("\naudit export: done, {lines} events in {:.2}s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        AuditAction::Verify => {
+            let started = Instant::now();
+            let progress = |checked: i64, head: i64| eprint!("\raudit verify: {checked}/{head} events   ");
+            let report = crate::audit::verify_chain(&pool, &progress).await?;
+            eprintln!();
+            match &report.first_break {
+                None => {
+                    eprintln!(
+                        "audit verify: chain intact, {} events in {:.2}s",
+                        report.checked,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(())
+                }
+                Some(b) => Err(StartError::AuditChain(format!(
+                    "audit chain broken at position {} ({}); {} events before it are intact",
+                    b.position, b.reason, report.checked
+                ))),
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`], [`telemetry`], [`app`], [`cli`]: process wiring.
+//! - [`audit`]: audit queries, export and hash-chain verification.
 //! - [`store`]: PostgreSQL, migrations, the cqrs-es event repository, settings.
 //! - [`commands`]: the command side (one cqrs-es framework per aggregate) and audit metadata.
 //! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
@@ -11,6 +12,7 @@
 //! - [`http`]: routes, errors, extractors, OpenAPI.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | super admin (master key) | everything; `/tenant/...` with `X-Tenant-ID` |
 //! | platform `gateway` | verify keys; RBAC checks for a tenant named in `X-Tenant-ID` |
-//! | platform `finance_admin`, `auditor` | (usage and audit routes arrive with their issues) |
+//! | platform `auditor` | read, export and verify the audit log |
+//! | platform `finance_admin` | (usage routes arrive with their issue) |
 //! | tenant `tenant_admin` | everything in its tenant |
 //! | tenant `tenant_finance` | read its tenant |
 //! | tenant `data` under a sub-account, with `keys:manage` | the keys of its own sub-account |
@@ -53,6 +54,10 @@ pub enum Action {
     /// Ask whether a role or sub-account has a permission (tenant admins, and gateways acting
     /// for a tenant named in `X-Tenant-ID`).
     CheckRbac,
+    /// Read, export and verify the audit log of all tenants.
+    ReadAudit,
+    /// Read one's tenant's audit log.
+    ReadTenantAudit,
 }
 
 impl Action {
@@ -68,6 +73,7 @@ impl Action {
                 | Action::ReadRbac
                 | Action::ManageRbac
                 | Action::CheckRbac
+                | Action::ReadTenantAudit
         )
     }
 }
@@ -77,7 +83,11 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
     let allowed = match principal {
         Principal::SuperAdmin => true,
         Principal::PlatformKey { role, .. } => {
-            matches!((role, action), (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac))
+            matches!(
+                (role, action),
+                (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac)
+                    | (KeyRole::Auditor, Action::ReadAudit)
+            )
         }
         Principal::TenantKey { role, sub_account_id, permissions, .. } => match role {
             KeyRole::TenantAdmin => action.tenant_scoped(),
@@ -184,6 +194,8 @@ pub mod requires {
         ReadRbac,
         ManageRbac,
         CheckRbac,
+        ReadAudit,
+        ReadTenantAudit,
     );
 }
 
@@ -221,6 +233,8 @@ mod tests {
             ReadRbac,
             ManageRbac,
             CheckRbac,
+            ReadAudit,
+            ReadTenantAudit,
         ];
         for action in all {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
@@ -229,7 +243,7 @@ mod tests {
                 matches!(action, VerifyKeys | CheckRbac)
             );
             assert!(authorize(&key(KeyRole::FinanceAdmin), action).is_err());
-            assert!(authorize(&key(KeyRole::Auditor), action).is_err());
+            assert_eq!(authorize(&key(KeyRole::Auditor), action).is_ok(), action == ReadAudit);
             assert_eq!(authorize(&key(KeyRole::TenantAdmin), action).is_ok(), action.tenant_scoped());
             assert_eq!(authorize(&key(KeyRole::TenantFinance), action).is_ok(), action == ReadTenant);
             assert!(authorize(&key(KeyRole::Data), action).is_err());

@@ -4,8 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
 
+use crate::audit::as_of::{self, AsOf};
+use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::ManageApiKeys;
 use crate::auth::Authorized;
+use crate::http::audit::AuditPage;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::keys::{
@@ -59,9 +62,9 @@ pub async fn admin_list_keys(
     Ok(axum::Json(keys::list_keys(&state.pool, Scope::All, query).await?))
 }
 
-/// Get one key.
+/// Get one key, now or (`as_of`) as it was at a past moment.
 #[utoipa::path(get, path = "/admin/api-keys/{public_id}", tag = "admin-api-keys",
-    params(("public_id" = String, Path, description = "Public id of the key")),
+    params(("public_id" = String, Path, description = "Public id of the key"), AsOf),
     security(("master_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = KeyView),
@@ -73,8 +76,40 @@ pub async fn admin_get_key(
     State(state): State<AppState>,
     _auth: Authorized<ManageApiKeys>,
     Path(public_id): Path<String>,
+    Query(query): Query<AsOf>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?))
+    let Some(at) = query.as_of else {
+        return Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?));
+    };
+    let events = as_of::events_until(&state.pool, "api_key", &public_id, at).await?;
+    let record = as_of::fold_key(&events)
+        .ok_or_else(|| ApiError::not_found("api_key_not_found", "api key not found"))?;
+    Ok(axum::Json(KeyView::from_record(record, None)))
+}
+
+/// Every change of a key, oldest first, with who made it and when (hashes left out).
+#[utoipa::path(get, path = "/admin/api-keys/{public_id}/history", tag = "admin-api-keys",
+    params(("public_id" = String, Path, description = "Public id of the key")),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`api_key_not_found`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_key_history(
+    State(state): State<AppState>,
+    _auth: Authorized<ManageApiKeys>,
+    Path(public_id): Path<String>,
+) -> ApiResult<axum::Json<AuditPage>> {
+    keys::load_key(&state.pool, &public_id, Scope::All).await?;
+    let filter = AuditFilter {
+        aggregate_type: Some("api_key".into()),
+        aggregate_id: Some(public_id),
+        ..Default::default()
+    };
+    let data = fetch_page(&state.pool, &filter, 0, i64::MAX).await?;
+    Ok(axum::Json(AuditPage { data, next_cursor: None }))
 }
 
 /// Update a key's settings.

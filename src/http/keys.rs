@@ -163,7 +163,8 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn from_record(r: KeyRecord, last_used_at: Option<OffsetDateTime>) -> Self {
+    /// The view of `record`.
+    pub fn from_record(r: KeyRecord, last_used_at: Option<OffsetDateTime>) -> Self {
         let s = r.settings;
         Self {
             public_id: r.public_id,

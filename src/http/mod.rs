@@ -5,6 +5,7 @@
 
 pub mod api_keys_admin;
 pub mod api_keys_tenant;
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -75,6 +76,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rbac::create_role))
         .routes(routes!(rbac::update_role, rbac::delete_role))
         .routes(routes!(rbac::check_permission))
+        .routes(routes!(api_keys_admin::admin_key_history))
+        .routes(routes!(audit::list_audit_events))
+        .routes(routes!(audit::list_tenant_audit_events))
+        .routes(routes!(audit::export_audit_events))
+        .routes(routes!(audit::verify_audit_chain))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::serde_util::double_option;
+use tokenhub_aggregates::sub_account::SubAccountEvent;
 use tokenhub_aggregates::sub_account::{
     is_sub_account_id, SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX,
 };
 use utoipa::{IntoParams, ToSchema};
 
+use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
 use crate::auth::{random_alphanumeric, Authorized};
 use crate::commands::{execute, CommandMetadata};
@@ -253,22 +255,87 @@ pub async fn list_sub_accounts(
     Ok(axum::Json(SubAccountPage { data: rows.into_iter().map(|r| r.view).collect(), next_cursor }))
 }
 
-/// Get a sub-account.
+/// Get a sub-account, now or (`as_of`) as it was at a past moment.
 #[utoipa::path(get, path = "/tenant/sub-accounts/{id}", tag = "tenant-sub-accounts",
-    params(("id" = String, Path, description = "Sub-account id")),
+    params(("id" = String, Path, description = "Sub-account id"), AsOf),
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = SubAccountView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "`sub_account_not_found` (also another tenant's)"),
+        (status = 404, body = ErrorBody, description = "`sub_account_not_found` (also another tenant's, or not yet created at `as_of`)"),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn get_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ReadSubAccounts>,
     Path(id): Path<String>,
+    Query(query): Query<AsOf>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
-    Ok(axum::Json(load(&state.pool, auth.tenant(), &id).await?))
+    let current = load(&state.pool, auth.tenant(), &id).await?;
+    let Some(at) = query.as_of else { return Ok(axum::Json(current)) };
+    let events = as_of::events_until(&state.pool, "sub_account", &id, at).await?;
+    Ok(axum::Json(fold_view(&events).ok_or_else(not_found)?))
+}
+
+/// The view folded from a sub-account's events.
+fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountView> {
+    let mut view: Option<SubAccountView> = None;
+    for event in events {
+        let decoded: SubAccountEvent = serde_json::from_value(event.payload.clone()).ok()?;
+        match (decoded, view.as_mut()) {
+            (
+                SubAccountEvent::Created {
+                    sub_account_id,
+                    tenant_id,
+                    name,
+                    role,
+                    quota_limit,
+                    permissions,
+                    created_at,
+                },
+                _,
+            ) => {
+                view = Some(SubAccountView {
+                    sub_account_id,
+                    tenant_id,
+                    name,
+                    role,
+                    status: "active".into(),
+                    quota_limit,
+                    permissions: sqlx::types::Json(permissions),
+                    created_at,
+                    updated_at: created_at,
+                });
+            }
+            (SubAccountEvent::Updated { changes, updated_at }, Some(v)) => {
+                if let Some(name) = changes.name {
+                    v.name = name;
+                }
+                if let Some(role) = changes.role {
+                    v.role = role;
+                }
+                if let Some(quota) = changes.quota_limit {
+                    v.quota_limit = quota;
+                }
+                if let Some(permissions) = changes.permissions {
+                    v.permissions = sqlx::types::Json(permissions);
+                }
+                v.updated_at = updated_at;
+            }
+            (SubAccountEvent::Disabled { disabled_at: at }, Some(v)) => {
+                (v.status, v.updated_at) = ("disabled".into(), at)
+            }
+            (SubAccountEvent::Enabled { enabled_at: at }, Some(v)) => {
+                (v.status, v.updated_at) = ("active".into(), at)
+            }
+            (SubAccountEvent::Deleted { deleted_at: at }, Some(v)) => {
+                (v.status, v.updated_at) = ("deleted".into(), at)
+            }
+            _ => {}
+        }
+    }
+    view
 }
 
 async fn run(

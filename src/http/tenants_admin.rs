@@ -13,6 +13,7 @@ use crate::auth::requires::ManageTenants;
 use crate::auth::{key_format, new_tenant_id, Authorized};
 use crate::commands::{execute, CommandMetadata};
 
+use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
@@ -190,23 +191,41 @@ async fn view_or_404(state: &AppState, id: &str) -> ApiResult<axum::Json<TenantV
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
 }
 
-/// Get one tenant.
+/// Get one tenant, now or (`as_of`) as it was at a past moment.
 #[utoipa::path(get, path = "/admin/tenants/{id}", tag = "admin-tenants",
-    params(("id" = String, Path, description = "Tenant id, `ten_…`")),
+    params(("id" = String, Path, description = "Tenant id, `ten_…`"), AsOf),
     security(("master_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = TenantView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
+        (status = 404, body = ErrorBody, description = "`tenant_not_found` (also: not yet created at `as_of`)"),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn get_tenant(
     State(state): State<AppState>,
     _auth: Authorized<ManageTenants>,
     Path(id): Path<String>,
+    Query(query): Query<AsOf>,
 ) -> ApiResult<axum::Json<TenantView>> {
     checked_id(&id)?;
-    view_or_404(&state, &id).await
+    let Some(as_of) = query.as_of else { return view_or_404(&state, &id).await };
+    let events = as_of::events_until(&state.pool, "tenant", &id, as_of).await?;
+    let (tenant, version) = as_of::fold_tenant(&events)
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    let (limits, limit_overrides) = as_of::tenant_limits_json(&tenant);
+    Ok(axum::Json(TenantView {
+        tenant_id: tenant.tenant_id.clone(),
+        name: tenant.name.clone(),
+        plan: tenant.plan.as_str().to_string(),
+        region: tenant.region.clone(),
+        status: tenant.status.map(|s| s.as_str()).unwrap_or_default().to_string(),
+        limits,
+        limit_overrides,
+        created_at: tenant.created_at.unwrap_or(as_of),
+        updated_at: tenant.updated_at.unwrap_or(as_of),
+        version,
+    }))
 }
 
 /// Body of `PATCH /admin/tenants/{id}`; at least one field.

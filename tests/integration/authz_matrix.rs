@@ -69,6 +69,11 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("put", "/tenant/rbac/roles/{name}", &[Master, TenantAdmin]),
     ("delete", "/tenant/rbac/roles/{name}", &[Master, TenantAdmin]),
     ("post", "/tenant/rbac/check", &[Master, TenantAdmin, Gateway]),
+    ("get", "/admin/api-keys/{public_id}/history", &[Master]),
+    ("get", "/audit/events", &[Master, Auditor]),
+    ("get", "/audit/events/export", &[Master, Auditor]),
+    ("get", "/audit/verify", &[Master, Auditor]),
+    ("get", "/tenant/audit/events", &[Master, TenantAdmin]),
 ];
 
 struct Fixture {

@@ -9,6 +9,7 @@
 )]
 
 mod api_keys;
+mod audit;
 mod authz_matrix;
 mod common;
 mod event_store;

@@ -1,0 +1,151 @@
+//! The audit log over HTTP: `/audit/events` (super admin, `auditor`), `/tenant/audit/events`
+//! (tenant admins, their tenant only), a streaming NDJSON export, and chain verification.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::Response;
+use futures::StreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::audit::{fetch_page, verify_chain, AuditFilter, AuditItem, ChainReport};
+use crate::auth::requires::{ReadAudit, ReadTenantAudit};
+use crate::auth::Authorized;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Query;
+use crate::state::AppState;
+
+/// A page of audit records, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Records.
+    pub data: Vec<AuditItem>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<i64>,
+}
+
+async fn page(state: &AppState, filter: AuditFilter) -> ApiResult<AuditPage> {
+    let limit = filter.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 1000"));
+    }
+    let after = filter.cursor.unwrap_or(0).max(0);
+    let data = fetch_page(&state.pool, &filter, after, limit).await?;
+    let next_cursor = (data.len() as i64 == limit).then(|| data.last().map(|i| i.position).unwrap_or(after));
+    Ok(AuditPage { data, next_cursor })
+}
+
+/// Audit records of all tenants.
+#[utoipa::path(get, path = "/audit/events", tag = "audit",
+    params(AuditFilter),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn list_audit_events(
+    State(state): State<AppState>,
+    _auth: Authorized<ReadAudit>,
+    Query(filter): Query<AuditFilter>,
+) -> ApiResult<axum::Json<AuditPage>> {
+    Ok(axum::Json(page(&state, filter).await?))
+}
+
+/// Audit records of the caller's tenant.
+#[utoipa::path(get, path = "/tenant/audit/events", tag = "audit",
+    params(AuditFilter),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn list_tenant_audit_events(
+    State(state): State<AppState>,
+    auth: Authorized<ReadTenantAudit>,
+    Query(mut filter): Query<AuditFilter>,
+) -> ApiResult<axum::Json<AuditPage>> {
+    filter.tenant_id = Some(auth.tenant().to_string());
+    Ok(axum::Json(page(&state, filter).await?))
+}
+
+/// Pages of this size are read while exporting: memory stays constant whatever the log size.
+pub const EXPORT_BATCH: i64 = 1_000;
+
+/// The records matching `filter` as NDJSON chunks, one page at a time.
+pub fn ndjson_stream(
+    pool: sqlx::PgPool,
+    filter: AuditFilter,
+) -> impl futures::Stream<Item = Result<Vec<u8>, sqlx::Error>> + Send {
+    let start = filter.cursor.unwrap_or(0).max(0);
+    futures::stream::unfold(Some(start), move |cursor| {
+        let (pool, filter) = (pool.clone(), filter.clone());
+        async move {
+            let after = cursor?;
+            match fetch_page(&pool, &filter, after, EXPORT_BATCH).await {
+                Ok(items) if items.is_empty() => None,
+                Ok(items) => {
+                    let next = items.last().map(|i| i.position);
+                    let mut chunk = Vec::with_capacity(items.len() * 512);
+                    for item in &items {
+                        if serde_json::to_writer(&mut chunk, item).is_ok() {
+                            chunk.push(b'\n');
+                        }
+                    }
+                    Some((Ok(chunk), next))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+/// Export audit records as NDJSON (one JSON object a line), streamed in constant memory.
+#[utoipa::path(get, path = "/audit/events/export", tag = "audit",
+    params(AuditFilter),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, content_type = "application/x-ndjson", body = String, description = "One `AuditItem` per line"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn export_audit_events(
+    State(state): State<AppState>,
+    _auth: Authorized<ReadAudit>,
+    Query(filter): Query<AuditFilter>,
+) -> ApiResult<Response> {
+    let stream = ndjson_stream(state.pool.clone(), filter).map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::error!(error = %e, "audit export aborted");
+            std::io::Error::other("audit export aborted")
+        })
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// Recompute the hash chain of the whole log and report the first break.
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = ChainReport, description = "`ok` false names the first broken position"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn verify_audit_chain(
+    State(state): State<AppState>,
+    _auth: Authorized<ReadAudit>,
+) -> ApiResult<axum::Json<ChainReport>> {
+    let report = verify_chain(&state.pool, &|_, _| {}).await?;
+    if let Some(b) = &report.first_break {
+        tracing::error!(position = b.position, reason = b.reason, "audit chain broken");
+    }
+    Ok(axum::Json(report))
+}
