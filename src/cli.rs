@@ -167,26 +167,47 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Prints a progress line at most twice a second (and the last one), so logs stay small.
+struct Throttle(std::sync::Mutex<Option<Instant>>);
+
+impl Throttle {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    fn ready(&self, last: bool) -> bool {
+        let Ok(mut at) = self.0.lock() else { return true };
+        let due = last || at.is_none_or(|t| t.elapsed().as_millis() >= 500);
+        if due {
+            *at = Some(Instant::now());
+        }
+        due
+    }
+}
+
 async fn rebuild(config: &Config, name: Option<String>) -> Result<(), StartError> {
     let pool = connect_and_migrate(config).await?;
     let projections =
         tokenhub_projections::select(name.as_deref()).map_err(|e| StartError::Config(e.to_string()))?;
-    for projection in projections {
-        let started = Instant::now();
-        let progress = |name: &str, position: i64, head: i64| {
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    eprintln!("rebuild {}: one pass over the log, one transaction", names.join(", "));
+    let started = Instant::now();
+    let throttle = Throttle::new();
+    let progress = |_: &str, position: i64, head: i64| {
+        if throttle.ready(position >= head) {
             let rate = position as f64 / started.elapsed().as_secs_f64().max(1e-3);
             let pct = if head > 0 { position * 100 / head } else { 100 };
-            eprint!("\rrebuild {name}: {position}/{head} events ({pct}%), {rate:.0} events/s   ");
-        };
-        let reached = tokenhub_projections::rebuild(&pool, projection.as_ref(), &progress)
-            .await
-            .map_err(|e| StartError::Config(e.to_string()))?;
-        eprintln!(
-            "\nrebuild {}: done at position {reached} in {:.2}s",
-            projection.name(),
-            started.elapsed().as_secs_f64()
-        );
-    }
+            eprintln!("rebuild: {position}/{head} events ({pct}%), {rate:.0} events/s");
+        }
+    };
+    let reached = tokenhub_projections::rebuild_all(&pool, &projections, &progress)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "rebuild: done at position {reached} in {secs:.2}s ({:.0} events/s)",
+        reached as f64 / secs.max(1e-3)
+    );
     Ok(())
 }
 
@@ -233,6 +254,7 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let started = Instant::now();
+            let throttle = Throttle::new();
             let mut stream = std::pin::pin!(crate::http::audit::ndjson_stream(pool.clone(), filter));
             let (mut lines, mut bytes) = (0u64, 0u64);
             while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
@@ -240,21 +262,31 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
                 lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
                 bytes += chunk.len() as u64;
                 out.write_all(&chunk)?;
-                let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                eprint!(
-                    "\raudit export: {lines} events ({:.1} MiB), {rate:.0} events/s, log head {head}   ",
-                    bytes as f64 / 1048576.0
-                );
+                if throttle.ready(false) {
+                    let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    let mib = bytes as f64 / 1048576.0;
+                    eprintln!(
+                        "audit export: {lines} events ({mib:.1} MiB), {rate:.0} events/s, log head {head}"
+                    );
+                }
             }
             out.flush()?;
-            eprintln!("\naudit export: done, {lines} events in {:.2}s", started.elapsed().as_secs_f64());
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "audit export: done, {lines} events in {secs:.2}s ({:.0} events/s)",
+                lines as f64 / secs.max(1e-3)
+            );
             Ok(())
         }
         AuditAction::Verify => {
             let started = Instant::now();
-            let progress = |checked: i64, head: i64| eprint!("\raudit verify: {checked}/{head} events   ");
+            let throttle = Throttle::new();
+            let progress = |checked: i64, head: i64| {
+                if throttle.ready(checked >= head) {
+                    eprintln!("audit verify: {checked}/{head} events");
+                }
+            };
             let report = crate::audit::verify_chain(&pool, &progress).await?;
-            eprintln!();
             match &report.first_break {
                 None => {
                     eprintln!(

@@ -68,18 +68,9 @@ pub enum KeyLookupEvent {
 
 /// Decodes `event` when the key lookup cares about it.
 pub fn decode(event: &StoredEvent) -> Result<Option<KeyLookupEvent>, ProjectionError> {
-    let payload = |e| ProjectionError::Payload {
-        position: event.position,
-        event_type: event.event_type.clone(),
-        source: e,
-    };
     match event.aggregate_type.as_str() {
-        "tenant" => {
-            Ok(Some(KeyLookupEvent::Tenant(serde_json::from_value(event.payload.clone()).map_err(payload)?)))
-        }
-        "api_key" => {
-            Ok(Some(KeyLookupEvent::Key(serde_json::from_value(event.payload.clone()).map_err(payload)?)))
-        }
+        "tenant" => Ok(Some(KeyLookupEvent::Tenant(event.decode()?))),
+        "api_key" => Ok(Some(KeyLookupEvent::Key(event.decode()?))),
         _ => Ok(None),
     }
 }
@@ -181,6 +172,30 @@ async fn load_record(conn: &mut PgConnection, public_id: &str) -> Result<Option<
     Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
+/// Upserts key records in one statement (each public id at most once).
+async fn upsert_keys(conn: &mut PgConnection, rows: &[(KeyRecord, i64)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&(KeyRecord, i64)) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO api_keys (public_id, tenant_id, sub_account_id, role, status, name, created_position, record) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::jsonb[]) \
+         ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, name = excluded.name, record = excluded.record",
+    )
+    .bind(col(&|(r, _)| Some(r.public_id.clone())))
+    .bind(col(&|(r, _)| r.tenant_id.clone()))
+    .bind(col(&|(r, _)| r.sub_account_id.clone()))
+    .bind(col(&|(r, _)| Some(r.role.as_str().to_string())))
+    .bind(col(&|(r, _)| Some(r.status.as_str().to_string())))
+    .bind(col(&|(r, _)| Some(r.name.clone())))
+    .bind(rows.iter().map(|(_, p)| *p).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|(r, _)| sqlx::types::Json(r)).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Projection for ApiKeysProjection {
     fn name(&self) -> &'static str {
@@ -189,6 +204,97 @@ impl Projection for ApiKeysProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &["api_keys", "key_tenants", "key_sub_accounts"]
+    }
+
+    /// Set-based: the three tables do not depend on each other, so each is folded in memory
+    /// over the batch (current rows loaded in one query) and written with one upsert.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        use std::collections::HashMap;
+
+        use crate::sub_accounts::{record_after, SubAccountRecord};
+
+        let touched = |kind: &str, created: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.aggregate_type == kind && e.event_type != created)
+                .map(|e| e.aggregate_id.clone())
+                .collect()
+        };
+        let key_ids = touched("api_key", "api_key.issued");
+        let sub_ids = touched("sub_account", "sub_account.created");
+        let mut keys: HashMap<String, (KeyRecord, i64)> = HashMap::new();
+        if !key_ids.is_empty() {
+            let rows: Vec<(sqlx::types::Json<KeyRecord>, i64)> =
+                sqlx::query_as("SELECT record, created_position FROM api_keys WHERE public_id = ANY($1)")
+                    .bind(&key_ids)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            keys.extend(rows.into_iter().map(|(r, p)| (r.0.public_id.clone(), (r.0, p))));
+        }
+        let mut subs: HashMap<String, SubAccountRecord> = HashMap::new();
+        if !sub_ids.is_empty() {
+            let rows: Vec<sqlx::types::Json<SubAccountRecord>> =
+                sqlx::query_scalar("SELECT record FROM key_sub_accounts WHERE sub_account_id = ANY($1)")
+                    .bind(&sub_ids)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            subs.extend(rows.into_iter().map(|r| (r.0.sub_account_id.clone(), r.0)));
+        }
+        let (mut dirty_keys, mut dirty_subs) =
+            (std::collections::HashSet::new(), std::collections::HashSet::new());
+        let mut tenants: HashMap<String, TenantStatus> = HashMap::new();
+        for event in events {
+            if let Some(sub_event) = crate::sub_accounts::decode(event)? {
+                if let Some(record) = record_after(sub_event, subs.remove(&event.aggregate_id)) {
+                    dirty_subs.insert(record.sub_account_id.clone());
+                    subs.insert(record.sub_account_id.clone(), record);
+                }
+                continue;
+            }
+            let Some(decoded) = decode(event)? else { continue };
+            let current = keys.get(&event.aggregate_id).map(|(r, _)| r.clone());
+            match change_for(&event.aggregate_id, decoded, current) {
+                Some(KeyLookupChange::Key(record)) => {
+                    let created = keys.get(&event.aggregate_id).map(|(_, p)| *p).unwrap_or(event.position);
+                    dirty_keys.insert(event.aggregate_id.clone());
+                    keys.insert(event.aggregate_id.clone(), (*record, created));
+                }
+                Some(KeyLookupChange::Tenant { tenant_id, status }) => {
+                    tenants.insert(tenant_id, status);
+                }
+                None => {}
+            }
+        }
+        let pending: Vec<(KeyRecord, i64)> = dirty_keys.iter().filter_map(|id| keys.remove(id)).collect();
+        upsert_keys(conn, &pending).await?;
+        if !tenants.is_empty() {
+            let (ids, statuses): (Vec<String>, Vec<&str>) =
+                tenants.into_iter().map(|(t, s)| (t, s.as_str())).unzip();
+            sqlx::query(
+                "INSERT INTO key_tenants (tenant_id, status) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
+            )
+            .bind(ids)
+            .bind(statuses)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let records: Vec<SubAccountRecord> = dirty_subs.iter().filter_map(|id| subs.remove(id)).collect();
+        if !records.is_empty() {
+            sqlx::query(
+                "INSERT INTO key_sub_accounts (sub_account_id, record) SELECT * FROM UNNEST($1::text[], $2::jsonb[]) \
+                 ON CONFLICT (sub_account_id) DO UPDATE SET record = excluded.record",
+            )
+            .bind(records.iter().map(|r| r.sub_account_id.clone()).collect::<Vec<_>>())
+            .bind(records.iter().map(sqlx::types::Json).collect::<Vec<_>>())
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {

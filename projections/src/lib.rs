@@ -17,7 +17,7 @@ pub mod sub_accounts;
 pub mod tenants;
 
 pub use log::StoredEvent;
-pub use runner::{catch_up, rebuild, Progress};
+pub use runner::{catch_up, rebuild, rebuild_all, Progress};
 
 use sqlx::PgConnection;
 
@@ -52,6 +52,19 @@ pub trait Projection: Send + Sync {
     /// Applies one event inside the batch transaction. Events it does not care about are
     /// ignored.
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError>;
+
+    /// Applies a batch of events in order. The default applies them one by one; projections
+    /// on the rebuild's critical path override it with set-based writes.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Every projection the service runs, in a stable order.

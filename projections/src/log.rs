@@ -36,6 +36,15 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The payload as `T`, read in place (no copy of the JSON).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::ProjectionError> {
+        T::deserialize(&self.payload).map_err(|source| crate::ProjectionError::Payload {
+            position: self.position,
+            event_type: self.event_type.clone(),
+            source,
+        })
+    }
+
     /// A metadata field as a string, when present.
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(Value::as_str)

@@ -22,12 +22,7 @@ impl Projection for RolesProjection {
         if event.aggregate_type != "role" {
             return Ok(());
         }
-        let decoded: RoleEvent =
-            serde_json::from_value(event.payload.clone()).map_err(|source| ProjectionError::Payload {
-                position: event.position,
-                event_type: event.event_type.clone(),
-                source,
-            })?;
+        let decoded: RoleEvent = event.decode()?;
         // The aggregate id is `<tenant_id>:<name>`.
         let Some((tenant_id, name)) = event.aggregate_id.split_once(':') else { return Ok(()) };
         match decoded {

@@ -43,11 +43,8 @@ async fn apply_batch(
     from: i64,
 ) -> Result<(i64, usize), ProjectionError> {
     let events = read_after(&mut *conn, from, BATCH).await?;
-    let mut position = from;
-    for event in &events {
-        projection.apply(conn, event).await?;
-        position = event.position;
-    }
+    projection.apply_batch(conn, &events).await?;
+    let position = events.last().map(|e| e.position).unwrap_or(from);
     if !events.is_empty() {
         store_checkpoint(conn, projection.name(), position).await?;
     }
@@ -91,6 +88,44 @@ pub async fn rebuild(
         }
     }
     store_checkpoint(&mut tx, projection.name(), position).await?;
+    tx.commit().await?;
+    Ok(position)
+}
+
+/// Events read per batch by [`rebuild_all`].
+pub const REBUILD_BATCH: i64 = 5_000;
+
+/// Rebuilds several projections in one pass over the log and one transaction: each batch is
+/// read once and given to every projection. Returns the position reached.
+pub async fn rebuild_all(
+    pool: &PgPool,
+    projections: &[Box<dyn Projection>],
+    progress: Progress<'_>,
+) -> Result<i64, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    for projection in projections {
+        lock_checkpoint(&mut tx, projection.name()).await?;
+        for table in projection.tables() {
+            // Table names are compile-time constants of the projection, never input.
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+        }
+    }
+    let head = crate::log::head_position(&mut *tx).await?;
+    let mut position = 0;
+    loop {
+        let events = read_after(&mut *tx, position, REBUILD_BATCH).await?;
+        for projection in projections {
+            projection.apply_batch(&mut tx, &events).await?;
+        }
+        position = events.last().map(|e| e.position).unwrap_or(position);
+        progress("all", position, head.max(position));
+        if (events.len() as i64) < REBUILD_BATCH {
+            break;
+        }
+    }
+    for projection in projections {
+        store_checkpoint(&mut tx, projection.name(), position).await?;
+    }
     tx.commit().await?;
     Ok(position)
 }

@@ -29,11 +29,7 @@ pub fn decode(event: &StoredEvent) -> Result<Option<SubAccountEvent>, Projection
     if event.aggregate_type != "sub_account" {
         return Ok(None);
     }
-    serde_json::from_value(event.payload.clone()).map(Some).map_err(|source| ProjectionError::Payload {
-        position: event.position,
-        event_type: event.event_type.clone(),
-        source,
-    })
+    event.decode().map(Some)
 }
 
 /// The record after `event`, given the record before it.

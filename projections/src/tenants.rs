@@ -13,11 +13,7 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 pub(crate) fn decode_tenant_event(event: &StoredEvent) -> Result<TenantEvent, ProjectionError> {
-    serde_json::from_value(event.payload.clone()).map_err(|source| ProjectionError::Payload {
-        position: event.position,
-        event_type: event.event_type.clone(),
-        source,
-    })
+    event.decode()
 }
 
 async fn set_status(
@@ -36,8 +32,81 @@ async fn set_status(
     Ok(())
 }
 
+/// A `tenant.created` row waiting to be inserted with others.
+struct NewTenant {
+    tenant_id: String,
+    name: String,
+    plan: &'static str,
+    region: String,
+    overrides: serde_json::Value,
+    limits: serde_json::Value,
+    created_at: time::OffsetDateTime,
+    position: i64,
+    version: i64,
+}
+
+async fn insert_tenants(conn: &mut PgConnection, rows: &mut Vec<NewTenant>) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO tenants (tenant_id, name, plan, region, status, limit_overrides, limits, created_at, updated_at, \
+         created_position, version) \
+         SELECT t, n, p, r, 'active', o, l, c, c, pos, v \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], \
+         $8::bigint[], $9::bigint[]) AS x(t, n, p, r, o, l, c, pos, v)",
+    )
+    .bind(rows.iter().map(|r| r.tenant_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.plan).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.region.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.overrides.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.limits.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    rows.clear();
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Projection for TenantsProjection {
+    /// Consecutive `tenant.created` events are inserted with one statement; any other tenant
+    /// event first flushes them, then applies in order.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut pending = Vec::new();
+        for event in events.iter().filter(|e| e.aggregate_type == "tenant") {
+            if event.event_type == "tenant.created" {
+                if let TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } =
+                    decode_tenant_event(event)?
+                {
+                    pending.push(NewTenant {
+                        tenant_id,
+                        name,
+                        plan: plan.as_str(),
+                        region,
+                        overrides: json(&limits),
+                        limits: json(&TenantLimits::effective(plan, limits)),
+                        created_at,
+                        position: event.position,
+                        version: event.sequence,
+                    });
+                    continue;
+                }
+            }
+            insert_tenants(conn, &mut pending).await?;
+            self.apply(conn, event).await?;
+        }
+        insert_tenants(conn, &mut pending).await?;
+        Ok(())
+    }
+
     fn name(&self) -> &'static str {
         "tenants"
     }

@@ -43,7 +43,7 @@ pub async fn events_until(
 pub fn fold_tenant(events: &[StoredEvent]) -> Option<(Tenant, i64)> {
     let mut tenant = Tenant::default();
     for event in events {
-        let decoded: TenantEvent = serde_json::from_value(event.payload.clone()).ok()?;
+        let decoded: TenantEvent = event.decode().ok()?;
         tenant.apply(decoded);
     }
     tenant.status.map(|_| (tenant, events.len() as i64))

@@ -27,6 +27,8 @@ pub struct ChainReport {
     pub checked: i64,
     /// The head position recorded by the database.
     pub head: i64,
+    /// The head hash (hex): keep it somewhere else from time to time as an outside anchor.
+    pub head_hash: String,
     /// The first break, if any.
     pub first_break: Option<ChainBreak>,
 }
@@ -51,10 +53,12 @@ pub async fn verify_chain(
     let mut expected_position = 1i64;
     let mut previous_hash = vec![0u8; 32];
     let mut checked = 0i64;
+    let head_hex = crate::auth::hashing::hex(&head_hash);
     let report = |first_break: Option<ChainBreak>, checked| ChainReport {
         ok: first_break.is_none(),
         checked,
         head,
+        head_hash: head_hex.clone(),
         first_break,
     };
     loop {

@@ -14,6 +14,7 @@ use crate::auth::requires::{ReadAudit, ReadTenantAudit};
 use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Query;
+use crate::http::paging;
 use crate::state::AppState;
 
 /// A page of audit records, oldest first.
@@ -26,10 +27,7 @@ pub struct AuditPage {
 }
 
 async fn page(state: &AppState, filter: AuditFilter) -> ApiResult<AuditPage> {
-    let limit = filter.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 1000"));
-    }
+    let limit = paging::page_size(filter.limit, 100, 1000)?;
     let after = filter.cursor.unwrap_or(0).max(0);
     let data = fetch_page(&state.pool, &filter, after, limit).await?;
     let next_cursor = (data.len() as i64 == limit).then(|| data.last().map(|i| i.position).unwrap_or(after));

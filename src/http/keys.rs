@@ -21,6 +21,7 @@ use crate::auth::{key_format, Principal};
 use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
+use crate::http::paging;
 use crate::state::AppState;
 
 /// Role of a tenant key.
@@ -349,18 +350,8 @@ pub async fn load_key(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> ApiRe
 
 /// A page of keys visible in `scope`.
 pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) -> ApiResult<KeyPage> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 200"));
-    }
-    let after = match query.cursor.as_deref() {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| ApiError::invalid("invalid_query", "cursor is not one this API returned"))?,
-    };
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(query.cursor.as_deref())?;
     if query.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
         return Err(ApiError::invalid("invalid_query", "status must be active, disabled or revoked"));
     }
@@ -397,7 +388,7 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
     .fetch_all(pool)
     .await?;
     let last = rows.last().map(|r| r.created_position);
-    let next_cursor = (rows.len() as i64 == limit).then(|| last.unwrap_or(after).to_string());
+    let next_cursor = paging::next_cursor(rows.len(), limit, last);
     let data = rows.into_iter().map(|r| KeyView::from_record(r.record.0, r.last_used_at)).collect();
     Ok(KeyPage { data, next_cursor })
 }

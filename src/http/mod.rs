@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod keys;
 pub mod openapi;
+pub mod paging;
 pub mod platform_keys;
 pub mod rbac;
 pub mod request_id;

@@ -20,6 +20,7 @@ use crate::auth::{random_alphanumeric, Authorized};
 use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::paging;
 use crate::state::AppState;
 
 /// Body of `POST /tenant/sub-accounts`.
@@ -222,18 +223,8 @@ pub async fn list_sub_accounts(
     auth: Authorized<ReadSubAccounts>,
     Query(query): Query<ListSubAccountsQuery>,
 ) -> ApiResult<axum::Json<SubAccountPage>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 200"));
-    }
-    let after = match query.cursor.as_deref() {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| ApiError::invalid("invalid_query", "bad cursor"))?,
-    };
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(query.cursor.as_deref())?;
     #[derive(sqlx::FromRow)]
     struct Row {
         created_position: i64,
@@ -250,8 +241,7 @@ pub async fn list_sub_accounts(
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.created_position).unwrap_or(after).to_string());
+    let next_cursor = paging::next_cursor(rows.len(), limit, rows.last().map(|r| r.created_position));
     Ok(axum::Json(SubAccountPage { data: rows.into_iter().map(|r| r.view).collect(), next_cursor }))
 }
 
@@ -282,7 +272,7 @@ pub async fn get_sub_account(
 fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountView> {
     let mut view: Option<SubAccountView> = None;
     for event in events {
-        let decoded: SubAccountEvent = serde_json::from_value(event.payload.clone()).ok()?;
+        let decoded: SubAccountEvent = event.decode().ok()?;
         match (decoded, view.as_mut()) {
             (
                 SubAccountEvent::Created {

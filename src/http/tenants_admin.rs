@@ -16,6 +16,7 @@ use crate::commands::{execute, CommandMetadata};
 use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
+use crate::http::paging;
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
 use crate::state::AppState;
 
@@ -154,25 +155,15 @@ pub async fn list_tenants(
     _auth: Authorized<ManageTenants>,
     Query(query): Query<ListTenantsQuery>,
 ) -> ApiResult<axum::Json<TenantPage>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("invalid_query", "limit must be between 1 and 200"));
-    }
-    let after = match query.cursor.as_deref() {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| ApiError::invalid("invalid_query", "cursor is not one this API returned"))?,
-    };
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(query.cursor.as_deref())?;
     if let Some(status) = query.status.as_deref() {
         if !["active", "suspended", "deleted"].contains(&status) {
             return Err(ApiError::invalid("invalid_query", "status must be active, suspended or deleted"));
         }
     }
     let (data, last) = TenantView::page(&state.pool, after, limit, query.status.as_deref()).await?;
-    let next_cursor = (data.len() as i64 == limit).then(|| last.to_string());
+    let next_cursor = paging::next_cursor(data.len(), limit, Some(last));
     Ok(axum::Json(TenantPage { data, next_cursor }))
 }
 

@@ -67,6 +67,10 @@ async fn rebuild_from_zero_equals_the_live_tables() {
         assert_eq!(reached.ok(), Some(app.head().await));
     }
     assert_eq!(snapshot(&app.pool).await, live);
+    // The CLI's single pass over the log for all projections at once.
+    let reached = tokenhub_projections::rebuild_all(&app.pool, &tokenhub_projections::all(), &progress).await;
+    assert_eq!(reached.ok(), Some(app.head().await));
+    assert_eq!(snapshot(&app.pool).await, live);
 
     // The CLI path: selecting one projection by name, and an unknown name.
     assert!(tokenhub_projections::select(Some("tenants")).is_ok_and(|p| p.len() == 1));
