@@ -43,6 +43,12 @@ pub enum Command {
         #[command(subcommand)]
         action: MasterKeyAction,
     },
+    /// Print the events on NATS (the JetStream events stream), one line each.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// The audit log.
     Audit {
         /// What to do.
@@ -51,6 +57,21 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// `events` actions.
+#[derive(Subcommand)]
+pub enum EventsAction {
+    /// Print the stream's messages (subject, Nats-Msg-Id, CloudEvent) from the start, or the
+    /// last N; with --follow keep printing new ones.
+    Tail {
+        /// Only the last N messages.
+        #[arg(long)]
+        last: Option<u64>,
+        /// Keep waiting for new messages.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 /// `audit` actions.
@@ -122,6 +143,9 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Projections { action: ProjectionsAction::Rebuild { name } } => rebuild(&config, name).await,
         Command::MasterKey { action: MasterKeyAction::Rotate } => rotate_master_key(&config).await,
         Command::Audit { action } => audit(&config, action).await,
+        Command::Events { action: EventsAction::Tail { last, follow } } => {
+            tail_events(&config, last, follow).await
+        }
         Command::Openapi => {
             std::io::stdout().write_all(crate::http::openapi::document_json().as_bytes())?;
             Ok(())
@@ -301,6 +325,59 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
                     b.position, b.reason, report.checked
                 ))),
             }
+        }
+    }
+}
+
+async fn tail_events(config: &Config, last: Option<u64>, follow: bool) -> Result<(), StartError> {
+    use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+    use futures::StreamExt;
+
+    let nats_error = |e: &dyn std::fmt::Display| StartError::Config(format!("nats: {e}"));
+    let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(&config.nats_events_stream).await.map_err(|e| nats_error(&e))?;
+    let last_seq = stream.info().await.map_err(|e| nats_error(&e))?.state.last_sequence;
+    let deliver_policy = match last {
+        Some(n) => DeliverPolicy::ByStartSequence { start_sequence: last_seq.saturating_sub(n) + 1 },
+        None => DeliverPolicy::All,
+    };
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy,
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error(&e))?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(std::time::Duration::from_secs(1))
+            .messages()
+            .await
+            .map_err(|e| nats_error(&e))?;
+        let mut got = 0;
+        while let Some(Ok(message)) = batch.next().await {
+            got += 1;
+            let id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{} Nats-Msg-Id={id} {}",
+                message.subject,
+                String::from_utf8_lossy(&message.payload)
+            )?;
+        }
+        out.flush()?;
+        if got == 0 && !follow {
+            return Ok(());
         }
     }
 }

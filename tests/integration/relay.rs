@@ -196,3 +196,36 @@ async fn commands_work_during_a_nats_outage_and_the_relay_catches_up() {
     drop(stream);
     drop(nats);
 }
+
+#[tokio::test]
+async fn events_tail_prints_the_stream() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, key) = app.create_tenant("Tail").await;
+    app.wait_relayed(Duration::from_secs(10)).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+        .args(["events", "tail"])
+        .env("NATS_URL", &stream.url)
+        .env("NATS_EVENTS_STREAM", &stream.stream)
+        .env("LOG_LEVEL", "error")
+        .output()
+        .expect("tokenhub runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as i64, app.head().await);
+    assert!(
+        lines[0].starts_with(&format!("{}.events.{tenant}.tenant.created Nats-Msg-Id=", stream.prefix)),
+        "{}",
+        lines[0]
+    );
+    assert!(!text.contains(&key[21..]));
+    let last = Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+        .args(["events", "tail", "--last", "1"])
+        .env("NATS_URL", &stream.url)
+        .env("NATS_EVENTS_STREAM", &stream.stream)
+        .output()
+        .expect("tokenhub runs");
+    assert_eq!(String::from_utf8_lossy(&last.stdout).lines().count(), 1);
+    app.stop().await;
+}
