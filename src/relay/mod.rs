@@ -114,6 +114,15 @@ impl Relay {
             let last = stream.get_raw_message(last_seq).await?;
             let in_stream =
                 last.headers.get(POSITION_HEADER).and_then(|v| v.as_str().parse::<i64>().ok()).unwrap_or(0);
+            let head = tokenhub_projections::log::head_position(&self.pool).await?;
+            if in_stream > head {
+                return Err(format!(
+                    "stream {} already holds position {in_stream}, beyond this log's head {head}: it belongs to \
+                     another database; set NATS_EVENTS_STREAM / NATS_SUBJECT_PREFIX per database",
+                    self.config.stream
+                )
+                .into());
+            }
             if in_stream > position {
                 tracing::info!(checkpoint = position, in_stream, "relay skips events already in the stream");
                 position = in_stream;

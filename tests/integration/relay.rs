@@ -229,3 +229,24 @@ async fn events_tail_prints_the_stream() {
     assert_eq!(String::from_utf8_lossy(&last.stdout).lines().count(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_of_another_database_is_refused_not_skipped() {
+    let stream = TestStream::new();
+    let (db_a, db_b) = (TestDb::new(), TestDb::new());
+    let a = TestApp::start(&db_a, &stream).await;
+    for i in 0..3 {
+        a.create_tenant(&format!("A{i}")).await;
+    }
+    a.wait_relayed(Duration::from_secs(10)).await;
+    a.stop().await;
+    let in_stream = stream.messages().await.len();
+
+    // A second, empty database pointed at the same stream must not skip its own events.
+    let b = TestApp::start(&db_b, &stream).await;
+    b.create_tenant("B").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(*b.app.relay_position.borrow(), 0, "nothing relayed, nothing skipped");
+    assert_eq!(stream.messages().await.len(), in_stream);
+    b.stop().await;
+}
