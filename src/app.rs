@@ -2,6 +2,7 @@
 //! tables, NATS relay), then serve HTTP until shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -118,8 +119,19 @@ impl App {
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
-        let state =
-            AppState { commands: Commands::new(pool.clone()), pool, hasher, master, readmodels, keys, nats };
+        let trusted_proxies = Arc::new(
+            crate::http::client_ip::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?,
+        );
+        let state = AppState {
+            commands: Commands::new(pool.clone()),
+            pool,
+            hasher,
+            master,
+            readmodels,
+            keys,
+            trusted_proxies,
+            nats,
+        };
         Ok(App { state, shutdown, relay_position, generated_master_key })
     }
 

@@ -60,6 +60,10 @@ pub struct Config {
     #[arg(long, env = "TOKENHUB_KEY_PEPPER", hide_env_values = true, global = true)]
     pub key_pepper: Option<String>,
 
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs); none by default.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+
     /// How long a command waits for the query tables to include its events before answering.
     #[arg(long, env = "READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000, global = true)]
     pub read_your_writes_timeout_ms: u64,
@@ -89,6 +93,7 @@ impl Config {
         if !token_ok(&self.nats_events_stream) {
             return Err("NATS_EVENTS_STREAM must be letters, digits, '_' or '-'".into());
         }
+        crate::http::client_ip::parse_trusted(&self.trusted_proxies)?;
         if self.key_pepper.as_ref().is_some_and(|p| p.len() < 32) {
             return Err("TOKENHUB_KEY_PEPPER must be at least 32 bytes".into());
         }

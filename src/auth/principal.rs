@@ -5,9 +5,9 @@
 //! `Authorization: Bearer <key>` or `X-API-Key: <key>` for tenant keys; `X-Tenant-ID` when the
 //! super admin acts on one tenant's `/tenant/...` routes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
@@ -16,6 +16,7 @@ use tokenhub_aggregates::api_key::KeyRole;
 
 use crate::auth::key_format;
 use crate::cache::{VerifyCode, VerifyInput};
+use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -72,10 +73,6 @@ fn invalid_key() -> ApiError {
     ApiError::unauthorized("invalid_api_key", "the API key is invalid")
 }
 
-fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
-}
-
 /// Authenticates a key through the in-memory cache (no database round trip).
 fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
     let input = VerifyInput { key, ip, model: None };
@@ -126,10 +123,10 @@ impl FromRequestParts<AppState> for Principal {
             }
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, "x-api-key") {
-            authenticate_key(state, key, peer_ip(parts))?
+            authenticate_key(state, key, client_ip(parts, &state.trusted_proxies))?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {
-                authenticate_key(state, token, peer_ip(parts))?
+                authenticate_key(state, token, client_ip(parts, &state.trusted_proxies))?
             } else if state.master.verify(token).await {
                 Principal::SuperAdmin
             } else {

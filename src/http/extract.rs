@@ -1,16 +1,16 @@
 //! Extractors whose rejections use the error envelope: JSON bodies, path and query values,
 //! and the request context (id, client address, user agent).
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
 use crate::http::request_id::current_request_id;
+use crate::state::AppState;
 
 /// A JSON body; malformed JSON is 400 `invalid_json`, a wrong shape 422 `invalid_request`.
 pub struct Json<T>(pub T);
@@ -75,21 +75,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 pub struct RequestContext {
     /// The request id.
     pub request_id: String,
-    /// The peer address (trusted-proxy handling arrives with the IP allowlist).
+    /// The client address (see [`client_ip`]).
     pub source_ip: String,
     /// The `User-Agent`, cut to 256 characters.
     pub user_agent: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+impl FromRequestParts<AppState> for RequestContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let source_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_default();
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let source_ip = client_ip(parts, &state.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default();
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

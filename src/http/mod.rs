@@ -6,6 +6,7 @@
 pub mod api_keys_admin;
 pub mod api_keys_tenant;
 pub mod audit;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod health;
