@@ -56,6 +56,13 @@ pub enum KeyLookupChange {
         /// Status.
         status: TenantStatus,
     },
+    /// Set a tenant's IP allowlist (`None`: off).
+    TenantAllowlist {
+        /// Tenant.
+        tenant_id: String,
+        /// Networks, when on.
+        allowlist: Option<Vec<String>>,
+    },
 }
 
 /// A decoded event the key lookup cares about.
@@ -89,6 +96,12 @@ pub fn change_for(
         }
         KeyLookupEvent::Tenant(TenantEvent::Suspended { .. }) => tenant(TenantStatus::Suspended),
         KeyLookupEvent::Tenant(TenantEvent::Deleted { .. }) => tenant(TenantStatus::Deleted),
+        KeyLookupEvent::Tenant(TenantEvent::IpAllowlistSet { enabled, allowed_ips, .. }) => {
+            Some(KeyLookupChange::TenantAllowlist {
+                tenant_id: aggregate_id.to_string(),
+                allowlist: enabled.then_some(allowed_ips),
+            })
+        }
         KeyLookupEvent::Tenant(TenantEvent::Updated { .. } | TenantEvent::RbacConfigured { .. }) => None,
         KeyLookupEvent::Key(ApiKeyEvent::Issued {
             public_id,
@@ -170,6 +183,51 @@ async fn load_record(conn: &mut PgConnection, public_id: &str) -> Result<Option<
             .fetch_optional(conn)
             .await?;
     Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// Upserts tenant statuses in one statement.
+async fn upsert_tenant_statuses(
+    conn: &mut PgConnection,
+    tenants: std::collections::HashMap<String, TenantStatus>,
+) -> Result<(), sqlx::Error> {
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    let (ids, statuses): (Vec<String>, Vec<&str>) = tenants.into_iter().map(|(t, s)| (t, s.as_str())).unzip();
+    sqlx::query(
+        "INSERT INTO key_tenants (tenant_id, status) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+         ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes one tenant change.
+async fn write_change(conn: &mut PgConnection, change: KeyLookupChange) -> Result<(), sqlx::Error> {
+    match change {
+        KeyLookupChange::Tenant { tenant_id, status } => {
+            sqlx::query(
+                "INSERT INTO key_tenants (tenant_id, status) VALUES ($1, $2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
+            )
+            .bind(tenant_id)
+            .bind(status.as_str())
+            .execute(conn)
+            .await?;
+        }
+        KeyLookupChange::TenantAllowlist { tenant_id, allowlist } => {
+            sqlx::query("UPDATE key_tenants SET allowlist = $2 WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .bind(allowlist.map(sqlx::types::Json))
+                .execute(conn)
+                .await?;
+        }
+        KeyLookupChange::Key(_) => {}
+    }
+    Ok(())
 }
 
 /// Upserts key records in one statement (each public id at most once).
@@ -266,23 +324,17 @@ impl Projection for ApiKeysProjection {
                 Some(KeyLookupChange::Tenant { tenant_id, status }) => {
                     tenants.insert(tenant_id, status);
                 }
+                Some(change @ KeyLookupChange::TenantAllowlist { .. }) => {
+                    // Rare: write the statuses so far, then this change, in order.
+                    upsert_tenant_statuses(conn, std::mem::take(&mut tenants)).await?;
+                    write_change(conn, change).await?;
+                }
                 None => {}
             }
         }
         let pending: Vec<(KeyRecord, i64)> = dirty_keys.iter().filter_map(|id| keys.remove(id)).collect();
         upsert_keys(conn, &pending).await?;
-        if !tenants.is_empty() {
-            let (ids, statuses): (Vec<String>, Vec<&str>) =
-                tenants.into_iter().map(|(t, s)| (t, s.as_str())).unzip();
-            sqlx::query(
-                "INSERT INTO key_tenants (tenant_id, status) SELECT * FROM UNNEST($1::text[], $2::text[]) \
-                 ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
-            )
-            .bind(ids)
-            .bind(statuses)
-            .execute(&mut *conn)
-            .await?;
-        }
+        upsert_tenant_statuses(conn, tenants).await?;
         let records: Vec<SubAccountRecord> = dirty_subs.iter().filter_map(|id| subs.remove(id)).collect();
         if !records.is_empty() {
             sqlx::query(
@@ -324,15 +376,8 @@ impl Projection for ApiKeysProjection {
         };
         match change_for(&event.aggregate_id, decoded, current) {
             None => {}
-            Some(KeyLookupChange::Tenant { tenant_id, status }) => {
-                sqlx::query(
-                    "INSERT INTO key_tenants (tenant_id, status) VALUES ($1, $2) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET status = excluded.status",
-                )
-                .bind(tenant_id)
-                .bind(status.as_str())
-                .execute(conn)
-                .await?;
+            Some(change @ (KeyLookupChange::Tenant { .. } | KeyLookupChange::TenantAllowlist { .. })) => {
+                write_change(conn, change).await?;
             }
             Some(KeyLookupChange::Key(record)) => {
                 let json = serde_json::to_value(&record).unwrap_or_default();

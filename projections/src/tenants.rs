@@ -170,6 +170,19 @@ impl Projection for TenantsProjection {
             TenantEvent::Reactivated { reactivated_at } => {
                 set_status(conn, event, TenantStatus::Active, reactivated_at).await?
             }
+            TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
+                sqlx::query(
+                    "UPDATE tenants SET ip_allowlist_enabled = $2, ip_allowlist = $3, updated_at = $4, version = $5 \
+                     WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(enabled)
+                .bind(json(&allowed_ips))
+                .bind(set_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
             TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {
                 sqlx::query(
                     "UPDATE tenants SET rbac_enabled = $2, default_role = $3, updated_at = $4, version = $5 \

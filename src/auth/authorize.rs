@@ -58,6 +58,8 @@ pub enum Action {
     ReadAudit,
     /// Read one's tenant's audit log.
     ReadTenantAudit,
+    /// Read and set one's tenant's IP allowlist.
+    ManageTenantSecurity,
 }
 
 impl Action {
@@ -74,6 +76,7 @@ impl Action {
                 | Action::ManageRbac
                 | Action::CheckRbac
                 | Action::ReadTenantAudit
+                | Action::ManageTenantSecurity
         )
     }
 }
@@ -196,6 +199,7 @@ pub mod requires {
         CheckRbac,
         ReadAudit,
         ReadTenantAudit,
+        ManageTenantSecurity,
     );
 }
 
@@ -235,6 +239,7 @@ mod tests {
             CheckRbac,
             ReadAudit,
             ReadTenantAudit,
+            ManageTenantSecurity,
         ];
         for action in all {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());

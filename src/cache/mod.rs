@@ -153,10 +153,23 @@ fn id_key(public_id: &str) -> Option<IdKey> {
     public_id.as_bytes().try_into().ok()
 }
 
+/// What verification checks about a tenant.
+#[derive(Debug, Clone)]
+pub struct TenantGate {
+    /// Status.
+    pub status: TenantStatus,
+    /// The tenant's IP allowlist, when on.
+    pub allowlist: Option<Box<[IpNet]>>,
+}
+
+fn parse_nets(nets: &[String]) -> Box<[IpNet]> {
+    nets.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
 /// All keys and tenant statuses, by public id and tenant id.
 pub struct KeyCache {
     keys: DashMap<IdKey, Arc<CachedKey>>,
-    tenants: DashMap<Arc<str>, TenantStatus>,
+    tenants: DashMap<Arc<str>, TenantGate>,
     sub_accounts: DashMap<String, Arc<SubAccountRecord>>,
     position: watch::Sender<i64>,
 }
@@ -190,7 +203,19 @@ impl KeyCache {
 
     /// Status of a tenant, as last seen.
     pub fn tenant_status(&self, tenant_id: &str) -> Option<TenantStatus> {
-        self.tenants.get(tenant_id).map(|s| *s)
+        self.tenants.get(tenant_id).map(|g| g.status)
+    }
+
+    /// Status and IP allowlist of a tenant, as last seen.
+    pub fn tenant_gate(&self, tenant_id: &str) -> Option<TenantGate> {
+        self.tenants.get(tenant_id).map(|g| g.clone())
+    }
+
+    /// Sets (or, with `None`, turns off) a tenant's IP allowlist.
+    pub fn put_tenant_allowlist(&self, tenant_id: &str, allowlist: Option<&[String]>) {
+        if let Some(mut gate) = self.tenants.get_mut(tenant_id) {
+            gate.allowlist = allowlist.map(parse_nets);
+        }
     }
 
     /// A sub-account, as last seen.
@@ -229,8 +254,12 @@ impl KeyCache {
 
     /// Sets a tenant's status.
     pub fn put_tenant(&self, tenant_id: String, status: TenantStatus) {
+        if let Some(mut gate) = self.tenants.get_mut(tenant_id.as_str()) {
+            gate.status = status;
+            return;
+        }
         let shared = self.shared_tenant_id(&tenant_id);
-        self.tenants.insert(shared, status);
+        self.tenants.insert(shared, TenantGate { status, allowlist: None });
     }
 
     /// Applies one event of the log.
@@ -247,6 +276,9 @@ impl KeyCache {
         match change_for(&event.aggregate_id, decoded, current) {
             Some(KeyLookupChange::Key(record)) => self.put_key(*record),
             Some(KeyLookupChange::Tenant { tenant_id, status }) => self.put_tenant(tenant_id, status),
+            Some(KeyLookupChange::TenantAllowlist { tenant_id, allowlist }) => {
+                self.put_tenant_allowlist(&tenant_id, allowlist.as_deref())
+            }
             None => {}
         }
         Ok(())
@@ -260,12 +292,15 @@ impl KeyCache {
             .fetch_optional(&mut *tx)
             .await?
             .unwrap_or(0);
-        let tenants: Vec<(String, String)> =
-            sqlx::query_as("SELECT tenant_id, status FROM key_tenants").fetch_all(&mut *tx).await?;
-        for (tenant_id, status) in tenants {
+        let tenants: Vec<(String, String, Option<sqlx::types::Json<Vec<String>>>)> =
+            sqlx::query_as("SELECT tenant_id, status, allowlist FROM key_tenants")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (tenant_id, status, allowlist) in tenants {
             let status =
                 serde_json::from_value(serde_json::Value::String(status)).unwrap_or(TenantStatus::Deleted);
-            self.put_tenant(tenant_id, status);
+            self.put_tenant(tenant_id.clone(), status);
+            self.put_tenant_allowlist(&tenant_id, allowlist.as_ref().map(|a| a.0.as_slice()));
         }
         let records: Vec<serde_json::Value> =
             sqlx::query_scalar("SELECT record FROM api_keys").fetch_all(&mut *tx).await?;

@@ -136,10 +136,17 @@ impl KeyCache {
         now: OffsetDateTime,
     ) -> VerifyCode {
         if let Some(tenant) = &key.tenant_id {
-            match self.tenant_status(tenant) {
-                Some(TenantStatus::Active) => {}
-                Some(TenantStatus::Suspended) => return VerifyCode::TenantSuspended,
-                Some(TenantStatus::Deleted) | None => return VerifyCode::TenantDeleted,
+            let Some(gate) = self.tenants.get(&**tenant) else { return VerifyCode::TenantDeleted };
+            match gate.status {
+                TenantStatus::Active => {}
+                TenantStatus::Suspended => return VerifyCode::TenantSuspended,
+                TenantStatus::Deleted => return VerifyCode::TenantDeleted,
+            }
+            // The tenant's allowlist applies in addition to the key's own.
+            if let Some(nets) = &gate.allowlist {
+                if !input.ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))) {
+                    return VerifyCode::IpNotAllowed;
+                }
             }
         }
         if key.sub_account_id.is_some() {

@@ -16,6 +16,7 @@ pub mod paging;
 pub mod platform_keys;
 pub mod rbac;
 pub mod request_id;
+pub mod security;
 pub mod sub_accounts;
 pub mod tenant;
 pub mod tenants_admin;
@@ -83,6 +84,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::list_tenant_audit_events))
         .routes(routes!(audit::export_audit_events))
         .routes(routes!(audit::verify_audit_chain))
+        .routes(routes!(security::get_ip_allowlist, security::put_ip_allowlist))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -23,6 +23,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "tenant-sub-accounts", description = "Tenant admins: sub-accounts and their limits"),
         (name = "tenant-rbac", description = "Tenant admins: RBAC settings and roles; gateways: permission checks"),
         (name = "verify", description = "Gateways: key verification, the hot path"),
+        (name = "tenant-security", description = "Tenant admins: IP allowlist"),
         (name = "audit", description = "The audit log: query, export, tamper evidence, history"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

@@ -74,6 +74,8 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/audit/events/export", &[Master, Auditor]),
     ("get", "/audit/verify", &[Master, Auditor]),
     ("get", "/tenant/audit/events", &[Master, TenantAdmin]),
+    ("get", "/tenant/security/ip-allowlist", &[Master, TenantAdmin]),
+    ("put", "/tenant/security/ip-allowlist", &[Master, TenantAdmin]),
 ];
 
 struct Fixture {

@@ -14,6 +14,7 @@ mod authz_matrix;
 mod client_ip;
 mod common;
 mod event_store;
+mod ip_allowlist;
 mod master_key;
 mod openapi;
 mod projections;

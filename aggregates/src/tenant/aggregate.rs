@@ -56,6 +56,10 @@ pub struct Tenant {
     pub rbac_enabled: bool,
     /// Default role (`viewer` for a new tenant).
     pub default_role: String,
+    /// IP allowlist on or off.
+    pub ip_allowlist_enabled: bool,
+    /// Its networks.
+    pub ip_allowlist: Vec<String>,
 }
 
 /// Default role of a new tenant.
@@ -161,6 +165,18 @@ impl Tenant {
                     configured_at: at,
                 })
             }
+            TenantCommand::SetIpAllowlist { enabled, allowed_ips, at } => {
+                self.require_live()?;
+                let allowed_ips =
+                    crate::api_key::settings::normalise_ips(&allowed_ips).map_err(|e| match e {
+                        crate::api_key::ApiKeyError::InvalidCidr(raw) => TenantError::InvalidCidr(raw),
+                        _ => TenantError::InvalidCidr("too many networks".into()),
+                    })?;
+                if enabled && allowed_ips.is_empty() {
+                    return Err(TenantError::EmptyAllowlist);
+                }
+                Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
+            }
             TenantCommand::Delete { at } => {
                 self.require_live()?;
                 Ok(TenantEvent::Deleted { deleted_at: at })
@@ -200,6 +216,11 @@ impl Aggregate for Tenant {
                 self.updated_at = Some(created_at);
                 self.rbac_enabled = false;
                 self.default_role = DEFAULT_ROLE.to_string();
+            }
+            TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
+                self.ip_allowlist_enabled = enabled;
+                self.ip_allowlist = allowed_ips;
+                self.updated_at = Some(set_at);
             }
             TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {
                 self.rbac_enabled = enabled;

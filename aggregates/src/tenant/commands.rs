@@ -56,6 +56,15 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Turn the tenant's IP allowlist on or off and set its networks.
+    SetIpAllowlist {
+        /// On or off.
+        enabled: bool,
+        /// Networks (CIDR or address, IPv4 or IPv6).
+        allowed_ips: Vec<String>,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Terminal: the tenant and its keys stop working for good.
     Delete {
         /// When.

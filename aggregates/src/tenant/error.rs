@@ -32,6 +32,12 @@ pub enum TenantError {
     /// A default role name of the wrong shape.
     #[error("role must match [a-z][a-z0-9_-]{{0,31}}")]
     InvalidRole,
+    /// A network that does not parse.
+    #[error("'{0}' is not an IPv4 or IPv6 address or CIDR")]
+    InvalidCidr(String),
+    /// An enabled allowlist without networks would refuse every request.
+    #[error("an enabled allowlist needs at least one network")]
+    EmptyAllowlist,
     /// An update that changes nothing.
     #[error("the update sets no field")]
     EmptyUpdate,
@@ -49,6 +55,8 @@ impl DomainError for TenantError {
             TenantError::InvalidRegion => "invalid_region",
             TenantError::InvalidLimits(_) => "invalid_limits",
             TenantError::InvalidRole => "invalid_role",
+            TenantError::InvalidCidr(_) => "invalid_cidr",
+            TenantError::EmptyAllowlist => "empty_allowlist",
             TenantError::EmptyUpdate => "empty_update",
         }
     }
@@ -64,6 +72,8 @@ impl DomainError for TenantError {
             | TenantError::InvalidRegion
             | TenantError::InvalidLimits(_)
             | TenantError::InvalidRole
+            | TenantError::InvalidCidr(_)
+            | TenantError::EmptyAllowlist
             | TenantError::EmptyUpdate => ErrorKind::InvalidInput,
         }
     }

@@ -72,6 +72,17 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         configured_at: OffsetDateTime,
     },
+    /// `tenant.ip_allowlist_set`: the allowlist after the change.
+    #[serde(rename = "tenant.ip_allowlist_set")]
+    IpAllowlistSet {
+        /// On or off.
+        enabled: bool,
+        /// Canonical networks.
+        allowed_ips: Vec<String>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        set_at: OffsetDateTime,
+    },
     /// `tenant.deleted`
     #[serde(rename = "tenant.deleted")]
     Deleted {
@@ -89,6 +100,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::Suspended { .. } => "tenant.suspended",
             TenantEvent::Reactivated { .. } => "tenant.reactivated",
             TenantEvent::RbacConfigured { .. } => "tenant.rbac_configured",
+            TenantEvent::IpAllowlistSet { .. } => "tenant.ip_allowlist_set",
             TenantEvent::Deleted { .. } => "tenant.deleted",
         }
         .to_string()

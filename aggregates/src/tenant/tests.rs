@@ -264,3 +264,39 @@ fn configure_rbac_fills_unset_fields_from_the_current_settings() {
         .when(TenantCommand::ConfigureRbac { enabled: None, default_role: Some("Bad Role".into()), at: T1 })
         .then_expect_error(TenantError::InvalidRole);
 }
+
+#[test]
+fn set_ip_allowlist_normalises_and_refuses_bad_networks() {
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::SetIpAllowlist {
+            enabled: true,
+            allowed_ips: vec!["203.0.113.9/24".into(), "2001:db8::1".into()],
+            at: T1,
+        })
+        .then_expect_events(vec![TenantEvent::IpAllowlistSet {
+            enabled: true,
+            allowed_ips: vec!["203.0.113.0/24".into(), "2001:db8::1/128".into()],
+            set_at: T1,
+        }]);
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::SetIpAllowlist {
+            enabled: true,
+            allowed_ips: vec!["10.0.0.0/33".into()],
+            at: T1,
+        })
+        .then_expect_error(TenantError::InvalidCidr("10.0.0.0/33".into()));
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::SetIpAllowlist { enabled: true, allowed_ips: vec![], at: T1 })
+        .then_expect_error(TenantError::EmptyAllowlist);
+    Framework::with(())
+        .given(vec![created()])
+        .when(TenantCommand::SetIpAllowlist { enabled: false, allowed_ips: vec![], at: T1 })
+        .then_expect_events(vec![TenantEvent::IpAllowlistSet {
+            enabled: false,
+            allowed_ips: vec![],
+            set_at: T1,
+        }]);
+}

@@ -1,0 +1,97 @@
+//! `/tenant/security/ip-allowlist`: when enabled, the tenant's keys verify only from these
+//! networks (in addition to each key's own list), and its principals reach the control API
+//! only from them. The client address is resolved as described in [`crate::http::client_ip`].
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokenhub_aggregates::tenant::TenantCommand;
+use utoipa::ToSchema;
+
+use crate::auth::requires::ManageTenantSecurity;
+use crate::auth::{Authorized, Principal};
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, RequestContext};
+use crate::state::AppState;
+
+/// The tenant's IP allowlist.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpAllowlist {
+    /// On or off.
+    pub enabled: bool,
+    /// Networks (IPv4/IPv6 CIDR or address), e.g. `["203.0.113.0/24"]`.
+    pub allowed_ips: Vec<String>,
+}
+
+async fn load(state: &AppState, tenant_id: &str) -> ApiResult<IpAllowlist> {
+    let row: Option<(bool, sqlx::types::Json<Vec<String>>)> =
+        sqlx::query_as("SELECT ip_allowlist_enabled, ip_allowlist FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (enabled, ips) = row.ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    Ok(IpAllowlist { enabled, allowed_ips: ips.0 })
+}
+
+/// The tenant's IP allowlist.
+#[utoipa::path(get, path = "/tenant/security/ip-allowlist", tag = "tenant-security",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = IpAllowlist),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn get_ip_allowlist(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantSecurity>,
+) -> ApiResult<axum::Json<IpAllowlist>> {
+    Ok(axum::Json(load(&state, auth.tenant()).await?))
+}
+
+/// Set the tenant's IP allowlist. A tenant key may not enable a list that excludes its own
+/// address (it would lock itself out); the super admin may.
+#[utoipa::path(put, path = "/tenant/security/ip-allowlist", tag = "tenant-security",
+    request_body = IpAllowlist,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = IpAllowlist),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_cidr`, `empty_allowlist`, `allowlist_excludes_caller`, `invalid_request`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn put_ip_allowlist(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantSecurity>,
+    ctx: RequestContext,
+    Json(body): Json<IpAllowlist>,
+) -> ApiResult<axum::Json<IpAllowlist>> {
+    let tenant = auth.tenant().to_string();
+    if body.enabled && matches!(auth.principal, Principal::TenantKey { .. }) {
+        let nets =
+            tokenhub_aggregates::api_key::settings::normalise_ips(&body.allowed_ips).unwrap_or_default();
+        let caller: Option<std::net::IpAddr> = ctx.source_ip.parse().ok();
+        let inside = caller.is_some_and(|ip| {
+            nets.iter().filter_map(|n| n.parse::<ipnet::IpNet>().ok()).any(|n| n.contains(&ip))
+        });
+        if !nets.is_empty() && !inside {
+            return Err(ApiError::invalid(
+                "allowlist_excludes_caller",
+                format!(
+                    "the list does not include your address {}; you would lock yourself out",
+                    ctx.source_ip
+                ),
+            ));
+        }
+    }
+    let command = TenantCommand::SetIpAllowlist {
+        enabled: body.enabled,
+        allowed_ips: body.allowed_ips,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(&state.commands.tenants, &tenant, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(axum::Json(load(&state, &tenant).await?))
+}
