@@ -166,6 +166,9 @@ fn parse_nets(nets: &[String]) -> Box<[IpNet]> {
     nets.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
+/// A `key_tenants` row: tenant id, status, allowlist (NULL = off).
+type TenantRow = (String, String, Option<sqlx::types::Json<Vec<String>>>);
+
 /// All keys and tenant statuses, by public id and tenant id.
 pub struct KeyCache {
     keys: DashMap<IdKey, Arc<CachedKey>>,
@@ -292,10 +295,9 @@ impl KeyCache {
             .fetch_optional(&mut *tx)
             .await?
             .unwrap_or(0);
-        let tenants: Vec<(String, String, Option<sqlx::types::Json<Vec<String>>>)> =
-            sqlx::query_as("SELECT tenant_id, status, allowlist FROM key_tenants")
-                .fetch_all(&mut *tx)
-                .await?;
+        let tenants: Vec<TenantRow> = sqlx::query_as("SELECT tenant_id, status, allowlist FROM key_tenants")
+            .fetch_all(&mut *tx)
+            .await?;
         for (tenant_id, status, allowlist) in tenants {
             let status =
                 serde_json::from_value(serde_json::Value::String(status)).unwrap_or(TenantStatus::Deleted);
