@@ -22,3 +22,34 @@ pub mod sub_account;
 pub mod tenant;
 
 pub use error_code::{DomainError, ErrorKind};
+
+/// Implements cqrs-es `Aggregate` for a type that has `decide(&self, command) ->
+/// Result<event, error>` (the rules) and `evolve(&mut self, event)` (the state change): one
+/// event per command, no services.
+#[macro_export]
+macro_rules! impl_aggregate {
+    ($ty:ty, $name:literal, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $ty {
+            const TYPE: &'static str = $name;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &Self::Services,
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                let event = self.decide(command)?;
+                sink.write(event, self).await;
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                self.evolve(event)
+            }
+        }
+    };
+}

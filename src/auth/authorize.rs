@@ -63,6 +63,25 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action (the decision table test walks them all).
+    pub const ALL: [Action; 15] = [
+        Action::ManageTenants,
+        Action::ManageApiKeys,
+        Action::ManagePlatformKeys,
+        Action::VerifyKeys,
+        Action::ReadTenant,
+        Action::ReadTenantKeys,
+        Action::ManageTenantKeys,
+        Action::ReadSubAccounts,
+        Action::ManageSubAccounts,
+        Action::ReadRbac,
+        Action::ManageRbac,
+        Action::CheckRbac,
+        Action::ReadAudit,
+        Action::ReadTenantAudit,
+        Action::ManageTenantSecurity,
+    ];
+
     /// True for actions on one tenant (`/tenant/...`).
     pub fn tenant_scoped(self) -> bool {
         matches!(
@@ -224,24 +243,7 @@ mod tests {
     #[test]
     fn the_decision_table() {
         use Action::*;
-        let all = [
-            ManageTenants,
-            ManageApiKeys,
-            ManagePlatformKeys,
-            VerifyKeys,
-            ReadTenant,
-            ReadTenantKeys,
-            ManageTenantKeys,
-            ReadSubAccounts,
-            ManageSubAccounts,
-            ReadRbac,
-            ManageRbac,
-            CheckRbac,
-            ReadAudit,
-            ReadTenantAudit,
-            ManageTenantSecurity,
-        ];
-        for action in all {
+        for action in Action::ALL {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
             assert_eq!(
                 authorize(&key(KeyRole::Gateway), action).is_ok(),

@@ -1,7 +1,5 @@
 //! The rules of a key: issued → active ⇄ disabled; rotate any time; revoked is terminal.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -153,25 +151,11 @@ impl ApiKey {
     }
 }
 
-impl Aggregate for ApiKey {
-    const TYPE: &'static str = "api_key";
-    type Command = ApiKeyCommand;
-    type Event = ApiKeyEvent;
-    type Error = ApiKeyError;
-    type Services = ();
+crate::impl_aggregate!(ApiKey, "api_key", ApiKeyCommand, ApiKeyEvent, ApiKeyError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let event = self.decide(command)?;
-        sink.write(event, self).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl ApiKey {
+    /// Applies an event to the state (cqrs-es `apply`).
+    fn evolve(&mut self, event: ApiKeyEvent) {
         match event {
             ApiKeyEvent::Issued { public_id, owner, role, name, secret_hash, settings, .. } => {
                 self.status = Some(KeyStatus::Active);

@@ -1,7 +1,6 @@
 //! Commands, events, errors and rules of a role (small enough for one file).
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -223,25 +222,11 @@ impl Role {
     }
 }
 
-impl Aggregate for Role {
-    const TYPE: &'static str = "role";
-    type Command = RoleCommand;
-    type Event = RoleEvent;
-    type Error = RoleError;
-    type Services = ();
+crate::impl_aggregate!(Role, "role", RoleCommand, RoleEvent, RoleError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let event = self.decide(command)?;
-        sink.write(event, self).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Role {
+    /// Applies an event to the state (cqrs-es `apply`).
+    fn evolve(&mut self, event: RoleEvent) {
         match event {
             RoleEvent::Created { description, .. } | RoleEvent::Updated { description, .. } => {
                 self.exists = true;

@@ -1,7 +1,5 @@
 //! The rules of a sub-account: created → active ⇄ disabled → deleted (terminal).
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::commands::SubAccountCommand;
@@ -140,25 +138,11 @@ impl SubAccount {
     }
 }
 
-impl Aggregate for SubAccount {
-    const TYPE: &'static str = "sub_account";
-    type Command = SubAccountCommand;
-    type Event = SubAccountEvent;
-    type Error = SubAccountError;
-    type Services = ();
+crate::impl_aggregate!(SubAccount, "sub_account", SubAccountCommand, SubAccountEvent, SubAccountError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let event = self.decide(command)?;
-        sink.write(event, self).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl SubAccount {
+    /// Applies an event to the state (cqrs-es `apply`).
+    fn evolve(&mut self, event: SubAccountEvent) {
         match event {
             SubAccountEvent::Created { tenant_id, quota_limit, .. } => {
                 self.status = Some(SubAccountStatus::Active);

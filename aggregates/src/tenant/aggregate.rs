@@ -1,7 +1,5 @@
 //! The rules of the tenant lifecycle: created → active ⇄ suspended → deleted (terminal).
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -185,25 +183,11 @@ impl Tenant {
     }
 }
 
-impl Aggregate for Tenant {
-    const TYPE: &'static str = "tenant";
-    type Command = TenantCommand;
-    type Event = TenantEvent;
-    type Error = TenantError;
-    type Services = ();
+crate::impl_aggregate!(Tenant, "tenant", TenantCommand, TenantEvent, TenantError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let event = self.decide(command)?;
-        sink.write(event, self).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Tenant {
+    /// Applies an event to the state (cqrs-es `apply`).
+    fn evolve(&mut self, event: TenantEvent) {
         match event {
             TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } => {
                 self.status = Some(TenantStatus::Active);
