@@ -41,6 +41,9 @@ pub enum StartError {
     /// NATS address invalid.
     #[error("nats: {0}")]
     Nats(#[from] async_nats::ConnectError),
+    /// The KEK is missing, malformed, or not the one that wrapped the stored data keys.
+    #[error("{0}")]
+    Kek(String),
     /// The audit chain is broken.
     #[error("{0}")]
     AuditChain(String),
@@ -104,6 +107,15 @@ impl App {
             config.master_api_key_hash.as_deref(),
         )
         .await?;
+        let (kek, created) = crate::crypto::load_kek(config.kek.as_deref(), &config.kek_file)
+            .map_err(|e| StartError::Kek(e.to_string()))?;
+        if created {
+            tracing::warn!(file = %config.kek_file.display(), kek_id = %kek.id,
+                "TOKENHUB_KEK is not set: generated a key-encryption key file (mode 0600); back it up, or set TOKENHUB_KEK");
+        }
+        crate::crypto::data_keys::check_kek(&pool, &kek).await.map_err(|e| {
+            StartError::Kek(format!("{e}: start with the KEK that wrapped the existing data keys"))
+        })?;
         let nats = crate::nats::connect(&config.nats_url).await?;
         let shutdown = CancellationToken::new();
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
@@ -130,6 +142,7 @@ impl App {
             readmodels,
             keys,
             trusted_proxies,
+            kek,
             nats,
         };
         Ok(App { state, shutdown, relay_position, generated_master_key })

@@ -10,6 +10,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent};
 use sqlx::PgPool;
 use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand};
 use tokenhub_aggregates::role::{default_roles, role_id, Role, RoleCommand};
+use tokenhub_aggregates::secret::Secret;
 use tokenhub_aggregates::sub_account::SubAccount;
 use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
 use tokenhub_aggregates::DomainError;
@@ -39,6 +40,8 @@ pub struct Commands {
     pub sub_accounts: Arc<Framework<SubAccount>>,
     /// Roles.
     pub roles: Arc<Framework<Role>>,
+    /// Secrets.
+    pub secrets: Arc<Framework<Secret>>,
 }
 
 impl Commands {
@@ -50,6 +53,7 @@ impl Commands {
             api_keys: Arc::new(framework(repo.clone(), ())),
             sub_accounts: Arc::new(framework(repo.clone(), ())),
             roles: Arc::new(framework(repo.clone(), ())),
+            secrets: Arc::new(framework(repo.clone(), ())),
             repo,
         }
     }

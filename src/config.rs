@@ -60,6 +60,14 @@ pub struct Config {
     #[arg(long, env = "TOKENHUB_KEY_PEPPER", hide_env_values = true, global = true)]
     pub key_pepper: Option<String>,
 
+    /// Key-encryption key of tenant secrets, base64 of 32 bytes (overrides the key file).
+    #[arg(long, env = "TOKENHUB_KEK", hide_env_values = true, global = true)]
+    pub kek: Option<String>,
+
+    /// Key file used when TOKENHUB_KEK is unset; created with mode 0600 on first start.
+    #[arg(long, env = "TOKENHUB_KEK_FILE", default_value = "data/kek", global = true)]
+    pub kek_file: std::path::PathBuf,
+
     /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs); none by default.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "", global = true)]
     pub trusted_proxies: String,

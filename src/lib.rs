@@ -8,6 +8,7 @@
 //! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
 //! - [`relay`], [`nats`]: publishing the log to NATS JetStream.
 //! - [`cache`]: the in-memory key cache and the verification decision (the hot path).
+//! - [`crypto`]: envelope encryption of tenant secrets (KEK, per-tenant DEKs).
 //! - [`auth`]: key format, hashing, master key, principals.
 //! - [`http`]: routes, errors, extractors, OpenAPI.
 
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod nats;
 pub mod readmodels;

@@ -10,6 +10,7 @@
 //! - [`api_key`]: the `ApiKey` aggregate (tenant and platform keys).
 //! - [`sub_account`]: the `SubAccount` aggregate.
 //! - [`role`]: the `Role` aggregate (tenant-defined RBAC roles).
+//! - [`secret`]: the `Secret` aggregate (ciphertext only).
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
 
 pub mod api_key;
@@ -17,6 +18,7 @@ pub mod error_code;
 pub mod ids;
 pub mod redact;
 pub mod role;
+pub mod secret;
 pub mod serde_util;
 pub mod sub_account;
 pub mod tenant;

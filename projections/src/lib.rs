@@ -7,12 +7,14 @@
 //! # Layout
 //! - [`log`]: reading the event log in global order ([`StoredEvent`]).
 //! - [`runner`]: catch-up, live following, rebuild.
-//! - [`tenants`], [`api_keys`], [`sub_accounts`], [`roles`]: one module per query table.
+//! - [`tenants`], [`api_keys`], [`sub_accounts`], [`roles`], [`secrets`]: one module per
+//!   query table.
 
 pub mod api_keys;
 pub mod log;
 pub mod roles;
 pub mod runner;
+pub mod secrets;
 pub mod sub_accounts;
 pub mod tenants;
 
@@ -74,6 +76,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(api_keys::ApiKeysProjection),
         Box::new(sub_accounts::SubAccountsProjection),
         Box::new(roles::RolesProjection),
+        Box::new(secrets::SecretsProjection),
     ]
 }
 

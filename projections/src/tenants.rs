@@ -197,7 +197,19 @@ impl Projection for TenantsProjection {
                 .await?;
             }
             TenantEvent::Deleted { deleted_at } => {
-                set_status(conn, event, TenantStatus::Deleted, deleted_at).await?
+                set_status(&mut *conn, event, TenantStatus::Deleted, deleted_at).await?;
+                // Crypto-shredding: the tenant's data key is destroyed, so its secrets' ciphertext
+                // in the log can never be opened again. Derived from the log, so it happens even
+                // after a crash, and again (harmlessly) on every rebuild.
+                sqlx::query(
+                    "INSERT INTO tenant_data_keys (tenant_id, version, kek_id, destroyed_at) VALUES ($1, 1, 'none', $2) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET nonce = NULL, wrapped = NULL, \
+                     destroyed_at = coalesce(tenant_data_keys.destroyed_at, excluded.destroyed_at)",
+                )
+                .bind(&event.aggregate_id)
+                .bind(deleted_at)
+                .execute(conn)
+                .await?;
             }
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! | principal | may |
 //! |---|---|
 //! | super admin (master key) | everything; `/tenant/...` with `X-Tenant-ID` |
-//! | platform `gateway` | verify keys; RBAC checks for a tenant named in `X-Tenant-ID` |
+//! | platform `gateway` | verify keys; RBAC checks and secret reveals for a tenant named in `X-Tenant-ID` |
 //! | platform `auditor` | read, export and verify the audit log |
 //! | platform `finance_admin` | (usage routes arrive with their issue) |
 //! | tenant `tenant_admin` | everything in its tenant |
@@ -60,11 +60,20 @@ pub enum Action {
     ReadTenantAudit,
     /// Read and set one's tenant's IP allowlist.
     ManageTenantSecurity,
+    /// List one's tenant's secret names.
+    ReadSecrets,
+    /// Store and delete one's tenant's secrets.
+    ManageSecrets,
+    /// Read a secret's value (`secrets:reveal`): tenant admins, and gateways acting for a tenant.
+    RevealSecrets,
 }
 
 impl Action {
     /// Every action (the decision table test walks them all).
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 18] = [
+        Action::ReadSecrets,
+        Action::ManageSecrets,
+        Action::RevealSecrets,
         Action::ManageTenants,
         Action::ManageApiKeys,
         Action::ManagePlatformKeys,
@@ -96,6 +105,9 @@ impl Action {
                 | Action::CheckRbac
                 | Action::ReadTenantAudit
                 | Action::ManageTenantSecurity
+                | Action::ReadSecrets
+                | Action::ManageSecrets
+                | Action::RevealSecrets
         )
     }
 }
@@ -107,7 +119,7 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
         Principal::PlatformKey { role, .. } => {
             matches!(
                 (role, action),
-                (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac)
+                (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac | Action::RevealSecrets)
                     | (KeyRole::Auditor, Action::ReadAudit)
             )
         }
@@ -219,6 +231,9 @@ pub mod requires {
         ReadAudit,
         ReadTenantAudit,
         ManageTenantSecurity,
+        ReadSecrets,
+        ManageSecrets,
+        RevealSecrets,
     );
 }
 
@@ -247,7 +262,7 @@ mod tests {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
             assert_eq!(
                 authorize(&key(KeyRole::Gateway), action).is_ok(),
-                matches!(action, VerifyKeys | CheckRbac)
+                matches!(action, VerifyKeys | CheckRbac | RevealSecrets)
             );
             assert!(authorize(&key(KeyRole::FinanceAdmin), action).is_err());
             assert_eq!(authorize(&key(KeyRole::Auditor), action).is_ok(), action == ReadAudit);

@@ -16,6 +16,7 @@ pub mod paging;
 pub mod platform_keys;
 pub mod rbac;
 pub mod request_id;
+pub mod secrets;
 pub mod security;
 pub mod sub_accounts;
 pub mod tenant;
@@ -85,6 +86,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::export_audit_events))
         .routes(routes!(audit::verify_audit_chain))
         .routes(routes!(security::get_ip_allowlist, security::put_ip_allowlist))
+        .routes(routes!(secrets::list_secrets, secrets::store_secret))
+        .routes(routes!(secrets::delete_secret))
+        .routes(routes!(secrets::reveal_secret))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -76,6 +76,10 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/tenant/audit/events", &[Master, TenantAdmin]),
     ("get", "/tenant/security/ip-allowlist", &[Master, TenantAdmin]),
     ("put", "/tenant/security/ip-allowlist", &[Master, TenantAdmin]),
+    ("get", "/tenant/secrets", &[Master, TenantAdmin]),
+    ("post", "/tenant/secrets", &[Master, TenantAdmin]),
+    ("delete", "/tenant/secrets/{key}", &[Master, TenantAdmin]),
+    ("post", "/tenant/secrets/{key}/reveal", &[Master, TenantAdmin, Gateway]),
 ];
 
 struct Fixture {
@@ -147,7 +151,10 @@ fn concrete(path: &str, f: &Fixture) -> String {
     let public_id =
         if path.starts_with("/admin/platform-keys") { &f.target_platform_key } else { &f.target_key };
     let id = if path.starts_with("/tenant/sub-accounts") { &f.target_sub_account } else { &f.target_tenant };
-    path.replace("{id}", id).replace("{public_id}", public_id).replace("{name}", "target")
+    path.replace("{id}", id)
+        .replace("{public_id}", public_id)
+        .replace("{name}", "target")
+        .replace("{key}", "TARGET")
 }
 
 fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {

@@ -14,6 +14,9 @@ use tokenhub::app::App;
 use tokenhub::cli::Cli;
 use tokenhub::config::Config;
 
+/// KEK used by tests (base64 of 32 bytes).
+pub const TEST_KEK: &str = "dGVzdC1rZWstdGVzdC1rZWstdGVzdC1rZWstMDAwMDA=";
+
 /// Master key used by tests.
 pub const MASTER: &str = "test-master-key-0123456789";
 
@@ -154,6 +157,8 @@ pub fn config(db: &TestDb, stream: &TestStream, extra: &[&str]) -> Config {
         stream.prefix.clone(),
         "--key-pepper".into(),
         "test-pepper-test-pepper-test-pepper-0000".into(),
+        "--kek".into(),
+        TEST_KEK.into(),
         "--database-max-connections".into(),
         "8".into(),
     ];

@@ -20,6 +20,7 @@ mod openapi;
 mod projections;
 mod rbac;
 mod relay;
+mod secrets;
 mod sub_accounts;
 mod tenants_http;
 mod two_instances;

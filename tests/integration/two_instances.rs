@@ -32,6 +32,7 @@ impl Server {
             .env("NATS_SUBJECT_PREFIX", &stream.prefix)
             .env("MASTER_API_KEY", MASTER)
             .env("TOKENHUB_KEY_PEPPER", PEPPER)
+            .env("TOKENHUB_KEK", TEST_KEK)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("LOG_LEVEL", "debug")
             .stdout(Stdio::null())

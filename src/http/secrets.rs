@@ -1,0 +1,279 @@
+//! `/tenant/secrets`: upstream credentials, sealed under the tenant's data key. Listings show
+//! names only; values leave only through `reveal`, which is recorded in the audit log.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokenhub_aggregates::secret::{is_secret_name, secret_id, SecretCommand};
+use tokenhub_aggregates::tenant::TenantStatus;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::requires::{ManageSecrets, ReadSecrets, RevealSecrets};
+use crate::auth::Authorized;
+use crate::commands::{execute, CommandMetadata};
+use crate::crypto::data_keys::{tenant_dek, DataKeyError, DEK_VERSION};
+use crate::crypto::secret_aad;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::state::AppState;
+
+/// Largest secret value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Body of `POST /tenant/secrets`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSecretRequest {
+    /// Name, `[A-Z][A-Z0-9_]{0,127}`, e.g. `STRIPE_SECRET_KEY`.
+    #[schema(example = "STRIPE_SECRET_KEY")]
+    pub key: String,
+    /// The value (at most 64 KiB); never returned by listings, never logged.
+    pub value: String,
+}
+
+/// Answer of a store or delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretAck {
+    /// Always true.
+    pub success: bool,
+    /// `Secret stored` or `Secret deleted`.
+    pub message: &'static str,
+    /// Version stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+
+/// Query of the listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListSecretsQuery {
+    /// Add version and update time of each secret.
+    pub detail: Option<bool>,
+}
+
+/// One secret's metadata.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct SecretInfo {
+    /// Name.
+    pub key: String,
+    /// Latest version.
+    pub version: i64,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The tenant's secrets: names only, or with `detail=true` their metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretList {
+    /// Names.
+    pub secrets: Vec<String>,
+    /// Version and update time per secret (with `detail=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Vec<SecretInfo>>,
+}
+
+/// A revealed value.
+#[derive(Serialize, ToSchema)]
+pub struct RevealedSecret {
+    /// Name.
+    pub key: String,
+    /// Version.
+    pub version: i64,
+    /// The value.
+    pub value: String,
+}
+
+fn bad_name() -> ApiError {
+    ApiError::invalid("invalid_secret_name", "secret names match [A-Z][A-Z0-9_]{0,127}")
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("secret_not_found", "secret not found")
+}
+
+fn data_key_error(e: DataKeyError) -> ApiError {
+    match e {
+        DataKeyError::Shredded => ApiError::new(
+            StatusCode::GONE,
+            "secret_shredded",
+            "the tenant's data key was destroyed; its secrets cannot be read by anyone",
+        ),
+        other => ApiError::unavailable(&other),
+    }
+}
+
+fn require_live_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
+    match state.keys.tenant_status(tenant) {
+        Some(TenantStatus::Deleted) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "tenant_deleted", "tenant is deleted"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// List the tenant's secrets (names only).
+#[utoipa::path(get, path = "/tenant/secrets", tag = "tenant-secrets",
+    params(ListSecretsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SecretList),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+    auth: Authorized<ReadSecrets>,
+    Query(query): Query<ListSecretsQuery>,
+) -> ApiResult<axum::Json<SecretList>> {
+    let rows: Vec<SecretInfo> = sqlx::query_as(
+        "SELECT name AS key, version, updated_at FROM secrets WHERE tenant_id = $1 AND NOT deleted ORDER BY name",
+    )
+    .bind(auth.tenant())
+    .fetch_all(&state.pool)
+    .await?;
+    let secrets = rows.iter().map(|r| r.key.clone()).collect();
+    Ok(axum::Json(SecretList { secrets, detail: query.detail.unwrap_or(false).then_some(rows) }))
+}
+
+/// Store a secret (a new version when the name exists).
+#[utoipa::path(post, path = "/tenant/secrets", tag = "tenant-secrets",
+    request_body = StoreSecretRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SecretAck),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`aggregate_conflict` (a concurrent store), `tenant_deleted`"),
+        (status = 410, body = ErrorBody, description = "`secret_shredded`"),
+        (status = 422, body = ErrorBody, description = "`invalid_secret_name`, `secret_too_large`, `invalid_request`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn store_secret(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSecrets>,
+    ctx: RequestContext,
+    Json(body): Json<StoreSecretRequest>,
+) -> ApiResult<axum::Json<SecretAck>> {
+    let tenant = auth.tenant().to_string();
+    if !is_secret_name(&body.key) {
+        return Err(bad_name());
+    }
+    if body.value.len() > MAX_VALUE_BYTES {
+        return Err(ApiError::invalid(
+            "secret_too_large",
+            format!("values are at most {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    require_live_tenant(&state, &tenant)?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM secrets WHERE tenant_id = $1 AND name = $2")
+            .bind(&tenant)
+            .bind(&body.key)
+            .fetch_optional(&state.pool)
+            .await?;
+    let version = current.unwrap_or(0) + 1;
+    let dek = tenant_dek(&state.pool, &state.kek, &tenant).await.map_err(data_key_error)?;
+    let (nonce, ciphertext) = dek
+        .seal(&secret_aad(&tenant, &body.key, version), body.value.as_bytes())
+        .map_err(|e| ApiError::internal(&e))?;
+    let command = SecretCommand::Store {
+        tenant_id: tenant.clone(),
+        name: body.key.clone(),
+        version,
+        ciphertext: B64.encode(ciphertext),
+        nonce: B64.encode(nonce),
+        dek_version: DEK_VERSION,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(&state.commands.secrets, &secret_id(&tenant, &body.key), command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(tenant_id = %tenant, secret = %body.key, version, "secret stored");
+    Ok(axum::Json(SecretAck { success: true, message: "Secret stored", version: Some(version) }))
+}
+
+/// Delete a secret.
+#[utoipa::path(delete, path = "/tenant/secrets/{key}", tag = "tenant-secrets",
+    params(("key" = String, Path, description = "Secret name")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = SecretAck),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`secret_not_found`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    auth: Authorized<ManageSecrets>,
+    ctx: RequestContext,
+    Path(key): Path<String>,
+) -> ApiResult<axum::Json<SecretAck>> {
+    if !is_secret_name(&key) {
+        return Err(not_found());
+    }
+    let tenant = auth.tenant().to_string();
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(
+        &state.commands.secrets,
+        &secret_id(&tenant, &key),
+        SecretCommand::Delete { at: OffsetDateTime::now_utc() },
+        meta,
+    )
+    .await?;
+    state.readmodels.wait_for_head().await;
+    Ok(axum::Json(SecretAck { success: true, message: "Secret deleted", version: None }))
+}
+
+/// Reveal a secret's value (tenant admins; gateways acting for the tenant in `X-Tenant-ID`).
+/// Every reveal is recorded as a `secret.revealed` event (who, which version; never the value).
+#[utoipa::path(post, path = "/tenant/secrets/{key}/reveal", tag = "tenant-secrets",
+    params(("key" = String, Path, description = "Secret name")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = RevealedSecret),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`secret_not_found`"),
+        (status = 410, body = ErrorBody, description = "`secret_shredded`: the tenant's data key was destroyed"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn reveal_secret(
+    State(state): State<AppState>,
+    auth: Authorized<RevealSecrets>,
+    ctx: RequestContext,
+    Path(key): Path<String>,
+) -> ApiResult<axum::Json<RevealedSecret>> {
+    if !is_secret_name(&key) {
+        return Err(not_found());
+    }
+    let tenant = auth.tenant().to_string();
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT version, nonce, ciphertext FROM secrets WHERE tenant_id = $1 AND name = $2 AND NOT deleted",
+    )
+    .bind(&tenant)
+    .bind(&key)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (version, nonce, ciphertext) = row.ok_or_else(not_found)?;
+    let dek = tenant_dek(&state.pool, &state.kek, &tenant).await.map_err(data_key_error)?;
+    let decode = |s: &str| B64.decode(s).map_err(|e| ApiError::internal(&e));
+    let value = dek
+        .open(&secret_aad(&tenant, &key, version), &decode(&nonce)?, &decode(&ciphertext)?)
+        .map_err(|e| ApiError::internal(&e))?;
+    // The reveal is on the record before the value leaves.
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    execute(
+        &state.commands.secrets,
+        &secret_id(&tenant, &key),
+        SecretCommand::RecordReveal { at: OffsetDateTime::now_utc() },
+        meta,
+    )
+    .await?;
+    let value = String::from_utf8(value).map_err(|e| ApiError::internal(&e))?;
+    Ok(axum::Json(RevealedSecret { key, version, value }))
+}
