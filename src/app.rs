@@ -107,13 +107,12 @@ impl App {
             config.master_api_key_hash.as_deref(),
         )
         .await?;
-        let (kek, created) = crate::crypto::load_kek(config.kek.as_deref(), &config.kek_file)
-            .map_err(|e| StartError::Kek(e.to_string()))?;
+        let (keks, created) = crate::crypto::load_keks(config).map_err(|e| StartError::Kek(e.to_string()))?;
         if created {
-            tracing::warn!(file = %config.kek_file.display(), kek_id = %kek.id,
+            tracing::warn!(file = %config.kek_file.display(), kek_id = %keks.current.id,
                 "TOKENHUB_KEK is not set: generated a key-encryption key file (mode 0600); back it up, or set TOKENHUB_KEK");
         }
-        crate::crypto::data_keys::check_kek(&pool, &kek).await.map_err(|e| {
+        crate::crypto::data_keys::check_kek(&pool, &keks).await.map_err(|e| {
             StartError::Kek(format!("{e}: start with the KEK that wrapped the existing data keys"))
         })?;
         let nats = crate::nats::connect(&config.nats_url).await?;
@@ -142,7 +141,7 @@ impl App {
             readmodels,
             keys,
             trusted_proxies,
-            kek,
+            keks,
             nats,
         };
         Ok(App { state, shutdown, relay_position, generated_master_key })

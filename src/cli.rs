@@ -43,6 +43,12 @@ pub enum Command {
         #[command(subcommand)]
         action: MasterKeyAction,
     },
+    /// Key-encryption key maintenance.
+    Kek {
+        /// What to do.
+        #[command(subcommand)]
+        action: KekAction,
+    },
     /// Print the events on NATS (the JetStream events stream), one line each.
     Events {
         /// What to do.
@@ -57,6 +63,16 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// `kek` actions.
+#[derive(Subcommand)]
+pub enum KekAction {
+    /// Print a new random KEK (base64) to put in TOKENHUB_KEK.
+    Generate,
+    /// Re-wrap every tenant data key under the current KEK (TOKENHUB_KEK), opening the old
+    /// wrappings with TOKENHUB_KEK_PREVIOUS. Safe while servers run with both set.
+    Rotate,
 }
 
 /// `events` actions.
@@ -143,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Projections { action: ProjectionsAction::Rebuild { name } } => rebuild(&config, name).await,
         Command::MasterKey { action: MasterKeyAction::Rotate } => rotate_master_key(&config).await,
         Command::Audit { action } => audit(&config, action).await,
+        Command::Kek { action } => kek(&config, action).await,
         Command::Events { action: EventsAction::Tail { last, follow } } => {
             tail_events(&config, last, follow).await
         }
@@ -378,6 +395,40 @@ async fn tail_events(config: &Config, last: Option<u64>, follow: bool) -> Result
         out.flush()?;
         if got == 0 && !follow {
             return Ok(());
+        }
+    }
+}
+
+async fn kek(config: &Config, action: KekAction) -> Result<(), StartError> {
+    match action {
+        KekAction::Generate => {
+            use base64::Engine;
+            let key = crate::crypto::SecretKey::generate();
+            let line = base64::engine::general_purpose::STANDARD.encode(key.expose());
+            writeln!(std::io::stdout().lock(), "{line}")?;
+            eprintln!(
+                "new KEK {} (shown once): set it as TOKENHUB_KEK and the old one in TOKENHUB_KEK_PREVIOUS",
+                key.id
+            );
+            Ok(())
+        }
+        KekAction::Rotate => {
+            let pool = connect_and_migrate(config).await?;
+            let (keks, _) = crate::crypto::load_keks(config).map_err(|e| StartError::Kek(e.to_string()))?;
+            let throttle = Throttle::new();
+            let progress = |done: u64, total: u64| {
+                if throttle.ready(done >= total) {
+                    eprintln!("kek rotate: {done}/{total} data keys re-wrapped");
+                }
+            };
+            let done = crate::crypto::data_keys::rewrap_all(&pool, &keks, &progress)
+                .await
+                .map_err(|e| StartError::Kek(e.to_string()))?;
+            eprintln!(
+                "kek rotate: done, {done} data keys now under KEK {}; TOKENHUB_KEK_PREVIOUS can be removed",
+                keks.current.id
+            );
+            Ok(())
         }
     }
 }

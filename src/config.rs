@@ -64,6 +64,10 @@ pub struct Config {
     #[arg(long, env = "TOKENHUB_KEK", hide_env_values = true, global = true)]
     pub kek: Option<String>,
 
+    /// Previous KEKs (comma-separated base64) still accepted while `tokenhub kek rotate` re-wraps.
+    #[arg(long, env = "TOKENHUB_KEK_PREVIOUS", hide_env_values = true, global = true)]
+    pub kek_previous: Option<String>,
+
     /// Key file used when TOKENHUB_KEK is unset; created with mode 0600 on first start.
     #[arg(long, env = "TOKENHUB_KEK_FILE", default_value = "data/kek", global = true)]
     pub kek_file: std::path::PathBuf,

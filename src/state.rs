@@ -25,8 +25,8 @@ pub struct AppState {
     pub readmodels: ReadModels,
     /// The in-memory key cache.
     pub keys: Arc<KeyCache>,
-    /// The key-encryption key of tenant data keys.
-    pub kek: crate::crypto::SecretKey,
+    /// The key-encryption keys of tenant data keys.
+    pub keks: crate::crypto::data_keys::Keks,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// NATS, for readiness.

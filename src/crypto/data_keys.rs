@@ -37,8 +37,30 @@ struct Row {
     wrapped: Option<Vec<u8>>,
 }
 
-/// The tenant's DEK, created (and wrapped by `kek`) on first use.
-pub async fn tenant_dek(pool: &PgPool, kek: &SecretKey, tenant_id: &str) -> Result<SecretKey, DataKeyError> {
+/// The configured KEKs: the current one, which wraps new data keys, and previous ones still
+/// accepted (by id) for data keys not yet re-wrapped by `tokenhub kek rotate`.
+#[derive(Debug, Clone)]
+pub struct Keks {
+    /// Wraps new data keys.
+    pub current: SecretKey,
+    /// Still accepted for unwrapping.
+    pub previous: Vec<SecretKey>,
+}
+
+impl Keks {
+    /// The KEK with this id.
+    pub fn by_id(&self, id: &str) -> Option<&SecretKey> {
+        std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id)
+    }
+
+    fn ids(&self) -> Vec<String> {
+        std::iter::once(&self.current).chain(&self.previous).map(|k| k.id.clone()).collect()
+    }
+}
+
+/// The tenant's DEK, created (and wrapped by the current KEK) on first use.
+pub async fn tenant_dek(pool: &PgPool, keks: &Keks, tenant_id: &str) -> Result<SecretKey, DataKeyError> {
+    let kek = &keks.current;
     let fresh = SecretKey::generate();
     let (nonce, wrapped) = kek.seal(&dek_aad(tenant_id, DEK_VERSION), fresh.expose())?;
     sqlx::query(
@@ -57,23 +79,72 @@ pub async fn tenant_dek(pool: &PgPool, kek: &SecretKey, tenant_id: &str) -> Resu
         .fetch_one(pool)
         .await?;
     let (Some(nonce), Some(wrapped)) = (row.nonce, row.wrapped) else { return Err(DataKeyError::Shredded) };
-    if row.kek_id != kek.id {
-        return Err(DataKeyError::WrongKek { found: row.kek_id, configured: kek.id.clone() });
-    }
-    let dek = kek.open(&dek_aad(tenant_id, DEK_VERSION), &nonce, &wrapped)?;
+    let Some(wrapping) = keks.by_id(&row.kek_id) else {
+        return Err(DataKeyError::WrongKek { found: row.kek_id, configured: keks.current.id.clone() });
+    };
+    let dek = wrapping.open(&dek_aad(tenant_id, DEK_VERSION), &nonce, &wrapped)?;
     Ok(SecretKey::from_bytes(&dek)?)
 }
 
-/// Checks at start that the configured KEK is the one that wrapped the stored keys.
-pub async fn check_kek(pool: &PgPool, kek: &SecretKey) -> Result<(), DataKeyError> {
-    let other: Option<String> = sqlx::query_scalar(
-        "SELECT kek_id FROM tenant_data_keys WHERE kek_id <> $1 AND wrapped IS NOT NULL LIMIT 1",
+/// A data key row: tenant, version, wrapping KEK id, nonce, wrapped key.
+type WrappedRow = (String, i32, String, Vec<u8>, Vec<u8>);
+
+/// Re-wraps every live data key not yet under the current KEK, one small transaction each
+/// (the row is locked while it changes, so concurrent readers see the old or the new wrapping,
+/// both of which they can open). Returns how many were re-wrapped.
+pub async fn rewrap_all(
+    pool: &PgPool,
+    keks: &Keks,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<u64, DataKeyError> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenant_data_keys WHERE wrapped IS NOT NULL AND kek_id <> $1",
     )
-    .bind(&kek.id)
+    .bind(&keks.current.id)
+    .fetch_one(pool)
+    .await?;
+    let mut done = 0u64;
+    loop {
+        let mut tx = pool.begin().await?;
+        let row: Option<WrappedRow> = sqlx::query_as(
+            "SELECT tenant_id, version, kek_id, nonce, wrapped FROM tenant_data_keys \
+             WHERE wrapped IS NOT NULL AND kek_id <> $1 LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&keks.current.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant_id, version, kek_id, nonce, wrapped)) = row else { break };
+        let old = keks.by_id(&kek_id).ok_or_else(|| DataKeyError::WrongKek {
+            found: kek_id.clone(),
+            configured: keks.current.id.clone(),
+        })?;
+        let aad = dek_aad(&tenant_id, version);
+        let dek = old.open(&aad, &nonce, &wrapped)?;
+        let (nonce, wrapped) = keks.current.seal(&aad, &dek)?;
+        sqlx::query("UPDATE tenant_data_keys SET kek_id = $2, nonce = $3, wrapped = $4 WHERE tenant_id = $1")
+            .bind(&tenant_id)
+            .bind(&keks.current.id)
+            .bind(nonce)
+            .bind(wrapped)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        done += 1;
+        progress(done, total.max(0) as u64);
+    }
+    Ok(done)
+}
+
+/// Checks at start that every stored data key is wrapped by a configured KEK.
+pub async fn check_kek(pool: &PgPool, keks: &Keks) -> Result<(), DataKeyError> {
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT kek_id FROM tenant_data_keys WHERE wrapped IS NOT NULL AND NOT (kek_id = ANY($1)) LIMIT 1",
+    )
+    .bind(keks.ids())
     .fetch_optional(pool)
     .await?;
     match other {
-        Some(found) => Err(DataKeyError::WrongKek { found, configured: kek.id.clone() }),
+        Some(found) => Err(DataKeyError::WrongKek { found, configured: keks.current.id.clone() }),
         None => Ok(()),
     }
 }

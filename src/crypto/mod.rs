@@ -134,6 +134,28 @@ fn write_key_file(file: &std::path::Path, content: &str) -> Result<(), CryptoErr
     f.sync_all().map_err(fail)
 }
 
+/// Parses `TOKENHUB_KEK_PREVIOUS`: comma-separated base64 keys.
+pub fn parse_previous(raw: Option<&str>) -> Result<Vec<SecretKey>, CryptoError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let bytes =
+                b64.decode(s).map_err(|_| CryptoError::Kek("TOKENHUB_KEK_PREVIOUS is not base64".into()))?;
+            SecretKey::from_bytes(&bytes)
+        })
+        .collect()
+}
+
+/// Loads the current KEK and the previous ones from the configuration.
+pub fn load_keks(config: &crate::config::Config) -> Result<(data_keys::Keks, bool), CryptoError> {
+    let (current, created) = load_kek(config.kek.as_deref(), &config.kek_file)?;
+    let previous = parse_previous(config.kek_previous.as_deref())?;
+    Ok((data_keys::Keks { current, previous }, created))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,7 +178,7 @@ pub async fn store_secret(
             .fetch_optional(&state.pool)
             .await?;
     let version = current.unwrap_or(0) + 1;
-    let dek = tenant_dek(&state.pool, &state.kek, &tenant).await.map_err(data_key_error)?;
+    let dek = tenant_dek(&state.pool, &state.keks, &tenant).await.map_err(data_key_error)?;
     let (nonce, ciphertext) = dek
         .seal(&secret_aad(&tenant, &body.key, version), body.value.as_bytes())
         .map_err(|e| ApiError::internal(&e))?;
@@ -260,7 +260,7 @@ pub async fn reveal_secret(
     .fetch_optional(&state.pool)
     .await?;
     let (version, nonce, ciphertext) = row.ok_or_else(not_found)?;
-    let dek = tenant_dek(&state.pool, &state.kek, &tenant).await.map_err(data_key_error)?;
+    let dek = tenant_dek(&state.pool, &state.keks, &tenant).await.map_err(data_key_error)?;
     let decode = |s: &str| B64.decode(s).map_err(|e| ApiError::internal(&e));
     let value = dek
         .open(&secret_aad(&tenant, &key, version), &decode(&nonce)?, &decode(&ciphertext)?)

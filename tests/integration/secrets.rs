@@ -95,7 +95,7 @@ async fn secrets_are_sealed_audited_isolated_and_shredded() {
     .unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
     let (nonce, ciphertext) = (b64.decode(nonce).unwrap(), b64.decode(ciphertext).unwrap());
-    let kek = &app.app.state.kek;
+    let kek = &app.app.state.keks;
     let own = tenant_dek(&app.pool, kek, &tenant).await.unwrap();
     assert!(own.open(&secret_aad(&tenant, "STRIPE_SECRET_KEY", 2), &nonce, &ciphertext).is_ok());
     assert!(
@@ -160,4 +160,106 @@ async fn a_wrong_kek_for_existing_data_is_a_clear_startup_error() {
     wrong.kek = Some(other_kek);
     let err = tokenhub::app::App::build(&wrong).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("wrapped by KEK"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kek_rotation_under_load_loses_nothing() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let new_kek = b64.encode([42u8; 32]);
+
+    // Data keys and secrets under the first KEK.
+    let first = TestApp::start(&db, &stream).await;
+    let mut tenants = Vec::new();
+    for i in 0..5 {
+        let (_, admin) = first.create_tenant(&format!("R{i}")).await;
+        let (status, _) = send(
+            first
+                .http
+                .post(first.url("/tenant/secrets"))
+                .bearer_auth(&admin)
+                .json(&json!({"key": "TOKEN", "value": format!("value-{i}")})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        tenants.push(admin);
+    }
+    first.stop().await;
+
+    // Servers now run with the new KEK and the old one as previous; rotate while they work.
+    let mut both = config(&db, &stream, &["--master-api-key", MASTER]);
+    both.kek = Some(new_kek.clone());
+    both.kek_previous = Some(TEST_KEK.to_string());
+    let app = TestApp::start_with(both).await;
+    let load = {
+        let (http, base, tenants) = (app.http.clone(), app.url(""), tenants.clone());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for round in 0..10 {
+                for (i, admin) in tenants.iter().enumerate() {
+                    let res = http
+                        .post(format!("{base}/tenant/secrets/TOKEN/reveal"))
+                        .bearer_auth(admin)
+                        .send()
+                        .await
+                        .unwrap();
+                    let body: Value = res.json().await.unwrap_or_default();
+                    if body["value"] != format!("value-{i}") {
+                        failures.push(format!("round {round} tenant {i}: {body}"));
+                    }
+                    let stored = http
+                        .post(format!("{base}/tenant/secrets"))
+                        .bearer_auth(admin)
+                        .json(
+                            &json!({"key": format!("EXTRA_{round}"), "value": format!("extra-{i}-{round}")}),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    if !stored.status().is_success() {
+                        failures.push(format!("store round {round} tenant {i}: {}", stored.status()));
+                    }
+                }
+            }
+            failures
+        })
+    };
+    let cli = <tokenhub::cli::Cli as clap::Parser>::try_parse_from([
+        "tokenhub",
+        "--database-url",
+        &db.url,
+        "--kek",
+        &new_kek,
+        "--kek-previous",
+        TEST_KEK,
+        "kek",
+        "rotate",
+    ])
+    .unwrap();
+    tokenhub::cli::run(cli).await.unwrap();
+    let failures = load.await.unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    let old_ids: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenant_data_keys WHERE wrapped IS NOT NULL AND kek_id <> $1",
+    )
+    .bind(&app.app.state.keks.current.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(old_ids, 0, "every data key is under the new KEK");
+    app.stop().await;
+
+    // The old KEK is no longer needed.
+    let mut only_new = config(&db, &stream, &["--master-api-key", MASTER]);
+    only_new.kek = Some(new_kek);
+    let after = TestApp::start_with(only_new).await;
+    for (i, admin) in tenants.iter().enumerate() {
+        let (_, body) =
+            send(after.http.post(after.url("/tenant/secrets/TOKEN/reveal")).bearer_auth(admin)).await;
+        assert_eq!(body["value"], format!("value-{i}"));
+        let (_, extra) =
+            send(after.http.post(after.url("/tenant/secrets/EXTRA_9/reveal")).bearer_auth(admin)).await;
+        assert_eq!(extra["value"], format!("extra-{i}-9"));
+    }
+    after.stop().await;
 }
