@@ -102,7 +102,11 @@ pub fn change_for(
                 allowlist: enabled.then_some(allowed_ips),
             })
         }
-        KeyLookupEvent::Tenant(TenantEvent::Updated { .. } | TenantEvent::RbacConfigured { .. }) => None,
+        KeyLookupEvent::Tenant(
+            TenantEvent::Updated { .. }
+            | TenantEvent::RbacConfigured { .. }
+            | TenantEvent::ConfigSaved { .. },
+        ) => None,
         KeyLookupEvent::Key(ApiKeyEvent::Issued {
             public_id,
             owner,

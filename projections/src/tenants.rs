@@ -170,6 +170,18 @@ impl Projection for TenantsProjection {
             TenantEvent::Reactivated { reactivated_at } => {
                 set_status(conn, event, TenantStatus::Active, reactivated_at).await?
             }
+            TenantEvent::ConfigSaved { version, config, saved_at } => {
+                sqlx::query(
+                    "UPDATE tenants SET config = $2, config_version = $3, updated_at = $4, version = $5 WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(config)
+                .bind(version)
+                .bind(saved_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 sqlx::query(
                     "UPDATE tenants SET ip_allowlist_enabled = $2, ip_allowlist = $3, updated_at = $4, version = $5 \

@@ -66,11 +66,17 @@ pub enum Action {
     ManageSecrets,
     /// Read a secret's value (`secrets:reveal`): tenant admins, and gateways acting for a tenant.
     RevealSecrets,
+    /// Read one's tenant's configuration and its history.
+    ReadTenantConfig,
+    /// Save or roll back one's tenant's configuration.
+    ManageTenantConfig,
 }
 
 impl Action {
     /// Every action (the decision table test walks them all).
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 20] = [
+        Action::ReadTenantConfig,
+        Action::ManageTenantConfig,
         Action::ReadSecrets,
         Action::ManageSecrets,
         Action::RevealSecrets,
@@ -108,6 +114,8 @@ impl Action {
                 | Action::ReadSecrets
                 | Action::ManageSecrets
                 | Action::RevealSecrets
+                | Action::ReadTenantConfig
+                | Action::ManageTenantConfig
         )
     }
 }
@@ -234,6 +242,8 @@ pub mod requires {
         ReadSecrets,
         ManageSecrets,
         RevealSecrets,
+        ReadTenantConfig,
+        ManageTenantConfig,
     );
 }
 

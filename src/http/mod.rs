@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod security;
 pub mod sub_accounts;
 pub mod tenant;
+pub mod tenant_config;
 pub mod tenants_admin;
 pub mod verify;
 pub mod views;
@@ -89,6 +90,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(secrets::list_secrets, secrets::store_secret))
         .routes(routes!(secrets::delete_secret))
         .routes(routes!(secrets::reveal_secret))
+        .routes(routes!(tenant_config::get_config, tenant_config::save_config))
+        .routes(routes!(tenant_config::config_history))
+        .routes(routes!(tenant_config::rollback_config))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

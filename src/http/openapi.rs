@@ -24,6 +24,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "tenant-rbac", description = "Tenant admins: RBAC settings and roles; gateways: permission checks"),
         (name = "verify", description = "Gateways: key verification, the hot path"),
         (name = "tenant-security", description = "Tenant admins: IP allowlist"),
+        (name = "tenant-config", description = "Tenant admins: gateway configuration, versioned"),
         (name = "tenant-secrets", description = "Tenant secrets, sealed under the tenant's data key"),
         (name = "audit", description = "The audit log: query, export, tamper evidence, history"),
         (name = "ops", description = "Health, readiness, metrics"),

@@ -80,6 +80,10 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("post", "/tenant/secrets", &[Master, TenantAdmin]),
     ("delete", "/tenant/secrets/{key}", &[Master, TenantAdmin]),
     ("post", "/tenant/secrets/{key}/reveal", &[Master, TenantAdmin, Gateway]),
+    ("get", "/tenant/config", &[Master, TenantAdmin]),
+    ("post", "/tenant/config", &[Master, TenantAdmin]),
+    ("get", "/tenant/config/history", &[Master, TenantAdmin]),
+    ("post", "/tenant/config/rollback", &[Master, TenantAdmin]),
 ];
 
 struct Fixture {

@@ -22,5 +22,6 @@ mod rbac;
 mod relay;
 mod secrets;
 mod sub_accounts;
+mod tenant_config;
 mod tenants_http;
 mod two_instances;

@@ -175,7 +175,29 @@ async fn a_revoked_key_stops_on_every_instance_within_a_second() {
     }
     assert_eq!(verify_code(&http, &b.base, &gateway, &new_key).await, "VALID");
 
+    // A secret stored on one instance and revealed on the other.
+    let canary_secret = "canary-secret-value-7d1f";
+    let stored = http
+        .post(format!("{}/tenant/secrets", a.base))
+        .bearer_auth(&admin_key)
+        .json(&json!({"key": "CANARY", "value": canary_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    let revealed: Value = http
+        .post(format!("{}/tenant/secrets/CANARY/reveal", b.base))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revealed["value"], canary_secret);
+
     let logs = format!("{}{}", a.logs(), b.logs());
+    assert!(!logs.contains(canary_secret), "a secret value reached the logs");
     assert!(logs.contains("tenant validated") || logs.contains("api key issued"), "logs were captured");
     for secret in keys.iter().map(|(_, k)| k).chain([&admin_key, &gateway, &new_key]) {
         assert!(!logs.contains(&secret[21..]), "a key secret reached the logs");

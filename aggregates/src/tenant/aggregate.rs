@@ -58,6 +58,8 @@ pub struct Tenant {
     pub ip_allowlist_enabled: bool,
     /// Its networks.
     pub ip_allowlist: Vec<String>,
+    /// Latest configuration version (0: none).
+    pub config_version: i64,
 }
 
 /// Default role of a new tenant.
@@ -175,6 +177,15 @@ impl Tenant {
                 }
                 Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
             }
+            TenantCommand::SaveConfig { config, secrets, at } => {
+                self.require_live()?;
+                super::config::validate(&config, &secrets).map_err(|issues| {
+                    let text: Vec<String> =
+                        issues.iter().map(|i| format!("{}: {}", i.path, i.message)).collect();
+                    TenantError::InvalidConfig(text.join("; "))
+                })?;
+                Ok(TenantEvent::ConfigSaved { version: self.config_version + 1, config, saved_at: at })
+            }
             TenantCommand::Delete { at } => {
                 self.require_live()?;
                 Ok(TenantEvent::Deleted { deleted_at: at })
@@ -200,6 +211,10 @@ impl Tenant {
                 self.updated_at = Some(created_at);
                 self.rbac_enabled = false;
                 self.default_role = DEFAULT_ROLE.to_string();
+            }
+            TenantEvent::ConfigSaved { version, saved_at, .. } => {
+                self.config_version = version;
+                self.updated_at = Some(saved_at);
             }
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 self.ip_allowlist_enabled = enabled;

@@ -65,6 +65,15 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Save a new version of the tenant configuration (validated here).
+    SaveConfig {
+        /// The document.
+        config: serde_json::Value,
+        /// Names of the tenant's existing secrets (for `secret_ref` checks).
+        secrets: Vec<String>,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Terminal: the tenant and its keys stop working for good.
     Delete {
         /// When.

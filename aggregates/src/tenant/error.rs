@@ -38,6 +38,9 @@ pub enum TenantError {
     /// An enabled allowlist without networks would refuse every request.
     #[error("an enabled allowlist needs at least one network")]
     EmptyAllowlist,
+    /// The configuration breaks the schema; the message names each field's JSON path.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// An update that changes nothing.
     #[error("the update sets no field")]
     EmptyUpdate,
@@ -57,6 +60,7 @@ impl DomainError for TenantError {
             TenantError::InvalidRole => "invalid_role",
             TenantError::InvalidCidr(_) => "invalid_cidr",
             TenantError::EmptyAllowlist => "empty_allowlist",
+            TenantError::InvalidConfig(_) => "invalid_config",
             TenantError::EmptyUpdate => "empty_update",
         }
     }
@@ -74,6 +78,7 @@ impl DomainError for TenantError {
             | TenantError::InvalidRole
             | TenantError::InvalidCidr(_)
             | TenantError::EmptyAllowlist
+            | TenantError::InvalidConfig(_)
             | TenantError::EmptyUpdate => ErrorKind::InvalidInput,
         }
     }

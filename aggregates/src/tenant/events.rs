@@ -83,6 +83,17 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         set_at: OffsetDateTime,
     },
+    /// `tenant.config_saved`: a new version of the configuration.
+    #[serde(rename = "tenant.config_saved")]
+    ConfigSaved {
+        /// Version, from 1.
+        version: i64,
+        /// The document.
+        config: serde_json::Value,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        saved_at: OffsetDateTime,
+    },
     /// `tenant.deleted`
     #[serde(rename = "tenant.deleted")]
     Deleted {
@@ -101,6 +112,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::Reactivated { .. } => "tenant.reactivated",
             TenantEvent::RbacConfigured { .. } => "tenant.rbac_configured",
             TenantEvent::IpAllowlistSet { .. } => "tenant.ip_allowlist_set",
+            TenantEvent::ConfigSaved { .. } => "tenant.config_saved",
             TenantEvent::Deleted { .. } => "tenant.deleted",
         }
         .to_string()

@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod limits;
