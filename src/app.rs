@@ -32,9 +32,9 @@ pub enum StartError {
     /// Master key setup failed.
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
-    /// The key cache could not load.
-    #[error("key cache: {0}")]
-    Cache(#[from] tokenhub_projections::ProjectionError),
+    /// A projection (the key cache, a rebuild) failed.
+    #[error("projection: {0}")]
+    Projection(#[from] tokenhub_projections::ProjectionError),
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

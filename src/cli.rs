@@ -228,8 +228,7 @@ impl Throttle {
 
 async fn rebuild(config: &Config, name: Option<String>) -> Result<(), StartError> {
     let pool = connect_and_migrate(config).await?;
-    let projections =
-        tokenhub_projections::select(name.as_deref()).map_err(|e| StartError::Config(e.to_string()))?;
+    let projections = tokenhub_projections::select(name.as_deref())?;
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     eprintln!("rebuild {}: one pass over the log, one transaction", names.join(", "));
     let started = Instant::now();
@@ -241,9 +240,7 @@ async fn rebuild(config: &Config, name: Option<String>) -> Result<(), StartError
             eprintln!("rebuild: {position}/{head} events ({pct}%), {rate:.0} events/s");
         }
     };
-    let reached = tokenhub_projections::rebuild_all(&pool, &projections, &progress)
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?;
+    let reached = tokenhub_projections::rebuild_all(&pool, &projections, &progress).await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "rebuild: done at position {reached} in {secs:.2}s ({:.0} events/s)",

@@ -85,11 +85,6 @@ pub struct ReadModels {
 }
 
 impl ReadModels {
-    /// Position that every query table and the key cache have reached.
-    pub fn position(&self) -> i64 {
-        self.positions.iter().map(|p| *p.borrow()).min().unwrap_or(0)
-    }
-
     /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
     pub fn with(mut self, position: watch::Receiver<i64>) -> Self {
         self.positions.push(position);

@@ -12,10 +12,6 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-pub(crate) fn decode_tenant_event(event: &StoredEvent) -> Result<TenantEvent, ProjectionError> {
-    event.decode()
-}
-
 async fn set_status(
     conn: &mut PgConnection,
     event: &StoredEvent,
@@ -84,7 +80,7 @@ impl Projection for TenantsProjection {
         for event in events.iter().filter(|e| e.aggregate_type == "tenant") {
             if event.event_type == "tenant.created" {
                 if let TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } =
-                    decode_tenant_event(event)?
+                    event.decode::<TenantEvent>()?
                 {
                     pending.push(NewTenant {
                         tenant_id,
@@ -119,7 +115,7 @@ impl Projection for TenantsProjection {
         if event.aggregate_type != "tenant" {
             return Ok(());
         }
-        match decode_tenant_event(event)? {
+        match event.decode::<TenantEvent>()? {
             TenantEvent::Created { tenant_id, name, plan, region, limits, created_at } => {
                 sqlx::query(
                     "INSERT INTO tenants (tenant_id, name, plan, region, status, limit_overrides, limits, \

@@ -26,97 +26,98 @@ use crate::state::AppState;
 /// The permission that lets a sub-account key manage the keys of its sub-account.
 pub const KEYS_MANAGE: &str = "keys:manage";
 
-/// What a route does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Create, read, change and delete tenants.
-    ManageTenants,
-    /// Manage the keys of any tenant.
-    ManageApiKeys,
-    /// Manage platform keys.
-    ManagePlatformKeys,
-    /// Verify keys (gateways).
-    VerifyKeys,
-    /// Read one's own tenant.
-    ReadTenant,
-    /// Read one's tenant's keys.
-    ReadTenantKeys,
-    /// Issue and change one's tenant's keys.
-    ManageTenantKeys,
-    /// Read one's tenant's sub-accounts.
-    ReadSubAccounts,
-    /// Create and change one's tenant's sub-accounts.
-    ManageSubAccounts,
-    /// Read one's tenant's RBAC settings and roles.
-    ReadRbac,
-    /// Change one's tenant's RBAC settings and roles.
-    ManageRbac,
-    /// Ask whether a role or sub-account has a permission (tenant admins, and gateways acting
-    /// for a tenant named in `X-Tenant-ID`).
-    CheckRbac,
-    /// Read, export and verify the audit log of all tenants.
-    ReadAudit,
-    /// Read one's tenant's audit log.
-    ReadTenantAudit,
-    /// Read and set one's tenant's IP allowlist.
-    ManageTenantSecurity,
-    /// List one's tenant's secret names.
-    ReadSecrets,
-    /// Store and delete one's tenant's secrets.
-    ManageSecrets,
-    /// Read a secret's value (`secrets:reveal`): tenant admins, and gateways acting for a tenant.
-    RevealSecrets,
-    /// Read one's tenant's configuration and its history.
-    ReadTenantConfig,
-    /// Save or roll back one's tenant's configuration.
-    ManageTenantConfig,
+/// Declares the actions once: the `Action` enum, `Action::ALL`, `Action::tenant_scoped` (the
+/// `tenant` group) and the marker types of [`requires`].
+macro_rules! actions {
+    (
+        platform { $($(#[$pm:meta])* $p:ident,)* }
+        tenant { $($(#[$tm:meta])* $t:ident,)* }
+    ) => {
+        /// What a route does.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Action {
+            $($(#[$pm])* $p,)*
+            $($(#[$tm])* $t,)*
+        }
+
+        impl Action {
+            /// Every action (the decision table test walks them all).
+            pub const ALL: &'static [Action] = &[$(Action::$p,)* $(Action::$t,)*];
+
+            /// True for actions on one tenant (`/tenant/...`).
+            pub fn tenant_scoped(self) -> bool {
+                matches!(self, $(Action::$t)|*)
+            }
+        }
+
+        /// Marker types naming the actions, for `Authorized<requires::X>`.
+        pub mod requires {
+            use super::{Action, Requires};
+            $(
+                #[doc = concat!("Requires [`Action::", stringify!($p), "`].")]
+                #[derive(Debug, Clone, Copy)]
+                pub struct $p;
+                impl Requires for $p {
+                    const ACTION: Action = Action::$p;
+                }
+            )*
+            $(
+                #[doc = concat!("Requires [`Action::", stringify!($t), "`].")]
+                #[derive(Debug, Clone, Copy)]
+                pub struct $t;
+                impl Requires for $t {
+                    const ACTION: Action = Action::$t;
+                }
+            )*
+        }
+    };
 }
 
-impl Action {
-    /// Every action (the decision table test walks them all).
-    pub const ALL: [Action; 20] = [
-        Action::ReadTenantConfig,
-        Action::ManageTenantConfig,
-        Action::ReadSecrets,
-        Action::ManageSecrets,
-        Action::RevealSecrets,
-        Action::ManageTenants,
-        Action::ManageApiKeys,
-        Action::ManagePlatformKeys,
-        Action::VerifyKeys,
-        Action::ReadTenant,
-        Action::ReadTenantKeys,
-        Action::ManageTenantKeys,
-        Action::ReadSubAccounts,
-        Action::ManageSubAccounts,
-        Action::ReadRbac,
-        Action::ManageRbac,
-        Action::CheckRbac,
-        Action::ReadAudit,
-        Action::ReadTenantAudit,
-        Action::ManageTenantSecurity,
-    ];
-
-    /// True for actions on one tenant (`/tenant/...`).
-    pub fn tenant_scoped(self) -> bool {
-        matches!(
-            self,
-            Action::ReadTenant
-                | Action::ReadTenantKeys
-                | Action::ManageTenantKeys
-                | Action::ReadSubAccounts
-                | Action::ManageSubAccounts
-                | Action::ReadRbac
-                | Action::ManageRbac
-                | Action::CheckRbac
-                | Action::ReadTenantAudit
-                | Action::ManageTenantSecurity
-                | Action::ReadSecrets
-                | Action::ManageSecrets
-                | Action::RevealSecrets
-                | Action::ReadTenantConfig
-                | Action::ManageTenantConfig
-        )
+actions! {
+    platform {
+        /// Create, read, change and delete tenants.
+        ManageTenants,
+        /// Manage the keys of any tenant.
+        ManageApiKeys,
+        /// Manage platform keys.
+        ManagePlatformKeys,
+        /// Verify keys (gateways).
+        VerifyKeys,
+        /// Read, export and verify the audit log of all tenants.
+        ReadAudit,
+    }
+    tenant {
+        /// Read one's own tenant.
+        ReadTenant,
+        /// Read one's tenant's keys.
+        ReadTenantKeys,
+        /// Issue and change one's tenant's keys.
+        ManageTenantKeys,
+        /// Read one's tenant's sub-accounts.
+        ReadSubAccounts,
+        /// Create and change one's tenant's sub-accounts.
+        ManageSubAccounts,
+        /// Read one's tenant's RBAC settings and roles.
+        ReadRbac,
+        /// Change one's tenant's RBAC settings and roles.
+        ManageRbac,
+        /// Ask whether a role or sub-account has a permission (tenant admins, and gateways acting
+        /// for a tenant named in `X-Tenant-ID`).
+        CheckRbac,
+        /// Read one's tenant's audit log.
+        ReadTenantAudit,
+        /// Read and set one's tenant's IP allowlist.
+        ManageTenantSecurity,
+        /// List one's tenant's secret names.
+        ReadSecrets,
+        /// Store and delete one's tenant's secrets.
+        ManageSecrets,
+        /// Read a secret's value (`secrets:reveal`): tenant admins, and gateways acting for a tenant.
+        RevealSecrets,
+        /// Read one's tenant's configuration and its history.
+        ReadTenantConfig,
+        /// Save or roll back one's tenant's configuration.
+        ManageTenantConfig,
     }
 }
 
@@ -208,45 +209,6 @@ impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
     }
 }
 
-/// Marker types naming the actions, for `Authorized<requires::X>`.
-pub mod requires {
-    use super::{Action, Requires};
-
-    macro_rules! markers {
-        ($($name:ident),* $(,)?) => {$(
-            #[doc = concat!("Requires [`Action::", stringify!($name), "`].")]
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-            impl Requires for $name {
-                const ACTION: Action = Action::$name;
-            }
-        )*};
-    }
-
-    markers!(
-        ManageTenants,
-        ManageApiKeys,
-        ManagePlatformKeys,
-        VerifyKeys,
-        ReadTenant,
-        ReadTenantKeys,
-        ManageTenantKeys,
-        ReadSubAccounts,
-        ManageSubAccounts,
-        ReadRbac,
-        ManageRbac,
-        CheckRbac,
-        ReadAudit,
-        ReadTenantAudit,
-        ManageTenantSecurity,
-        ReadSecrets,
-        ManageSecrets,
-        RevealSecrets,
-        ReadTenantConfig,
-        ManageTenantConfig,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +230,7 @@ mod tests {
     #[test]
     fn the_decision_table() {
         use Action::*;
-        for action in Action::ALL {
+        for &action in Action::ALL {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
             assert_eq!(
                 authorize(&key(KeyRole::Gateway), action).is_ok(),

@@ -77,8 +77,7 @@ fn invalid_key() -> ApiError {
 fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
     let input = VerifyInput { key, ip, model: None };
     let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
-    let verdict_permissions = verdict.effective_permissions();
-    let key = match (verdict.code, verdict.key) {
+    let key = match (verdict.code, &verdict.key) {
         (VerifyCode::Valid, Some(key)) => key,
         (VerifyCode::TenantSuspended, _) => {
             return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
@@ -92,7 +91,6 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         _ => return Err(invalid_key()),
     };
     let public_id = key.public_id.to_string();
-    let permissions = verdict_permissions;
     Ok(match &key.tenant_id {
         Some(tenant_id) => {
             tracing::info!(tenant_id = %tenant_id, "tenant validated");
@@ -101,7 +99,8 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
                 public_id,
                 role: key.role,
                 sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
-                permissions,
+                // Only tenant keys carry permissions; platform keys (every gateway call) skip this.
+                permissions: verdict.effective_permissions(),
             }
         }
         None => Principal::PlatformKey { public_id, role: key.role },

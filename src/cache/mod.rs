@@ -209,11 +209,6 @@ impl KeyCache {
         self.tenants.get(tenant_id).map(|g| g.status)
     }
 
-    /// Status and IP allowlist of a tenant, as last seen.
-    pub fn tenant_gate(&self, tenant_id: &str) -> Option<TenantGate> {
-        self.tenants.get(tenant_id).map(|g| g.clone())
-    }
-
     /// Sets (or, with `None`, turns off) a tenant's IP allowlist.
     pub fn put_tenant_allowlist(&self, tenant_id: &str, allowlist: Option<&[String]>) {
         if let Some(mut gate) = self.tenants.get_mut(tenant_id) {

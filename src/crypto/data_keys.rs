@@ -60,30 +60,40 @@ impl Keks {
 
 /// The tenant's DEK, created (and wrapped by the current KEK) on first use.
 pub async fn tenant_dek(pool: &PgPool, keks: &Keks, tenant_id: &str) -> Result<SecretKey, DataKeyError> {
-    let kek = &keks.current;
-    let fresh = SecretKey::generate();
-    let (nonce, wrapped) = kek.seal(&dek_aad(tenant_id, DEK_VERSION), fresh.expose())?;
-    sqlx::query(
-        "INSERT INTO tenant_data_keys (tenant_id, version, kek_id, nonce, wrapped) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id) DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(DEK_VERSION)
-    .bind(&kek.id)
-    .bind(nonce)
-    .bind(wrapped)
-    .execute(pool)
-    .await?;
-    let row: Row = sqlx::query_as("SELECT kek_id, nonce, wrapped FROM tenant_data_keys WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_one(pool)
-        .await?;
+    let row = match load_row(pool, tenant_id).await? {
+        Some(row) => row,
+        None => {
+            // First use: create and wrap a key (a concurrent first use may win; read theirs).
+            let kek = &keks.current;
+            let fresh = SecretKey::generate();
+            let (nonce, wrapped) = kek.seal(&dek_aad(tenant_id, DEK_VERSION), fresh.expose())?;
+            sqlx::query(
+                "INSERT INTO tenant_data_keys (tenant_id, version, kek_id, nonce, wrapped) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(DEK_VERSION)
+            .bind(&kek.id)
+            .bind(nonce)
+            .bind(wrapped)
+            .execute(pool)
+            .await?;
+            load_row(pool, tenant_id).await?.ok_or(DataKeyError::Shredded)?
+        }
+    };
     let (Some(nonce), Some(wrapped)) = (row.nonce, row.wrapped) else { return Err(DataKeyError::Shredded) };
     let Some(wrapping) = keks.by_id(&row.kek_id) else {
         return Err(DataKeyError::WrongKek { found: row.kek_id, configured: keks.current.id.clone() });
     };
     let dek = wrapping.open(&dek_aad(tenant_id, DEK_VERSION), &nonce, &wrapped)?;
     Ok(SecretKey::from_bytes(&dek)?)
+}
+
+async fn load_row(pool: &PgPool, tenant_id: &str) -> Result<Option<Row>, sqlx::Error> {
+    sqlx::query_as("SELECT kek_id, nonce, wrapped FROM tenant_data_keys WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// A data key row: tenant, version, wrapping KEK id, nonce, wrapped key.

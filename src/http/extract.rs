@@ -42,7 +42,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// A path parameter; a malformed one is 404 `route_not_found`.
+/// A path parameter; one that does not deserialize is 400 `invalid_path`.
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {

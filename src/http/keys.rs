@@ -508,7 +508,7 @@ pub async fn update_key(
         _ => None,
     };
     let command = ApiKeyCommand::Update { changes, parent, at: OffsetDateTime::now_utc() };
-    run_on_key(state, principal, ctx, public_id, scope, command).await
+    run_on_loaded(state, principal, ctx, &before, scope, command).await
 }
 
 /// Runs `command` on key `public_id` when `scope` may see it; returns the key after.
@@ -521,10 +521,22 @@ pub async fn run_on_key(
     command: ApiKeyCommand,
 ) -> ApiResult<KeyView> {
     let before = load_key(&state.pool, public_id, scope).await?;
+    run_on_loaded(state, principal, ctx, &before, scope, command).await
+}
+
+/// Runs `command` on `before`, a key already loaded (and so visible) in `scope`.
+async fn run_on_loaded(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    before: &KeyView,
+    scope: Scope<'_>,
+    command: ApiKeyCommand,
+) -> ApiResult<KeyView> {
     let meta = CommandMetadata::new(principal, ctx, before.tenant_id.as_deref());
-    execute(&state.commands.api_keys, public_id, command, meta).await?;
+    execute(&state.commands.api_keys, &before.public_id, command, meta).await?;
     state.readmodels.wait_for_head().await;
-    load_key(&state.pool, public_id, scope).await
+    load_key(&state.pool, &before.public_id, scope).await
 }
 
 /// Body of a rotation (optional).
@@ -566,6 +578,6 @@ pub async fn rotate_key(
         body.grace_period_seconds.filter(|s| *s > 0).map(|s| now + time::Duration::seconds(i64::from(s)));
     let command =
         ApiKeyCommand::Rotate { new_secret_hash: state.hasher.hash_hex(&fresh.full), grace_until, at: now };
-    let key = run_on_key(state, principal, ctx, public_id, scope, command).await?;
+    let key = run_on_loaded(state, principal, ctx, &before, scope, command).await?;
     Ok(RotatedKey { api_key: fresh.full, key })
 }
