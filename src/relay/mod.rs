@@ -114,11 +114,20 @@ impl Relay {
             let last = stream.get_raw_message(last_seq).await?;
             let in_stream =
                 last.headers.get(POSITION_HEADER).and_then(|v| v.as_str().parse::<i64>().ok()).unwrap_or(0);
-            let head = tokenhub_projections::log::head_position(&self.pool).await?;
-            if in_stream > head {
+            // The stream's last message must be this log's event at that position (same event
+            // id); otherwise the stream belongs to another database and skipping ahead would
+            // silently drop this log's events.
+            let msg_id =
+                last.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_string());
+            let ours: Option<uuid::Uuid> =
+                sqlx::query_scalar("SELECT event_id FROM events WHERE position = $1")
+                    .bind(in_stream)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if ours.map(|id| id.to_string()) != msg_id {
                 return Err(format!(
-                    "stream {} already holds position {in_stream}, beyond this log's head {head}: it belongs to \
-                     another database; set NATS_EVENTS_STREAM / NATS_SUBJECT_PREFIX per database",
+                    "stream {}'s last message (position {in_stream}) is not an event of this database: the stream \
+                     belongs to another database; set NATS_EVENTS_STREAM / NATS_SUBJECT_PREFIX per database",
                     self.config.stream
                 )
                 .into());

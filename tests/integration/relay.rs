@@ -248,5 +248,13 @@ async fn a_stream_of_another_database_is_refused_not_skipped() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(*b.app.relay_position.borrow(), 0, "nothing relayed, nothing skipped");
     assert_eq!(stream.messages().await.len(), in_stream);
+    // Still refused once this log has grown past the stream's last position.
+    for i in 0..3 {
+        b.create_tenant(&format!("B{i}")).await;
+    }
+    assert!(b.head().await > in_stream as i64);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(*b.app.relay_position.borrow(), 0, "nothing relayed, nothing skipped");
+    assert_eq!(stream.messages().await.len(), in_stream);
     b.stop().await;
 }
