@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::nats::EventsStreamConfig;
+use crate::nats::{EventsStreamConfig, UsageStreamConfig};
 
 /// Settings shared by every subcommand.
 #[derive(Args, Clone)]
@@ -79,6 +79,19 @@ pub struct Config {
     /// How long a command waits for the query tables to include its events before answering.
     #[arg(long, env = "READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 2000, global = true)]
     pub read_your_writes_timeout_ms: u64,
+
+    /// JetStream stream of usage records (subjects `<prefix>.usage.<tenant>`).
+    #[arg(long, env = "NATS_USAGE_STREAM", default_value = "TOKENHUB_USAGE", global = true)]
+    pub nats_usage_stream: String,
+
+    /// Durable consumer of the usage stream that builds the rollups (shared by all instances).
+    #[arg(long, env = "USAGE_CONSUMER", default_value = "tokenhub-usage-rollups", global = true)]
+    pub usage_consumer: String,
+
+    /// Control-API requests per minute per tenant, unless the tenant configuration's
+    /// `rateLimit` says otherwise (0 = unlimited).
+    #[arg(long, env = "DEFAULT_RATE_LIMIT", default_value_t = 1000, global = true)]
+    pub default_rate_limit: u32,
 }
 
 impl Config {
@@ -87,6 +100,15 @@ impl Config {
         EventsStreamConfig {
             stream: self.nats_events_stream.clone(),
             subject_prefix: self.nats_subject_prefix.clone(),
+        }
+    }
+
+    /// The NATS usage stream settings.
+    pub fn usage_stream(&self) -> UsageStreamConfig {
+        UsageStreamConfig {
+            stream: self.nats_usage_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+            consumer: self.usage_consumer.clone(),
         }
     }
 
@@ -104,6 +126,15 @@ impl Config {
         }
         if !token_ok(&self.nats_events_stream) {
             return Err("NATS_EVENTS_STREAM must be letters, digits, '_' or '-'".into());
+        }
+        if !token_ok(&self.nats_usage_stream) || self.nats_usage_stream == self.nats_events_stream {
+            return Err(
+                "NATS_USAGE_STREAM must be letters, digits, '_' or '-', and differ from NATS_EVENTS_STREAM"
+                    .into(),
+            );
+        }
+        if !token_ok(&self.usage_consumer) {
+            return Err("USAGE_CONSUMER must be letters, digits, '_' or '-'".into());
         }
         crate::http::client_ip::parse_trusted(&self.trusted_proxies)?;
         if self.key_pepper.as_ref().is_some_and(|p| p.len() < 32) {

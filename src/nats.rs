@@ -64,3 +64,45 @@ pub async fn ensure_events_stream(
         .await?;
     Ok(stream)
 }
+
+/// Where usage records go on NATS.
+#[derive(Debug, Clone)]
+pub struct UsageStreamConfig {
+    /// Stream name, e.g. `TOKENHUB_USAGE`.
+    pub stream: String,
+    /// Subject prefix, shared with the events stream; records go to `<prefix>.usage.<tenant>`.
+    pub subject_prefix: String,
+    /// Durable consumer that builds the rollups.
+    pub consumer: String,
+}
+
+impl UsageStreamConfig {
+    /// The subject filter of the stream.
+    pub fn subjects(&self) -> String {
+        format!("{}.usage.>", self.subject_prefix)
+    }
+
+    /// The subject of a tenant's records.
+    pub fn subject(&self, tenant_id: &str) -> String {
+        format!("{}.usage.{}", self.subject_prefix, tenant_id)
+    }
+}
+
+/// Creates the usage stream when missing and returns it.
+pub async fn ensure_usage_stream(
+    js: &jetstream::Context,
+    config: &UsageStreamConfig,
+) -> Result<stream::Stream, async_nats::Error> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![config.subjects()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: DUPLICATE_WINDOW,
+            description: Some("TokenHub usage records (CloudEvents 1.0, structured JSON)".into()),
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}

@@ -31,4 +31,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// NATS, for readiness.
     pub nats: async_nats::Client,
+    /// Publishes usage records to the usage stream.
+    pub usage: crate::usage::ingest::UsageIngest,
+    /// The per-tenant control-API rate limit.
+    pub rate_limiter: Arc<crate::usage::rate_limit::TenantRateLimiter>,
 }

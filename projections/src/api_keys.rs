@@ -105,7 +105,8 @@ pub fn change_for(
         KeyLookupEvent::Tenant(
             TenantEvent::Updated { .. }
             | TenantEvent::RbacConfigured { .. }
-            | TenantEvent::ConfigSaved { .. },
+            | TenantEvent::ConfigSaved { .. }
+            | TenantEvent::ResourceLimitsSet { .. },
         ) => None,
         KeyLookupEvent::Key(ApiKeyEvent::Issued {
             public_id,

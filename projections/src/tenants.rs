@@ -178,6 +178,17 @@ impl Projection for TenantsProjection {
                 .execute(conn)
                 .await?;
             }
+            TenantEvent::ResourceLimitsSet { limits, set_at } => {
+                sqlx::query(
+                    "UPDATE tenants SET resource_limits = $2, updated_at = $3, version = $4 WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(json(&limits))
+                .bind(set_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 sqlx::query(
                     "UPDATE tenants SET ip_allowlist_enabled = $2, ip_allowlist = $3, updated_at = $4, version = $5 \

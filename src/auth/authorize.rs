@@ -5,11 +5,11 @@
 //! | principal | may |
 //! |---|---|
 //! | super admin (master key) | everything; `/tenant/...` with `X-Tenant-ID` |
-//! | platform `gateway` | verify keys; RBAC checks and secret reveals for a tenant named in `X-Tenant-ID` |
+//! | platform `gateway` | verify keys, report usage; RBAC checks, secret reveals and resource tracking for a tenant named in `X-Tenant-ID` |
 //! | platform `auditor` | read, export and verify the audit log |
-//! | platform `finance_admin` | (usage routes arrive with their issue) |
+//! | platform `finance_admin` | read usage: every tenant's (`/admin/usage`), one tenant's with `X-Tenant-ID` |
 //! | tenant `tenant_admin` | everything in its tenant |
-//! | tenant `tenant_finance` | read its tenant |
+//! | tenant `tenant_finance` | read its tenant, its usage and its resource limits |
 //! | tenant `data` under a sub-account, with `keys:manage` | the keys of its own sub-account |
 //! | tenant `data` otherwise | nothing on the control API |
 
@@ -85,6 +85,10 @@ actions! {
         VerifyKeys,
         /// Read, export and verify the audit log of all tenants.
         ReadAudit,
+        /// Report usage records (gateways).
+        ReportUsage,
+        /// Read every tenant's usage (finance admins).
+        ReadAllUsage,
     }
     tenant {
         /// Read one's own tenant.
@@ -118,6 +122,15 @@ actions! {
         ReadTenantConfig,
         /// Save or roll back one's tenant's configuration.
         ManageTenantConfig,
+        /// Read one's tenant's usage (tenant admins and finance, finance admins for any tenant).
+        ReadUsage,
+        /// Read one's tenant's resource limits and their use.
+        ReadResourceLimits,
+        /// Set one's tenant's resource limits.
+        ManageResourceLimits,
+        /// Check and track end-users' resource use (tenant admins, and gateways acting for a
+        /// tenant named in `X-Tenant-ID`).
+        TrackResources,
     }
 }
 
@@ -128,13 +141,22 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
         Principal::PlatformKey { role, .. } => {
             matches!(
                 (role, action),
-                (KeyRole::Gateway, Action::VerifyKeys | Action::CheckRbac | Action::RevealSecrets)
-                    | (KeyRole::Auditor, Action::ReadAudit)
+                (
+                    KeyRole::Gateway,
+                    Action::VerifyKeys
+                        | Action::CheckRbac
+                        | Action::RevealSecrets
+                        | Action::ReportUsage
+                        | Action::TrackResources
+                ) | (KeyRole::Auditor, Action::ReadAudit)
+                    | (KeyRole::FinanceAdmin, Action::ReadAllUsage | Action::ReadUsage)
             )
         }
         Principal::TenantKey { role, sub_account_id, permissions, .. } => match role {
             KeyRole::TenantAdmin => action.tenant_scoped(),
-            KeyRole::TenantFinance => action == Action::ReadTenant,
+            KeyRole::TenantFinance => {
+                matches!(action, Action::ReadTenant | Action::ReadUsage | Action::ReadResourceLimits)
+            }
             // A sub-account key with `keys:manage` manages keys of its own sub-account.
             KeyRole::Data => {
                 sub_account_id.is_some()
@@ -205,6 +227,11 @@ impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
         authorize(&principal, R::ACTION)?;
         let tenant_id =
             if R::ACTION.tenant_scoped() { Some(acted_on_tenant(&principal, parts, state)?) } else { None };
+        // The tenant's own keys are rate limited on its routes; platform principals are not.
+        if let (Principal::TenantKey { .. }, Some(tenant)) = (&principal, &tenant_id) {
+            let slot = parts.extensions.get::<crate::http::rate_limit::RateSlot>();
+            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant)?;
+        }
         Ok(Self { principal, tenant_id, _action: PhantomData })
     }
 }
@@ -234,12 +261,18 @@ mod tests {
             assert!(authorize(&Principal::SuperAdmin, action).is_ok());
             assert_eq!(
                 authorize(&key(KeyRole::Gateway), action).is_ok(),
-                matches!(action, VerifyKeys | CheckRbac | RevealSecrets)
+                matches!(action, VerifyKeys | CheckRbac | RevealSecrets | ReportUsage | TrackResources)
             );
-            assert!(authorize(&key(KeyRole::FinanceAdmin), action).is_err());
+            assert_eq!(
+                authorize(&key(KeyRole::FinanceAdmin), action).is_ok(),
+                matches!(action, ReadAllUsage | ReadUsage)
+            );
             assert_eq!(authorize(&key(KeyRole::Auditor), action).is_ok(), action == ReadAudit);
             assert_eq!(authorize(&key(KeyRole::TenantAdmin), action).is_ok(), action.tenant_scoped());
-            assert_eq!(authorize(&key(KeyRole::TenantFinance), action).is_ok(), action == ReadTenant);
+            assert_eq!(
+                authorize(&key(KeyRole::TenantFinance), action).is_ok(),
+                matches!(action, ReadTenant | ReadUsage | ReadResourceLimits)
+            );
             assert!(authorize(&key(KeyRole::Data), action).is_err());
             let manager = Principal::TenantKey {
                 tenant_id: "t".into(),

@@ -11,6 +11,7 @@
 //! - [`last_used`]: batched `last_used_at` writes (no event per verification).
 
 pub mod last_used;
+pub mod usage;
 pub mod verify;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -65,6 +66,8 @@ pub struct CachedKey {
     /// Key-bound tags, sorted by name.
     pub tags: Box<[(Box<str>, Box<str>)]>,
     rate_limit: Option<RateLimit>,
+    /// Usage counters (quota, per-minute rate), shared across versions of the entry.
+    pub usage: Arc<usage::KeyUsage>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     /// Unix seconds of the last successful verification (0: none since start).
@@ -90,7 +93,7 @@ fn unboxed(items: &[Box<str>]) -> Vec<String> {
 
 impl CachedKey {
     /// Prepares `record`; `tenant_id` is the shared copy of its tenant id.
-    pub fn new(record: KeyRecord, tenant_id: Option<Arc<str>>) -> Self {
+    pub fn new(record: KeyRecord, tenant_id: Option<Arc<str>>, usage: Arc<usage::KeyUsage>) -> Self {
         let previous = match (&record.previous_secret_hash, record.previous_valid_until) {
             (Some(h), Some(until)) => Some((decode_hex32(h), until)),
             _ => None,
@@ -112,6 +115,7 @@ impl CachedKey {
             permissions: boxed(s.permissions),
             tags: s.tags.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
             rate_limit: s.rate_limit,
+            usage,
             created_at: record.created_at,
             updated_at: record.updated_at,
             last_used: AtomicI64::new(0),
@@ -174,6 +178,8 @@ pub struct KeyCache {
     keys: DashMap<IdKey, Arc<CachedKey>>,
     tenants: DashMap<Arc<str>, TenantGate>,
     sub_accounts: DashMap<String, Arc<SubAccountRecord>>,
+    usage: DashMap<IdKey, Arc<usage::KeyUsage>>,
+    sub_usage: DashMap<String, Arc<AtomicI64>>,
     position: watch::Sender<i64>,
 }
 
@@ -183,6 +189,8 @@ impl Default for KeyCache {
             keys: DashMap::new(),
             tenants: DashMap::new(),
             sub_accounts: DashMap::new(),
+            usage: DashMap::new(),
+            sub_usage: DashMap::new(),
             position: watch::channel(0).0,
         }
     }
@@ -238,7 +246,8 @@ impl KeyCache {
             return;
         };
         let tenant = record.tenant_id.as_deref().map(|t| self.shared_tenant_id(t));
-        let fresh = CachedKey::new(record, tenant);
+        let usage = Arc::clone(self.usage.entry(id).or_default().value());
+        let fresh = CachedKey::new(record, tenant, usage);
         if let Some(old) = self.keys.get(&id) {
             fresh.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
             fresh.flushed.store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! The verification decision: pure, in memory, no IO.
 //!
 //! Order of checks: format → public id → secret (current, or the previous one inside its
-//! rotation grace period) → key status → tenant status → expiry → client IP → model.
+//! rotation grace period) → key status → tenant status → expiry → client IP → model →
+//! quota (key, then sub-account) → per-minute rate (requests, then tokens).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,10 @@ pub enum VerifyCode {
     SubAccountDisabled,
     /// The key's sub-account is deleted.
     SubAccountDeleted,
+    /// The key's or its sub-account's LLM-token quota is spent.
+    QuotaExceeded,
+    /// The key's requests or tokens per minute are used up until the minute ends.
+    RateLimited,
 }
 
 impl VerifyCode {
@@ -63,6 +68,8 @@ impl VerifyCode {
             VerifyCode::TenantDeleted => "TENANT_DELETED",
             VerifyCode::SubAccountDisabled => "SUB_ACCOUNT_DISABLED",
             VerifyCode::SubAccountDeleted => "SUB_ACCOUNT_DELETED",
+            VerifyCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            VerifyCode::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -87,6 +94,42 @@ pub struct Verdict {
     pub key: Option<Arc<CachedKey>>,
     /// The key's sub-account, when it has one.
     pub sub_account: Option<Arc<SubAccountRecord>>,
+    /// The tighter of the key's and its sub-account's quotas, when either has one.
+    pub quota: Option<QuotaStatus>,
+    /// Unix second at which a `RATE_LIMITED` key may be used again.
+    pub rate_limit_reset: Option<i64>,
+}
+
+/// Where a quota stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaStatus {
+    /// Whose quota: the key's or its sub-account's.
+    pub scope: QuotaScope,
+    /// LLM tokens allowed.
+    pub limit: i64,
+    /// LLM tokens used.
+    pub used: i64,
+    /// `limit - used`, never below 0.
+    pub remaining: i64,
+}
+
+/// Whose quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    /// The key's own.
+    Key,
+    /// Its sub-account's.
+    SubAccount,
+}
+
+impl QuotaScope {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaScope::Key => "key",
+            QuotaScope::SubAccount => "sub_account",
+        }
+    }
 }
 
 impl Verdict {
@@ -106,7 +149,8 @@ impl Verdict {
 impl KeyCache {
     /// Verifies `input` at `now`. On `VALID`, stamps the key's `last_used`.
     pub fn verify(&self, hasher: &KeyHasher, input: VerifyInput<'_>, now: OffsetDateTime) -> Verdict {
-        let verdict = |code, key| Verdict { code, key, sub_account: None };
+        let verdict =
+            |code, key| Verdict { code, key, sub_account: None, quota: None, rate_limit_reset: None };
         let Ok(public_id) = key_format::parse(input.key) else { return verdict(VerifyCode::Malformed, None) };
         let Some(key) = self.get(public_id) else { return verdict(VerifyCode::NotFound, None) };
         let presented = hasher.hash_bytes(input.key);
@@ -117,15 +161,55 @@ impl KeyCache {
             return verdict(VerifyCode::NotFound, None);
         }
         let sub_account = key.sub_account_id.as_deref().and_then(|id| self.sub_account(id));
-        let code = match key.status {
+        let mut code = match key.status {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
             KeyStatus::Active => self.check_active(&key, sub_account.as_deref(), input, now),
         };
+        let quota = self.quota_of(&key, sub_account.as_deref());
+        let mut rate_limit_reset = None;
+        if code == VerifyCode::Valid && quota.is_some_and(|q| q.remaining == 0) {
+            code = VerifyCode::QuotaExceeded;
+        }
+        if code == VerifyCode::Valid && !Self::within_rate(&key, now) {
+            code = VerifyCode::RateLimited;
+            rate_limit_reset = Some(super::usage::minute_reset(now));
+        }
         if code == VerifyCode::Valid {
             key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
         }
-        Verdict { code, key: Some(key), sub_account }
+        Verdict { code, key: Some(key), sub_account, quota, rate_limit_reset }
+    }
+
+    /// The tighter (least remaining) of the key's and its sub-account's quotas.
+    fn quota_of(&self, key: &CachedKey, sub_account: Option<&SubAccountRecord>) -> Option<QuotaStatus> {
+        let status = |scope, limit: i64, used: i64| QuotaStatus {
+            scope,
+            limit,
+            used,
+            remaining: (limit - used).max(0),
+        };
+        let own = key
+            .quota_limit
+            .map(|limit| status(QuotaScope::Key, limit, key.usage.tokens_used.load(Ordering::Acquire)));
+        let parent = sub_account.and_then(|sub| {
+            let limit = sub.quota_limit?;
+            let used = self.sub_account_usage(&sub.sub_account_id).load(Ordering::Acquire);
+            Some(status(QuotaScope::SubAccount, limit, used))
+        });
+        match (own, parent) {
+            (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counts the request against the key's per-minute limits; false when over either.
+    fn within_rate(key: &CachedKey, now: OffsetDateTime) -> bool {
+        let Some(rate) = key.rate_limit else { return true };
+        if rate.tokens_per_minute.is_some_and(|tpm| key.usage.minute_tokens(now) >= tpm) {
+            return false;
+        }
+        rate.requests_per_minute.is_none_or(|rpm| key.usage.take_request(now, rpm))
     }
 
     fn check_active(

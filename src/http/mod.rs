@@ -14,6 +14,7 @@ pub mod keys;
 pub mod openapi;
 pub mod paging;
 pub mod platform_keys;
+pub mod rate_limit;
 pub mod rbac;
 pub mod request_id;
 pub mod secrets;
@@ -138,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(route_not_found)
         .layer(middleware::from_fn(method_not_allowed))
+        .layer(middleware::from_fn(rate_limit::rate_limit_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id::assign_request_id))

@@ -42,7 +42,7 @@ pub struct VerifyResponse {
     pub valid: bool,
     /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `REVOKED`, `EXPIRED`, `IP_NOT_ALLOWED`,
     /// `MODEL_NOT_ALLOWED`, `TENANT_SUSPENDED`, `TENANT_DELETED`, `SUB_ACCOUNT_DISABLED`,
-    /// `SUB_ACCOUNT_DELETED`.
+    /// `SUB_ACCOUNT_DELETED`, `QUOTA_EXCEEDED`, `RATE_LIMITED`.
     #[schema(example = "VALID")]
     pub code: &'static str,
     /// Public id of the key.
@@ -74,6 +74,26 @@ pub struct VerifyResponse {
     /// Client tags merged with the key-bound tags: a key-bound tag wins over a client tag of the
     /// same name and also appears as `tokenhub.<name>`, which clients can never set.
     pub tags: BTreeMap<String, String>,
+    /// The tighter of the key's and its sub-account's LLM-token quotas, when either has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaView>,
+    /// With `RATE_LIMITED`: when the key may be used again (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub rate_limit_reset: Option<String>,
+}
+
+/// Where a quota stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaView {
+    /// `key` or `sub_account`.
+    pub scope: &'static str,
+    /// LLM tokens allowed.
+    pub limit: i64,
+    /// LLM tokens used.
+    pub used: i64,
+    /// Left, never below 0.
+    pub remaining: i64,
 }
 
 /// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
@@ -134,6 +154,8 @@ pub async fn verify_key(
             allowed_models: Vec::new(),
             expires_at: None,
             tags: BTreeMap::new(),
+            quota: None,
+            rate_limit_reset: None,
         },
         Some(key) => VerifyResponse {
             valid: verdict.code == VerifyCode::Valid,
@@ -148,6 +170,15 @@ pub async fn verify_key(
             allowed_models: key.allowed_models.iter().map(|m| m.to_string()).collect(),
             expires_at: key.expires_at,
             tags: merge_tags(body.tags, &key.tags),
+            quota: verdict.quota.map(|q| QuotaView {
+                scope: q.scope.as_str(),
+                limit: q.limit,
+                used: q.used,
+                remaining: q.remaining,
+            }),
+            rate_limit_reset: verdict
+                .rate_limit_reset
+                .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok().map(crate::time_fmt::rfc3339)),
         },
     };
     Ok(axum::Json(answer))

@@ -186,6 +186,11 @@ impl Tenant {
                 })?;
                 Ok(TenantEvent::ConfigSaved { version: self.config_version + 1, config, saved_at: at })
             }
+            TenantCommand::SetResourceLimits { limits, at } => {
+                self.require_live()?;
+                super::resource_limits::validate(&limits).map_err(TenantError::InvalidResourceLimits)?;
+                Ok(TenantEvent::ResourceLimitsSet { limits, set_at: at })
+            }
             TenantCommand::Delete { at } => {
                 self.require_live()?;
                 Ok(TenantEvent::Deleted { deleted_at: at })
@@ -215,6 +220,9 @@ impl Tenant {
             TenantEvent::ConfigSaved { version, saved_at, .. } => {
                 self.config_version = version;
                 self.updated_at = Some(saved_at);
+            }
+            TenantEvent::ResourceLimitsSet { set_at, .. } => {
+                self.updated_at = Some(set_at);
             }
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 self.ip_allowlist_enabled = enabled;

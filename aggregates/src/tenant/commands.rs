@@ -74,6 +74,13 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Replace the tenant's resource limits.
+    SetResourceLimits {
+        /// The whole set.
+        limits: Vec<super::resource_limits::ResourceLimit>,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Terminal: the tenant and its keys stop working for good.
     Delete {
         /// When.

@@ -41,6 +41,9 @@ pub enum TenantError {
     /// The configuration breaks the schema; the message names each field's JSON path.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A resource limit set that breaks the rules; the message names the entry.
+    #[error("invalid resource limits: {0}")]
+    InvalidResourceLimits(String),
     /// An update that changes nothing.
     #[error("the update sets no field")]
     EmptyUpdate,
@@ -61,6 +64,7 @@ impl DomainError for TenantError {
             TenantError::InvalidCidr(_) => "invalid_cidr",
             TenantError::EmptyAllowlist => "empty_allowlist",
             TenantError::InvalidConfig(_) => "invalid_config",
+            TenantError::InvalidResourceLimits(_) => "invalid_resource_limits",
             TenantError::EmptyUpdate => "empty_update",
         }
     }
@@ -79,6 +83,7 @@ impl DomainError for TenantError {
             | TenantError::InvalidCidr(_)
             | TenantError::EmptyAllowlist
             | TenantError::InvalidConfig(_)
+            | TenantError::InvalidResourceLimits(_)
             | TenantError::EmptyUpdate => ErrorKind::InvalidInput,
         }
     }

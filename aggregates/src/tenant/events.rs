@@ -94,6 +94,15 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         saved_at: OffsetDateTime,
     },
+    /// `tenant.resource_limits_set`: the whole set of resource limits after the change.
+    #[serde(rename = "tenant.resource_limits_set")]
+    ResourceLimitsSet {
+        /// The limits.
+        limits: Vec<super::resource_limits::ResourceLimit>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        set_at: OffsetDateTime,
+    },
     /// `tenant.deleted`
     #[serde(rename = "tenant.deleted")]
     Deleted {
@@ -113,6 +122,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::RbacConfigured { .. } => "tenant.rbac_configured",
             TenantEvent::IpAllowlistSet { .. } => "tenant.ip_allowlist_set",
             TenantEvent::ConfigSaved { .. } => "tenant.config_saved",
+            TenantEvent::ResourceLimitsSet { .. } => "tenant.resource_limits_set",
             TenantEvent::Deleted { .. } => "tenant.deleted",
         }
         .to_string()

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod resource_limits;
 #[cfg(test)]
 mod tests;
 
@@ -18,3 +19,4 @@ pub use commands::TenantCommand;
 pub use error::TenantError;
 pub use events::TenantEvent;
 pub use limits::{Plan, TenantLimits};
+pub use resource_limits::{GateAction, LimitPeriod, ResourceLimit, Tiers};

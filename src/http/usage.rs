@@ -1,0 +1,307 @@
+//! Usage over HTTP: `POST /v1/usage` (gateways report records), `/usage/summary` and
+//! `/usage/history` (a tenant's month and its days), `/admin/usage` (finance admins, every
+//! tenant).
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::requires::{ReadAllUsage, ReadUsage, ReportUsage};
+use crate::auth::Authorized;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Query};
+use crate::state::AppState;
+use crate::usage::ingest::{IngestError, Outcome};
+use crate::usage::query::{self, Period, Totals, UsageFilter};
+use crate::usage::record::{prepare, UsageRecordInput, MAX_BATCH};
+
+/// A batch of usage records.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageBatch {
+    /// 1 to 1000 records.
+    pub records: Vec<UsageRecordInput>,
+}
+
+/// What happened to one record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordResult {
+    /// Its idempotency id.
+    pub id: String,
+    /// `accepted` (new, durable in the usage stream) or `duplicate` (seen before, counted once).
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+}
+
+/// The answer to a batch: every record is durable in the usage stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBatchResult {
+    /// New records.
+    pub accepted: usize,
+    /// Records seen before.
+    pub duplicates: usize,
+    /// Per record, in order.
+    pub records: Vec<RecordResult>,
+}
+
+/// Report usage records (gateways). The whole batch is validated first (nothing is published
+/// when a record is refused); the answer comes after JetStream acknowledged every record.
+/// Retrying a batch is safe: records are de-duplicated by tenant and `id`.
+#[utoipa::path(post, path = "/v1/usage", tag = "usage",
+    request_body = UsageBatch,
+    security(("bearer" = []), ("api_key" = []), ("master_key" = [])),
+    responses(
+        (status = 200, body = UsageBatchResult),
+        (status = 400, body = ErrorBody, description = "`invalid_json`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request` (an unknown field such as a prompt), `invalid_usage_record`, `unknown_key`, `full_key_not_accepted`, `tenant_mismatch`, `tenant_not_found`, `batch_too_large`, `empty_batch`"),
+        (status = 503, body = ErrorBody, description = "`usage_stream_unavailable`: retry the batch"),
+    ))]
+pub async fn report_usage(
+    State(state): State<AppState>,
+    _auth: Authorized<ReportUsage>,
+    Json(body): Json<UsageBatch>,
+) -> ApiResult<axum::Json<UsageBatchResult>> {
+    if body.records.is_empty() {
+        return Err(ApiError::invalid("empty_batch", "records must hold at least one record"));
+    }
+    if body.records.len() > MAX_BATCH {
+        return Err(ApiError::invalid("batch_too_large", format!("at most {MAX_BATCH} records per batch")));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut events = Vec::with_capacity(body.records.len());
+    for (i, record) in body.records.into_iter().enumerate() {
+        let event = prepare(i, record, &state.keys, now)
+            .map_err(|e| ApiError::invalid(e.code, format!("{}: {}", e.path, e.message)))?;
+        events.push(event);
+    }
+    let outcomes = state.usage.publish(&state.pool, &events).await.map_err(|e| match e {
+        IngestError::Stream(detail) => {
+            tracing::warn!(error = %detail, "usage stream unavailable");
+            let mut error = ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "usage_stream_unavailable",
+                "the usage stream did not acknowledge the batch; retry it (records are de-duplicated)",
+            );
+            error.retry_after = Some(1);
+            error
+        }
+        IngestError::Database(e) => ApiError::from(e),
+    })?;
+    let mut result = UsageBatchResult { accepted: 0, duplicates: 0, records: Vec::with_capacity(events.len()) };
+    for (event, outcome) in events.iter().zip(outcomes) {
+        let status = match outcome {
+            Outcome::Accepted => {
+                result.accepted += 1;
+                let d = &event.data;
+                state.keys.add_ingested(d.key_id.as_deref(), d.sub_account_id.as_deref(), d.llm_tokens, now);
+                "accepted"
+            }
+            Outcome::Duplicate => {
+                result.duplicates += 1;
+                "duplicate"
+            }
+        };
+        result.records.push(RecordResult { id: event.id.clone(), status });
+    }
+    metrics::counter!("tokenhub_usage_records_total", "status" => "accepted").increment(result.accepted as u64);
+    metrics::counter!("tokenhub_usage_records_total", "status" => "duplicate").increment(result.duplicates as u64);
+    Ok(axum::Json(result))
+}
+
+/// Which month and which usage.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// `YYYY-MM` (UTC); the current month when absent.
+    pub period: Option<String>,
+    /// Only this key (public id).
+    pub key: Option<String>,
+    /// Only this sub-account.
+    pub sub_account: Option<String>,
+    /// Only this end-user.
+    #[serde(rename = "userId", alias = "user_id")]
+    #[param(rename = "userId")]
+    pub user_id: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+}
+
+impl UsageQuery {
+    fn period(&self) -> ApiResult<Period> {
+        match &self.period {
+            None => Ok(Period::of(OffsetDateTime::now_utc().date())),
+            Some(raw) => Period::parse(raw).ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM")),
+        }
+    }
+
+    fn filter(&self) -> UsageFilter {
+        UsageFilter {
+            key: self.key.clone(),
+            sub_account: self.sub_account.clone(),
+            user: self.user_id.clone(),
+            model: self.model.clone(),
+        }
+    }
+}
+
+/// A tenant's usage in a month.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageSummary {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `YYYY-MM`.
+    #[schema(example = "2024-01")]
+    pub period: String,
+    /// API calls.
+    pub api_calls: i64,
+    /// LLM tokens (prompt plus completion).
+    pub llm_tokens: i64,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Bytes stored (sum of the reported values).
+    pub storage_bytes: i64,
+    /// Bytes transferred.
+    pub bandwidth_bytes: i64,
+    /// Records counted.
+    pub records: i64,
+}
+
+fn summary_of(tenant_id: String, period: String, t: Totals) -> UsageSummary {
+    UsageSummary {
+        tenant_id,
+        period,
+        api_calls: t.api_calls,
+        llm_tokens: t.llm_tokens(),
+        prompt_tokens: t.prompt_tokens,
+        completion_tokens: t.completion_tokens,
+        storage_bytes: t.storage_bytes,
+        bandwidth_bytes: t.bandwidth_bytes,
+        records: t.records,
+    }
+}
+
+/// The tenant's usage in a month (UTC), optionally for one key, sub-account, end-user or
+/// model. Counts records once the usage projection has consumed them (normally within a second).
+#[utoipa::path(get, path = "/usage/summary", tag = "usage",
+    params(UsageQuery),
+    security(("bearer" = []), ("api_key" = []), ("master_key" = [])),
+    responses(
+        (status = 200, body = UsageSummary),
+        (status = 400, body = ErrorBody, description = "`tenant_id_required` (super admin or finance admin without `X-Tenant-ID`)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_period`, `invalid_query`"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn usage_summary(
+    State(state): State<AppState>,
+    auth: Authorized<ReadUsage>,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult<axum::Json<UsageSummary>> {
+    let period = q.period()?;
+    let totals = query::summary(&state.pool, auth.tenant(), period, &q.filter()).await?;
+    Ok(axum::Json(summary_of(auth.tenant().to_string(), period.label(), totals)))
+}
+
+/// One day of usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    #[schema(example = "2024-01-15")]
+    pub date: String,
+    /// API calls.
+    pub api_calls: i64,
+    /// LLM tokens.
+    pub llm_tokens: i64,
+    /// Bytes transferred.
+    pub bandwidth_bytes: i64,
+    /// Bytes stored.
+    pub storage_bytes: i64,
+}
+
+/// The days of a month.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageHistory {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Days with usage, oldest first.
+    pub history: Vec<UsageDay>,
+}
+
+/// The tenant's usage per day of a month (UTC), with the same filters as the summary.
+#[utoipa::path(get, path = "/usage/history", tag = "usage",
+    params(UsageQuery),
+    security(("bearer" = []), ("api_key" = []), ("master_key" = [])),
+    responses(
+        (status = 200, body = UsageHistory),
+        (status = 400, body = ErrorBody, description = "`tenant_id_required`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_period`, `invalid_query`"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn usage_history(
+    State(state): State<AppState>,
+    auth: Authorized<ReadUsage>,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult<axum::Json<UsageHistory>> {
+    let period = q.period()?;
+    let days = query::history(&state.pool, auth.tenant(), period, &q.filter()).await?;
+    let history = days
+        .into_iter()
+        .map(|(date, t)| UsageDay {
+            date: date.to_string(),
+            api_calls: t.api_calls,
+            llm_tokens: t.llm_tokens(),
+            bandwidth_bytes: t.bandwidth_bytes,
+            storage_bytes: t.storage_bytes,
+        })
+        .collect();
+    Ok(axum::Json(UsageHistory { tenant_id: auth.tenant().to_string(), period: period.label(), history }))
+}
+
+/// Which month.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodQuery {
+    /// `YYYY-MM` (UTC); the current month when absent.
+    pub period: Option<String>,
+}
+
+/// Every tenant's usage in a month.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllTenantsUsage {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// One entry per tenant with usage, by tenant id.
+    pub tenants: Vec<UsageSummary>,
+}
+
+/// Every tenant's usage in a month (finance admins).
+#[utoipa::path(get, path = "/admin/usage", tag = "usage",
+    params(PeriodQuery),
+    security(("master_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = AllTenantsUsage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_period`, `invalid_query`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn admin_usage(
+    State(state): State<AppState>,
+    _auth: Authorized<ReadAllUsage>,
+    Query(q): Query<PeriodQuery>,
+) -> ApiResult<axum::Json<AllTenantsUsage>> {
+    let period = UsageQuery { period: q.period, ..Default::default() }.period()?;
+    let rows = query::all_tenants(&state.pool, period).await?;
+    let label = period.label();
+    let tenants = rows.into_iter().map(|(tenant, totals)| summary_of(tenant, label.clone(), totals)).collect();
+    Ok(axum::Json(AllTenantsUsage { period: label, tenants }))
+}

@@ -1,0 +1,105 @@
+//! Publishing usage records to the JetStream usage stream. A record is acknowledged to the
+//! gateway only after JetStream acknowledged it; re-posts are recognised by JetStream's
+//! de-duplication (`Nats-Msg-Id`, inside its window) and, after that, by the records the
+//! usage projection has already counted.
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use bytes::Bytes;
+use sqlx::PgPool;
+
+use super::record::UsageEvent;
+use crate::nats::UsageStreamConfig;
+
+/// Why a batch could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// JetStream did not take or acknowledge a record.
+    #[error("usage stream unavailable: {0}")]
+    Stream(String),
+    /// The database lookup of already counted records failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// New: durable in the stream.
+    Accepted,
+    /// Seen before (same tenant and id): not counted again.
+    Duplicate,
+}
+
+/// Publishes usage records.
+#[derive(Clone)]
+pub struct UsageIngest {
+    js: jetstream::Context,
+    config: UsageStreamConfig,
+}
+
+impl UsageIngest {
+    /// An ingest publishing through `client` to the stream of `config`.
+    pub fn new(client: async_nats::Client, config: UsageStreamConfig) -> Self {
+        Self { js: jetstream::new(client), config }
+    }
+
+    /// The stream settings.
+    pub fn config(&self) -> &UsageStreamConfig {
+        &self.config
+    }
+
+    /// Publishes `events` and waits for every acknowledgement; outcomes in input order.
+    pub async fn publish(&self, pool: &PgPool, events: &[UsageEvent]) -> Result<Vec<Outcome>, IngestError> {
+        let counted = already_counted(pool, events).await?;
+        let mut pending: Vec<Option<PublishAckFuture>> = Vec::with_capacity(events.len());
+        for (event, counted) in events.iter().zip(&counted) {
+            if *counted {
+                pending.push(None);
+                continue;
+            }
+            let payload = serde_json::to_vec(event).map_err(|e| IngestError::Stream(e.to_string()))?;
+            let message =
+                PublishMessage::build().message_id(event.message_id()).payload(Bytes::from(payload));
+            let ack = self
+                .js
+                .send_publish(self.config.subject(&event.data.tenant_id), message)
+                .await
+                .map_err(|e| IngestError::Stream(e.to_string()))?;
+            pending.push(Some(ack));
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for ack in pending {
+            let outcome = match ack {
+                None => Outcome::Duplicate,
+                Some(ack) => {
+                    let ack = ack.await.map_err(|e| IngestError::Stream(e.to_string()))?;
+                    if ack.duplicate {
+                        Outcome::Duplicate
+                    } else {
+                        Outcome::Accepted
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// For each event: was it counted by the projection already (a re-post after JetStream's
+/// de-duplication window)?
+async fn already_counted(pool: &PgPool, events: &[UsageEvent]) -> Result<Vec<bool>, sqlx::Error> {
+    let tenants: Vec<&str> = events.iter().map(|e| e.data.tenant_id.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let found: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.tenant_id, r.record_id FROM usage_records r \
+         JOIN unnest($1::text[], $2::text[]) AS q(tenant_id, record_id) \
+           ON r.tenant_id = q.tenant_id AND r.record_id = q.record_id",
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let found: std::collections::HashSet<(String, String)> = found.into_iter().collect();
+    Ok(events.iter().map(|e| found.contains(&(e.data.tenant_id.clone(), e.id.clone()))).collect())
+}

@@ -1,0 +1,171 @@
+//! Reading the rollups: a month's totals, its days, and every tenant's totals.
+
+use sqlx::PgPool;
+use time::{Date, Month};
+
+/// A calendar month, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// Its first day.
+    pub start: Date,
+}
+
+impl Period {
+    /// Parses `YYYY-MM`.
+    pub fn parse(raw: &str) -> Option<Period> {
+        let (year, month) = raw.split_once('-')?;
+        if year.len() != 4 || month.len() != 2 {
+            return None;
+        }
+        let year: i32 = year.parse().ok()?;
+        let month = Month::try_from(month.parse::<u8>().ok()?).ok()?;
+        Some(Period { start: Date::from_calendar_date(year, month, 1).ok()? })
+    }
+
+    /// The month of `date`.
+    pub fn of(date: Date) -> Period {
+        Period { start: date.replace_day(1).unwrap_or(date) }
+    }
+
+    /// The first day of the next month.
+    pub fn end(&self) -> Date {
+        let (year, month) = (self.start.year(), self.start.month());
+        let (year, month) =
+            if month == Month::December { (year + 1, Month::January) } else { (year, month.next()) };
+        Date::from_calendar_date(year, month, 1).unwrap_or(self.start)
+    }
+
+    /// `YYYY-MM`.
+    pub fn label(&self) -> String {
+        format!("{:04}-{:02}", self.start.year(), self.start.month() as u8)
+    }
+}
+
+/// Narrows a query to one key, sub-account, end-user or model.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    /// Key public id.
+    pub key: Option<String>,
+    /// Sub-account.
+    pub sub_account: Option<String>,
+    /// End-user.
+    pub user: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+}
+
+/// Sums over some rollups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Totals {
+    /// Records counted.
+    pub records: i64,
+    /// API calls.
+    pub api_calls: i64,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Bytes transferred.
+    pub bandwidth_bytes: i64,
+    /// Bytes stored.
+    pub storage_bytes: i64,
+}
+
+impl Totals {
+    /// Prompt plus completion tokens.
+    pub fn llm_tokens(&self) -> i64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+const SUMS: &str = "COALESCE(SUM(records), 0)::bigint AS records, COALESCE(SUM(api_calls), 0)::bigint AS api_calls, \
+    COALESCE(SUM(prompt_tokens), 0)::bigint AS prompt_tokens, COALESCE(SUM(completion_tokens), 0)::bigint AS completion_tokens, \
+    COALESCE(SUM(bandwidth_bytes), 0)::bigint AS bandwidth_bytes, COALESCE(SUM(storage_bytes), 0)::bigint AS storage_bytes";
+
+const FILTERS: &str = "($3::text IS NULL OR key_id = $3) AND ($4::text IS NULL OR sub_account_id = $4) \
+    AND ($5::text IS NULL OR user_id = $5) AND ($6::text IS NULL OR model = $6)";
+
+/// A tenant's totals for a month.
+pub async fn summary(
+    pool: &PgPool,
+    tenant: &str,
+    period: Period,
+    filter: &UsageFilter,
+) -> Result<Totals, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'month' AND bucket = $2 AND {FILTERS}"
+    ))
+    .bind(tenant)
+    .bind(period.start)
+    .bind(&filter.key)
+    .bind(&filter.sub_account)
+    .bind(&filter.user)
+    .bind(&filter.model)
+    .fetch_one(pool)
+    .await
+}
+
+/// A tenant's totals per day of a month (days without usage are absent).
+pub async fn history(
+    pool: &PgPool,
+    tenant: &str,
+    period: Period,
+    filter: &UsageFilter,
+) -> Result<Vec<(Date, Totals)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        bucket: Date,
+        #[sqlx(flatten)]
+        totals: Totals,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT bucket, {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'day' \
+         AND bucket >= $2 AND bucket < $7 AND {FILTERS} GROUP BY bucket ORDER BY bucket"
+    ))
+    .bind(tenant)
+    .bind(period.start)
+    .bind(&filter.key)
+    .bind(&filter.sub_account)
+    .bind(&filter.user)
+    .bind(&filter.model)
+    .bind(period.end())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.bucket, r.totals)).collect())
+}
+
+/// Every tenant's totals for a month, by tenant id.
+pub async fn all_tenants(pool: &PgPool, period: Period) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tenant_id: String,
+        #[sqlx(flatten)]
+        totals: Totals,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT tenant_id, {SUMS} FROM usage_rollups WHERE granularity = 'month' AND bucket = $1 \
+         GROUP BY tenant_id ORDER BY tenant_id"
+    ))
+    .bind(period.start)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.totals)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn periods() {
+        assert_eq!(Period::parse("2024-01").map(|p| p.start), Some(date!(2024 - 01 - 01)));
+        assert_eq!(Period::parse("2024-12").map(|p| p.end()), Some(date!(2025 - 01 - 01)));
+        assert_eq!(Period::parse("2024-02").map(|p| p.end()), Some(date!(2024 - 03 - 01)));
+        for bad in ["2024-13", "2024-1", "24-01", "2024-00", "2024/01", ""] {
+            assert!(Period::parse(bad).is_none(), "{bad}");
+        }
+        assert_eq!(Period::of(date!(2024 - 02 - 29)).label(), "2024-02");
+    }
+}

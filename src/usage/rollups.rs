@@ -1,0 +1,268 @@
+//! The usage projection: a durable JetStream consumer that turns usage records into rollups
+//! (per tenant, sub-account, key, end-user and model; per UTC day and month) and quota totals.
+//!
+//! Exactly once per record: each batch is one transaction that first inserts the records'
+//! `(tenant, id)` into `usage_records`; only the rows that were new are added to the rollups,
+//! and the batch is acknowledged (`AckAll` on its last message) only after the commit. A
+//! redelivered batch (crash before the ack, consumer restart or reset) finds its ids and adds
+//! nothing. Batches of several instances are serialised by an advisory lock, so the quota
+//! totals' versions commit in order (the refreshers never skip one).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy};
+use futures::StreamExt;
+use sqlx::PgPool;
+use time::{Date, OffsetDateTime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::record::UsageEvent;
+use crate::nats::{ensure_usage_stream, UsageStreamConfig};
+
+/// Most records per transaction.
+pub const BATCH: usize = 1_000;
+
+/// Advisory lock serialising rollup batches across instances.
+const ROLLUP_LOCK: i64 = 0x7573_6167_6501;
+
+/// One record as the projection needs it.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    /// Stream sequence.
+    pub seq: u64,
+    /// The record.
+    pub event: UsageEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RollupKey {
+    tenant_id: String,
+    granularity: &'static str,
+    bucket: Date,
+    sub_account_id: String,
+    key_id: String,
+    user_id: String,
+    model: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    records: i64,
+    api_calls: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    bandwidth_bytes: i64,
+    storage_bytes: i64,
+}
+
+fn month_start(date: Date) -> Date {
+    date.replace_day(1).unwrap_or(date)
+}
+
+/// Applies records in one transaction; returns how many were new (counted).
+pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
+    // Sorted for a stable lock order.
+    let mut ids: Vec<(&str, &str, i64)> =
+        batch.iter().map(|c| (c.event.data.tenant_id.as_str(), c.event.id.as_str(), c.seq as i64)).collect();
+    ids.sort();
+    ids.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let new: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO usage_records (tenant_id, record_id, stream_seq) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT DO NOTHING RETURNING tenant_id, record_id",
+    )
+    .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
+    .bind(ids.iter().map(|i| i.1).collect::<Vec<_>>())
+    .bind(ids.iter().map(|i| i.2).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut fresh: HashSet<(String, String)> = new.into_iter().collect();
+    let mut rollups: BTreeMap<RollupKey, Sums> = BTreeMap::new();
+    let mut quota: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+    let mut counted = 0;
+    for c in batch {
+        let d = &c.event.data;
+        // `remove`: a record twice in one batch counts once.
+        if !fresh.remove(&(d.tenant_id.clone(), c.event.id.clone())) {
+            continue;
+        }
+        counted += 1;
+        let day = c.event.time.to_offset(time::UtcOffset::UTC).date();
+        for (granularity, bucket) in [("day", day), ("month", month_start(day))] {
+            let key = RollupKey {
+                tenant_id: d.tenant_id.clone(),
+                granularity,
+                bucket,
+                sub_account_id: d.sub_account_id.clone().unwrap_or_default(),
+                key_id: d.key_id.clone().unwrap_or_default(),
+                user_id: d.user_id.clone().unwrap_or_default(),
+                model: d.model.clone().unwrap_or_default(),
+            };
+            let sums = rollups.entry(key).or_default();
+            sums.records += 1;
+            sums.api_calls += d.api_calls as i64;
+            sums.prompt_tokens += d.prompt_tokens as i64;
+            sums.completion_tokens += d.completion_tokens as i64;
+            sums.bandwidth_bytes += d.bandwidth_bytes as i64;
+            sums.storage_bytes += d.storage_bytes as i64;
+        }
+        if d.llm_tokens > 0 {
+            if let Some(key) = &d.key_id {
+                *quota.entry(("key", key.clone())).or_default() += d.llm_tokens as i64;
+            }
+            if let Some(sub) = &d.sub_account_id {
+                *quota.entry(("sub_account", sub.clone())).or_default() += d.llm_tokens as i64;
+            }
+        }
+    }
+    if !rollups.is_empty() {
+        upsert_rollups(&mut tx, &rollups).await?;
+    }
+    if !quota.is_empty() {
+        sqlx::query(
+            "INSERT INTO usage_quota_totals (scope, subject_id, llm_tokens, version) \
+             SELECT s, i, t, nextval('usage_quota_version') FROM unnest($1::text[], $2::text[], $3::bigint[]) AS q(s, i, t) \
+             ON CONFLICT (scope, subject_id) DO UPDATE \
+             SET llm_tokens = usage_quota_totals.llm_tokens + EXCLUDED.llm_tokens, version = EXCLUDED.version",
+        )
+        .bind(quota.keys().map(|k| k.0).collect::<Vec<_>>())
+        .bind(quota.keys().map(|k| k.1.as_str()).collect::<Vec<_>>())
+        .bind(quota.values().copied().collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(counted)
+}
+
+async fn upsert_rollups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rollups: &BTreeMap<RollupKey, Sums>,
+) -> Result<(), sqlx::Error> {
+    let keys: Vec<&RollupKey> = rollups.keys().collect();
+    let sums: Vec<&Sums> = rollups.values().collect();
+    sqlx::query(
+        "INSERT INTO usage_rollups (tenant_id, granularity, bucket, sub_account_id, key_id, user_id, model, \
+           records, api_calls, prompt_tokens, completion_tokens, bandwidth_bytes, storage_bytes) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::text[], \
+           $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
+         ON CONFLICT (tenant_id, granularity, bucket, sub_account_id, key_id, user_id, model) DO UPDATE SET \
+           records = usage_rollups.records + EXCLUDED.records, \
+           api_calls = usage_rollups.api_calls + EXCLUDED.api_calls, \
+           prompt_tokens = usage_rollups.prompt_tokens + EXCLUDED.prompt_tokens, \
+           completion_tokens = usage_rollups.completion_tokens + EXCLUDED.completion_tokens, \
+           bandwidth_bytes = usage_rollups.bandwidth_bytes + EXCLUDED.bandwidth_bytes, \
+           storage_bytes = usage_rollups.storage_bytes + EXCLUDED.storage_bytes",
+    )
+    .bind(keys.iter().map(|k| k.tenant_id.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.granularity).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.bucket).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.sub_account_id.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.key_id.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.user_id.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.model.as_str()).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.records).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.api_calls).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.prompt_tokens).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.completion_tokens).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.bandwidth_bytes).collect::<Vec<_>>())
+    .bind(sums.iter().map(|s| s.storage_bytes).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The durable consumer's settings.
+pub fn consumer_config(config: &UsageStreamConfig) -> pull::Config {
+    pull::Config {
+        durable_name: Some(config.consumer.clone()),
+        description: Some("TokenHub usage rollups".into()),
+        ack_policy: AckPolicy::All,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 20_000,
+        ..Default::default()
+    }
+}
+
+/// Runs the projection until shutdown, reconnecting after errors. `applied` carries the last
+/// stream sequence committed.
+pub async fn run(
+    pool: PgPool,
+    client: async_nats::Client,
+    config: UsageStreamConfig,
+    applied: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
+    let js = jetstream::new(client);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = consume(&pool, &js, &config, &applied, &shutdown) => r,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "usage projection interrupted");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn consume(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    config: &UsageStreamConfig,
+    applied: &watch::Sender<u64>,
+    shutdown: &CancellationToken,
+) -> Result<(), async_nats::Error> {
+    let stream = ensure_usage_stream(js, config).await?;
+    let consumer = stream.get_or_create_consumer(&config.consumer, consumer_config(config)).await?;
+    while !shutdown.is_cancelled() {
+        let mut messages =
+            consumer.batch().max_messages(BATCH).expires(Duration::from_millis(250)).messages().await?;
+        let mut batch = Vec::new();
+        let mut last = None;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            match serde_json::from_slice::<UsageEvent>(&message.payload) {
+                Ok(event) => batch.push(Counted { seq, event }),
+                Err(e) => {
+                    metrics::counter!("tokenhub_usage_unreadable_total").increment(1);
+                    tracing::error!(seq, error = %e, "unreadable usage record skipped");
+                }
+            }
+            last = Some((seq, message));
+        }
+        let Some((seq, message)) = last else { continue };
+        let counted = apply_batch(pool, &batch).await?;
+        message.double_ack().await?;
+        metrics::counter!("tokenhub_usage_records_counted_total").increment(counted as u64);
+        applied.send_replace(seq);
+        if counted < batch.len() {
+            tracing::debug!(
+                duplicates = batch.len() - counted,
+                "re-delivered or re-posted usage records skipped"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Today's UTC date (for callers choosing a period).
+pub fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
