@@ -64,6 +64,8 @@ pub struct App {
     pub generated_master_key: Option<String>,
     /// Last usage-stream sequence the usage projection committed.
     pub usage_applied: watch::Receiver<u64>,
+    /// The usage projection's task.
+    pub usage_projection: tokio::task::JoinHandle<()>,
 }
 
 /// Installs ring as the rustls provider (once per process).
@@ -130,7 +132,7 @@ impl App {
         crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
         crate::cache::usage::spawn_quota_refresher(keys.clone(), pool.clone(), shutdown.clone()).await;
         let (applied, usage_applied) = watch::channel(0);
-        tokio::spawn(crate::usage::rollups::run(
+        let usage_projection = tokio::spawn(crate::usage::rollups::run(
             pool.clone(),
             nats.clone(),
             config.usage_stream(),
@@ -160,12 +162,21 @@ impl App {
             nats,
             rate_limiter,
         };
-        Ok(App { state, shutdown, relay_position, generated_master_key, usage_applied })
+        Ok(App { state, shutdown, relay_position, generated_master_key, usage_applied, usage_projection })
     }
 
     /// Serves HTTP on `listener` until the shutdown token is cancelled.
     pub async fn serve(&self, listener: TcpListener) -> Result<(), StartError> {
         serve_http(self.state.clone(), self.shutdown.clone(), listener).await
+    }
+
+    /// After shutdown: lets the usage projection commit and acknowledge the batch it holds
+    /// (so that it is not redelivered after `ACK_WAIT`), for at most 5 s.
+    pub async fn drain(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(5), self.usage_projection).await.is_err() {
+            tracing::warn!("the usage projection did not stop within 5 s; its batch will be redelivered");
+        }
     }
 }
 

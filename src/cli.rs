@@ -1,5 +1,5 @@
 //! The `tokenhub` command line: `serve`, `migrate`, `projections rebuild`,
-//! `master-key rotate`, `openapi`.
+//! `master-key rotate`, `kek`, `events tail`, `usage tail`, `audit`, `openapi`.
 
 use std::io::Write;
 use std::time::Instant;
@@ -55,6 +55,12 @@ pub enum Command {
         #[command(subcommand)]
         action: EventsAction,
     },
+    /// Usage records on NATS.
+    Usage {
+        /// What to do.
+        #[command(subcommand)]
+        action: UsageAction,
+    },
     /// The audit log.
     Audit {
         /// What to do.
@@ -85,6 +91,21 @@ pub enum EventsAction {
         #[arg(long)]
         last: Option<u64>,
         /// Keep waiting for new messages.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+/// `usage` actions.
+#[derive(Subcommand)]
+pub enum UsageAction {
+    /// The example billing subscriber: read the usage stream (NATS_USAGE_STREAM) through a
+    /// durable consumer and print per-tenant totals; with --follow keep printing them.
+    Tail {
+        /// The durable consumer's name (a new name starts from the stream's first record).
+        #[arg(long, default_value = "tokenhub-usage-tail")]
+        consumer: String,
+        /// Keep waiting for new records.
         #[arg(long)]
         follow: bool,
     },
@@ -163,6 +184,16 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Events { action: EventsAction::Tail { last, follow } } => {
             tail_events(&config, last, follow).await
         }
+        Command::Usage { action: UsageAction::Tail { consumer, follow } } => {
+            let nats_error = |e: &dyn std::fmt::Display| StartError::Config(format!("nats: {e}"));
+            let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
+            let js = async_nats::jetstream::new(client);
+            let mut out = std::io::stdout().lock();
+            crate::usage::tail::tail(&js, &config.nats_usage_stream, &consumer, follow, &mut out)
+                .await
+                .map_err(|e| nats_error(&e))?;
+            Ok(())
+        }
         Command::Openapi => {
             std::io::stdout().write_all(crate::http::openapi::document_json().as_bytes())?;
             Ok(())
@@ -186,7 +217,9 @@ async fn serve(config: &Config) -> Result<(), StartError> {
         tracing::info!("shutting down");
         token.cancel();
     });
-    app.serve(listener).await
+    let served = app.serve(listener).await;
+    app.drain().await;
+    served
 }
 
 async fn shutdown_signal() {

@@ -17,12 +17,14 @@ pub mod platform_keys;
 pub mod rate_limit;
 pub mod rbac;
 pub mod request_id;
+pub mod resource_limits;
 pub mod secrets;
 pub mod security;
 pub mod sub_accounts;
 pub mod tenant;
 pub mod tenant_config;
 pub mod tenants_admin;
+pub mod usage;
 pub mod verify;
 pub mod views;
 
@@ -94,6 +96,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenant_config::get_config, tenant_config::save_config))
         .routes(routes!(tenant_config::config_history))
         .routes(routes!(tenant_config::rollback_config))
+        .routes(routes!(usage::report_usage))
+        .routes(routes!(usage::usage_summary))
+        .routes(routes!(usage::usage_history))
+        .routes(routes!(usage::admin_usage))
+        .routes(routes!(resource_limits::get_resource_limits, resource_limits::put_resource_limits))
+        .routes(routes!(resource_limits::resource_usage))
+        .routes(routes!(resource_limits::check_resource))
+        .routes(routes!(resource_limits::track_resource))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

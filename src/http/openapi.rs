@@ -26,6 +26,8 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "tenant-security", description = "Tenant admins: IP allowlist"),
         (name = "tenant-config", description = "Tenant admins: gateway configuration, versioned"),
         (name = "tenant-secrets", description = "Tenant secrets, sealed under the tenant's data key"),
+        (name = "usage", description = "Usage: gateways report records; tenants and finance admins read rollups"),
+        (name = "tenant-limits", description = "Resource limits per end-user: settings, use, check and track"),
         (name = "audit", description = "The audit log: query, export, tamper evidence, history"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

@@ -90,7 +90,8 @@ pub async fn report_usage(
         }
         IngestError::Database(e) => ApiError::from(e),
     })?;
-    let mut result = UsageBatchResult { accepted: 0, duplicates: 0, records: Vec::with_capacity(events.len()) };
+    let mut result =
+        UsageBatchResult { accepted: 0, duplicates: 0, records: Vec::with_capacity(events.len()) };
     for (event, outcome) in events.iter().zip(outcomes) {
         let status = match outcome {
             Outcome::Accepted => {
@@ -106,8 +107,10 @@ pub async fn report_usage(
         };
         result.records.push(RecordResult { id: event.id.clone(), status });
     }
-    metrics::counter!("tokenhub_usage_records_total", "status" => "accepted").increment(result.accepted as u64);
-    metrics::counter!("tokenhub_usage_records_total", "status" => "duplicate").increment(result.duplicates as u64);
+    metrics::counter!("tokenhub_usage_records_total", "status" => "accepted")
+        .increment(result.accepted as u64);
+    metrics::counter!("tokenhub_usage_records_total", "status" => "duplicate")
+        .increment(result.duplicates as u64);
     Ok(axum::Json(result))
 }
 
@@ -133,7 +136,8 @@ impl UsageQuery {
     fn period(&self) -> ApiResult<Period> {
         match &self.period {
             None => Ok(Period::of(OffsetDateTime::now_utc().date())),
-            Some(raw) => Period::parse(raw).ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM")),
+            Some(raw) => Period::parse(raw)
+                .ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM")),
         }
     }
 
@@ -302,6 +306,7 @@ pub async fn admin_usage(
     let period = UsageQuery { period: q.period, ..Default::default() }.period()?;
     let rows = query::all_tenants(&state.pool, period).await?;
     let label = period.label();
-    let tenants = rows.into_iter().map(|(tenant, totals)| summary_of(tenant, label.clone(), totals)).collect();
+    let tenants =
+        rows.into_iter().map(|(tenant, totals)| summary_of(tenant, label.clone(), totals)).collect();
     Ok(axum::Json(AllTenantsUsage { period: label, tenants }))
 }

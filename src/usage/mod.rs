@@ -9,3 +9,4 @@ pub mod rate_limit;
 pub mod record;
 pub mod resource_limits;
 pub mod rollups;
+pub mod tail;

@@ -1,5 +1,6 @@
 //! The per-tenant rate limit of the control API: `DEFAULT_RATE_LIMIT` requests per minute, or
-//! the tenant configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`;
+//! the super admin's `requests_per_minute` override of the tenant, or (first) the tenant
+//! configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`;
 //! `enabled: false` lifts the limit). Fixed windows aligned on the Unix epoch, counted in
 //! memory by each instance: with N instances behind a balancer a tenant gets up to N times
 //! its limit (see README).
@@ -87,16 +88,27 @@ impl TenantRateLimiter {
         self.overrides.insert(tenant.to_string(), rate);
     }
 
-    /// Re-reads every tenant's `rateLimit` configuration.
+    /// Re-reads every tenant's limit: the configuration's `rateLimit` when set, else the
+    /// super admin's `requests_per_minute` override, else the default.
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let rows: Vec<(String, serde_json::Value)> =
-            sqlx::query_as("SELECT tenant_id, config -> 'rateLimit' FROM tenants WHERE config ? 'rateLimit'")
-                .fetch_all(pool)
-                .await?;
-        let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+        let rows: Vec<(String, Option<serde_json::Value>, Option<i64>)> = sqlx::query_as(
+            "SELECT tenant_id, config -> 'rateLimit', (limit_overrides ->> 'requests_per_minute')::bigint \
+             FROM tenants WHERE config ? 'rateLimit' OR limit_overrides ? 'requests_per_minute'",
+        )
+        .fetch_all(pool)
+        .await?;
+        let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
         self.overrides.retain(|t, _| seen.contains(t.as_str()));
-        for (tenant, config) in &rows {
-            self.set_override(tenant, parse_config(config, self.default));
+        for (tenant, config, per_minute) in &rows {
+            let base = match per_minute {
+                Some(max) => Rate { max: (*max).clamp(0, i64::from(u32::MAX)) as u32, window: 60 },
+                None => self.default,
+            };
+            let rate = match config {
+                Some(config) => parse_config(config, base),
+                None => Some(base),
+            };
+            self.set_override(tenant, rate);
         }
         Ok(())
     }
@@ -137,7 +149,7 @@ mod tests {
     #[test]
     fn fixed_window_counts_and_resets() {
         let limiter = TenantRateLimiter::new(2);
-        let t0 = 1_800_000_000 - 1_800_000_000 % 60;
+        let t0 = 1_800_000_000; // a multiple of 60
         let a = limiter.hit("t", t0 + 10);
         assert_eq!(a, Some(RateInfo { limit: 2, remaining: 1, reset_in: 50, allowed: true }));
         assert!(limiter.hit("t", t0 + 11).is_some_and(|i| i.allowed && i.remaining == 0));

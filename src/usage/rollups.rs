@@ -24,6 +24,10 @@ use crate::nats::{ensure_usage_stream, UsageStreamConfig};
 /// Most records per transaction.
 pub const BATCH: usize = 1_000;
 
+/// How long JetStream waits for a batch's acknowledgement before redelivering it (after a
+/// crash, the records an instance had fetched are counted by another one this much later).
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
+
 /// Advisory lock serialising rollup batches across instances.
 const ROLLUP_LOCK: i64 = 0x7573_6167_6501;
 
@@ -185,7 +189,7 @@ pub fn consumer_config(config: &UsageStreamConfig) -> pull::Config {
         durable_name: Some(config.consumer.clone()),
         description: Some("TokenHub usage rollups".into()),
         ack_policy: AckPolicy::All,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: ACK_WAIT,
         max_ack_pending: 20_000,
         ..Default::default()
     }
@@ -203,10 +207,9 @@ pub async fn run(
     let js = jetstream::new(client);
     let mut backoff = Duration::from_millis(200);
     loop {
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = consume(&pool, &js, &config, &applied, &shutdown) => r,
-        };
+        // Not cancelled mid-batch: a batch being applied is committed and acknowledged before
+        // the loop sees the shutdown (at most one fetch expiry, 250 ms, later).
+        let result = consume(&pool, &js, &config, &applied, &shutdown).await;
         match result {
             Ok(()) => return,
             Err(e) => {
@@ -229,7 +232,16 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<(), async_nats::Error> {
     let stream = ensure_usage_stream(js, config).await?;
-    let consumer = stream.get_or_create_consumer(&config.consumer, consumer_config(config)).await?;
+    let mut consumer = stream.get_or_create_consumer(&config.consumer, consumer_config(config)).await?;
+    // Whatever the consumer acknowledged before (another run, another instance) is committed.
+    let acked = consumer.info().await?.ack_floor.stream_sequence;
+    applied.send_if_modified(|seen| {
+        let newer = acked > *seen;
+        if newer {
+            *seen = acked;
+        }
+        newer
+    });
     while !shutdown.is_cancelled() {
         let mut messages =
             consumer.batch().max_messages(BATCH).expires(Duration::from_millis(250)).messages().await?;
@@ -251,7 +263,13 @@ async fn consume(
         let counted = apply_batch(pool, &batch).await?;
         message.double_ack().await?;
         metrics::counter!("tokenhub_usage_records_counted_total").increment(counted as u64);
-        applied.send_replace(seq);
+        applied.send_if_modified(|seen| {
+            let newer = seq > *seen;
+            if newer {
+                *seen = seq;
+            }
+            newer
+        });
         if counted < batch.len() {
             tracing::debug!(
                 duplicates = batch.len() - counted,

@@ -84,6 +84,15 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("post", "/tenant/config", &[Master, TenantAdmin]),
     ("get", "/tenant/config/history", &[Master, TenantAdmin]),
     ("post", "/tenant/config/rollback", &[Master, TenantAdmin]),
+    ("post", "/v1/usage", &[Master, Gateway]),
+    ("get", "/usage/summary", &[Master, FinanceAdmin, TenantAdmin, TenantFinance]),
+    ("get", "/usage/history", &[Master, FinanceAdmin, TenantAdmin, TenantFinance]),
+    ("get", "/admin/usage", &[Master, FinanceAdmin]),
+    ("get", "/tenant/limits/resources", &[Master, TenantAdmin, TenantFinance]),
+    ("put", "/tenant/limits/resources", &[Master, TenantAdmin]),
+    ("get", "/tenant/limits/resources/usage", &[Master, TenantAdmin, TenantFinance]),
+    ("post", "/tenant/limits/resources/check", &[Master, TenantAdmin, Gateway]),
+    ("post", "/tenant/limits/resources/track", &[Master, TenantAdmin, Gateway]),
 ];
 
 struct Fixture {
@@ -203,6 +212,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
     for (method, template, allowed) in MATRIX {
         let path = concrete(template, &f);
         let tenant_route = template.starts_with("/tenant/");
+        // Platform principals name the tenant they act for.
+        let names_tenant = tenant_route || template.starts_with("/usage/");
         // Ids name another tenant's resources; role names are per-tenant names, not ids.
         let names_resource = template.contains("{id}") || template.contains("{public_id}");
 
@@ -231,7 +242,7 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
                 Some(key) => req.bearer_auth(key),
                 None => req.header("X-Master-Key", MASTER),
             };
-            if tenant_route && matches!(principal, Master | Gateway) {
+            if names_tenant && matches!(principal, Master | Gateway | FinanceAdmin) {
                 req = req.header("X-Tenant-ID", &f.tenant);
             }
             let (status, body) = status_and_body(req).await;

@@ -93,6 +93,8 @@ pub struct TestStream {
     pub stream: String,
     /// Prefix.
     pub prefix: String,
+    /// The usage stream.
+    pub usage_stream: String,
     /// Server URL.
     pub url: String,
 }
@@ -106,7 +108,12 @@ impl TestStream {
     /// Fresh names on the server at `url`.
     pub fn on(url: String) -> Self {
         let id = unique();
-        Self { stream: format!("TEST_{id}"), prefix: format!("t{id}"), url }
+        Self {
+            stream: format!("TEST_{id}"),
+            prefix: format!("t{id}"),
+            usage_stream: format!("TEST_{id}_USAGE"),
+            url,
+        }
     }
 
     /// A JetStream context on the server.
@@ -117,8 +124,13 @@ impl TestStream {
 
     /// Every message of the stream, in order.
     pub async fn messages(&self) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        self.messages_of(&self.stream).await
+    }
+
+    /// Every message of the stream `name`, in order.
+    pub async fn messages_of(&self, name: &str) -> Vec<async_nats::jetstream::message::StreamMessage> {
         let js = self.js().await;
-        let mut stream = js.get_stream(&self.stream).await.unwrap_or_else(|e| panic!("stream: {e}"));
+        let mut stream = js.get_stream(name).await.unwrap_or_else(|e| panic!("stream: {e}"));
         let last = stream.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
         let mut out = Vec::new();
         for seq in 1..=last {
@@ -132,12 +144,15 @@ impl TestStream {
 
 impl Drop for TestStream {
     fn drop(&mut self) {
-        let (url, stream) = (self.url.clone(), self.stream.clone());
+        let (url, streams) = (self.url.clone(), [self.stream.clone(), self.usage_stream.clone()]);
         block_on_side(async move {
             if let Ok(Ok(client)) =
                 tokio::time::timeout(Duration::from_secs(2), async_nats::connect(&url)).await
             {
-                let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+                let js = async_nats::jetstream::new(client);
+                for stream in streams {
+                    let _ = js.delete_stream(&stream).await;
+                }
             }
         });
     }
@@ -155,6 +170,8 @@ pub fn config(db: &TestDb, stream: &TestStream, extra: &[&str]) -> Config {
         stream.stream.clone(),
         "--nats-subject-prefix".into(),
         stream.prefix.clone(),
+        "--nats-usage-stream".into(),
+        stream.usage_stream.clone(),
         "--key-pepper".into(),
         "test-pepper-test-pepper-test-pepper-0000".into(),
         "--kek".into(),
@@ -205,6 +222,7 @@ impl TestApp {
     pub async fn stop(self) {
         self.app.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.app.drain().await;
     }
 
     /// `http://addr{path}`.

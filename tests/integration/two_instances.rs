@@ -30,6 +30,7 @@ impl Server {
             .env("NATS_URL", &stream.url)
             .env("NATS_EVENTS_STREAM", &stream.stream)
             .env("NATS_SUBJECT_PREFIX", &stream.prefix)
+            .env("NATS_USAGE_STREAM", &stream.usage_stream)
             .env("MASTER_API_KEY", MASTER)
             .env("TOKENHUB_KEY_PEPPER", PEPPER)
             .env("TOKENHUB_KEK", TEST_KEK)

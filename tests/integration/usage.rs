@@ -1,0 +1,323 @@
+//! Usage ingest and rollups: CloudEvents on the usage stream with key-bound tags, idempotent
+//! re-posts, zero data retention, exactly-once rollups under redelivery and restart, the
+//! summary / history / admin queries and the example billing subscriber.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::common::*;
+
+pub fn now() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap()
+}
+
+/// A record of `key` with `prompt` + `completion` tokens.
+pub fn record(id: &str, key: &str, prompt: u64, completion: u64) -> Value {
+    json!({"id": id, "key": key, "model": "gpt-4o", "api_calls": 1, "prompt_tokens": prompt,
+           "completion_tokens": completion, "bandwidth_bytes": 100, "storage_bytes": 7, "timestamp": now()})
+}
+
+/// Posts a batch as `gateway`.
+pub async fn post_usage(app: &TestApp, gateway: &str, records: Vec<Value>) -> (u16, Value) {
+    send(app.http.post(app.url("/v1/usage")).bearer_auth(gateway).json(&json!({"records": records}))).await
+}
+
+/// Waits until the usage projection of `app` has consumed everything in the usage stream.
+pub async fn wait_counted(app: &TestApp, stream: &TestStream) {
+    let js = stream.js().await;
+    let last = match js.get_stream(&stream.usage_stream).await {
+        Ok(mut s) => s.info().await.unwrap().state.last_sequence,
+        Err(_) => 0,
+    };
+    let mut rx = app.app.usage_applied.clone();
+    let reached = tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|s| *s >= last)).await.is_ok();
+    assert!(reached, "usage projection did not reach {last} (at {})", *rx.borrow());
+}
+
+async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
+    send(app.http.get(app.url(path)).bearer_auth(key)).await
+}
+
+#[tokio::test]
+async fn records_become_cloudevents_with_the_keys_tags_and_roll_up() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Metered").await;
+    let (_, other_admin) = app.create_tenant("Other").await;
+    let tags = json!({"customer_id": "acme", "cost_center": "ml"});
+    let (key, full_key) = app.issue_key(&tenant, json!({"tags": tags})).await;
+    let (key2, _) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+
+    let mut first = record("req-1", &key, 10, 5);
+    first["tags"] = json!({"customer_id": "evil", "injected": "yes"});
+    let mut second = record("req-2", &key, 100, 50);
+    second["model"] = json!("claude");
+    second["userId"] = json!("user-7");
+    let third = record("req-3", &key2, 1, 1);
+    let (status, answer) = post_usage(&app, &gateway, vec![first, second, third]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 3);
+    assert_eq!(answer["records"][0], json!({"id": "req-1", "status": "accepted"}));
+
+    // The usage stream holds one CloudEvent per record.
+    let messages = stream.messages_of(&stream.usage_stream).await;
+    assert_eq!(messages.len(), 3);
+    for m in &messages {
+        let text = String::from_utf8(m.payload.to_vec()).unwrap();
+        assert!(!text.contains(&full_key), "the full key never reaches NATS");
+        let event: Value = serde_json::from_str(&text).unwrap();
+        // CloudEvents 1.0 required attributes: id, source, specversion, type (non-empty strings).
+        assert_eq!(event["specversion"], "1.0");
+        for attribute in ["id", "source", "type"] {
+            assert!(event[attribute].as_str().is_some_and(|s| !s.is_empty()), "{attribute}: {event}");
+        }
+        // Attribute names are lower-case letters and digits only.
+        for name in event.as_object().unwrap().keys() {
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "attribute {name}");
+        }
+        assert_eq!(event["type"], "tokenhub.usage.v1");
+        assert_eq!(event["source"], format!("/tokenhub/tenants/{tenant}/usage"));
+        assert_eq!(event["subject"], tenant.as_str());
+        assert_eq!(event["datacontenttype"], "application/json");
+        assert!(OffsetDateTime::parse(event["time"].as_str().unwrap(), &Rfc3339).is_ok());
+        let id = m.headers.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap();
+        assert_eq!(id, format!("{tenant}:{}", event["id"].as_str().unwrap()));
+        assert_eq!(m.subject.as_str(), format!("{}.usage.{tenant}", stream.prefix));
+        if event["data"]["key_id"] == key.as_str() {
+            assert_eq!(event["data"]["tags"], tags, "key-bound tags only, whatever the caller sent");
+        } else {
+            assert_eq!(event["data"]["tags"], json!({}));
+        }
+    }
+
+    wait_counted(&app, &stream).await;
+    let month = &now()[..7];
+    let (status, summary) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["tenant_id"], tenant.as_str());
+    assert_eq!(summary["period"], month);
+    assert_eq!(summary["api_calls"], 3);
+    assert_eq!(summary["llm_tokens"], 167);
+    assert_eq!(summary["bandwidth_bytes"], 300);
+    assert_eq!(summary["storage_bytes"], 21);
+
+    let (_, by_model) = get(&app, &admin, "/usage/summary?model=claude").await;
+    assert_eq!(by_model["llm_tokens"], 150);
+    let (_, by_key) = get(&app, &admin, &format!("/usage/summary?key={key2}")).await;
+    assert_eq!(by_key["llm_tokens"], 2);
+    let (_, by_user) = get(&app, &admin, "/usage/summary?userId=user-7").await;
+    assert_eq!(by_user["api_calls"], 1);
+
+    let (status, history) = get(&app, &admin, &format!("/usage/history?period={month}")).await;
+    assert_eq!(status, 200, "{history}");
+    let today = &now()[..10];
+    assert_eq!(
+        history["history"],
+        json!([{"date": today, "api_calls": 3, "llm_tokens": 167,
+        "bandwidth_bytes": 300, "storage_bytes": 21}])
+    );
+    let (_, old) = get(&app, &admin, "/usage/history?period=2024-01").await;
+    assert_eq!(old["history"], json!([]));
+    let (status, bad) = get(&app, &admin, "/usage/history?period=2024-13").await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("invalid_period")));
+
+    // Another tenant sees none of it.
+    let (_, other) = get(&app, &other_admin, "/usage/summary").await;
+    assert_eq!(other["api_calls"], 0);
+
+    // Finance admins read every tenant, and one tenant with X-Tenant-ID.
+    let finance = app.platform_key("finance_admin").await;
+    let (status, all) = get(&app, &finance, "/admin/usage").await;
+    assert_eq!(status, 200, "{all}");
+    let mine = all["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == tenant.as_str()).unwrap();
+    assert_eq!(mine["llm_tokens"], 167);
+    let (status, one) =
+        send(app.http.get(app.url("/usage/summary")).bearer_auth(&finance).header("X-Tenant-ID", &tenant))
+            .await;
+    assert_eq!((status, one["llm_tokens"].as_i64()), (200, Some(167)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reposts_count_once_and_only_metadata_is_accepted() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Idem").await;
+    let (key, full_key) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+
+    let batch: Vec<Value> = (0..3).map(|i| record(&format!("r{i}"), &key, 10, 0)).collect();
+    let (_, first) = post_usage(&app, &gateway, batch.clone()).await;
+    assert_eq!((first["accepted"].as_u64(), first["duplicates"].as_u64()), (Some(3), Some(0)));
+    let (_, again) = post_usage(&app, &gateway, batch.clone()).await;
+    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(3)));
+    // Same id twice in one batch, plus an old one: one new record.
+    let mixed = vec![record("r9", &key, 10, 0), record("r9", &key, 10, 0), batch[0].clone()];
+    let (_, mixed) = post_usage(&app, &gateway, mixed).await;
+    assert_eq!((mixed["accepted"].as_u64(), mixed["duplicates"].as_u64()), (Some(1), Some(2)));
+    wait_counted(&app, &stream).await;
+    // After the projection counted them, a re-post is still a duplicate.
+    let (_, late) = post_usage(&app, &gateway, batch.clone()).await;
+    assert_eq!(late["duplicates"], 3);
+
+    let published = stream.messages_of(&stream.usage_stream).await.len();
+    assert_eq!(published, 4);
+    // Zero data retention: content fields are refused, and nothing of the batch is published.
+    for field in ["prompt", "response", "messages"] {
+        let mut r = record("content", &key, 1, 1);
+        r[field] = json!("tell me a secret");
+        let (status, body) = post_usage(&app, &gateway, vec![record("ok-before", &key, 1, 1), r]).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid_request")),
+            "{field}: {body}"
+        );
+    }
+    let (status, body) = post_usage(&app, &gateway, vec![record("full", &full_key, 1, 1)]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("full_key_not_accepted")));
+    assert!(!body.to_string().contains(&full_key));
+    let (status, body) = post_usage(&app, &gateway, vec![record("nokey", "AAAAAAAAAAAAAAAA", 1, 1)]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("unknown_key")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("records[0].key"));
+    let (status, body) = post_usage(&app, &gateway, vec![]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("empty_batch")));
+    let big: Vec<Value> = (0..1001).map(|i| record(&format!("b{i}"), &key, 1, 1)).collect();
+    let (status, body) = post_usage(&app, &gateway, big).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("batch_too_large")));
+    let mut future = record("future", &key, 1, 1);
+    future["timestamp"] = json!("2999-01-01T00:00:00Z");
+    let (status, body) = post_usage(&app, &gateway, vec![future]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_usage_record")));
+    // By tenant and end-user, without a key.
+    let (status, body) = post_usage(
+        &app,
+        &gateway,
+        vec![json!({"id": "u1", "tenant_id": tenant, "userId": "end-user", "api_calls": 2, "timestamp": now()})],
+    )
+    .await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(stream.messages_of(&stream.usage_stream).await.len(), published + 1);
+
+    // Only gateways report.
+    let (status, _) = send(
+        app.http
+            .post(app.url("/v1/usage"))
+            .bearer_auth(&admin)
+            .json(&json!({"records": [record("x", &key, 1, 1)]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    wait_counted(&app, &stream).await;
+    let (_, summary) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!(summary["records"], 5);
+    assert_eq!(summary["api_calls"], 6);
+    assert_eq!(summary["llm_tokens"], 40);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rollups_are_exactly_once_under_redelivery_and_restart() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Once").await;
+    let (key, _) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    for batch in 0..5 {
+        let records = (0..10).map(|i| record(&format!("b{batch}-{i}"), &key, 3, 4)).collect();
+        assert_eq!(post_usage(&app, &gateway, records).await.0, 200);
+    }
+    wait_counted(&app, &stream).await;
+    let (_, before) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!((before["records"].as_i64(), before["llm_tokens"].as_i64()), (Some(50), Some(350)));
+
+    // The same records applied again (a redelivered batch) add nothing.
+    let events: Vec<tokenhub::usage::rollups::Counted> = stream
+        .messages_of(&stream.usage_stream)
+        .await
+        .into_iter()
+        .map(|m| tokenhub::usage::rollups::Counted {
+            seq: m.sequence,
+            event: serde_json::from_slice(&m.payload).unwrap(),
+        })
+        .collect();
+    assert_eq!(tokenhub::usage::rollups::apply_batch(&app.pool, &events).await.unwrap(), 0);
+
+    // Restart with the durable consumer gone: the whole stream is delivered again.
+    app.stop().await;
+    let js = stream.js().await;
+    js.get_stream(&stream.usage_stream)
+        .await
+        .unwrap()
+        .delete_consumer("tokenhub-usage-rollups")
+        .await
+        .unwrap();
+    let app = TestApp::start(&db, &stream).await;
+    wait_counted(&app, &stream).await;
+    let (_, after) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!(after, before, "redelivery after a restart counts nothing twice");
+    let (_, history) = get(&app, &admin, "/usage/history").await;
+    assert_eq!(history["history"][0]["llm_tokens"], 350);
+
+    // A plain restart continues where the consumer acknowledged.
+    let records = (0..10).map(|i| record(&format!("late-{i}"), &key, 1, 0)).collect();
+    assert_eq!(post_usage(&app, &gateway, records).await.0, 200);
+    app.stop().await;
+    let app = TestApp::start(&db, &stream).await;
+    wait_counted(&app, &stream).await;
+    let (_, last) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!((last["records"].as_i64(), last["llm_tokens"].as_i64()), (Some(60), Some(360)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_example_subscriber_prints_per_tenant_totals() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (a, _) = app.create_tenant("A").await;
+    let (b, _) = app.create_tenant("B").await;
+    let (key_a, _) = app.issue_key(&a, json!({})).await;
+    let (key_b, _) = app.issue_key(&b, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    let records = vec![record("1", &key_a, 10, 0), record("2", &key_a, 5, 0), record("1", &key_b, 1, 1)];
+    assert_eq!(post_usage(&app, &gateway, records).await.0, 200);
+
+    let js = stream.js().await;
+    let mut out = Vec::new();
+    let totals =
+        tokenhub::usage::tail::tail(&js, &stream.usage_stream, "billing", false, &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(&format!("tenant={a} records=2 api_calls=2 llm_tokens=15")), "{text}");
+    assert!(text.contains(&format!("tenant={b} records=1 api_calls=1 llm_tokens=2")), "{text}");
+    assert_eq!(totals.tenants.len(), 2);
+    // The durable consumer continues where it acknowledged: a second run sees only new records.
+    assert_eq!(post_usage(&app, &gateway, vec![record("3", &key_a, 1, 0)]).await.0, 200);
+    let mut out = Vec::new();
+    let totals =
+        tokenhub::usage::tail::tail(&js, &stream.usage_stream, "billing", false, &mut out).await.unwrap();
+    let expected: BTreeMap<String, u64> = [(a.clone(), 1)].into();
+    let got: BTreeMap<String, u64> = totals.tenants.iter().map(|(t, v)| (t.clone(), v.llm_tokens)).collect();
+    assert_eq!(got, expected);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reading_usage_needs_the_right_principal() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Readers").await;
+    let (_, finance) = app.issue_key(&tenant, json!({"role": "tenant_finance"})).await;
+    let (_, data) = app.issue_key(&tenant, json!({})).await;
+    assert_eq!(get(&app, &finance, "/usage/summary").await.0, 200);
+    assert_eq!(get(&app, &data, "/usage/summary").await.0, 403);
+    assert_eq!(get(&app, &finance, "/admin/usage").await.0, 403);
+    let (status, body) = send(app.admin(Method::GET, "/usage/summary")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("tenant_id_required")));
+    app.stop().await;
+}
