@@ -33,6 +33,7 @@ pub enum Outcome {
 /// Publishes usage records.
 #[derive(Clone)]
 pub struct UsageIngest {
+    client: async_nats::Client,
     js: jetstream::Context,
     config: UsageStreamConfig,
 }
@@ -40,7 +41,7 @@ pub struct UsageIngest {
 impl UsageIngest {
     /// An ingest publishing through `client` to the stream of `config`.
     pub fn new(client: async_nats::Client, config: UsageStreamConfig) -> Self {
-        Self { js: jetstream::new(client), config }
+        Self { js: jetstream::new(client.clone()), client, config }
     }
 
     /// The stream settings.
@@ -50,6 +51,10 @@ impl UsageIngest {
 
     /// Publishes `events` and waits for every acknowledgement; outcomes in input order.
     pub async fn publish(&self, pool: &PgPool, events: &[UsageEvent]) -> Result<Vec<Outcome>, IngestError> {
+        // Fail fast while disconnected instead of waiting for every acknowledgement to time out.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(IngestError::Stream("not connected to NATS".into()));
+        }
         let counted = already_counted(pool, events).await?;
         let mut pending: Vec<Option<PublishAckFuture>> = Vec::with_capacity(events.len());
         for (event, counted) in events.iter().zip(&counted) {

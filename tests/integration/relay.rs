@@ -97,7 +97,7 @@ async fn relay_restart_after_a_crash_before_its_checkpoint_publishes_nothing_twi
 }
 
 /// A private nats-server with JetStream on a free port, storing in a temp folder.
-struct PrivateNats {
+pub struct PrivateNats {
     child: Option<Child>,
     port: u16,
     dir: std::path::PathBuf,
@@ -114,7 +114,7 @@ fn nats_server_bin() -> String {
 }
 
 impl PrivateNats {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -126,7 +126,7 @@ impl PrivateNats {
         nats
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let child = Command::new(nats_server_bin())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.dir)
@@ -144,14 +144,14 @@ impl PrivateNats {
         panic!("private nats-server did not start");
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 }

@@ -321,3 +321,52 @@ async fn reading_usage_needs_the_right_principal() {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("tenant_id_required")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ingest_refuses_during_a_nats_outage_and_converges_after_it() {
+    let mut nats = crate::relay::PrivateNats::start();
+    let (db, stream) = (TestDb::new(), TestStream::on(nats.url()));
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Outage").await;
+    let (key, _) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    let before: Vec<Value> = (0..5).map(|i| record(&format!("a{i}"), &key, 10, 0)).collect();
+    assert_eq!(post_usage(&app, &gateway, before).await.0, 200);
+    wait_counted(&app, &stream).await;
+
+    nats.stop();
+    let during: Vec<Value> = (0..5).map(|i| record(&format!("b{i}"), &key, 10, 0)).collect();
+    let started = std::time::Instant::now();
+    let res = app
+        .http
+        .post(app.url("/v1/usage"))
+        .bearer_auth(&gateway)
+        .json(&json!({"records": during}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503, "not acknowledged, not accepted");
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "usage_stream_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(2), "the gateway is answered at once");
+
+    // The gateway retries after the outage; whatever reached the stream before is not counted twice.
+    nats.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let (status, body) = post_usage(&app, &gateway, during.clone()).await;
+        if status == 200 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "ingest did not recover: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap(), 5);
+    wait_counted(&app, &stream).await;
+    let (_, summary) = get(&app, &admin, "/usage/summary").await;
+    assert_eq!((summary["records"].as_i64(), summary["llm_tokens"].as_i64()), (Some(10), Some(100)));
+    app.stop().await;
+    drop(stream);
+    drop(nats);
+}
