@@ -34,17 +34,23 @@ CREATE TABLE usage_rollups (
 );
 CREATE INDEX usage_rollups_by_period ON usage_rollups (granularity, bucket);
 
--- Lifetime LLM tokens per key and per sub-account, for quota enforcement. `version` grows
--- with every change so instances refresh only what changed.
+-- LLM tokens per key and per sub-account for quota enforcement: for the lifetime
+-- (window_start 1970-01-01), per UTC day and per UTC month (window_start = its first day).
+-- `version` grows with every change so instances refresh only what changed.
 CREATE SEQUENCE usage_quota_version;
 CREATE TABLE usage_quota_totals (
-    scope      text   NOT NULL CHECK (scope IN ('key', 'sub_account')),
-    subject_id text   NOT NULL,
-    llm_tokens bigint NOT NULL,
-    version    bigint NOT NULL,
-    PRIMARY KEY (scope, subject_id)
+    scope        text   NOT NULL CHECK (scope IN ('key', 'sub_account')),
+    subject_id   text   NOT NULL,
+    period       text   NOT NULL CHECK (period IN ('lifetime', 'day', 'month')),
+    window_start date   NOT NULL,
+    llm_tokens   bigint NOT NULL,
+    version      bigint NOT NULL,
+    PRIMARY KEY (scope, subject_id, period, window_start)
 );
 CREATE INDEX usage_quota_totals_by_version ON usage_quota_totals (version);
+
+-- A sub-account quota's window (NULL: lifetime); keys keep theirs in their settings.
+ALTER TABLE sub_accounts ADD COLUMN quota_period text CHECK (quota_period IN ('day', 'month'));
 
 -- Resource-limit counters: one row per end-user, limit and calendar window (UTC). A new
 -- window is a new row, so counts reset on their own.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use tokenhub_aggregates::api_key::QuotaPeriod;
 use tokenhub_aggregates::sub_account::{SubAccountEvent, SubAccountStatus};
 
 use crate::{Projection, ProjectionError, StoredEvent};
@@ -22,6 +23,9 @@ pub struct SubAccountRecord {
     pub permissions: Vec<String>,
     /// Quota.
     pub quota_limit: Option<i64>,
+    /// The quota's window; `None` = lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<QuotaPeriod>,
 }
 
 /// Decodes a sub-account event.
@@ -35,16 +39,23 @@ pub fn decode(event: &StoredEvent) -> Result<Option<SubAccountEvent>, Projection
 /// The record after `event`, given the record before it.
 pub fn record_after(event: SubAccountEvent, current: Option<SubAccountRecord>) -> Option<SubAccountRecord> {
     match event {
-        SubAccountEvent::Created { sub_account_id, tenant_id, role, quota_limit, permissions, .. } => {
-            Some(SubAccountRecord {
-                sub_account_id,
-                tenant_id,
-                status: SubAccountStatus::Active,
-                role,
-                permissions,
-                quota_limit,
-            })
-        }
+        SubAccountEvent::Created {
+            sub_account_id,
+            tenant_id,
+            role,
+            quota_limit,
+            quota_period,
+            permissions,
+            ..
+        } => Some(SubAccountRecord {
+            sub_account_id,
+            tenant_id,
+            status: SubAccountStatus::Active,
+            role,
+            permissions,
+            quota_limit,
+            quota_period,
+        }),
         other => {
             let mut record = current?;
             match other {
@@ -58,6 +69,9 @@ pub fn record_after(event: SubAccountEvent, current: Option<SubAccountRecord>) -
                     }
                     if let Some(quota) = changes.quota_limit {
                         record.quota_limit = quota;
+                    }
+                    if let Some(period) = changes.quota_period {
+                        record.quota_period = period;
                     }
                 }
                 SubAccountEvent::Disabled { .. } => record.status = SubAccountStatus::Disabled,
@@ -91,12 +105,14 @@ impl Projection for SubAccountsProjection {
                 name,
                 role,
                 quota_limit,
+                quota_period,
                 permissions,
                 created_at,
             } => {
                 sqlx::query(
                     "INSERT INTO sub_accounts (sub_account_id, tenant_id, name, role, status, quota_limit, permissions, \
-                     created_at, updated_at, created_position) VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $7, $8)",
+                     created_at, updated_at, created_position, quota_period) \
+                     VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $7, $8, $9)",
                 )
                 .bind(sub_account_id)
                 .bind(tenant_id)
@@ -106,6 +122,7 @@ impl Projection for SubAccountsProjection {
                 .bind(serde_json::to_value(permissions).unwrap_or_default())
                 .bind(created_at)
                 .bind(event.position)
+                .bind(quota_period.map(QuotaPeriod::as_str))
                 .execute(conn)
                 .await?;
             }
@@ -113,7 +130,8 @@ impl Projection for SubAccountsProjection {
                 sqlx::query(
                     "UPDATE sub_accounts SET name = coalesce($2, name), role = coalesce($3, role), \
                      quota_limit = CASE WHEN $4 THEN $5 ELSE quota_limit END, \
-                     permissions = coalesce($6, permissions), updated_at = $7 WHERE sub_account_id = $1",
+                     permissions = coalesce($6, permissions), updated_at = $7, \
+                     quota_period = CASE WHEN $8 THEN $9 ELSE quota_period END WHERE sub_account_id = $1",
                 )
                 .bind(&event.aggregate_id)
                 .bind(changes.name)
@@ -122,6 +140,8 @@ impl Projection for SubAccountsProjection {
                 .bind(changes.quota_limit.flatten())
                 .bind(changes.permissions.map(|p| serde_json::to_value(p).unwrap_or_default()))
                 .bind(updated_at)
+                .bind(changes.quota_period.is_some())
+                .bind(changes.quota_period.flatten().map(QuotaPeriod::as_str))
                 .execute(conn)
                 .await?;
             }

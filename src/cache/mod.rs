@@ -21,7 +21,7 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, RateLimit};
+use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, QuotaPeriod, RateLimit};
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyRecord};
 use tokenhub_projections::log::read_after;
@@ -58,6 +58,7 @@ pub struct CachedKey {
     /// Expiry.
     pub expires_at: Option<OffsetDateTime>,
     quota_limit: Option<i64>,
+    quota_period: Option<QuotaPeriod>,
     nets: Box<[IpNet]>,
     /// Allowed models (empty = any).
     pub allowed_models: Box<[Box<str>]>,
@@ -110,6 +111,7 @@ impl CachedKey {
             previous,
             expires_at: s.expires_at,
             quota_limit: s.quota_limit,
+            quota_period: s.quota_period,
             nets: s.allowed_ips.iter().filter_map(|n| n.parse().ok()).collect(),
             allowed_models: boxed(s.allowed_models),
             permissions: boxed(s.permissions),
@@ -137,6 +139,7 @@ impl CachedKey {
             previous_valid_until: self.previous.map(|(_, until)| until),
             settings: KeySettings {
                 quota_limit: self.quota_limit,
+                quota_period: self.quota_period,
                 expires_at: self.expires_at,
                 allowed_ips: self.nets.iter().map(ToString::to_string).collect(),
                 allowed_models: unboxed(&self.allowed_models),
@@ -179,7 +182,7 @@ pub struct KeyCache {
     tenants: DashMap<Arc<str>, TenantGate>,
     sub_accounts: DashMap<String, Arc<SubAccountRecord>>,
     usage: DashMap<IdKey, Arc<usage::KeyUsage>>,
-    sub_usage: DashMap<String, Arc<AtomicI64>>,
+    sub_usage: DashMap<String, Arc<usage::TokenTotals>>,
     position: watch::Sender<i64>,
 }
 

@@ -1,16 +1,18 @@
-//! Usage counters that verification reads: lifetime LLM tokens per key and per sub-account
-//! (quotas) and the current minute's requests and tokens per key (rate limits).
+//! Usage counters that verification reads: LLM tokens per key and per sub-account (quotas:
+//! lifetime, and the current UTC day and month) and the current minute's requests and tokens
+//! per key (rate limits).
 //!
-//! Quota totals come from two sources and the larger wins (`fetch_max`): this instance adds
-//! what it ingests at once, and a refresher copies the usage projection's totals (which
-//! include every instance's records) every [`QUOTA_REFRESH`].
+//! Quota totals come from two sources and the larger wins (`max`): this instance adds what it
+//! ingests at once, and a refresher copies the usage projection's totals (which include every
+//! instance's records) every [`QUOTA_REFRESH`].
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime, UtcOffset};
+use tokenhub_aggregates::api_key::QuotaPeriod;
 use tokio_util::sync::CancellationToken;
 
 use super::KeyCache;
@@ -18,11 +20,112 @@ use super::KeyCache;
 /// How often each instance reads the usage projection's quota totals.
 pub const QUOTA_REFRESH: Duration = Duration::from_millis(250);
 
+/// The UTC day of `t`, as days since the Unix epoch.
+pub fn day_index(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(86_400)
+}
+
+/// The UTC month of `t`, as `year * 12 + month - 1`.
+pub fn month_index(t: OffsetDateTime) -> i64 {
+    let t = t.to_offset(UtcOffset::UTC);
+    i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1
+}
+
+/// When the window of `period` containing `now` ends (UTC calendar).
+pub fn window_end(period: QuotaPeriod, now: OffsetDateTime) -> OffsetDateTime {
+    let date = now.to_offset(UtcOffset::UTC).date();
+    let next = match period {
+        QuotaPeriod::Day => date.next_day(),
+        QuotaPeriod::Month => {
+            let (y, m) = (date.year(), date.month());
+            let (y, m) =
+                if m == time::Month::December { (y + 1, time::Month::January) } else { (y, m.next()) };
+            Date::from_calendar_date(y, m, 1).ok()
+        }
+    };
+    next.map(|d| d.midnight().assume_utc()).unwrap_or(now)
+}
+
+/// Tokens in one calendar window: `(window index, tokens)`; an older window's value is gone
+/// once a newer one is seen.
+#[derive(Debug, Default)]
+struct Window(Mutex<(i64, i64)>);
+
+impl Window {
+    fn update(&self, index: i64, f: impl FnOnce(&mut i64)) {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if index > w.0 {
+            *w = (index, 0);
+        }
+        if index == w.0 {
+            f(&mut w.1);
+        }
+    }
+
+    fn get(&self, index: i64) -> i64 {
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if w.0 == index {
+            w.1
+        } else {
+            0
+        }
+    }
+}
+
+/// LLM tokens of a key or a sub-account: lifetime, current UTC day, current UTC month.
+#[derive(Debug, Default)]
+pub struct TokenTotals {
+    lifetime: AtomicI64,
+    day: Window,
+    month: Window,
+}
+
+/// Which total a projection row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalWindow {
+    /// Since the start.
+    Lifetime,
+    /// The UTC day starting at the date.
+    Day(Date),
+    /// The UTC month starting at the date.
+    Month(Date),
+}
+
+impl TokenTotals {
+    /// Adds tokens of a record made at `at`.
+    pub fn add(&self, tokens: i64, at: OffsetDateTime) {
+        self.lifetime.fetch_add(tokens, Ordering::AcqRel);
+        self.day.update(day_index(at), |t| *t += tokens);
+        self.month.update(month_index(at), |t| *t += tokens);
+    }
+
+    /// Raises a total to the projection's value (never lowers it).
+    pub fn raise(&self, window: TotalWindow, total: i64) {
+        let at = |d: Date| d.midnight().assume_utc();
+        match window {
+            TotalWindow::Lifetime => {
+                self.lifetime.fetch_max(total, Ordering::AcqRel);
+            }
+            TotalWindow::Day(d) => self.day.update(day_index(at(d)), |t| *t = (*t).max(total)),
+            TotalWindow::Month(d) => self.month.update(month_index(at(d)), |t| *t = (*t).max(total)),
+        }
+    }
+
+    /// Tokens used in the quota window of `period` containing `now` (lifetime when `None`).
+    pub fn used(&self, period: Option<QuotaPeriod>, now: OffsetDateTime) -> i64 {
+        match period {
+            None => self.lifetime.load(Ordering::Acquire),
+            Some(QuotaPeriod::Day) => self.day.get(day_index(now)),
+            Some(QuotaPeriod::Month) => self.month.get(month_index(now)),
+        }
+    }
+}
+
 /// Counters of one key, shared by every version of its cached entry.
 #[derive(Debug, Default)]
 pub struct KeyUsage {
-    /// Lifetime LLM tokens.
-    pub tokens_used: AtomicI64,
+    /// LLM tokens (quota).
+    pub tokens: TokenTotals,
     /// The minute (Unix seconds / 60) the two counters below count.
     minute: AtomicI64,
     /// Verified requests in that minute.
@@ -60,11 +163,12 @@ impl KeyUsage {
         self.minute_tokens.load(Ordering::Acquire)
     }
 
-    /// Adds ingested tokens: to the lifetime total and to the current minute.
-    pub fn add_tokens(&self, tokens: u64, now: OffsetDateTime) {
+    /// Adds ingested tokens of a record made at `at`: to the quota totals, and to the minute
+    /// of `now` (when it was reported).
+    pub fn add_tokens(&self, tokens: u64, at: OffsetDateTime, now: OffsetDateTime) {
         self.roll(now.unix_timestamp().div_euclid(60));
         self.minute_tokens.fetch_add(tokens, Ordering::AcqRel);
-        self.tokens_used.fetch_add(tokens as i64, Ordering::AcqRel);
+        self.tokens.add(tokens as i64, at);
     }
 }
 
@@ -80,48 +184,55 @@ impl KeyCache {
         Some(Arc::clone(self.usage.entry(id).or_default().value()))
     }
 
-    /// Lifetime LLM tokens of a sub-account (created on first use).
-    pub fn sub_account_usage(&self, sub_account_id: &str) -> Arc<AtomicI64> {
+    /// LLM tokens of a sub-account (created on first use).
+    pub fn sub_account_usage(&self, sub_account_id: &str) -> Arc<TokenTotals> {
         if let Some(found) = self.sub_usage.get(sub_account_id) {
             return Arc::clone(found.value());
         }
         Arc::clone(self.sub_usage.entry(sub_account_id.to_string()).or_default().value())
     }
 
-    /// Counts tokens this instance just ingested for a key and its sub-account.
+    /// Counts tokens this instance just ingested for a key and its sub-account (a record made
+    /// at `at`, reported at `now`).
     pub fn add_ingested(
         &self,
         key_id: Option<&str>,
         sub_account_id: Option<&str>,
         tokens: u64,
+        at: OffsetDateTime,
         now: OffsetDateTime,
     ) {
         if let Some(usage) = key_id.and_then(|k| self.key_usage(k)) {
-            usage.add_tokens(tokens, now);
+            usage.add_tokens(tokens, at, now);
         }
         if let Some(sub) = sub_account_id {
-            self.sub_account_usage(sub).fetch_add(tokens as i64, Ordering::AcqRel);
+            self.sub_account_usage(sub).add(tokens as i64, at);
         }
     }
 
     /// Reads the quota totals changed after `version`; returns the highest version seen.
     pub async fn refresh_quota_totals(&self, pool: &PgPool, version: i64) -> Result<i64, sqlx::Error> {
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT scope, subject_id, llm_tokens, version FROM usage_quota_totals \
+        let rows: Vec<(String, String, String, Date, i64, i64)> = sqlx::query_as(
+            "SELECT scope, subject_id, period, window_start, llm_tokens, version FROM usage_quota_totals \
              WHERE version > $1 ORDER BY version LIMIT 50000",
         )
         .bind(version)
         .fetch_all(pool)
         .await?;
         let mut highest = version;
-        for (scope, subject, tokens, v) in rows {
+        for (scope, subject, period, start, tokens, v) in rows {
             highest = highest.max(v);
+            let window = match period.as_str() {
+                "day" => TotalWindow::Day(start),
+                "month" => TotalWindow::Month(start),
+                _ => TotalWindow::Lifetime,
+            };
             if scope == "key" {
                 if let Some(usage) = self.key_usage(&subject) {
-                    usage.tokens_used.fetch_max(tokens, Ordering::AcqRel);
+                    usage.tokens.raise(window, tokens);
                 }
             } else {
-                self.sub_account_usage(&subject).fetch_max(tokens, Ordering::AcqRel);
+                self.sub_account_usage(&subject).raise(window, tokens);
             }
         }
         Ok(highest)
@@ -154,4 +265,38 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn windows_follow_the_utc_calendar() {
+        let totals = TokenTotals::default();
+        let late = datetime!(2026-01-31 23:59:59 UTC);
+        totals.add(10, late);
+        assert_eq!(totals.used(None, late), 10);
+        assert_eq!(totals.used(Some(QuotaPeriod::Day), late), 10);
+        assert_eq!(totals.used(Some(QuotaPeriod::Month), late), 10);
+        let next = datetime!(2026-02-01 00:00 UTC);
+        assert_eq!(totals.used(Some(QuotaPeriod::Day), next), 0, "a new day starts empty");
+        assert_eq!(totals.used(Some(QuotaPeriod::Month), next), 0, "a new month starts empty");
+        assert_eq!(totals.used(None, next), 10);
+        totals.add(5, next);
+        totals.add(7, late); // a late record for the previous day: only lifetime keeps it here
+        assert_eq!(totals.used(Some(QuotaPeriod::Day), next), 5);
+        assert_eq!(totals.used(None, next), 22);
+        totals.raise(TotalWindow::Day(next.date()), 9);
+        totals.raise(TotalWindow::Day(next.date()), 3);
+        assert_eq!(totals.used(Some(QuotaPeriod::Day), next), 9, "raised, never lowered");
+        assert_eq!(window_end(QuotaPeriod::Day, late), next);
+        assert_eq!(
+            window_end(QuotaPeriod::Month, datetime!(2026-12-10 08:00 UTC)),
+            datetime!(2027-01-01 00:00 UTC)
+        );
+        assert_eq!(month_index(datetime!(2026-03-01 00:30 +01:00)), 2026 * 12 + 1, "UTC: still February");
+    }
 }

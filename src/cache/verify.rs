@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::KeyStatus;
+use tokenhub_aggregates::api_key::{KeyStatus, QuotaPeriod};
 use tokenhub_aggregates::sub_account::SubAccountStatus;
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::sub_accounts::SubAccountRecord;
 
+use super::usage::{window_end, TokenTotals};
 use super::{CachedKey, KeyCache};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
@@ -111,6 +112,10 @@ pub struct QuotaStatus {
     pub used: i64,
     /// `limit - used`, never below 0.
     pub remaining: i64,
+    /// The quota's window (`None`: lifetime).
+    pub period: Option<QuotaPeriod>,
+    /// When the window ends and the quota is whole again (periodic quotas).
+    pub resets_at: Option<OffsetDateTime>,
 }
 
 /// Whose quota.
@@ -166,7 +171,7 @@ impl KeyCache {
             KeyStatus::Disabled => VerifyCode::Disabled,
             KeyStatus::Active => self.check_active(&key, sub_account.as_deref(), input, now),
         };
-        let quota = self.quota_of(&key, sub_account.as_deref());
+        let quota = self.quota_of(&key, sub_account.as_deref(), now);
         let mut rate_limit_reset = None;
         if code == VerifyCode::Valid && quota.is_some_and(|q| q.remaining == 0) {
             code = VerifyCode::QuotaExceeded;
@@ -182,20 +187,29 @@ impl KeyCache {
     }
 
     /// The tighter (least remaining) of the key's and its sub-account's quotas.
-    fn quota_of(&self, key: &CachedKey, sub_account: Option<&SubAccountRecord>) -> Option<QuotaStatus> {
-        let status = |scope, limit: i64, used: i64| QuotaStatus {
-            scope,
-            limit,
-            used,
-            remaining: (limit - used).max(0),
+    fn quota_of(
+        &self,
+        key: &CachedKey,
+        sub_account: Option<&SubAccountRecord>,
+        now: OffsetDateTime,
+    ) -> Option<QuotaStatus> {
+        let status = |scope, limit: i64, period: Option<QuotaPeriod>, totals: &TokenTotals| {
+            let used = totals.used(period, now);
+            QuotaStatus {
+                scope,
+                limit,
+                used,
+                remaining: (limit - used).max(0),
+                period,
+                resets_at: period.map(|p| window_end(p, now)),
+            }
         };
-        let own = key
-            .quota_limit
-            .map(|limit| status(QuotaScope::Key, limit, key.usage.tokens_used.load(Ordering::Acquire)));
+        let own =
+            key.quota_limit.map(|limit| status(QuotaScope::Key, limit, key.quota_period, &key.usage.tokens));
         let parent = sub_account.and_then(|sub| {
             let limit = sub.quota_limit?;
-            let used = self.sub_account_usage(&sub.sub_account_id).load(Ordering::Acquire);
-            Some(status(QuotaScope::SubAccount, limit, used))
+            let totals = self.sub_account_usage(&sub.sub_account_id);
+            Some(status(QuotaScope::SubAccount, limit, sub.quota_period, &totals))
         });
         match (own, parent) {
             (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
@@ -434,6 +448,7 @@ mod tests {
             role: "viewer".into(),
             permissions: permissions.iter().map(|p| p.to_string()).collect(),
             quota_limit: None,
+            quota_period: None,
         };
         cache.put_sub_account(sub(SubAccountStatus::Disabled, &["chat"]));
         assert_eq!(check(&cache, &key.full, None, None, NOW), VerifyCode::SubAccountDisabled);

@@ -22,6 +22,7 @@ use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
 use crate::http::paging;
+use crate::http::views::QuotaPeriodDto;
 use crate::state::AppState;
 
 /// Role of a tenant key.
@@ -95,9 +96,12 @@ pub struct IssueKeyRequest {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expiration: Option<OffsetDateTime>,
-    /// LLM-token quota.
+    /// LLM-token quota (prompt + completion tokens): for the key's lifetime, or per `quota_period`.
     #[serde(default)]
     pub quota_limit: Option<i64>,
+    /// `day` or `month` (UTC calendar windows); absent = lifetime.
+    #[serde(default)]
+    pub quota_period: Option<QuotaPeriodDto>,
     /// Allowed client networks (IPv4/IPv6 CIDR or address); empty = any.
     #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
@@ -137,6 +141,9 @@ pub struct KeyView {
     pub expiration: Option<OffsetDateTime>,
     /// LLM-token quota.
     pub quota_limit: Option<i64>,
+    /// The quota's window; absent = lifetime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<QuotaPeriodDto>,
     /// Allowed client networks.
     pub allowed_ips: Vec<String>,
     /// Allowed models.
@@ -177,6 +184,7 @@ impl KeyView {
             tags: s.tags,
             expiration: s.expires_at,
             quota_limit: s.quota_limit,
+            quota_period: s.quota_period.map(Into::into),
             allowed_ips: s.allowed_ips,
             allowed_models: s.allowed_models,
             permissions: s.permissions,
@@ -217,6 +225,10 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>, nullable)]
     pub quota_limit: Option<Option<i64>>,
+    /// New quota period, or `null` for a lifetime quota.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<QuotaPeriodDto>, nullable)]
+    pub quota_period: Option<Option<QuotaPeriodDto>>,
     /// New allowed networks.
     #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
@@ -245,6 +257,7 @@ impl From<UpdateKeyRequest> for KeyChanges {
         KeyChanges {
             name: u.name,
             quota_limit: u.quota_limit,
+            quota_period: u.quota_period.map(|p| p.map(Into::into)),
             expires_at: u.expiration,
             allowed_ips: u.allowed_ips,
             allowed_models: u.allowed_models,
@@ -450,6 +463,7 @@ pub async fn issue_key(
     let now = OffsetDateTime::now_utc();
     let settings = KeySettings {
         quota_limit: body.quota_limit,
+        quota_period: body.quota_period.map(Into::into),
         expires_at: body.expiration,
         allowed_ips: body.allowed_ips.unwrap_or_default(),
         allowed_models: body.allowed_models.unwrap_or_default(),

@@ -69,6 +69,7 @@ pub async fn issue_platform_key(
         tags: None,
         expiration: None,
         quota_limit: None,
+        quota_period: None,
         allowed_ips: body.allowed_ips,
         allowed_models: None,
         permissions: None,

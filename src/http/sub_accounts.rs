@@ -21,6 +21,7 @@ use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::paging;
+use crate::http::views::QuotaPeriodDto;
 use crate::state::AppState;
 
 /// Body of `POST /tenant/sub-accounts`.
@@ -33,9 +34,13 @@ pub struct CreateSubAccountRequest {
     /// Role name (must exist); the tenant's default role when omitted.
     #[serde(default)]
     pub role: Option<String>,
-    /// LLM-token quota; at most the tenant's monthly token quota.
+    /// LLM-token quota (prompt + completion) of all its keys together; at most the tenant's
+    /// monthly token quota.
     #[serde(default)]
     pub quota_limit: Option<i64>,
+    /// `day` or `month` (UTC calendar windows); absent = lifetime.
+    #[serde(default)]
+    pub quota_period: Option<QuotaPeriodDto>,
     /// Permissions, e.g. `["chat", "embeddings"]`; its keys may only hold a subset.
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
@@ -55,6 +60,10 @@ pub struct UpdateSubAccountRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>, nullable)]
     pub quota_limit: Option<Option<i64>>,
+    /// New quota period, or `null` for a lifetime quota.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<QuotaPeriodDto>, nullable)]
+    pub quota_period: Option<Option<QuotaPeriodDto>>,
     /// New permissions.
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
@@ -75,6 +84,10 @@ pub struct SubAccountView {
     pub status: String,
     /// Quota.
     pub quota_limit: Option<i64>,
+    /// The quota's window (`day` or `month`); absent = lifetime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<QuotaPeriodDto>)]
+    pub quota_period: Option<String>,
     /// Permissions.
     #[schema(value_type = Vec<String>)]
     pub permissions: sqlx::types::Json<Vec<String>>,
@@ -110,7 +123,7 @@ pub struct SubAccountPage {
 }
 
 const COLUMNS: &str =
-    "sub_account_id, tenant_id, name, role, status, quota_limit, permissions, created_at, updated_at";
+    "sub_account_id, tenant_id, name, role, status, quota_limit, quota_period, permissions, created_at, updated_at";
 
 fn not_found() -> ApiError {
     ApiError::not_found("sub_account_not_found", "sub-account not found")
@@ -198,6 +211,7 @@ pub async fn create_sub_account(
         name: body.name,
         role,
         quota_limit: body.quota_limit,
+        quota_period: body.quota_period.map(Into::into),
         permissions: body.permissions.unwrap_or_default(),
         tenant_quota: tenant_quota(&state.pool, &tenant_id).await?,
         at: OffsetDateTime::now_utc(),
@@ -281,6 +295,7 @@ fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountV
                     name,
                     role,
                     quota_limit,
+                    quota_period,
                     permissions,
                     created_at,
                 },
@@ -293,6 +308,7 @@ fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountV
                     role,
                     status: "active".into(),
                     quota_limit,
+                    quota_period: quota_period.map(|p| p.as_str().to_string()),
                     permissions: sqlx::types::Json(permissions),
                     created_at,
                     updated_at: created_at,
@@ -307,6 +323,9 @@ fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountV
                 }
                 if let Some(quota) = changes.quota_limit {
                     v.quota_limit = quota;
+                }
+                if let Some(period) = changes.quota_period {
+                    v.quota_period = period.map(|p| p.as_str().to_string());
                 }
                 if let Some(permissions) = changes.permissions {
                     v.permissions = sqlx::types::Json(permissions);
@@ -366,6 +385,7 @@ pub async fn update_sub_account(
         name: body.name,
         role: body.role,
         quota_limit: body.quota_limit,
+        quota_period: body.quota_period.map(|p| p.map(Into::into)),
         permissions: body.permissions,
     };
     if let Some(role) = &changes.role {

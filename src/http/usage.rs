@@ -97,7 +97,13 @@ pub async fn report_usage(
             Outcome::Accepted => {
                 result.accepted += 1;
                 let d = &event.data;
-                state.keys.add_ingested(d.key_id.as_deref(), d.sub_account_id.as_deref(), d.llm_tokens, now);
+                state.keys.add_ingested(
+                    d.key_id.as_deref(),
+                    d.sub_account_id.as_deref(),
+                    d.llm_tokens,
+                    event.time,
+                    now,
+                );
                 "accepted"
             }
             Outcome::Duplicate => {

@@ -94,6 +94,14 @@ pub struct QuotaView {
     pub used: i64,
     /// Left, never below 0.
     pub remaining: i64,
+    /// `day` or `month` for a periodic quota (UTC calendar windows); absent = lifetime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "month")]
+    pub period: Option<&'static str>,
+    /// When a periodic quota's window ends (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resets_at: Option<String>,
 }
 
 /// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
@@ -175,6 +183,8 @@ pub async fn verify_key(
                 limit: q.limit,
                 used: q.used,
                 remaining: q.remaining,
+                period: q.period.map(|p| p.as_str()),
+                resets_at: q.resets_at.map(crate::time_fmt::rfc3339),
             }),
             rate_limit_reset: verdict
                 .rate_limit_reset

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::QuotaPeriod;
 use tokenhub_aggregates::tenant::{Plan, TenantLimits};
 use utoipa::ToSchema;
 
@@ -25,6 +26,34 @@ impl From<PlanDto> for Plan {
             PlanDto::Free => Plan::Free,
             PlanDto::Pro => Plan::Pro,
             PlanDto::Enterprise => Plan::Enterprise,
+        }
+    }
+}
+
+/// The window of a periodic quota (calendar-aligned in UTC); absent = lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriodDto {
+    /// From midnight UTC.
+    Day,
+    /// From the first of the month, midnight UTC.
+    Month,
+}
+
+impl From<QuotaPeriodDto> for QuotaPeriod {
+    fn from(p: QuotaPeriodDto) -> Self {
+        match p {
+            QuotaPeriodDto::Day => QuotaPeriod::Day,
+            QuotaPeriodDto::Month => QuotaPeriod::Month,
+        }
+    }
+}
+
+impl From<QuotaPeriod> for QuotaPeriodDto {
+    fn from(p: QuotaPeriod) -> Self {
+        match p {
+            QuotaPeriod::Day => QuotaPeriodDto::Day,
+            QuotaPeriod::Month => QuotaPeriodDto::Month,
         }
     }
 }

@@ -61,6 +61,9 @@ struct Sums {
     storage_bytes: i64,
 }
 
+/// The `window_start` of lifetime quota totals.
+const LIFETIME_START: Date = time::macros::date!(1970 - 01 - 01);
+
 fn month_start(date: Date) -> Date {
     date.replace_day(1).unwrap_or(date)
 }
@@ -89,7 +92,8 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
     .await?;
     let mut fresh: HashSet<(String, String)> = new.into_iter().collect();
     let mut rollups: BTreeMap<RollupKey, Sums> = BTreeMap::new();
-    let mut quota: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+    // (scope, subject, period, window start) → tokens.
+    let mut quota: BTreeMap<(&'static str, String, &'static str, Date), i64> = BTreeMap::new();
     let mut counted = 0;
     for c in batch {
         let d = &c.event.data;
@@ -118,11 +122,13 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
             sums.storage_bytes += d.storage_bytes as i64;
         }
         if d.llm_tokens > 0 {
-            if let Some(key) = &d.key_id {
-                *quota.entry(("key", key.clone())).or_default() += d.llm_tokens as i64;
-            }
-            if let Some(sub) = &d.sub_account_id {
-                *quota.entry(("sub_account", sub.clone())).or_default() += d.llm_tokens as i64;
+            let subjects = [("key", &d.key_id), ("sub_account", &d.sub_account_id)];
+            for (scope, subject) in subjects.into_iter().filter_map(|(s, id)| Some((s, id.as_ref()?))) {
+                for (period, start) in
+                    [("lifetime", LIFETIME_START), ("day", day), ("month", month_start(day))]
+                {
+                    *quota.entry((scope, subject.clone(), period, start)).or_default() += d.llm_tokens as i64;
+                }
             }
         }
     }
@@ -131,13 +137,16 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
     }
     if !quota.is_empty() {
         sqlx::query(
-            "INSERT INTO usage_quota_totals (scope, subject_id, llm_tokens, version) \
-             SELECT s, i, t, nextval('usage_quota_version') FROM unnest($1::text[], $2::text[], $3::bigint[]) AS q(s, i, t) \
-             ON CONFLICT (scope, subject_id) DO UPDATE \
+            "INSERT INTO usage_quota_totals (scope, subject_id, period, window_start, llm_tokens, version) \
+             SELECT s, i, p, w, t, nextval('usage_quota_version') \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[]) AS q(s, i, p, w, t) \
+             ON CONFLICT (scope, subject_id, period, window_start) DO UPDATE \
              SET llm_tokens = usage_quota_totals.llm_tokens + EXCLUDED.llm_tokens, version = EXCLUDED.version",
         )
         .bind(quota.keys().map(|k| k.0).collect::<Vec<_>>())
         .bind(quota.keys().map(|k| k.1.as_str()).collect::<Vec<_>>())
+        .bind(quota.keys().map(|k| k.2).collect::<Vec<_>>())
+        .bind(quota.keys().map(|k| k.3).collect::<Vec<_>>())
         .bind(quota.values().copied().collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;

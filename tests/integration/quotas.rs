@@ -268,3 +268,73 @@ async fn tenant_requests_over_the_limit_get_429_with_rate_limit_headers() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn periodic_quotas_count_only_their_utc_window() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Periodic").await;
+    // Not across midnight UTC.
+    let seconds_left = 86_400 - OffsetDateTime::now_utc().unix_timestamp().rem_euclid(86_400);
+    if seconds_left < 20 {
+        tokio::time::sleep(Duration::from_secs(seconds_left as u64 + 1)).await;
+    }
+    let (daily, full_daily) =
+        app.issue_key(&tenant, json!({"quota_limit": 100, "quota_period": "day"})).await;
+    let (status, view) = send(app.admin(Method::GET, &format!("/admin/api-keys/{daily}"))).await;
+    assert_eq!((status, view["quota_period"].as_str()), (200, Some("day")), "{view}");
+    let gateway = app.platform_key("gateway").await;
+
+    // Yesterday's tokens do not count against today's quota.
+    let yesterday = (OffsetDateTime::now_utc() - time::Duration::DAY)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut old = record("old", &daily, 90, 0);
+    old["timestamp"] = json!(yesterday);
+    assert_eq!(post_usage(&app, &gateway, vec![old]).await.0, 200);
+    let v = app.verify(&gateway, json!({"key": full_daily})).await;
+    assert_eq!((v["code"].as_str(), v["quota"]["used"].as_i64()), (Some("VALID"), Some(0)), "{v}");
+    assert_eq!(v["quota"]["period"], "day");
+    let tomorrow = (OffsetDateTime::now_utc() + time::Duration::DAY).date().midnight().assume_utc();
+    assert_eq!(v["quota"]["resets_at"], tokenhub::time_fmt::rfc3339(tomorrow));
+
+    assert_eq!(post_usage(&app, &gateway, vec![record("today", &daily, 60, 40)]).await.0, 200);
+    let v = app.verify(&gateway, json!({"key": full_daily})).await;
+    assert_eq!((v["code"].as_str(), v["quota"]["used"].as_i64()), (Some("QUOTA_EXCEEDED"), Some(100)));
+
+    // The projection's per-day totals bring a restarted instance to the same answer.
+    wait_counted(&app, &stream).await;
+    app.stop().await;
+    let app = TestApp::start(&db, &stream).await;
+    let v = app.verify(&gateway, json!({"key": full_daily})).await;
+    assert_eq!((v["code"].as_str(), v["quota"]["used"].as_i64()), (Some("QUOTA_EXCEEDED"), Some(100)), "{v}");
+
+    // Back to a lifetime quota: yesterday's tokens count again.
+    let (status, _) = send(
+        app.admin(Method::PATCH, &format!("/admin/api-keys/{daily}"))
+            .json(&json!({"quota_period": null, "quota_limit": 1000})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v = app.verify(&gateway, json!({"key": full_daily})).await;
+    assert_eq!((v["code"].as_str(), v["quota"]["used"].as_i64()), (Some("VALID"), Some(190)), "{v}");
+    assert!(v["quota"].get("period").is_none());
+
+    // A sub-account's monthly quota.
+    let (status, sub) = send(
+        app.admin(Method::POST, "/tenant/sub-accounts")
+            .header("X-Tenant-ID", &tenant)
+            .json(&json!({"name": "monthly", "quota_limit": 50, "quota_period": "month"})),
+    )
+    .await;
+    assert_eq!((status, sub["quota_period"].as_str()), (201, Some("month")), "{sub}");
+    let (key, full) = app.issue_key(&tenant, json!({"sub_account_id": sub["sub_account_id"]})).await;
+    assert_eq!(post_usage(&app, &gateway, vec![record("m1", &key, 50, 0)]).await.0, 200);
+    let v = app.verify(&gateway, json!({"key": full})).await;
+    assert_eq!(v["code"], "QUOTA_EXCEEDED");
+    assert_eq!(
+        (v["quota"]["scope"].as_str(), v["quota"]["period"].as_str()),
+        (Some("sub_account"), Some("month"))
+    );
+    app.stop().await;
+}

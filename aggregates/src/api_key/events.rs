@@ -6,7 +6,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::settings::{KeyOwner, KeyRole, KeySettings, RateLimit};
+use super::settings::{KeyOwner, KeyRole, KeySettings, QuotaPeriod, RateLimit};
 use crate::serde_util::double_option;
 
 /// The fields an update changes; `None` = unchanged. For nullable fields, `Some(None)` clears.
@@ -18,6 +18,9 @@ pub struct KeyChanges {
     /// New quota (or cleared).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
     pub quota_limit: Option<Option<i64>>,
+    /// New quota period (or cleared: lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
+    pub quota_period: Option<Option<QuotaPeriod>>,
     /// New expiry (or cleared).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_opt_time")]
     pub expires_at: Option<Option<OffsetDateTime>>,
@@ -49,6 +52,9 @@ impl KeyChanges {
         let mut s = settings.clone();
         if let Some(q) = self.quota_limit {
             s.quota_limit = q;
+        }
+        if let Some(p) = self.quota_period {
+            s.quota_period = p;
         }
         if let Some(e) = self.expires_at {
             s.expires_at = e;

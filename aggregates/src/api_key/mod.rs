@@ -16,4 +16,6 @@ pub use aggregate::{ApiKey, KeyStatus};
 pub use commands::ApiKeyCommand;
 pub use error::ApiKeyError;
 pub use events::{ApiKeyEvent, KeyChanges};
-pub use settings::{KeyOwner, KeyRole, KeySettings, ParentLimits, RateLimit, RESERVED_TAG_PREFIX};
+pub use settings::{
+    KeyOwner, KeyRole, KeySettings, ParentLimits, QuotaPeriod, RateLimit, RESERVED_TAG_PREFIX,
+};

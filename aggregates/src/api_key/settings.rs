@@ -88,12 +88,35 @@ pub struct RateLimit {
     pub tokens_per_minute: Option<u64>,
 }
 
+/// The window of a periodic quota: calendar-aligned in UTC. No period: a lifetime quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    /// From midnight UTC.
+    Day,
+    /// From the first of the month, midnight UTC.
+    Month,
+}
+
+impl QuotaPeriod {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaPeriod::Day => "day",
+            QuotaPeriod::Month => "month",
+        }
+    }
+}
+
 /// The mutable settings of a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KeySettings {
-    /// LLM-token quota (lifetime).
+    /// LLM-token quota: lifetime, or per `quota_period`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_limit: Option<i64>,
+    /// The quota's window; `None` = lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_period: Option<QuotaPeriod>,
     /// After this instant the key is `EXPIRED`.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,

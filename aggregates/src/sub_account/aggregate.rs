@@ -76,6 +76,7 @@ impl SubAccount {
                 name,
                 role,
                 quota_limit,
+                quota_period,
                 permissions: perms,
                 tenant_quota,
                 at,
@@ -94,6 +95,7 @@ impl SubAccount {
                     name: name.trim().to_string(),
                     role,
                     quota_limit,
+                    quota_period,
                     permissions: permissions(&perms)?,
                     created_at: at,
                 })

@@ -21,6 +21,8 @@ pub enum SubAccountCommand {
         role: String,
         /// LLM-token quota.
         quota_limit: Option<i64>,
+        /// Its window; `None` = lifetime.
+        quota_period: Option<crate::api_key::QuotaPeriod>,
         /// Permissions.
         permissions: Vec<String>,
         /// The tenant's monthly token quota, when it has one.

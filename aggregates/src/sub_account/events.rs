@@ -4,6 +4,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::api_key::QuotaPeriod;
 use crate::serde_util::double_option;
 
 /// Fields an update changes; `None` = unchanged.
@@ -18,6 +19,9 @@ pub struct SubAccountChanges {
     /// New quota, or `Some(None)` to clear.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
     pub quota_limit: Option<Option<i64>>,
+    /// New quota period, or `Some(None)` for a lifetime quota.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
+    pub quota_period: Option<Option<QuotaPeriod>>,
     /// New permissions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
@@ -41,6 +45,9 @@ pub enum SubAccountEvent {
         /// Quota.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         quota_limit: Option<i64>,
+        /// The quota's window; absent = lifetime.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota_period: Option<QuotaPeriod>,
         /// Permissions (sorted, unique).
         permissions: Vec<String>,
         /// When.
