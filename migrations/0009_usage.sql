@@ -34,12 +34,12 @@ CREATE TABLE usage_rollups (
 );
 CREATE INDEX usage_rollups_by_period ON usage_rollups (granularity, bucket);
 
--- LLM tokens per key and per sub-account for quota enforcement: for the lifetime
+-- LLM tokens per key, sub-account and tenant for quota enforcement: for the lifetime
 -- (window_start 1970-01-01), per UTC day and per UTC month (window_start = its first day).
 -- `version` grows with every change so instances refresh only what changed.
 CREATE SEQUENCE usage_quota_version;
 CREATE TABLE usage_quota_totals (
-    scope        text   NOT NULL CHECK (scope IN ('key', 'sub_account')),
+    scope        text   NOT NULL CHECK (scope IN ('key', 'sub_account', 'tenant')),
     subject_id   text   NOT NULL,
     period       text   NOT NULL CHECK (period IN ('lifetime', 'day', 'month')),
     window_start date   NOT NULL,

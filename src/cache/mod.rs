@@ -183,6 +183,9 @@ pub struct KeyCache {
     sub_accounts: DashMap<String, Arc<SubAccountRecord>>,
     usage: DashMap<IdKey, Arc<usage::KeyUsage>>,
     sub_usage: DashMap<String, Arc<usage::TokenTotals>>,
+    tenant_usage: DashMap<String, Arc<usage::TokenTotals>>,
+    /// Monthly LLM-token quota per tenant (tenants without one are absent).
+    tenant_quotas: DashMap<String, i64>,
     position: watch::Sender<i64>,
 }
 
@@ -194,6 +197,8 @@ impl Default for KeyCache {
             sub_accounts: DashMap::new(),
             usage: DashMap::new(),
             sub_usage: DashMap::new(),
+            tenant_usage: DashMap::new(),
+            tenant_quotas: DashMap::new(),
             position: watch::channel(0).0,
         }
     }

@@ -20,6 +20,10 @@ use super::KeyCache;
 /// How often each instance reads the usage projection's quota totals.
 pub const QUOTA_REFRESH: Duration = Duration::from_millis(250);
 
+/// How often each instance re-reads the tenants' monthly token quotas (every this many
+/// [`QUOTA_REFRESH`] rounds: 2 s).
+const TENANT_QUOTA_EVERY: u32 = 8;
+
 /// The UTC day of `t`, as days since the Unix epoch.
 pub fn day_index(t: OffsetDateTime) -> i64 {
     t.unix_timestamp().div_euclid(86_400)
@@ -192,10 +196,40 @@ impl KeyCache {
         Arc::clone(self.sub_usage.entry(sub_account_id.to_string()).or_default().value())
     }
 
-    /// Counts tokens this instance just ingested for a key and its sub-account (a record made
-    /// at `at`, reported at `now`).
+    /// LLM tokens of a tenant (created on first use).
+    pub fn tenant_usage(&self, tenant_id: &str) -> Arc<TokenTotals> {
+        if let Some(found) = self.tenant_usage.get(tenant_id) {
+            return Arc::clone(found.value());
+        }
+        Arc::clone(self.tenant_usage.entry(tenant_id.to_string()).or_default().value())
+    }
+
+    /// A tenant's monthly LLM-token quota, when it has one.
+    pub fn tenant_quota(&self, tenant_id: &str) -> Option<i64> {
+        self.tenant_quotas.get(tenant_id).map(|q| *q.value())
+    }
+
+    /// Re-reads every tenant's monthly token quota (its plan's, or the super admin's override).
+    pub async fn refresh_tenant_quotas(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT tenant_id, (limits ->> 'monthly_token_quota')::bigint FROM tenants \
+             WHERE limits ? 'monthly_token_quota' AND jsonb_typeof(limits -> 'monthly_token_quota') = 'number'",
+        )
+        .fetch_all(pool)
+        .await?;
+        let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+        self.tenant_quotas.retain(|t, _| seen.contains(t.as_str()));
+        for (tenant, quota) in rows {
+            self.tenant_quotas.insert(tenant, quota);
+        }
+        Ok(())
+    }
+
+    /// Counts tokens this instance just ingested for a tenant, key and sub-account (a record
+    /// made at `at`, reported at `now`).
     pub fn add_ingested(
         &self,
+        tenant_id: &str,
         key_id: Option<&str>,
         sub_account_id: Option<&str>,
         tokens: u64,
@@ -208,6 +242,7 @@ impl KeyCache {
         if let Some(sub) = sub_account_id {
             self.sub_account_usage(sub).add(tokens as i64, at);
         }
+        self.tenant_usage(tenant_id).add(tokens as i64, at);
     }
 
     /// Reads the quota totals changed after `version`; returns the highest version seen.
@@ -227,22 +262,28 @@ impl KeyCache {
                 "month" => TotalWindow::Month(start),
                 _ => TotalWindow::Lifetime,
             };
-            if scope == "key" {
-                if let Some(usage) = self.key_usage(&subject) {
-                    usage.tokens.raise(window, tokens);
+            match scope.as_str() {
+                "key" => {
+                    if let Some(usage) = self.key_usage(&subject) {
+                        usage.tokens.raise(window, tokens);
+                    }
                 }
-            } else {
-                self.sub_account_usage(&subject).raise(window, tokens);
+                "tenant" => self.tenant_usage(&subject).raise(window, tokens),
+                _ => self.sub_account_usage(&subject).raise(window, tokens),
             }
         }
         Ok(highest)
     }
 }
 
-/// Keeps the quota totals of `cache` following the usage projection until shutdown.
+/// Keeps the quota totals of `cache` following the usage projection, and the tenants' monthly
+/// quotas following the tenants table, until shutdown.
 pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown: CancellationToken) {
     let mut version = 0;
-    // The first read completes before serving, so a restart never forgets spent quota.
+    // The first reads complete before serving, so a restart never forgets spent quota.
+    if let Err(e) = cache.refresh_tenant_quotas(&pool).await {
+        tracing::warn!(error = %e, "cannot read tenant quotas");
+    }
     loop {
         match cache.refresh_quota_totals(&pool, version).await {
             Ok(v) if v == version => break,
@@ -254,7 +295,7 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
         }
     }
     tokio::spawn(async move {
-        loop {
+        for round in 1u32.. {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(QUOTA_REFRESH) => {}
@@ -262,6 +303,11 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
             match cache.refresh_quota_totals(&pool, version).await {
                 Ok(v) => version = v,
                 Err(e) => tracing::warn!(error = %e, "cannot refresh quota totals"),
+            }
+            if round % TENANT_QUOTA_EVERY == 0 {
+                if let Err(e) = cache.refresh_tenant_quotas(&pool).await {
+                    tracing::warn!(error = %e, "cannot refresh tenant quotas");
+                }
             }
         }
     });

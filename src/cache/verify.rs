@@ -95,7 +95,7 @@ pub struct Verdict {
     pub key: Option<Arc<CachedKey>>,
     /// The key's sub-account, when it has one.
     pub sub_account: Option<Arc<SubAccountRecord>>,
-    /// The tighter of the key's and its sub-account's quotas, when either has one.
+    /// The tightest of the key's, its sub-account's and its tenant's monthly quotas, when any.
     pub quota: Option<QuotaStatus>,
     /// Unix second at which a `RATE_LIMITED` key may be used again.
     pub rate_limit_reset: Option<i64>,
@@ -125,6 +125,8 @@ pub enum QuotaScope {
     Key,
     /// Its sub-account's.
     SubAccount,
+    /// Its tenant's monthly token quota.
+    Tenant,
 }
 
 impl QuotaScope {
@@ -133,6 +135,7 @@ impl QuotaScope {
         match self {
             QuotaScope::Key => "key",
             QuotaScope::SubAccount => "sub_account",
+            QuotaScope::Tenant => "tenant",
         }
     }
 }
@@ -186,7 +189,7 @@ impl KeyCache {
         Verdict { code, key: Some(key), sub_account, quota, rate_limit_reset }
     }
 
-    /// The tighter (least remaining) of the key's and its sub-account's quotas.
+    /// The tightest (least remaining) of the key's, its sub-account's and its tenant's quotas.
     fn quota_of(
         &self,
         key: &CachedKey,
@@ -211,10 +214,15 @@ impl KeyCache {
             let totals = self.sub_account_usage(&sub.sub_account_id);
             Some(status(QuotaScope::SubAccount, limit, sub.quota_period, &totals))
         });
-        match (own, parent) {
-            (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
-            (a, b) => a.or(b),
-        }
+        let tenant = key.tenant_id.as_deref().and_then(|t| {
+            let limit = self.tenant_quota(t)?;
+            Some(status(QuotaScope::Tenant, limit, Some(QuotaPeriod::Month), &self.tenant_usage(t)))
+        });
+        // The tightest: least remaining (the narrower scope on a tie).
+        [own, parent, tenant]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| if b.remaining < a.remaining { b } else { a })
     }
 
     /// Counts the request against the key's per-minute limits; false when over either.

@@ -98,6 +98,7 @@ pub async fn report_usage(
                 result.accepted += 1;
                 let d = &event.data;
                 state.keys.add_ingested(
+                    &d.tenant_id,
                     d.key_id.as_deref(),
                     d.sub_account_id.as_deref(),
                     d.llm_tokens,

@@ -74,7 +74,8 @@ pub struct VerifyResponse {
     /// Client tags merged with the key-bound tags: a key-bound tag wins over a client tag of the
     /// same name and also appears as `tokenhub.<name>`, which clients can never set.
     pub tags: BTreeMap<String, String>,
-    /// The tighter of the key's and its sub-account's LLM-token quotas, when either has one.
+    /// The tightest of the key's, its sub-account's and its tenant's monthly LLM-token quotas,
+    /// when any applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaView>,
     /// With `RATE_LIMITED`: when the key may be used again (RFC 3339).
@@ -86,7 +87,7 @@ pub struct VerifyResponse {
 /// Where a quota stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuotaView {
-    /// `key` or `sub_account`.
+    /// `key`, `sub_account` or `tenant`.
     pub scope: &'static str,
     /// LLM tokens allowed.
     pub limit: i64,

@@ -122,7 +122,8 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
             sums.storage_bytes += d.storage_bytes as i64;
         }
         if d.llm_tokens > 0 {
-            let subjects = [("key", &d.key_id), ("sub_account", &d.sub_account_id)];
+            let tenant = Some(d.tenant_id.clone());
+            let subjects = [("key", &d.key_id), ("sub_account", &d.sub_account_id), ("tenant", &tenant)];
             for (scope, subject) in subjects.into_iter().filter_map(|(s, id)| Some((s, id.as_ref()?))) {
                 for (period, start) in
                     [("lifetime", LIFETIME_START), ("day", day), ("month", month_start(day))]

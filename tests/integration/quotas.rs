@@ -338,3 +338,36 @@ async fn periodic_quotas_count_only_their_utc_window() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_tenants_monthly_token_quota_binds_every_key() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Monthly").await;
+    let (status, _) = send(
+        app.admin(Method::PATCH, &format!("/admin/tenants/{tenant}"))
+            .json(&json!({"limits": {"monthly_token_quota": 500}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (a, full_a) = app.issue_key(&tenant, json!({"quota_limit": 10_000})).await;
+    let (_, full_b) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.verify(&gateway, json!({"key": full_b})).await["quota"]["scope"] == "tenant"
+        })
+        .await,
+        "the tenant's quota was not picked up"
+    );
+    assert_eq!(post_usage(&app, &gateway, vec![record("big", &a, 400, 100)]).await.0, 200);
+    for full in [&full_a, &full_b] {
+        let v = app.verify(&gateway, json!({"key": full})).await;
+        assert_eq!(v["code"], "QUOTA_EXCEEDED", "{v}");
+        assert_eq!(
+            (v["quota"]["scope"].as_str(), v["quota"]["period"].as_str(), v["quota"]["used"].as_i64()),
+            (Some("tenant"), Some("month"), Some(500))
+        );
+    }
+    app.stop().await;
+}
