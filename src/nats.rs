@@ -51,14 +51,25 @@ pub async fn ensure_events_stream(
     js: &jetstream::Context,
     config: &EventsStreamConfig,
 ) -> Result<stream::Stream, async_nats::Error> {
+    ensure_stream(js, &config.stream, config.subjects(), "TokenHub domain events").await
+}
+
+/// Creates a stream of CloudEvents when missing (file storage, limits retention, the
+/// de-duplication window) and returns it.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: String,
+    what: &str,
+) -> Result<stream::Stream, async_nats::Error> {
     let stream = js
         .get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![config.subjects()],
+            name: name.to_string(),
+            subjects: vec![subjects],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: DUPLICATE_WINDOW,
-            description: Some("TokenHub domain events (CloudEvents 1.0, structured JSON)".into()),
+            description: Some(format!("{what} (CloudEvents 1.0, structured JSON)")),
             ..Default::default()
         })
         .await?;
@@ -93,16 +104,5 @@ pub async fn ensure_usage_stream(
     js: &jetstream::Context,
     config: &UsageStreamConfig,
 ) -> Result<stream::Stream, async_nats::Error> {
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![config.subjects()],
-            storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
-            duplicate_window: DUPLICATE_WINDOW,
-            description: Some("TokenHub usage records (CloudEvents 1.0, structured JSON)".into()),
-            ..Default::default()
-        })
-        .await?;
-    Ok(stream)
+    ensure_stream(js, &config.stream, config.subjects(), "TokenHub usage records").await
 }

@@ -9,6 +9,9 @@ use super::limits::Plan;
 /// Most limits one tenant may define.
 pub const MAX_RESOURCE_LIMITS: usize = 100;
 
+/// Largest value of a limit or a tier.
+pub const MAX_LIMIT_VALUE: u64 = 1_000_000_000_000_000;
+
 /// A calendar-aligned window, in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +128,10 @@ pub fn validate(limits: &[ResourceLimit]) -> Result<(), String> {
         if !valid_name(&l.metric) {
             return Err(format!("[{i}].metric must be 1 to 64 of [A-Za-z0-9_.:-]"));
         }
+        let tiers = l.tiers.map(|t| [t.free, t.pro, t.enterprise]).unwrap_or_default();
+        if std::iter::once(Some(l.limit)).chain(tiers).flatten().any(|v| v > MAX_LIMIT_VALUE) {
+            return Err(format!("[{i}]: limits and tiers must be at most {MAX_LIMIT_VALUE}"));
+        }
         if !seen.insert((l.resource.as_str(), l.metric.as_str(), l.period)) {
             return Err(format!("[{i}] repeats {}/{} per {}", l.resource, l.metric, l.period.as_str()));
         }
@@ -167,6 +174,9 @@ mod tests {
         assert!(validate(&twice).is_err());
         assert!(validate(&[limit("a", LimitPeriod::Day), limit("a", LimitPeriod::Hour)]).is_ok());
         assert!(validate(&[limit("bad name", LimitPeriod::Day)]).is_err());
+        let mut huge = limit("a", LimitPeriod::Day);
+        huge.tiers = Some(Tiers { free: Some(u64::MAX), pro: None, enterprise: None });
+        assert!(validate(&[huge]).is_err());
         let bad: Result<Vec<ResourceLimit>, _> = serde_json::from_value(
             serde_json::json!([{"resource": "a", "metric": "b", "period": "week", "limit": 1}]),
         );
