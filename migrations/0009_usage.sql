@@ -6,13 +6,16 @@ ALTER TABLE tenants ADD COLUMN resource_limits jsonb NOT NULL DEFAULT '[]';
 
 -- Every usage record the projection has counted, by tenant and idempotency id: a redelivered
 -- or re-posted record finds its row here and is not counted again. Written in the same
--- transaction as the rollups.
+-- transaction as the rollups. Rows are pruned once their record is older than ingest accepts
+-- (USAGE_MAX_AGE_DAYS): a re-post of such a record is refused anyway.
 CREATE TABLE usage_records (
-    tenant_id  text   NOT NULL,
-    record_id  text   NOT NULL,
-    stream_seq bigint NOT NULL,
+    tenant_id   text   NOT NULL,
+    record_id   text   NOT NULL,
+    stream_seq  bigint NOT NULL,
+    recorded_on date   NOT NULL,
     PRIMARY KEY (tenant_id, record_id)
 );
+CREATE INDEX usage_records_by_day ON usage_records (recorded_on);
 
 -- Sums per tenant, sub-account, key, end-user and model, per UTC day and per UTC month.
 -- '' stands for "none" in the dimension columns.

@@ -139,6 +139,7 @@ impl App {
             applied,
             shutdown.clone(),
         ));
+        crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
         let rate_limiter =
             Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
@@ -158,7 +159,11 @@ impl App {
             keys,
             trusted_proxies,
             keks,
-            usage: crate::usage::ingest::UsageIngest::new(nats.clone(), config.usage_stream()),
+            usage: crate::usage::ingest::UsageIngest::new(
+                nats.clone(),
+                config.usage_stream(),
+                config.usage_max_age(),
+            ),
             nats,
             rate_limiter,
         };

@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "USAGE_CONSUMER", default_value = "tokenhub-usage-rollups", global = true)]
     pub usage_consumer: String,
 
+    /// How many days old a usage record may be. Ids of counted records are remembered this
+    /// long (plus two days) to refuse re-posts, then pruned.
+    #[arg(long, env = "USAGE_MAX_AGE_DAYS", default_value_t = 35, global = true)]
+    pub usage_max_age_days: u32,
+
     /// Control-API requests per minute per tenant, unless the tenant configuration's
     /// `rateLimit` says otherwise (0 = unlimited).
     #[arg(long, env = "DEFAULT_RATE_LIMIT", default_value_t = 1000, global = true)]
@@ -112,6 +117,11 @@ impl Config {
         }
     }
 
+    /// How old a usage record may be.
+    pub fn usage_max_age(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.usage_max_age_days))
+    }
+
     /// The read-your-writes timeout.
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)
@@ -132,6 +142,9 @@ impl Config {
                 "NATS_USAGE_STREAM must be letters, digits, '_' or '-', and differ from NATS_EVENTS_STREAM"
                     .into(),
             );
+        }
+        if !(1..=400).contains(&self.usage_max_age_days) {
+            return Err("USAGE_MAX_AGE_DAYS must be 1 to 400".into());
         }
         if !token_ok(&self.usage_consumer) {
             return Err("USAGE_CONSUMER must be letters, digits, '_' or '-'".into());

@@ -73,7 +73,7 @@ pub async fn report_usage(
     let now = OffsetDateTime::now_utc();
     let mut events = Vec::with_capacity(body.records.len());
     for (i, record) in body.records.into_iter().enumerate() {
-        let event = prepare(i, record, &state.keys, now)
+        let event = prepare(i, record, &state.keys, now, state.usage.max_age())
             .map_err(|e| ApiError::invalid(e.code, format!("{}: {}", e.path, e.message)))?;
         events.push(event);
     }

@@ -36,12 +36,19 @@ pub struct UsageIngest {
     client: async_nats::Client,
     js: jetstream::Context,
     config: UsageStreamConfig,
+    max_age: time::Duration,
 }
 
 impl UsageIngest {
-    /// An ingest publishing through `client` to the stream of `config`.
-    pub fn new(client: async_nats::Client, config: UsageStreamConfig) -> Self {
-        Self { js: jetstream::new(client.clone()), client, config }
+    /// An ingest publishing through `client` to the stream of `config`, accepting records up to
+    /// `max_age` old.
+    pub fn new(client: async_nats::Client, config: UsageStreamConfig, max_age: time::Duration) -> Self {
+        Self { js: jetstream::new(client.clone()), client, config, max_age }
+    }
+
+    /// How old a record may be (also how long its id is remembered for de-duplication).
+    pub fn max_age(&self) -> time::Duration {
+        self.max_age
     }
 
     /// The stream settings.

@@ -34,9 +34,6 @@ pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
 /// How far in the future a record's timestamp may be (clock skew).
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
 
-/// How old a record may be.
-pub const MAX_AGE: Duration = Duration::days(400);
-
 /// One usage record as a gateway reports it. Only these metadata fields are accepted; a
 /// record carrying anything else (a prompt, a response) is refused.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -177,6 +174,7 @@ pub fn prepare(
     input: UsageRecordInput,
     cache: &KeyCache,
     now: OffsetDateTime,
+    max_age: Duration,
 ) -> Result<UsageEvent, RecordError> {
     let fail = |field: &str, code: &'static str, message: String| RecordError {
         path: format!("records[{index}].{field}"),
@@ -197,11 +195,11 @@ pub fn prepare(
             return Err(fail(field, "invalid_usage_record", format!("must be at most {MAX_AMOUNT}")));
         }
     }
-    if input.timestamp > now + MAX_FUTURE || input.timestamp < now - MAX_AGE {
+    if input.timestamp > now + MAX_FUTURE || input.timestamp < now - max_age {
         return Err(fail(
             "timestamp",
             "invalid_usage_record",
-            "must be within the last 400 days and at most 5 minutes ahead".into(),
+            format!("must be within the last {} days and at most 5 minutes ahead", max_age.whole_days()),
         ));
     }
     if let Some(model) = &input.model {

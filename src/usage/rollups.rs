@@ -76,18 +76,29 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
     // Sorted for a stable lock order.
-    let mut ids: Vec<(&str, &str, i64)> =
-        batch.iter().map(|c| (c.event.data.tenant_id.as_str(), c.event.id.as_str(), c.seq as i64)).collect();
+    let mut ids: Vec<(&str, &str, i64, Date)> = batch
+        .iter()
+        .map(|c| {
+            let d = &c.event;
+            (
+                d.data.tenant_id.as_str(),
+                d.id.as_str(),
+                c.seq as i64,
+                d.time.to_offset(time::UtcOffset::UTC).date(),
+            )
+        })
+        .collect();
     ids.sort();
     ids.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let new: Vec<(String, String)> = sqlx::query_as(
-        "INSERT INTO usage_records (tenant_id, record_id, stream_seq) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+        "INSERT INTO usage_records (tenant_id, record_id, stream_seq, recorded_on) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::date[]) \
          ON CONFLICT DO NOTHING RETURNING tenant_id, record_id",
     )
     .bind(ids.iter().map(|i| i.0).collect::<Vec<_>>())
     .bind(ids.iter().map(|i| i.1).collect::<Vec<_>>())
     .bind(ids.iter().map(|i| i.2).collect::<Vec<_>>())
+    .bind(ids.iter().map(|i| i.3).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     let mut fresh: HashSet<(String, String)> = new.into_iter().collect();
@@ -290,7 +301,43 @@ async fn consume(
     Ok(())
 }
 
-/// Today's UTC date (for callers choosing a period).
-pub fn today() -> Date {
-    OffsetDateTime::now_utc().date()
+/// How often the ids of old records are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes the ids of records older than `max_age` plus two days (ingest refuses re-posts of
+/// those by their timestamp), in batches; returns how many were deleted.
+pub async fn prune(pool: &PgPool, now: OffsetDateTime, max_age: time::Duration) -> Result<u64, sqlx::Error> {
+    let before = (now - max_age - time::Duration::days(2)).to_offset(time::UtcOffset::UTC).date();
+    let mut deleted = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM usage_records WHERE ctid = ANY(ARRAY( \
+               SELECT ctid FROM usage_records WHERE recorded_on < $1 LIMIT 10000))",
+        )
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        deleted += n;
+        if n == 0 {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// Prunes old record ids every [`PRUNE_EVERY`] until shutdown.
+pub fn spawn_pruner(pool: PgPool, max_age: time::Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            match prune(&pool, OffsetDateTime::now_utc(), max_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned ids of usage records past USAGE_MAX_AGE_DAYS"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune usage record ids"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
+    });
 }

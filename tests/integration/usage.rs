@@ -370,3 +370,35 @@ async fn ingest_refuses_during_a_nats_outage_and_converges_after_it() {
     drop(stream);
     drop(nats);
 }
+
+#[tokio::test]
+async fn ids_of_records_too_old_to_repost_are_pruned_and_totals_stay() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Prune").await;
+    let (key, _) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    // Default USAGE_MAX_AGE_DAYS: 35.
+    let at = |days: i64| (OffsetDateTime::now_utc() - time::Duration::days(days)).format(&Rfc3339).unwrap();
+    let mut old = record("old", &key, 10, 0);
+    old["timestamp"] = json!(at(34));
+    let mut fresh = record("fresh", &key, 10, 0);
+    fresh["timestamp"] = json!(at(1));
+    assert_eq!(post_usage(&app, &gateway, vec![old.clone(), fresh]).await.0, 200);
+    let mut too_old = record("too-old", &key, 10, 0);
+    too_old["timestamp"] = json!(at(36));
+    let (status, body) = post_usage(&app, &gateway, vec![too_old]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_usage_record")));
+    wait_counted(&app, &stream).await;
+
+    // Four days later the 34-day-old record is past the window and its 2-day margin: its id goes, the totals stay.
+    let later = OffsetDateTime::now_utc() + time::Duration::days(4);
+    let pruned = tokenhub::usage::rollups::prune(&app.pool, later, time::Duration::days(35)).await.unwrap();
+    assert_eq!(pruned, 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT record_id FROM usage_records").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(left, ["fresh"]);
+    let (_, summary) = get(&app, &admin, &format!("/usage/summary?period={}", &at(34)[..7])).await;
+    assert!(summary["records"].as_i64().unwrap() >= 1, "{summary}");
+    app.stop().await;
+}
