@@ -17,6 +17,13 @@ CREATE TABLE usage_records (
 );
 CREATE INDEX usage_records_by_day ON usage_records (recorded_on);
 
+-- The usage consumer's ack floor (every record at or below it is counted), copied from
+-- JetStream every few seconds: a consumer that was deleted is recreated from here.
+CREATE TABLE usage_consumer_floors (
+    consumer  text   PRIMARY KEY,
+    ack_floor bigint NOT NULL
+);
+
 -- Sums per tenant, sub-account, key, end-user and model, per UTC day and per UTC month.
 -- '' stands for "none" in the dimension columns.
 CREATE TABLE usage_rollups (

@@ -3,15 +3,17 @@
 //!
 //! Exactly once per record: each batch is one transaction that first inserts the records'
 //! `(tenant, id)` into `usage_records`; only the rows that were new are added to the rollups,
-//! and the batch is acknowledged (`AckAll` on its last message) only after the commit. A
-//! redelivered batch (crash before the ack, consumer restart or reset) finds its ids and adds
-//! nothing. Batches of several instances are serialised by an advisory lock, so the quota
+//! and each message is acknowledged (explicitly: instances pull from the one consumer in
+//! parallel) only after the commit. A redelivered batch (crash before the ack, consumer
+//! restart) finds its ids and adds nothing. The consumer's ack floor is also kept in the
+//! database, so a consumer deleted by an operator is recreated from there, never from the
+//! start of the stream (whose old ids may have been pruned). Batches of several instances are serialised by an advisory lock, so the quota
 //! totals' versions commit in order (the refreshers never skip one).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy};
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::StreamExt;
 use sqlx::PgPool;
 use time::{Date, OffsetDateTime};
@@ -204,16 +206,56 @@ async fn upsert_rollups(
     Ok(())
 }
 
-/// The durable consumer's settings.
-pub fn consumer_config(config: &UsageStreamConfig) -> pull::Config {
+/// The durable consumer's settings; a new consumer starts after `ack_floor`.
+pub fn consumer_config(config: &UsageStreamConfig, ack_floor: u64) -> pull::Config {
     pull::Config {
         durable_name: Some(config.consumer.clone()),
         description: Some("TokenHub usage rollups".into()),
-        ack_policy: AckPolicy::All,
+        ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
         max_ack_pending: 20_000,
+        deliver_policy: if ack_floor == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence { start_sequence: ack_floor + 1 }
+        },
         ..Default::default()
     }
+}
+
+/// How often the consumer's ack floor is copied to the database.
+const FLOOR_EVERY: Duration = Duration::from_secs(5);
+
+/// The ack floor stored for `consumer` (0: none).
+pub async fn stored_floor(pool: &PgPool, consumer: &str) -> Result<u64, sqlx::Error> {
+    let floor: Option<i64> =
+        sqlx::query_scalar("SELECT ack_floor FROM usage_consumer_floors WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(pool)
+            .await?;
+    Ok(floor.unwrap_or(0).max(0) as u64)
+}
+
+async fn store_floor(pool: &PgPool, consumer: &str, floor: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO usage_consumer_floors (consumer, ack_floor) VALUES ($1, $2) \
+         ON CONFLICT (consumer) DO UPDATE SET ack_floor = GREATEST(usage_consumer_floors.ack_floor, EXCLUDED.ack_floor)",
+    )
+    .bind(consumer)
+    .bind(floor as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn raise(applied: &watch::Sender<u64>, seq: u64) {
+    applied.send_if_modified(|seen| {
+        let newer = seq > *seen;
+        if newer {
+            *seen = seq;
+        }
+        newer
+    });
 }
 
 /// Runs the projection until shutdown, reconnecting after errors. `applied` carries the last
@@ -253,20 +295,17 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<(), async_nats::Error> {
     let stream = ensure_usage_stream(js, config).await?;
-    let mut consumer = stream.get_or_create_consumer(&config.consumer, consumer_config(config)).await?;
+    let floor = stored_floor(pool, &config.consumer).await?;
+    let mut consumer =
+        stream.get_or_create_consumer(&config.consumer, consumer_config(config, floor)).await?;
     // Whatever the consumer acknowledged before (another run, another instance) is committed.
-    let acked = consumer.info().await?.ack_floor.stream_sequence;
-    applied.send_if_modified(|seen| {
-        let newer = acked > *seen;
-        if newer {
-            *seen = acked;
-        }
-        newer
-    });
+    raise(applied, consumer.info().await?.ack_floor.stream_sequence.max(floor));
+    let mut floor_copied = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         let mut messages =
             consumer.batch().max_messages(BATCH).expires(Duration::from_millis(250)).messages().await?;
         let mut batch = Vec::new();
+        let mut delivered = Vec::new();
         let mut last = None;
         while let Some(message) = messages.next().await {
             let message = message?;
@@ -278,19 +317,20 @@ async fn consume(
                     tracing::error!(seq, error = %e, "unreadable usage record skipped");
                 }
             }
-            last = Some((seq, message));
+            delivered.extend(last.replace((seq, message)).map(|(_, m)| m));
         }
         let Some((seq, message)) = last else { continue };
         let counted = apply_batch(pool, &batch).await?;
+        for earlier in delivered {
+            earlier.ack().await?;
+        }
         message.double_ack().await?;
         metrics::counter!("tokenhub_usage_records_counted_total").increment(counted as u64);
-        applied.send_if_modified(|seen| {
-            let newer = seq > *seen;
-            if newer {
-                *seen = seq;
-            }
-            newer
-        });
+        raise(applied, seq);
+        if floor_copied.elapsed() >= FLOOR_EVERY {
+            store_floor(pool, &config.consumer, consumer.info().await?.ack_floor.stream_sequence).await?;
+            floor_copied = tokio::time::Instant::now();
+        }
         if counted < batch.len() {
             tracing::debug!(
                 duplicates = batch.len() - counted,
@@ -298,6 +338,7 @@ async fn consume(
             );
         }
     }
+    store_floor(pool, &config.consumer, consumer.info().await?.ack_floor.stream_sequence).await?;
     Ok(())
 }
 

@@ -249,15 +249,26 @@ async fn rollups_are_exactly_once_under_redelivery_and_restart() {
         .collect();
     assert_eq!(tokenhub::usage::rollups::apply_batch(&app.pool, &events).await.unwrap(), 0);
 
-    // Restart with the durable consumer gone: the whole stream is delivered again.
+    // An operator deletes the durable consumer: it is recreated after the ack floor kept in
+    // the database, not from the start of the stream.
     app.stop().await;
     let js = stream.js().await;
-    js.get_stream(&stream.usage_stream)
-        .await
-        .unwrap()
-        .delete_consumer("tokenhub-usage-rollups")
-        .await
-        .unwrap();
+    let usage_stream = js.get_stream(&stream.usage_stream).await.unwrap();
+    usage_stream.delete_consumer("tokenhub-usage-rollups").await.unwrap();
+    let app = TestApp::start(&db, &stream).await;
+    wait_counted(&app, &stream).await;
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        usage_stream.get_consumer("tokenhub-usage-rollups").await.unwrap();
+    assert_eq!(
+        consumer.info().await.unwrap().config.deliver_policy,
+        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: 51 }
+    );
+    assert_eq!(get(&app, &admin, "/usage/summary").await.1, before);
+
+    // With the floor lost too, the whole stream is delivered again: nothing counts twice.
+    app.stop().await;
+    usage_stream.delete_consumer("tokenhub-usage-rollups").await.unwrap();
+    sqlx::query("DELETE FROM usage_consumer_floors").execute(&db.pool().await).await.unwrap();
     let app = TestApp::start(&db, &stream).await;
     wait_counted(&app, &stream).await;
     let (_, after) = get(&app, &admin, "/usage/summary").await;
