@@ -1,4 +1,4 @@
-//! NATS connection and the JetStream events stream.
+//! NATS connection and the JetStream streams (events, usage).
 
 use std::time::Duration;
 
@@ -54,18 +54,31 @@ pub async fn ensure_events_stream(
     ensure_stream(js, &config.stream, config.subjects(), "TokenHub domain events").await
 }
 
+/// An existing stream of that name does not take our subjects (e.g. another deployment's or
+/// another subject prefix's): publishing would fail and consuming would read nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("JetStream stream {name} exists with subjects {found:?}, not {wanted}: give this deployment another stream name (or delete that stream)")]
+pub struct ForeignStream {
+    /// The stream.
+    pub name: String,
+    /// Its subjects.
+    pub found: Vec<String>,
+    /// Ours.
+    pub wanted: String,
+}
+
 /// Creates a stream of CloudEvents when missing (file storage, limits retention, the
-/// de-duplication window) and returns it.
+/// de-duplication window) and returns it; refuses an existing stream without our subjects.
 async fn ensure_stream(
     js: &jetstream::Context,
     name: &str,
     subjects: String,
     what: &str,
 ) -> Result<stream::Stream, async_nats::Error> {
-    let stream = js
+    let mut stream = js
         .get_or_create_stream(stream::Config {
             name: name.to_string(),
-            subjects: vec![subjects],
+            subjects: vec![subjects.clone()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: DUPLICATE_WINDOW,
@@ -73,6 +86,10 @@ async fn ensure_stream(
             ..Default::default()
         })
         .await?;
+    let found = stream.info().await?.config.subjects.clone();
+    if !found.contains(&subjects) {
+        return Err(Box::new(ForeignStream { name: name.to_string(), found, wanted: subjects }));
+    }
     Ok(stream)
 }
 

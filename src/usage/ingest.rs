@@ -34,6 +34,8 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct UsageIngest {
     client: async_nats::Client,
+    /// Set once the stream is known to exist with our subjects.
+    stream_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
     js: jetstream::Context,
     config: UsageStreamConfig,
     max_age: time::Duration,
@@ -43,7 +45,8 @@ impl UsageIngest {
     /// An ingest publishing through `client` to the stream of `config`, accepting records up to
     /// `max_age` old.
     pub fn new(client: async_nats::Client, config: UsageStreamConfig, max_age: time::Duration) -> Self {
-        Self { js: jetstream::new(client.clone()), client, config, max_age }
+        let stream_ready = std::sync::Arc::default();
+        Self { js: jetstream::new(client.clone()), client, stream_ready, config, max_age }
     }
 
     /// How old a record may be (also how long its id is remembered for de-duplication).
@@ -62,6 +65,12 @@ impl UsageIngest {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(IngestError::Stream("not connected to NATS".into()));
         }
+        self.stream_ready
+            .get_or_try_init(|| async {
+                crate::nats::ensure_usage_stream(&self.js, &self.config).await.map(|_| ())
+            })
+            .await
+            .map_err(|e| IngestError::Stream(e.to_string()))?;
         let counted = already_counted(pool, events).await?;
         let mut pending: Vec<Option<PublishAckFuture>> = Vec::with_capacity(events.len());
         for (event, counted) in events.iter().zip(&counted) {

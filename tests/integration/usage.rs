@@ -413,3 +413,26 @@ async fn ids_of_records_too_old_to_repost_are_pruned_and_totals_stay() {
     assert!(summary["records"].as_i64().unwrap() >= 1, "{summary}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_usage_stream_with_other_subjects_is_refused_not_used() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let js = stream.js().await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.usage_stream.clone(),
+        subjects: vec![format!("{}other.usage.>", stream.prefix)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Foreign").await;
+    let (key, _) = app.issue_key(&tenant, json!({})).await;
+    let gateway = app.platform_key("gateway").await;
+    let (status, body) = post_usage(&app, &gateway, vec![record("r", &key, 1, 1)]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("usage_stream_unavailable")), "{body}");
+    let err =
+        tokenhub::nats::ensure_usage_stream(&js, &app.app.state.usage.config().clone()).await.unwrap_err();
+    assert!(err.to_string().contains("exists with subjects"), "{err}");
+    app.stop().await;
+}
