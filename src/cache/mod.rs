@@ -167,6 +167,10 @@ pub struct TenantGate {
     pub status: TenantStatus,
     /// The tenant's IP allowlist, when on.
     pub allowlist: Option<Box<[IpNet]>>,
+    /// The tenant's monthly LLM-token quota, when it has one.
+    pub quota: Option<i64>,
+    /// The tenant's LLM tokens.
+    pub tokens: Arc<usage::TokenTotals>,
 }
 
 fn parse_nets(nets: &[String]) -> Box<[IpNet]> {
@@ -184,8 +188,6 @@ pub struct KeyCache {
     usage: DashMap<IdKey, Arc<usage::KeyUsage>>,
     sub_usage: DashMap<String, Arc<usage::TokenTotals>>,
     tenant_usage: DashMap<String, Arc<usage::TokenTotals>>,
-    /// Monthly LLM-token quota per tenant (tenants without one are absent).
-    tenant_quotas: DashMap<String, i64>,
     position: watch::Sender<i64>,
 }
 
@@ -198,7 +200,6 @@ impl Default for KeyCache {
             usage: DashMap::new(),
             sub_usage: DashMap::new(),
             tenant_usage: DashMap::new(),
-            tenant_quotas: DashMap::new(),
             position: watch::channel(0).0,
         }
     }
@@ -274,7 +275,8 @@ impl KeyCache {
             return;
         }
         let shared = self.shared_tenant_id(&tenant_id);
-        self.tenants.insert(shared, TenantGate { status, allowlist: None });
+        let tokens = self.tenant_usage(&tenant_id);
+        self.tenants.insert(shared, TenantGate { status, allowlist: None, quota: None, tokens });
     }
 
     /// Applies one event of the log.

@@ -204,10 +204,6 @@ impl KeyCache {
         Arc::clone(self.tenant_usage.entry(tenant_id.to_string()).or_default().value())
     }
 
-    /// A tenant's monthly LLM-token quota, when it has one.
-    pub fn tenant_quota(&self, tenant_id: &str) -> Option<i64> {
-        self.tenant_quotas.get(tenant_id).map(|q| *q.value())
-    }
 
     /// Re-reads every tenant's monthly token quota (its plan's, or the super admin's override).
     pub async fn refresh_tenant_quotas(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
@@ -217,10 +213,12 @@ impl KeyCache {
         )
         .fetch_all(pool)
         .await?;
-        let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
-        self.tenant_quotas.retain(|t, _| seen.contains(t.as_str()));
-        for (tenant, quota) in rows {
-            self.tenant_quotas.insert(tenant, quota);
+        let quotas: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+        for mut gate in self.tenants.iter_mut() {
+            let quota = quotas.get(&**gate.key()).copied();
+            if gate.quota != quota {
+                gate.quota = quota;
+            }
         }
         Ok(())
     }

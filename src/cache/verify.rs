@@ -16,7 +16,7 @@ use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::sub_accounts::SubAccountRecord;
 
 use super::usage::{window_end, TokenTotals};
-use super::{CachedKey, KeyCache};
+use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
 
@@ -169,12 +169,15 @@ impl KeyCache {
             return verdict(VerifyCode::NotFound, None);
         }
         let sub_account = key.sub_account_id.as_deref().and_then(|id| self.sub_account(id));
+        // One lookup of the tenant for its status, allowlist and quota.
+        let tenant = key.tenant_id.as_deref().and_then(|t| self.tenants.get(t));
         let mut code = match key.status {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
-            KeyStatus::Active => self.check_active(&key, sub_account.as_deref(), input, now),
+            KeyStatus::Active => self.check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now),
         };
-        let quota = self.quota_of(&key, sub_account.as_deref(), now);
+        let quota = self.quota_of(&key, tenant.as_deref(), sub_account.as_deref(), now);
+        drop(tenant);
         let mut rate_limit_reset = None;
         if code == VerifyCode::Valid && quota.is_some_and(|q| q.remaining == 0) {
             code = VerifyCode::QuotaExceeded;
@@ -193,6 +196,7 @@ impl KeyCache {
     fn quota_of(
         &self,
         key: &CachedKey,
+        tenant: Option<&TenantGate>,
         sub_account: Option<&SubAccountRecord>,
         now: OffsetDateTime,
     ) -> Option<QuotaStatus> {
@@ -214,9 +218,9 @@ impl KeyCache {
             let totals = self.sub_account_usage(&sub.sub_account_id);
             Some(status(QuotaScope::SubAccount, limit, sub.quota_period, &totals))
         });
-        let tenant = key.tenant_id.as_deref().and_then(|t| {
-            let limit = self.tenant_quota(t)?;
-            Some(status(QuotaScope::Tenant, limit, Some(QuotaPeriod::Month), &self.tenant_usage(t)))
+        let tenant = tenant.and_then(|gate| {
+            let limit = gate.quota?;
+            Some(status(QuotaScope::Tenant, limit, Some(QuotaPeriod::Month), &gate.tokens))
         });
         // The tightest: least remaining (the narrower scope on a tie).
         [own, parent, tenant]
@@ -237,12 +241,13 @@ impl KeyCache {
     fn check_active(
         &self,
         key: &CachedKey,
+        tenant: Option<&TenantGate>,
         sub_account: Option<&SubAccountRecord>,
         input: VerifyInput<'_>,
         now: OffsetDateTime,
     ) -> VerifyCode {
-        if let Some(tenant) = &key.tenant_id {
-            let Some(gate) = self.tenants.get(&**tenant) else { return VerifyCode::TenantDeleted };
+        if key.tenant_id.is_some() {
+            let Some(gate) = tenant else { return VerifyCode::TenantDeleted };
             match gate.status {
                 TenantStatus::Active => {}
                 TenantStatus::Suspended => return VerifyCode::TenantSuspended,
