@@ -204,7 +204,6 @@ impl KeyCache {
         Arc::clone(self.tenant_usage.entry(tenant_id.to_string()).or_default().value())
     }
 
-
     /// Re-reads every tenant's monthly token quota (its plan's, or the super admin's override).
     pub async fn refresh_tenant_quotas(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let rows: Vec<(String, i64)> = sqlx::query_as(

@@ -174,7 +174,9 @@ impl KeyCache {
         let mut code = match key.status {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
-            KeyStatus::Active => self.check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now),
+            KeyStatus::Active => {
+                self.check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now)
+            }
         };
         let quota = self.quota_of(&key, tenant.as_deref(), sub_account.as_deref(), now);
         drop(tenant);

@@ -328,7 +328,9 @@ async fn consume(
         metrics::counter!("tokenhub_usage_records_counted_total").increment(counted as u64);
         raise(applied, seq);
         if floor_copied.elapsed() >= FLOOR_EVERY {
-            store_floor(pool, &config.consumer, consumer.info().await?.ack_floor.stream_sequence).await?;
+            let info = consumer.info().await?;
+            metrics::gauge!("tokenhub_usage_projection_pending").set(info.num_pending as f64);
+            store_floor(pool, &config.consumer, info.ack_floor.stream_sequence).await?;
             floor_copied = tokio::time::Instant::now();
         }
         if counted < batch.len() {
