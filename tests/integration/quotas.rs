@@ -143,6 +143,7 @@ async fn quota_overshoot_across_two_instances_stays_within_the_stated_bound() {
     let bound = (WORKERS_PER_INSTANCE as u64 * 2 * TOKENS_PER_REQUEST) as f64 + rate * 1.0;
     let overshoot = reported.saturating_sub(limit) as f64;
     assert!(reported >= limit);
+    eprintln!("two instances: overshoot {overshoot} tokens, bound {bound:.0} ({rate:.0} tokens/s)");
     assert!(overshoot <= bound, "overshoot {overshoot} > bound {bound} ({rate:.0} tokens/s)");
     // Both instances converge on the projection's total and refuse the key.
     for app in [&one, &two] {
