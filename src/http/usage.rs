@@ -278,12 +278,16 @@ pub async fn usage_history(
     Ok(axum::Json(UsageHistory { tenant_id: auth.tenant().to_string(), period: period.label(), history }))
 }
 
-/// Which month.
+/// Which month, and which page of tenants.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// `YYYY-MM` (UTC); the current month when absent.
     pub period: Option<String>,
+    /// Tenants per page, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Every tenant's usage in a month.
@@ -293,9 +297,11 @@ pub struct AllTenantsUsage {
     pub period: String,
     /// One entry per tenant with usage, by tenant id.
     pub tenants: Vec<UsageSummary>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
 }
 
-/// Every tenant's usage in a month (finance admins).
+/// Every tenant's usage in a month (finance admins), a page of tenants at a time.
 #[utoipa::path(get, path = "/admin/usage", tag = "usage",
     params(PeriodQuery),
     security(("master_key" = []), ("bearer" = [])),
@@ -311,9 +317,15 @@ pub async fn admin_usage(
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<axum::Json<AllTenantsUsage>> {
     let period = UsageQuery { period: q.period, ..Default::default() }.period()?;
-    let rows = query::all_tenants(&state.pool, period).await?;
+    let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
+    if q.cursor.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err(ApiError::invalid("invalid_query", "cursor is not one this API returned"));
+    }
+    let rows = query::all_tenants(&state.pool, period, q.cursor.as_deref(), limit).await?;
+    let next_cursor =
+        if rows.len() as i64 == limit { rows.last().map(|(tenant, _)| tenant.clone()) } else { None };
     let label = period.label();
-    let tenants =
+    let tenants: Vec<UsageSummary> =
         rows.into_iter().map(|(tenant, totals)| summary_of(tenant, label.clone(), totals)).collect();
-    Ok(axum::Json(AllTenantsUsage { period: label, tenants }))
+    Ok(axum::Json(AllTenantsUsage { period: label, tenants, next_cursor }))
 }

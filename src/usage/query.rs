@@ -134,8 +134,13 @@ pub async fn history(
     Ok(rows.into_iter().map(|r| (r.bucket, r.totals)).collect())
 }
 
-/// Every tenant's totals for a month, by tenant id.
-pub async fn all_tenants(pool: &PgPool, period: Period) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+/// Tenants' totals for a month, by tenant id: up to `limit` tenants after `after`.
+pub async fn all_tenants(
+    pool: &PgPool,
+    period: Period,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, Totals)>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         tenant_id: String,
@@ -144,9 +149,11 @@ pub async fn all_tenants(pool: &PgPool, period: Period) -> Result<Vec<(String, T
     }
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT tenant_id, {SUMS} FROM usage_rollups WHERE granularity = 'month' AND bucket = $1 \
-         GROUP BY tenant_id ORDER BY tenant_id"
+         AND ($2::text IS NULL OR tenant_id > $2) GROUP BY tenant_id ORDER BY tenant_id LIMIT $3"
     ))
     .bind(period.start)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|r| (r.tenant_id, r.totals)).collect())

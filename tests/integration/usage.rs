@@ -137,6 +137,33 @@ async fn records_become_cloudevents_with_the_keys_tags_and_roll_up() {
     assert_eq!(status, 200, "{all}");
     let mine = all["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == tenant.as_str()).unwrap();
     assert_eq!(mine["llm_tokens"], 167);
+    // Paged by tenant id.
+    let (other_tenant, _) = app.create_tenant("Second").await;
+    let (other_key, _) = app.issue_key(&other_tenant, json!({})).await;
+    assert_eq!(post_usage(&app, &gateway, vec![record("o-1", &other_key, 1, 0)]).await.0, 200);
+    wait_counted(&app, &stream).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/admin/usage?limit=1&cursor={c}"),
+            None => "/admin/usage?limit=1".to_string(),
+        };
+        let (status, page) = get(&app, &finance, &path).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["tenants"].as_array().unwrap().iter().map(|t| t["tenant_id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let mut expected = vec![tenant.clone(), other_tenant];
+    expected.sort();
+    assert_eq!(seen, expected);
+    let (status, _) = get(&app, &finance, "/admin/usage?limit=0").await;
+    assert_eq!(status, 422);
     let (status, one) =
         send(app.http.get(app.url("/usage/summary")).bearer_auth(&finance).header("X-Tenant-ID", &tenant))
             .await;
