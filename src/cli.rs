@@ -185,9 +185,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             tail_events(&config, last, follow).await
         }
         Command::Usage { action: UsageAction::Tail { consumer, follow } } => {
-            let nats_error = |e: &dyn std::fmt::Display| StartError::Config(format!("nats: {e}"));
-            let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
-            let js = async_nats::jetstream::new(client);
+            let js = jetstream(&config).await?;
             let mut out = std::io::stdout().lock();
             crate::usage::tail::tail(&js, &config.nats_usage_stream, &consumer, follow, &mut out)
                 .await
@@ -376,13 +374,21 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
     }
 }
 
+fn nats_error(e: &dyn std::fmt::Display) -> StartError {
+    StartError::Config(format!("nats: {e}"))
+}
+
+/// A JetStream context on `NATS_URL`, for the commands that read a stream.
+async fn jetstream(config: &Config) -> Result<async_nats::jetstream::Context, StartError> {
+    let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
+    Ok(async_nats::jetstream::new(client))
+}
+
 async fn tail_events(config: &Config, last: Option<u64>, follow: bool) -> Result<(), StartError> {
     use async_nats::jetstream::consumer::{pull, DeliverPolicy};
     use futures::StreamExt;
 
-    let nats_error = |e: &dyn std::fmt::Display| StartError::Config(format!("nats: {e}"));
-    let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
-    let js = async_nats::jetstream::new(client);
+    let js = jetstream(config).await?;
     let mut stream = js.get_stream(&config.nats_events_stream).await.map_err(|e| nats_error(&e))?;
     let last_seq = stream.info().await.map_err(|e| nats_error(&e))?.state.last_sequence;
     let deliver_policy = match last {

@@ -8,6 +8,7 @@
 //! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
 //! - [`relay`], [`nats`]: publishing the log to NATS JetStream.
 //! - [`cache`]: the in-memory key cache and the verification decision (the hot path).
+//! - [`usage`], [`calendar`]: usage metering, quotas, resource and rate limits; UTC windows.
 //! - [`crypto`]: envelope encryption of tenant secrets (KEK, per-tenant DEKs).
 //! - [`auth`]: key format, hashing, master key, principals.
 //! - [`http`]: routes, errors, extractors, OpenAPI.
@@ -16,6 +17,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -12,6 +12,13 @@ pub fn has_id_shape(s: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.len() == ID_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// True when `s` is 1 to `max` bytes of `[A-Za-z0-9_.:-]`: caller-chosen names and ids (request
+/// ids, usage record ids, resource names) that are safe in logs, subjects and URLs.
+pub fn is_token(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
 /// True when `s` looks like a tenant id.
 pub fn is_tenant_id(s: &str) -> bool {
     has_id_shape(s, TENANT_ID_PREFIX)

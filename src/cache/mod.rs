@@ -255,7 +255,7 @@ impl KeyCache {
             return;
         };
         let tenant = record.tenant_id.as_deref().map(|t| self.shared_tenant_id(t));
-        let usage = Arc::clone(self.usage.entry(id).or_default().value());
+        let usage = usage::shared(&self.usage, &id);
         let fresh = CachedKey::new(record, tenant, usage);
         if let Some(old) = self.keys.get(&id) {
             fresh.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);

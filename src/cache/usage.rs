@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use sqlx::PgPool;
 use time::{Date, OffsetDateTime, UtcOffset};
 use tokenhub_aggregates::api_key::QuotaPeriod;
@@ -33,21 +34,6 @@ pub fn day_index(t: OffsetDateTime) -> i64 {
 pub fn month_index(t: OffsetDateTime) -> i64 {
     let t = t.to_offset(UtcOffset::UTC);
     i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1
-}
-
-/// When the window of `period` containing `now` ends (UTC calendar).
-pub fn window_end(period: QuotaPeriod, now: OffsetDateTime) -> OffsetDateTime {
-    let date = now.to_offset(UtcOffset::UTC).date();
-    let next = match period {
-        QuotaPeriod::Day => date.next_day(),
-        QuotaPeriod::Month => {
-            let (y, m) = (date.year(), date.month());
-            let (y, m) =
-                if m == time::Month::December { (y + 1, time::Month::January) } else { (y, m.next()) };
-            Date::from_calendar_date(y, m, 1).ok()
-        }
-    };
-    next.map(|d| d.midnight().assume_utc()).unwrap_or(now)
 }
 
 /// Tokens in one calendar window: `(window index, tokens)`; an older window's value is gone
@@ -176,32 +162,33 @@ impl KeyUsage {
     }
 }
 
-/// The Unix second at which the minute of `now` ends (when per-minute limits reset).
-pub fn minute_reset(now: OffsetDateTime) -> i64 {
-    (now.unix_timestamp().div_euclid(60) + 1) * 60
+/// The counters under `key` in `map`, created on first use (a read lock when they exist).
+pub(super) fn shared<K, Q, V>(map: &DashMap<K, Arc<V>>, key: &Q) -> Arc<V>
+where
+    K: std::borrow::Borrow<Q> + Eq + std::hash::Hash,
+    Q: ToOwned<Owned = K> + Eq + std::hash::Hash + ?Sized,
+    V: Default,
+{
+    if let Some(found) = map.get(key) {
+        return Arc::clone(found.value());
+    }
+    Arc::clone(map.entry(key.to_owned()).or_default().value())
 }
 
 impl KeyCache {
     /// Counters of the key with this public id (created on first use).
     pub fn key_usage(&self, public_id: &str) -> Option<Arc<KeyUsage>> {
-        let id = super::id_key(public_id)?;
-        Some(Arc::clone(self.usage.entry(id).or_default().value()))
+        Some(shared(&self.usage, &super::id_key(public_id)?))
     }
 
     /// LLM tokens of a sub-account (created on first use).
     pub fn sub_account_usage(&self, sub_account_id: &str) -> Arc<TokenTotals> {
-        if let Some(found) = self.sub_usage.get(sub_account_id) {
-            return Arc::clone(found.value());
-        }
-        Arc::clone(self.sub_usage.entry(sub_account_id.to_string()).or_default().value())
+        shared(&self.sub_usage, sub_account_id)
     }
 
     /// LLM tokens of a tenant (created on first use).
     pub fn tenant_usage(&self, tenant_id: &str) -> Arc<TokenTotals> {
-        if let Some(found) = self.tenant_usage.get(tenant_id) {
-            return Arc::clone(found.value());
-        }
-        Arc::clone(self.tenant_usage.entry(tenant_id.to_string()).or_default().value())
+        shared(&self.tenant_usage, tenant_id)
     }
 
     /// Re-reads every tenant's monthly token quota (its plan's, or the super admin's override).
@@ -335,6 +322,7 @@ mod tests {
         totals.raise(TotalWindow::Day(next.date()), 9);
         totals.raise(TotalWindow::Day(next.date()), 3);
         assert_eq!(totals.used(Some(QuotaPeriod::Day), next), 9, "raised, never lowered");
+        let window_end = |p: QuotaPeriod, now| crate::calendar::window_end(p.into(), now);
         assert_eq!(window_end(QuotaPeriod::Day, late), next);
         assert_eq!(
             window_end(QuotaPeriod::Month, datetime!(2026-12-10 08:00 UTC)),

@@ -15,7 +15,7 @@ use tokenhub_aggregates::sub_account::SubAccountStatus;
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::sub_accounts::SubAccountRecord;
 
-use super::usage::{window_end, TokenTotals};
+use super::usage::TokenTotals;
 use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
@@ -97,8 +97,6 @@ pub struct Verdict {
     pub sub_account: Option<Arc<SubAccountRecord>>,
     /// The tightest of the key's, its sub-account's and its tenant's monthly quotas, when any.
     pub quota: Option<QuotaStatus>,
-    /// Unix second at which a `RATE_LIMITED` key may be used again.
-    pub rate_limit_reset: Option<i64>,
 }
 
 /// Where a quota stands.
@@ -112,10 +110,8 @@ pub struct QuotaStatus {
     pub used: i64,
     /// `limit - used`, never below 0.
     pub remaining: i64,
-    /// The quota's window (`None`: lifetime).
+    /// The quota's window (`None`: lifetime); it resets at the window's end.
     pub period: Option<QuotaPeriod>,
-    /// When the window ends and the quota is whole again (periodic quotas).
-    pub resets_at: Option<OffsetDateTime>,
 }
 
 /// Whose quota.
@@ -157,8 +153,7 @@ impl Verdict {
 impl KeyCache {
     /// Verifies `input` at `now`. On `VALID`, stamps the key's `last_used`.
     pub fn verify(&self, hasher: &KeyHasher, input: VerifyInput<'_>, now: OffsetDateTime) -> Verdict {
-        let verdict =
-            |code, key| Verdict { code, key, sub_account: None, quota: None, rate_limit_reset: None };
+        let verdict = |code, key| Verdict { code, key, sub_account: None, quota: None };
         let Ok(public_id) = key_format::parse(input.key) else { return verdict(VerifyCode::Malformed, None) };
         let Some(key) = self.get(public_id) else { return verdict(VerifyCode::NotFound, None) };
         let presented = hasher.hash_bytes(input.key);
@@ -175,23 +170,22 @@ impl KeyCache {
             KeyStatus::Revoked => VerifyCode::Revoked,
             KeyStatus::Disabled => VerifyCode::Disabled,
             KeyStatus::Active => {
-                self.check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now)
+                Self::check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now)
             }
         };
         let quota = self.quota_of(&key, tenant.as_deref(), sub_account.as_deref(), now);
+        // Release the tenant's shard before counting the request.
         drop(tenant);
-        let mut rate_limit_reset = None;
         if code == VerifyCode::Valid && quota.is_some_and(|q| q.remaining == 0) {
             code = VerifyCode::QuotaExceeded;
         }
         if code == VerifyCode::Valid && !Self::within_rate(&key, now) {
             code = VerifyCode::RateLimited;
-            rate_limit_reset = Some(super::usage::minute_reset(now));
         }
         if code == VerifyCode::Valid {
             key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
         }
-        Verdict { code, key: Some(key), sub_account, quota, rate_limit_reset }
+        Verdict { code, key: Some(key), sub_account, quota }
     }
 
     /// The tightest (least remaining) of the key's, its sub-account's and its tenant's quotas.
@@ -204,14 +198,7 @@ impl KeyCache {
     ) -> Option<QuotaStatus> {
         let status = |scope, limit: i64, period: Option<QuotaPeriod>, totals: &TokenTotals| {
             let used = totals.used(period, now);
-            QuotaStatus {
-                scope,
-                limit,
-                used,
-                remaining: (limit - used).max(0),
-                period,
-                resets_at: period.map(|p| window_end(p, now)),
-            }
+            QuotaStatus { scope, limit, used, remaining: (limit - used).max(0), period }
         };
         let own =
             key.quota_limit.map(|limit| status(QuotaScope::Key, limit, key.quota_period, &key.usage.tokens));
@@ -241,7 +228,6 @@ impl KeyCache {
     }
 
     fn check_active(
-        &self,
         key: &CachedKey,
         tenant: Option<&TenantGate>,
         sub_account: Option<&SubAccountRecord>,

@@ -20,8 +20,7 @@ pub fn current_request_id() -> String {
 }
 
 fn acceptable(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    tokenhub_aggregates::ids::is_token(id, 128)
 }
 
 /// Middleware: assigns the id, opens the request span, sets the response header.

@@ -147,7 +147,7 @@ async fn load(state: &AppState, tenant: &str) -> ApiResult<(Plan, Vec<ResourceLi
 }
 
 fn valid_user(user: &str) -> ApiResult<()> {
-    if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
+    if !crate::usage::record::printable(user, 128) {
         return Err(ApiError::invalid(
             "invalid_user_id",
             "userId must be 1 to 128 characters, no control characters",

@@ -16,6 +16,24 @@ use crate::usage::ingest::{IngestError, Outcome};
 use crate::usage::query::{self, Period, Totals, UsageFilter};
 use crate::usage::record::{prepare, UsageRecordInput, MAX_BATCH};
 
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Stream(detail) => {
+                tracing::warn!(error = %detail, "usage stream unavailable");
+                let mut error = ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "usage_stream_unavailable",
+                    "the usage stream did not acknowledge the batch; retry it (records are de-duplicated)",
+                );
+                error.retry_after = Some(1);
+                error
+            }
+            IngestError::Database(e) => ApiError::from(e),
+        }
+    }
+}
+
 /// A batch of usage records.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,19 +95,7 @@ pub async fn report_usage(
             .map_err(|e| ApiError::invalid(e.code, format!("{}: {}", e.path, e.message)))?;
         events.push(event);
     }
-    let outcomes = state.usage.publish(&state.pool, &events).await.map_err(|e| match e {
-        IngestError::Stream(detail) => {
-            tracing::warn!(error = %detail, "usage stream unavailable");
-            let mut error = ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "usage_stream_unavailable",
-                "the usage stream did not acknowledge the batch; retry it (records are de-duplicated)",
-            );
-            error.retry_after = Some(1);
-            error
-        }
-        IngestError::Database(e) => ApiError::from(e),
-    })?;
+    let outcomes = state.usage.publish(&state.pool, &events).await?;
     let mut result =
         UsageBatchResult { accepted: 0, duplicates: 0, records: Vec::with_capacity(events.len()) };
     for (event, outcome) in events.iter().zip(outcomes) {
@@ -139,15 +145,17 @@ pub struct UsageQuery {
     pub model: Option<String>,
 }
 
-impl UsageQuery {
-    fn period(&self) -> ApiResult<Period> {
-        match &self.period {
-            None => Ok(Period::of(OffsetDateTime::now_utc().date())),
-            Some(raw) => Period::parse(raw)
-                .ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM")),
+/// `YYYY-MM`, or the current month (UTC) when absent.
+fn period_of(raw: Option<&str>) -> ApiResult<Period> {
+    match raw {
+        None => Ok(Period::of(OffsetDateTime::now_utc().date())),
+        Some(raw) => {
+            Period::parse(raw).ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM"))
         }
     }
+}
 
+impl UsageQuery {
     fn filter(&self) -> UsageFilter {
         UsageFilter {
             key: self.key.clone(),
@@ -214,7 +222,7 @@ pub async fn usage_summary(
     auth: Authorized<ReadUsage>,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<axum::Json<UsageSummary>> {
-    let period = q.period()?;
+    let period = period_of(q.period.as_deref())?;
     let totals = query::summary(&state.pool, auth.tenant(), period, &q.filter()).await?;
     Ok(axum::Json(summary_of(auth.tenant().to_string(), period.label(), totals)))
 }
@@ -263,7 +271,7 @@ pub async fn usage_history(
     auth: Authorized<ReadUsage>,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<axum::Json<UsageHistory>> {
-    let period = q.period()?;
+    let period = period_of(q.period.as_deref())?;
     let days = query::history(&state.pool, auth.tenant(), period, &q.filter()).await?;
     let history = days
         .into_iter()
@@ -316,7 +324,7 @@ pub async fn admin_usage(
     _auth: Authorized<ReadAllUsage>,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<axum::Json<AllTenantsUsage>> {
-    let period = UsageQuery { period: q.period, ..Default::default() }.period()?;
+    let period = period_of(q.period.as_deref())?;
     let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
     if q.cursor.as_ref().is_some_and(|c| c.len() > 64) {
         return Err(ApiError::invalid("invalid_query", "cursor is not one this API returned"));

@@ -8,14 +8,17 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX;
+use tokenhub_aggregates::tenant::LimitPeriod;
 use utoipa::ToSchema;
 
 use crate::auth::requires::VerifyKeys;
 use crate::auth::Authorized;
 use crate::cache::{VerifyCode, VerifyInput};
+use crate::calendar::window_end;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::state::AppState;
+use crate::time_fmt::rfc3339;
 
 /// What the gateway asks.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,7 +148,8 @@ pub async fn verify_key(
         ),
     };
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
-    let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let verdict = state.keys.verify(&state.hasher, input, now);
     metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
     let permissions = verdict.effective_permissions();
     let sub_account_role = verdict.sub_account.as_ref().map(|s| s.role.clone());
@@ -185,11 +189,10 @@ pub async fn verify_key(
                 used: q.used,
                 remaining: q.remaining,
                 period: q.period.map(|p| p.as_str()),
-                resets_at: q.resets_at.map(crate::time_fmt::rfc3339),
+                resets_at: q.period.map(|p| rfc3339(window_end(p.into(), now))),
             }),
-            rate_limit_reset: verdict
-                .rate_limit_reset
-                .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok().map(crate::time_fmt::rfc3339)),
+            rate_limit_reset: (verdict.code == VerifyCode::RateLimited)
+                .then(|| rfc3339(window_end(LimitPeriod::Minute, now))),
         },
     };
     Ok(axum::Json(answer))

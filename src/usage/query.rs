@@ -1,6 +1,8 @@
 //! Reading the rollups: a month's totals, its days, and every tenant's totals.
 
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgPool, Postgres};
 use time::{Date, Month};
 
 /// A calendar month, `YYYY-MM`.
@@ -24,15 +26,12 @@ impl Period {
 
     /// The month of `date`.
     pub fn of(date: Date) -> Period {
-        Period { start: date.replace_day(1).unwrap_or(date) }
+        Period { start: crate::calendar::month_start(date) }
     }
 
     /// The first day of the next month.
     pub fn end(&self) -> Date {
-        let (year, month) = (self.start.year(), self.start.month());
-        let (year, month) =
-            if month == Month::December { (year + 1, Month::January) } else { (year, month.next()) };
-        Date::from_calendar_date(year, month, 1).unwrap_or(self.start)
+        crate::calendar::next_month_start(self.start)
     }
 
     /// `YYYY-MM`.
@@ -85,6 +84,22 @@ const SUMS: &str = "COALESCE(SUM(records), 0)::bigint AS records, COALESCE(SUM(a
 const FILTERS: &str = "($3::text IS NULL OR key_id = $3) AND ($4::text IS NULL OR sub_account_id = $4) \
     AND ($5::text IS NULL OR user_id = $5) AND ($6::text IS NULL OR model = $6)";
 
+/// Binds `$1` tenant, `$2` the period's first day and `$3`–`$6` the [`FILTERS`].
+fn filtered<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    tenant: &'q str,
+    period: Period,
+    filter: &'q UsageFilter,
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    query
+        .bind(tenant)
+        .bind(period.start)
+        .bind(&filter.key)
+        .bind(&filter.sub_account)
+        .bind(&filter.user)
+        .bind(&filter.model)
+}
+
 /// A tenant's totals for a month.
 pub async fn summary(
     pool: &PgPool,
@@ -92,17 +107,10 @@ pub async fn summary(
     period: Period,
     filter: &UsageFilter,
 ) -> Result<Totals, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'month' AND bucket = $2 AND {FILTERS}"
-    ))
-    .bind(tenant)
-    .bind(period.start)
-    .bind(&filter.key)
-    .bind(&filter.sub_account)
-    .bind(&filter.user)
-    .bind(&filter.model)
-    .fetch_one(pool)
-    .await
+    );
+    filtered(sqlx::query_as(&sql), tenant, period, filter).fetch_one(pool).await
 }
 
 /// A tenant's totals per day of a month (days without usage are absent).
@@ -118,19 +126,12 @@ pub async fn history(
         #[sqlx(flatten)]
         totals: Totals,
     }
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT bucket, {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'day' \
          AND bucket >= $2 AND bucket < $7 AND {FILTERS} GROUP BY bucket ORDER BY bucket"
-    ))
-    .bind(tenant)
-    .bind(period.start)
-    .bind(&filter.key)
-    .bind(&filter.sub_account)
-    .bind(&filter.user)
-    .bind(&filter.model)
-    .bind(period.end())
-    .fetch_all(pool)
-    .await?;
+    );
+    let rows: Vec<Row> =
+        filtered(sqlx::query_as(&sql), tenant, period, filter).bind(period.end()).fetch_all(pool).await?;
     Ok(rows.into_iter().map(|r| (r.bucket, r.totals)).collect())
 }
 

@@ -157,13 +157,8 @@ pub struct RecordError {
     pub message: String,
 }
 
-fn valid_token(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-}
-
-fn printable(s: &str, max: usize) -> bool {
+/// 1 to `max` bytes without control characters (models, end-user ids).
+pub fn printable(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
 }
 
@@ -181,7 +176,7 @@ pub fn prepare(
         code,
         message,
     };
-    if !valid_token(&input.id, 128) {
+    if !tokenhub_aggregates::ids::is_token(&input.id, 128) {
         return Err(fail("id", "invalid_usage_record", "must be 1 to 128 of [A-Za-z0-9._:-]".into()));
     }
     for (field, value) in [

@@ -5,51 +5,21 @@
 //! concurrent trackers on any number of instances never push a blocking limit past its value
 //! (overshoot 0). A new window is a new row: counts reset on their own.
 
+use sqlx::types::Json;
 use sqlx::PgPool;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
-use tokenhub_aggregates::tenant::{GateAction, LimitPeriod, Plan, ResourceLimit};
+use time::OffsetDateTime;
+use tokenhub_aggregates::tenant::{GateAction, Plan, ResourceLimit};
 
-/// Start of the window of `period` that contains `now` (UTC).
-pub fn window_start(period: LimitPeriod, now: OffsetDateTime) -> OffsetDateTime {
-    let now = now.to_offset(time::UtcOffset::UTC);
-    let (date, hour, minute) = (now.date(), now.hour(), now.minute());
-    let at = |date: Date, time: Time| PrimitiveDateTime::new(date, time).assume_utc();
-    match period {
-        LimitPeriod::Minute => at(date, Time::from_hms(hour, minute, 0).unwrap_or(Time::MIDNIGHT)),
-        LimitPeriod::Hour => at(date, Time::from_hms(hour, 0, 0).unwrap_or(Time::MIDNIGHT)),
-        LimitPeriod::Day => at(date, Time::MIDNIGHT),
-        LimitPeriod::Month => at(date.replace_day(1).unwrap_or(date), Time::MIDNIGHT),
-    }
-}
-
-/// End of the window (the start of the next one).
-pub fn window_end(period: LimitPeriod, now: OffsetDateTime) -> OffsetDateTime {
-    let start = window_start(period, now);
-    match period {
-        LimitPeriod::Minute => start + time::Duration::MINUTE,
-        LimitPeriod::Hour => start + time::Duration::HOUR,
-        LimitPeriod::Day => start + time::Duration::DAY,
-        LimitPeriod::Month => {
-            let (y, m) = (start.year(), start.month());
-            let (y, m) = if m == Month::December { (y + 1, Month::January) } else { (y, m.next()) };
-            Date::from_calendar_date(y, m, 1)
-                .map(|d| PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_utc())
-                .unwrap_or(start)
-        }
-    }
-}
+use crate::calendar::{window_end, window_start};
 
 /// A tenant's plan and resource limits.
 pub async fn load(pool: &PgPool, tenant: &str) -> Result<Option<(Plan, Vec<ResourceLimit>)>, sqlx::Error> {
-    let row: Option<(String, sqlx::types::Json<Vec<ResourceLimit>>)> =
-        sqlx::query_as("SELECT plan, resource_limits FROM tenants WHERE tenant_id = $1")
+    let row: Option<(Json<Plan>, Json<Vec<ResourceLimit>>)> =
+        sqlx::query_as("SELECT to_jsonb(plan), resource_limits FROM tenants WHERE tenant_id = $1")
             .bind(tenant)
             .fetch_optional(pool)
             .await?;
-    Ok(row.map(|(plan, limits)| {
-        let plan = serde_json::from_value(serde_json::Value::String(plan)).unwrap_or_default();
-        (plan, limits.0)
-    }))
+    Ok(row.map(|(plan, limits)| (plan.0, limits.0)))
 }
 
 /// Where one limit stands for one end-user (or the whole tenant).
@@ -249,42 +219,9 @@ async fn current_use(
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
+    use tokenhub_aggregates::tenant::LimitPeriod;
 
     use super::*;
-
-    #[test]
-    fn every_period_boundary_in_utc() {
-        let cases = [
-            (LimitPeriod::Minute, datetime!(2026-03-31 23:59:59.999 UTC), datetime!(2026-03-31 23:59 UTC)),
-            (LimitPeriod::Minute, datetime!(2026-04-01 00:00 UTC), datetime!(2026-04-01 00:00 UTC)),
-            (LimitPeriod::Hour, datetime!(2026-04-01 10:59:59.999 UTC), datetime!(2026-04-01 10:00 UTC)),
-            (LimitPeriod::Hour, datetime!(2026-04-01 11:00 UTC), datetime!(2026-04-01 11:00 UTC)),
-            (LimitPeriod::Day, datetime!(2026-04-01 23:59:59.999 UTC), datetime!(2026-04-01 00:00 UTC)),
-            (LimitPeriod::Day, datetime!(2026-04-02 00:00 UTC), datetime!(2026-04-02 00:00 UTC)),
-            (LimitPeriod::Month, datetime!(2026-02-28 23:59:59.999 UTC), datetime!(2026-02-01 00:00 UTC)),
-            (LimitPeriod::Month, datetime!(2026-03-01 00:00 UTC), datetime!(2026-03-01 00:00 UTC)),
-            (LimitPeriod::Month, datetime!(2024-02-29 12:00 UTC), datetime!(2024-02-01 00:00 UTC)),
-            (LimitPeriod::Month, datetime!(2026-12-31 23:59:59.999 UTC), datetime!(2026-12-01 00:00 UTC)),
-            // Not UTC: aligned on the UTC calendar anyway.
-            (LimitPeriod::Day, datetime!(2026-04-02 01:30 +02:00), datetime!(2026-04-01 00:00 UTC)),
-        ];
-        for (period, now, start) in cases {
-            assert_eq!(window_start(period, now), start, "{period:?} at {now}");
-            assert!(window_end(period, now) > now, "{period:?} at {now}");
-        }
-        assert_eq!(
-            window_end(LimitPeriod::Month, datetime!(2026-12-15 00:00 UTC)),
-            datetime!(2027-01-01 00:00 UTC)
-        );
-        assert_eq!(
-            window_end(LimitPeriod::Month, datetime!(2024-02-15 00:00 UTC)),
-            datetime!(2024-03-01 00:00 UTC)
-        );
-        assert_eq!(
-            window_end(LimitPeriod::Minute, datetime!(2026-04-01 10:59:30 UTC)),
-            datetime!(2026-04-01 11:00 UTC)
-        );
-    }
 
     fn usage_of(gate: GateAction, current: u64, effective: u64) -> LimitUsage {
         LimitUsage {

@@ -7,8 +7,9 @@
 //! parallel) only after the commit. A redelivered batch (crash before the ack, consumer
 //! restart) finds its ids and adds nothing. The consumer's ack floor is also kept in the
 //! database, so a consumer deleted by an operator is recreated from there, never from the
-//! start of the stream (whose old ids may have been pruned). Batches of several instances are serialised by an advisory lock, so the quota
-//! totals' versions commit in order (the refreshers never skip one).
+//! start of the stream (whose old ids may have been pruned). Batches of several instances are
+//! serialised by an advisory lock, so the quota totals' versions commit in order (the
+//! refreshers never skip one).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -66,10 +67,6 @@ struct Sums {
 /// The `window_start` of lifetime quota totals.
 const LIFETIME_START: Date = time::macros::date!(1970 - 01 - 01);
 
-fn month_start(date: Date) -> Date {
-    date.replace_day(1).unwrap_or(date)
-}
-
 /// Applies records in one transaction; returns how many were new (counted).
 pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx::Error> {
     if batch.is_empty() {
@@ -116,7 +113,7 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
         }
         counted += 1;
         let day = c.event.time.to_offset(time::UtcOffset::UTC).date();
-        for (granularity, bucket) in [("day", day), ("month", month_start(day))] {
+        for (granularity, bucket) in [("day", day), ("month", crate::calendar::month_start(day))] {
             let key = RollupKey {
                 tenant_id: d.tenant_id.clone(),
                 granularity,
@@ -139,7 +136,7 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Counted]) -> Result<usize, sqlx
             let subjects = [("key", &d.key_id), ("sub_account", &d.sub_account_id), ("tenant", &tenant)];
             for (scope, subject) in subjects.into_iter().filter_map(|(s, id)| Some((s, id.as_ref()?))) {
                 for (period, start) in
-                    [("lifetime", LIFETIME_START), ("day", day), ("month", month_start(day))]
+                    [("lifetime", LIFETIME_START), ("day", day), ("month", crate::calendar::month_start(day))]
                 {
                     *quota.entry((scope, subject.clone(), period, start)).or_default() += d.llm_tokens as i64;
                 }
@@ -304,9 +301,7 @@ async fn consume(
     while !shutdown.is_cancelled() {
         let mut messages =
             consumer.batch().max_messages(BATCH).expires(Duration::from_millis(250)).messages().await?;
-        let mut batch = Vec::new();
-        let mut delivered = Vec::new();
-        let mut last = None;
+        let (mut batch, mut delivered) = (Vec::new(), Vec::new());
         while let Some(message) = messages.next().await {
             let message = message?;
             let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
@@ -317,14 +312,15 @@ async fn consume(
                     tracing::error!(seq, error = %e, "unreadable usage record skipped");
                 }
             }
-            delivered.extend(last.replace((seq, message)).map(|(_, m)| m));
+            delivered.push((seq, message));
         }
-        let Some((seq, message)) = last else { continue };
+        let Some((seq, last)) = delivered.pop() else { continue };
         let counted = apply_batch(pool, &batch).await?;
-        for earlier in delivered {
-            earlier.ack().await?;
+        for (_, message) in delivered {
+            message.ack().await?;
         }
-        message.double_ack().await?;
+        // Confirmed: the acks before it on the same connection went out first.
+        last.double_ack().await?;
         metrics::counter!("tokenhub_usage_records_counted_total").increment(counted as u64);
         raise(applied, seq);
         if floor_copied.elapsed() >= FLOOR_EVERY {

@@ -287,9 +287,7 @@ async fn periodic_quotas_count_only_their_utc_window() {
     let gateway = app.platform_key("gateway").await;
 
     // Yesterday's tokens do not count against today's quota.
-    let yesterday = (OffsetDateTime::now_utc() - time::Duration::DAY)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let yesterday = tokenhub::time_fmt::rfc3339(OffsetDateTime::now_utc() - time::Duration::DAY);
     let mut old = record("old", &daily, 90, 0);
     old["timestamp"] = json!(yesterday);
     assert_eq!(post_usage(&app, &gateway, vec![old]).await.0, 200);

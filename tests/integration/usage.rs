@@ -9,11 +9,12 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokenhub::time_fmt::rfc3339;
 
 use crate::common::*;
 
 pub fn now() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap()
+    rfc3339(OffsetDateTime::now_utc())
 }
 
 /// A record of `key` with `prompt` + `completion` tokens.
@@ -417,7 +418,7 @@ async fn ids_of_records_too_old_to_repost_are_pruned_and_totals_stay() {
     let (key, _) = app.issue_key(&tenant, json!({})).await;
     let gateway = app.platform_key("gateway").await;
     // Default USAGE_MAX_AGE_DAYS: 35.
-    let at = |days: i64| (OffsetDateTime::now_utc() - time::Duration::days(days)).format(&Rfc3339).unwrap();
+    let at = |days: i64| rfc3339(OffsetDateTime::now_utc() - time::Duration::days(days));
     let mut old = record("old", &key, 10, 0);
     old["timestamp"] = json!(at(34));
     let mut fresh = record("fresh", &key, 10, 0);

@@ -38,6 +38,15 @@ impl LimitPeriod {
     }
 }
 
+impl From<crate::api_key::QuotaPeriod> for LimitPeriod {
+    fn from(period: crate::api_key::QuotaPeriod) -> Self {
+        match period {
+            crate::api_key::QuotaPeriod::Day => LimitPeriod::Day,
+            crate::api_key::QuotaPeriod::Month => LimitPeriod::Month,
+        }
+    }
+}
+
 /// What happens once a limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -110,9 +119,7 @@ impl ResourceLimit {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    crate::ids::is_token(name, 64)
 }
 
 /// Checks a whole set: names, count, no two limits for the same resource, metric and period.
