@@ -3,7 +3,7 @@
 # it is ready, and removes everything on exit. Sets BASE, MASTER and WORK; defines json (read a
 # field of a JSON answer) and admin (POST a JSON body with the master key).
 PG=${DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
-MASTER=load-test-master-key-$$
+MASTER=load-test-master-key-$$-0123456789abcdefghij
 NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,7 +1,6 @@
 //! Building and running the service: connect, migrate, start the background readers (query
 //! tables, NATS relay), then serve HTTP until shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +65,8 @@ pub struct App {
     pub usage_applied: watch::Receiver<u64>,
     /// The usage projection's task.
     pub usage_projection: tokio::task::JoinHandle<()>,
+    /// Fault injection into the relay (tests).
+    pub relay_faults: crate::relay::DropPublish,
 }
 
 /// Installs ring as the rustls provider (once per process).
@@ -109,6 +110,7 @@ impl App {
             &pool,
             config.master_api_key.as_deref(),
             config.master_api_key_hash.as_deref(),
+            &hasher,
         )
         .await?;
         let (keks, created) = crate::crypto::load_keks(config).map_err(|e| StartError::Kek(e.to_string()))?;
@@ -145,6 +147,7 @@ impl App {
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
         let readmodels = readmodels.with(keys.position());
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
+        let relay_faults = relay.drop_publish();
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
         let trusted_proxies = Arc::new(
@@ -166,8 +169,21 @@ impl App {
             ),
             nats,
             rate_limiter,
+            limits: Arc::new(config.limits()),
+            throttles: Arc::new(crate::auth::throttle::Throttles::new(
+                config.auth_failures_per_minute,
+                config.platform_reveals_per_minute,
+            )),
         };
-        Ok(App { state, shutdown, relay_position, generated_master_key, usage_applied, usage_projection })
+        Ok(App {
+            state,
+            shutdown,
+            relay_position,
+            generated_master_key,
+            usage_applied,
+            usage_projection,
+            relay_faults,
+        })
     }
 
     /// Serves HTTP on `listener` until the shutdown token is cancelled.
@@ -186,15 +202,65 @@ impl App {
 }
 
 /// Serves the API for `state` on `listener` until `shutdown` is cancelled.
+///
+/// The accept loop holds the server limits that a router cannot: at most
+/// `HTTP_MAX_CONNECTIONS` open connections (a connection over the cap is closed on accept and
+/// counted in `tokenhub_http_connections_refused_total`), and a header-read timeout
+/// (`HTTP_HEADER_READ_TIMEOUT_MS`) after which a client still trickling its headers is cut
+/// off. On shutdown it stops accepting and lets open requests finish for up to 10 s.
 pub async fn serve_http(
     state: AppState,
     shutdown: CancellationToken,
     listener: TcpListener,
 ) -> Result<(), StartError> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let limits = state.limits.clone();
     let router = crate::http::router(state);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics::counter!("tokenhub_http_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _permit = permit;
+            metrics::gauge!("tokenhub_http_connections").increment(1.0);
+            let _ = connection.await;
+            metrics::gauge!("tokenhub_http_connections").decrement(1.0);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("open connections did not finish within 10 s of shutdown");
+    }
     Ok(())
 }
 

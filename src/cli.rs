@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{connect_and_migrate, App, StartError};
+use crate::app::{connect_and_migrate, load_pepper, App, StartError};
 use crate::audit::AuditFilter;
-use crate::auth::master::{generate_master_key, hash_master_key};
+use crate::auth::master::{generate_master_key, stored_hmac};
 use crate::config::Config;
 use crate::store::settings;
 
@@ -202,10 +202,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
 async fn serve(config: &Config) -> Result<(), StartError> {
     let app = App::build(config).await?;
     if let Some(key) = &app.generated_master_key {
-        eprintln!(
-            "\n  No master key was configured, so one was generated. It is shown only now:\n\n    {key}\n\n  \
-             Only its argon2id hash is stored. Replace it with `tokenhub master-key rotate`.\n"
-        );
+        show_generated_master_key(config, key)?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -218,6 +215,36 @@ async fn serve(config: &Config) -> Result<(), StartError> {
     let served = app.serve(listener).await;
     app.drain().await;
     served
+}
+
+/// Shows a generated master key once: on the terminal when stderr is one; otherwise (a
+/// service manager, a container log) it is written to `MASTER_KEY_FILE` with mode 0600 and
+/// only that file's path is logged, so the key never lands in a log collector.
+fn show_generated_master_key(config: &Config, key: &str) -> Result<(), StartError> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "\n  No master key was configured, so one was generated. It is shown only now:\n\n    {key}\n\n  \
+             Only its HMAC is stored. Replace it with `tokenhub master-key rotate`.\n"
+        );
+        return Ok(());
+    }
+    let path = &config.master_key_file;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(format!("{key}\n").as_bytes())?;
+    tracing::warn!(file = %path.display(),
+        "no master key was configured: generated one and wrote it to this file (mode 0600); read it, store it safely, then delete the file");
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -282,8 +309,10 @@ async fn rebuild(config: &Config, name: Option<String>) -> Result<(), StartError
 
 async fn rotate_master_key(config: &Config) -> Result<(), StartError> {
     let pool = connect_and_migrate(config).await?;
+    let hasher =
+        crate::auth::hashing::KeyHasher::new(&load_pepper(&pool, config.key_pepper.as_deref()).await?);
     let key = generate_master_key();
-    settings::put(&pool, settings::MASTER_KEY_HASH, &hash_master_key(&key)?).await?;
+    settings::put(&pool, settings::MASTER_KEY_HASH, &stored_hmac(&hasher, &key)).await?;
     if config.master_api_key.is_some() || config.master_api_key_hash.is_some() {
         eprintln!(
             "warning: MASTER_API_KEY or MASTER_API_KEY_HASH is set and takes precedence over the stored key"

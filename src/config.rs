@@ -97,6 +97,99 @@ pub struct Config {
     /// `rateLimit` says otherwise (0 = unlimited).
     #[arg(long, env = "DEFAULT_RATE_LIMIT", default_value_t = 1000, global = true)]
     pub default_rate_limit: u32,
+
+    /// Where a generated master key is written (mode 0600) when stderr is not a terminal.
+    #[arg(long, env = "MASTER_KEY_FILE", default_value = "data/master-key", global = true)]
+    pub master_key_file: std::path::PathBuf,
+
+    /// How long a client may take to send a request's headers (slow clients are cut off).
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub http_header_read_timeout_ms: u64,
+
+    /// Longest time a request may take until its response starts (503 `request_timeout`).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000, global = true)]
+    pub http_request_timeout_ms: u64,
+
+    /// Requests handled at once; more are shed at once with 503 `overloaded`.
+    #[arg(long, env = "HTTP_MAX_IN_FLIGHT", default_value_t = 1024, global = true)]
+    pub http_max_in_flight: usize,
+
+    /// Open connections at most; further connections are closed on accept.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 8192, global = true)]
+    pub http_max_connections: usize,
+
+    /// Let webhooks target loopback, private, link-local and other internal addresses.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false, global = true, action = clap::ArgAction::Set)]
+    pub webhook_allow_private_targets: bool,
+
+    /// Most live secrets per tenant (409 `secret_limit_reached`).
+    #[arg(long, env = "TENANT_MAX_SECRETS", default_value_t = 1000, global = true)]
+    pub tenant_max_secrets: i64,
+
+    /// Most roles per tenant (409 `role_limit_reached`).
+    #[arg(long, env = "TENANT_MAX_ROLES", default_value_t = 200, global = true)]
+    pub tenant_max_roles: i64,
+
+    /// Largest tenant configuration document in bytes (422 `config_too_large`).
+    #[arg(long, env = "TENANT_MAX_CONFIG_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub tenant_max_config_bytes: usize,
+
+    /// Most configuration saves per tenant per UTC day (429 `config_version_limit_reached`).
+    #[arg(long, env = "TENANT_MAX_CONFIG_VERSIONS_PER_DAY", default_value_t = 200, global = true)]
+    pub tenant_max_config_versions_per_day: i64,
+
+    /// Secret reveals per minute per platform key (429 `rate_limited`).
+    #[arg(long, env = "PLATFORM_REVEALS_PER_MINUTE", default_value_t = 600, global = true)]
+    pub platform_reveals_per_minute: u32,
+
+    /// Failed master-key or API-key attempts per minute per client address before 429.
+    #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30, global = true)]
+    pub auth_failures_per_minute: u32,
+}
+
+/// Limits of the HTTP server and of what one tenant may write, from [`Config`].
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Header-read timeout.
+    pub header_read_timeout: Duration,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Concurrent requests.
+    pub max_in_flight: usize,
+    /// Open connections.
+    pub max_connections: usize,
+    /// Webhooks may target internal addresses.
+    pub webhook_allow_private_targets: bool,
+    /// Live secrets per tenant.
+    pub max_secrets: i64,
+    /// Roles per tenant.
+    pub max_roles: i64,
+    /// Configuration size.
+    pub max_config_bytes: usize,
+    /// Configuration saves per tenant per day.
+    pub max_config_versions_per_day: i64,
+    /// Reveals per minute per platform key.
+    pub platform_reveals_per_minute: u32,
+    /// Failed authentications per minute per client address.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 1024,
+            max_connections: 8192,
+            webhook_allow_private_targets: false,
+            max_secrets: 1000,
+            max_roles: 200,
+            max_config_bytes: 64 * 1024,
+            max_config_versions_per_day: 200,
+            platform_reveals_per_minute: 600,
+            auth_failures_per_minute: 30,
+        }
+    }
 }
 
 impl Config {
@@ -127,6 +220,23 @@ impl Config {
         Duration::from_millis(self.read_your_writes_timeout_ms)
     }
 
+    /// The server and tenant limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.http_request_timeout_ms),
+            max_in_flight: self.http_max_in_flight,
+            max_connections: self.http_max_connections,
+            webhook_allow_private_targets: self.webhook_allow_private_targets,
+            max_secrets: self.tenant_max_secrets,
+            max_roles: self.tenant_max_roles,
+            max_config_bytes: self.tenant_max_config_bytes,
+            max_config_versions_per_day: self.tenant_max_config_versions_per_day,
+            platform_reveals_per_minute: self.platform_reveals_per_minute,
+            auth_failures_per_minute: self.auth_failures_per_minute,
+        }
+    }
+
     /// Checks values clap cannot check.
     pub fn validate(&self) -> Result<(), String> {
         let token_ok =
@@ -150,6 +260,15 @@ impl Config {
             return Err("USAGE_CONSUMER must be letters, digits, '_' or '-'".into());
         }
         crate::http::client_ip::parse_trusted(&self.trusted_proxies)?;
+        if self.master_api_key.as_ref().is_some_and(|k| !k.is_empty() && k.chars().count() < 32) {
+            return Err("MASTER_API_KEY must be at least 32 characters (or use MASTER_API_KEY_HASH)".into());
+        }
+        if self.http_header_read_timeout_ms == 0 || self.http_request_timeout_ms == 0 {
+            return Err("HTTP_HEADER_READ_TIMEOUT_MS and HTTP_REQUEST_TIMEOUT_MS must be at least 1".into());
+        }
+        if self.http_max_in_flight == 0 || self.http_max_connections == 0 {
+            return Err("HTTP_MAX_IN_FLIGHT and HTTP_MAX_CONNECTIONS must be at least 1".into());
+        }
         if self.key_pepper.as_ref().is_some_and(|p| p.len() < 32) {
             return Err("TOKENHUB_KEY_PEPPER must be at least 32 bytes".into());
         }

@@ -35,4 +35,8 @@ pub struct AppState {
     pub usage: crate::usage::ingest::UsageIngest,
     /// The per-tenant control-API rate limit.
     pub rate_limiter: Arc<crate::usage::rate_limit::TenantRateLimiter>,
+    /// Server and per-tenant limits.
+    pub limits: Arc<crate::config::Limits>,
+    /// Failed authentications per client address, and reveals per platform key.
+    pub throttles: Arc<crate::auth::throttle::Throttles>,
 }

@@ -1,5 +1,7 @@
-//! State at a past moment, rebuilt from the log: the events of one aggregate committed at or
-//! before `as_of`, folded with the same logic as the live side.
+//! State at a past moment, rebuilt from the log: the events of one aggregate up to the last
+//! position recorded at or before `as_of` (a cut of the global order, not a time filter, so
+//! the state is one the log actually passed through), folded with the same logic as the live
+//! side.
 
 use cqrs_es::Aggregate;
 use serde::Deserialize;
@@ -30,7 +32,9 @@ pub async fn events_until(
     sqlx::query_as(
         "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
          payload, metadata, recorded_at FROM events \
-         WHERE aggregate_type = $1 AND aggregate_id = $2 AND recorded_at <= $3 ORDER BY sequence",
+         WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         AND position <= (SELECT coalesce(max(position), 0) FROM events WHERE recorded_at <= $3) \
+         ORDER BY sequence",
     )
     .bind(aggregate_type)
     .bind(aggregate_id)

@@ -73,16 +73,18 @@ pub enum KeyFormatError {
 
 /// Checks `key`'s shape and checksum; returns its public id.
 pub fn parse(key: &str) -> Result<&str, KeyFormatError> {
-    if key.len() != KEY_LEN || !key.starts_with(KEY_PREFIX) {
+    // Byte offsets below are character boundaries only because every byte is checked to be
+    // ASCII first (a multi-byte character at a split point used to panic).
+    if key.len() != KEY_LEN || !key.is_ascii() || !key.starts_with(KEY_PREFIX) {
         return Err(KeyFormatError::Shape);
     }
-    let rest = &key[KEY_PREFIX.len()..];
-    let (public_id, tail) = rest.split_at(PUBLIC_ID_LEN);
+    let rest = key.get(KEY_PREFIX.len()..).ok_or(KeyFormatError::Shape)?;
+    let (public_id, tail) = rest.split_at_checked(PUBLIC_ID_LEN).ok_or(KeyFormatError::Shape)?;
     let Some(secret_and_sum) = tail.strip_prefix('_') else { return Err(KeyFormatError::Shape) };
     if !public_id.bytes().chain(secret_and_sum.bytes()).all(|b| b.is_ascii_alphanumeric()) {
         return Err(KeyFormatError::Shape);
     }
-    let (body, sum) = key.split_at(KEY_LEN - CHECKSUM_LEN);
+    let (body, sum) = key.split_at_checked(KEY_LEN - CHECKSUM_LEN).ok_or(KeyFormatError::Shape)?;
     if checksum(body) != sum {
         return Err(KeyFormatError::Checksum);
     }
@@ -124,6 +126,40 @@ mod tests {
         assert_eq!(parse(&key[1..]), Err(KeyFormatError::Shape));
         assert_eq!(parse(&key.replacen("thk_", "thx_", 1)), Err(KeyFormatError::Shape));
         assert_eq!(parse(&format!("{}é", &key[..KEY_LEN - 2])), Err(KeyFormatError::Shape));
+    }
+
+    #[test]
+    fn a_multi_byte_character_at_any_split_point_is_refused_not_a_panic() {
+        let key = generate().full;
+        for at in 0..KEY_LEN - 1 {
+            // Replace two bytes at `at` with one two-byte character: same length, not ASCII.
+            let mut candidate = String::new();
+            candidate.push_str(&key[..at]);
+            candidate.push('é');
+            candidate.push_str(&key[at + 2..]);
+            assert_eq!(candidate.len(), KEY_LEN);
+            assert_eq!(parse(&candidate), Err(KeyFormatError::Shape), "at byte {at}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any string gets an answer (never a panic); only well-formed keys parse.
+        #[test]
+        fn any_string_is_answered(s in "\\PC{0,80}", prefix in proptest::bool::ANY) {
+            let s = if prefix { format!("{KEY_PREFIX}{s}") } else { s };
+            if let Ok(id) = parse(&s) {
+                proptest::prop_assert!(is_public_id(id));
+                proptest::prop_assert_eq!(s.len(), KEY_LEN);
+            }
+        }
+
+        /// Arbitrary bytes of exactly a key's length, the shape most likely to reach the slicing.
+        #[test]
+        fn key_length_strings_are_answered(chars in proptest::collection::vec(proptest::char::any(), KEY_LEN - 20..KEY_LEN)) {
+            let s: String = chars.into_iter().collect();
+            let _ = parse(&s);
+            let _ = parse(&format!("{KEY_PREFIX}{s}"));
+        }
     }
 
     #[test]

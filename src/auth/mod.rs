@@ -4,6 +4,7 @@
 //! - [`hashing`]: HMAC-SHA-256 of keys under the server pepper.
 //! - [`master`]: the super-admin master key (plain, argon2id hash, or generated).
 //! - [`principal`]: who is calling, resolved from headers.
+//! - [`throttle`]: failed authentications per address, reveals per platform key.
 //! - [`authorize`]: the one authorization decision and the `Authorized<Action>` extractor.
 
 pub mod authorize;
@@ -11,6 +12,7 @@ pub mod hashing;
 pub mod key_format;
 pub mod master;
 pub mod principal;
+pub mod throttle;
 
 pub use authorize::{authorize, requires, Action, Authorized};
 pub use principal::Principal;

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
 
 use crate::auth::key_format;
+use crate::auth::master::MasterCheck;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
@@ -107,6 +108,37 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
     })
 }
 
+/// Checks a presented master key: `Err(None)` when it is wrong, `Err(Some(_))` for 429 (this
+/// address failed too often; nothing is hashed) and 503 (argon2 busy).
+async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> Result<(), Option<ApiError>> {
+    if let Some(retry) = state.throttles.auth_blocked(ip) {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed authentications from this address; retry in {retry} s"),
+        );
+        e.retry_after = Some(retry);
+        return Err(Some(e));
+    }
+    match state.master.check(presented).await {
+        MasterCheck::Valid => Ok(()),
+        MasterCheck::Busy => {
+            let mut e = ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "authentication_busy",
+                "too many master-key checks at once; retry later",
+            );
+            e.retry_after = Some(1);
+            Err(Some(e))
+        }
+        MasterCheck::Invalid => {
+            tracing::info!("invalid master key");
+            state.throttles.record_auth_failure(ip);
+            Err(None)
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -115,21 +147,20 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(principal.clone());
         }
         let headers = &parts.headers;
+        let ip = client_ip(parts, &state.trusted_proxies);
         let principal = if let Some(master) = header_str(headers, "x-master-key") {
-            if !state.master.verify(master).await {
-                tracing::info!("invalid master key");
-                return Err(ApiError::unauthorized("invalid_master_key", "the master key is invalid"));
-            }
+            check_master(state, master, ip).await.map_err(|e| {
+                e.unwrap_or_else(|| ApiError::unauthorized("invalid_master_key", "the master key is invalid"))
+            })?;
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, "x-api-key") {
-            authenticate_key(state, key, client_ip(parts, &state.trusted_proxies))?
+            authenticate_key(state, key, ip)?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {
-                authenticate_key(state, token, client_ip(parts, &state.trusted_proxies))?
-            } else if state.master.verify(token).await {
-                Principal::SuperAdmin
+                authenticate_key(state, token, ip)?
             } else {
-                return Err(invalid_key());
+                check_master(state, token, ip).await.map_err(|e| e.unwrap_or_else(invalid_key))?;
+                Principal::SuperAdmin
             }
         } else {
             return Err(ApiError::unauthorized(

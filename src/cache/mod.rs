@@ -318,6 +318,18 @@ impl KeyCache {
             self.put_tenant(tenant_id.clone(), status);
             self.put_tenant_allowlist(&tenant_id, allowlist.as_ref().map(|a| a.0.as_slice()));
         }
+        // Sub-accounts are part of the same checkpoint: without them every sub-account key
+        // answered SUB_ACCOUNT_DELETED after a restart (the follower resumes at the checkpoint).
+        let subs: Vec<serde_json::Value> =
+            sqlx::query_scalar("SELECT record FROM key_sub_accounts").fetch_all(&mut *tx).await?;
+        for record in subs {
+            match serde_json::from_value::<SubAccountRecord>(record) {
+                Ok(r) => self.put_sub_account(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable sub-account record; rebuild the api_keys projection")
+                }
+            }
+        }
         let records: Vec<serde_json::Value> =
             sqlx::query_scalar("SELECT record FROM api_keys").fetch_all(&mut *tx).await?;
         for record in records {
@@ -331,6 +343,48 @@ impl KeyCache {
         tx.commit().await?;
         self.position.send_replace(position);
         Ok(position)
+    }
+
+    /// A canonical dump of what verification decides from (keys, tenants, sub-accounts),
+    /// sorted, without usage counters or last-used stamps: two caches that hold the same state
+    /// dump equal values. Restart-equivalence tests compare a loaded cache with one replayed
+    /// from position 0.
+    pub fn canonical_dump(&self) -> serde_json::Value {
+        let mut keys: Vec<(String, serde_json::Value)> = self
+            .keys
+            .iter()
+            .map(|e| {
+                (
+                    e.value().public_id.to_string(),
+                    serde_json::to_value(e.value().to_record()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tenants: Vec<(String, String, Option<Vec<String>>)> = self
+            .tenants
+            .iter()
+            .map(|e| {
+                let nets =
+                    e.value().allowlist.as_deref().map(|n| n.iter().map(ToString::to_string).collect());
+                (e.key().to_string(), e.value().status.as_str().to_string(), nets)
+            })
+            .collect();
+        tenants.sort();
+        let mut subs: Vec<(String, serde_json::Value)> = self
+            .sub_accounts
+            .iter()
+            .map(|e| (e.key().clone(), serde_json::to_value(&**e.value()).unwrap_or_default()))
+            .collect();
+        subs.sort_by(|a, b| a.0.cmp(&b.0));
+        serde_json::json!({ "keys": keys, "tenants": tenants, "sub_accounts": subs })
+    }
+
+    /// A cache built by replaying the whole log from position 0 (no query table involved).
+    pub async fn replayed(pool: &PgPool) -> Result<KeyCache, ProjectionError> {
+        let cache = KeyCache::default();
+        cache.catch_up(pool).await?;
+        Ok(cache)
     }
 
     /// Applies every committed event after the cache's position.

@@ -91,12 +91,21 @@ impl ApiError {
     /// 500 for a bug; the detail is logged, not returned.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        // SQLSTATE class 22 (data exception: a value PostgreSQL cannot take, such as U+0000 in
+        // text) is the request's fault and retrying cannot help: 422, not 503 "retry later".
+        // The input checks refuse such values first; this is the last line.
+        if let sqlx::Error::Database(db) = &e {
+            if db.code().is_some_and(|c| c.starts_with("22")) {
+                tracing::warn!(error = %e, "a value was refused by the database");
+                return Self::invalid("invalid_request", "a value in the request cannot be stored");
+            }
+        }
         Self::unavailable(&e)
     }
 }

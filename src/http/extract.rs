@@ -1,7 +1,7 @@
 //! Extractors whose rejections use the error envelope: JSON bodies, path and query values,
 //! and the request context (id, client address, user agent).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -9,36 +9,65 @@ use serde::de::DeserializeOwned;
 
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::http::input::{parse_json, Top};
 use crate::http::request_id::current_request_id;
 use crate::state::AppState;
 
-/// A JSON body; malformed JSON is 400 `invalid_json`, a wrong shape 422 `invalid_request`.
+/// A JSON object body; malformed JSON is 400 `invalid_json`, a wrong shape (an array, a
+/// control character, a missing field) 422 `invalid_request` (see [`crate::http::input`]).
 pub struct Json<T>(pub T);
+
+/// A JSON array body (the few routes that take a list).
+pub struct JsonList<T>(pub T);
+
+fn is_json_content_type(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    if !is_json_content_type(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with Content-Type: application/json",
+        ));
+    }
+    body_bytes(req, state).await
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+        } else {
+            ApiError::bad_request("invalid_body", e.body_text())
+        }
+    })
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let bytes = json_bytes(req, state).await?;
+        parse_json(&bytes, Top::Object).map(Json)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_request", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("invalid_json", e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected a body with Content-Type: application/json",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
-        }
-        other => ApiError::bad_request("invalid_body", other.body_text()),
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonList<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        parse_json(&bytes, Top::Array).map(JsonList)
     }
 }
 
@@ -103,23 +132,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
-            } else {
-                ApiError::bad_request("invalid_body", e.body_text())
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut de) {
-            Ok(v) => Ok(OptionalJson(Some(v))),
-            Err(e) if e.inner().is_data() => {
-                Err(ApiError::invalid("invalid_request", format!("{}: {}", e.path(), e.inner())))
-            }
-            Err(e) => Err(ApiError::bad_request("invalid_json", e.inner().to_string())),
-        }
+        parse_json(&bytes, Top::Object).map(|v| OptionalJson(Some(v)))
     }
 }

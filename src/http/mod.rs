@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod input;
 pub mod keys;
 pub mod openapi;
 pub mod paging;
@@ -143,15 +144,50 @@ async fn method_not_allowed(request: Request, next: Next) -> Response {
     response
 }
 
-/// The whole application router.
+fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = detail
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| detail.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    metrics::counter!("tokenhub_http_panics_total").increment(1);
+    axum::response::IntoResponse::into_response(ApiError::internal(&format!("handler panicked: {what}")))
+}
+
+async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
+    let (code, message) = if error.is::<tower::timeout::error::Elapsed>() {
+        metrics::counter!("tokenhub_http_timeouts_total").increment(1);
+        ("request_timeout", "the request took too long; retry later")
+    } else {
+        metrics::counter!("tokenhub_http_shed_total").increment(1);
+        ("overloaded", "the server is at its limit of requests in flight; retry later")
+    };
+    let mut e = ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, code, message);
+    e.retry_after = Some(1);
+    e
+}
+
+/// The whole application router: the API, then (inside out) panics caught as 500
+/// `internal`, a request timeout and load shedding (503 `request_timeout` / `overloaded`),
+/// control characters refused, request ids.
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api();
+    let limits = state.limits.clone();
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(route_not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(shed_or_timeout))
+                .load_shed()
+                .concurrency_limit(limits.max_in_flight)
+                .timeout(limits.request_timeout),
+        )
+        .layer(middleware::from_fn(input::reject_control_characters))
         .layer(middleware::from_fn(request_id::assign_request_id))
         .with_state(state)
 }

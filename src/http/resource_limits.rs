@@ -11,7 +11,7 @@ use crate::auth::requires::{ManageResourceLimits, ReadResourceLimits, TrackResou
 use crate::auth::Authorized;
 use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Query, RequestContext};
+use crate::http::extract::{Json, JsonList, Query, RequestContext};
 use crate::state::AppState;
 use crate::usage::resource_limits::{self as limits, Decision};
 
@@ -212,7 +212,7 @@ pub async fn put_resource_limits(
     State(state): State<AppState>,
     auth: Authorized<ManageResourceLimits>,
     ctx: RequestContext,
-    Json(body): Json<Vec<ResourceLimit>>,
+    JsonList(body): JsonList<Vec<ResourceLimit>>,
 ) -> ApiResult<axum::Json<Vec<ResourceLimit>>> {
     let tenant = auth.tenant().to_string();
     let command = TenantCommand::SetResourceLimits { limits: body, at: OffsetDateTime::now_utc() };

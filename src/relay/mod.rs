@@ -5,6 +5,12 @@
 //! - The relay's position in `checkpoints` advances only after JetStream acknowledged.
 //! - On start it also reads the last message of the stream and skips past its position, so a
 //!   crash between publish and checkpoint never re-publishes, even after the duplicate window.
+//! - Publishes are pipelined, yet the stream can never hold event k+1 without event k: every
+//!   publish but the first after a start carries `Nats-Expected-Last-Msg-Id` = the id of the
+//!   event before it, so JetStream refuses k+1 unless k is its last message. If k's publish
+//!   or ack fails, k+1 (and everything after) is refused, the relay restarts from the stream's
+//!   last message, and publishes k again. Skipping past the stream's last position is safe
+//!   only because of this.
 //! - One instance relays at a time (a PostgreSQL advisory lock held on a dedicated
 //!   connection); others wait and take over if it dies.
 //! - If NATS is down, commands keep working; the relay retries and catches up.
@@ -34,6 +40,19 @@ pub struct Relay {
     config: EventsStreamConfig,
     hint: watch::Receiver<i64>,
     published: watch::Sender<i64>,
+    drop_once: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Fault injection for tests: the relay "loses" the publish of one position once (it is not
+/// sent and its ack counts as failed), as a network failure would.
+#[derive(Clone, Default)]
+pub struct DropPublish(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl DropPublish {
+    /// Loses the next publish of `position`.
+    pub fn at(&self, position: i64) {
+        self.0.store(position, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 type RelayError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,7 +67,13 @@ impl Relay {
     ) -> (Self, watch::Receiver<i64>) {
         let (published, rx) = watch::channel(0);
         let js = jetstream::new(client);
-        (Self { pool, js, config, hint, published }, rx)
+        let drop_once = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        (Self { pool, js, config, hint, published, drop_once }, rx)
+    }
+
+    /// The fault-injection handle (tests).
+    pub fn drop_publish(&self) -> DropPublish {
+        DropPublish(self.drop_once.clone())
     }
 
     fn checkpoint_name(&self) -> String {
@@ -140,6 +165,9 @@ impl Relay {
         }
         self.published.send_replace(position);
         tracing::info!(position, stream = %self.config.stream, "relay leading");
+        // The first publish after a start carries no expectation: the stream's last message
+        // was just checked to be this log's event at `position` (or the stream is empty).
+        let mut last_id: Option<String> = None;
         loop {
             let events = read_after(&self.pool, position, BATCH).await?;
             if events.is_empty() {
@@ -148,19 +176,36 @@ impl Relay {
                 }
                 continue;
             }
-            let mut pending: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(events.len());
+            let mut pending: Vec<(i64, Option<PublishAckFuture>)> = Vec::with_capacity(events.len());
             let mut failure: Option<RelayError> = None;
             for event in &events {
                 let subject =
                     self.config.subject(event.tenant_id.as_deref(), &event.aggregate_type, &event.event_type);
                 let body = cloudevent::to_json_bytes(event);
-                let message = PublishMessage::build()
+                let mut message = PublishMessage::build()
                     .payload(body.into())
                     .message_id(event.event_id.to_string())
                     .header(POSITION_HEADER, event.position.to_string().as_str())
                     .header("Content-Type", cloudevent::CONTENT_TYPE);
+                if let Some(previous) = &last_id {
+                    message = message.expected_last_message_id(previous.as_str());
+                }
+                last_id = Some(event.event_id.to_string());
+                let lost = self
+                    .drop_once
+                    .compare_exchange(
+                        event.position,
+                        0,
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                    )
+                    .is_ok();
+                if lost {
+                    pending.push((event.position, None));
+                    continue;
+                }
                 match self.js.send_publish(subject, message).await {
-                    Ok(ack) => pending.push((event.position, ack)),
+                    Ok(ack) => pending.push((event.position, Some(ack))),
                     Err(e) => {
                         failure = Some(e.into());
                         break;
@@ -168,12 +213,19 @@ impl Relay {
                 }
             }
             for (event_position, ack) in pending {
-                if failure.is_some() {
-                    break;
-                }
-                match ack.await {
-                    Ok(_) => position = event_position,
-                    Err(e) => failure = Some(e.into()),
+                // Await every ack, even after a failure, so none is left in flight.
+                let result = match ack {
+                    Some(ack) => ack.await.map(|_| ()).map_err(RelayError::from),
+                    None => Err(format!("publish of position {event_position} lost (injected)").into()),
+                };
+                match result {
+                    Ok(()) if failure.is_none() => position = event_position,
+                    Ok(()) => {}
+                    Err(e) => {
+                        if failure.is_none() {
+                            failure = Some(e);
+                        }
+                    }
                 }
             }
             store(leader, &name, position).await?;

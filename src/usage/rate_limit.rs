@@ -1,7 +1,8 @@
-//! The per-tenant rate limit of the control API: `DEFAULT_RATE_LIMIT` requests per minute, or
-//! the super admin's `requests_per_minute` override of the tenant, or (first) the tenant
-//! configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`;
-//! `enabled: false` lifts the limit). Fixed windows aligned on the Unix epoch, counted in
+//! The per-tenant rate limit of the control API. The ceiling is `DEFAULT_RATE_LIMIT` requests
+//! per minute, or the super admin's `requests_per_minute` override of the tenant. The tenant
+//! configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`) adds a
+//! limit of its own that is counted beside the ceiling, so it can only lower it: `enabled:
+//! false` or a larger `max` leaves the ceiling in force. Fixed windows aligned on the Unix epoch, counted in
 //! memory by each instance: with N instances behind a balancer a tenant gets up to N times
 //! its limit (see README).
 
@@ -37,11 +38,26 @@ pub struct RateInfo {
     pub allowed: bool,
 }
 
+/// The limits on one tenant: the ceiling (the super admin's override, else the default) and
+/// the tenant configuration's own `rateLimit`. Both are counted and both must allow a request,
+/// so a tenant's own setting can only lower its limit, never lift it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantRates {
+    /// The operator's ceiling (`None`: unlimited).
+    pub ceiling: Option<Rate>,
+    /// The tenant's own, stricter limit (`None`: none).
+    pub own: Option<Rate>,
+}
+
 /// Counts control-API requests per tenant.
 pub struct TenantRateLimiter {
     default: Rate,
-    overrides: DashMap<String, Option<Rate>>,
-    windows: DashMap<String, (i64, u32)>,
+    overrides: DashMap<String, TenantRates>,
+    windows: DashMap<String, [(i64, u32); 2]>,
+}
+
+fn usable(rate: Option<Rate>) -> Option<Rate> {
+    rate.filter(|r| r.max > 0 && r.window > 0)
 }
 
 impl TenantRateLimiter {
@@ -54,42 +70,61 @@ impl TenantRateLimiter {
         }
     }
 
-    fn rate_of(&self, tenant: &str) -> Option<Rate> {
-        let rate = match self.overrides.get(tenant) {
-            Some(over) => *over.value(),
-            None => Some(self.default),
+    fn rates_of(&self, tenant: &str) -> [Option<Rate>; 2] {
+        let rates = match self.overrides.get(tenant) {
+            Some(r) => *r.value(),
+            None => TenantRates { ceiling: Some(self.default), own: None },
         };
-        rate.filter(|r| r.max > 0 && r.window > 0)
+        [usable(rates.ceiling), usable(rates.own)]
     }
 
     /// Counts one request of `tenant` at Unix second `now`; `None` when the tenant has no limit.
+    /// The request counts against both limits only when both allow it; the answer describes
+    /// the limit that binds (the refusing one, else the one with fewer requests left).
     pub fn hit(&self, tenant: &str, now: i64) -> Option<RateInfo> {
-        let rate = self.rate_of(tenant)?;
-        let window = i64::from(rate.window);
-        let start = now.div_euclid(window) * window;
-        let mut entry = self.windows.entry(tenant.to_string()).or_insert((start, 0));
-        if entry.0 != start {
-            *entry = (start, 0);
+        let rates = self.rates_of(tenant);
+        if rates.iter().all(Option::is_none) {
+            return None;
         }
-        let allowed = entry.1 < rate.max;
+        let mut entry = self.windows.entry(tenant.to_string()).or_insert([(0, 0); 2]);
+        let mut infos: [Option<RateInfo>; 2] = [None, None];
+        for (i, rate) in rates.iter().enumerate() {
+            let Some(rate) = rate else { continue };
+            let window = i64::from(rate.window);
+            let start = now.div_euclid(window) * window;
+            if entry[i].0 != start {
+                entry[i] = (start, 0);
+            }
+            infos[i] = Some(RateInfo {
+                limit: rate.max,
+                remaining: rate.max.saturating_sub(entry[i].1),
+                reset_in: (start + window - now).max(1) as u64,
+                allowed: entry[i].1 < rate.max,
+            });
+        }
+        let allowed = infos.iter().flatten().all(|i| i.allowed);
         if allowed {
-            entry.1 += 1;
+            for (i, info) in infos.iter_mut().enumerate() {
+                if let Some(info) = info {
+                    entry[i].1 += 1;
+                    info.remaining -= 1;
+                }
+            }
         }
-        Some(RateInfo {
-            limit: rate.max,
-            remaining: rate.max - entry.1,
-            reset_in: (start + window - now).max(1) as u64,
-            allowed,
-        })
+        infos
+            .into_iter()
+            .flatten()
+            .min_by_key(|i| (i.allowed, i.remaining))
+            .map(|i| RateInfo { allowed, ..i })
     }
 
-    /// Sets a tenant's override (`None` inside: unlimited); for tests and the refresher.
-    pub fn set_override(&self, tenant: &str, rate: Option<Rate>) {
-        self.overrides.insert(tenant.to_string(), rate);
+    /// Sets a tenant's limits; for tests and the refresher.
+    pub fn set_rates(&self, tenant: &str, rates: TenantRates) {
+        self.overrides.insert(tenant.to_string(), rates);
     }
 
-    /// Re-reads every tenant's limit: the configuration's `rateLimit` when set, else the
-    /// super admin's `requests_per_minute` override, else the default.
+    /// Re-reads every tenant's limits: the super admin's `requests_per_minute` override (else
+    /// the default) as the ceiling, and the configuration's `rateLimit` as the tenant's own.
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let rows: Vec<(String, Option<serde_json::Value>, Option<i64>)> = sqlx::query_as(
             "SELECT tenant_id, config -> 'rateLimit', (limit_overrides ->> 'requests_per_minute')::bigint \
@@ -100,15 +135,12 @@ impl TenantRateLimiter {
         let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
         self.overrides.retain(|t, _| seen.contains(t.as_str()));
         for (tenant, config, per_minute) in &rows {
-            let base = match per_minute {
+            let ceiling = match per_minute {
                 Some(max) => Rate { max: (*max).clamp(0, i64::from(u32::MAX)) as u32, window: 60 },
                 None => self.default,
             };
-            let rate = match config {
-                Some(config) => parse_config(config, base),
-                None => Some(base),
-            };
-            self.set_override(tenant, rate);
+            let own = config.as_ref().and_then(|c| parse_config(c, ceiling));
+            self.set_rates(tenant, TenantRates { ceiling: Some(ceiling), own });
         }
         Ok(())
     }
@@ -167,7 +199,27 @@ mod tests {
         assert_eq!(parse_config(&serde_json::json!({}), default), Some(default));
         let limiter = TenantRateLimiter::new(0);
         assert_eq!(limiter.hit("t", 0), None, "0: unlimited");
-        limiter.set_override("t", Some(Rate { max: 1, window: 10 }));
+        limiter.set_rates("t", TenantRates { ceiling: None, own: Some(Rate { max: 1, window: 10 }) });
         assert!(limiter.hit("t", 5).is_some_and(|i| i.allowed && i.reset_in == 5));
+    }
+
+    #[test]
+    fn a_tenant_can_only_lower_its_ceiling() {
+        let t0 = 1_800_000_000;
+        let ceiling = Some(Rate { max: 3, window: 60 });
+        // Whatever the tenant's own limit, no more than the ceiling passes in a window.
+        for own in [
+            None,
+            Some(Rate { max: 1_000_000, window: 60 }),
+            Some(Rate { max: 10, window: 1 }),
+            Some(Rate { max: 2, window: 60 }),
+        ] {
+            let limiter = TenantRateLimiter::new(1000);
+            limiter.set_rates("t", TenantRates { ceiling, own });
+            let passed =
+                (0..100).filter(|i| limiter.hit("t", t0 + i % 30).is_some_and(|r| r.allowed)).count();
+            let expected = own.map_or(3, |o| if o.max < 3 { o.max as usize } else { 3 });
+            assert_eq!(passed, expected, "own {own:?}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use tokenhub::config::Config;
 pub const TEST_KEK: &str = "dGVzdC1rZWstdGVzdC1rZWstdGVzdC1rZWstMDAwMDA=";
 
 /// Master key used by tests.
-pub const MASTER: &str = "test-master-key-0123456789";
+pub const MASTER: &str = "test-master-key-0123456789-abcdefghijkl";
 
 /// Admin URL of the test PostgreSQL (`TEST_DATABASE_URL`).
 pub fn pg_admin_url() -> String {
@@ -180,6 +180,10 @@ pub fn config(db: &TestDb, stream: &TestStream, extra: &[&str]) -> Config {
         "8".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    // Many tests send wrong credentials on purpose; the throttle has its own test.
+    if !extra.contains(&"--auth-failures-per-minute") {
+        args.extend(["--auth-failures-per-minute".to_string(), "0".into()]);
+    }
     args.push("serve".into());
     Cli::try_parse_from(args).unwrap_or_else(|e| panic!("config: {e}")).config
 }

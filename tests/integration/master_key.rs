@@ -14,7 +14,8 @@ async fn first_start_generates_a_master_key_and_rotation_replaces_it() {
         .fetch_one(&app.pool)
         .await
         .unwrap_or_default();
-    assert!(stored.starts_with("$argon2id$") && !stored.contains(&generated));
+    // A generated key has 256 bits: it is stored as an HMAC under the pepper, not argon2.
+    assert!(stored.starts_with("hmac-sha256:") && !stored.contains(&generated), "{stored}");
 
     let (status, _) = send(app.http.get(app.url("/admin/tenants")).bearer_auth(&generated)).await;
     assert_eq!(status, 200);
@@ -27,9 +28,16 @@ async fn first_start_generates_a_master_key_and_rotation_replaces_it() {
     second.stop().await;
 
     // `tokenhub master-key rotate`, then the running server reloads.
-    let cli =
-        tokenhub::cli::Cli::try_parse_from(["tokenhub", "--database-url", &db.url, "master-key", "rotate"])
-            .unwrap_or_else(|e| panic!("{e}"));
+    let cli = tokenhub::cli::Cli::try_parse_from([
+        "tokenhub",
+        "--database-url",
+        &db.url,
+        "--key-pepper",
+        "test-pepper-test-pepper-test-pepper-0000",
+        "master-key",
+        "rotate",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(tokenhub::cli::run(cli).await.is_ok());
     let _ = app.app.state.master.refresh(&app.pool).await;
     let (status, _) = send(app.http.get(app.url("/admin/tenants")).bearer_auth(&generated)).await;
