@@ -11,6 +11,7 @@
 //! - [`usage`], [`calendar`]: usage metering, quotas, resource and rate limits; UTC windows.
 //! - [`crypto`]: envelope encryption of tenant secrets (KEK, per-tenant DEKs).
 //! - [`auth`]: key format, hashing, master key, principals.
+//! - [`services`]: the rules of commands that need more than their aggregate (keys).
 //! - [`http`]: routes, errors, extractors, OpenAPI.
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod http;
 pub mod nats;
 pub mod readmodels;
 pub mod relay;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -147,7 +147,7 @@ pub fn change_for(
                     record.settings = changes.apply_to(&record.settings);
                     record.updated_at = updated_at;
                 }
-                ApiKeyEvent::Disabled { disabled_at } => {
+                ApiKeyEvent::Disabled { disabled_at, .. } => {
                     record.status = KeyStatus::Disabled;
                     record.updated_at = disabled_at;
                 }

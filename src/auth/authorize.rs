@@ -23,8 +23,7 @@ use crate::auth::principal::{header_str, Principal};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// The permission that lets a sub-account key manage the keys of its sub-account.
-pub const KEYS_MANAGE: &str = "keys:manage";
+pub use tokenhub_aggregates::api_key::KEYS_MANAGE;
 
 /// Declares the actions once: the `Action` enum, `Action::ALL`, `Action::tenant_scoped` (the
 /// `tenant` group) and the marker types of [`requires`].

@@ -91,6 +91,12 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         }
         _ => return Err(invalid_key()),
     };
+    if key.sub_account_id.is_some() && key.role != KeyRole::Data {
+        // Only data keys belong to sub-accounts; such a key, issued before that rule, is not
+        // a tenant admin (or finance) of the whole tenant.
+        tracing::warn!(public_id = %key.public_id, "refused: a non-data key under a sub-account");
+        return Err(invalid_key());
+    }
     let public_id = key.public_id.to_string();
     Ok(match &key.tenant_id {
         Some(tenant_id) => {

@@ -19,6 +19,7 @@ use super::usage::TokenTotals;
 use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
+use tokenhub_aggregates::api_key::KEYS_MANAGE;
 
 /// The answer code of a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +145,11 @@ impl Verdict {
         let own = key.permissions.iter().map(|p| p.to_string());
         match &self.sub_account {
             None => own.collect(),
-            Some(sub) if key.permissions.is_empty() => sub.permissions.clone(),
+            // A key with no list of its own takes its sub-account's, except `keys:manage`: a
+            // key manages keys only when that permission is on the key itself.
+            Some(sub) if key.permissions.is_empty() => {
+                sub.permissions.iter().filter(|p| p.as_str() != KEYS_MANAGE).cloned().collect()
+            }
             Some(sub) => own.filter(|p| sub.permissions.contains(p)).collect(),
         }
     }

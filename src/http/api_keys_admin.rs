@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
+use tokenhub_aggregates::api_key::KeyOwner;
 
 use crate::audit::as_of::{self, AsOf};
 use crate::audit::{fetch_page, AuditFilter};
@@ -133,7 +133,15 @@ pub async fn admin_update_key(
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
     Ok(axum::Json(
-        keys::update_key(&state, &auth.principal, &ctx, &public_id, Scope::All, body.into()).await?,
+        keys::act_on_key(
+            &state,
+            &auth.principal,
+            &ctx,
+            &public_id,
+            Scope::All,
+            keys::KeyAction::Update(body.into()),
+        )
+        .await?,
     ))
 }
 
@@ -154,6 +162,6 @@ pub async fn admin_revoke_key(
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let command = ApiKeyCommand::Revoke { reason: None, at: time::OffsetDateTime::now_utc() };
-    Ok(axum::Json(keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::All, command).await?))
+    let command = keys::KeyAction::Revoke;
+    Ok(axum::Json(keys::act_on_key(&state, &auth.principal, &ctx, &public_id, Scope::All, command).await?))
 }

@@ -3,19 +3,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner};
+use tokenhub_aggregates::api_key::KeyOwner;
 
 use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
-use crate::auth::{Authorized, Principal};
+use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::keys::{
-    self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest, RotatedKey, Scope,
-    TenantRoleDto, UpdateKeyRequest,
+    self, IssueKeyRequest, IssuedKey, KeyAction, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest,
+    RotatedKey, Scope, UpdateKeyRequest,
 };
 use crate::state::AppState;
-use tokenhub_aggregates::api_key::KeyRole;
 
 /// Issue a key in the caller's tenant.
 #[utoipa::path(post, path = "/tenant/api-keys", tag = "tenant-api-keys",
@@ -38,30 +36,8 @@ pub async fn tenant_issue_key(
     if body.tenant_id.as_ref().is_some_and(|t| t != caller.tenant()) {
         return Err(ApiError::invalid("invalid_request", "tenant_id is taken from the caller; omit it"));
     }
-    let mut body = body;
-    if let Principal::TenantKey { sub_account_id: Some(own), role: KeyRole::Data, permissions, .. } =
-        &caller.principal
-    {
-        // A sub-account key never grants more than it has: its own sub-account, data keys,
-        // and permissions it holds itself.
-        if body.sub_account_id.as_ref().is_some_and(|s| s != own) {
-            return Err(ApiError::forbidden(
-                "forbidden",
-                "a sub-account key issues keys under its own sub-account only",
-            ));
-        }
-        if body.role.is_some_and(|r| r != TenantRoleDto::Data) {
-            return Err(ApiError::forbidden("forbidden", "a sub-account key issues data keys only"));
-        }
-        let asked = body.permissions.get_or_insert_with(|| permissions.clone());
-        if let Some(extra) = asked.iter().find(|p| !permissions.contains(p)) {
-            return Err(ApiError::forbidden(
-                "permissions_exceed_issuer",
-                format!("the calling key does not hold '{extra}'"),
-            ));
-        }
-        body.sub_account_id = Some(own.clone());
-    }
+    // What a sub-account manager may issue is decided by the ApiKey aggregate (its issuer
+    // rule); a manager naming no sub-account issues under its own.
     let owner = KeyOwner::Tenant {
         tenant_id: caller.tenant().to_string(),
         sub_account_id: body.sub_account_id.clone(),
@@ -116,10 +92,10 @@ async fn run(
     caller: &Authorized<ManageTenantKeys>,
     ctx: &RequestContext,
     public_id: &str,
-    command: ApiKeyCommand,
+    action: KeyAction,
 ) -> ApiResult<axum::Json<KeyView>> {
     let scope = Scope::of_caller(&caller.principal, caller.tenant());
-    Ok(axum::Json(keys::run_on_key(state, &caller.principal, ctx, public_id, scope, command).await?))
+    Ok(axum::Json(keys::act_on_key(state, &caller.principal, ctx, public_id, scope, action).await?))
 }
 
 /// Update one of the caller's keys.
@@ -142,18 +118,7 @@ pub async fn tenant_update_key(
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    if let (Principal::TenantKey { role: KeyRole::Data, permissions, .. }, Some(asked)) =
-        (&caller.principal, body.permissions.as_ref())
-    {
-        if let Some(extra) = asked.iter().find(|p| !permissions.contains(p)) {
-            return Err(ApiError::forbidden(
-                "permissions_exceed_issuer",
-                format!("the calling key does not hold '{extra}'"),
-            ));
-        }
-    }
-    let scope = Scope::of_caller(&caller.principal, caller.tenant());
-    Ok(axum::Json(keys::update_key(&state, &caller.principal, &ctx, &public_id, scope, body.into()).await?))
+    run(&state, &caller, &ctx, &public_id, KeyAction::Update(body.into())).await
 }
 
 /// Revoke one of the caller's keys.
@@ -173,14 +138,7 @@ pub async fn tenant_revoke_key(
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    run(
-        &state,
-        &caller,
-        &ctx,
-        &public_id,
-        ApiKeyCommand::Revoke { reason: None, at: OffsetDateTime::now_utc() },
-    )
-    .await
+    run(&state, &caller, &ctx, &public_id, KeyAction::Revoke).await
 }
 
 /// Disable one of the caller's keys (verification answers `DISABLED`).
@@ -200,7 +158,7 @@ pub async fn tenant_disable_key(
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    run(&state, &caller, &ctx, &public_id, ApiKeyCommand::Disable { at: OffsetDateTime::now_utc() }).await
+    run(&state, &caller, &ctx, &public_id, KeyAction::Disable).await
 }
 
 /// Enable a disabled key.
@@ -220,7 +178,7 @@ pub async fn tenant_enable_key(
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    run(&state, &caller, &ctx, &public_id, ApiKeyCommand::Enable { at: OffsetDateTime::now_utc() }).await
+    run(&state, &caller, &ctx, &public_id, KeyAction::Enable).await
 }
 
 /// Rotate a key: a new secret under the same public id; the old one works until the grace

@@ -1,27 +1,20 @@
-//! Shared key logic behind `/admin/api-keys`, `/tenant/api-keys` and `/admin/platform-keys`:
-//! wire shapes, issue, read, list, and running a command on a key the caller may see.
-//!
-//! A key of another tenant is always 404 `api_key_not_found`, never 403, so its existence
-//! is not confirmed. No answer carries the secret or its hash after issue or rotation.
+//! The wire shapes of `/admin/api-keys`, `/tenant/api-keys` and `/admin/platform-keys`, and
+//! their mapping onto the key service ([`crate::services::api_keys`], where the rules are).
+//! No answer carries the secret or its hash after issue or rotation.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::{
-    ApiKeyCommand, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus, ParentLimits, RateLimit,
-};
+use tokenhub_aggregates::api_key::{KeyChanges, KeyOwner, KeyRole, KeySettings, RateLimit};
 use tokenhub_aggregates::serde_util::double_option;
-use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::api_keys::KeyRecord;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{key_format, Principal};
-use crate::commands::{execute, CommandMetadata};
+use crate::auth::Principal;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
-use crate::http::paging;
 use crate::http::views::QuotaPeriodDto;
 use crate::state::AppState;
 
@@ -293,151 +286,32 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
-/// Where a key may be looked up: everywhere (super admin) or in one tenant.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    /// Any key.
-    All,
-    /// Keys of this tenant only.
-    Tenant(&'a str),
-    /// Platform keys only.
-    Platform,
-    /// Keys of one sub-account of one tenant.
-    SubAccount(&'a str, &'a str),
-}
+pub use crate::services::api_keys::KeyAction;
+pub use crate::services::api_keys::Scope;
+use crate::services::api_keys::{self as service, KeyFilter, NewKey, StoredKey};
 
-impl<'a> Scope<'a> {
-    /// The scope of a tenant-route caller: its sub-account for a sub-account key, else the
-    /// tenant acted on.
-    pub fn of_caller(principal: &'a Principal, tenant_id: &'a str) -> Scope<'a> {
-        match principal {
-            Principal::TenantKey { sub_account_id: Some(sub), role: KeyRole::Data, .. } => {
-                Scope::SubAccount(tenant_id, sub)
-            }
-            _ => Scope::Tenant(tenant_id),
-        }
-    }
-}
-
-fn key_not_found() -> ApiError {
-    ApiError::not_found("api_key_not_found", "api key not found")
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    created_position: i64,
-    record: sqlx::types::Json<KeyRecord>,
-    last_used_at: Option<OffsetDateTime>,
-}
-
-const KEY_SELECT: &str = "SELECT k.created_position, k.record, l.last_used_at FROM api_keys k \
-                          LEFT JOIN api_key_last_used l ON l.public_id = k.public_id";
-
-fn visible(record: &KeyRecord, scope: Scope<'_>) -> bool {
-    match scope {
-        Scope::All => true,
-        Scope::Tenant(t) => record.tenant_id.as_deref() == Some(t),
-        Scope::Platform => record.tenant_id.is_none(),
-        Scope::SubAccount(t, sub) => {
-            record.tenant_id.as_deref() == Some(t) && record.sub_account_id.as_deref() == Some(sub)
-        }
+impl From<StoredKey> for KeyView {
+    fn from(k: StoredKey) -> Self {
+        KeyView::from_record(k.record, k.last_used_at)
     }
 }
 
 /// The key `public_id` if `scope` may see it, else 404.
 pub async fn load_key(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> ApiResult<KeyView> {
-    if !key_format::is_public_id(public_id) {
-        return Err(key_not_found());
-    }
-    let row: Option<KeyRow> = sqlx::query_as(&format!("{KEY_SELECT} WHERE k.public_id = $1"))
-        .bind(public_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) if visible(&row.record.0, scope) => {
-            Ok(KeyView::from_record(row.record.0, row.last_used_at))
-        }
-        _ => Err(key_not_found()),
-    }
+    Ok(service::load(pool, public_id, scope).await?.into())
 }
 
 /// A page of keys visible in `scope`.
 pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) -> ApiResult<KeyPage> {
-    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
-    let after = paging::after(query.cursor.as_deref())?;
-    if query.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
-        return Err(ApiError::invalid("invalid_query", "status must be active, disabled or revoked"));
-    }
-    let tag = match query.tag.as_deref() {
-        None => None,
-        Some(t) => Some(
-            t.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| ApiError::invalid("invalid_query", "tag must be key=value"))?,
-        ),
+    let filter = KeyFilter {
+        tenant_id: query.tenant_id,
+        status: query.status,
+        tag: query.tag,
+        limit: query.limit,
+        cursor: query.cursor,
     };
-    let (tenant, sub_account) = match scope {
-        Scope::Tenant(t) => (Some(t.to_string()), None),
-        Scope::SubAccount(t, sub) => (Some(t.to_string()), Some(sub.to_string())),
-        _ => (query.tenant_id.clone(), None),
-    };
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "{KEY_SELECT} WHERE k.created_position > $1 \
-         AND ($2::text IS NULL OR k.tenant_id = $2) \
-         AND ($3::text IS NULL OR k.status = $3) \
-         AND ($4::text IS NULL OR k.record->'settings'->'tags'->>$4 = $5) \
-         AND ($6 = false OR k.tenant_id IS NULL) \
-         AND ($8::text IS NULL OR k.sub_account_id = $8) \
-         ORDER BY k.created_position LIMIT $7"
-    ))
-    .bind(after)
-    .bind(tenant)
-    .bind(query.status)
-    .bind(tag.as_ref().map(|(k, _)| k.clone()))
-    .bind(tag.map(|(_, v)| v))
-    .bind(matches!(scope, Scope::Platform))
-    .bind(limit)
-    .bind(sub_account)
-    .fetch_all(pool)
-    .await?;
-    let last = rows.last().map(|r| r.created_position);
-    let next_cursor = paging::next_cursor(rows.len(), limit, last);
-    let data = rows.into_iter().map(|r| KeyView::from_record(r.record.0, r.last_used_at)).collect();
-    Ok(KeyPage { data, next_cursor })
-}
-
-/// Checks that `tenant_id` exists and can receive keys.
-pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    match state.keys.tenant_status(tenant_id) {
-        None => Err(ApiError::not_found("tenant_not_found", "tenant not found")),
-        Some(TenantStatus::Deleted) => {
-            Err(ApiError::new(axum::http::StatusCode::CONFLICT, "tenant_deleted", "tenant is deleted"))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    let limit: Option<i64> =
-        sqlx::query_scalar("SELECT (limits->>'max_api_keys')::bigint FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .flatten();
-    let Some(max) = limit else { return Ok(()) };
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
-            .bind(tenant_id)
-            .fetch_one(&state.pool)
-            .await?;
-    if count >= max {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "api_key_limit_reached",
-            format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
-        ));
-    }
-    Ok(())
+    let (keys, next_cursor) = service::list(pool, scope, filter).await?;
+    Ok(KeyPage { data: keys.into_iter().map(Into::into).collect(), next_cursor })
 }
 
 /// Issues a key for `owner` with `role` from `body`.
@@ -449,18 +323,6 @@ pub async fn issue_key(
     role: KeyRole,
     body: IssueKeyRequest,
 ) -> ApiResult<IssuedKey> {
-    if let Some(tenant_id) = owner.tenant_id() {
-        require_tenant(state, tenant_id)?;
-        check_key_limit(state, tenant_id).await?;
-    }
-    let parent = match (&owner, body.sub_account_id.as_deref()) {
-        (KeyOwner::Tenant { tenant_id, .. }, Some(sub)) => {
-            Some(parent_limits(&state.pool, tenant_id, sub).await?)
-        }
-        _ => None,
-    };
-    let generated = key_format::generate();
-    let now = OffsetDateTime::now_utc();
     let settings = KeySettings {
         quota_limit: body.quota_limit,
         quota_period: body.quota_period.map(Into::into),
@@ -471,86 +333,21 @@ pub async fn issue_key(
         tags: body.tags.unwrap_or_default(),
         rate_limit: body.rate_limit.map(Into::into),
     };
-    let tenant = owner.tenant_id().map(str::to_string);
-    let command = ApiKeyCommand::Issue {
-        public_id: generated.public_id.clone(),
-        owner,
-        role,
-        name: body.name,
-        secret_hash: state.hasher.hash_hex(&generated.full),
-        settings,
-        parent,
-        at: now,
-    };
-    let meta = CommandMetadata::new(principal, ctx, tenant.as_deref());
-    execute(&state.commands.api_keys, &generated.public_id, command, meta).await?;
-    state.readmodels.wait_for_head().await;
-    tracing::info!(public_id = %generated.public_id, tenant_id = ?tenant, "api key issued");
-    let key = load_key(&state.pool, &generated.public_id, Scope::All).await?;
-    Ok(IssuedKey { api_key: generated.full, key })
+    let new = NewKey { owner, role, name: body.name, settings };
+    let (generated, stored) = service::issue(state, principal, ctx, new).await?;
+    Ok(IssuedKey { api_key: generated.full, key: stored.into() })
 }
 
-/// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
-/// when it does not exist there or is deleted.
-pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> ApiResult<ParentLimits> {
-    let row: Option<(sqlx::types::Json<Vec<String>>, Option<i64>)> = sqlx::query_as(
-        "SELECT permissions, quota_limit FROM sub_accounts \
-         WHERE sub_account_id = $1 AND tenant_id = $2 AND status <> 'deleted'",
-    )
-    .bind(sub_account_id)
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await?;
-    let (permissions, quota_limit) = row
-        .ok_or_else(|| ApiError::invalid("sub_account_not_found", "sub-account not found in this tenant"))?;
-    Ok(ParentLimits { permissions: permissions.0, quota_limit })
-}
-
-/// Updates key `public_id` (visible in `scope`), checking a sub-account key against its
-/// sub-account.
-pub async fn update_key(
+/// Runs `action` on key `public_id` when `scope` may see it; returns the key after.
+pub async fn act_on_key(
     state: &AppState,
     principal: &Principal,
     ctx: &RequestContext,
     public_id: &str,
     scope: Scope<'_>,
-    changes: KeyChanges,
+    action: KeyAction,
 ) -> ApiResult<KeyView> {
-    let before = load_key(&state.pool, public_id, scope).await?;
-    let parent = match (&before.tenant_id, &before.sub_account_id) {
-        (Some(tenant), Some(sub)) => Some(parent_limits(&state.pool, tenant, sub).await?),
-        _ => None,
-    };
-    let command = ApiKeyCommand::Update { changes, parent, at: OffsetDateTime::now_utc() };
-    run_on_loaded(state, principal, ctx, &before, scope, command).await
-}
-
-/// Runs `command` on key `public_id` when `scope` may see it; returns the key after.
-pub async fn run_on_key(
-    state: &AppState,
-    principal: &Principal,
-    ctx: &RequestContext,
-    public_id: &str,
-    scope: Scope<'_>,
-    command: ApiKeyCommand,
-) -> ApiResult<KeyView> {
-    let before = load_key(&state.pool, public_id, scope).await?;
-    run_on_loaded(state, principal, ctx, &before, scope, command).await
-}
-
-/// Runs `command` on `before`, a key already loaded (and so visible) in `scope`.
-async fn run_on_loaded(
-    state: &AppState,
-    principal: &Principal,
-    ctx: &RequestContext,
-    before: &KeyView,
-    scope: Scope<'_>,
-    command: ApiKeyCommand,
-) -> ApiResult<KeyView> {
-    let meta = CommandMetadata::new(principal, ctx, before.tenant_id.as_deref());
-    execute(&state.commands.api_keys, &before.public_id, command, meta).await?;
-    state.readmodels.wait_for_head().await;
-    load_key(&state.pool, &before.public_id, scope).await
+    Ok(service::act(state, principal, ctx, public_id, scope, action).await?.0.into())
 }
 
 /// Body of a rotation (optional).
@@ -581,17 +378,8 @@ pub async fn rotate_key(
     scope: Scope<'_>,
     body: RotateKeyRequest,
 ) -> ApiResult<RotatedKey> {
-    let before = load_key(&state.pool, public_id, scope).await?;
-    if before.status == KeyStatus::Revoked.as_str() {
-        return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "api_key_revoked", "api key is revoked"));
-    }
-    // Same public id, new secret: a key string has the public id inside it.
-    let fresh = key_format::generate_for(public_id);
-    let now = OffsetDateTime::now_utc();
-    let grace_until =
-        body.grace_period_seconds.filter(|s| *s > 0).map(|s| now + time::Duration::seconds(i64::from(s)));
-    let command =
-        ApiKeyCommand::Rotate { new_secret_hash: state.hasher.hash_hex(&fresh.full), grace_until, at: now };
-    let key = run_on_loaded(state, principal, ctx, &before, scope, command).await?;
-    Ok(RotatedKey { api_key: fresh.full, key })
+    let action = KeyAction::Rotate { grace_seconds: body.grace_period_seconds.unwrap_or(0) };
+    let (stored, fresh) = service::act(state, principal, ctx, public_id, scope, action).await?;
+    let api_key = fresh.map(|g| g.full).ok_or_else(|| ApiError::internal(&"rotation returned no key"))?;
+    Ok(RotatedKey { api_key, key: stored.into() })
 }

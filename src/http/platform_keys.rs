@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner, KeyRole};
+use tokenhub_aggregates::api_key::{KeyOwner, KeyRole};
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManagePlatformKeys;
@@ -114,8 +114,8 @@ pub async fn revoke_platform_key(
     ctx: RequestContext,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let command = ApiKeyCommand::Revoke { reason: None, at: time::OffsetDateTime::now_utc() };
+    let command = keys::KeyAction::Revoke;
     Ok(axum::Json(
-        keys::run_on_key(&state, &auth.principal, &ctx, &public_id, Scope::Platform, command).await?,
+        keys::act_on_key(&state, &auth.principal, &ctx, &public_id, Scope::Platform, command).await?,
     ))
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::{ApiKeyCommand, KeyOwner, KeyRole, KeySettings};
+use tokenhub_aggregates::api_key::{ApiKeyCommand, Issuer, KeyOwner, KeyRole, KeySettings};
 use tokenhub_aggregates::ids::is_tenant_id;
 use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
@@ -98,6 +98,7 @@ pub async fn create_tenant(
         settings: KeySettings::default(),
         parent: None,
         at: now,
+        issuer: Issuer::Admin,
     };
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
     state.commands.create_tenant(&tenant_id, command, &key.public_id, issue, meta).await?;

@@ -154,13 +154,13 @@ async fn a_sub_account_key_with_keys_manage_manages_its_own_sub_account_only() {
     let worker_id = issued["public_id"].as_str().unwrap().to_string();
     assert_eq!(app.verify(&gateway, json!({"key": issued["api_key"]})).await["code"], "VALID");
 
-    for (body, code) in [
-        (json!({"name": "x", "permissions": ["embeddings"]}), "permissions_exceed_issuer"),
-        (json!({"name": "x", "role": "tenant_admin"}), "forbidden"),
-        (json!({"name": "x", "sub_account_id": other_sub["sub_account_id"]}), "forbidden"),
+    for (body, expected, code) in [
+        (json!({"name": "x", "permissions": ["embeddings"]}), 403, "permissions_exceed_issuer"),
+        (json!({"name": "x", "role": "tenant_admin"}), 422, "sub_account_key_not_data"),
+        (json!({"name": "x", "sub_account_id": other_sub["sub_account_id"]}), 403, "forbidden"),
     ] {
         let (status, answer) = post(body.clone()).await;
-        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some(code)), "{body}");
+        assert_eq!((status, answer["error"]["code"].as_str()), (expected, Some(code)), "{body}");
     }
     let (_, listing) = send(app.http.get(app.url("/tenant/api-keys")).bearer_auth(&manager)).await;
     assert!(

@@ -6,6 +6,7 @@ use time::{Duration, OffsetDateTime};
 use super::commands::ApiKeyCommand;
 use super::error::ApiKeyError;
 use super::events::{ApiKeyEvent, KeyChanges};
+use super::issuer::{DisabledBy, Issuer, ManagerCredential};
 use super::settings::{self, KeyOwner, KeyRole, KeySettings};
 
 /// Longest grace period of a rotated-away secret.
@@ -51,6 +52,9 @@ pub struct ApiKey {
     pub secret_hash: String,
     /// Settings.
     pub settings: KeySettings,
+    /// Who disabled it, while disabled.
+    #[serde(default)]
+    pub disabled_by: DisabledBy,
 }
 
 impl ApiKey {
@@ -90,17 +94,47 @@ impl ApiKey {
         })
     }
 
+    /// The manager, after checking that this key is one it may act on.
+    fn managed_by<'a>(&self, issuer: &'a Issuer) -> Result<Option<&'a ManagerCredential>, ApiKeyError> {
+        let Issuer::SubAccountManager(manager) = issuer else { return Ok(None) };
+        let owner = self.owner.as_ref().ok_or(ApiKeyError::NotFound)?;
+        manager.check_scope(owner, self.role)?;
+        Ok(Some(manager))
+    }
+
     fn decide(&self, command: ApiKeyCommand) -> Result<ApiKeyEvent, ApiKeyError> {
         match command {
-            ApiKeyCommand::Issue { public_id, owner, role, name, secret_hash, settings, parent, at } => {
+            ApiKeyCommand::Issue {
+                public_id,
+                owner,
+                role,
+                name,
+                secret_hash,
+                settings,
+                parent,
+                at,
+                issuer,
+            } => {
                 if self.status.is_some() {
                     return Err(ApiKeyError::AlreadyExists);
                 }
                 if role.is_platform() != matches!(owner, KeyOwner::Platform) {
                     return Err(ApiKeyError::InvalidRole);
                 }
+                if role != KeyRole::Data && matches!(owner, KeyOwner::Tenant { sub_account_id: Some(_), .. })
+                {
+                    return Err(ApiKeyError::SubAccountKeyNotData);
+                }
                 settings::validate_name(&name)?;
+                let mut settings = settings;
+                if let Issuer::SubAccountManager(manager) = &issuer {
+                    manager.check_scope(&owner, role)?;
+                    manager.confine_defaults(&mut settings);
+                }
                 let settings = settings.validated(at)?;
+                if let Issuer::SubAccountManager(manager) = &issuer {
+                    manager.check_within(&settings)?;
+                }
                 if let Some(parent) = &parent {
                     parent.check(&settings.permissions, settings.quota_limit)?;
                 }
@@ -114,25 +148,48 @@ impl ApiKey {
                     issued_at: at,
                 })
             }
-            ApiKeyCommand::Update { changes, parent, at } => {
+            ApiKeyCommand::Update { changes, parent, at, issuer } => {
                 self.require_live()?;
+                let manager = self.managed_by(&issuer)?;
                 let changes = self.normalise_changes(changes, at)?;
+                let after = changes.apply_to(&self.settings);
+                if let Some(manager) = manager {
+                    manager.check_within(&after)?;
+                }
                 if let Some(parent) = &parent {
-                    let after = changes.apply_to(&self.settings);
                     parent.check(&after.permissions, after.quota_limit)?;
                 }
                 Ok(ApiKeyEvent::Updated { changes, updated_at: at })
             }
-            ApiKeyCommand::Disable { at } => match self.require_live()? {
-                KeyStatus::Disabled => Err(ApiKeyError::AlreadyDisabled),
-                _ => Ok(ApiKeyEvent::Disabled { disabled_at: at }),
-            },
-            ApiKeyCommand::Enable { at } => match self.require_live()? {
-                KeyStatus::Disabled => Ok(ApiKeyEvent::Enabled { enabled_at: at }),
-                _ => Err(ApiKeyError::NotDisabled),
-            },
-            ApiKeyCommand::Rotate { new_secret_hash, grace_until, at } => {
+            ApiKeyCommand::Disable { at, issuer } => {
+                let by = match self.managed_by(&issuer)? {
+                    Some(_) => DisabledBy::SubAccountManager,
+                    None => DisabledBy::Admin,
+                };
+                match self.require_live()? {
+                    KeyStatus::Disabled => Err(ApiKeyError::AlreadyDisabled),
+                    _ => Ok(ApiKeyEvent::Disabled { disabled_at: at, by }),
+                }
+            }
+            ApiKeyCommand::Enable { at, issuer } => {
+                let status = self.require_live()?;
+                if let Some(manager) = self.managed_by(&issuer)? {
+                    if status == KeyStatus::Disabled && self.disabled_by == DisabledBy::Admin {
+                        return Err(ApiKeyError::DisabledByAdmin);
+                    }
+                    manager.check_within(&self.settings)?;
+                }
+                match status {
+                    KeyStatus::Disabled => Ok(ApiKeyEvent::Enabled { enabled_at: at }),
+                    _ => Err(ApiKeyError::NotDisabled),
+                }
+            }
+            ApiKeyCommand::Rotate { new_secret_hash, grace_until, at, issuer } => {
                 self.require_live()?;
+                // A rotation hands out a working credential: only one within the manager's own.
+                if let Some(manager) = self.managed_by(&issuer)? {
+                    manager.check_within(&self.settings)?;
+                }
                 if grace_until.is_some_and(|g| g <= at || g > at + MAX_GRACE) {
                     return Err(ApiKeyError::InvalidGracePeriod);
                 }
@@ -143,8 +200,9 @@ impl ApiKey {
                     rotated_at: at,
                 })
             }
-            ApiKeyCommand::Revoke { reason, at } => {
+            ApiKeyCommand::Revoke { reason, at, issuer } => {
                 self.require_live()?;
+                self.managed_by(&issuer)?;
                 Ok(ApiKeyEvent::Revoked { reason, revoked_at: at })
             }
         }
@@ -172,8 +230,14 @@ impl ApiKey {
                 }
                 self.settings = changes.apply_to(&self.settings);
             }
-            ApiKeyEvent::Disabled { .. } => self.status = Some(KeyStatus::Disabled),
-            ApiKeyEvent::Enabled { .. } => self.status = Some(KeyStatus::Active),
+            ApiKeyEvent::Disabled { by, .. } => {
+                self.status = Some(KeyStatus::Disabled);
+                self.disabled_by = by;
+            }
+            ApiKeyEvent::Enabled { .. } => {
+                self.status = Some(KeyStatus::Active);
+                self.disabled_by = DisabledBy::Admin;
+            }
             ApiKeyEvent::Rotated { secret_hash, .. } => self.secret_hash = secret_hash,
             ApiKeyEvent::Revoked { .. } => self.status = Some(KeyStatus::Revoked),
         }

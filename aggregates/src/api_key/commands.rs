@@ -1,8 +1,10 @@
-//! What callers may ask of an API key. The server supplies ids, hashes and times.
+//! What callers may ask of an API key. The server supplies ids, hashes and times, and says
+//! who asks ([`Issuer`]): every command is checked against its issuer's own credential.
 
 use time::OffsetDateTime;
 
 use super::events::KeyChanges;
+use super::issuer::Issuer;
 use super::settings::{KeyOwner, KeyRole, KeySettings, ParentLimits};
 
 /// A command on the `ApiKey` aggregate.
@@ -26,6 +28,8 @@ pub enum ApiKeyCommand {
         parent: Option<ParentLimits>,
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
     /// Change settings or name; at least one field.
     Update {
@@ -35,16 +39,22 @@ pub enum ApiKeyCommand {
         parent: Option<ParentLimits>,
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
     /// Stop the key until enabled.
     Disable {
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
     /// Undo a disable.
     Enable {
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
     /// Replace the secret; the old one keeps working until `grace_until` (none = at once).
     Rotate {
@@ -54,6 +64,8 @@ pub enum ApiKeyCommand {
         grace_until: Option<OffsetDateTime>,
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
     /// Terminal.
     Revoke {
@@ -61,5 +73,7 @@ pub enum ApiKeyCommand {
         reason: Option<String>,
         /// When.
         at: OffsetDateTime,
+        /// Who asks.
+        issuer: Issuer,
     },
 }

@@ -64,6 +64,18 @@ pub enum ApiKeyError {
     /// Permissions the sub-account does not have.
     #[error("permissions not held by the sub-account: {0}")]
     PermissionsExceedSubAccount(String),
+    /// A sub-account manager asked for more than its own key holds.
+    #[error("{0}")]
+    ExceedsIssuer(String),
+    /// A sub-account manager acted on a key outside its sub-account, or not a data key.
+    #[error("a sub-account key acts only on data keys of its own sub-account")]
+    OutsideIssuerScope,
+    /// A sub-account manager tried to enable a key a tenant admin disabled.
+    #[error("a tenant admin disabled this key; only a tenant admin may enable it")]
+    DisabledByAdmin,
+    /// A key of a sub-account with a role other than `data`.
+    #[error("only data keys can belong to a sub-account")]
+    SubAccountKeyNotData,
     /// A quota above the sub-account's.
     #[error("quota_limit {quota} exceeds the sub-account's quota {sub_account}")]
     QuotaExceedsSubAccount {
@@ -96,6 +108,9 @@ impl DomainError for ApiKeyError {
             ApiKeyError::EmptyUpdate => "empty_update",
             ApiKeyError::PermissionsExceedSubAccount(_) => "permissions_exceed_sub_account",
             ApiKeyError::QuotaExceedsSubAccount { .. } => "quota_exceeds_sub_account",
+            ApiKeyError::ExceedsIssuer(_) => "permissions_exceed_issuer",
+            ApiKeyError::OutsideIssuerScope | ApiKeyError::DisabledByAdmin => "forbidden",
+            ApiKeyError::SubAccountKeyNotData => "sub_account_key_not_data",
         }
     }
 
@@ -106,6 +121,9 @@ impl DomainError for ApiKeyError {
             | ApiKeyError::Revoked
             | ApiKeyError::AlreadyDisabled
             | ApiKeyError::NotDisabled => ErrorKind::Conflict,
+            ApiKeyError::ExceedsIssuer(_)
+            | ApiKeyError::OutsideIssuerScope
+            | ApiKeyError::DisabledByAdmin => ErrorKind::Forbidden,
             _ => ErrorKind::InvalidInput,
         }
     }

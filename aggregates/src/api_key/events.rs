@@ -6,7 +6,12 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::issuer::DisabledBy;
 use super::settings::{KeyOwner, KeyRole, KeySettings, QuotaPeriod, RateLimit};
+
+fn is_admin(by: &DisabledBy) -> bool {
+    *by == DisabledBy::Admin
+}
 use crate::serde_util::double_option;
 
 /// The fields an update changes; `None` = unchanged. For nullable fields, `Some(None)` clears.
@@ -134,6 +139,10 @@ pub enum ApiKeyEvent {
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         disabled_at: OffsetDateTime,
+        /// Who: a sub-account manager may not re-enable what an admin disabled. Absent in
+        /// events recorded before it was kept (read as `admin`, the safe side).
+        #[serde(default, skip_serializing_if = "is_admin")]
+        by: DisabledBy,
     },
     /// `api_key.enabled`
     #[serde(rename = "api_key.enabled")]

@@ -2,12 +2,15 @@
 //! optionally under a sub-account) or a platform key (gateway, finance admin, auditor).
 //!
 //! Layout: [`commands`], [`events`], [`aggregate`] (the rules), [`settings`] (validated key
-//! settings: expiry, CIDR and model allowlists, permissions, tags, rate limit), [`error`].
+//! settings: expiry, CIDR and model allowlists, permissions, tags, rate limit), [`issuer`]
+//! (who acts, and the rule that a sub-account manager never grants more than it holds),
+//! [`error`].
 
 pub mod aggregate;
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod issuer;
 pub mod settings;
 #[cfg(test)]
 mod tests;
@@ -16,6 +19,7 @@ pub use aggregate::{ApiKey, KeyStatus};
 pub use commands::ApiKeyCommand;
 pub use error::ApiKeyError;
 pub use events::{ApiKeyEvent, KeyChanges};
+pub use issuer::{DisabledBy, Issuer, ManagerCredential, KEYS_MANAGE};
 pub use settings::{
     KeyOwner, KeyRole, KeySettings, ParentLimits, QuotaPeriod, RateLimit, RESERVED_TAG_PREFIX,
 };

@@ -78,7 +78,7 @@ impl KeyOwner {
 }
 
 /// Per-key rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Requests per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]

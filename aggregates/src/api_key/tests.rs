@@ -27,6 +27,7 @@ fn issue(settings: KeySettings) -> ApiKeyCommand {
         settings,
         parent: None,
         at: T0,
+        issuer: Issuer::Admin,
     }
 }
 
@@ -47,7 +48,7 @@ fn revoked() -> ApiKeyEvent {
 }
 
 fn disabled() -> ApiKeyEvent {
-    ApiKeyEvent::Disabled { disabled_at: T1 }
+    ApiKeyEvent::Disabled { disabled_at: T1, by: DisabledBy::Admin }
 }
 
 #[test]
@@ -146,6 +147,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         settings: settings.clone(),
         parent: parent.clone(),
         at,
+        issuer: Issuer::Admin,
     };
     Framework::with(()).given_no_previous_events().when(bad_name).then_expect_error(ApiKeyError::InvalidName);
     let platform_role_on_tenant = ApiKeyCommand::Issue {
@@ -157,6 +159,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         settings: settings.clone(),
         parent: parent.clone(),
         at,
+        issuer: Issuer::Admin,
     };
     Framework::with(())
         .given_no_previous_events()
@@ -171,6 +174,7 @@ fn issue_with_bad_name_or_mismatched_role_fails() {
         settings,
         parent,
         at,
+        issuer: Issuer::Admin,
     };
     Framework::with(())
         .given_no_previous_events()
@@ -189,7 +193,7 @@ fn update_normalises_and_clears() {
     let expected = KeyChanges { allowed_ips: Some(vec!["192.168.1.0/24".into()]), ..changes.clone() };
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Update { changes, parent: None, at: T1 })
+        .when(ApiKeyCommand::Update { changes, parent: None, at: T1, issuer: Issuer::Admin })
         .then_expect_events(vec![ApiKeyEvent::Updated { changes: expected, updated_at: T1 }]);
 }
 
@@ -198,7 +202,12 @@ fn update_refusals() {
     let given = || vec![issued(KeySettings::default())];
     Framework::with(())
         .given(given())
-        .when(ApiKeyCommand::Update { changes: KeyChanges::default(), parent: None, at: T1 })
+        .when(ApiKeyCommand::Update {
+            changes: KeyChanges::default(),
+            parent: None,
+            at: T1,
+            issuer: Issuer::Admin,
+        })
         .then_expect_error(ApiKeyError::EmptyUpdate);
     Framework::with(())
         .given(given())
@@ -206,6 +215,7 @@ fn update_refusals() {
             changes: KeyChanges { expires_at: Some(Some(T0)), ..Default::default() },
             parent: None,
             at: T1,
+            issuer: Issuer::Admin,
         })
         .then_expect_error(ApiKeyError::ExpiryInPast);
     Framework::with(())
@@ -214,6 +224,7 @@ fn update_refusals() {
             changes: KeyChanges { quota_limit: Some(Some(-5)), ..Default::default() },
             parent: None,
             at: T1,
+            issuer: Issuer::Admin,
         })
         .then_expect_error(ApiKeyError::InvalidQuota);
     Framework::with(())
@@ -222,6 +233,7 @@ fn update_refusals() {
             changes: KeyChanges { name: Some("x".into()), ..Default::default() },
             parent: None,
             at: T1,
+            issuer: Issuer::Admin,
         })
         .then_expect_error(ApiKeyError::NotFound);
 }
@@ -230,19 +242,19 @@ fn update_refusals() {
 fn disable_and_enable_transitions() {
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Disable { at: T1 })
+        .when(ApiKeyCommand::Disable { at: T1, issuer: Issuer::Admin })
         .then_expect_events(vec![disabled()]);
     Framework::with(())
         .given(vec![issued(KeySettings::default()), disabled()])
-        .when(ApiKeyCommand::Disable { at: T1 })
+        .when(ApiKeyCommand::Disable { at: T1, issuer: Issuer::Admin })
         .then_expect_error(ApiKeyError::AlreadyDisabled);
     Framework::with(())
         .given(vec![issued(KeySettings::default()), disabled()])
-        .when(ApiKeyCommand::Enable { at: T1 })
+        .when(ApiKeyCommand::Enable { at: T1, issuer: Issuer::Admin })
         .then_expect_events(vec![ApiKeyEvent::Enabled { enabled_at: T1 }]);
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Enable { at: T1 })
+        .when(ApiKeyCommand::Enable { at: T1, issuer: Issuer::Admin })
         .then_expect_error(ApiKeyError::NotDisabled);
 }
 
@@ -251,7 +263,12 @@ fn rotate_with_grace_keeps_the_old_hash_until_the_deadline() {
     let grace = T1 + Duration::hours(1);
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Rotate { new_secret_hash: "h2".into(), grace_until: Some(grace), at: T1 })
+        .when(ApiKeyCommand::Rotate {
+            new_secret_hash: "h2".into(),
+            grace_until: Some(grace),
+            at: T1,
+            issuer: Issuer::Admin,
+        })
         .then_expect_events(vec![ApiKeyEvent::Rotated {
             secret_hash: "h2".into(),
             previous_secret_hash: Some("h1".into()),
@@ -264,7 +281,12 @@ fn rotate_with_grace_keeps_the_old_hash_until_the_deadline() {
 fn rotate_without_grace_drops_the_old_hash() {
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Rotate { new_secret_hash: "h2".into(), grace_until: None, at: T1 })
+        .when(ApiKeyCommand::Rotate {
+            new_secret_hash: "h2".into(),
+            grace_until: None,
+            at: T1,
+            issuer: Issuer::Admin,
+        })
         .then_expect_events(vec![ApiKeyEvent::Rotated {
             secret_hash: "h2".into(),
             previous_secret_hash: None,
@@ -278,7 +300,12 @@ fn rotate_with_bad_grace_fails() {
     for grace in [T1, T1 - Duration::seconds(1), T1 + Duration::days(31)] {
         Framework::with(())
             .given(vec![issued(KeySettings::default())])
-            .when(ApiKeyCommand::Rotate { new_secret_hash: "h2".into(), grace_until: Some(grace), at: T1 })
+            .when(ApiKeyCommand::Rotate {
+                new_secret_hash: "h2".into(),
+                grace_until: Some(grace),
+                at: T1,
+                issuer: Issuer::Admin,
+            })
             .then_expect_error(ApiKeyError::InvalidGracePeriod);
     }
 }
@@ -287,17 +314,23 @@ fn rotate_with_bad_grace_fails() {
 fn revoke_is_terminal() {
     Framework::with(())
         .given(vec![issued(KeySettings::default())])
-        .when(ApiKeyCommand::Revoke { reason: Some("leaked".into()), at: T1 })
+        .when(ApiKeyCommand::Revoke { reason: Some("leaked".into()), at: T1, issuer: Issuer::Admin })
         .then_expect_events(vec![ApiKeyEvent::Revoked { reason: Some("leaked".into()), revoked_at: T1 }]);
     for command in [
-        ApiKeyCommand::Revoke { reason: None, at: T1 },
-        ApiKeyCommand::Disable { at: T1 },
-        ApiKeyCommand::Enable { at: T1 },
-        ApiKeyCommand::Rotate { new_secret_hash: "h3".into(), grace_until: None, at: T1 },
+        ApiKeyCommand::Revoke { reason: None, at: T1, issuer: Issuer::Admin },
+        ApiKeyCommand::Disable { at: T1, issuer: Issuer::Admin },
+        ApiKeyCommand::Enable { at: T1, issuer: Issuer::Admin },
+        ApiKeyCommand::Rotate {
+            new_secret_hash: "h3".into(),
+            grace_until: None,
+            at: T1,
+            issuer: Issuer::Admin,
+        },
         ApiKeyCommand::Update {
             changes: KeyChanges { name: Some("x".into()), ..Default::default() },
             parent: None,
             at: T1,
+            issuer: Issuer::Admin,
         },
     ] {
         Framework::with(())
@@ -331,6 +364,7 @@ fn a_key_never_exceeds_its_sub_account() {
                 settings,
                 parent: Some(parent.clone()),
                 at,
+                issuer: Issuer::Admin,
             }
         }
         other => other,
@@ -357,6 +391,7 @@ fn a_key_never_exceeds_its_sub_account() {
             changes: KeyChanges { permissions: Some(vec!["admin".into()]), ..Default::default() },
             parent: Some(parent.clone()),
             at: T1,
+            issuer: Issuer::Admin,
         })
         .then_expect_error(ApiKeyError::PermissionsExceedSubAccount("admin".into()));
 }

@@ -1,0 +1,372 @@
+//! Key management below HTTP: who may see which key ([`Scope`]), who acts ([`issuer_of`]),
+//! the tenant's plan limits, and running a command on the `ApiKey` aggregate, whose
+//! [`Issuer`] rule decides what a sub-account manager may do. Handlers only extract, call
+//! these and map the answer.
+//!
+//! A key of another tenant is always `api_key_not_found`, never `forbidden`, so its existence
+//! is not confirmed.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::{
+    ApiKeyCommand, Issuer, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus, ManagerCredential,
+    ParentLimits,
+};
+use tokenhub_aggregates::tenant::TenantStatus;
+use tokenhub_projections::api_keys::KeyRecord;
+
+use crate::auth::key_format::{self, GeneratedKey};
+use crate::auth::Principal;
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::RequestContext;
+use crate::http::paging;
+use crate::state::AppState;
+
+/// Where a key may be looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Any key.
+    All,
+    /// Keys of this tenant only.
+    Tenant(&'a str),
+    /// Platform keys only.
+    Platform,
+    /// Keys of one sub-account of one tenant.
+    SubAccount(&'a str, &'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a tenant-route caller: its sub-account for a sub-account key, else the
+    /// tenant acted on.
+    pub fn of_caller(principal: &'a Principal, tenant_id: &'a str) -> Scope<'a> {
+        match principal {
+            Principal::TenantKey { sub_account_id: Some(sub), role: KeyRole::Data, .. } => {
+                Scope::SubAccount(tenant_id, sub)
+            }
+            _ => Scope::Tenant(tenant_id),
+        }
+    }
+
+    fn sees(self, record: &KeyRecord) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tenant(t) => record.tenant_id.as_deref() == Some(t),
+            Scope::Platform => record.tenant_id.is_none(),
+            Scope::SubAccount(t, sub) => {
+                record.tenant_id.as_deref() == Some(t) && record.sub_account_id.as_deref() == Some(sub)
+            }
+        }
+    }
+}
+
+/// A key as stored, with its last use.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// Where `created_position` lists it.
+    pub created_position: i64,
+    /// The record.
+    pub record: KeyRecord,
+    /// Last successful verification (batched).
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    created_position: i64,
+    record: sqlx::types::Json<KeyRecord>,
+    last_used_at: Option<OffsetDateTime>,
+}
+
+impl From<KeyRow> for StoredKey {
+    fn from(r: KeyRow) -> Self {
+        Self { created_position: r.created_position, record: r.record.0, last_used_at: r.last_used_at }
+    }
+}
+
+const KEY_SELECT: &str = "SELECT k.created_position, k.record, l.last_used_at FROM api_keys k \
+                          LEFT JOIN api_key_last_used l ON l.public_id = k.public_id";
+
+fn key_not_found() -> ApiError {
+    ApiError::not_found("api_key_not_found", "api key not found")
+}
+
+/// The key `public_id` if `scope` may see it, else 404.
+pub async fn load(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> ApiResult<StoredKey> {
+    if !key_format::is_public_id(public_id) {
+        return Err(key_not_found());
+    }
+    let row: Option<KeyRow> = sqlx::query_as(&format!("{KEY_SELECT} WHERE k.public_id = $1"))
+        .bind(public_id)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(row) if scope.sees(&row.record.0) => Ok(row.into()),
+        _ => Err(key_not_found()),
+    }
+}
+
+/// Filters of a key listing.
+#[derive(Debug, Default)]
+pub struct KeyFilter {
+    /// Tenant (admin listings).
+    pub tenant_id: Option<String>,
+    /// `active`, `disabled` or `revoked`.
+    pub status: Option<String>,
+    /// A key-bound tag `key=value`.
+    pub tag: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+    /// Cursor.
+    pub cursor: Option<String>,
+}
+
+/// A page of keys visible in `scope`, oldest first, and the next cursor.
+pub async fn list(
+    pool: &PgPool,
+    scope: Scope<'_>,
+    filter: KeyFilter,
+) -> ApiResult<(Vec<StoredKey>, Option<String>)> {
+    let limit = paging::page_size(filter.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(filter.cursor.as_deref())?;
+    if filter.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
+        return Err(ApiError::invalid("invalid_query", "status must be active, disabled or revoked"));
+    }
+    let tag = match filter.tag.as_deref() {
+        None => None,
+        Some(t) => Some(
+            t.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| ApiError::invalid("invalid_query", "tag must be key=value"))?,
+        ),
+    };
+    let (tenant, sub_account) = match scope {
+        Scope::Tenant(t) => (Some(t.to_string()), None),
+        Scope::SubAccount(t, sub) => (Some(t.to_string()), Some(sub.to_string())),
+        _ => (filter.tenant_id.clone(), None),
+    };
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "{KEY_SELECT} WHERE k.created_position > $1 \
+         AND ($2::text IS NULL OR k.tenant_id = $2) \
+         AND ($3::text IS NULL OR k.status = $3) \
+         AND ($4::text IS NULL OR k.record->'settings'->'tags'->>$4 = $5) \
+         AND ($6 = false OR k.tenant_id IS NULL) \
+         AND ($8::text IS NULL OR k.sub_account_id = $8) \
+         ORDER BY k.created_position LIMIT $7"
+    ))
+    .bind(after)
+    .bind(tenant)
+    .bind(filter.status)
+    .bind(tag.as_ref().map(|(k, _)| k.clone()))
+    .bind(tag.map(|(_, v)| v))
+    .bind(matches!(scope, Scope::Platform))
+    .bind(limit)
+    .bind(sub_account)
+    .fetch_all(pool)
+    .await?;
+    let last = rows.last().map(|r| r.created_position);
+    let next_cursor = paging::next_cursor(rows.len(), limit, last);
+    Ok((rows.into_iter().map(Into::into).collect(), next_cursor))
+}
+
+/// Checks that `tenant_id` exists and can receive keys.
+pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+    match state.keys.tenant_status(tenant_id) {
+        None => Err(ApiError::not_found("tenant_not_found", "tenant not found")),
+        Some(TenantStatus::Deleted) => {
+            Err(ApiError::new(axum::http::StatusCode::CONFLICT, "tenant_deleted", "tenant is deleted"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+    let limit: Option<i64> =
+        sqlx::query_scalar("SELECT (limits->>'max_api_keys')::bigint FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .flatten();
+    let Some(max) = limit else { return Ok(()) };
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
+            .bind(tenant_id)
+            .fetch_one(&state.pool)
+            .await?;
+    if count >= max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "api_key_limit_reached",
+            format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
+        ));
+    }
+    Ok(())
+}
+
+/// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
+/// when it does not exist there or is deleted.
+pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> ApiResult<ParentLimits> {
+    let row: Option<(sqlx::types::Json<Vec<String>>, Option<i64>)> = sqlx::query_as(
+        "SELECT permissions, quota_limit FROM sub_accounts \
+         WHERE sub_account_id = $1 AND tenant_id = $2 AND status <> 'deleted'",
+    )
+    .bind(sub_account_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    let (permissions, quota_limit) = row
+        .ok_or_else(|| ApiError::invalid("sub_account_not_found", "sub-account not found in this tenant"))?;
+    Ok(ParentLimits { permissions: permissions.0, quota_limit })
+}
+
+/// Who `principal` is to the `ApiKey` aggregate: a sub-account key (with `keys:manage`, or
+/// authorization would not have let it here) is confined to its own credential, read from
+/// the key cache with its effective permissions; everyone else acts as an admin.
+pub fn issuer_of(state: &AppState, principal: &Principal) -> ApiResult<Issuer> {
+    let Principal::TenantKey {
+        role: KeyRole::Data,
+        sub_account_id: Some(sub),
+        public_id,
+        tenant_id,
+        permissions,
+    } = principal
+    else {
+        return Ok(Issuer::Admin);
+    };
+    let key = state
+        .keys
+        .get(public_id)
+        .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is invalid"))?;
+    let mut settings = key.to_record().settings;
+    settings.permissions = permissions.clone();
+    Ok(Issuer::SubAccountManager(Box::new(ManagerCredential {
+        public_id: public_id.clone(),
+        tenant_id: tenant_id.clone(),
+        sub_account_id: sub.clone(),
+        settings,
+    })))
+}
+
+/// A key to issue.
+#[derive(Debug)]
+pub struct NewKey {
+    /// Owner; for a sub-account manager that names no sub-account, its own is used.
+    pub owner: KeyOwner,
+    /// Role.
+    pub role: KeyRole,
+    /// Name.
+    pub name: String,
+    /// Settings as asked (the aggregate validates and confines them).
+    pub settings: KeySettings,
+}
+
+/// Issues `new` for `principal`; returns the generated key (shown once) and the stored key.
+pub async fn issue(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    new: NewKey,
+) -> ApiResult<(GeneratedKey, StoredKey)> {
+    let issuer = issuer_of(state, principal)?;
+    let mut owner = new.owner;
+    if let (Issuer::SubAccountManager(m), KeyOwner::Tenant { sub_account_id: sub @ None, .. }) =
+        (&issuer, &mut owner)
+    {
+        *sub = Some(m.sub_account_id.clone());
+    }
+    if let Some(tenant_id) = owner.tenant_id() {
+        require_tenant(state, tenant_id)?;
+        check_key_limit(state, tenant_id).await?;
+    }
+    let parent = match &owner {
+        KeyOwner::Tenant { tenant_id, sub_account_id: Some(sub) } => {
+            Some(parent_limits(&state.pool, tenant_id, sub).await?)
+        }
+        _ => None,
+    };
+    let generated = key_format::generate();
+    let tenant = owner.tenant_id().map(str::to_string);
+    let command = ApiKeyCommand::Issue {
+        public_id: generated.public_id.clone(),
+        owner,
+        role: new.role,
+        name: new.name,
+        secret_hash: state.hasher.hash_hex(&generated.full),
+        settings: new.settings,
+        parent,
+        at: OffsetDateTime::now_utc(),
+        issuer,
+    };
+    let meta = CommandMetadata::new(principal, ctx, tenant.as_deref());
+    execute(&state.commands.api_keys, &generated.public_id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(public_id = %generated.public_id, tenant_id = ?tenant, "api key issued");
+    let stored = load(&state.pool, &generated.public_id, Scope::All).await?;
+    Ok((generated, stored))
+}
+
+/// What to do to an existing key.
+#[derive(Debug)]
+pub enum KeyAction {
+    /// Change settings.
+    Update(KeyChanges),
+    /// Stop it until enabled.
+    Disable,
+    /// Undo a disable.
+    Enable,
+    /// New secret; the old one works for `grace_seconds` (0: stops at once).
+    Rotate {
+        /// Grace period.
+        grace_seconds: u32,
+    },
+    /// Terminal.
+    Revoke,
+}
+
+/// Runs `action` on key `public_id` (visible in `scope`) for `principal`; returns the key
+/// after, and the new full key of a rotation (shown once).
+pub async fn act(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    public_id: &str,
+    scope: Scope<'_>,
+    action: KeyAction,
+) -> ApiResult<(StoredKey, Option<GeneratedKey>)> {
+    let before = load(&state.pool, public_id, scope).await?;
+    let issuer = issuer_of(state, principal)?;
+    let at = OffsetDateTime::now_utc();
+    let mut fresh = None;
+    let command = match action {
+        KeyAction::Update(changes) => {
+            let parent = match (&before.record.tenant_id, &before.record.sub_account_id) {
+                (Some(tenant), Some(sub)) => Some(parent_limits(&state.pool, tenant, sub).await?),
+                _ => None,
+            };
+            ApiKeyCommand::Update { changes, parent, at, issuer }
+        }
+        KeyAction::Disable => ApiKeyCommand::Disable { at, issuer },
+        KeyAction::Enable => ApiKeyCommand::Enable { at, issuer },
+        KeyAction::Revoke => ApiKeyCommand::Revoke { reason: None, at, issuer },
+        KeyAction::Rotate { grace_seconds } => {
+            if before.record.status == KeyStatus::Revoked {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "api_key_revoked",
+                    "api key is revoked",
+                ));
+            }
+            // Same public id, new secret: a key string has the public id inside it.
+            let generated = key_format::generate_for(public_id);
+            let grace_until =
+                (grace_seconds > 0).then(|| at + time::Duration::seconds(i64::from(grace_seconds)));
+            let new_secret_hash = state.hasher.hash_hex(&generated.full);
+            fresh = Some(generated);
+            ApiKeyCommand::Rotate { new_secret_hash, grace_until, at, issuer }
+        }
+    };
+    let meta = CommandMetadata::new(principal, ctx, before.record.tenant_id.as_deref());
+    execute(&state.commands.api_keys, &before.record.public_id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok((load(&state.pool, &before.record.public_id, scope).await?, fresh))
+}
