@@ -186,6 +186,7 @@ fn acted_on_tenant(principal: &Principal, parts: &Parts, state: &AppState) -> Re
             if !tokenhub_aggregates::ids::is_tenant_id(&named) || state.keys.tenant_status(&named).is_none() {
                 return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
             }
+            principal.may_act_for(&named)?;
             Ok(named)
         }
         (_, None) => Err(ApiError::bad_request(
@@ -241,7 +242,7 @@ mod tests {
 
     fn key(role: KeyRole) -> Principal {
         if role.is_platform() {
-            Principal::PlatformKey { public_id: "p".into(), role }
+            Principal::PlatformKey { public_id: "p".into(), role, tenant_ids: vec![] }
         } else {
             Principal::TenantKey {
                 tenant_id: "t".into(),

@@ -45,10 +45,28 @@ pub enum Principal {
         public_id: String,
         /// Its role.
         role: KeyRole,
+        /// The tenants it may act for (empty = every tenant).
+        tenant_ids: Vec<String>,
     },
 }
 
 impl Principal {
+    /// Checks that this principal may act for `tenant_id`: a platform key bound to tenants
+    /// only for those (403 `tenant_not_allowed`).
+    pub fn may_act_for(&self, tenant_id: &str) -> Result<(), ApiError> {
+        match self {
+            Principal::PlatformKey { tenant_ids, .. }
+                if !tenant_ids.is_empty() && !tenant_ids.iter().any(|t| t == tenant_id) =>
+            {
+                Err(ApiError::forbidden(
+                    "tenant_not_allowed",
+                    "this platform key is not bound to that tenant",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// (kind, id) recorded as the actor of events.
     pub fn actor(&self) -> (&'static str, String) {
         match self {
@@ -110,7 +128,11 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
                 permissions: verdict.effective_permissions(),
             }
         }
-        None => Principal::PlatformKey { public_id, role: key.role },
+        None => Principal::PlatformKey {
+            public_id,
+            role: key.role,
+            tenant_ids: key.tenant_ids.iter().map(|t| t.to_string()).collect(),
+        },
     })
 }
 

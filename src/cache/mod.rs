@@ -67,6 +67,8 @@ pub struct CachedKey {
     /// Key-bound tags, sorted by name.
     pub tags: Box<[(Box<str>, Box<str>)]>,
     rate_limit: Option<RateLimit>,
+    /// Platform keys: the tenants it may act for (empty = all).
+    pub tenant_ids: Box<[Box<str>]>,
     /// Usage counters (quota, per-minute rate), shared across versions of the entry.
     pub usage: Arc<usage::KeyUsage>,
     created_at: OffsetDateTime,
@@ -117,6 +119,7 @@ impl CachedKey {
             permissions: boxed(s.permissions),
             tags: s.tags.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
             rate_limit: s.rate_limit,
+            tenant_ids: boxed(s.tenant_ids),
             usage,
             created_at: record.created_at,
             updated_at: record.updated_at,
@@ -146,6 +149,7 @@ impl CachedKey {
                 permissions: unboxed(&self.permissions),
                 tags: self.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 rate_limit: self.rate_limit,
+                tenant_ids: unboxed(&self.tenant_ids),
             },
             created_at: self.created_at,
             updated_at: self.updated_at,

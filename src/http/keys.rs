@@ -107,6 +107,9 @@ pub struct IssueKeyRequest {
     /// Rate limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitDto>,
+    /// Platform keys only (set through `/admin/platform-keys`).
+    #[serde(skip)]
+    pub tenant_ids: Option<Vec<String>>,
 }
 
 /// A key as admins see it (never its secret or hash).
@@ -145,6 +148,9 @@ pub struct KeyView {
     pub permissions: Vec<String>,
     /// Rate limit.
     pub rate_limit: Option<RateLimitDto>,
+    /// Platform keys: the tenants it may act for (absent: every tenant).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_ids: Vec<String>,
     /// Until when the rotated-away secret still works.
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -182,6 +188,7 @@ impl KeyView {
             allowed_models: s.allowed_models,
             permissions: s.permissions,
             rate_limit: s.rate_limit.map(Into::into),
+            tenant_ids: s.tenant_ids,
             previous_key_valid_until: r.previous_valid_until,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -332,6 +339,7 @@ pub async fn issue_key(
         permissions: body.permissions.unwrap_or_default(),
         tags: body.tags.unwrap_or_default(),
         rate_limit: body.rate_limit.map(Into::into),
+        tenant_ids: body.tenant_ids.unwrap_or_default(),
     };
     let new = NewKey { owner, role, name: body.name, settings };
     let (generated, stored) = service::issue(state, principal, ctx, new).await?;

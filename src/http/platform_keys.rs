@@ -38,6 +38,11 @@ pub struct IssuePlatformKeyRequest {
     /// Allowed client networks; empty = any.
     #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
+    /// The tenants this key may act for (verify their keys, report their usage, act with
+    /// `X-Tenant-ID`); absent or empty = every tenant. Another tenant gets 403
+    /// `tenant_not_allowed`.
+    #[serde(default)]
+    pub tenant_ids: Option<Vec<String>>,
 }
 
 /// Issue a platform key.
@@ -47,7 +52,7 @@ pub struct IssuePlatformKeyRequest {
     responses(
         (status = 201, body = IssuedKey, description = "Issued; `api_key` is shown only here"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_key_name`, `invalid_cidr`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_key_name`, `invalid_cidr`, `invalid_list_item` (a `tenant_ids` entry that is not a tenant id)"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn issue_platform_key(
@@ -74,6 +79,7 @@ pub async fn issue_platform_key(
         allowed_models: None,
         permissions: None,
         rate_limit: None,
+        tenant_ids: body.tenant_ids,
     };
     let issued = keys::issue_key(&state, &auth.principal, &ctx, KeyOwner::Platform, role, request).await?;
     Ok((StatusCode::CREATED, axum::Json(issued)))

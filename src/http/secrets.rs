@@ -11,7 +11,7 @@ use tokenhub_aggregates::tenant::TenantStatus;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageSecrets, ReadSecrets, RevealSecrets};
-use crate::auth::Authorized;
+use crate::auth::{Authorized, Principal};
 use crate::commands::{execute, CommandMetadata};
 use crate::crypto::data_keys::{tenant_dek, DataKeyError, DEK_VERSION};
 use crate::crypto::secret_aad;
@@ -237,9 +237,11 @@ pub async fn delete_secret(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = RevealedSecret),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`forbidden`, `tenant_suspended`, `tenant_not_allowed`"),
         (status = 404, body = ErrorBody, description = "`secret_not_found`"),
         (status = 410, body = ErrorBody, description = "`secret_shredded`: the tenant's data key was destroyed"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: a platform key's reveals per minute (`PLATFORM_REVEALS_PER_MINUTE`)"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn reveal_secret(
@@ -252,6 +254,23 @@ pub async fn reveal_secret(
         return Err(not_found());
     }
     let tenant = auth.tenant().to_string();
+    // A suspended tenant's secrets are not handed out, to anyone; a deleted tenant's are
+    // crypto-shredded (410 `secret_shredded` below).
+    if state.keys.tenant_status(&tenant) == Some(TenantStatus::Suspended) {
+        return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
+    }
+    // Platform keys (gateways) may reveal for many tenants: bounded per key.
+    if let Principal::PlatformKey { public_id, .. } = &auth.principal {
+        if let Err(retry) = state.throttles.reveal(public_id) {
+            let mut e = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this platform key's secret reveals per minute are used up; retry in {retry} s"),
+            );
+            e.retry_after = Some(retry);
+            return Err(e);
+        }
+    }
     let row: Option<(i64, String, String)> = sqlx::query_as(
         "SELECT version, nonce, ciphertext FROM secrets WHERE tenant_id = $1 AND name = $2 AND NOT deleted",
     )
@@ -265,15 +284,17 @@ pub async fn reveal_secret(
     let value = dek
         .open(&secret_aad(&tenant, &key, version), &decode(&nonce)?, &decode(&ciphertext)?)
         .map_err(|e| ApiError::internal(&e))?;
-    // The reveal is on the record before the value leaves.
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    execute(
-        &state.commands.secrets,
-        &secret_id(&tenant, &key),
-        SecretCommand::RecordReveal { at: OffsetDateTime::now_utc() },
-        meta,
-    )
-    .await?;
+    // The reveal is on the record before the value leaves. Reveals have no precondition but
+    // the secret's existence, so a concurrent write (another reveal) is simply retried.
+    let mut attempts = 0;
+    loop {
+        let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+        let command = SecretCommand::RecordReveal { at: OffsetDateTime::now_utc() };
+        match execute(&state.commands.secrets, &secret_id(&tenant, &key), command, meta).await {
+            Err(e) if e.code == "aggregate_conflict" && attempts < 5 => attempts += 1,
+            other => break other?,
+        }
+    }
     let value = String::from_utf8(value).map_err(|e| ApiError::internal(&e))?;
     Ok(axum::Json(RevealedSecret { key, version, value }))
 }

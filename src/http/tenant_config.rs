@@ -102,7 +102,12 @@ async fn save(
             .bind(tenant)
             .fetch_all(&state.pool)
             .await?;
-    let command = TenantCommand::SaveConfig { config, secrets, at: OffsetDateTime::now_utc() };
+    let command = TenantCommand::SaveConfig {
+        config,
+        secrets,
+        allow_private_webhooks: state.limits.webhook_allow_private_targets,
+        at: OffsetDateTime::now_utc(),
+    };
     let meta = CommandMetadata::new(principal, ctx, Some(tenant));
     execute(&state.commands.tenants, tenant, command, meta).await?;
     state.readmodels.wait_for_head().await;

@@ -72,14 +72,15 @@ pub struct UsageBatchResult {
     responses(
         (status = 200, body = UsageBatchResult),
         (status = 400, body = ErrorBody, description = "`invalid_json`"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`forbidden`, `tenant_not_allowed` (a record of a tenant the gateway is not bound to)"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`"),
         (status = 422, body = ErrorBody, description = "`invalid_request` (an unknown field such as a prompt), `invalid_usage_record`, `unknown_key`, `full_key_not_accepted`, `tenant_mismatch`, `tenant_not_found`, `batch_too_large`, `empty_batch`"),
         (status = 503, body = ErrorBody, description = "`usage_stream_unavailable`: retry the batch"),
     ))]
 pub async fn report_usage(
     State(state): State<AppState>,
-    _auth: Authorized<ReportUsage>,
+    auth: Authorized<ReportUsage>,
     Json(body): Json<UsageBatch>,
 ) -> ApiResult<axum::Json<UsageBatchResult>> {
     if body.records.is_empty() {
@@ -93,6 +94,7 @@ pub async fn report_usage(
     for (i, record) in body.records.into_iter().enumerate() {
         let event = prepare(i, record, &state.keys, now, state.usage.max_age())
             .map_err(|e| ApiError::invalid(e.code, format!("{}: {}", e.path, e.message)))?;
+        auth.principal.may_act_for(&event.data.tenant_id)?;
         events.push(event);
     }
     let outcomes = state.usage.publish(&state.pool, &events).await?;

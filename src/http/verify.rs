@@ -131,13 +131,13 @@ pub fn merge_tags(
         (status = 200, body = VerifyResponse, description = "The verdict (also for invalid keys)"),
         (status = 400, body = ErrorBody, description = "`invalid_json`"),
         (status = 401, body = ErrorBody, description = "The caller's own credentials are missing or wrong"),
-        (status = 403, body = ErrorBody, description = "The caller is not a gateway (`forbidden`)"),
+        (status = 403, body = ErrorBody, description = "The caller is not a gateway (`forbidden`), or is bound to other tenants than the key's (`tenant_not_allowed`)"),
         (status = 422, body = ErrorBody, description = "`invalid_request` (e.g. `ip` not an address)"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn verify_key(
     State(state): State<AppState>,
-    _auth: Authorized<VerifyKeys>,
+    auth: Authorized<VerifyKeys>,
     Json(body): Json<VerifyRequest>,
 ) -> ApiResult<axum::Json<VerifyResponse>> {
     let ip = match body.ip.as_deref() {
@@ -150,6 +150,10 @@ pub async fn verify_key(
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
     let now = OffsetDateTime::now_utc();
     let verdict = state.keys.verify(&state.hasher, input, now);
+    // A gateway bound to tenants verifies only their keys.
+    if let Some(tenant) = verdict.key.as_ref().and_then(|k| k.tenant_id.as_deref()) {
+        auth.principal.may_act_for(tenant)?;
+    }
     metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
     let permissions = verdict.effective_permissions();
     let sub_account_role = verdict.sub_account.as_ref().map(|s| s.role.clone());

@@ -17,6 +17,7 @@ mod event_store;
 mod ip_allowlist;
 mod master_key;
 mod openapi;
+mod platform_keys;
 mod privileges;
 mod projections;
 mod quotas;

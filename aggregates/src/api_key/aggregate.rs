@@ -125,6 +125,12 @@ impl ApiKey {
                 {
                     return Err(ApiKeyError::SubAccountKeyNotData);
                 }
+                if !settings.tenant_ids.is_empty() && !role.is_platform() {
+                    return Err(ApiKeyError::InvalidListItem {
+                        field: "tenant_ids",
+                        value: "only platform keys are bound to tenants".into(),
+                    });
+                }
                 settings::validate_name(&name)?;
                 let mut settings = settings;
                 if let Issuer::SubAccountManager(manager) = &issuer {

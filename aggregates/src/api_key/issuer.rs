@@ -208,6 +208,7 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect::<BTreeMap<_, _>>(),
                 rate_limit: rate.map(|(r, t)| RateLimit { requests_per_minute: r, tokens_per_minute: t }),
+                tenant_ids: Vec::new(),
             })
     }
 

@@ -135,6 +135,9 @@ pub struct KeySettings {
     /// Rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Platform keys only: the tenants it may act for (empty = every tenant).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenant_ids: Vec<String>,
 }
 
 /// Most entries in `allowed_ips`, `allowed_models` or `permissions`.
@@ -255,6 +258,7 @@ impl KeySettings {
         validate_tags(&self.tags)?;
         validate_rate_limit(self.rate_limit)?;
         Ok(KeySettings {
+            tenant_ids: normalise_list(&self.tenant_ids, "tenant_ids", crate::ids::is_tenant_id)?,
             allowed_ips: normalise_ips(&self.allowed_ips)?,
             allowed_models: normalise_models(&self.allowed_models)?,
             permissions: normalise_permissions(&self.permissions)?,

@@ -177,9 +177,9 @@ impl Tenant {
                 }
                 Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
             }
-            TenantCommand::SaveConfig { config, secrets, at } => {
+            TenantCommand::SaveConfig { config, secrets, allow_private_webhooks, at } => {
                 self.require_live()?;
-                super::config::validate(&config, &secrets).map_err(|issues| {
+                super::config::validate(&config, &secrets, allow_private_webhooks).map_err(|issues| {
                     let text: Vec<String> =
                         issues.iter().map(|i| format!("{}: {}", i.path, i.message)).collect();
                     TenantError::InvalidConfig(text.join("; "))

@@ -71,6 +71,8 @@ pub enum TenantCommand {
         config: serde_json::Value,
         /// Names of the tenant's existing secrets (for `secret_ref` checks).
         secrets: Vec<String>,
+        /// The operator lets webhooks target internal addresses (`WEBHOOK_ALLOW_PRIVATE_TARGETS`).
+        allow_private_webhooks: bool,
         /// When.
         at: OffsetDateTime,
     },

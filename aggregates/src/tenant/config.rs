@@ -27,6 +27,7 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 struct Checker<'a> {
     issues: Vec<ConfigIssue>,
     secrets: &'a [String],
+    allow_private: bool,
 }
 
 impl Checker<'_> {
@@ -125,8 +126,22 @@ impl Checker<'_> {
             let path = format!("$.credentials.{name}");
             if let Some(cred) = self.object(item, &path, &["secret_ref", "header", "prefix"]) {
                 self.secret_ref(cred, &path, true);
-                self.string(cred, &path, "header", false);
-                self.string(cred, &path, "prefix", false);
+                if let Some(header) = self.string(cred, &path, "header", false) {
+                    if !is_http_token(header) {
+                        self.issue(
+                            &format!("{path}.header"),
+                            "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+                        );
+                    }
+                }
+                if let Some(prefix) = self.string(cred, &path, "prefix", false) {
+                    if prefix.chars().any(|c| c.is_control()) || prefix.len() > 64 {
+                        self.issue(
+                            &format!("{path}.prefix"),
+                            "must be at most 64 characters, without control characters",
+                        );
+                    }
+                }
             }
         }
     }
@@ -161,11 +176,8 @@ impl Checker<'_> {
             let path = format!("$.webhooks[{i}]");
             let Some(map) = self.object(item, &path, &["url", "events", "secret_ref"]) else { continue };
             if let Some(url) = self.string(map, &path, "url", true) {
-                if !webhook_url_ok(url) {
-                    self.issue(
-                        &format!("{path}.url"),
-                        "must be https (http only for localhost, 127.0.0.1 or [::1])",
-                    );
+                if let Some(problem) = webhook_url_problem(url, self.allow_private) {
+                    self.issue(&format!("{path}.url"), problem);
                 }
             }
             match map.get("events").and_then(Value::as_array) {
@@ -179,27 +191,85 @@ impl Checker<'_> {
     }
 }
 
-fn webhook_url_ok(url: &str) -> bool {
-    let host_of = |rest: &str| rest.split(['/', '?', '#']).next().unwrap_or_default().to_string();
-    if let Some(rest) = url.strip_prefix("https://") {
-        return !host_of(rest).is_empty();
+/// True for an HTTP token (RFC 9110 `tchar`s), as header names must be.
+pub fn is_http_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// True for an address a webhook must not reach unless the operator allows internal targets:
+/// loopback, private (RFC 1918, unique local), link-local (cloud metadata lives at
+/// 169.254.169.254), shared (100.64/10), multicast, broadcast, unspecified, documentation.
+pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
     }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = host_of(rest);
-        let name = if host.starts_with('[') {
-            host.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
-        } else {
-            host.split(':').next().unwrap_or_default().to_string()
-        };
-        return matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+}
+
+/// Why `raw` is not an acceptable webhook URL, if it is not. Parsed with the `url` crate (the
+/// WHATWG rules a client would follow, so `http://0x7f.1/` is 127.0.0.1): https only (http
+/// too when internal targets are allowed, for local development), no user info, a host, and
+/// no internal address unless `allow_private`. A host name is checked again when it is
+/// resolved at delivery.
+pub fn webhook_url_problem(raw: &str, allow_private: bool) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(raw) else { return Some("must be an absolute URL") };
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        _ => return Some("must be https"),
     }
-    false
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("must not contain user info (user:password@)");
+    }
+    let internal = match url.host() {
+        None => return Some("must name a host"),
+        Some(url::Host::Ipv4(ip)) => is_internal_address(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal_address(ip.into()),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local") || d.ends_with(".internal")
+        }
+    };
+    if internal && !allow_private {
+        return Some("must not target a loopback, private, link-local or other internal address (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)");
+    }
+    None
 }
 
 /// Validates a configuration document against the schema, with `secrets` the names of the
-/// tenant's existing secrets. Returns every problem found.
-pub fn validate(config: &Value, secrets: &[String]) -> Result<(), Vec<ConfigIssue>> {
-    let mut checker = Checker { issues: Vec::new(), secrets };
+/// tenant's existing secrets and whether webhooks may target internal addresses. Returns
+/// every problem found.
+pub fn validate(
+    config: &Value,
+    secrets: &[String],
+    allow_private_webhooks: bool,
+) -> Result<(), Vec<ConfigIssue>> {
+    let mut checker = Checker { issues: Vec::new(), secrets, allow_private: allow_private_webhooks };
     if let Some(map) =
         checker.object(config, "$", &["routes", "credentials", "rateLimit", "cache", "webhooks"])
     {
@@ -234,7 +304,7 @@ mod tests {
     use super::*;
 
     fn paths(config: Value) -> Vec<String> {
-        validate(&config, &["STRIPE_SECRET_KEY".to_string()])
+        validate(&config, &["STRIPE_SECRET_KEY".to_string()], false)
             .err()
             .unwrap_or_default()
             .into_iter()
@@ -249,10 +319,10 @@ mod tests {
             "credentials": {"stripe": {"secret_ref": "STRIPE_SECRET_KEY", "header": "Authorization"}},
             "rateLimit": {"enabled": true, "default": {"max": 100, "windowSeconds": 60}},
             "cache": {"enabled": false},
-            "webhooks": [{"url": "https://example.com/h", "events": ["api_key.revoked"]}, {"url": "http://127.0.0.1:9000/h", "events": ["x"]}]
+            "webhooks": [{"url": "https://example.com/h", "events": ["api_key.revoked"]}]
         });
-        assert_eq!(validate(&ok, &["STRIPE_SECRET_KEY".into()]), Ok(()));
-        assert_eq!(validate(&json!({}), &[]), Ok(()));
+        assert_eq!(validate(&ok, &["STRIPE_SECRET_KEY".into()], false), Ok(()));
+        assert_eq!(validate(&json!({}), &[], false), Ok(()));
     }
 
     #[test]
@@ -282,13 +352,60 @@ mod tests {
 
     #[test]
     fn webhook_urls() {
-        for ok in ["https://x.io", "http://localhost/h", "http://127.0.0.1:8080/h", "http://[::1]:80/h"] {
-            assert!(webhook_url_ok(ok), "{ok}");
+        for ok in [
+            "https://x.io",
+            "https://hooks.example.com:8443/a?b=c",
+            "https://8.8.8.8/h",
+            "https://[2001:4860::8888]/h",
+        ] {
+            assert_eq!(webhook_url_problem(ok, false), None, "{ok}");
         }
-        for bad in
-            ["http://x.io", "ftp://x", "https://", "http://localhost.evil.com/h", "http://127.0.0.1.nip.io"]
-        {
-            assert!(!webhook_url_ok(bad), "{bad}");
+        for bad in [
+            "http://x.io",
+            "ftp://x",
+            "https://",
+            "not a url",
+            // User info: the host is evil.example, not localhost (finding 13).
+            "https://localhost:1@evil.example/",
+            "https://user@example.com/",
+            // Internal targets, in every spelling the URL standard accepts.
+            "https://169.254.169.254/latest/meta-data",
+            "https://127.0.0.1/h",
+            "https://0x7f.1/h",
+            "https://2130706433/h",
+            "https://0/h",
+            "https://10.1.2.3/h",
+            "https://172.16.0.1/h",
+            "https://192.168.1.1/h",
+            "https://100.64.0.1/h",
+            "https://224.0.0.1/h",
+            "https://255.255.255.255/h",
+            "https://[::1]/h",
+            "https://[::]/h",
+            "https://[fe80::1]/h",
+            "https://[fd00::1]/h",
+            "https://[::ffff:127.0.0.1]/h",
+            "https://[::ffff:169.254.169.254]/h",
+            "https://localhost/h",
+            "https://api.localhost/h",
+            "https://metadata.google.internal/h",
+        ] {
+            assert!(webhook_url_problem(bad, false).is_some(), "{bad}");
+        }
+        // The operator may allow internal targets (local development), http too.
+        assert_eq!(webhook_url_problem("http://127.0.0.1:9000/h", true), None);
+        assert!(webhook_url_problem("https://u:p@127.0.0.1/h", true).is_some(), "user info never");
+    }
+
+    #[test]
+    fn credential_header_names_are_http_tokens() {
+        let bad = json!({"credentials": {"s": {"secret_ref": "STRIPE_SECRET_KEY", "header": "X-Key\r\nInjected: 1"}}});
+        assert_eq!(paths(bad), ["$.credentials.s.header"]);
+        for h in ["Authorization", "X-Api-Key", "x_custom.header"] {
+            assert!(is_http_token(h), "{h}");
+        }
+        for h in ["", "Bad Header", "a:b", "é"] {
+            assert!(!is_http_token(h), "{h}");
         }
     }
 }

@@ -307,17 +307,28 @@ fn save_config_versions_and_refuses_invalid_documents() {
     let saved = |version| TenantEvent::ConfigSaved { version, config: config.clone(), saved_at: T1 };
     Framework::with(())
         .given(vec![created()])
-        .when(TenantCommand::SaveConfig { config: config.clone(), secrets: vec![], at: T1 })
+        .when(TenantCommand::SaveConfig {
+            config: config.clone(),
+            secrets: vec![],
+            allow_private_webhooks: false,
+            at: T1,
+        })
         .then_expect_events(vec![saved(1)]);
     Framework::with(())
         .given(vec![created(), saved(1)])
-        .when(TenantCommand::SaveConfig { config: config.clone(), secrets: vec![], at: T1 })
+        .when(TenantCommand::SaveConfig {
+            config: config.clone(),
+            secrets: vec![],
+            allow_private_webhooks: false,
+            at: T1,
+        })
         .then_expect_events(vec![saved(2)]);
     Framework::with(())
         .given(vec![created()])
         .when(TenantCommand::SaveConfig {
             config: serde_json::json!({"cache": {"enabled": 1}}),
             secrets: vec![],
+            allow_private_webhooks: false,
             at: T1,
         })
         .then_expect_error(TenantError::InvalidConfig("$.cache.enabled: must be true or false".into()));
