@@ -25,7 +25,10 @@ use crate::store::PgEventRepository;
 pub type Framework<A> = CqrsFramework<A, PersistedEventStore<PgEventRepository, A>>;
 
 fn framework<A: Aggregate>(repo: PgEventRepository, services: A::Services) -> Framework<A> {
-    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], services)
+    // Snapshot mode (see `store::repository`): a load reads the newest snapshot and the events
+    // after it, so a command's cost does not grow with its aggregate's history.
+    let store = PersistedEventStore::new_snapshot_store(repo, crate::store::repository::SNAPSHOT_EVERY);
+    CqrsFramework::new(store, vec![], services)
 }
 
 /// The command frameworks, one per aggregate.

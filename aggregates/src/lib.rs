@@ -45,7 +45,11 @@ macro_rules! impl_aggregate {
                 sink: &cqrs_es::event_sink::EventSink<Self>,
             ) -> Result<(), Self::Error> {
                 let event = self.decide(command)?;
-                sink.write(event, self).await;
+                // The sink applies the event to the aggregate it is given; give it a copy, so
+                // that the store applies it once (the snapshot store applies committed events
+                // to the loaded state itself; writing into `self` applied them twice).
+                let mut scratch = self.clone();
+                sink.write(event, &mut scratch).await;
                 Ok(())
             }
 

@@ -14,6 +14,7 @@ use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope, UpdateKeyRequest,
 };
+use crate::http::paging::{self, PageQuery};
 use crate::state::AppState;
 
 /// Issue a key for a tenant.
@@ -89,7 +90,7 @@ pub async fn admin_get_key(
 
 /// Every change of a key, oldest first, with who made it and when (hashes left out).
 #[utoipa::path(get, path = "/admin/api-keys/{public_id}/history", tag = "admin-api-keys",
-    params(("public_id" = String, Path, description = "Public id of the key")),
+    params(("public_id" = String, Path, description = "Public id of the key"), PageQuery),
     security(("master_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = AuditPage),
@@ -101,6 +102,7 @@ pub async fn admin_key_history(
     State(state): State<AppState>,
     _auth: Authorized<ManageApiKeys>,
     Path(public_id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<AuditPage>> {
     keys::load_key(&state.pool, &public_id, Scope::All).await?;
     let filter = AuditFilter {
@@ -108,8 +110,10 @@ pub async fn admin_key_history(
         aggregate_id: Some(public_id),
         ..Default::default()
     };
-    let data = fetch_page(&state.pool, &filter, 0, i64::MAX).await?;
-    Ok(axum::Json(AuditPage { data, next_cursor: None }))
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let data = fetch_page(&state.pool, &filter, paging::after(query.cursor.as_deref())?, limit).await?;
+    let next_cursor = paging::next_cursor(data.len(), limit, data.last().map(|i| i.position));
+    Ok(axum::Json(AuditPage { data, next_cursor: next_cursor.and_then(|c| c.parse().ok()) }))
 }
 
 /// Update a key's settings.

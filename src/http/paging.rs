@@ -1,7 +1,20 @@
 //! Cursor pagination shared by every listing: `limit` (validated page size) and `cursor` (the
 //! position after which the next page starts, as returned in `next_cursor`).
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::http::error::{ApiError, ApiResult};
+
+/// `?limit=&cursor=` of a listing.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 /// Default and largest page size of the listings.
 pub const DEFAULT_LIMIT: i64 = 50;

@@ -203,7 +203,7 @@ async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Role
     responses(
         (status = 201, body = RoleView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`role_already_exists`"),
+        (status = 409, body = ErrorBody, description = "`role_already_exists`, `role_limit_reached`"),
         (status = 422, body = ErrorBody, description = "`invalid_role`, `invalid_list_item`, `invalid_request`"),
         (status = 503, body = ErrorBody),
     ))]
@@ -216,6 +216,17 @@ pub async fn create_role(
     let tenant = auth.tenant().to_string();
     if !is_role_name(&body.name) {
         return Err(ApiError::invalid("invalid_role", "role name must match [a-z][a-z0-9_-]{0,31}"));
+    }
+    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM roles WHERE tenant_id = $1")
+        .bind(&tenant)
+        .fetch_one(&state.pool)
+        .await?;
+    if roles >= state.limits.max_roles {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "role_limit_reached",
+            format!("the tenant has {roles} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
+        ));
     }
     let command = RoleCommand::Create {
         tenant_id: tenant.clone(),

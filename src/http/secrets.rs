@@ -149,7 +149,7 @@ pub async fn list_secrets(
     responses(
         (status = 200, body = SecretAck),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`aggregate_conflict` (a concurrent store), `tenant_deleted`"),
+        (status = 409, body = ErrorBody, description = "`aggregate_conflict` (a concurrent store), `tenant_deleted`, `secret_limit_reached`"),
         (status = 410, body = ErrorBody, description = "`secret_shredded`"),
         (status = 422, body = ErrorBody, description = "`invalid_secret_name`, `secret_too_large`, `invalid_request`"),
         (status = 503, body = ErrorBody),
@@ -171,12 +171,29 @@ pub async fn store_secret(
         ));
     }
     require_live_tenant(&state, &tenant)?;
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM secrets WHERE tenant_id = $1 AND name = $2")
+    let current: Option<(i64, bool)> =
+        sqlx::query_as("SELECT version, deleted FROM secrets WHERE tenant_id = $1 AND name = $2")
             .bind(&tenant)
             .bind(&body.key)
             .fetch_optional(&state.pool)
             .await?;
+    if current.is_none_or(|(_, deleted)| deleted) {
+        let live: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM secrets WHERE tenant_id = $1 AND NOT deleted")
+                .bind(&tenant)
+                .fetch_one(&state.pool)
+                .await?;
+        if live >= state.limits.max_secrets {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "secret_limit_reached",
+                format!(
+                    "the tenant has {live} secrets, the most allowed (TENANT_MAX_SECRETS); delete one first"
+                ),
+            ));
+        }
+    }
+    let current = current.map(|(v, _)| v);
     let version = current.unwrap_or(0) + 1;
     let dek = tenant_dek(&state.pool, &state.keks, &tenant).await.map_err(data_key_error)?;
     let (nonce, ciphertext) = dek

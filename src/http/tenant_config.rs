@@ -7,14 +7,15 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokenhub_aggregates::tenant::TenantCommand;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
 use crate::auth::{Authorized, Principal};
 use crate::commands::{execute, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, RequestContext};
+use crate::http::extract::{Json, Query, RequestContext};
+use crate::http::paging;
 use crate::state::AppState;
 
 /// The current configuration.
@@ -45,11 +46,23 @@ pub struct ConfigVersion {
     pub config: serde_json::Value,
 }
 
-/// Every saved version, oldest first.
+/// A page of saved versions, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigHistory {
     /// Versions.
     pub versions: Vec<ConfigVersion>,
+    /// Cursor of the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of the configuration history, oldest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Versions per page, 1 to 50 (default 20): each holds a whole document.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Body of a rollback.
@@ -70,24 +83,87 @@ async fn current(state: &AppState, tenant: &str) -> ApiResult<TenantConfig> {
     Ok(TenantConfig { version, config })
 }
 
-async fn history(state: &AppState, tenant: &str) -> ApiResult<Vec<ConfigVersion>> {
-    let filter = AuditFilter {
+fn config_filter(tenant: &str) -> AuditFilter {
+    AuditFilter {
         aggregate_type: Some("tenant".into()),
         aggregate_id: Some(tenant.to_string()),
         event_type: Some("tenant.config_saved".into()),
         ..Default::default()
-    };
-    let items = fetch_page(&state.pool, &filter, 0, i64::MAX).await?;
-    Ok(items
-        .into_iter()
-        .map(|i| ConfigVersion {
-            version: i.payload["version"].as_i64().unwrap_or_default(),
-            saved_at: i.time,
-            actor: i.actor,
-            request_id: i.request_id,
-            config: i.payload["config"].clone(),
-        })
-        .collect())
+    }
+}
+
+fn version_of(i: crate::audit::query::AuditItem) -> ConfigVersion {
+    ConfigVersion {
+        version: i.payload["version"].as_i64().unwrap_or_default(),
+        saved_at: i.time,
+        actor: i.actor,
+        request_id: i.request_id,
+        config: i.payload["config"].clone(),
+    }
+}
+
+async fn history(state: &AppState, tenant: &str, query: HistoryQuery) -> ApiResult<ConfigHistory> {
+    let limit = paging::page_size(query.limit, 20, 50)?;
+    let after = paging::after(query.cursor.as_deref())?;
+    let items = fetch_page(&state.pool, &config_filter(tenant), after, limit).await?;
+    let next_cursor = paging::next_cursor(items.len(), limit, items.last().map(|i| i.position));
+    Ok(ConfigHistory { versions: items.into_iter().map(version_of).collect(), next_cursor })
+}
+
+/// One saved version (by the events index of the tenant, not by reading all of them).
+async fn saved_version(state: &AppState, tenant: &str, version: i64) -> ApiResult<Option<ConfigVersion>> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT position FROM events WHERE aggregate_type = 'tenant' AND aggregate_id = $1 \
+         AND event_type = 'tenant.config_saved' AND (payload->>'version')::bigint = $2 LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(version)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(position) = position else { return Ok(None) };
+    let items = fetch_page(&state.pool, &config_filter(tenant), position - 1, 1).await?;
+    Ok(items.into_iter().next().map(version_of))
+}
+
+/// Refuses a document over `TENANT_MAX_CONFIG_BYTES` (422 `config_too_large`) and a save over
+/// `TENANT_MAX_CONFIG_VERSIONS_PER_DAY` for the tenant this UTC day (429
+/// `config_version_limit_reached`, `Retry-After` to midnight): the log is shared and
+/// append-only, so one tenant may not fill it.
+async fn check_caps(state: &AppState, tenant: &str, config: &serde_json::Value) -> ApiResult<()> {
+    let size = serde_json::to_vec(config).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > state.limits.max_config_bytes {
+        return Err(ApiError::invalid(
+            "config_too_large",
+            format!(
+                "the configuration is {size} bytes; at most {} (TENANT_MAX_CONFIG_BYTES)",
+                state.limits.max_config_bytes
+            ),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
+    // recorded_at grows with position, so today's events start at one position.
+    let saved_today: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'tenant.config_saved' \
+         AND position >= coalesce((SELECT min(position) FROM events WHERE recorded_at >= $2), 9223372036854775807)",
+    )
+    .bind(tenant)
+    .bind(midnight)
+    .fetch_one(&state.pool)
+    .await?;
+    if saved_today >= state.limits.max_config_versions_per_day {
+        let mut e = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "config_version_limit_reached",
+            format!(
+                "{saved_today} configuration versions saved today; at most {} per UTC day (TENANT_MAX_CONFIG_VERSIONS_PER_DAY)",
+                state.limits.max_config_versions_per_day
+            ),
+        );
+        e.retry_after = Some(((midnight + time::Duration::DAY) - now).whole_seconds().max(1) as u64);
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn save(
@@ -97,6 +173,7 @@ async fn save(
     tenant: &str,
     config: serde_json::Value,
 ) -> ApiResult<TenantConfig> {
+    check_caps(state, tenant, &config).await?;
     let secrets: Vec<String> =
         sqlx::query_scalar("SELECT name FROM secrets WHERE tenant_id = $1 AND NOT deleted")
             .bind(tenant)
@@ -137,7 +214,8 @@ pub async fn get_config(
         (status = 200, body = TenantConfig),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`aggregate_conflict`, `tenant_deleted`"),
-        (status = 422, body = ErrorBody, description = "`invalid_config`: the message lists each bad field as `$.path: problem`"),
+        (status = 422, body = ErrorBody, description = "`invalid_config`: the message lists each bad field as `$.path: problem`; `config_too_large`"),
+        (status = 429, body = ErrorBody, description = "`config_version_limit_reached`: the tenant's saves this UTC day"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn save_config(
@@ -152,17 +230,20 @@ pub async fn save_config(
 
 /// Every saved version with actor and time.
 #[utoipa::path(get, path = "/tenant/config/history", tag = "tenant-config",
+    params(HistoryQuery),
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = ConfigHistory),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn config_history(
     State(state): State<AppState>,
     auth: Authorized<ReadTenantConfig>,
+    Query(query): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<ConfigHistory>> {
-    Ok(axum::Json(ConfigHistory { versions: history(&state, auth.tenant()).await? }))
+    Ok(axum::Json(history(&state, auth.tenant(), query).await?))
 }
 
 /// Restore an earlier version, saved as a new version (validated again).
@@ -183,9 +264,8 @@ pub async fn rollback_config(
     Json(body): Json<RollbackRequest>,
 ) -> ApiResult<axum::Json<TenantConfig>> {
     let tenant = auth.tenant().to_string();
-    let old =
-        history(&state, &tenant).await?.into_iter().find(|v| v.version == body.version).ok_or_else(|| {
-            ApiError::not_found("config_version_not_found", "no such configuration version")
-        })?;
+    let old = saved_version(&state, &tenant, body.version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("config_version_not_found", "no such configuration version"))?;
     Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, old.config).await?))
 }

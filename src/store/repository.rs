@@ -5,6 +5,14 @@
 //! writing the repository (about a hundred lines) keeps every write in one transaction we
 //! control. Optimistic concurrency comes from the `(aggregate_type, aggregate_id, sequence)`
 //! unique key: a stale write fails as `OptimisticLockError`, never merged.
+//!
+//! Snapshots (cost independent of history): every [`SNAPSHOT_EVERY`]th event of an aggregate
+//! also writes the aggregate's state to `aggregate_snapshots`, in the same transaction; a
+//! load reads that snapshot and only the events after it. A snapshot is used only when its
+//! [`SNAPSHOT_SCHEMA`] matches (bump it when an aggregate's state changes shape) and when it
+//! covers every event of the commit that wrote it. When the tenant aggregate is loaded, the
+//! configuration documents are left out of `tenant.config_saved` payloads (its state keeps
+//! only the version), so a save does not read earlier documents.
 
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
@@ -12,6 +20,12 @@ use cqrs_es::persist::{
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
+
+/// Events between snapshots of one aggregate.
+pub const SNAPSHOT_EVERY: usize = 20;
+
+/// Version of the aggregates' state shapes; snapshots of another version are ignored.
+pub const SNAPSHOT_SCHEMA: i32 = 1;
 
 /// Metadata key copied into the `tenant_id` column.
 pub const TENANT_META_KEY: &str = "tenant_id";
@@ -46,10 +60,9 @@ fn to_serialized(row: &sqlx::postgres::PgRow) -> Result<SerializedEvent, Persist
     })
 }
 
-const SELECT: &str =
-    "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, payload, metadata \
-                      FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
-                      ORDER BY sequence";
+const SELECT: &str = "SELECT aggregate_id, sequence, aggregate_type, event_type, event_version, \
+     CASE WHEN event_type = 'tenant.config_saved' THEN payload - 'config' ELSE payload END AS payload, metadata \
+     FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence";
 
 impl PgEventRepository {
     async fn select(
@@ -100,16 +113,34 @@ impl PersistedEventRepository for PgEventRepository {
 
     async fn get_snapshot<A: Aggregate>(
         &self,
-        _aggregate_id: &str,
+        aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        // Plain event-store mode: aggregates are small and rebuilt from their events.
-        Ok(None)
+        let row: Option<(i64, i64, Value)> = sqlx::query_as(
+            "SELECT last_sequence, snapshot_version, state FROM aggregate_snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND schema_version = $3",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(SNAPSHOT_SCHEMA)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(connection_error)?;
+        let to_usize = |v: i64| usize::try_from(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)));
+        Ok(match row {
+            None => None,
+            Some((sequence, version, state)) => Some(SerializedSnapshot {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate: state,
+                current_sequence: to_usize(sequence)?,
+                current_snapshot: to_usize(version)?,
+            }),
+        })
     }
 
     async fn persist<A: Aggregate>(
         &self,
         events: &[SerializedEvent],
-        _snapshot_update: Option<(String, Value, usize)>,
+        snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         let mut tx = self.pool.begin().await.map_err(connection_error)?;
         // Appends are serialised by the head row; never wait on it forever.
@@ -139,6 +170,29 @@ impl PersistedEventRepository for PgEventRepository {
                 }
                 Err(e) => return Err(connection_error(e)),
             }
+        }
+        // A snapshot is stored only when it covers the whole commit (cqrs-es may cut a
+        // multi-event commit short of its last event); ours commit one event at a time.
+        if let (Some((aggregate_id, state, version)), [only]) = (snapshot_update, events) {
+            let sequence =
+                i64::try_from(only.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+            let version = i64::try_from(version).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
+            sqlx::query(
+                "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, schema_version, last_sequence, snapshot_version, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
+                 schema_version = excluded.schema_version, last_sequence = excluded.last_sequence, \
+                 snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = now() \
+                 WHERE aggregate_snapshots.last_sequence < excluded.last_sequence",
+            )
+            .bind(A::TYPE)
+            .bind(&aggregate_id)
+            .bind(SNAPSHOT_SCHEMA)
+            .bind(sequence)
+            .bind(version)
+            .bind(&state)
+            .execute(&mut *tx)
+            .await
+            .map_err(connection_error)?;
         }
         tx.commit().await.map_err(connection_error)
     }

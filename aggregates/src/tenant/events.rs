@@ -88,7 +88,9 @@ pub enum TenantEvent {
     ConfigSaved {
         /// Version, from 1.
         version: i64,
-        /// The document.
+        /// The document. (The event store leaves it out when it loads the tenant aggregate,
+        /// whose state needs only the version; hence the default.)
+        #[serde(default)]
         config: serde_json::Value,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
