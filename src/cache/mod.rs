@@ -22,8 +22,8 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, QuotaPeriod, RateLimit};
-use tokenhub_aggregates::tenant::TenantStatus;
-use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyRecord};
+use tokenhub_aggregates::tenant::{Plan, TenantEvent, TenantLimits, TenantStatus};
+use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyLookupEvent, KeyRecord};
 use tokenhub_projections::log::read_after;
 use tokenhub_projections::sub_accounts::{record_after, SubAccountRecord};
 use tokenhub_projections::{ProjectionError, StoredEvent};
@@ -171,18 +171,34 @@ pub struct TenantGate {
     pub status: TenantStatus,
     /// The tenant's IP allowlist, when on.
     pub allowlist: Option<Box<[IpNet]>>,
-    /// The tenant's monthly LLM-token quota, when it has one.
+    /// The tenant's monthly LLM-token quota, when it has one: its plan's, or the super
+    /// admin's override, kept from the tenant's events (no refresh lag).
     pub quota: Option<i64>,
     /// The tenant's LLM tokens.
     pub tokens: Arc<usage::TokenTotals>,
+    /// Its plan.
+    pub plan: Plan,
+    /// The super admin's limit overrides.
+    pub overrides: TenantLimits,
 }
 
 fn parse_nets(nets: &[String]) -> Box<[IpNet]> {
     nets.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
-/// A `key_tenants` row: tenant id, status, allowlist (NULL = off).
-type TenantRow = (String, String, Option<sqlx::types::Json<Vec<String>>>);
+/// A `key_tenants` row: tenant id, status, allowlist (NULL = off), with the tenant's plan and
+/// limit overrides from `tenants`.
+type TenantRow = (
+    String,
+    String,
+    Option<sqlx::types::Json<Vec<String>>>,
+    Option<String>,
+    Option<sqlx::types::Json<TenantLimits>>,
+);
+
+fn monthly_quota(plan: Plan, overrides: TenantLimits) -> Option<i64> {
+    TenantLimits::effective(plan, overrides).monthly_token_quota.map(|q| q.min(i64::MAX as u64) as i64)
+}
 
 /// All keys and tenant statuses, by public id and tenant id.
 pub struct KeyCache {
@@ -280,7 +296,16 @@ impl KeyCache {
         }
         let shared = self.shared_tenant_id(&tenant_id);
         let tokens = self.tenant_usage(&tenant_id);
-        self.tenants.insert(shared, TenantGate { status, allowlist: None, quota: None, tokens });
+        let (plan, overrides) = (Plan::default(), TenantLimits::default());
+        let quota = monthly_quota(plan, overrides);
+        self.tenants.insert(shared, TenantGate { status, allowlist: None, quota, tokens, plan, overrides });
+    }
+
+    /// Sets a tenant's monthly quota from its plan and overrides.
+    pub fn put_tenant_quota(&self, tenant_id: &str, quota: Option<i64>) {
+        if let Some(mut gate) = self.tenants.get_mut(tenant_id) {
+            gate.quota = quota;
+        }
     }
 
     /// Applies one event of the log.
@@ -293,6 +318,14 @@ impl KeyCache {
             return Ok(());
         }
         let Some(decoded) = decode(event)? else { return Ok(()) };
+        // The tenant's quota follows its plan and overrides (both in created and updated).
+        let limits = match &decoded {
+            KeyLookupEvent::Tenant(TenantEvent::Created { plan, limits, .. }) => {
+                Some((Some(*plan), Some(*limits)))
+            }
+            KeyLookupEvent::Tenant(TenantEvent::Updated { plan, limits, .. }) => Some((*plan, *limits)),
+            _ => None,
+        };
         let current = self.get(&event.aggregate_id).map(|k| k.to_record());
         match change_for(&event.aggregate_id, decoded, current) {
             Some(KeyLookupChange::Key(record)) => self.put_key(*record),
@@ -301,6 +334,17 @@ impl KeyCache {
                 self.put_tenant_allowlist(&tenant_id, allowlist.as_deref())
             }
             None => {}
+        }
+        if let Some((plan, overrides)) = limits {
+            let tenant = event.aggregate_id.as_str();
+            let (old_plan, old_overrides) =
+                self.tenants.get(tenant).map(|g| (g.plan, g.overrides)).unwrap_or_default();
+            let (plan, overrides) = (plan.unwrap_or(old_plan), overrides.unwrap_or(old_overrides));
+            if let Some(mut gate) = self.tenants.get_mut(tenant) {
+                gate.plan = plan;
+                gate.overrides = overrides;
+                gate.quota = monthly_quota(plan, overrides);
+            }
         }
         Ok(())
     }
@@ -313,14 +357,29 @@ impl KeyCache {
             .fetch_optional(&mut *tx)
             .await?
             .unwrap_or(0);
-        let tenants: Vec<TenantRow> = sqlx::query_as("SELECT tenant_id, status, allowlist FROM key_tenants")
-            .fetch_all(&mut *tx)
-            .await?;
-        for (tenant_id, status, allowlist) in tenants {
+        // The plan and overrides come from `tenants`, which may be ahead of this checkpoint;
+        // replaying the events after it converges, since created and updated events carry the
+        // whole plan and overrides.
+        let tenants: Vec<TenantRow> = sqlx::query_as(
+            "SELECT k.tenant_id, k.status, k.allowlist, t.plan, t.limit_overrides \
+             FROM key_tenants k LEFT JOIN tenants t USING (tenant_id)",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (tenant_id, status, allowlist, plan, overrides) in tenants {
             let status =
                 serde_json::from_value(serde_json::Value::String(status)).unwrap_or(TenantStatus::Deleted);
             self.put_tenant(tenant_id.clone(), status);
             self.put_tenant_allowlist(&tenant_id, allowlist.as_ref().map(|a| a.0.as_slice()));
+            let plan: Plan = plan
+                .and_then(|p| serde_json::from_value(serde_json::Value::String(p)).ok())
+                .unwrap_or_default();
+            let overrides = overrides.map(|o| o.0).unwrap_or_default();
+            if let Some(mut gate) = self.tenants.get_mut(tenant_id.as_str()) {
+                gate.plan = plan;
+                gate.overrides = overrides;
+                gate.quota = monthly_quota(plan, overrides);
+            }
         }
         // Sub-accounts are part of the same checkpoint: without them every sub-account key
         // answered SUB_ACCOUNT_DELETED after a restart (the follower resumes at the checkpoint).

@@ -21,10 +21,6 @@ use super::KeyCache;
 /// How often each instance reads the usage projection's quota totals.
 pub const QUOTA_REFRESH: Duration = Duration::from_millis(250);
 
-/// How often each instance re-reads the tenants' monthly token quotas (every this many
-/// [`QUOTA_REFRESH`] rounds: 2 s).
-const TENANT_QUOTA_EVERY: u32 = 8;
-
 /// The UTC day of `t`, as days since the Unix epoch.
 pub fn day_index(t: OffsetDateTime) -> i64 {
     t.unix_timestamp().div_euclid(86_400)
@@ -191,24 +187,6 @@ impl KeyCache {
         shared(&self.tenant_usage, tenant_id)
     }
 
-    /// Re-reads every tenant's monthly token quota (its plan's, or the super admin's override).
-    pub async fn refresh_tenant_quotas(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT tenant_id, (limits ->> 'monthly_token_quota')::bigint FROM tenants \
-             WHERE limits ? 'monthly_token_quota' AND jsonb_typeof(limits -> 'monthly_token_quota') = 'number'",
-        )
-        .fetch_all(pool)
-        .await?;
-        let quotas: std::collections::HashMap<String, i64> = rows.into_iter().collect();
-        for mut gate in self.tenants.iter_mut() {
-            let quota = quotas.get(&**gate.key()).copied();
-            if gate.quota != quota {
-                gate.quota = quota;
-            }
-        }
-        Ok(())
-    }
-
     /// Counts tokens this instance just ingested for a tenant, key and sub-account (a record
     /// made at `at`, reported at `now`).
     pub fn add_ingested(
@@ -265,9 +243,6 @@ impl KeyCache {
 pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown: CancellationToken) {
     let mut version = 0;
     // The first reads complete before serving, so a restart never forgets spent quota.
-    if let Err(e) = cache.refresh_tenant_quotas(&pool).await {
-        tracing::warn!(error = %e, "cannot read tenant quotas");
-    }
     loop {
         match cache.refresh_quota_totals(&pool, version).await {
             Ok(v) if v == version => break,
@@ -279,7 +254,7 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
         }
     }
     tokio::spawn(async move {
-        for round in 1u32.. {
+        loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(QUOTA_REFRESH) => {}
@@ -287,11 +262,6 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
             match cache.refresh_quota_totals(&pool, version).await {
                 Ok(v) => version = v,
                 Err(e) => tracing::warn!(error = %e, "cannot refresh quota totals"),
-            }
-            if round % TENANT_QUOTA_EVERY == 0 {
-                if let Err(e) = cache.refresh_tenant_quotas(&pool).await {
-                    tracing::warn!(error = %e, "cannot refresh tenant quotas");
-                }
             }
         }
     });

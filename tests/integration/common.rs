@@ -172,18 +172,20 @@ pub fn config(db: &TestDb, stream: &TestStream, extra: &[&str]) -> Config {
         stream.prefix.clone(),
         "--nats-usage-stream".into(),
         stream.usage_stream.clone(),
-        "--key-pepper".into(),
-        "test-pepper-test-pepper-test-pepper-0000".into(),
-        "--kek".into(),
-        TEST_KEK.into(),
-        "--database-max-connections".into(),
-        "8".into(),
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    // Many tests send wrong credentials on purpose; the throttle has its own test.
-    if !extra.contains(&"--auth-failures-per-minute") {
-        args.extend(["--auth-failures-per-minute".to_string(), "0".into()]);
+    // Defaults a test may override in `extra`. Many tests send wrong credentials on purpose;
+    // the throttle has its own test.
+    for (flag, value) in [
+        ("--key-pepper", "test-pepper-test-pepper-test-pepper-0000"),
+        ("--kek", TEST_KEK),
+        ("--database-max-connections", "8"),
+        ("--auth-failures-per-minute", "0"),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     args.push("serve".into());
     Cli::try_parse_from(args).unwrap_or_else(|e| panic!("config: {e}")).config
 }
@@ -327,5 +329,91 @@ impl TestApp {
             answer["public_id"].as_str().unwrap_or_default().into(),
             answer["api_key"].as_str().unwrap_or_default().into(),
         )
+    }
+}
+
+/// Key pepper of server processes.
+pub const PEPPER: &str = "two-instance-pepper-two-instance-pepper";
+
+/// A `tokenhub serve` process (the real binary) on a test database and stream, logging at
+/// debug level to a file; killed with SIGKILL on drop.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    log: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the binary (not waiting for it).
+    pub fn start(db: &TestDb, stream: &TestStream) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("tokenhub-{port}-{}.log", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", &stream.url)
+            .env("NATS_EVENTS_STREAM", &stream.stream)
+            .env("NATS_SUBJECT_PREFIX", &stream.prefix)
+            .env("NATS_USAGE_STREAM", &stream.usage_stream)
+            .env("MASTER_API_KEY", MASTER)
+            .env("TOKENHUB_KEY_PEPPER", PEPPER)
+            .env("TOKENHUB_KEK", TEST_KEK)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_LEVEL", "debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("tokenhub binary starts");
+        Self { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, http: &reqwest::Client) {
+        for _ in 0..300 {
+            if let Ok(res) = http.get(format!("{}/readyz", self.base)).send().await {
+                if res.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server {} did not become ready", self.base);
+    }
+
+    /// Kills it (SIGKILL) and returns its log.
+    pub fn logs(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl ServerProcess {
+    /// `kill -9`: no shutdown, no flush, no checkpoint.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A clean stop (SIGTERM), waiting up to 15 s.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..150 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill9();
     }
 }

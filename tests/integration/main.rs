@@ -24,6 +24,7 @@ mod quotas;
 mod rbac;
 mod relay;
 mod resource_limits;
+mod restart;
 mod secrets;
 mod sub_accounts;
 mod tenant_config;

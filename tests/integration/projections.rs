@@ -6,7 +6,8 @@ use sqlx::PgPool;
 
 use crate::common::*;
 
-async fn snapshot(pool: &PgPool) -> Vec<Vec<String>> {
+/// Every query table, as text rows in key order.
+pub async fn snapshot(pool: &PgPool) -> Vec<Vec<String>> {
     let mut tables = Vec::new();
     for sql in [
         "SELECT t::text FROM tenants t ORDER BY tenant_id",
@@ -15,6 +16,7 @@ async fn snapshot(pool: &PgPool) -> Vec<Vec<String>> {
         "SELECT k::text FROM key_sub_accounts k ORDER BY sub_account_id",
         "SELECT s::text FROM sub_accounts s ORDER BY sub_account_id",
         "SELECT r::text FROM roles r ORDER BY tenant_id, name",
+        "SELECT s::text FROM secrets s ORDER BY tenant_id, name",
     ] {
         tables.push(sqlx::query_scalar(sql).fetch_all(pool).await.unwrap_or_default());
     }

@@ -2,75 +2,12 @@
 //! on one stops verifying on the other within the stated bound (1 s). Their logs, at debug
 //! level, never contain a key.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::*;
-
-const PEPPER: &str = "two-instance-pepper-two-instance-pepper";
-
-struct Server {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn start(db: &TestDb, stream: &TestStream) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::env::temp_dir().join(format!("tokenhub-{port}-{}.log", uuid::Uuid::new_v4().simple()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tokenhub"))
-            .arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("NATS_URL", &stream.url)
-            .env("NATS_EVENTS_STREAM", &stream.stream)
-            .env("NATS_SUBJECT_PREFIX", &stream.prefix)
-            .env("NATS_USAGE_STREAM", &stream.usage_stream)
-            .env("MASTER_API_KEY", MASTER)
-            .env("TOKENHUB_KEY_PEPPER", PEPPER)
-            .env("TOKENHUB_KEK", TEST_KEK)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("LOG_LEVEL", "debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("tokenhub binary starts");
-        Self { child, base: format!("http://127.0.0.1:{port}"), log }
-    }
-
-    async fn wait_ready(&self, http: &reqwest::Client) {
-        for _ in 0..300 {
-            if let Ok(res) = http.get(format!("{}/readyz", self.base)).send().await {
-                if res.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server {} did not become ready", self.base);
-    }
-
-    fn logs(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut text = String::new();
-        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
-        text
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
 
 async fn call(http: &reqwest::Client, method: Method, url: String, body: Option<Value>) -> Value {
     let mut req = http.request(method, url).header("X-Master-Key", MASTER);
@@ -111,9 +48,9 @@ async fn a_revoked_key_stops_on_every_instance_within_a_second() {
     let (db, stream) = (TestDb::new(), TestStream::new());
     tokenhub::app::install_crypto_provider();
     let http = reqwest::Client::new();
-    let mut a = Server::start(&db, &stream);
+    let mut a = ServerProcess::start(&db, &stream);
     a.wait_ready(&http).await;
-    let mut b = Server::start(&db, &stream);
+    let mut b = ServerProcess::start(&db, &stream);
     b.wait_ready(&http).await;
 
     let tenant =
