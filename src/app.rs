@@ -248,12 +248,20 @@ pub async fn serve_http(
             },
         );
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher, first_byte) =
+            (builder.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
             let _permit = permit;
+            // The header-read timeout starts inside HTTP/1; a client that sends nothing at
+            // all is held by protocol detection, so it gets the same time for its first byte.
+            let mut probe = [0u8; 1];
+            if !matches!(tokio::time::timeout(first_byte, stream.peek(&mut probe)).await, Ok(Ok(n)) if n > 0)
+            {
+                return;
+            }
             metrics::gauge!("tokenhub_http_connections").increment(1.0);
-            let _ = connection.await;
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
             metrics::gauge!("tokenhub_http_connections").decrement(1.0);
         });
     }

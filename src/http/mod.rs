@@ -167,18 +167,29 @@ async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
     e
 }
 
-/// The whole application router: the API, then (inside out) panics caught as 500
-/// `internal`, a request timeout and load shedding (503 `request_timeout` / `overloaded`),
-/// control characters refused, request ids.
+/// The whole application router: the API with its own layers, then [`safety_layers`].
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api();
     let limits = state.limits.clone();
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+    let app = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(route_not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))
         .layer(middleware::from_fn(count_requests))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    safety_layers(app, &limits).with_state(state)
+}
+
+/// What every request passes through, outermost first: a request id; control characters in
+/// path, query and headers refused; a request timeout and load shedding (503
+/// `request_timeout` / `overloaded`, with `Retry-After`); panics caught as 500 `internal`
+/// (logged), as the last resort.
+pub fn safety_layers<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limits: &crate::config::Limits,
+) -> Router<S> {
+    router
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(
             tower::ServiceBuilder::new()
@@ -189,5 +200,32 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(middleware::from_fn(input::reject_control_characters))
         .layer(middleware::from_fn(request_id::assign_request_id))
-        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
+        let app = safety_layers(Router::new().route("/boom", get(boom)), &crate::config::Limits::default());
+        for _ in 0..2 {
+            let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap_or_default();
+            let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+            assert_eq!(response.status(), 500);
+            assert!(response.headers().contains_key("x-request-id"));
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(body["error"]["code"], "internal");
+            assert!(body["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+        }
+    }
 }

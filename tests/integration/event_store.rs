@@ -274,3 +274,35 @@ async fn snapshots_equal_a_full_replay_and_cap_what_a_load_reads() {
     assert_eq!(snap, full);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn recorded_at_grows_with_position_even_when_an_older_transaction_commits_last() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                  VALUES ('probe', $1, 1, 'probe.made', '1', '{}', '{}')";
+    // The early transaction starts (its now() is fixed here), then waits while another commits.
+    let mut early = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT now()").execute(&mut *early).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sqlx::query(insert).bind("late-starter").execute(&app.pool).await.unwrap();
+    sqlx::query(insert).bind("early-starter").execute(&mut *early).await.unwrap();
+    early.commit().await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, (extract(epoch FROM recorded_at) * 1000000)::bigint FROM events \
+         WHERE aggregate_type = 'probe' ORDER BY position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["late-starter", "early-starter"]);
+    assert!(rows[0].1 <= rows[1].1, "recorded_at went backwards with position (finding 11): {rows:?}");
+    let backwards: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events a JOIN events b ON b.position = a.position + 1 WHERE b.recorded_at < a.recorded_at",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(backwards, 0);
+    app.stop().await;
+}
