@@ -146,6 +146,29 @@ impl CommandMetadata {
     }
 }
 
+/// Runs `command` like [`execute`], retrying (up to 5 times) when a concurrent write to the
+/// same aggregate won: for commands whose only preconditions are re-checked on the reloaded
+/// aggregate (recording a reveal, saving a whole configuration), so concurrent callers all
+/// succeed, one after the other, instead of all but one getting 409.
+pub async fn execute_retrying<A>(
+    framework: &Framework<A>,
+    id: &str,
+    command: impl Fn() -> A::Command,
+    metadata: CommandMetadata,
+) -> Result<(), ApiError>
+where
+    A: Aggregate,
+    A::Error: DomainError,
+{
+    let mut attempt = 0;
+    loop {
+        match framework.execute_with_metadata(id, command(), metadata.0.clone()).await {
+            Err(AggregateError::AggregateConflict) if attempt < 5 => attempt += 1,
+            other => return other.map_err(ApiError::from),
+        }
+    }
+}
+
 /// Runs `command` on aggregate `id` and maps refusals to API errors.
 pub async fn execute<A>(
     framework: &Framework<A>,

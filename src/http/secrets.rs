@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageSecrets, ReadSecrets, RevealSecrets};
 use crate::auth::{Authorized, Principal};
-use crate::commands::{execute, CommandMetadata};
+use crate::commands::{execute, execute_retrying, CommandMetadata};
 use crate::crypto::data_keys::{tenant_dek, DataKeyError, DEK_VERSION};
 use crate::crypto::secret_aad;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -303,15 +303,9 @@ pub async fn reveal_secret(
         .map_err(|e| ApiError::internal(&e))?;
     // The reveal is on the record before the value leaves. Reveals have no precondition but
     // the secret's existence, so a concurrent write (another reveal) is simply retried.
-    let mut attempts = 0;
-    loop {
-        let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-        let command = SecretCommand::RecordReveal { at: OffsetDateTime::now_utc() };
-        match execute(&state.commands.secrets, &secret_id(&tenant, &key), command, meta).await {
-            Err(e) if e.code == "aggregate_conflict" && attempts < 5 => attempts += 1,
-            other => break other?,
-        }
-    }
+    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    let command = || SecretCommand::RecordReveal { at: OffsetDateTime::now_utc() };
+    execute_retrying(&state.commands.secrets, &secret_id(&tenant, &key), command, meta).await?;
     let value = String::from_utf8(value).map_err(|e| ApiError::internal(&e))?;
     Ok(axum::Json(RevealedSecret { key, version, value }))
 }

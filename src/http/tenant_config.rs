@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
 use crate::auth::{Authorized, Principal};
-use crate::commands::{execute, CommandMetadata};
+use crate::commands::{execute_retrying, CommandMetadata};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query, RequestContext};
 use crate::http::paging;
@@ -179,16 +179,30 @@ async fn save(
             .bind(tenant)
             .fetch_all(&state.pool)
             .await?;
-    let command = TenantCommand::SaveConfig {
-        config,
-        secrets,
+    let command = || TenantCommand::SaveConfig {
+        config: config.clone(),
+        secrets: secrets.clone(),
         allow_private_webhooks: state.limits.webhook_allow_private_targets,
         at: OffsetDateTime::now_utc(),
     };
     let meta = CommandMetadata::new(principal, ctx, Some(tenant));
-    execute(&state.commands.tenants, tenant, command, meta).await?;
+    // A save replaces the whole document: concurrent saves each become a version.
+    execute_retrying(&state.commands.tenants, tenant, command, meta).await?;
     state.readmodels.wait_for_head().await;
-    current(state, tenant).await
+    // The version this request saved (a concurrent save may already be newer).
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT (payload->>'version')::bigint FROM events WHERE aggregate_type = 'tenant' AND aggregate_id = $1 \
+         AND event_type = 'tenant.config_saved' AND metadata->>'request_id' = $2 ORDER BY position DESC LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(&ctx.request_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    match version {
+        Some(version) if !ctx.request_id.is_empty() => Ok(TenantConfig { version, config }),
+        _ => current(state, tenant).await,
+    }
 }
 
 /// The tenant's configuration.

@@ -11,6 +11,7 @@
 mod api_keys;
 mod audit;
 mod authz_matrix;
+mod caps;
 mod client_ip;
 mod common;
 mod event_store;
