@@ -119,27 +119,7 @@ async fn load(pool: &PgPool, tenant_id: &str) -> ApiResult<RbacView> {
     Ok(RbacView { enabled, default_role, roles })
 }
 
-/// The permissions of role `name` in `tenant_id`, if it exists.
-pub async fn role_permissions(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Option<Vec<String>>> {
-    let row: Option<sqlx::types::Json<Vec<String>>> =
-        sqlx::query_scalar("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|p| p.0))
-}
-
-/// 422 `role_not_found` unless role `name` exists in `tenant_id`.
-pub async fn require_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<()> {
-    if !is_role_name(name) || role_permissions(pool, tenant_id, name).await?.is_none() {
-        return Err(ApiError::invalid(
-            "role_not_found",
-            format!("role '{name}' does not exist in this tenant"),
-        ));
-    }
-    Ok(())
-}
+pub use crate::services::roles::{require_role, role_permissions};
 
 /// The tenant's RBAC settings and roles.
 #[utoipa::path(get, path = "/tenant/rbac", tag = "tenant-rbac",
@@ -217,17 +197,7 @@ pub async fn create_role(
     if !is_role_name(&body.name) {
         return Err(ApiError::invalid("invalid_role", "role name must match [a-z][a-z0-9_-]{0,31}"));
     }
-    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM roles WHERE tenant_id = $1")
-        .bind(&tenant)
-        .fetch_one(&state.pool)
-        .await?;
-    if roles >= state.limits.max_roles {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "role_limit_reached",
-            format!("the tenant has {roles} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
-        ));
-    }
+    crate::services::roles::check_role_cap(&state.pool, &tenant, state.limits.max_roles).await?;
     let command = RoleCommand::Create {
         tenant_id: tenant.clone(),
         name: body.name.clone(),

@@ -9,19 +9,17 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::serde_util::double_option;
 use tokenhub_aggregates::sub_account::SubAccountEvent;
-use tokenhub_aggregates::sub_account::{
-    is_sub_account_id, SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX,
-};
+use tokenhub_aggregates::sub_account::{is_sub_account_id, SubAccountChanges};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
-use crate::auth::{random_alphanumeric, Authorized};
-use crate::commands::{execute, CommandMetadata};
+use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::paging;
 use crate::http::views::QuotaPeriodDto;
+use crate::services::sub_accounts::{self as service, NewSubAccount, SubAccountAction};
 use crate::state::AppState;
 
 /// Body of `POST /tenant/sub-accounts`.
@@ -143,38 +141,6 @@ async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountV
     .ok_or_else(not_found)
 }
 
-async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> {
-    let quota: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(quota.flatten().map(|q| q.max(0) as u64))
-}
-
-async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
-    let max: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT (limits->>'max_sub_accounts')::bigint FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
-    let Some(max) = max.flatten() else { return Ok(()) };
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'")
-            .bind(tenant_id)
-            .fetch_one(pool)
-            .await?;
-    if count >= max {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "sub_account_limit_reached",
-            format!("the tenant's plan allows {max} sub-accounts"),
-        ));
-    }
-    Ok(())
-}
-
 /// Create a sub-account.
 #[utoipa::path(post, path = "/tenant/sub-accounts", tag = "tenant-sub-accounts",
     request_body = CreateSubAccountRequest,
@@ -193,32 +159,14 @@ pub async fn create_sub_account(
     Json(body): Json<CreateSubAccountRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<SubAccountView>)> {
     let tenant_id = auth.tenant().to_string();
-    check_limit(&state.pool, &tenant_id).await?;
-    let role = match body.role {
-        Some(role) => role,
-        None => sqlx::query_scalar("SELECT default_role FROM tenants WHERE tenant_id = $1")
-            .bind(&tenant_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .unwrap_or_else(|| "viewer".to_string()),
-    };
-    crate::http::rbac::require_role(&state.pool, &tenant_id, &role).await?;
-    let id =
-        format!("{SUB_ACCOUNT_ID_PREFIX}{}", random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN));
-    let command = SubAccountCommand::Create {
-        sub_account_id: id.clone(),
-        tenant_id: tenant_id.clone(),
+    let new = NewSubAccount {
         name: body.name,
-        role,
+        role: body.role,
         quota_limit: body.quota_limit,
         quota_period: body.quota_period.map(Into::into),
         permissions: body.permissions.unwrap_or_default(),
-        tenant_quota: tenant_quota(&state.pool, &tenant_id).await?,
-        at: OffsetDateTime::now_utc(),
     };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
-    execute(&state.commands.sub_accounts, &id, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    let id = service::create(&state, &auth.principal, &ctx, &tenant_id, new).await?;
     Ok((StatusCode::CREATED, axum::Json(load(&state.pool, &tenant_id, &id).await?)))
 }
 
@@ -352,12 +300,10 @@ async fn run(
     auth: &Authorized<ManageSubAccounts>,
     ctx: &RequestContext,
     id: &str,
-    command: SubAccountCommand,
+    action: SubAccountAction,
 ) -> ApiResult<axum::Json<SubAccountView>> {
     load(&state.pool, auth.tenant(), id).await?;
-    let meta = CommandMetadata::new(&auth.principal, ctx, Some(auth.tenant()));
-    execute(&state.commands.sub_accounts, id, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    service::act(state, &auth.principal, ctx, auth.tenant(), id, action).await?;
     Ok(axum::Json(load(&state.pool, auth.tenant(), id).await?))
 }
 
@@ -388,12 +334,7 @@ pub async fn update_sub_account(
         quota_period: body.quota_period.map(|p| p.map(Into::into)),
         permissions: body.permissions,
     };
-    if let Some(role) = &changes.role {
-        crate::http::rbac::require_role(&state.pool, auth.tenant(), role).await?;
-    }
-    let tenant_quota = tenant_quota(&state.pool, auth.tenant()).await?;
-    let command = SubAccountCommand::Update { changes, tenant_quota, at: OffsetDateTime::now_utc() };
-    run(&state, &auth, &ctx, &id, command).await
+    run(&state, &auth, &ctx, &id, SubAccountAction::Update(changes)).await
 }
 
 /// Disable a sub-account: its keys answer `SUB_ACCOUNT_DISABLED`.
@@ -413,7 +354,7 @@ pub async fn disable_sub_account(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
-    run(&state, &auth, &ctx, &id, SubAccountCommand::Disable { at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, SubAccountAction::Disable).await
 }
 
 /// Enable a disabled sub-account.
@@ -433,7 +374,7 @@ pub async fn enable_sub_account(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
-    run(&state, &auth, &ctx, &id, SubAccountCommand::Enable { at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, SubAccountAction::Enable).await
 }
 
 /// Delete a sub-account (terminal): its keys answer `SUB_ACCOUNT_DELETED`.
@@ -453,5 +394,5 @@ pub async fn delete_sub_account(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
-    run(&state, &auth, &ctx, &id, SubAccountCommand::Delete { at: OffsetDateTime::now_utc() }).await
+    run(&state, &auth, &ctx, &id, SubAccountAction::Delete).await
 }

@@ -3,5 +3,9 @@
 //! and maps the answer.
 //!
 //! - [`api_keys`]: scope, issuer, plan limits and every key command.
+//! - [`sub_accounts`]: plan limits, tenant quota, default role.
+//! - [`roles`]: role existence and the per-tenant cap.
 
 pub mod api_keys;
+pub mod roles;
+pub mod sub_accounts;

@@ -1,0 +1,140 @@
+//! Sub-account rules below HTTP: the plan's `max_sub_accounts`, the tenant's monthly token
+//! quota a sub-account's may not exceed (checked by the aggregate), the default role, and that
+//! a named role exists. Handlers only extract, call these and map the answer.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::QuotaPeriod;
+use tokenhub_aggregates::sub_account::{SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX};
+
+use crate::auth::{random_alphanumeric, Principal};
+use crate::commands::{execute, CommandMetadata};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::RequestContext;
+use crate::services::roles::require_role;
+use crate::state::AppState;
+
+async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> {
+    let quota: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(quota.flatten().map(|q| q.max(0) as u64))
+}
+
+async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
+    let max: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT (limits->>'max_sub_accounts')::bigint FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(max) = max.flatten() else { return Ok(()) };
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'")
+            .bind(tenant_id)
+            .fetch_one(pool)
+            .await?;
+    if count >= max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "sub_account_limit_reached",
+            format!("the tenant's plan allows {max} sub-accounts"),
+        ));
+    }
+    Ok(())
+}
+
+/// A sub-account to create.
+#[derive(Debug)]
+pub struct NewSubAccount {
+    /// Name.
+    pub name: String,
+    /// Role; the tenant's default role when absent.
+    pub role: Option<String>,
+    /// Quota.
+    pub quota_limit: Option<i64>,
+    /// Its window.
+    pub quota_period: Option<QuotaPeriod>,
+    /// Permissions.
+    pub permissions: Vec<String>,
+}
+
+/// Creates `new` in `tenant_id`; returns its id.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    tenant_id: &str,
+    new: NewSubAccount,
+) -> ApiResult<String> {
+    check_limit(&state.pool, tenant_id).await?;
+    let role = match new.role {
+        Some(role) => role,
+        None => sqlx::query_scalar("SELECT default_role FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .unwrap_or_else(|| "viewer".to_string()),
+    };
+    require_role(&state.pool, tenant_id, &role).await?;
+    let id =
+        format!("{SUB_ACCOUNT_ID_PREFIX}{}", random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN));
+    let command = SubAccountCommand::Create {
+        sub_account_id: id.clone(),
+        tenant_id: tenant_id.to_string(),
+        name: new.name,
+        role,
+        quota_limit: new.quota_limit,
+        quota_period: new.quota_period,
+        permissions: new.permissions,
+        tenant_quota: tenant_quota(&state.pool, tenant_id).await?,
+        at: OffsetDateTime::now_utc(),
+    };
+    let meta = CommandMetadata::new(principal, ctx, Some(tenant_id));
+    execute(&state.commands.sub_accounts, &id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(id)
+}
+
+/// What to do to an existing sub-account.
+#[derive(Debug)]
+pub enum SubAccountAction {
+    /// Change it.
+    Update(SubAccountChanges),
+    /// Its keys answer `SUB_ACCOUNT_DISABLED`.
+    Disable,
+    /// Undo a disable.
+    Enable,
+    /// Terminal.
+    Delete,
+}
+
+/// Runs `action` on sub-account `id` (which the caller has already found in its tenant).
+pub async fn act(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    tenant_id: &str,
+    id: &str,
+    action: SubAccountAction,
+) -> ApiResult<()> {
+    let at = OffsetDateTime::now_utc();
+    let command = match action {
+        SubAccountAction::Update(changes) => {
+            if let Some(role) = &changes.role {
+                require_role(&state.pool, tenant_id, role).await?;
+            }
+            let tenant_quota = tenant_quota(&state.pool, tenant_id).await?;
+            SubAccountCommand::Update { changes, tenant_quota, at }
+        }
+        SubAccountAction::Disable => SubAccountCommand::Disable { at },
+        SubAccountAction::Enable => SubAccountCommand::Enable { at },
+        SubAccountAction::Delete => SubAccountCommand::Delete { at },
+    };
+    let meta = CommandMetadata::new(principal, ctx, Some(tenant_id));
+    execute(&state.commands.sub_accounts, id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(())
+}
