@@ -345,27 +345,39 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary (not waiting for it).
+    /// Starts the binary with the master key `MASTER` (not waiting for it).
     pub fn start(db: &TestDb, stream: &TestStream) -> Self {
+        Self::start_with(db, stream, &[("MASTER_API_KEY", MASTER)])
+    }
+
+    /// Starts the binary with `env` added (an empty value removes a variable).
+    pub fn start_with(db: &TestDb, stream: &TestStream, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = std::env::temp_dir().join(format!("tokenhub-{port}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"));
+        command
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("NATS_URL", &stream.url)
             .env("NATS_EVENTS_STREAM", &stream.stream)
             .env("NATS_SUBJECT_PREFIX", &stream.prefix)
             .env("NATS_USAGE_STREAM", &stream.usage_stream)
-            .env("MASTER_API_KEY", MASTER)
             .env("TOKENHUB_KEY_PEPPER", PEPPER)
             .env("TOKENHUB_KEK", TEST_KEK)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("LOG_LEVEL", "debug")
-            .stdout(std::process::Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("tokenhub binary starts");
+            .env_remove("MASTER_API_KEY")
+            .env_remove("MASTER_API_KEY_HASH");
+        for (k, v) in env {
+            if v.is_empty() {
+                command.env_remove(k);
+            } else {
+                command.env(k, v);
+            }
+        }
+        let child =
+            command.stdout(std::process::Stdio::null()).stderr(file).spawn().expect("tokenhub binary starts");
         Self { child, base: format!("http://127.0.0.1:{port}"), log }
     }
 
@@ -415,5 +427,24 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(100));
         }
         self.kill9();
+    }
+}
+
+/// A small deterministic generator for generated histories and inputs (xorshift64: the same
+/// sequence every run, so a failure reproduces).
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 for `n` = 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
     }
 }

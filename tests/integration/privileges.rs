@@ -177,15 +177,11 @@ async fn keys_manage_is_never_inherited_from_the_sub_account() {
     w.app.stop().await;
 }
 
-/// A small deterministic generator (no external seed: the same bodies each run).
-struct Gen(u64);
+struct Gen(XorShift);
 
 impl Gen {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next()
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -256,7 +252,7 @@ async fn generated_requests_never_yield_a_broader_credential() {
     .await;
     assert_eq!(s, 201, "{other}");
     let other_sub = other["sub_account_id"].as_str().unwrap().to_string();
-    let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+    let mut g = Gen(XorShift(0x9E37_79B9_7F4A_7C15));
     let mut accepted = 0;
     for i in 0..80 {
         let mut body = g.body(&w.sub, &other_sub);

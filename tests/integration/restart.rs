@@ -74,14 +74,11 @@ struct Ledger {
     secrets: Vec<(String, String)>,
 }
 
-struct Gen(u64);
+struct Gen(XorShift);
 
 impl Gen {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -271,7 +268,7 @@ async fn every_answer_survives_kill_9_restarts_and_a_second_instance() {
     let (db, stream) = (TestDb::new(), TestStream::new());
     tokenhub::app::install_crypto_provider();
     let http = reqwest::Client::new();
-    let mut g = Gen(0x2545_F491_4F6C_DD1D);
+    let mut g = Gen(XorShift(0x2545_F491_4F6C_DD1D));
     let mut ledger = Ledger::default();
 
     // Phase 1 on the binary, then kill -9.

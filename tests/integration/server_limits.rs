@@ -171,42 +171,15 @@ async fn a_generated_master_key_goes_to_a_0600_file_when_stderr_is_not_a_termina
     let (db, stream) = (TestDb::new(), TestStream::new());
     let dir = std::env::temp_dir().join(format!("tokenhub-mk-{}", uuid::Uuid::new_v4().simple()));
     let key_file = dir.join("master-key");
-    let log = dir.join("server.log");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", &stream.url)
-        .env("NATS_EVENTS_STREAM", &stream.stream)
-        .env("NATS_SUBJECT_PREFIX", &stream.prefix)
-        .env("NATS_USAGE_STREAM", &stream.usage_stream)
-        .env("TOKENHUB_KEY_PEPPER", PEPPER)
-        .env("TOKENHUB_KEK", TEST_KEK)
-        .env("MASTER_KEY_FILE", &key_file)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env_remove("MASTER_API_KEY")
-        .env_remove("MASTER_API_KEY_HASH")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let path = key_file.to_str().unwrap().to_string();
+    let mut server = ServerProcess::start_with(&db, &stream, &[("MASTER_KEY_FILE", &path)]);
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(ready);
+    server.wait_ready(&http).await;
+    let text = server.logs();
     let key = std::fs::read_to_string(&key_file).unwrap().trim().to_string();
     assert!(tokenhub::auth::master::is_generated_shape(&key), "{key}");
     assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
-    let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(&key), "the key reached the log");
     assert!(text.contains(key_file.to_str().unwrap()), "the log names the file");
     let _ = std::fs::remove_dir_all(&dir);
