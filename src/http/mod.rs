@@ -45,7 +45,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// All documented routes and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::base())
+    let (router, spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(tenants_admin::create_tenant, tenants_admin::list_tenants))
         .routes(routes!(
             tenants_admin::get_tenant,
@@ -108,7 +108,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    let (router, mut spec) = (router, spec);
+    openapi::finish(&mut spec);
+    (router, spec)
 }
 
 async fn count_requests(request: Request, next: Next) -> Response {

@@ -59,6 +59,62 @@ pub fn base() -> utoipa::openapi::OpenApi {
     Base::openapi()
 }
 
+/// The routes that need no credentials.
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+fn default_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "400" => "Bad request: `invalid_json`, `invalid_body`, `invalid_path`, `tenant_id_required`",
+        "401" => "Unauthorized: `missing_credentials`, `invalid_api_key`, `invalid_master_key`",
+        "403" => "Forbidden: `forbidden` and the codes named by the route",
+        "404" => "Not found",
+        "405" => "Method not allowed",
+        "409" => "Conflict with the resource's state",
+        "410" => "Gone",
+        "413" => "`payload_too_large`",
+        "415" => "`unsupported_media_type`",
+        "422" => "Invalid request: the message names the field",
+        "429" => "Too many requests; see `Retry-After`",
+        "500" => "`internal`",
+        "503" => "`service_unavailable`, `request_timeout`, `overloaded`; see `Retry-After`",
+        _ => "See the error body's `code`",
+    }
+}
+
+/// Completes what the annotations leave out: a description on every response (required by
+/// OpenAPI), `security: []` on the public routes, and a relative server.
+pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
+    spec.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let public = PUBLIC_PATHS.contains(&path.as_str());
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if public {
+                op.security = Some(Vec::new());
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(r) = response {
+                    if r.description.is_empty() {
+                        r.description = default_description(status).to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The full document as pretty JSON with a trailing newline (the committed file's format).
 pub fn document_json() -> String {
     let (_, spec) = crate::http::api();
