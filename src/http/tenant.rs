@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::auth::requires::ReadTenant;
 use crate::auth::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::views::{LimitsDto, PlanDto, TenantView};
+use crate::http::views::{PlanDto, TenantView};
 use crate::state::AppState;
 
 /// The caller's tenant.
@@ -30,8 +30,30 @@ pub struct TenantInfo {
     #[serde(rename = "createdAt", with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Effective limits.
-    #[schema(value_type = LimitsDto)]
+    #[schema(value_type = InfoLimits)]
     pub limits: serde_json::Value,
+}
+
+/// The effective limits in `/tenant/info`: ours, and the published tenant API's names.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code, reason = "the schema of the JSON answer; the answer is built as JSON")]
+pub struct InfoLimits {
+    /// Most API keys (absent: unlimited).
+    pub max_api_keys: Option<u32>,
+    /// Most sub-accounts (absent: unlimited).
+    pub max_sub_accounts: Option<u32>,
+    /// LLM tokens per calendar month (absent: unlimited).
+    pub monthly_token_quota: Option<u64>,
+    /// Control-API requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// = `monthly_token_quota` (null: unlimited).
+    #[serde(rename = "llmTokens")]
+    pub llm_tokens: Option<u64>,
+    /// = `requests_per_minute`.
+    #[serde(rename = "apiCalls")]
+    pub api_calls: Option<u32>,
+    /// Always null: the control plane does not limit storage.
+    pub storage: Option<u64>,
 }
 
 /// The caller's tenant.
@@ -52,6 +74,16 @@ pub async fn tenant_info(
     let view = TenantView::load(&state.pool, auth.tenant())
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    // The published tenant API's names beside ours: `llmTokens` (the monthly LLM-token quota),
+    // `apiCalls` (requests per minute), `storage` (not limited by the control plane: null).
+    let mut limits = view.limits;
+    if let Some(map) = limits.as_object_mut() {
+        let tokens = map.get("monthly_token_quota").cloned().unwrap_or(serde_json::Value::Null);
+        let calls = map.get("requests_per_minute").cloned().unwrap_or(serde_json::Value::Null);
+        map.insert("llmTokens".into(), tokens);
+        map.insert("apiCalls".into(), calls);
+        map.insert("storage".into(), serde_json::Value::Null);
+    }
     Ok(axum::Json(TenantInfo {
         id: view.tenant_id,
         name: view.name,
@@ -59,6 +91,6 @@ pub async fn tenant_info(
         region: view.region,
         status: view.status,
         created_at: view.created_at,
-        limits: view.limits,
+        limits,
     }))
 }

@@ -18,7 +18,7 @@ use crate::http::extract::{Json, Query, RequestContext};
 use crate::http::paging;
 use crate::state::AppState;
 
-/// The current configuration.
+/// The current configuration (internal: the GET answer is the document itself).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantConfig {
     /// Version (0: never saved).
@@ -26,6 +26,24 @@ pub struct TenantConfig {
     /// The document.
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
+}
+
+/// The answer of a save or rollback, as the published tenant API gives it, plus the version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigSaved {
+    /// Always true.
+    pub success: bool,
+    /// `Configuration saved`.
+    #[schema(example = "Configuration saved")]
+    pub message: &'static str,
+    /// The version this request saved.
+    pub version: i64,
+}
+
+impl From<TenantConfig> for ConfigSaved {
+    fn from(c: TenantConfig) -> Self {
+        Self { success: true, message: "Configuration saved", version: c.version }
+    }
 }
 
 /// One saved version.
@@ -205,27 +223,34 @@ async fn save(
     }
 }
 
-/// The tenant's configuration.
+/// The tenant's configuration document itself (`{}` before the first save); its version is
+/// the `ETag` (`"<version>"`) and the `X-Config-Version` header.
 #[utoipa::path(get, path = "/tenant/config", tag = "tenant-config",
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = TenantConfig),
+        (status = 200, body = Object, description = "The document",
+            headers(("ETag" = String, description = "`\"<version>\"`"), ("X-Config-Version" = i64, description = "The version (0: never saved)"))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn get_config(
     State(state): State<AppState>,
     auth: Authorized<ReadTenantConfig>,
-) -> ApiResult<axum::Json<TenantConfig>> {
-    Ok(axum::Json(current(&state, auth.tenant()).await?))
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let TenantConfig { version, config } = current(&state, auth.tenant()).await?;
+    let headers = [
+        (axum::http::header::ETAG, format!("\"{version}\"")),
+        (axum::http::HeaderName::from_static("x-config-version"), version.to_string()),
+    ];
+    Ok((headers, axum::Json(config)))
 }
 
 /// Save a new version of the configuration.
 #[utoipa::path(post, path = "/tenant/config", tag = "tenant-config",
-    request_body(content = Object, description = "`{routes?, credentials?, rateLimit?, cache?, webhooks?}`"),
+    request_body(content = Object, description = "`{routes?, credentials?, rateLimit?, cache?, webhooks?}`; route methods in any case (stored upper-case)"),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = TenantConfig),
+        (status = 200, body = ConfigSaved),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`aggregate_conflict`, `tenant_deleted`"),
         (status = 422, body = ErrorBody, description = "`invalid_config`: the message lists each bad field as `$.path: problem`; `config_too_large`"),
@@ -237,9 +262,9 @@ pub async fn save_config(
     auth: Authorized<ManageTenantConfig>,
     ctx: RequestContext,
     Json(config): Json<serde_json::Value>,
-) -> ApiResult<axum::Json<TenantConfig>> {
+) -> ApiResult<axum::Json<ConfigSaved>> {
     let tenant = auth.tenant().to_string();
-    Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, config).await?))
+    Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, config).await?.into()))
 }
 
 /// Every saved version with actor and time.
@@ -265,7 +290,7 @@ pub async fn config_history(
     request_body = RollbackRequest,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, body = TenantConfig),
+        (status = 200, body = ConfigSaved),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "`config_version_not_found`"),
         (status = 422, body = ErrorBody, description = "`invalid_config` (e.g. a secret it names was deleted since)"),
@@ -276,10 +301,10 @@ pub async fn rollback_config(
     auth: Authorized<ManageTenantConfig>,
     ctx: RequestContext,
     Json(body): Json<RollbackRequest>,
-) -> ApiResult<axum::Json<TenantConfig>> {
+) -> ApiResult<axum::Json<ConfigSaved>> {
     let tenant = auth.tenant().to_string();
     let old = saved_version(&state, &tenant, body.version)
         .await?
         .ok_or_else(|| ApiError::not_found("config_version_not_found", "no such configuration version"))?;
-    Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, old.config).await?))
+    Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, old.config).await?.into()))
 }

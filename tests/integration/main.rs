@@ -28,6 +28,7 @@ mod relay;
 mod resource_limits;
 mod restart;
 mod secrets;
+mod seeds;
 mod server_limits;
 mod sub_accounts;
 mod tenant_config;

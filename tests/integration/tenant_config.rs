@@ -20,7 +20,7 @@ async fn configuration_is_validated_versioned_and_rolled_back() {
     call(Method::POST, "/tenant/secrets", Some(json!({"key": "STRIPE_SECRET_KEY", "value": "sk"}))).await;
 
     let (status, empty) = call(Method::GET, "/tenant/config", None).await;
-    assert_eq!((status, empty), (200, json!({"version": 0, "config": {}})));
+    assert_eq!((status, empty), (200, json!({})), "the document itself; the version is the ETag");
 
     let v1 = json!({
         "routes": [{"path": "/v1/chat", "method": "POST", "description": "chat"}],
@@ -32,7 +32,9 @@ async fn configuration_is_validated_versioned_and_rolled_back() {
     assert_eq!((status, saved["version"].as_i64()), (200, Some(1)), "{saved}");
     let v2 = json!({"cache": {"enabled": true, "ttlSeconds": 300}});
     let (_, saved) = call(Method::POST, "/tenant/config", Some(v2.clone())).await;
-    assert_eq!(saved, json!({"version": 2, "config": v2}));
+    assert_eq!(saved, json!({"success": true, "message": "Configuration saved", "version": 2}));
+    let (_, current) = call(Method::GET, "/tenant/config", None).await;
+    assert_eq!(current, v2);
 
     let before = app.head().await;
     let (status, body) = call(
@@ -63,7 +65,9 @@ async fn configuration_is_validated_versioned_and_rolled_back() {
     assert!(versions[0]["saved_at"].is_string());
 
     let (status, rolled) = call(Method::POST, "/tenant/config/rollback", Some(json!({"version": 1}))).await;
-    assert_eq!(rolled, json!({"version": 3, "config": v1}), "{status}");
+    assert_eq!(rolled, json!({"success": true, "message": "Configuration saved", "version": 3}), "{status}");
+    let (_, current) = call(Method::GET, "/tenant/config", None).await;
+    assert_eq!(current, v1);
     let (status, body) = call(Method::POST, "/tenant/config/rollback", Some(json!({"version": 9}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("config_version_not_found")));
 

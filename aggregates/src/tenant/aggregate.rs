@@ -177,8 +177,9 @@ impl Tenant {
                 }
                 Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
             }
-            TenantCommand::SaveConfig { config, secrets, allow_private_webhooks, at } => {
+            TenantCommand::SaveConfig { mut config, secrets, allow_private_webhooks, at } => {
                 self.require_live()?;
+                super::config::normalise(&mut config);
                 super::config::validate(&config, &secrets, allow_private_webhooks).map_err(|issues| {
                     let text: Vec<String> =
                         issues.iter().map(|i| format!("{}: {}", i.path, i.message)).collect();

@@ -261,6 +261,21 @@ pub fn webhook_url_problem(raw: &str, allow_private: bool) -> Option<&'static st
     None
 }
 
+/// Normalises a document before it is validated and stored: route methods are upper-cased
+/// (the published examples send `"get"`), so methods are case-insensitive on input and
+/// canonical in the log.
+pub fn normalise(config: &mut Value) {
+    if let Some(routes) = config.get_mut("routes").and_then(Value::as_array_mut) {
+        for route in routes {
+            if let Some(method) = route.get_mut("method") {
+                if let Some(m) = method.as_str() {
+                    *method = Value::String(m.to_ascii_uppercase());
+                }
+            }
+        }
+    }
+}
+
 /// Validates a configuration document against the schema, with `secrets` the names of the
 /// tenant's existing secrets and whether webhooks may target internal addresses. Returns
 /// every problem found.

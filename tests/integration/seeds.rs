@@ -1,0 +1,122 @@
+//! The published tenant API (`shared/seeds/002_…`) sent as written: only host, token and tenant
+//! id substituted. Each request must work and answer the documented fields with the
+//! documented names (extra fields are allowed).
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// Sends `body` (raw text, exactly as the document shows it) with the document's headers.
+async fn seed(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    tenant: &str,
+    body: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = app
+        .http
+        .request(method, app.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-Tenant-ID", tenant);
+    if let Some(body) = body {
+        req = req.header("Content-Type", "application/json").body(body.to_string());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, res.json().await.unwrap_or(Value::Null), headers)
+}
+
+#[tokio::test]
+async fn the_tenant_endpoints_document_works_as_written() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, token) = app.create_tenant("Acme Corp").await;
+    let t = tenant.as_str();
+    use reqwest::Method;
+
+    // POST /tenant/config, byte for byte (lower-case method, no windowSeconds).
+    let (s, saved, _) = seed(
+        &app,
+        Method::POST,
+        "/tenant/config",
+        &token,
+        t,
+        Some(
+            r#"{
+    "routes": [
+      {
+        "path": "/custom",
+        "method": "get",
+        "description": "Custom endpoint"
+      }
+    ],
+    "rateLimit": {
+      "enabled": true,
+      "default": { "max": 500 }
+    }
+  }"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{saved}");
+    assert_eq!(saved["success"], true);
+    assert_eq!(saved["message"], "Configuration saved");
+
+    // GET /tenant/config: the document at the top level, the method stored upper-case.
+    let (s, config, headers) = seed(&app, Method::GET, "/tenant/config", &token, t, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        config["routes"][0],
+        json!({"path": "/custom", "method": "GET", "description": "Custom endpoint"})
+    );
+    assert_eq!(config["rateLimit"]["default"]["max"], 500);
+    assert_eq!(headers["etag"], "\"1\"");
+
+    // Secrets.
+    let (s, stored, _) = seed(
+        &app,
+        Method::POST,
+        "/tenant/secrets",
+        &token,
+        t,
+        Some(
+            r#"{
+    "key": "STRIPE_SECRET_KEY",
+    "value": "sk_live_..."
+  }"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, &stored["success"], &stored["message"]),
+        (200, &json!(true), &json!("Secret stored")),
+        "{stored}"
+    );
+    let (s, list, _) = seed(&app, Method::GET, "/tenant/secrets", &token, t, None).await;
+    assert_eq!((s, &list["secrets"]), (200, &json!(["STRIPE_SECRET_KEY"])));
+    let (s, _, _) = seed(&app, Method::DELETE, "/tenant/secrets/STRIPE_SECRET_KEY", &token, t, None).await;
+    assert_eq!(s, 200);
+
+    // Usage and info: the documented fields exist.
+    let (s, summary, _) = seed(&app, Method::GET, "/usage/summary", &token, t, None).await;
+    assert_eq!(s, 200, "{summary}");
+    for field in ["tenant_id", "period", "api_calls", "llm_tokens", "storage_bytes", "bandwidth_bytes"] {
+        assert!(summary.get(field).is_some(), "usage summary lacks {field}: {summary}");
+    }
+    let (s, history, _) = seed(&app, Method::GET, "/usage/history?period=2024-01", &token, t, None).await;
+    assert_eq!(s, 200, "{history}");
+    assert!(history["history"].is_array(), "{history}");
+    let (s, info, _) = seed(&app, Method::GET, "/tenant/info", &token, t, None).await;
+    assert_eq!(s, 200);
+    for field in ["id", "name", "plan", "createdAt", "limits"] {
+        assert!(info.get(field).is_some(), "tenant info lacks {field}: {info}");
+    }
+    for field in ["apiCalls", "llmTokens", "storage"] {
+        assert!(info["limits"].get(field).is_some(), "tenant info limits lack {field}: {info}");
+    }
+    assert_eq!(info["limits"]["llmTokens"], 100_000_000, "the pro plan's monthly token quota");
+    app.stop().await;
+}
