@@ -85,8 +85,8 @@ pub struct IssueKeyRequest {
     /// Key-bound tags, e.g. `{"customer_id": "acme-corp"}`; keys may not start with `tokenhub.`.
     #[serde(default)]
     pub tags: Option<BTreeMap<String, String>>,
-    /// Expiry (RFC 3339, in the future).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// Expiry (RFC 3339, in the future); `expires_at` is accepted as its alias.
+    #[serde(default, alias = "expires_at", with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expiration: Option<OffsetDateTime>,
     /// LLM-token quota (prompt + completion tokens): for the key's lifetime, or per `quota_period`.
@@ -110,6 +110,21 @@ pub struct IssueKeyRequest {
     /// Platform keys only (set through `/admin/platform-keys`).
     #[serde(skip)]
     pub tenant_ids: Option<Vec<String>>,
+    /// Accepted for the published key object; the server assigns the id, so this value is
+    /// not used.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Accepted for the published key object: a new key is `active` (anything else is 422).
+    #[serde(default)]
+    pub status: Option<NewKeyStatus>,
+}
+
+/// The only status a new key can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewKeyStatus {
+    /// A new key works at once.
+    Active,
 }
 
 /// A key as admins see it (never its secret or hash).
@@ -117,6 +132,8 @@ pub struct IssueKeyRequest {
 pub struct KeyView {
     /// Public id.
     pub public_id: String,
+    /// The same id, under the published key object's name.
+    pub id: String,
     /// Tenant (absent for platform keys).
     pub tenant_id: Option<String>,
     /// Sub-account.
@@ -174,6 +191,7 @@ impl KeyView {
     pub fn from_record(r: KeyRecord, last_used_at: Option<OffsetDateTime>) -> Self {
         let s = r.settings;
         Self {
+            id: r.public_id.clone(),
             public_id: r.public_id,
             tenant_id: r.tenant_id,
             sub_account_id: r.sub_account_id,

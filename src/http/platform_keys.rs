@@ -80,6 +80,8 @@ pub async fn issue_platform_key(
         permissions: None,
         rate_limit: None,
         tenant_ids: body.tenant_ids,
+        id: None,
+        status: None,
     };
     let issued = keys::issue_key(&state, &auth.principal, &ctx, KeyOwner::Platform, role, request).await?;
     Ok((StatusCode::CREATED, axum::Json(issued)))

@@ -25,6 +25,33 @@ pub struct IpAllowlist {
     pub allowed_ips: Vec<String>,
 }
 
+/// The body of `PUT`: the list itself, or the published security document
+/// `{"security": {"ip_whitelist": {...}}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum IpAllowlistBody {
+    /// `{"enabled", "allowed_ips"}`.
+    List(IpAllowlist),
+    /// `{"security": {"ip_whitelist": {"enabled", "allowed_ips"}}}`.
+    Document(SecurityDocument),
+}
+
+/// `{"security": {"ip_whitelist": …}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityDocument {
+    /// The security settings.
+    pub security: SecuritySettings,
+}
+
+/// The security settings of the published document.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// The IP allowlist.
+    pub ip_whitelist: IpAllowlist,
+}
+
 async fn load(state: &AppState, tenant_id: &str) -> ApiResult<IpAllowlist> {
     let row: Option<(bool, sqlx::types::Json<Vec<String>>)> =
         sqlx::query_as("SELECT ip_allowlist_enabled, ip_allowlist FROM tenants WHERE tenant_id = $1")
@@ -53,7 +80,7 @@ pub async fn get_ip_allowlist(
 /// Set the tenant's IP allowlist. A tenant key may not enable a list that excludes its own
 /// address (it would lock itself out); the super admin may.
 #[utoipa::path(put, path = "/tenant/security/ip-allowlist", tag = "tenant-security",
-    request_body = IpAllowlist,
+    request_body = IpAllowlistBody,
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = IpAllowlist),
@@ -65,8 +92,12 @@ pub async fn put_ip_allowlist(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantSecurity>,
     ctx: RequestContext,
-    Json(body): Json<IpAllowlist>,
+    Json(body): Json<IpAllowlistBody>,
 ) -> ApiResult<axum::Json<IpAllowlist>> {
+    let body = match body {
+        IpAllowlistBody::List(list) => list,
+        IpAllowlistBody::Document(doc) => doc.security.ip_whitelist,
+    };
     let tenant = auth.tenant().to_string();
     if body.enabled && matches!(auth.principal, Principal::TenantKey { .. }) {
         let nets =

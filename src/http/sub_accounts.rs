@@ -42,6 +42,10 @@ pub struct CreateSubAccountRequest {
     /// Permissions, e.g. `["chat", "embeddings"]`; its keys may only hold a subset.
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
+    /// Accepted for the published sub-account object; the server assigns the id (`sub_…`),
+    /// so this value is not used.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// Body of `PATCH /tenant/sub-accounts/{id}`.
@@ -72,6 +76,8 @@ pub struct UpdateSubAccountRequest {
 pub struct SubAccountView {
     /// Id, `sub_…`.
     pub sub_account_id: String,
+    /// The same id, under the published object's name.
+    pub id: String,
     /// Tenant.
     pub tenant_id: String,
     /// Name.
@@ -121,7 +127,7 @@ pub struct SubAccountPage {
 }
 
 const COLUMNS: &str =
-    "sub_account_id, tenant_id, name, role, status, quota_limit, quota_period, permissions, created_at, updated_at";
+    "sub_account_id, sub_account_id AS id, tenant_id, name, role, status, quota_limit, quota_period, permissions, created_at, updated_at";
 
 fn not_found() -> ApiError {
     ApiError::not_found("sub_account_not_found", "sub-account not found")
@@ -250,6 +256,7 @@ fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountV
                 _,
             ) => {
                 view = Some(SubAccountView {
+                    id: sub_account_id.clone(),
                     sub_account_id,
                     tenant_id,
                     name,

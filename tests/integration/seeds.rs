@@ -120,3 +120,96 @@ async fn the_tenant_endpoints_document_works_as_written() {
     assert_eq!(info["limits"]["llmTokens"], 100_000_000, "the pro plan's monthly token quota");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_isolation_and_security_documents_objects_are_accepted() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, token) = app.create_tenant("Acme Corp").await;
+    let t = tenant.as_str();
+    use reqwest::Method;
+    // The roles the document's sub-accounts name.
+    for role in ["developer", "product"] {
+        let body = format!(r#"{{"name": "{role}", "permissions": ["chat", "embeddings"]}}"#);
+        assert_eq!(seed(&app, Method::POST, "/tenant/rbac/roles", &token, t, Some(&body)).await.0, 201);
+    }
+    // 000: a sub-account object as written (its `id` is assigned by the server).
+    let (s, sub, _) = seed(
+        &app,
+        Method::POST,
+        "/tenant/sub-accounts",
+        &token,
+        t,
+        Some(
+            r#"{
+      "id": "sub_001",
+      "name": "Development Team",
+      "role": "developer",
+      "quota_limit": 1000000,
+      "permissions": ["chat", "embeddings"]
+    }"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
+    assert!(sub["id"].as_str().is_some_and(|id| id.starts_with("sub_")), "{sub}");
+    assert_eq!(sub["id"], sub["sub_account_id"]);
+
+    // 000: the key object. Its expiry (2025-12-31) is in the past here, and an expired key
+    // cannot be issued; with only the year changed it is accepted as written.
+    let key = r#"{
+      "id": "key_001",
+      "name": "Production Key",
+      "status": "active",
+      "quota_limit": 1000000,
+      "expires_at": "2025-12-31T23:59:59Z",
+      "allowed_ips": ["203.0.113.0/24"],
+      "allowed_models": ["gpt-4o", "gpt-4o-mini"]
+    }"#;
+    let (s, body, _) = seed(&app, Method::POST, "/tenant/api-keys", &token, t, Some(key)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("expiry_in_past")), "{body}");
+    let (s, issued, _) =
+        seed(&app, Method::POST, "/tenant/api-keys", &token, t, Some(&key.replace("2025-", "2099-"))).await;
+    assert_eq!(s, 201, "{issued}");
+    assert_eq!(issued["id"], issued["public_id"]);
+    assert_eq!(issued["status"], "active");
+    assert_eq!(issued["expiration"], "2099-12-31T23:59:59Z");
+    assert_eq!(issued["allowed_ips"], json!(["203.0.113.0/24"]));
+    let (s, _, _) = seed(
+        &app,
+        Method::POST,
+        "/tenant/api-keys",
+        &token,
+        t,
+        Some(r#"{"name": "x", "status": "revoked"}"#),
+    )
+    .await;
+    assert_eq!(s, 422, "a new key is active");
+
+    // 001: the security document, on the IP allowlist route (as the super admin: the list
+    // does not contain this test's address, and a tenant key may not lock itself out).
+    let (s, list, _) = seed(
+        &app,
+        Method::PUT,
+        "/tenant/security/ip-allowlist",
+        MASTER,
+        t,
+        Some(
+            r#"{
+  "security": {
+    "ip_whitelist": {
+      "enabled": true,
+      "allowed_ips": [
+        "203.0.113.0/24",
+        "198.51.100.0/24"
+      ]
+    }
+  }
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list, json!({"enabled": true, "allowed_ips": ["198.51.100.0/24", "203.0.113.0/24"]}));
+    app.stop().await;
+}
