@@ -88,7 +88,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn invalid_key() -> ApiError {
-    tracing::info!("invalid api key");
+    invalid_key_because("not a key of this server")
+}
+
+/// 401 `invalid_api_key`, logged with the published line (`"msg":"Invalid API key"` and an
+/// `error` reason; never the key).
+fn invalid_key_because(reason: &str) -> ApiError {
+    tracing::info!(msg = "Invalid API key", error = reason, "invalid api key");
     ApiError::unauthorized("invalid_api_key", "the API key is invalid")
 }
 
@@ -99,15 +105,17 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
     let key = match (verdict.code, &verdict.key) {
         (VerifyCode::Valid, Some(key)) => key,
         (VerifyCode::TenantSuspended, _) => {
+            tracing::info!(msg = "Invalid API key", error = "tenant suspended", "invalid api key");
             return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
         }
         (VerifyCode::TenantDeleted, _) => {
-            return Err(ApiError::forbidden("tenant_deleted", "the tenant is deleted"))
+            tracing::info!(msg = "Invalid API key", error = "tenant deleted", "invalid api key");
+            return Err(ApiError::forbidden("tenant_deleted", "the tenant is deleted"));
         }
         (VerifyCode::IpNotAllowed, _) => {
             return Err(ApiError::forbidden("ip_not_allowed", "this key may not be used from this address"));
         }
-        _ => return Err(invalid_key()),
+        (code, _) => return Err(invalid_key_because(&code.as_str().to_ascii_lowercase().replace('_', " "))),
     };
     if key.sub_account_id.is_some() && key.role != KeyRole::Data {
         // Only data keys belong to sub-accounts; such a key, issued before that rule, is not
@@ -118,7 +126,7 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
     let public_id = key.public_id.to_string();
     Ok(match &key.tenant_id {
         Some(tenant_id) => {
-            tracing::info!(tenant_id = %tenant_id, "tenant validated");
+            tracing::info!(msg = "Tenant validated", tenant_id = %tenant_id, "tenant validated");
             Principal::TenantKey {
                 tenant_id: tenant_id.to_string(),
                 public_id,

@@ -134,7 +134,20 @@ async fn a_revoked_key_stops_on_every_instance_within_a_second() {
         .unwrap();
     assert_eq!(revealed["value"], canary_secret);
 
+    // The published log lines (shared/seeds/003): a rotated-away key on the control API.
+    let refused = http.get(format!("{}/tenant/info", a.base)).bearer_auth(rotated_key).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
     let logs = format!("{}{}", a.logs(), b.logs());
+    assert!(
+        logs.lines().any(|l| l.contains(r#""msg":"Tenant validated""#)
+            && l.contains(&format!(r#""tenant_id":"{tenant_id}""#))),
+        "no 'Tenant validated' line with the tenant id"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(r#""msg":"Invalid API key""#) && l.contains(r#""error":"not found""#)),
+        "no 'Invalid API key' line with its reason"
+    );
     assert!(!logs.contains(canary_secret), "a secret value reached the logs");
     assert!(logs.contains("tenant validated") || logs.contains("api key issued"), "logs were captured");
     for secret in keys.iter().map(|(_, k)| k).chain([&admin_key, &gateway, &new_key]) {
