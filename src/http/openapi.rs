@@ -83,33 +83,120 @@ fn default_description(status: &str) -> &'static str {
     }
 }
 
-/// Completes what the annotations leave out: a description on every response (required by
-/// OpenAPI), `security: []` on the public routes, and a relative server.
+/// Completes what the annotations leave out, for every operation at once: a description on
+/// every response (required by OpenAPI), `security: []` on the public routes, a relative
+/// server, the `X-Tenant-ID` parameter and the master key on tenant-scoped routes, the statuses
+/// every route can answer (500 `internal`; 400/413/415/422 for a body; 429 for tenant routes),
+/// and the response headers (`X-Request-Id` always, `Retry-After` on 429/503, `RateLimit-*`
+/// on tenant routes).
 pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
-    spec.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);
-    for (path, item) in spec.paths.paths.iter_mut() {
+    let Ok(mut doc) = serde_json::to_value(&*spec) else { return };
+    complete(&mut doc);
+    if let Ok(done) = serde_json::from_value(doc) {
+        *spec = done;
+    }
+}
+
+fn error_response(description: &str) -> serde_json::Value {
+    serde_json::json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn header(description: &str, kind: &str) -> serde_json::Value {
+    serde_json::json!({"description": description, "schema": {"type": kind}})
+}
+
+/// True for routes acting on one tenant (the super admin names it in `X-Tenant-ID`).
+fn tenant_scoped(path: &str) -> bool {
+    path.starts_with("/tenant/") || path == "/usage/summary" || path == "/usage/history"
+}
+
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    doc["servers"] = json!([{"url": "/", "description": "this server"}]);
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
         let public = PUBLIC_PATHS.contains(&path.as_str());
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-            &mut item.options,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if public {
-                op.security = Some(Vec::new());
+        let tenant = tenant_scoped(path);
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, op) in item.iter_mut() {
+            if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                continue;
             }
-            for (status, response) in op.responses.responses.iter_mut() {
-                if let utoipa::openapi::RefOr::T(r) = response {
-                    if r.description.is_empty() {
-                        r.description = default_description(status).to_string();
-                    }
+            let has_body = op.get("requestBody").is_some();
+            if public {
+                op["security"] = json!([]);
+            } else if tenant {
+                let security = op["security"].as_array().cloned().unwrap_or_default();
+                if !security.iter().any(|s| s.get("master_key").is_some()) {
+                    let mut security = security;
+                    security.push(json!({"master_key": []}));
+                    op["security"] = Value::Array(security);
                 }
+                let mut params = op["parameters"].as_array().cloned().unwrap_or_default();
+                if !params.iter().any(|p| p["name"] == "X-Tenant-ID") {
+                    params.push(json!({
+                        "name": "X-Tenant-ID", "in": "header", "required": false,
+                        "description": "The tenant acted on, for the super admin and platform keys (a tenant key acts on its own tenant; naming another is 403 `tenant_mismatch`)",
+                        "schema": {"type": "string", "pattern": "^ten_[A-Za-z0-9]{20}$"}
+                    }));
+                    op["parameters"] = Value::Array(params);
+                }
+            }
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            let mut missing = vec![("500", "`internal`: a bug, logged with the request id")];
+            if !public {
+                missing.push((
+                    "503",
+                    "`service_unavailable`, `request_timeout`, `overloaded`; see `Retry-After`",
+                ));
+            }
+            if has_body {
+                missing.extend([
+                    ("400", "`invalid_json`, `invalid_body`"),
+                    ("413", "`payload_too_large` (bodies over 256 KiB)"),
+                    ("415", "`unsupported_media_type`"),
+                    ("422", "`invalid_request`: the message names the field"),
+                ]);
+            }
+            if tenant {
+                missing.push(("429", "`rate_limited`: the tenant's control-API limit; see `Retry-After`"));
+            }
+            for (status, description) in missing {
+                if !responses.contains_key(status) {
+                    responses.insert(status.to_string(), error_response(description));
+                }
+            }
+            for (status, response) in responses.iter_mut() {
+                if response.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    response["description"] = json!(default_description(status));
+                }
+                let mut headers = response["headers"].as_object().cloned().unwrap_or_default();
+                headers.insert(
+                    "X-Request-Id".into(),
+                    header("The request's id (also in error bodies and logs)", "string"),
+                );
+                if status == "429" || status == "503" {
+                    headers
+                        .insert("Retry-After".into(), header("Seconds to wait before retrying", "integer"));
+                }
+                if tenant && (status.starts_with('2') || status == "429") {
+                    headers.insert(
+                        "RateLimit-Limit".into(),
+                        header("Requests allowed in the window (tenant keys)", "integer"),
+                    );
+                    headers.insert(
+                        "RateLimit-Remaining".into(),
+                        header("Requests left in the window", "integer"),
+                    );
+                    headers.insert(
+                        "RateLimit-Reset".into(),
+                        header("Seconds until the window resets", "integer"),
+                    );
+                }
+                response["headers"] = Value::Object(headers);
             }
         }
     }
