@@ -148,10 +148,12 @@ fn complete(doc: &mut serde_json::Value) {
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             let mut missing = vec![("500", "`internal`: a bug, logged with the request id")];
             if !public {
-                missing.push((
-                    "503",
-                    "`service_unavailable`, `request_timeout`, `overloaded`; see `Retry-After`",
-                ));
+                missing.extend([
+                    ("503", "`service_unavailable`, `request_timeout`, `overloaded`, `authentication_busy`; see `Retry-After`"),
+                    ("400", "`invalid_path` (a control character in the path), `tenant_id_required` on tenant routes"),
+                    ("422", "`invalid_query`, `invalid_header` (a control character), `invalid_request`"),
+                    ("429", "`rate_limited`: too many failed authentications from this address; see `Retry-After`"),
+                ]);
             }
             if has_body {
                 missing.extend([
