@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use tokenhub_aggregates::api_key::KeyRole;
 
 use crate::auth::principal::{header_str, Principal};
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -169,7 +170,7 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
         Ok(())
     } else {
         tracing::info!(?action, actor = principal.actor().1, "forbidden");
-        Err(ApiError::forbidden("forbidden", "this principal may not perform this action"))
+        Err(ApiError::new(Code::Forbidden, "this principal may not perform this action"))
     }
 }
 
@@ -179,20 +180,19 @@ fn acted_on_tenant(principal: &Principal, parts: &Parts, state: &AppState) -> Re
     let named = header_str(&parts.headers, "x-tenant-id").map(str::to_string);
     match (principal, named) {
         (Principal::TenantKey { tenant_id, .. }, Some(named)) if named != *tenant_id => {
-            Err(ApiError::forbidden("tenant_mismatch", "X-Tenant-ID names another tenant"))
+            Err(ApiError::new(Code::TenantMismatch, "X-Tenant-ID names another tenant"))
         }
         (Principal::TenantKey { tenant_id, .. }, _) => Ok(tenant_id.clone()),
         (_, Some(named)) => {
             if !tokenhub_aggregates::ids::is_tenant_id(&named) || state.keys.tenant_status(&named).is_none() {
-                return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
+                return Err(ApiError::new(Code::TenantNotFound, "tenant not found"));
             }
             principal.may_act_for(&named)?;
             Ok(named)
         }
-        (_, None) => Err(ApiError::bad_request(
-            "tenant_id_required",
-            "name the tenant in X-Tenant-ID on /tenant routes",
-        )),
+        (_, None) => {
+            Err(ApiError::new(Code::TenantIdRequired, "name the tenant in X-Tenant-ID on /tenant routes"))
+        }
     }
 }
 

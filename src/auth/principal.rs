@@ -18,6 +18,7 @@ use crate::auth::key_format;
 use crate::auth::master::MasterCheck;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::http::client_ip::client_ip;
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -58,10 +59,7 @@ impl Principal {
             Principal::PlatformKey { tenant_ids, .. }
                 if !tenant_ids.is_empty() && !tenant_ids.iter().any(|t| t == tenant_id) =>
             {
-                Err(ApiError::forbidden(
-                    "tenant_not_allowed",
-                    "this platform key is not bound to that tenant",
-                ))
+                Err(ApiError::new(Code::TenantNotAllowed, "this platform key is not bound to that tenant"))
             }
             _ => Ok(()),
         }
@@ -95,7 +93,7 @@ fn invalid_key() -> ApiError {
 /// `error` reason; never the key).
 fn invalid_key_because(reason: &str) -> ApiError {
     tracing::info!(msg = "Invalid API key", error = reason, "invalid api key");
-    ApiError::unauthorized("invalid_api_key", "the API key is invalid")
+    ApiError::new(Code::InvalidApiKey, "the API key is invalid")
 }
 
 /// Authenticates a key through the in-memory cache (no database round trip).
@@ -106,14 +104,12 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         (VerifyCode::Valid, Some(key)) => key,
         (VerifyCode::TenantSuspended, _) => {
             tracing::info!(msg = "Invalid API key", error = "tenant suspended", "invalid api key");
-            return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
+            return Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended"));
         }
-        (VerifyCode::TenantDeleted, _) => {
-            tracing::info!(msg = "Invalid API key", error = "tenant deleted", "invalid api key");
-            return Err(ApiError::forbidden("tenant_deleted", "the tenant is deleted"));
-        }
+        // A deleted tenant's keys are dead: the same answer as any other dead key.
+        (VerifyCode::TenantDeleted, _) => return Err(invalid_key_because("tenant deleted")),
         (VerifyCode::IpNotAllowed, _) => {
-            return Err(ApiError::forbidden("ip_not_allowed", "this key may not be used from this address"));
+            return Err(ApiError::new(Code::IpNotAllowed, "this key may not be used from this address"));
         }
         (code, _) => return Err(invalid_key_because(&code.as_str().to_ascii_lowercase().replace('_', " "))),
     };
@@ -149,8 +145,7 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
 async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> Result<(), Option<ApiError>> {
     if let Some(retry) = state.throttles.auth_blocked(ip) {
         let mut e = ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Code::RateLimited,
             format!("too many failed authentications from this address; retry in {retry} s"),
         );
         e.retry_after = Some(retry);
@@ -159,11 +154,8 @@ async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> 
     match state.master.check(presented).await {
         MasterCheck::Valid => Ok(()),
         MasterCheck::Busy => {
-            let mut e = ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "authentication_busy",
-                "too many master-key checks at once; retry later",
-            );
+            let mut e =
+                ApiError::new(Code::AuthenticationBusy, "too many master-key checks at once; retry later");
             e.retry_after = Some(1);
             Err(Some(e))
         }
@@ -186,7 +178,7 @@ impl FromRequestParts<AppState> for Principal {
         let ip = client_ip(parts, &state.trusted_proxies);
         let principal = if let Some(master) = header_str(headers, "x-master-key") {
             check_master(state, master, ip).await.map_err(|e| {
-                e.unwrap_or_else(|| ApiError::unauthorized("invalid_master_key", "the master key is invalid"))
+                e.unwrap_or_else(|| ApiError::new(Code::InvalidMasterKey, "the master key is invalid"))
             })?;
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, "x-api-key") {
@@ -199,8 +191,8 @@ impl FromRequestParts<AppState> for Principal {
                 Principal::SuperAdmin
             }
         } else {
-            return Err(ApiError::unauthorized(
-                "missing_credentials",
+            return Err(ApiError::new(
+                Code::MissingCredentials,
                 "send a key in Authorization: Bearer, X-API-Key or X-Master-Key",
             ));
         };

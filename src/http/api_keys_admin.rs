@@ -9,6 +9,7 @@ use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::ManageApiKeys;
 use crate::auth::Authorized;
 use crate::http::audit::AuditPage;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::keys::{
@@ -37,7 +38,7 @@ pub async fn admin_issue_key(
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     let Some(tenant_id) = body.tenant_id.clone() else {
-        return Err(ApiError::invalid("tenant_id_required", "tenant_id is required"));
+        return Err(ApiError::new(Code::InvalidRequest, "tenant_id is required"));
     };
     let owner = KeyOwner::Tenant { tenant_id, sub_account_id: body.sub_account_id.clone() };
     let role = body.role.unwrap_or_default().into();
@@ -83,8 +84,8 @@ pub async fn admin_get_key(
         return Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?));
     };
     let events = as_of::events_until(&state.pool, "api_key", &public_id, at).await?;
-    let record = as_of::fold_key(&events)
-        .ok_or_else(|| ApiError::not_found("api_key_not_found", "api key not found"))?;
+    let record =
+        as_of::fold_key(&events).ok_or_else(|| ApiError::new(Code::ApiKeyNotFound, "api key not found"))?;
     Ok(axum::Json(KeyView::from_record(record, None)))
 }
 

@@ -7,6 +7,7 @@ use tokenhub_aggregates::api_key::KeyOwner;
 
 use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
 use crate::auth::Authorized;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
 use crate::http::keys::{
@@ -34,7 +35,7 @@ pub async fn tenant_issue_key(
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     if body.tenant_id.as_ref().is_some_and(|t| t != caller.tenant()) {
-        return Err(ApiError::invalid("invalid_request", "tenant_id is taken from the caller; omit it"));
+        return Err(ApiError::new(Code::InvalidRequest, "tenant_id is taken from the caller; omit it"));
     }
     // What a sub-account manager may issue is decided by the ApiKey aggregate (its issuer
     // rule); a manager naming no sub-account issues under its own.

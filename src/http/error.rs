@@ -8,9 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::AggregateError;
 use serde::Serialize;
-use tokenhub_aggregates::{DomainError, ErrorKind};
+use tokenhub_aggregates::DomainError;
 use utoipa::ToSchema;
 
+use crate::http::code::Code;
 use crate::http::request_id::current_request_id;
 
 /// The error envelope.
@@ -32,13 +33,12 @@ pub struct ErrorDetail {
     pub request_id: String,
 }
 
-/// An HTTP-layer failure.
+/// An HTTP-layer failure: a [`Code`] (which fixes the status), a message, and seconds for
+/// `Retry-After` where it applies.
 #[derive(Debug)]
 pub struct ApiError {
-    /// Status.
-    pub status: StatusCode,
     /// Stable code.
-    pub code: &'static str,
+    pub code: Code,
     /// Message shown to the caller.
     pub message: String,
     /// Seconds for `Retry-After` (429, 503).
@@ -46,44 +46,20 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+    /// An error with this code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after: None }
     }
 
-    /// 400
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, message)
-    }
-
-    /// 403
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, code, message)
-    }
-
-    /// 404
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 422
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    /// Its HTTP status (the code's).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     /// 503 for a dependency that failed; the detail is logged, not returned.
     pub fn unavailable(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "dependency failure");
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "a dependency is unavailable; retry later",
-        );
+        let mut e = Self::new(Code::ServiceUnavailable, "a dependency is unavailable; retry later");
         e.retry_after = Some(1);
         e
     }
@@ -91,7 +67,7 @@ impl ApiError {
     /// 500 for a bug; the detail is logged, not returned.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(Code::Internal, "internal error")
     }
 }
 
@@ -103,32 +79,23 @@ impl From<sqlx::Error> for ApiError {
         if let sqlx::Error::Database(db) = &e {
             if db.code().is_some_and(|c| c.starts_with("22")) {
                 tracing::warn!(error = %e, "a value was refused by the database");
-                return Self::invalid("invalid_request", "a value in the request cannot be stored");
+                return Self::new(Code::InvalidRequest, "a value in the request cannot be stored");
             }
         }
         Self::unavailable(&e)
     }
 }
 
-/// The status of a domain error kind.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-    }
-}
-
 impl<E: DomainError> From<AggregateError<E>> for ApiError {
     fn from(e: AggregateError<E>) -> Self {
         match e {
-            AggregateError::UserError(e) => Self::new(status_of(e.kind()), e.code(), e.to_string()),
-            AggregateError::AggregateConflict => Self::new(
-                StatusCode::CONFLICT,
-                "aggregate_conflict",
-                "the resource was changed by a concurrent request; retry",
-            ),
+            AggregateError::UserError(e) => match Code::parse(e.code()) {
+                Some(code) => Self::new(code, e.to_string()),
+                None => Self::internal(&format!("domain code {} is not in the code table", e.code())),
+            },
+            AggregateError::AggregateConflict => {
+                Self::new(Code::AggregateConflict, "the resource was changed by a concurrent request; retry")
+            }
             AggregateError::DatabaseConnectionError(e) => Self::unavailable(&e),
             AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
                 Self::internal(&e)
@@ -139,17 +106,18 @@ impl<E: DomainError> From<AggregateError<E>> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_client_error() {
-            tracing::info!(code = self.code, status = self.status.as_u16(), "request refused");
+        let status = self.status();
+        if status.is_client_error() {
+            tracing::info!(code = self.code.as_str(), status = status.as_u16(), "request refused");
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code.as_str().to_string(),
                 message: self.message,
                 request_id: current_request_id(),
             },
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::http::client_ip::client_ip;
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::http::input::{parse_json, Top};
 use crate::http::request_id::current_request_id;
@@ -35,8 +36,7 @@ fn is_json_content_type(req: &Request) -> bool {
 async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
     if !is_json_content_type(&req) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "expected a body with Content-Type: application/json",
         ));
     }
@@ -46,9 +46,9 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::bod
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
     axum::body::Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+            ApiError::new(Code::PayloadTooLarge, "request body is too large")
         } else {
-            ApiError::bad_request("invalid_body", e.body_text())
+            ApiError::new(Code::InvalidBody, e.body_text())
         }
     })
 }
@@ -81,7 +81,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e: PathRejection| ApiError::new(Code::InvalidPath, e.body_text()))
     }
 }
 
@@ -95,7 +95,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|e: QueryRejection| ApiError::invalid("invalid_query", e.body_text()))
+            .map_err(|e: QueryRejection| ApiError::new(Code::InvalidQuery, e.body_text()))
     }
 }
 

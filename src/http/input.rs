@@ -13,11 +13,11 @@
 //! because no field of this API has a use for them and they forge log and terminal output.
 
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 
 /// The top-level JSON shape a route takes.
@@ -83,9 +83,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiE
         serde_path_to_error::deserialize(&mut de);
     match &parsed {
         Err(e) if !e.inner().is_data() => {
-            return Err(ApiError::bad_request("invalid_json", e.inner().to_string()));
+            return Err(ApiError::new(Code::InvalidJson, e.inner().to_string()));
         }
-        Ok(_) => de.end().map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?,
+        Ok(_) => de.end().map_err(|e| ApiError::new(Code::InvalidJson, e.to_string()))?,
         Err(_) => {}
     }
     let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
@@ -95,19 +95,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiE
     };
     if !shape_ok {
         let wanted = if top == Top::Object { "a JSON object" } else { "a JSON array" };
-        return Err(ApiError::invalid("invalid_request", format!("$: the body must be {wanted}")));
+        return Err(ApiError::new(Code::InvalidRequest, format!("$: the body must be {wanted}")));
     }
     if may_hold_controls(bytes) {
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
             if let Some(path) = control_character_path(&value) {
-                return Err(ApiError::invalid(
-                    "invalid_request",
+                return Err(ApiError::new(
+                    Code::InvalidRequest,
                     format!("{path}: control characters are not allowed"),
                 ));
             }
         }
     }
-    parsed.map_err(|e| ApiError::invalid("invalid_request", format!("{}: {}", e.path(), e.inner())))
+    parsed.map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
 }
 
 fn percent_decoded(raw: &str) -> String {
@@ -117,14 +117,14 @@ fn percent_decoded(raw: &str) -> String {
 /// Middleware: control characters in the path, a query parameter or a header value.
 pub async fn reject_control_characters(request: Request, next: Next) -> Response {
     if percent_decoded(request.uri().path()).chars().any(forbidden_in_token) {
-        return ApiError::bad_request("invalid_path", "the path holds a control character").into_response();
+        return ApiError::new(Code::InvalidPath, "the path holds a control character").into_response();
     }
     if let Some(query) = request.uri().query() {
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             if name.chars().chain(value.chars()).any(forbidden_in_token) {
                 let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-                return ApiError::invalid(
-                    "invalid_query",
+                return ApiError::new(
+                    Code::InvalidQuery,
                     format!("{shown}: control characters are not allowed"),
                 )
                 .into_response();
@@ -133,12 +133,8 @@ pub async fn reject_control_characters(request: Request, next: Next) -> Response
     }
     for (name, value) in request.headers() {
         if value.as_bytes().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7F) {
-            return ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_header",
-                format!("{name}: control characters are not allowed"),
-            )
-            .into_response();
+            return ApiError::new(Code::InvalidHeader, format!("{name}: control characters are not allowed"))
+                .into_response();
         }
     }
     next.run(request).await
@@ -160,7 +156,7 @@ mod tests {
     fn code(r: Result<Body, ApiError>) -> (u16, &'static str, String) {
         match r {
             Ok(_) => (200, "", String::new()),
-            Err(e) => (e.status.as_u16(), e.code, e.message),
+            Err(e) => (e.status().as_u16(), e.code.as_str(), e.message),
         }
     }
 

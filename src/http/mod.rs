@@ -7,6 +7,7 @@ pub mod api_keys_admin;
 pub mod api_keys_tenant;
 pub mod audit;
 pub mod client_ip;
+pub mod code;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -37,6 +38,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -132,15 +134,14 @@ async fn count_requests(request: Request, next: Next) -> Response {
 }
 
 async fn route_not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no such route")
+    ApiError::new(Code::RouteNotFound, "no such route")
 }
 
 async fn method_not_allowed(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
         return axum::response::IntoResponse::into_response(ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             "this route does not accept that method",
         ));
     }
@@ -160,12 +161,12 @@ fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
 async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
     let (code, message) = if error.is::<tower::timeout::error::Elapsed>() {
         metrics::counter!("tokenhub_http_timeouts_total").increment(1);
-        ("request_timeout", "the request took too long; retry later")
+        (code::Code::RequestTimeout, "the request took too long; retry later")
     } else {
         metrics::counter!("tokenhub_http_shed_total").increment(1);
-        ("overloaded", "the server is at its limit of requests in flight; retry later")
+        (code::Code::Overloaded, "the server is at its limit of requests in flight; retry later")
     };
-    let mut e = ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, code, message);
+    let mut e = ApiError::new(code, message);
     e.retry_after = Some(1);
     e
 }

@@ -116,6 +116,11 @@ fn tenant_scoped(path: &str) -> bool {
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::{json, Value};
     doc["servers"] = json!([{"url": "/", "description": "this server"}]);
+    // The error body's code is one of the table's (src/http/code.rs).
+    let codes: Vec<&str> = crate::http::code::Code::ALL.iter().map(|c| c.as_str()).collect();
+    if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
+        code["enum"] = json!(codes);
+    }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, item) in paths.iter_mut() {
         let public = PUBLIC_PATHS.contains(&path.as_str());

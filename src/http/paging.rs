@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 
 /// `?limit=&cursor=` of a listing.
@@ -25,7 +26,7 @@ pub const MAX_LIMIT: i64 = 200;
 pub fn page_size(limit: Option<i64>, default: i64, max: i64) -> ApiResult<i64> {
     let limit = limit.unwrap_or(default);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::invalid("invalid_query", format!("limit must be between 1 and {max}")));
+        return Err(ApiError::new(Code::InvalidQuery, format!("limit must be between 1 and {max}")));
     }
     Ok(limit)
 }
@@ -38,7 +39,7 @@ pub fn after(cursor: Option<&str>) -> ApiResult<i64> {
             .parse::<i64>()
             .ok()
             .filter(|p| *p >= 0)
-            .ok_or_else(|| ApiError::invalid("invalid_query", "cursor is not one this API returned")),
+            .ok_or_else(|| ApiError::new(Code::InvalidQuery, "cursor is not one this API returned")),
     }
 }
 

@@ -6,10 +6,11 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::usage::rate_limit::RateInfo;
 
@@ -39,8 +40,7 @@ pub fn check(
         return Ok(());
     }
     let mut error = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        Code::RateLimited,
         format!(
             "the tenant's limit of {} requests per window is reached; retry in {} s",
             info.limit, info.reset_in

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::auth::requires::{CheckRbac, ManageRbac, ReadRbac};
 use crate::auth::Authorized;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, RequestContext};
 use crate::state::AppState;
@@ -110,7 +111,7 @@ async fn load(pool: &PgPool, tenant_id: &str) -> ApiResult<RbacView> {
             .fetch_optional(pool)
             .await?;
     let (enabled, default_role) =
-        settings.ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+        settings.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     let roles =
         sqlx::query_as("SELECT name, description, permissions FROM roles WHERE tenant_id = $1 ORDER BY name")
             .bind(tenant_id)
@@ -173,7 +174,7 @@ async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Role
         .bind(name)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| ApiError::not_found("role_not_found", "role not found"))
+        .ok_or_else(|| ApiError::new(Code::RoleNotFound, "role not found"))
 }
 
 /// Define a role.
@@ -195,7 +196,7 @@ pub async fn create_role(
 ) -> ApiResult<(StatusCode, axum::Json<RoleView>)> {
     let tenant = auth.tenant().to_string();
     if !is_role_name(&body.name) {
-        return Err(ApiError::invalid("invalid_role", "role name must match [a-z][a-z0-9_-]{0,31}"));
+        return Err(ApiError::new(Code::InvalidRole, "role name must match [a-z][a-z0-9_-]{0,31}"));
     }
     crate::services::roles::check_role_cap(&state.pool, &tenant, state.limits.max_roles).await?;
     let command = RoleCommand::Create {
@@ -232,7 +233,7 @@ pub async fn update_role(
 ) -> ApiResult<axum::Json<RoleView>> {
     let tenant = auth.tenant().to_string();
     if !is_role_name(&name) {
-        return Err(ApiError::not_found("role_not_found", "role not found"));
+        return Err(ApiError::new(Code::RoleNotFound, "role not found"));
     }
     let command = RoleCommand::Update {
         description: body.description,
@@ -264,7 +265,7 @@ pub async fn delete_role(
 ) -> ApiResult<StatusCode> {
     let tenant = auth.tenant().to_string();
     if !is_role_name(&name) {
-        return Err(ApiError::not_found("role_not_found", "role not found"));
+        return Err(ApiError::new(Code::RoleNotFound, "role not found"));
     }
     let view = load(&state.pool, &tenant).await?;
     let used: bool = sqlx::query_scalar(
@@ -308,7 +309,7 @@ pub async fn check_permission(
     let allowed = match (body.role.as_deref(), body.sub_account_id.as_deref()) {
         (Some(role), None) => role_permissions(&state.pool, tenant, role)
             .await?
-            .ok_or_else(|| ApiError::not_found("role_not_found", "role not found"))?
+            .ok_or_else(|| ApiError::new(Code::RoleNotFound, "role not found"))?
             .contains(&body.permission),
         (None, Some(sub)) => {
             let row: Option<(String, String, sqlx::types::Json<Vec<String>>)> = if is_sub_account_id(sub) {
@@ -321,11 +322,11 @@ pub async fn check_permission(
                 None
             };
             let (status, role, own) =
-                row.ok_or_else(|| ApiError::not_found("sub_account_not_found", "sub-account not found"))?;
+                row.ok_or_else(|| ApiError::new(Code::SubAccountNotFound, "sub-account not found"))?;
             let from_role = role_permissions(&state.pool, tenant, &role).await?.unwrap_or_default();
             status == "active" && (own.0.contains(&body.permission) || from_role.contains(&body.permission))
         }
-        _ => return Err(ApiError::invalid("invalid_request", "give exactly one of role and sub_account_id")),
+        _ => return Err(ApiError::new(Code::InvalidRequest, "give exactly one of role and sub_account_id")),
     };
     Ok(axum::Json(CheckResponse { allowed }))
 }

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::requires::{ManageResourceLimits, ReadResourceLimits, TrackResources};
 use crate::auth::Authorized;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, JsonList, Query, RequestContext};
 use crate::state::AppState;
@@ -143,13 +144,13 @@ impl From<Decision> for UseDecision {
 async fn load(state: &AppState, tenant: &str) -> ApiResult<(Plan, Vec<ResourceLimit>)> {
     limits::load(&state.pool, tenant)
         .await?
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
+        .ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))
 }
 
 fn valid_user(user: &str) -> ApiResult<()> {
     if !crate::usage::record::printable(user, 128) {
-        return Err(ApiError::invalid(
-            "invalid_user_id",
+        return Err(ApiError::new(
+            Code::InvalidUserId,
             "userId must be 1 to 128 characters, no control characters",
         ));
     }
@@ -160,8 +161,8 @@ impl UseRequest {
     fn validate(&self, least: u64) -> ApiResult<()> {
         valid_user(&self.user_id)?;
         if self.amount < least || self.amount > MAX_AMOUNT {
-            return Err(ApiError::invalid(
-                "invalid_amount",
+            return Err(ApiError::new(
+                Code::InvalidAmount,
                 format!("amount must be {least} to {MAX_AMOUNT}"),
             ));
         }
@@ -170,8 +171,8 @@ impl UseRequest {
 }
 
 fn no_limit(body: &UseRequest) -> ApiError {
-    ApiError::not_found(
-        "resource_limit_not_found",
+    ApiError::new(
+        Code::ResourceLimitNotFound,
         format!("no resource limit is set for {}/{}", body.resource, body.metric),
     )
 }
@@ -334,8 +335,7 @@ pub async fn track_resource(
         limits::track(&state.pool, auth.tenant(), &body.user_id, plan, &matching, body.amount, now).await?;
     if !decision.allowed {
         let mut error = ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "resource_limit_exceeded",
+            Code::ResourceLimitExceeded,
             format!(
                 "{}/{} for this user is at {} of {}; nothing was counted",
                 body.resource, body.metric, decision.current, decision.limit

@@ -2,7 +2,6 @@
 //! names only; values leave only through `reveal`, which is recorded in the audit log.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,6 +14,7 @@ use crate::auth::{Authorized, Principal};
 use crate::commands::{execute, execute_retrying, CommandMetadata};
 use crate::crypto::data_keys::{tenant_dek, DataKeyError, DEK_VERSION};
 use crate::crypto::secret_aad;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::state::AppState;
@@ -90,18 +90,17 @@ pub struct RevealedSecret {
 }
 
 fn bad_name() -> ApiError {
-    ApiError::invalid("invalid_secret_name", "secret names match [A-Z][A-Z0-9_]{0,127}")
+    ApiError::new(Code::InvalidSecretName, "secret names match [A-Z][A-Z0-9_]{0,127}")
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("secret_not_found", "secret not found")
+    ApiError::new(Code::SecretNotFound, "secret not found")
 }
 
 fn data_key_error(e: DataKeyError) -> ApiError {
     match e {
         DataKeyError::Shredded => ApiError::new(
-            StatusCode::GONE,
-            "secret_shredded",
+            Code::SecretShredded,
             "the tenant's data key was destroyed; its secrets cannot be read by anyone",
         ),
         other => ApiError::unavailable(&other),
@@ -110,9 +109,7 @@ fn data_key_error(e: DataKeyError) -> ApiError {
 
 fn require_live_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
     match state.keys.tenant_status(tenant) {
-        Some(TenantStatus::Deleted) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "tenant_deleted", "tenant is deleted"))
-        }
+        Some(TenantStatus::Deleted) => Err(ApiError::new(Code::TenantDeleted, "tenant is deleted")),
         _ => Ok(()),
     }
 }
@@ -165,8 +162,8 @@ pub async fn store_secret(
         return Err(bad_name());
     }
     if body.value.len() > MAX_VALUE_BYTES {
-        return Err(ApiError::invalid(
-            "secret_too_large",
+        return Err(ApiError::new(
+            Code::SecretTooLarge,
             format!("values are at most {MAX_VALUE_BYTES} bytes"),
         ));
     }
@@ -185,8 +182,7 @@ pub async fn store_secret(
                 .await?;
         if live >= state.limits.max_secrets {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "secret_limit_reached",
+                Code::SecretLimitReached,
                 format!(
                     "the tenant has {live} secrets, the most allowed (TENANT_MAX_SECRETS); delete one first"
                 ),
@@ -274,14 +270,13 @@ pub async fn reveal_secret(
     // A suspended tenant's secrets are not handed out, to anyone; a deleted tenant's are
     // crypto-shredded (410 `secret_shredded` below).
     if state.keys.tenant_status(&tenant) == Some(TenantStatus::Suspended) {
-        return Err(ApiError::forbidden("tenant_suspended", "the tenant is suspended"));
+        return Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended"));
     }
     // Platform keys (gateways) may reveal for many tenants: bounded per key.
     if let Principal::PlatformKey { public_id, .. } = &auth.principal {
         if let Err(retry) = state.throttles.reveal(public_id) {
             let mut e = ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Code::RateLimited,
                 format!("this platform key's secret reveals per minute are used up; retry in {retry} s"),
             );
             e.retry_after = Some(retry);

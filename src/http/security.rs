@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::requires::ManageTenantSecurity;
 use crate::auth::{Authorized, Principal};
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, RequestContext};
 use crate::state::AppState;
@@ -58,7 +59,7 @@ async fn load(state: &AppState, tenant_id: &str) -> ApiResult<IpAllowlist> {
             .bind(tenant_id)
             .fetch_optional(&state.pool)
             .await?;
-    let (enabled, ips) = row.ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    let (enabled, ips) = row.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     Ok(IpAllowlist { enabled, allowed_ips: ips.0 })
 }
 
@@ -107,8 +108,8 @@ pub async fn put_ip_allowlist(
             nets.iter().filter_map(|n| n.parse::<ipnet::IpNet>().ok()).any(|n| n.contains(&ip))
         });
         if !nets.is_empty() && !inside {
-            return Err(ApiError::invalid(
-                "allowlist_excludes_caller",
+            return Err(ApiError::new(
+                Code::AllowlistExcludesCaller,
                 format!(
                     "the list does not include your address {}; you would lock yourself out",
                     ctx.source_ip

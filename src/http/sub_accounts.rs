@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
 use crate::auth::Authorized;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestContext};
 use crate::http::paging;
@@ -130,7 +131,7 @@ const COLUMNS: &str =
     "sub_account_id, sub_account_id AS id, tenant_id, name, role, status, quota_limit, quota_period, permissions, created_at, updated_at";
 
 fn not_found() -> ApiError {
-    ApiError::not_found("sub_account_not_found", "sub-account not found")
+    ApiError::new(Code::SubAccountNotFound, "sub-account not found")
 }
 
 async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountView> {

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::requires::ReadTenant;
 use crate::auth::Authorized;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::{PlanDto, TenantView};
 use crate::state::AppState;
@@ -73,7 +74,7 @@ pub async fn tenant_info(
 ) -> ApiResult<axum::Json<TenantInfo>> {
     let view = TenantView::load(&state.pool, auth.tenant())
         .await?
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+        .ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     // The published tenant API's names beside ours: `llmTokens` (the monthly LLM-token quota),
     // `apiCalls` (requests per minute), `storage` (not limited by the control plane: null).
     let mut limits = view.limits;

@@ -13,6 +13,7 @@ use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
 use crate::auth::{Authorized, Principal};
 use crate::commands::{execute_retrying, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query, RequestContext};
 use crate::http::paging;
@@ -97,7 +98,7 @@ async fn current(state: &AppState, tenant: &str) -> ApiResult<TenantConfig> {
             .bind(tenant)
             .fetch_optional(&state.pool)
             .await?;
-    let (version, config) = row.ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    let (version, config) = row.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     Ok(TenantConfig { version, config })
 }
 
@@ -150,8 +151,8 @@ async fn saved_version(state: &AppState, tenant: &str, version: i64) -> ApiResul
 async fn check_caps(state: &AppState, tenant: &str, config: &serde_json::Value) -> ApiResult<()> {
     let size = serde_json::to_vec(config).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > state.limits.max_config_bytes {
-        return Err(ApiError::invalid(
-            "config_too_large",
+        return Err(ApiError::new(
+            Code::ConfigTooLarge,
             format!(
                 "the configuration is {size} bytes; at most {} (TENANT_MAX_CONFIG_BYTES)",
                 state.limits.max_config_bytes
@@ -170,9 +171,7 @@ async fn check_caps(state: &AppState, tenant: &str, config: &serde_json::Value) 
     .fetch_one(&state.pool)
     .await?;
     if saved_today >= state.limits.max_config_versions_per_day {
-        let mut e = ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "config_version_limit_reached",
+        let mut e = ApiError::new(Code::ConfigVersionLimitReached,
             format!(
                 "{saved_today} configuration versions saved today; at most {} per UTC day (TENANT_MAX_CONFIG_VERSIONS_PER_DAY)",
                 state.limits.max_config_versions_per_day
@@ -305,6 +304,6 @@ pub async fn rollback_config(
     let tenant = auth.tenant().to_string();
     let old = saved_version(&state, &tenant, body.version)
         .await?
-        .ok_or_else(|| ApiError::not_found("config_version_not_found", "no such configuration version"))?;
+        .ok_or_else(|| ApiError::new(Code::ConfigVersionNotFound, "no such configuration version"))?;
     Ok(axum::Json(save(&state, &auth.principal, &ctx, &tenant, old.config).await?.into()))
 }

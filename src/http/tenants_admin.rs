@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::requires::ManageTenants;
 use crate::auth::{key_format, new_tenant_id, Authorized};
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 
 use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -160,7 +161,7 @@ pub async fn list_tenants(
     let after = paging::after(query.cursor.as_deref())?;
     if let Some(status) = query.status.as_deref() {
         if !["active", "suspended", "deleted"].contains(&status) {
-            return Err(ApiError::invalid("invalid_query", "status must be active, suspended or deleted"));
+            return Err(ApiError::new(Code::InvalidQuery, "status must be active, suspended or deleted"));
         }
     }
     let (data, last) = TenantView::page(&state.pool, after, limit, query.status.as_deref()).await?;
@@ -172,7 +173,7 @@ fn checked_id(id: &str) -> ApiResult<()> {
     if is_tenant_id(id) {
         Ok(())
     } else {
-        Err(ApiError::not_found("tenant_not_found", "tenant not found"))
+        Err(ApiError::new(Code::TenantNotFound, "tenant not found"))
     }
 }
 
@@ -180,7 +181,7 @@ async fn view_or_404(state: &AppState, id: &str) -> ApiResult<axum::Json<TenantV
     TenantView::load(&state.pool, id)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
+        .ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))
 }
 
 /// Get one tenant, now or (`as_of`) as it was at a past moment.
@@ -203,8 +204,8 @@ pub async fn get_tenant(
     checked_id(&id)?;
     let Some(as_of) = query.as_of else { return view_or_404(&state, &id).await };
     let events = as_of::events_until(&state.pool, "tenant", &id, as_of).await?;
-    let (tenant, version) = as_of::fold_tenant(&events)
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))?;
+    let (tenant, version) =
+        as_of::fold_tenant(&events).ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     let (limits, limit_overrides) = as_of::tenant_limits_json(&tenant);
     Ok(axum::Json(TenantView {
         tenant_id: tenant.tenant_id.clone(),
@@ -309,7 +310,7 @@ pub async fn suspend_tenant(
 ) -> ApiResult<axum::Json<TenantView>> {
     let reason = body.and_then(|b| b.reason);
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::invalid("invalid_request", "reason is longer than 500 characters"));
+        return Err(ApiError::new(Code::InvalidRequest, "reason is longer than 500 characters"));
     }
     run(&state, &auth, &ctx, &id, TenantCommand::Suspend { reason, at: OffsetDateTime::now_utc() }).await
 }

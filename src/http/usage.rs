@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ReadAllUsage, ReadUsage, ReportUsage};
 use crate::auth::Authorized;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query};
 use crate::state::AppState;
@@ -22,8 +23,7 @@ impl From<IngestError> for ApiError {
             IngestError::Stream(detail) => {
                 tracing::warn!(error = %detail, "usage stream unavailable");
                 let mut error = ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "usage_stream_unavailable",
+                    Code::UsageStreamUnavailable,
                     "the usage stream did not acknowledge the batch; retry it (records are de-duplicated)",
                 );
                 error.retry_after = Some(1);
@@ -84,16 +84,16 @@ pub async fn report_usage(
     Json(body): Json<UsageBatch>,
 ) -> ApiResult<axum::Json<UsageBatchResult>> {
     if body.records.is_empty() {
-        return Err(ApiError::invalid("empty_batch", "records must hold at least one record"));
+        return Err(ApiError::new(Code::EmptyBatch, "records must hold at least one record"));
     }
     if body.records.len() > MAX_BATCH {
-        return Err(ApiError::invalid("batch_too_large", format!("at most {MAX_BATCH} records per batch")));
+        return Err(ApiError::new(Code::BatchTooLarge, format!("at most {MAX_BATCH} records per batch")));
     }
     let now = OffsetDateTime::now_utc();
     let mut events = Vec::with_capacity(body.records.len());
     for (i, record) in body.records.into_iter().enumerate() {
         let event = prepare(i, record, &state.keys, now, state.usage.max_age())
-            .map_err(|e| ApiError::invalid(e.code, format!("{}: {}", e.path, e.message)))?;
+            .map_err(|e| ApiError::new(e.code, format!("{}: {}", e.path, e.message)))?;
         auth.principal.may_act_for(&event.data.tenant_id)?;
         events.push(event);
     }
@@ -152,7 +152,7 @@ fn period_of(raw: Option<&str>) -> ApiResult<Period> {
     match raw {
         None => Ok(Period::of(OffsetDateTime::now_utc().date())),
         Some(raw) => {
-            Period::parse(raw).ok_or_else(|| ApiError::invalid("invalid_period", "period must be YYYY-MM"))
+            Period::parse(raw).ok_or_else(|| ApiError::new(Code::InvalidPeriod, "period must be YYYY-MM"))
         }
     }
 }
@@ -329,7 +329,7 @@ pub async fn admin_usage(
     let period = period_of(q.period.as_deref())?;
     let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
     if q.cursor.as_ref().is_some_and(|c| c.len() > 64) {
-        return Err(ApiError::invalid("invalid_query", "cursor is not one this API returned"));
+        return Err(ApiError::new(Code::InvalidQuery, "cursor is not one this API returned"));
     }
     let rows = query::all_tenants(&state.pool, period, q.cursor.as_deref(), limit).await?;
     let next_cursor =

@@ -15,6 +15,7 @@ use crate::auth::requires::VerifyKeys;
 use crate::auth::Authorized;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::calendar::window_end;
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::state::AppState;
@@ -144,7 +145,7 @@ pub async fn verify_key(
         None | Some("") => None,
         Some(raw) => Some(
             raw.parse::<IpAddr>()
-                .map_err(|_| ApiError::invalid("invalid_request", "ip must be an IPv4 or IPv6 address"))?,
+                .map_err(|_| ApiError::new(Code::InvalidRequest, "ip must be an IPv4 or IPv6 address"))?,
         ),
     };
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };

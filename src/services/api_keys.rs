@@ -18,6 +18,7 @@ use tokenhub_projections::api_keys::KeyRecord;
 use crate::auth::key_format::{self, GeneratedKey};
 use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
 use crate::http::paging;
@@ -88,7 +89,7 @@ const KEY_SELECT: &str = "SELECT k.created_position, k.record, l.last_used_at FR
                           LEFT JOIN api_key_last_used l ON l.public_id = k.public_id";
 
 fn key_not_found() -> ApiError {
-    ApiError::not_found("api_key_not_found", "api key not found")
+    ApiError::new(Code::ApiKeyNotFound, "api key not found")
 }
 
 /// The key `public_id` if `scope` may see it, else 404.
@@ -130,14 +131,14 @@ pub async fn list(
     let limit = paging::page_size(filter.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
     let after = paging::after(filter.cursor.as_deref())?;
     if filter.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
-        return Err(ApiError::invalid("invalid_query", "status must be active, disabled or revoked"));
+        return Err(ApiError::new(Code::InvalidQuery, "status must be active, disabled or revoked"));
     }
     let tag = match filter.tag.as_deref() {
         None => None,
         Some(t) => Some(
             t.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| ApiError::invalid("invalid_query", "tag must be key=value"))?,
+                .ok_or_else(|| ApiError::new(Code::InvalidQuery, "tag must be key=value"))?,
         ),
     };
     let (tenant, sub_account) = match scope {
@@ -172,10 +173,8 @@ pub async fn list(
 /// Checks that `tenant_id` exists and can receive keys.
 pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
     match state.keys.tenant_status(tenant_id) {
-        None => Err(ApiError::not_found("tenant_not_found", "tenant not found")),
-        Some(TenantStatus::Deleted) => {
-            Err(ApiError::new(axum::http::StatusCode::CONFLICT, "tenant_deleted", "tenant is deleted"))
-        }
+        None => Err(ApiError::new(Code::TenantNotFound, "tenant not found")),
+        Some(TenantStatus::Deleted) => Err(ApiError::new(Code::TenantDeleted, "tenant is deleted")),
         Some(_) => Ok(()),
     }
 }
@@ -195,8 +194,7 @@ async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
             .await?;
     if count >= max {
         return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "api_key_limit_reached",
+            Code::ApiKeyLimitReached,
             format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
         ));
     }
@@ -214,8 +212,8 @@ pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str)
     .bind(tenant_id)
     .fetch_optional(pool)
     .await?;
-    let (permissions, quota_limit) = row
-        .ok_or_else(|| ApiError::invalid("sub_account_not_found", "sub-account not found in this tenant"))?;
+    let (permissions, quota_limit) =
+        row.ok_or_else(|| ApiError::new(Code::UnknownSubAccount, "sub-account not found in this tenant"))?;
     Ok(ParentLimits { permissions: permissions.0, quota_limit })
 }
 
@@ -236,7 +234,7 @@ pub fn issuer_of(state: &AppState, principal: &Principal) -> ApiResult<Issuer> {
     let key = state
         .keys
         .get(public_id)
-        .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is invalid"))?;
+        .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "the API key is invalid"))?;
     let mut settings = key.to_record().settings;
     settings.permissions = permissions.clone();
     Ok(Issuer::SubAccountManager(Box::new(ManagerCredential {
@@ -350,11 +348,7 @@ pub async fn act(
         KeyAction::Revoke => ApiKeyCommand::Revoke { reason: None, at, issuer },
         KeyAction::Rotate { grace_seconds } => {
             if before.record.status == KeyStatus::Revoked {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "api_key_revoked",
-                    "api key is revoked",
-                ));
+                return Err(ApiError::new(Code::ApiKeyRevoked, "api key is revoked"));
             }
             // Same public id, new secret: a key string has the public id inside it.
             let generated = key_format::generate_for(public_id);

@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 use tokenhub_aggregates::sub_account::is_role_name;
 
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 
 /// The permissions of role `name` in `tenant_id`, if it exists.
@@ -20,10 +21,7 @@ pub async fn role_permissions(pool: &PgPool, tenant_id: &str, name: &str) -> Api
 /// 422 `role_not_found` unless role `name` exists in `tenant_id`.
 pub async fn require_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<()> {
     if !is_role_name(name) || role_permissions(pool, tenant_id, name).await?.is_none() {
-        return Err(ApiError::invalid(
-            "role_not_found",
-            format!("role '{name}' does not exist in this tenant"),
-        ));
+        return Err(ApiError::new(Code::UnknownRole, format!("role '{name}' does not exist in this tenant")));
     }
     Ok(())
 }
@@ -36,8 +34,7 @@ pub async fn check_role_cap(pool: &PgPool, tenant_id: &str, max: i64) -> ApiResu
         .await?;
     if roles >= max {
         return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "role_limit_reached",
+            Code::RoleLimitReached,
             format!("the tenant has {roles} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
         ));
     }

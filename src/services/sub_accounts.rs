@@ -9,6 +9,7 @@ use tokenhub_aggregates::sub_account::{SubAccountChanges, SubAccountCommand, SUB
 
 use crate::auth::{random_alphanumeric, Principal};
 use crate::commands::{execute, CommandMetadata};
+use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
 use crate::services::roles::require_role;
@@ -38,8 +39,7 @@ async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
             .await?;
     if count >= max {
         return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "sub_account_limit_reached",
+            Code::SubAccountLimitReached,
             format!("the tenant's plan allows {max} sub-accounts"),
         ));
     }

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use crate::auth::key_format;
 use crate::cache::KeyCache;
+use crate::http::code::Code;
 
 /// The CloudEvents `type` of a usage record.
 pub const USAGE_EVENT_TYPE: &str = "tokenhub.usage.v1";
@@ -152,7 +153,7 @@ pub struct RecordError {
     /// `records[3].key`.
     pub path: String,
     /// Stable code.
-    pub code: &'static str,
+    pub code: Code,
     /// What is wrong.
     pub message: String,
 }
@@ -171,13 +172,13 @@ pub fn prepare(
     now: OffsetDateTime,
     max_age: Duration,
 ) -> Result<UsageEvent, RecordError> {
-    let fail = |field: &str, code: &'static str, message: String| RecordError {
+    let fail = |field: &str, code: Code, message: String| RecordError {
         path: format!("records[{index}].{field}"),
         code,
         message,
     };
     if !tokenhub_aggregates::ids::is_token(&input.id, 128) {
-        return Err(fail("id", "invalid_usage_record", "must be 1 to 128 of [A-Za-z0-9._:-]".into()));
+        return Err(fail("id", Code::InvalidUsageRecord, "must be 1 to 128 of [A-Za-z0-9._:-]".into()));
     }
     for (field, value) in [
         ("api_calls", input.api_calls),
@@ -187,13 +188,13 @@ pub fn prepare(
         ("storage_bytes", input.storage_bytes),
     ] {
         if value > MAX_AMOUNT {
-            return Err(fail(field, "invalid_usage_record", format!("must be at most {MAX_AMOUNT}")));
+            return Err(fail(field, Code::InvalidUsageRecord, format!("must be at most {MAX_AMOUNT}")));
         }
     }
     if input.timestamp > now + MAX_FUTURE || input.timestamp < now - max_age {
         return Err(fail(
             "timestamp",
-            "invalid_usage_record",
+            Code::InvalidUsageRecord,
             format!("must be within the last {} days and at most 5 minutes ahead", max_age.whole_days()),
         ));
     }
@@ -201,7 +202,7 @@ pub fn prepare(
         if !printable(model, 128) {
             return Err(fail(
                 "model",
-                "invalid_usage_record",
+                Code::InvalidUsageRecord,
                 "must be 1 to 128 printable characters".into(),
             ));
         }
@@ -210,7 +211,7 @@ pub fn prepare(
         if !printable(user, 128) {
             return Err(fail(
                 "userId",
-                "invalid_usage_record",
+                Code::InvalidUsageRecord,
                 "must be 1 to 128 printable characters".into(),
             ));
         }
@@ -219,18 +220,22 @@ pub fn prepare(
         Some(key) if key.starts_with(key_format::KEY_PREFIX) => {
             return Err(fail(
                 "key",
-                "full_key_not_accepted",
+                Code::FullKeyNotAccepted,
                 "send the key's public id, never the full key".into(),
             ))
         }
         Some(public_id) => {
             let cached =
-                cache.get(public_id).ok_or_else(|| fail("key", "unknown_key", "no such key".into()))?;
+                cache.get(public_id).ok_or_else(|| fail("key", Code::UnknownKey, "no such key".into()))?;
             let Some(tenant) = cached.tenant_id.as_deref() else {
-                return Err(fail("key", "unknown_key", "platform keys have no usage".into()));
+                return Err(fail("key", Code::UnknownKey, "platform keys have no usage".into()));
             };
             if input.tenant_id.as_deref().is_some_and(|t| t != tenant) {
-                return Err(fail("tenant_id", "tenant_mismatch", "the key belongs to another tenant".into()));
+                return Err(fail(
+                    "tenant_id",
+                    Code::RecordTenantMismatch,
+                    "the key belongs to another tenant".into(),
+                ));
             }
             let tags = cached.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             (
@@ -244,15 +249,15 @@ pub fn prepare(
             let Some(tenant) = input.tenant_id.clone() else {
                 return Err(fail(
                     "key",
-                    "invalid_usage_record",
+                    Code::InvalidUsageRecord,
                     "give a key, or a tenant_id and a userId".into(),
                 ));
             };
             if input.user_id.is_none() {
-                return Err(fail("userId", "invalid_usage_record", "required when no key is given".into()));
+                return Err(fail("userId", Code::InvalidUsageRecord, "required when no key is given".into()));
             }
             if !tokenhub_aggregates::ids::is_tenant_id(&tenant) || cache.tenant_status(&tenant).is_none() {
-                return Err(fail("tenant_id", "tenant_not_found", "no such tenant".into()));
+                return Err(fail("tenant_id", Code::UnknownTenant, "no such tenant".into()));
             }
             (tenant, None, None, BTreeMap::new())
         }

@@ -71,7 +71,7 @@ async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() 
             "reserved_tag_key",
         ),
         (json!({"tenant_id": tenant, "name": "x", "bogus": 1}), 422, "invalid_request"),
-        (json!({"name": "x"}), 422, "tenant_id_required"),
+        (json!({"name": "x"}), 422, "invalid_request"),
         (json!({"tenant_id": "ten_doesnotexist00000000", "name": "x"}), 404, "tenant_not_found"),
     ];
     let before = app.head().await;

@@ -63,7 +63,7 @@ async fn rbac_settings_roles_and_checks() {
     assert_eq!((status, updated["description"].as_str()), (200, Some("Edits")));
 
     let (status, body) = call(Method::PUT, "/tenant/rbac", Some(json!({"defaultRole": "nope"}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("role_not_found")));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("unknown_role")));
     let (status, rbac) =
         call(Method::PUT, "/tenant/rbac", Some(json!({"enabled": true, "defaultRole": "editor"}))).await;
     assert_eq!(
@@ -79,7 +79,7 @@ async fn rbac_settings_roles_and_checks() {
     let sub_id = sub["sub_account_id"].as_str().unwrap().to_string();
     let (status, body) =
         call(Method::POST, "/tenant/sub-accounts", Some(json!({"name": "x", "role": "ghost"}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("role_not_found")));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("unknown_role")));
 
     let (status, body) = call(Method::DELETE, "/tenant/rbac/roles/editor", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("role_is_default")));

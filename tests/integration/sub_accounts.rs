@@ -54,8 +54,8 @@ async fn the_hierarchy_is_enforced_and_verification_follows_the_sub_account() {
     for (extra, code) in [
         (json!({"permissions": ["images"]}), "permissions_exceed_sub_account"),
         (json!({"quota_limit": 1001}), "quota_exceeds_sub_account"),
-        (json!({"sub_account_id": other_sub["sub_account_id"]}), "sub_account_not_found"),
-        (json!({"sub_account_id": "sub_doesnotexist000000000"}), "sub_account_not_found"),
+        (json!({"sub_account_id": other_sub["sub_account_id"]}), "unknown_sub_account"),
+        (json!({"sub_account_id": "sub_doesnotexist000000000"}), "unknown_sub_account"),
     ] {
         let (status, body) = send(issue(extra.clone())).await;
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some(code)), "{extra}");

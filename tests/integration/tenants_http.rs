@@ -69,7 +69,7 @@ async fn tenant_lifecycle_over_http() {
     let (status, body) = send(app.admin(Method::DELETE, &format!("/admin/tenants/{id}"))).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("deleted")));
     let (status, body) = send(app.http.get(app.url("/tenant/info")).bearer_auth(&key)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("tenant_deleted")));
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
     let (status, body) = send(app.admin(Method::DELETE, &format!("/admin/tenants/{id}"))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("tenant_deleted")));
     app.stop().await;
