@@ -129,3 +129,39 @@ impl IntoResponse for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// Every code's whole answer: its one status, the envelope, and `Retry-After` where set.
+    #[tokio::test]
+    async fn every_code_answers_its_status_with_the_envelope() {
+        for &code in Code::ALL {
+            let mut error = ApiError::new(code, "why");
+            if code.status() == StatusCode::TOO_MANY_REQUESTS
+                || code.status() == StatusCode::SERVICE_UNAVAILABLE
+            {
+                error.retry_after = Some(7);
+            }
+            let response = error.into_response();
+            assert_eq!(response.status(), code.status(), "{}", code.as_str());
+            let retry = response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes().to_vec());
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": {"code": code.as_str(), "message": "why", "request_id": ""}}),
+                "{}",
+                code.as_str()
+            );
+            if code.status() == StatusCode::TOO_MANY_REQUESTS
+                || code.status() == StatusCode::SERVICE_UNAVAILABLE
+            {
+                assert_eq!(retry.as_deref(), Some(&b"7"[..]));
+            }
+        }
+    }
+}
