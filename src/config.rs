@@ -148,6 +148,7 @@ pub struct Config {
 }
 
 /// Limits of the HTTP server and of what one tenant may write, from [`Config`].
+/// The defaults are the flags' (`Config::limits` of a parsed configuration).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Header-read timeout.
@@ -172,24 +173,6 @@ pub struct Limits {
     pub platform_reveals_per_minute: u32,
     /// Failed authentications per minute per client address.
     pub auth_failures_per_minute: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_in_flight: 1024,
-            max_connections: 8192,
-            webhook_allow_private_targets: false,
-            max_secrets: 1000,
-            max_roles: 200,
-            max_config_bytes: 64 * 1024,
-            max_config_versions_per_day: 200,
-            platform_reveals_per_minute: 600,
-            auth_failures_per_minute: 30,
-        }
-    }
 }
 
 impl Config {

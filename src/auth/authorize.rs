@@ -242,7 +242,11 @@ mod tests {
 
     fn key(role: KeyRole) -> Principal {
         if role.is_platform() {
-            Principal::PlatformKey { public_id: "p".into(), role, tenant_ids: vec![] }
+            Principal::PlatformKey {
+                public_id: "p".into(),
+                role,
+                tenant_ids: std::sync::Arc::from(Vec::new()),
+            }
         } else {
             Principal::TenantKey {
                 tenant_id: "t".into(),

@@ -242,11 +242,6 @@ impl MasterKey {
             }
         }
     }
-
-    /// True when `presented` is the master key (Busy counts as no).
-    pub async fn verify(&self, presented: &str) -> bool {
-        self.check(presented).await == MasterCheck::Valid
-    }
 }
 
 #[cfg(test)]
@@ -260,8 +255,8 @@ mod tests {
     #[tokio::test]
     async fn plain_key_is_checked() {
         let key = MasterKey::plain("s3cret", hasher());
-        assert!(key.verify("s3cret").await);
-        assert!(!key.verify("s3cret ").await);
+        assert_eq!(key.check("s3cret").await, MasterCheck::Valid);
+        assert_eq!(key.check("s3cret ").await, MasterCheck::Invalid);
     }
 
     #[tokio::test]
@@ -269,9 +264,9 @@ mod tests {
         let phc = hash_master_key("s3cret").unwrap_or_default();
         let key =
             MasterKey::from_stored(&phc, false, hasher()).unwrap_or_else(|_| MasterKey::plain("x", hasher()));
-        assert!(!key.verify("wrong").await);
-        assert!(key.verify("s3cret").await);
-        assert!(key.verify("s3cret").await);
+        assert_eq!(key.check("wrong").await, MasterCheck::Invalid);
+        assert_eq!(key.check("s3cret").await, MasterCheck::Valid);
+        assert_eq!(key.check("s3cret").await, MasterCheck::Valid);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! super admin acts on one tenant's `/tenant/...` routes.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -46,8 +47,8 @@ pub enum Principal {
         public_id: String,
         /// Its role.
         role: KeyRole,
-        /// The tenants it may act for (empty = every tenant).
-        tenant_ids: Vec<String>,
+        /// The tenants it may act for (empty = every tenant), shared with the key cache.
+        tenant_ids: Arc<[Box<str>]>,
     },
 }
 
@@ -57,7 +58,7 @@ impl Principal {
     pub fn may_act_for(&self, tenant_id: &str) -> Result<(), ApiError> {
         match self {
             Principal::PlatformKey { tenant_ids, .. }
-                if !tenant_ids.is_empty() && !tenant_ids.iter().any(|t| t == tenant_id) =>
+                if !tenant_ids.is_empty() && !tenant_ids.iter().any(|t| &**t == tenant_id) =>
             {
                 Err(ApiError::new(Code::TenantNotAllowed, "this platform key is not bound to that tenant"))
             }
@@ -132,11 +133,7 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
                 permissions: verdict.effective_permissions(),
             }
         }
-        None => Principal::PlatformKey {
-            public_id,
-            role: key.role,
-            tenant_ids: key.tenant_ids.iter().map(|t| t.to_string()).collect(),
-        },
+        None => Principal::PlatformKey { public_id, role: key.role, tenant_ids: Arc::clone(&key.tenant_ids) },
     })
 }
 
@@ -144,20 +141,18 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
 /// address failed too often; nothing is hashed) and 503 (argon2 busy).
 async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> Result<(), Option<ApiError>> {
     if let Some(retry) = state.throttles.auth_blocked(ip) {
-        let mut e = ApiError::new(
+        let e = ApiError::new(
             Code::RateLimited,
             format!("too many failed authentications from this address; retry in {retry} s"),
         );
-        e.retry_after = Some(retry);
-        return Err(Some(e));
+        return Err(Some(e.retry_after(retry)));
     }
     match state.master.check(presented).await {
         MasterCheck::Valid => Ok(()),
         MasterCheck::Busy => {
-            let mut e =
+            let e =
                 ApiError::new(Code::AuthenticationBusy, "too many master-key checks at once; retry later");
-            e.retry_after = Some(1);
-            Err(Some(e))
+            Err(Some(e.retry_after(1)))
         }
         MasterCheck::Invalid => {
             tracing::info!("invalid master key");

@@ -67,8 +67,9 @@ pub struct CachedKey {
     /// Key-bound tags, sorted by name.
     pub tags: Box<[(Box<str>, Box<str>)]>,
     rate_limit: Option<RateLimit>,
-    /// Platform keys: the tenants it may act for (empty = all).
-    pub tenant_ids: Box<[Box<str>]>,
+    /// Platform keys: the tenants it may act for (empty = all); shared with the principals
+    /// authenticated by it, so authenticating copies nothing.
+    pub tenant_ids: Arc<[Box<str>]>,
     /// Usage counters (quota, per-minute rate), shared across versions of the entry.
     pub usage: Arc<usage::KeyUsage>,
     created_at: OffsetDateTime,
@@ -119,7 +120,7 @@ impl CachedKey {
             permissions: boxed(s.permissions),
             tags: s.tags.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
             rate_limit: s.rate_limit,
-            tenant_ids: boxed(s.tenant_ids),
+            tenant_ids: Arc::from(boxed(s.tenant_ids)),
             usage,
             created_at: record.created_at,
             updated_at: record.updated_at,
@@ -182,6 +183,18 @@ pub struct TenantGate {
     pub overrides: TenantLimits,
 }
 
+impl TenantGate {
+    /// Sets the plan and overrides, and the monthly quota they give (kept, not derived per
+    /// verification: it is read on the hot path).
+    fn set_limits(&mut self, plan: Plan, overrides: TenantLimits) {
+        self.plan = plan;
+        self.overrides = overrides;
+        self.quota = TenantLimits::effective(plan, overrides)
+            .monthly_token_quota
+            .map(|q| q.min(i64::MAX as u64) as i64);
+    }
+}
+
 fn parse_nets(nets: &[String]) -> Box<[IpNet]> {
     nets.iter().filter_map(|n| n.parse().ok()).collect()
 }
@@ -195,10 +208,6 @@ type TenantRow = (
     Option<String>,
     Option<sqlx::types::Json<TenantLimits>>,
 );
-
-fn monthly_quota(plan: Plan, overrides: TenantLimits) -> Option<i64> {
-    TenantLimits::effective(plan, overrides).monthly_token_quota.map(|q| q.min(i64::MAX as u64) as i64)
-}
 
 /// All keys and tenant statuses, by public id and tenant id.
 pub struct KeyCache {
@@ -296,16 +305,16 @@ impl KeyCache {
         }
         let shared = self.shared_tenant_id(&tenant_id);
         let tokens = self.tenant_usage(&tenant_id);
-        let (plan, overrides) = (Plan::default(), TenantLimits::default());
-        let quota = monthly_quota(plan, overrides);
-        self.tenants.insert(shared, TenantGate { status, allowlist: None, quota, tokens, plan, overrides });
-    }
-
-    /// Sets a tenant's monthly quota from its plan and overrides.
-    pub fn put_tenant_quota(&self, tenant_id: &str, quota: Option<i64>) {
-        if let Some(mut gate) = self.tenants.get_mut(tenant_id) {
-            gate.quota = quota;
-        }
+        let mut gate = TenantGate {
+            status,
+            allowlist: None,
+            quota: None,
+            tokens,
+            plan: Plan::default(),
+            overrides: TenantLimits::default(),
+        };
+        gate.set_limits(Plan::default(), TenantLimits::default());
+        self.tenants.insert(shared, gate);
     }
 
     /// Applies one event of the log.
@@ -337,13 +346,9 @@ impl KeyCache {
         }
         if let Some((plan, overrides)) = limits {
             let tenant = event.aggregate_id.as_str();
-            let (old_plan, old_overrides) =
-                self.tenants.get(tenant).map(|g| (g.plan, g.overrides)).unwrap_or_default();
-            let (plan, overrides) = (plan.unwrap_or(old_plan), overrides.unwrap_or(old_overrides));
             if let Some(mut gate) = self.tenants.get_mut(tenant) {
-                gate.plan = plan;
-                gate.overrides = overrides;
-                gate.quota = monthly_quota(plan, overrides);
+                let (plan, overrides) = (plan.unwrap_or(gate.plan), overrides.unwrap_or(gate.overrides));
+                gate.set_limits(plan, overrides);
             }
         }
         Ok(())
@@ -376,9 +381,7 @@ impl KeyCache {
                 .unwrap_or_default();
             let overrides = overrides.map(|o| o.0).unwrap_or_default();
             if let Some(mut gate) = self.tenants.get_mut(tenant_id.as_str()) {
-                gate.plan = plan;
-                gate.overrides = overrides;
-                gate.quota = monthly_quota(plan, overrides);
+                gate.set_limits(plan, overrides);
             }
         }
         // Sub-accounts are part of the same checkpoint: without them every sub-account key
@@ -424,16 +427,17 @@ impl KeyCache {
             })
             .collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut tenants: Vec<(String, String, Option<Vec<String>>)> = self
+        let mut tenants: Vec<(String, serde_json::Value)> = self
             .tenants
             .iter()
             .map(|e| {
-                let nets =
-                    e.value().allowlist.as_deref().map(|n| n.iter().map(ToString::to_string).collect());
-                (e.key().to_string(), e.value().status.as_str().to_string(), nets)
+                let g = e.value();
+                let nets: Option<Vec<String>> =
+                    g.allowlist.as_deref().map(|n| n.iter().map(ToString::to_string).collect());
+                (e.key().to_string(), serde_json::json!([g.status.as_str(), nets, g.quota]))
             })
             .collect();
-        tenants.sort();
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
         let mut subs: Vec<(String, serde_json::Value)> = self
             .sub_accounts
             .iter()

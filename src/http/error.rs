@@ -51,6 +51,12 @@ impl ApiError {
         Self { code, message: message.into(), retry_after: None }
     }
 
+    /// The same error with `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// Its HTTP status (the code's).
     pub fn status(&self) -> StatusCode {
         self.code.status()
@@ -59,9 +65,7 @@ impl ApiError {
     /// 503 for a dependency that failed; the detail is logged, not returned.
     pub fn unavailable(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "dependency failure");
-        let mut e = Self::new(Code::ServiceUnavailable, "a dependency is unavailable; retry later");
-        e.retry_after = Some(1);
-        e
+        Self::new(Code::ServiceUnavailable, "a dependency is unavailable; retry later").retry_after(1)
     }
 
     /// 500 for a bug; the detail is logged, not returned.

@@ -110,13 +110,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiE
     parsed.map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
 }
 
-fn percent_decoded(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
-}
-
 /// Middleware: control characters in the path, a query parameter or a header value.
 pub async fn reject_control_characters(request: Request, next: Next) -> Response {
-    if percent_decoded(request.uri().path()).chars().any(forbidden_in_token) {
+    // Borrowed (no allocation) unless the path is percent-encoded.
+    let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+    if path.chars().any(forbidden_in_token) {
         return ApiError::new(Code::InvalidPath, "the path holds a control character").into_response();
     }
     if let Some(query) = request.uri().query() {

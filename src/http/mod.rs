@@ -47,7 +47,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// All documented routes and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, spec) = OpenApiRouter::with_openapi(openapi::base())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(tenants_admin::create_tenant, tenants_admin::list_tenants))
         .routes(routes!(
             tenants_admin::get_tenant,
@@ -111,7 +111,6 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .split_for_parts();
-    let (router, mut spec) = (router, spec);
     openapi::finish(&mut spec);
     (router, spec)
 }
@@ -166,9 +165,7 @@ async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
         metrics::counter!("tokenhub_http_shed_total").increment(1);
         (code::Code::Overloaded, "the server is at its limit of requests in flight; retry later")
     };
-    let mut e = ApiError::new(code, message);
-    e.retry_after = Some(1);
-    e
+    ApiError::new(code, message).retry_after(1)
 }
 
 /// The whole application router: the API with its own layers, then [`safety_layers`].
@@ -220,7 +217,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
-        let app = safety_layers(Router::new().route("/boom", get(boom)), &crate::config::Limits::default());
+        use clap::Parser;
+        let defaults = crate::cli::Cli::try_parse_from(["tokenhub", "serve"]).map(|c| c.config.limits());
+        let Ok(limits) = defaults else { return assert!(defaults.is_ok(), "the default flags parse") };
+        let app = safety_layers(Router::new().route("/boom", get(boom)), &limits);
         for _ in 0..2 {
             let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap_or_default();
             let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});

@@ -39,15 +39,14 @@ pub fn check(
     if info.allowed {
         return Ok(());
     }
-    let mut error = ApiError::new(
+    let error = ApiError::new(
         Code::RateLimited,
         format!(
             "the tenant's limit of {} requests per window is reached; retry in {} s",
             info.limit, info.reset_in
         ),
     );
-    error.retry_after = Some(info.reset_in);
-    Err(error)
+    Err(error.retry_after(info.reset_in))
 }
 
 /// Adds the `RateLimit-*` headers to responses of counted requests.

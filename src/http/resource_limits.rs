@@ -334,15 +334,14 @@ pub async fn track_resource(
     let decision =
         limits::track(&state.pool, auth.tenant(), &body.user_id, plan, &matching, body.amount, now).await?;
     if !decision.allowed {
-        let mut error = ApiError::new(
+        let error = ApiError::new(
             Code::ResourceLimitExceeded,
             format!(
                 "{}/{} for this user is at {} of {}; nothing was counted",
                 body.resource, body.metric, decision.current, decision.limit
             ),
         );
-        error.retry_after = Some((decision.resets_at - now).whole_seconds().max(1) as u64);
-        return Err(error);
+        return Err(error.retry_after((decision.resets_at - now).whole_seconds().max(1) as u64));
     }
     if decision.exceeded && decision.gate_action != GateAction::Block {
         tracing::info!(

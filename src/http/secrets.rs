@@ -175,19 +175,17 @@ pub async fn store_secret(
             .fetch_optional(&state.pool)
             .await?;
     if current.is_none_or(|(_, deleted)| deleted) {
-        let live: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM secrets WHERE tenant_id = $1 AND NOT deleted")
-                .bind(&tenant)
-                .fetch_one(&state.pool)
-                .await?;
-        if live >= state.limits.max_secrets {
-            return Err(ApiError::new(
-                Code::SecretLimitReached,
-                format!(
-                    "the tenant has {live} secrets, the most allowed (TENANT_MAX_SECRETS); delete one first"
-                ),
-            ));
-        }
+        crate::services::caps::ensure_below(
+            &state.pool,
+            &tenant,
+            "SELECT count(*) FROM secrets WHERE tenant_id = $1 AND NOT deleted",
+            state.limits.max_secrets,
+            Code::SecretLimitReached,
+            |n| {
+                format!("the tenant has {n} secrets, the most allowed (TENANT_MAX_SECRETS); delete one first")
+            },
+        )
+        .await?;
     }
     let current = current.map(|(v, _)| v);
     let version = current.unwrap_or(0) + 1;
@@ -275,12 +273,11 @@ pub async fn reveal_secret(
     // Platform keys (gateways) may reveal for many tenants: bounded per key.
     if let Principal::PlatformKey { public_id, .. } = &auth.principal {
         if let Err(retry) = state.throttles.reveal(public_id) {
-            let mut e = ApiError::new(
+            let e = ApiError::new(
                 Code::RateLimited,
                 format!("this platform key's secret reveals per minute are used up; retry in {retry} s"),
             );
-            e.retry_after = Some(retry);
-            return Err(e);
+            return Err(e.retry_after(retry));
         }
     }
     let row: Option<(i64, String, String)> = sqlx::query_as(

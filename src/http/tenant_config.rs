@@ -171,14 +171,14 @@ async fn check_caps(state: &AppState, tenant: &str, config: &serde_json::Value) 
     .fetch_one(&state.pool)
     .await?;
     if saved_today >= state.limits.max_config_versions_per_day {
-        let mut e = ApiError::new(Code::ConfigVersionLimitReached,
+        let e = ApiError::new(
+            Code::ConfigVersionLimitReached,
             format!(
                 "{saved_today} configuration versions saved today; at most {} per UTC day (TENANT_MAX_CONFIG_VERSIONS_PER_DAY)",
                 state.limits.max_config_versions_per_day
             ),
         );
-        e.retry_after = Some(((midnight + time::Duration::DAY) - now).whole_seconds().max(1) as u64);
-        return Err(e);
+        return Err(e.retry_after(((midnight + time::Duration::DAY) - now).whole_seconds().max(1) as u64));
     }
     Ok(())
 }

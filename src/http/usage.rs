@@ -22,12 +22,11 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Stream(detail) => {
                 tracing::warn!(error = %detail, "usage stream unavailable");
-                let mut error = ApiError::new(
+                ApiError::new(
                     Code::UsageStreamUnavailable,
                     "the usage stream did not acknowledge the batch; retry it (records are de-duplicated)",
-                );
-                error.retry_after = Some(1);
-                error
+                )
+                .retry_after(1)
             }
             IngestError::Database(e) => ApiError::from(e),
         }

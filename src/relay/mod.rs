@@ -40,7 +40,7 @@ pub struct Relay {
     config: EventsStreamConfig,
     hint: watch::Receiver<i64>,
     published: watch::Sender<i64>,
-    drop_once: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    faults: DropPublish,
 }
 
 /// Fault injection for tests: the relay "loses" the publish of one position once (it is not
@@ -52,6 +52,12 @@ impl DropPublish {
     /// Loses the next publish of `position`.
     pub fn at(&self, position: i64) {
         self.0.store(position, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True (once) when the publish of `position` is to be lost.
+    fn take(&self, position: i64) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.compare_exchange(position, 0, SeqCst, SeqCst).is_ok()
     }
 }
 
@@ -67,13 +73,12 @@ impl Relay {
     ) -> (Self, watch::Receiver<i64>) {
         let (published, rx) = watch::channel(0);
         let js = jetstream::new(client);
-        let drop_once = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-        (Self { pool, js, config, hint, published, drop_once }, rx)
+        (Self { pool, js, config, hint, published, faults: DropPublish::default() }, rx)
     }
 
     /// The fault-injection handle (tests).
     pub fn drop_publish(&self) -> DropPublish {
-        DropPublish(self.drop_once.clone())
+        self.faults.clone()
     }
 
     fn checkpoint_name(&self) -> String {
@@ -191,15 +196,7 @@ impl Relay {
                     message = message.expected_last_message_id(previous.as_str());
                 }
                 last_id = Some(event.event_id.to_string());
-                let lost = self
-                    .drop_once
-                    .compare_exchange(
-                        event.position,
-                        0,
-                        std::sync::atomic::Ordering::SeqCst,
-                        std::sync::atomic::Ordering::SeqCst,
-                    )
-                    .is_ok();
+                let lost = self.faults.take(event.position);
                 if lost {
                     pending.push((event.position, None));
                     continue;
@@ -222,9 +219,7 @@ impl Relay {
                     Ok(()) if failure.is_none() => position = event_position,
                     Ok(()) => {}
                     Err(e) => {
-                        if failure.is_none() {
-                            failure = Some(e);
-                        }
+                        failure.get_or_insert(e);
                     }
                 }
             }

@@ -22,6 +22,7 @@ use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestContext;
 use crate::http::paging;
+use crate::services::caps;
 use crate::state::AppState;
 
 /// Where a key may be looked up.
@@ -180,25 +181,16 @@ pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
 }
 
 async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    let limit: Option<i64> =
-        sqlx::query_scalar("SELECT (limits->>'max_api_keys')::bigint FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .flatten();
-    let Some(max) = limit else { return Ok(()) };
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
-            .bind(tenant_id)
-            .fetch_one(&state.pool)
-            .await?;
-    if count >= max {
-        return Err(ApiError::new(
-            Code::ApiKeyLimitReached,
-            format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
-        ));
-    }
-    Ok(())
+    let Some(max) = caps::plan_limit(&state.pool, tenant_id, "max_api_keys").await? else { return Ok(()) };
+    caps::ensure_below(
+        &state.pool,
+        tenant_id,
+        "SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'",
+        max,
+        Code::ApiKeyLimitReached,
+        |_| format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
+    )
+    .await
 }
 
 /// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`

@@ -5,7 +5,9 @@
 //! - [`api_keys`]: scope, issuer, plan limits and every key command.
 //! - [`sub_accounts`]: plan limits, tenant quota, default role.
 //! - [`roles`]: role existence and the per-tenant cap.
+//! - [`caps`]: plan limits and operator caps, checked one way.
 
 pub mod api_keys;
+pub mod caps;
 pub mod roles;
 pub mod sub_accounts;

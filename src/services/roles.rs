@@ -6,6 +6,7 @@ use tokenhub_aggregates::sub_account::is_role_name;
 
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
+use crate::services::caps;
 
 /// The permissions of role `name` in `tenant_id`, if it exists.
 pub async fn role_permissions(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Option<Vec<String>>> {
@@ -28,15 +29,13 @@ pub async fn require_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResu
 
 /// 409 `role_limit_reached` when `tenant_id` already has `max` roles.
 pub async fn check_role_cap(pool: &PgPool, tenant_id: &str, max: i64) -> ApiResult<()> {
-    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM roles WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_one(pool)
-        .await?;
-    if roles >= max {
-        return Err(ApiError::new(
-            Code::RoleLimitReached,
-            format!("the tenant has {roles} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
-        ));
-    }
-    Ok(())
+    caps::ensure_below(
+        pool,
+        tenant_id,
+        "SELECT count(*) FROM roles WHERE tenant_id = $1",
+        max,
+        Code::RoleLimitReached,
+        |n| format!("the tenant has {n} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
+    )
+    .await
 }

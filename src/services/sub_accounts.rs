@@ -10,8 +10,9 @@ use tokenhub_aggregates::sub_account::{SubAccountChanges, SubAccountCommand, SUB
 use crate::auth::{random_alphanumeric, Principal};
 use crate::commands::{execute, CommandMetadata};
 use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::RequestContext;
+use crate::services::caps;
 use crate::services::roles::require_role;
 use crate::state::AppState;
 
@@ -26,24 +27,16 @@ async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> 
 }
 
 async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
-    let max: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT (limits->>'max_sub_accounts')::bigint FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
-    let Some(max) = max.flatten() else { return Ok(()) };
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'")
-            .bind(tenant_id)
-            .fetch_one(pool)
-            .await?;
-    if count >= max {
-        return Err(ApiError::new(
-            Code::SubAccountLimitReached,
-            format!("the tenant's plan allows {max} sub-accounts"),
-        ));
-    }
-    Ok(())
+    let Some(max) = caps::plan_limit(pool, tenant_id, "max_sub_accounts").await? else { return Ok(()) };
+    caps::ensure_below(
+        pool,
+        tenant_id,
+        "SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'",
+        max,
+        Code::SubAccountLimitReached,
+        |_| format!("the tenant's plan allows {max} sub-accounts"),
+    )
+    .await
 }
 
 /// A sub-account to create.

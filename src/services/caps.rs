@@ -1,0 +1,36 @@
+//! How many of a thing a tenant may have: the plan's limits (`max_api_keys`,
+//! `max_sub_accounts`) and the operator's caps (`TENANT_MAX_ROLES`, `TENANT_MAX_SECRETS`),
+//! checked one way.
+
+use sqlx::PgPool;
+
+use crate::http::code::Code;
+use crate::http::error::{ApiError, ApiResult};
+
+/// The tenant's effective plan limit `name` (e.g. `max_api_keys`); `None`: unlimited.
+pub async fn plan_limit(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Option<i64>> {
+    let limit: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT (limits->>$2)::bigint FROM tenants WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(limit.flatten())
+}
+
+/// `Err(code)` with `message(count)` when `count_sql` (its `$1` is the tenant) counts `max` or
+/// more.
+pub async fn ensure_below(
+    pool: &PgPool,
+    tenant_id: &str,
+    count_sql: &'static str,
+    max: i64,
+    code: Code,
+    message: impl FnOnce(i64) -> String,
+) -> ApiResult<()> {
+    let count: i64 = sqlx::query_scalar(count_sql).bind(tenant_id).fetch_one(pool).await?;
+    if count >= max {
+        return Err(ApiError::new(code, message(count)));
+    }
+    Ok(())
+}
