@@ -84,12 +84,16 @@ codes! {
     RoleLimitReached = "role_limit_reached", CONFLICT, "`TENANT_MAX_ROLES` is reached.";
     SecretLimitReached = "secret_limit_reached", CONFLICT, "`TENANT_MAX_SECRETS` is reached.";
     AggregateConflict = "aggregate_conflict", CONFLICT, "A concurrent request changed the resource; retry.";
+    IdempotencyKeyInUse = "idempotency_key_in_use", CONFLICT, "The first request with this `Idempotency-Key` is still running; retry.";
+    IdempotencyAnswerLost = "idempotency_answer_lost", CONFLICT, "The first request with this `Idempotency-Key` was committed but its answer was lost (server stopped); read the resource instead.";
     SecretShredded = "secret_shredded", GONE, "The tenant's data key was destroyed (the tenant is deleted).";
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, "The body is over 256 KiB.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body is not `application/json`.";
     InvalidRequest = "invalid_request", UNPROCESSABLE_ENTITY, "The body does not fit the schema; the message names the field.";
     InvalidQuery = "invalid_query", UNPROCESSABLE_ENTITY, "A query parameter is invalid.";
     InvalidHeader = "invalid_header", UNPROCESSABLE_ENTITY, "A header value holds a control character.";
+    InvalidIdempotencyKey = "invalid_idempotency_key", UNPROCESSABLE_ENTITY, "`Idempotency-Key` is 1 to 255 visible ASCII characters.";
+    IdempotencyKeyMismatch = "idempotency_key_mismatch", UNPROCESSABLE_ENTITY, "The `Idempotency-Key` was used with another request (tenant, query or body).";
     InvalidTenantName = "invalid_tenant_name", UNPROCESSABLE_ENTITY, "Tenant names are 1 to 128 characters.";
     InvalidRegion = "invalid_region", UNPROCESSABLE_ENTITY, "Unknown region.";
     InvalidLimits = "invalid_limits", UNPROCESSABLE_ENTITY, "A limit is out of range.";

@@ -11,6 +11,7 @@ pub mod code;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod input;
 pub mod keys;
 pub mod openapi;
@@ -175,6 +176,7 @@ pub fn router(state: AppState) -> Router {
     let app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(route_not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::guard))
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))
         .layer(middleware::from_fn(count_requests))

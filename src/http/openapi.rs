@@ -150,8 +150,24 @@ fn complete(doc: &mut serde_json::Value) {
                     op["parameters"] = Value::Array(params);
                 }
             }
+            let idempotent = method == "post" && crate::http::idempotency::CREATES.contains(&path.as_str());
+            if idempotent {
+                let mut params = op["parameters"].as_array().cloned().unwrap_or_default();
+                params.push(json!({
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "Makes the create safe to retry for 24 h: the same key with the same request answers the first answer (`Idempotent-Replayed: true`); with another request, 422 `idempotency_key_mismatch`; while the first still runs, 409 `idempotency_key_in_use`",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
+                }));
+                op["parameters"] = Value::Array(params);
+            }
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             let mut missing = vec![("500", "`internal`: a bug, logged with the request id")];
+            if idempotent {
+                missing.push((
+                    "409",
+                    "`idempotency_key_in_use`, `idempotency_answer_lost`, and the route's conflicts",
+                ));
+            }
             if !public {
                 missing.extend([
                     ("503", "`service_unavailable`, `request_timeout`, `overloaded`, `authentication_busy`; see `Retry-After`"),
@@ -185,6 +201,12 @@ fn complete(doc: &mut serde_json::Value) {
                     "X-Request-Id".into(),
                     header("The request's id (also in error bodies and logs)", "string"),
                 );
+                if idempotent && status.starts_with('2') {
+                    headers.insert(
+                        "Idempotent-Replayed".into(),
+                        header("`true` when the answer is the kept answer of an earlier request", "string"),
+                    );
+                }
                 if status == "429" || status == "503" {
                     headers
                         .insert("Retry-After".into(), header("Seconds to wait before retrying", "integer"));

@@ -1,6 +1,7 @@
 //! Event-store wiring: the PostgreSQL pool, migrations, the cqrs-es repository and shared
 //! settings.
 
+pub mod idempotency;
 pub mod repository;
 pub mod settings;
 

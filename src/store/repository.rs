@@ -194,6 +194,7 @@ impl PersistedEventRepository for PgEventRepository {
             .await
             .map_err(connection_error)?;
         }
+        super::idempotency::mark_committed(&mut tx).await.map_err(connection_error)?;
         tx.commit().await.map_err(connection_error)
     }
 

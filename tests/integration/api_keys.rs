@@ -355,6 +355,28 @@ async fn a_canary_key_is_never_stored_or_published_in_plain_text() {
     )
     .await;
     let rotated = rotated["api_key"].as_str().unwrap().to_string();
+    // Answers kept for Idempotency-Key retries hold keys shown once: sealed, never plain.
+    let (_, idem_tenant) = send(
+        app.admin(Method::POST, "/admin/tenants")
+            .header("Idempotency-Key", "canary-tenant")
+            .json(&json!({"name": "Canary two", "plan": "pro"})),
+    )
+    .await;
+    let idem_tenant_key = idem_tenant["api_key"].as_str().unwrap().to_string();
+    let (_, idem_key) = send(
+        app.http
+            .post(app.url("/tenant/api-keys"))
+            .bearer_auth(&admin_key)
+            .header("Idempotency-Key", "canary-key")
+            .json(&json!({"name": "idem"})),
+    )
+    .await;
+    let idem_key = idem_key["api_key"].as_str().unwrap().to_string();
+    let kept: (i64,) = sqlx::query_as("SELECT count(*) FROM idempotency_requests WHERE answer IS NOT NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept.0, 2, "both answers are kept");
     app.wait_relayed(Duration::from_secs(10)).await;
 
     let dump =
@@ -365,7 +387,7 @@ async fn a_canary_key_is_never_stored_or_published_in_plain_text() {
     let messages: String =
         stream.messages().await.iter().map(|m| String::from_utf8_lossy(&m.payload).to_string()).collect();
     assert!(messages.contains(&id));
-    for canary in [&key, &rotated, &admin_key] {
+    for canary in [&key, &rotated, &admin_key, &idem_tenant_key, &idem_key] {
         let secret = &canary[21..];
         assert!(!dump.contains(secret), "key secret in the database dump");
         assert!(!messages.contains(secret), "key secret on NATS");

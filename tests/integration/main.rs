@@ -15,6 +15,7 @@ mod caps;
 mod client_ip;
 mod common;
 mod event_store;
+mod idempotency;
 mod input;
 mod ip_allowlist;
 mod master_key;

@@ -1,0 +1,242 @@
+//! `Idempotency-Key` on every create: a retry answers the first answer byte for byte (keys
+//! shown once included), across a `kill -9` and restart; another body is 422; concurrent
+//! retries make one resource; a refused create releases its key; the record's states (owned,
+//! answered, in use, mismatch, answer lost, taken over) follow the commit marker.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokenhub::store::idempotency::{self, Claim};
+
+use crate::common::*;
+
+struct Answer {
+    status: u16,
+    body: String,
+    replayed: bool,
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    tenant: Option<&str>,
+    key: &str,
+    body: &Value,
+) -> Answer {
+    let mut req = http
+        .post(format!("{base}{path}"))
+        .header("X-Master-Key", MASTER)
+        .header("Idempotency-Key", key)
+        .timeout(Duration::from_secs(20))
+        .json(body);
+    if let Some(t) = tenant {
+        req = req.header("X-Tenant-ID", t);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let replayed = res.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    Answer { status, body: res.text().await.unwrap_or_default(), replayed }
+}
+
+async fn count(http: &reqwest::Client, base: &str, path: &str, tenant: Option<&str>, field: &str) -> usize {
+    let mut req = http.get(format!("{base}{path}")).header("X-Master-Key", MASTER);
+    if let Some(t) = tenant {
+        req = req.header("X-Tenant-ID", t);
+    }
+    let (status, body) = send(req).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body[field].as_array().map(Vec::len).unwrap_or_else(|| panic!("{path} has no {field}: {body}"))
+}
+
+#[tokio::test]
+async fn every_create_replays_its_first_answer_across_a_kill_and_restart() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let http = reqwest::Client::new();
+    let mut server = ServerProcess::start(&db, &stream);
+    server.wait_ready(&http).await;
+    let base = server.base.clone();
+
+    let tenant_body = json!({"name": "Idem", "plan": "pro"});
+    let first_tenant = post(&http, &base, "/admin/tenants", None, "create-tenant-1", &tenant_body).await;
+    assert_eq!(first_tenant.status, 201, "{}", first_tenant.body);
+    assert!(!first_tenant.replayed);
+    let tenant: Value = serde_json::from_str(&first_tenant.body).unwrap();
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
+    let t = Some(tenant_id.as_str());
+
+    let creates: Vec<(&str, Option<&str>, Value)> = vec![
+        ("/admin/api-keys", None, json!({"tenant_id": tenant_id, "name": "by-admin"})),
+        ("/admin/platform-keys", None, json!({"name": "gw", "role": "gateway"})),
+        ("/tenant/api-keys", t, json!({"name": "by-tenant-route"})),
+        ("/tenant/sub-accounts", t, json!({"name": "team-a"})),
+        ("/tenant/rbac/roles", t, json!({"name": "editor", "permissions": ["read"]})),
+        ("/tenant/secrets", t, json!({"key": "STRIPE_SECRET_KEY", "value": "sk-idem-canary"})),
+    ];
+    let mut firsts = vec![("/admin/tenants", None, tenant_body.clone(), first_tenant)];
+    for (path, tenant, body) in creates {
+        let first = post(&http, &base, path, tenant, "k-1", &body).await;
+        assert!((200..300).contains(&first.status), "{path}: {} {}", first.status, first.body);
+        // An immediate retry on the same instance is the kept answer.
+        let again = post(&http, &base, path, tenant, "k-1", &body).await;
+        assert_eq!((again.status, &again.body, again.replayed), (first.status, &first.body, true), "{path}");
+        firsts.push((path, tenant, body, first));
+    }
+
+    server.kill9();
+    let server = ServerProcess::start(&db, &stream);
+    server.wait_ready(&http).await;
+    let base = server.base.clone();
+    for (path, tenant, body, first) in &firsts {
+        let key = if *path == "/admin/tenants" { "create-tenant-1" } else { "k-1" };
+        let retry = post(&http, &base, path, *tenant, key, body).await;
+        assert_eq!(
+            (retry.status, &retry.body, retry.replayed),
+            (first.status, &first.body, true),
+            "{path} after restart"
+        );
+        // The same key with another body is refused, and creates nothing.
+        let mut other = body.clone();
+        other["name"] = json!("something-else");
+        let refused = post(&http, &base, path, *tenant, key, &other).await;
+        assert_eq!(refused.status, 422, "{path}: {}", refused.body);
+        assert!(refused.body.contains("idempotency_key_mismatch"), "{path}: {}", refused.body);
+    }
+    // One of each, not two.
+    assert_eq!(count(&http, &base, "/admin/tenants", None, "data").await, 1);
+    assert_eq!(count(&http, &base, "/admin/platform-keys", None, "data").await, 1);
+    // The tenant's first admin key, the admin route's key and the tenant route's key.
+    assert_eq!(count(&http, &base, "/tenant/api-keys", t, "data").await, 3);
+    assert_eq!(count(&http, &base, "/tenant/sub-accounts", t, "data").await, 1);
+    let pool = db.pool().await;
+    let stored: (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE event_type = 'secret.stored'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.0, 1, "the secret was stored once");
+
+    // Keys are per principal: the tenant's admin key using the same key creates its own.
+    let admin_key = tenant["api_key"].as_str().unwrap();
+    let (status, own) = send(
+        http.post(format!("{base}/tenant/sub-accounts"))
+            .bearer_auth(admin_key)
+            .header("Idempotency-Key", "k-1")
+            .json(&json!({"name": "team-b"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{own}");
+    assert_eq!(count(&http, &base, "/tenant/sub-accounts", t, "data").await, 2);
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_make_one_tenant_and_one_answer() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let base = app.url("");
+    let body = json!({"name": "Racer", "plan": "pro"});
+    let answers = futures::future::join_all(
+        (0..8).map(|_| post(&app.http, &base, "/admin/tenants", None, "race-1", &body)),
+    )
+    .await;
+    let created: Vec<&Answer> = answers.iter().filter(|a| a.status == 201).collect();
+    assert!(!created.is_empty());
+    for a in &answers {
+        assert!(a.status == 201 || a.status == 409, "{} {}", a.status, a.body);
+        if a.status == 201 {
+            assert_eq!(a.body, created[0].body, "every 201 is the one answer");
+        } else {
+            assert!(a.body.contains("idempotency_key_in_use"), "{}", a.body);
+        }
+    }
+    assert_eq!(created.iter().filter(|a| !a.replayed).count(), 1, "one request ran, the others replayed");
+    assert_eq!(count(&app.http, &base, "/admin/tenants", None, "data").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_create_releases_its_key_and_bad_keys_are_refused() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let base = app.url("");
+    let bad = json!({"name": "", "plan": "pro"});
+    let refused = post(&app.http, &base, "/admin/tenants", None, "k", &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let rows: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM idempotency_requests").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows.0, 0, "a refusal writes nothing, so the key is free again");
+    // Fixed body, same key: it runs (the refusal was not kept).
+    let ok =
+        post(&app.http, &base, "/admin/tenants", None, "k", &json!({"name": "Fixed", "plan": "pro"})).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    assert!(!ok.replayed);
+
+    for key in ["", "has space", "é", &"x".repeat(256)] {
+        let (status, body) = send(
+            app.admin(Method::POST, "/admin/tenants")
+                .header("Idempotency-Key", key.as_bytes())
+                .json(&json!({"name": "K", "plan": "pro"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid_idempotency_key")),
+            "{key:?}"
+        );
+    }
+    // An unauthenticated request is answered 401 and claims nothing.
+    let (status, _) = send(
+        app.http
+            .post(app.url("/admin/tenants"))
+            .header("Idempotency-Key", "anon")
+            .json(&json!({"name": "A"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let rows: (i64,) = sqlx::query_as("SELECT count(*) FROM idempotency_requests WHERE answer IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.0, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_record_follows_the_commit_marker() {
+    let db = TestDb::new();
+    let pool = db.pool().await;
+    tokenhub::store::migrate(&pool).await.unwrap();
+    let (scope, fp, other) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let claim = |lease: u64, fp: [u8; 32]| {
+        let pool = pool.clone();
+        async move { idempotency::claim(&pool, &scope, &fp, Duration::from_secs(lease)).await.unwrap() }
+    };
+    assert!(matches!(claim(60, fp).await, Claim::Owned));
+    assert!(matches!(claim(60, fp).await, Claim::InUse), "the first request still runs");
+    assert!(matches!(claim(60, other).await, Claim::Mismatch));
+    // The first request's server died before committing: once its lease is over, a retry
+    // takes the key over.
+    sqlx::query("UPDATE idempotency_requests SET lease_until = now() - interval '1 s'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(claim(60, fp).await, Claim::Owned), "uncommitted and abandoned: run again");
+    // Committed, then the server died before keeping the answer: never run again.
+    sqlx::query("UPDATE idempotency_requests SET committed = true, lease_until = now() - interval '1 s'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(claim(60, fp).await, Claim::AnswerLost));
+    // Past 24 hours the key is free again.
+    sqlx::query("UPDATE idempotency_requests SET created_at = now() - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(claim(60, other).await, Claim::Owned));
+    assert_eq!(idempotency::prune(&pool).await.unwrap(), 0, "the taken-over record is new");
+    sqlx::query("UPDATE idempotency_requests SET created_at = now() - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(idempotency::prune(&pool).await.unwrap(), 1);
+}
