@@ -1,5 +1,6 @@
-//! The command side: one cqrs-es framework per aggregate over the Postgres event store, and
-//! the audit metadata every command carries.
+//! The command side: one cqrs-es framework per aggregate over the Postgres event store, the
+//! audit metadata every command carries ([`RequestMeta`], a plain struct), and the command
+//! side's own error ([`CommandError`]; `src/http/error.rs` maps it to HTTP). No HTTP types here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
 use tokenhub_aggregates::DomainError;
 
 use crate::auth::Principal;
-use crate::http::error::ApiError;
-use crate::http::extract::RequestContext;
 use crate::store::repository::TENANT_META_KEY;
 use crate::store::PgEventRepository;
 
@@ -70,7 +69,7 @@ impl Commands {
         key_id: &str,
         key: ApiKeyCommand,
         metadata: CommandMetadata,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CommandError> {
         let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
         let tenant_events = decide_new::<Tenant>(tenant).await.map_err(user_error)?;
         let mut serialized = serialize::<Tenant>(tenant_id, &tenant_events, &meta);
@@ -91,12 +90,58 @@ impl Commands {
         self.repo
             .persist::<Tenant>(&serialized, None)
             .await
-            .map_err(|e| ApiError::from(AggregateError::<TenantError>::from(e)))
+            .map_err(|e| CommandError::from(AggregateError::<TenantError>::from(e)))
     }
 }
 
-fn user_error<E: DomainError>(e: E) -> ApiError {
-    ApiError::from(AggregateError::UserError(e))
+fn user_error<E: DomainError>(e: E) -> CommandError {
+    CommandError::from(AggregateError::UserError(e))
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The aggregate refused it: a domain code (one of the code table's) and a message.
+    #[error("{code}: {message}")]
+    Refused {
+        /// The domain code, e.g. `tenant_suspended`.
+        code: &'static str,
+        /// What the caller is told.
+        message: String,
+    },
+    /// A concurrent command changed the aggregate first.
+    #[error("the aggregate was changed by a concurrent command")]
+    Conflict,
+    /// The event store could not be reached.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// A bug: events that do not deserialize, an unexpected failure.
+    #[error("unexpected: {0}")]
+    Internal(String),
+}
+
+impl<E: DomainError> From<AggregateError<E>> for CommandError {
+    fn from(e: AggregateError<E>) -> Self {
+        match e {
+            AggregateError::UserError(e) => Self::Refused { code: e.code(), message: e.to_string() },
+            AggregateError::AggregateConflict => Self::Conflict,
+            AggregateError::DatabaseConnectionError(e) => Self::Unavailable(e.to_string()),
+            AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
+                Self::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// Where a command's request came from (the HTTP layer fills it in).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The request id.
+    pub request_id: String,
+    /// The client address.
+    pub source_ip: String,
+    /// The `User-Agent`, cut to 256 characters.
+    pub user_agent: String,
 }
 
 /// Runs `command` on a new (event-less) aggregate and returns its events, without storing.
@@ -129,7 +174,7 @@ pub struct CommandMetadata(HashMap<String, String>);
 
 impl CommandMetadata {
     /// Metadata for a command by `principal` in the request `ctx`, concerning `tenant_id`.
-    pub fn new(principal: &Principal, ctx: &RequestContext, tenant_id: Option<&str>) -> Self {
+    pub fn new(principal: &Principal, ctx: &RequestMeta, tenant_id: Option<&str>) -> Self {
         let (kind, id) = principal.actor();
         let mut map = HashMap::from([
             ("actor_kind".to_string(), kind.to_string()),
@@ -155,7 +200,7 @@ pub async fn execute_retrying<A>(
     id: &str,
     command: impl Fn() -> A::Command,
     metadata: CommandMetadata,
-) -> Result<(), ApiError>
+) -> Result<(), CommandError>
 where
     A: Aggregate,
     A::Error: DomainError,
@@ -164,21 +209,21 @@ where
     loop {
         match framework.execute_with_metadata(id, command(), metadata.0.clone()).await {
             Err(AggregateError::AggregateConflict) if attempt < 5 => attempt += 1,
-            other => return other.map_err(ApiError::from),
+            other => return other.map_err(CommandError::from),
         }
     }
 }
 
-/// Runs `command` on aggregate `id` and maps refusals to API errors.
+/// Runs `command` on aggregate `id`.
 pub async fn execute<A>(
     framework: &Framework<A>,
     id: &str,
     command: A::Command,
     metadata: CommandMetadata,
-) -> Result<(), ApiError>
+) -> Result<(), CommandError>
 where
     A: Aggregate,
     A::Error: DomainError,
 {
-    framework.execute_with_metadata(id, command, metadata.0).await.map_err(ApiError::from)
+    framework.execute_with_metadata(id, command, metadata.0).await.map_err(CommandError::from)
 }

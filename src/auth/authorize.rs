@@ -1,6 +1,7 @@
-//! The one authorization decision. Every protected route declares the [`Action`] it needs by
-//! taking an [`Authorized<A>`] extractor; [`authorize`] decides for every route from the
-//! principal and the action, and tenant-scoped actions also resolve which tenant is acted on.
+//! The one authorization decision, pure: [`authorize`] decides from the principal and the
+//! [`Action`] alone. Every protected route declares its action by taking the
+//! `Authorized<requires::X>` extractor (`src/http/authorized.rs`), which authenticates, calls
+//! this, and resolves the tenant acted on for tenant-scoped actions.
 //!
 //! | principal | may |
 //! |---|---|
@@ -13,16 +14,9 @@
 //! | tenant `data` under a sub-account, with `keys:manage` | the keys of its own sub-account |
 //! | tenant `data` otherwise | nothing on the control API |
 
-use std::marker::PhantomData;
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use tokenhub_aggregates::api_key::KeyRole;
 
-use crate::auth::principal::{header_str, Principal};
-use crate::http::code::Code;
-use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::auth::principal::Principal;
 
 pub use tokenhub_aggregates::api_key::KEYS_MANAGE;
 
@@ -135,7 +129,7 @@ actions! {
 }
 
 /// Decides whether `principal` may perform `action`.
-pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> {
+pub fn authorize(principal: &Principal, action: Action) -> Result<(), Denied> {
     let allowed = match principal {
         Principal::SuperAdmin => true,
         Principal::PlatformKey { role, .. } => {
@@ -170,70 +164,25 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), ApiError> 
         Ok(())
     } else {
         tracing::info!(?action, actor = principal.actor().1, "forbidden");
-        Err(ApiError::new(Code::Forbidden, "this principal may not perform this action"))
+        Err(Denied::Forbidden)
     }
 }
 
-/// The tenant a tenant-scoped request acts on: the key's own tenant, or the one the super
-/// admin names in `X-Tenant-ID`.
-fn acted_on_tenant(principal: &Principal, parts: &Parts, state: &AppState) -> Result<String, ApiError> {
-    let named = header_str(&parts.headers, "x-tenant-id").map(str::to_string);
-    match (principal, named) {
-        (Principal::TenantKey { tenant_id, .. }, Some(named)) if named != *tenant_id => {
-            Err(ApiError::new(Code::TenantMismatch, "X-Tenant-ID names another tenant"))
-        }
-        (Principal::TenantKey { tenant_id, .. }, _) => Ok(tenant_id.clone()),
-        (_, Some(named)) => {
-            if !tokenhub_aggregates::ids::is_tenant_id(&named) || state.keys.tenant_status(&named).is_none() {
-                return Err(ApiError::new(Code::TenantNotFound, "tenant not found"));
-            }
-            principal.may_act_for(&named)?;
-            Ok(named)
-        }
-        (_, None) => {
-            Err(ApiError::new(Code::TenantIdRequired, "name the tenant in X-Tenant-ID on /tenant routes"))
-        }
-    }
+/// Why [`authorize`] (or [`Principal::may_act_for`]) said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The principal may not perform the action.
+    #[error("this principal may not perform this action")]
+    Forbidden,
+    /// A platform key bound to tenants named another one.
+    #[error("this platform key is not bound to that tenant")]
+    TenantNotAllowed,
 }
 
 /// Declares the action a route needs; implemented by the marker types in [`requires`].
 pub trait Requires: Send + Sync + 'static {
     /// The action.
     const ACTION: Action;
-}
-
-/// An authenticated and authorized caller of a route needing `R::ACTION`.
-#[derive(Debug, Clone)]
-pub struct Authorized<R: Requires> {
-    /// Who.
-    pub principal: Principal,
-    /// The tenant acted on, for tenant-scoped actions.
-    pub tenant_id: Option<String>,
-    _action: PhantomData<R>,
-}
-
-impl<R: Requires> Authorized<R> {
-    /// The tenant acted on (empty for platform actions, which never call this).
-    pub fn tenant(&self) -> &str {
-        self.tenant_id.as_deref().unwrap_or_default()
-    }
-}
-
-impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        authorize(&principal, R::ACTION)?;
-        let tenant_id =
-            if R::ACTION.tenant_scoped() { Some(acted_on_tenant(&principal, parts, state)?) } else { None };
-        // The tenant's own keys are rate limited on its routes; platform principals are not.
-        if let (Principal::TenantKey { .. }, Some(tenant)) = (&principal, &tenant_id) {
-            let slot = parts.extensions.get::<crate::http::rate_limit::RateSlot>();
-            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant)?;
-        }
-        Ok(Self { principal, tenant_id, _action: PhantomData })
-    }
 }
 
 #[cfg(test)]

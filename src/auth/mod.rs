@@ -3,9 +3,12 @@
 //! - [`key_format`]: the `thk_…` key string (generate, parse, checksum).
 //! - [`hashing`]: HMAC-SHA-256 of keys under the server pepper.
 //! - [`master`]: the super-admin master key (plain, argon2id hash, or generated).
-//! - [`principal`]: who is calling, resolved from headers.
+//! - [`principal`]: who is calling (resolved from headers in `src/http/authenticate.rs`).
 //! - [`throttle`]: failed authentications per address, reveals per platform key.
-//! - [`authorize`]: the one authorization decision and the `Authorized<Action>` extractor.
+//! - [`authorize`]: the one authorization decision, pure (its extractor is
+//!   `src/http/authorized.rs`).
+//!
+//! Nothing here knows axum.
 
 pub mod authorize;
 pub mod hashing;
@@ -14,7 +17,7 @@ pub mod master;
 pub mod principal;
 pub mod throttle;
 
-pub use authorize::{authorize, requires, Action, Authorized};
+pub use authorize::{authorize, requires, Action, Denied};
 pub use principal::Principal;
 
 use rand::distr::{Alphanumeric, SampleString};

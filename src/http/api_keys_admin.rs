@@ -7,11 +7,11 @@ use tokenhub_aggregates::api_key::KeyOwner;
 use crate::audit::as_of::{self, AsOf};
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::ManageApiKeys;
-use crate::auth::Authorized;
 use crate::http::audit::AuditPage;
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope, UpdateKeyRequest,
 };
@@ -34,7 +34,7 @@ use crate::state::AppState;
 pub async fn admin_issue_key(
     State(state): State<AppState>,
     auth: Authorized<ManageApiKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     let Some(tenant_id) = body.tenant_id.clone() else {
@@ -133,7 +133,7 @@ pub async fn admin_key_history(
 pub async fn admin_update_key(
     State(state): State<AppState>,
     auth: Authorized<ManageApiKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -164,7 +164,7 @@ pub async fn admin_update_key(
 pub async fn admin_revoke_key(
     State(state): State<AppState>,
     auth: Authorized<ManageApiKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let command = keys::KeyAction::Revoke;

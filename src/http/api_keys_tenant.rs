@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use tokenhub_aggregates::api_key::KeyOwner;
 
 use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
-use crate::auth::Authorized;
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
+use crate::http::extract::{Json, OptionalJson, Path, Query, RequestMeta};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyAction, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest,
     RotatedKey, Scope, UpdateKeyRequest,
@@ -31,7 +31,7 @@ use crate::state::AppState;
 pub async fn tenant_issue_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<IssueKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     if body.tenant_id.as_ref().is_some_and(|t| t != caller.tenant()) {
@@ -91,7 +91,7 @@ pub async fn tenant_get_key(
 async fn run(
     state: &AppState,
     caller: &Authorized<ManageTenantKeys>,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     public_id: &str,
     action: KeyAction,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -115,7 +115,7 @@ async fn run(
 pub async fn tenant_update_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
     Json(body): Json<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
@@ -136,7 +136,7 @@ pub async fn tenant_update_key(
 pub async fn tenant_revoke_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     run(&state, &caller, &ctx, &public_id, KeyAction::Revoke).await
@@ -156,7 +156,7 @@ pub async fn tenant_revoke_key(
 pub async fn tenant_disable_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     run(&state, &caller, &ctx, &public_id, KeyAction::Disable).await
@@ -176,7 +176,7 @@ pub async fn tenant_disable_key(
 pub async fn tenant_enable_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     run(&state, &caller, &ctx, &public_id, KeyAction::Enable).await
@@ -199,7 +199,7 @@ pub async fn tenant_enable_key(
 pub async fn tenant_rotate_key(
     State(state): State<AppState>,
     caller: Authorized<ManageTenantKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
     OptionalJson(body): OptionalJson<RotateKeyRequest>,
 ) -> ApiResult<axum::Json<RotatedKey>> {

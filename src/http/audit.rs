@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{fetch_page, verify_chain, AuditFilter, AuditItem, ChainReport};
 use crate::auth::requires::{ReadAudit, ReadTenantAudit};
-use crate::auth::Authorized;
+use crate::http::authorized::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Query;
 use crate::http::paging;

@@ -49,6 +49,7 @@ codes! {
     MissingCredentials = "missing_credentials", UNAUTHORIZED, "No credentials were sent.";
     InvalidApiKey = "invalid_api_key", UNAUTHORIZED, "The API key is unknown, wrong, revoked, disabled or expired.";
     InvalidMasterKey = "invalid_master_key", UNAUTHORIZED, "The master key is wrong.";
+    AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential header was sent.";
     Forbidden = "forbidden", FORBIDDEN, "The principal may not perform this action.";
     TenantSuspended = "tenant_suspended", FORBIDDEN, "The tenant is suspended.";
     TenantDeleted = "tenant_deleted", CONFLICT, "The tenant is deleted (its keys answer `invalid_api_key`).";

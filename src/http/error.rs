@@ -90,6 +90,33 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::auth::Denied> for ApiError {
+    fn from(e: crate::auth::Denied) -> Self {
+        let code = match e {
+            crate::auth::Denied::Forbidden => Code::Forbidden,
+            crate::auth::Denied::TenantNotAllowed => Code::TenantNotAllowed,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<crate::commands::CommandError> for ApiError {
+    fn from(e: crate::commands::CommandError) -> Self {
+        use crate::commands::CommandError;
+        match e {
+            CommandError::Refused { code, message } => match Code::parse(code) {
+                Some(code) => Self::new(code, message),
+                None => Self::internal(&format!("domain code {code} is not in the code table")),
+            },
+            CommandError::Conflict => {
+                Self::new(Code::AggregateConflict, "the resource was changed by a concurrent request; retry")
+            }
+            CommandError::Unavailable(e) => Self::unavailable(&e),
+            CommandError::Internal(e) => Self::internal(&e),
+        }
+    }
+}
+
 impl<E: DomainError> From<AggregateError<E>> for ApiError {
     fn from(e: AggregateError<E>) -> Self {
         match e {

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+pub use crate::commands::RequestMeta;
 use crate::http::client_ip::client_ip;
 use crate::http::code::Code;
 use crate::http::error::ApiError;
@@ -99,18 +100,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Where a request came from, for event metadata.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The request id.
-    pub request_id: String,
-    /// The client address (see [`client_ip`]).
-    pub source_ip: String,
-    /// The `User-Agent`, cut to 256 characters.
-    pub user_agent: String,
-}
-
-impl FromRequestParts<AppState> for RequestContext {
+/// The command side's plain [`RequestMeta`] (where a request came from, for event metadata),
+/// filled in from the request.
+impl FromRequestParts<AppState> for RequestMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -125,7 +117,7 @@ impl FromRequestParts<AppState> for RequestContext {
     }
 }
 
-/// An optional JSON body: an empty body is `None`; anything else must be valid JSON.
+/// An optional JSON body: an empty body or `null` is `None`; anything else must be a JSON object.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -133,7 +125,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or a JSON `null`: no options.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(None));
         }
         parse_json(&bytes, Top::Object).map(|v| OptionalJson(Some(v)))

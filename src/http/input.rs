@@ -119,6 +119,14 @@ pub async fn reject_control_characters(request: Request, next: Next) -> Response
     }
     if let Some(query) = request.uri().query() {
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if value.is_empty() {
+                let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                return ApiError::new(
+                    Code::InvalidQuery,
+                    format!("{shown}: an empty value (leave the parameter out)"),
+                )
+                .into_response();
+            }
             if name.chars().chain(value.chars()).any(forbidden_in_token) {
                 let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
                 return ApiError::new(

@@ -13,8 +13,8 @@ use tokenhub_projections::api_keys::KeyRecord;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
+use crate::commands::RequestMeta;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::RequestContext;
 use crate::http::views::QuotaPeriodDto;
 use crate::state::AppState;
 
@@ -343,7 +343,7 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
 pub async fn issue_key(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     owner: KeyOwner,
     role: KeyRole,
     body: IssueKeyRequest,
@@ -368,7 +368,7 @@ pub async fn issue_key(
 pub async fn act_on_key(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     public_id: &str,
     scope: Scope<'_>,
     action: KeyAction,
@@ -399,7 +399,7 @@ pub struct RotatedKey {
 pub async fn rotate_key(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     public_id: &str,
     scope: Scope<'_>,
     body: RotateKeyRequest,

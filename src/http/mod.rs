@@ -6,6 +6,8 @@
 pub mod api_keys_admin;
 pub mod api_keys_tenant;
 pub mod audit;
+pub mod authenticate;
+pub mod authorized;
 pub mod client_ip;
 pub mod code;
 pub mod error;

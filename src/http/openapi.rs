@@ -113,9 +113,157 @@ fn tenant_scoped(path: &str) -> bool {
     path.starts_with("/tenant/") || path == "/usage/summary" || path == "/usage/history"
 }
 
+/// No control character (what [`crate::http::input`] refuses in queries, paths and headers).
+pub const PARAM_TEXT: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// No control character but tab, newline and carriage return (what it refuses in bodies).
+pub const BODY_TEXT: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+/// The constraints of query and path parameters that the handlers enforce: page sizes (from
+/// the "1 to N" of their description), cursors, periods, status lists (from the backticked
+/// values of their description), tenant ids; every other text parameter non-empty and free of
+/// control characters.
+fn constrain_parameter(param: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let name = param["name"].as_str().unwrap_or_default().to_string();
+    let place = param["in"].as_str().unwrap_or_default().to_string();
+    if place == "header" {
+        return;
+    }
+    let description = param["description"].as_str().unwrap_or_default().to_string();
+    let Some(schema) = param.get_mut("schema").and_then(Value::as_object_mut) else { return };
+    let is = |kind: &str, schema: &serde_json::Map<String, Value>| match &schema.get("type") {
+        Some(Value::String(t)) => t == kind,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == kind),
+        _ => false,
+    };
+    if name == "limit" && is("integer", schema) {
+        schema.insert("minimum".into(), json!(1));
+        let max = description
+            .split("1 to ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(max) = max {
+            schema.insert("maximum".into(), json!(max));
+        }
+        return;
+    }
+    if name == "cursor" && is("integer", schema) {
+        schema.insert("minimum".into(), json!(0));
+        return;
+    }
+    if !is("string", schema) || schema.contains_key("format") || schema.contains_key("enum") {
+        return;
+    }
+    let values: Vec<&str> = description.split('`').skip(1).step_by(2).collect();
+    let pattern = match name.as_str() {
+        "cursor" => "^[0-9]{1,18}$".to_string(),
+        "period" => "^[0-9]{4}-(0[1-9]|1[0-2])$".to_string(),
+        "tenant_id" => "^ten_[A-Za-z0-9]{20}$".to_string(),
+        "status" if !values.is_empty() => {
+            schema.insert("enum".into(), json!(values));
+            return;
+        }
+        _ => PARAM_TEXT.to_string(),
+    };
+    schema.insert("pattern".into(), json!(pattern));
+    schema.insert("minLength".into(), json!(1));
+}
+
+/// Body text fields: free of control characters (but tab, newline, carriage return), unless
+/// the field has its own pattern, format or enum.
+fn constrain_body_text(schema: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    match schema {
+        Value::Object(map) => {
+            let text = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if text {
+                let description =
+                    map.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+                for (key, value) in text_rules(&description) {
+                    map.entry(key).or_insert(value);
+                }
+                if !map.contains_key("pattern") && !map.contains_key("format") && !map.contains_key("enum") {
+                    map.insert("pattern".into(), json!(BODY_TEXT));
+                }
+            }
+            // Map keys (tags, documents) are refused with control characters too.
+            if map.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false))
+                && !map.contains_key("propertyNames")
+            {
+                map.insert("propertyNames".into(), json!({"pattern": BODY_TEXT}));
+            }
+            for (key, value) in map.iter_mut() {
+                if key != "example" && key != "examples" && key != "default" {
+                    constrain_body_text(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(constrain_body_text),
+        _ => {}
+    }
+}
+
+/// The rules a text field's description states, as schema keywords: a backticked regular
+/// expression (`[a-z][a-z0-9_-]{0,31}`) is its pattern; "1 to N characters" its length
+/// bounds; "at most N characters" its maximum length. The handlers enforce what the
+/// descriptions say, so the description is the one place the rule is written.
+fn text_rules(description: &str) -> Vec<(String, serde_json::Value)> {
+    use serde_json::json;
+    let mut rules = Vec::new();
+    let number_after = |marker: &str| {
+        description
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if let Some(regex) = description.split('`').skip(1).step_by(2).find(|s| s.starts_with('[')) {
+        // "1 to 128 of `[A-Za-z0-9._:-]`": a character class counted by the text.
+        let pattern = match (regex.ends_with(']'), number_after("1 to ")) {
+            (true, Some(max)) => format!("^{regex}{{1,{max}}}$"),
+            (true, None) => format!("^{regex}+$"),
+            (false, _) => format!("^{regex}$"),
+        };
+        rules.push(("pattern".to_string(), json!(pattern)));
+    }
+    if description.contains(" characters") {
+        if let Some(max) = number_after("1 to ") {
+            rules.push(("minLength".to_string(), json!(1)));
+            rules.push(("maxLength".to_string(), json!(max)));
+        } else if let Some(max) = number_after("at most ") {
+            rules.push(("maxLength".to_string(), json!(max)));
+        }
+    }
+    rules
+}
+
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::{json, Value};
     doc["servers"] = json!([{"url": "/", "description": "this server"}]);
+    if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        // Error messages are the server's own text, not input.
+        for (name, schema) in schemas.iter_mut() {
+            if name != "ErrorBody" && name != "ErrorDetail" {
+                constrain_body_text(schema);
+            }
+            // An update must set something (422 `empty_update`).
+            if name.starts_with("Update") && name.ends_with("Request") {
+                schema["minProperties"] = json!(1);
+            }
+        }
+        if let Some(ip) = schemas.get_mut("VerifyRequest").and_then(|v| v.pointer_mut("/properties/ip")) {
+            let description = ip["description"].clone();
+            *ip = json!({
+                "description": description,
+                "anyOf": [{"type": "null"}, {"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]
+            });
+        }
+    }
     // The error body's code is one of the table's (src/http/code.rs).
     let codes: Vec<&str> = crate::http::code::Code::ALL.iter().map(|c| c.as_str()).collect();
     if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
@@ -131,6 +279,9 @@ fn complete(doc: &mut serde_json::Value) {
                 continue;
             }
             let has_body = op.get("requestBody").is_some();
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                params.iter_mut().for_each(constrain_parameter);
+            }
             if public {
                 op["security"] = json!([]);
             } else if tenant {

@@ -8,9 +8,9 @@ use tokenhub_aggregates::api_key::{KeyOwner, KeyRole};
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManagePlatformKeys;
-use crate::auth::Authorized;
+use crate::http::authorized::Authorized;
 use crate::http::error::{ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::keys::{self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope};
 use crate::state::AppState;
 
@@ -58,7 +58,7 @@ pub struct IssuePlatformKeyRequest {
 pub async fn issue_platform_key(
     State(state): State<AppState>,
     auth: Authorized<ManagePlatformKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<IssuePlatformKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<IssuedKey>)> {
     let role = match body.role {
@@ -119,7 +119,7 @@ pub async fn list_platform_keys(
 pub async fn revoke_platform_key(
     State(state): State<AppState>,
     auth: Authorized<ManagePlatformKeys>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(public_id): Path<String>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let command = keys::KeyAction::Revoke;

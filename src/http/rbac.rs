@@ -13,11 +13,11 @@ use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::ToSchema;
 
 use crate::auth::requires::{CheckRbac, ManageRbac, ReadRbac};
-use crate::auth::Authorized;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, RequestContext};
+use crate::http::extract::{Json, Path, RequestMeta};
 use crate::state::AppState;
 
 /// A role.
@@ -150,7 +150,7 @@ pub async fn get_rbac(
 pub async fn update_rbac(
     State(state): State<AppState>,
     auth: Authorized<ManageRbac>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<UpdateRbacRequest>,
 ) -> ApiResult<axum::Json<RbacView>> {
     let tenant = auth.tenant().to_string();
@@ -191,7 +191,7 @@ async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Role
 pub async fn create_role(
     State(state): State<AppState>,
     auth: Authorized<ManageRbac>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<CreateRoleRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RoleView>)> {
     let tenant = auth.tenant().to_string();
@@ -227,7 +227,7 @@ pub async fn create_role(
 pub async fn update_role(
     State(state): State<AppState>,
     auth: Authorized<ManageRbac>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(name): Path<String>,
     Json(body): Json<UpdateRoleRequest>,
 ) -> ApiResult<axum::Json<RoleView>> {
@@ -260,7 +260,7 @@ pub async fn update_role(
 pub async fn delete_role(
     State(state): State<AppState>,
     auth: Authorized<ManageRbac>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let tenant = auth.tenant().to_string();

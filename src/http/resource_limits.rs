@@ -8,11 +8,11 @@ use tokenhub_aggregates::tenant::{GateAction, Plan, ResourceLimit, TenantCommand
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageResourceLimits, ReadResourceLimits, TrackResources};
-use crate::auth::Authorized;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, JsonList, Query, RequestContext};
+use crate::http::extract::{Json, JsonList, Query, RequestMeta};
 use crate::state::AppState;
 use crate::usage::resource_limits::{self as limits, Decision};
 
@@ -85,7 +85,7 @@ pub struct UsageParams {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UseRequest {
-    /// The end-user.
+    /// The end-user, 1 to 128 characters.
     #[serde(rename = "userId")]
     pub user_id: String,
     /// Resource.
@@ -212,7 +212,7 @@ pub async fn get_resource_limits(
 pub async fn put_resource_limits(
     State(state): State<AppState>,
     auth: Authorized<ManageResourceLimits>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     JsonList(body): JsonList<Vec<ResourceLimit>>,
 ) -> ApiResult<axum::Json<Vec<ResourceLimit>>> {
     let tenant = auth.tenant().to_string();

@@ -10,13 +10,14 @@ use tokenhub_aggregates::tenant::TenantStatus;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageSecrets, ReadSecrets, RevealSecrets};
-use crate::auth::{Authorized, Principal};
+use crate::auth::Principal;
 use crate::commands::{execute, execute_retrying, CommandMetadata};
 use crate::crypto::data_keys::{tenant_dek, DataKeyError, DEK_VERSION};
 use crate::crypto::secret_aad;
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::state::AppState;
 
 /// Largest secret value, in bytes.
@@ -154,7 +155,7 @@ pub async fn list_secrets(
 pub async fn store_secret(
     State(state): State<AppState>,
     auth: Authorized<ManageSecrets>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<StoreSecretRequest>,
 ) -> ApiResult<axum::Json<SecretAck>> {
     let tenant = auth.tenant().to_string();
@@ -222,7 +223,7 @@ pub async fn store_secret(
 pub async fn delete_secret(
     State(state): State<AppState>,
     auth: Authorized<ManageSecrets>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(key): Path<String>,
 ) -> ApiResult<axum::Json<SecretAck>> {
     if !is_secret_name(&key) {
@@ -258,7 +259,7 @@ pub async fn delete_secret(
 pub async fn reveal_secret(
     State(state): State<AppState>,
     auth: Authorized<RevealSecrets>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(key): Path<String>,
 ) -> ApiResult<axum::Json<RevealedSecret>> {
     if !is_secret_name(&key) {

@@ -9,11 +9,12 @@ use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManageTenantSecurity;
-use crate::auth::{Authorized, Principal};
+use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata};
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, RequestContext};
+use crate::http::extract::{Json, RequestMeta};
 use crate::state::AppState;
 
 /// The tenant's IP allowlist.
@@ -92,7 +93,7 @@ pub async fn get_ip_allowlist(
 pub async fn put_ip_allowlist(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantSecurity>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<IpAllowlistBody>,
 ) -> ApiResult<axum::Json<IpAllowlist>> {
     let body = match body {

@@ -14,10 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
-use crate::auth::Authorized;
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, Query, RequestContext};
+use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::paging;
 use crate::http::views::QuotaPeriodDto;
 use crate::services::sub_accounts::{self as service, NewSubAccount, SubAccountAction};
@@ -162,7 +162,7 @@ async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountV
 pub async fn create_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ManageSubAccounts>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<CreateSubAccountRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<SubAccountView>)> {
     let tenant_id = auth.tenant().to_string();
@@ -306,7 +306,7 @@ fn fold_view(events: &[tokenhub_projections::StoredEvent]) -> Option<SubAccountV
 async fn run(
     state: &AppState,
     auth: &Authorized<ManageSubAccounts>,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     id: &str,
     action: SubAccountAction,
 ) -> ApiResult<axum::Json<SubAccountView>> {
@@ -331,7 +331,7 @@ async fn run(
 pub async fn update_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ManageSubAccounts>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
     Json(body): Json<UpdateSubAccountRequest>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
@@ -359,7 +359,7 @@ pub async fn update_sub_account(
 pub async fn disable_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ManageSubAccounts>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
     run(&state, &auth, &ctx, &id, SubAccountAction::Disable).await
@@ -379,7 +379,7 @@ pub async fn disable_sub_account(
 pub async fn enable_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ManageSubAccounts>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
     run(&state, &auth, &ctx, &id, SubAccountAction::Enable).await
@@ -399,7 +399,7 @@ pub async fn enable_sub_account(
 pub async fn delete_sub_account(
     State(state): State<AppState>,
     auth: Authorized<ManageSubAccounts>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<SubAccountView>> {
     run(&state, &auth, &ctx, &id, SubAccountAction::Delete).await

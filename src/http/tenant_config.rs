@@ -11,11 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
-use crate::auth::{Authorized, Principal};
+use crate::auth::Principal;
 use crate::commands::{execute_retrying, CommandMetadata};
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Query, RequestContext};
+use crate::http::extract::{Json, Query, RequestMeta};
 use crate::http::paging;
 use crate::state::AppState;
 
@@ -186,7 +187,7 @@ async fn check_caps(state: &AppState, tenant: &str, config: &serde_json::Value) 
 async fn save(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     tenant: &str,
     config: serde_json::Value,
 ) -> ApiResult<TenantConfig> {
@@ -259,7 +260,7 @@ pub async fn get_config(
 pub async fn save_config(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantConfig>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(config): Json<serde_json::Value>,
 ) -> ApiResult<axum::Json<ConfigSaved>> {
     let tenant = auth.tenant().to_string();
@@ -298,7 +299,7 @@ pub async fn config_history(
 pub async fn rollback_config(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantConfig>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<RollbackRequest>,
 ) -> ApiResult<axum::Json<ConfigSaved>> {
     let tenant = auth.tenant().to_string();

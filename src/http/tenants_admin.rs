@@ -10,13 +10,14 @@ use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::ManageTenants;
-use crate::auth::{key_format, new_tenant_id, Authorized};
+use crate::auth::{key_format, new_tenant_id};
 use crate::commands::{execute, CommandMetadata};
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 
 use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, OptionalJson, Path, Query, RequestContext};
+use crate::http::extract::{Json, OptionalJson, Path, Query, RequestMeta};
 use crate::http::paging;
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
 use crate::state::AppState;
@@ -74,7 +75,7 @@ pub struct CreateTenantResponse {
 pub async fn create_tenant(
     State(state): State<AppState>,
     auth: Authorized<ManageTenants>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Json(body): Json<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreateTenantResponse>)> {
     let tenant_id = new_tenant_id();
@@ -239,7 +240,7 @@ pub struct UpdateTenantRequest {
 async fn run(
     state: &AppState,
     auth: &Authorized<ManageTenants>,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     id: &str,
     command: TenantCommand,
 ) -> ApiResult<axum::Json<TenantView>> {
@@ -266,7 +267,7 @@ async fn run(
 pub async fn update_tenant(
     State(state): State<AppState>,
     auth: Authorized<ManageTenants>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
     Json(body): Json<UpdateTenantRequest>,
 ) -> ApiResult<axum::Json<TenantView>> {
@@ -304,7 +305,7 @@ pub struct SuspendTenantRequest {
 pub async fn suspend_tenant(
     State(state): State<AppState>,
     auth: Authorized<ManageTenants>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<SuspendTenantRequest>,
 ) -> ApiResult<axum::Json<TenantView>> {
@@ -329,7 +330,7 @@ pub async fn suspend_tenant(
 pub async fn reactivate_tenant(
     State(state): State<AppState>,
     auth: Authorized<ManageTenants>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TenantView>> {
     run(&state, &auth, &ctx, &id, TenantCommand::Reactivate { at: OffsetDateTime::now_utc() }).await
@@ -349,7 +350,7 @@ pub async fn reactivate_tenant(
 pub async fn delete_tenant(
     State(state): State<AppState>,
     auth: Authorized<ManageTenants>,
-    ctx: RequestContext,
+    ctx: RequestMeta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TenantView>> {
     run(&state, &auth, &ctx, &id, TenantCommand::Delete { at: OffsetDateTime::now_utc() }).await

@@ -12,9 +12,9 @@ use tokenhub_aggregates::tenant::LimitPeriod;
 use utoipa::ToSchema;
 
 use crate::auth::requires::VerifyKeys;
-use crate::auth::Authorized;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::calendar::window_end;
+use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;

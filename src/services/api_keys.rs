@@ -17,10 +17,10 @@ use tokenhub_projections::api_keys::KeyRecord;
 
 use crate::auth::key_format::{self, GeneratedKey};
 use crate::auth::Principal;
+use crate::commands::RequestMeta;
 use crate::commands::{execute, CommandMetadata};
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::RequestContext;
 use crate::http::paging;
 use crate::services::caps;
 use crate::state::AppState;
@@ -254,7 +254,7 @@ pub struct NewKey {
 pub async fn issue(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     new: NewKey,
 ) -> ApiResult<(GeneratedKey, StoredKey)> {
     let issuer = issuer_of(state, principal)?;
@@ -318,7 +318,7 @@ pub enum KeyAction {
 pub async fn act(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     public_id: &str,
     scope: Scope<'_>,
     action: KeyAction,

@@ -8,10 +8,10 @@ use tokenhub_aggregates::api_key::QuotaPeriod;
 use tokenhub_aggregates::sub_account::{SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX};
 
 use crate::auth::{random_alphanumeric, Principal};
+use crate::commands::RequestMeta;
 use crate::commands::{execute, CommandMetadata};
 use crate::http::code::Code;
 use crate::http::error::ApiResult;
-use crate::http::extract::RequestContext;
 use crate::services::caps;
 use crate::services::roles::require_role;
 use crate::state::AppState;
@@ -58,7 +58,7 @@ pub struct NewSubAccount {
 pub async fn create(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     tenant_id: &str,
     new: NewSubAccount,
 ) -> ApiResult<String> {
@@ -108,7 +108,7 @@ pub enum SubAccountAction {
 pub async fn act(
     state: &AppState,
     principal: &Principal,
-    ctx: &RequestContext,
+    ctx: &RequestMeta,
     tenant_id: &str,
     id: &str,
     action: SubAccountAction,

@@ -1,0 +1,156 @@
+//! Authentication: the `Principal` extractor, the only way a handler obtains a principal
+//! (every protected handler takes one, through `Authorized`), so no protected route runs
+//! unauthenticated. Keys are checked in the in-memory cache; the master key by its hash,
+//! throttled per address.
+//!
+//! Headers: `X-Master-Key` or `Authorization: Bearer <master key>` for the super admin;
+//! `Authorization: Bearer <key>` or `X-API-Key: <key>` for tenant and platform keys.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::KeyRole;
+
+use crate::auth::key_format;
+use crate::auth::master::MasterCheck;
+use crate::auth::Principal;
+use crate::cache::{VerifyCode, VerifyInput};
+use crate::http::client_ip::client_ip;
+use crate::http::code::Code;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, header::AUTHORIZATION.as_str())?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn invalid_key() -> ApiError {
+    invalid_key_because("not a key of this server")
+}
+
+/// 401 `invalid_api_key`, logged with the published line (`"msg":"Invalid API key"` and an
+/// `error` reason; never the key).
+fn invalid_key_because(reason: &str) -> ApiError {
+    tracing::info!(msg = "Invalid API key", error = reason, "invalid api key");
+    ApiError::new(Code::InvalidApiKey, "the API key is invalid")
+}
+
+/// Authenticates a key through the in-memory cache (no database round trip).
+fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+    let input = VerifyInput { key, ip, model: None };
+    let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    let key = match (verdict.code, &verdict.key) {
+        (VerifyCode::Valid, Some(key)) => key,
+        (VerifyCode::TenantSuspended, _) => {
+            tracing::info!(msg = "Invalid API key", error = "tenant suspended", "invalid api key");
+            return Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended"));
+        }
+        // A deleted tenant's keys are dead: the same answer as any other dead key.
+        (VerifyCode::TenantDeleted, _) => return Err(invalid_key_because("tenant deleted")),
+        (VerifyCode::IpNotAllowed, _) => {
+            return Err(ApiError::new(Code::IpNotAllowed, "this key may not be used from this address"));
+        }
+        (code, _) => return Err(invalid_key_because(&code.as_str().to_ascii_lowercase().replace('_', " "))),
+    };
+    if key.sub_account_id.is_some() && key.role != KeyRole::Data {
+        // Only data keys belong to sub-accounts; such a key, issued before that rule, is not
+        // a tenant admin (or finance) of the whole tenant.
+        tracing::warn!(public_id = %key.public_id, "refused: a non-data key under a sub-account");
+        return Err(invalid_key());
+    }
+    let public_id = key.public_id.to_string();
+    Ok(match &key.tenant_id {
+        Some(tenant_id) => {
+            tracing::info!(msg = "Tenant validated", tenant_id = %tenant_id, "tenant validated");
+            Principal::TenantKey {
+                tenant_id: tenant_id.to_string(),
+                public_id,
+                role: key.role,
+                sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
+                // Only tenant keys carry permissions; platform keys (every gateway call) skip this.
+                permissions: verdict.effective_permissions(),
+            }
+        }
+        None => Principal::PlatformKey { public_id, role: key.role, tenant_ids: Arc::clone(&key.tenant_ids) },
+    })
+}
+
+/// Checks a presented master key: `Err(None)` when it is wrong, `Err(Some(_))` for 429 (this
+/// address failed too often; nothing is hashed) and 503 (argon2 busy).
+async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> Result<(), Option<ApiError>> {
+    if let Some(retry) = state.throttles.auth_blocked(ip) {
+        let e = ApiError::new(
+            Code::RateLimited,
+            format!("too many failed authentications from this address; retry in {retry} s"),
+        );
+        return Err(Some(e.retry_after(retry)));
+    }
+    match state.master.check(presented).await {
+        MasterCheck::Valid => Ok(()),
+        MasterCheck::Busy => {
+            let e =
+                ApiError::new(Code::AuthenticationBusy, "too many master-key checks at once; retry later");
+            Err(Some(e.retry_after(1)))
+        }
+        MasterCheck::Invalid => {
+            tracing::info!("invalid master key");
+            state.throttles.record_auth_failure(ip);
+            Err(None)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let headers = &parts.headers;
+        // One credential per request: with two, which one acts would be a guess.
+        let presented = ["x-master-key", "x-api-key", header::AUTHORIZATION.as_str()]
+            .iter()
+            .filter(|name| headers.contains_key(**name))
+            .count();
+        if presented > 1 {
+            return Err(ApiError::new(
+                Code::AmbiguousCredentials,
+                "send one credential: Authorization, X-API-Key or X-Master-Key, not several",
+            ));
+        }
+        let ip = client_ip(parts, &state.trusted_proxies);
+        let principal = if let Some(master) = header_str(headers, "x-master-key") {
+            check_master(state, master, ip).await.map_err(|e| {
+                e.unwrap_or_else(|| ApiError::new(Code::InvalidMasterKey, "the master key is invalid"))
+            })?;
+            Principal::SuperAdmin
+        } else if let Some(key) = header_str(headers, "x-api-key") {
+            authenticate_key(state, key, ip)?
+        } else if let Some(token) = bearer(headers) {
+            if token.starts_with(key_format::KEY_PREFIX) {
+                authenticate_key(state, token, ip)?
+            } else {
+                check_master(state, token, ip).await.map_err(|e| e.unwrap_or_else(invalid_key))?;
+                Principal::SuperAdmin
+            }
+        } else {
+            return Err(ApiError::new(
+                Code::MissingCredentials,
+                "send a key in Authorization: Bearer, X-API-Key or X-Master-Key",
+            ));
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
