@@ -107,7 +107,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiE
             }
         }
     }
-    parsed.map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
+    match parsed {
+        // `410.0` is an integer in JSON Schema (and what some JSON encoders write): read
+        // integral numbers as integers and try again. Only on this error, so the common path
+        // parses once.
+        Err(e) if e.inner().to_string().starts_with("invalid type: floating point") => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| ApiError::new(Code::InvalidJson, e.to_string()))?;
+            integral_floats_as_integers(&mut value);
+            serde_path_to_error::deserialize(value)
+                .map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
+        }
+        other => {
+            other.map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
+        }
+    }
+}
+
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // An integral float in range converts exactly (it is an integer already).
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "integral and within the target range"
+            )]
+            if f.fract() == 0.0 && (0.0..1.8e19).contains(&f) {
+                *value = Value::from(f as u64);
+            } else if f.fract() == 0.0 && (-9.2e18..0.0).contains(&f) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Middleware: control characters in the path, a query parameter or a header value.

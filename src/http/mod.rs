@@ -49,8 +49,8 @@ use crate::state::AppState;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// All documented routes and the OpenAPI document describing them.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::base())
+pub fn api() -> (Router<AppState>, serde_json::Value) {
+    let (router, spec) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(tenants_admin::create_tenant, tenants_admin::list_tenants))
         .routes(routes!(
             tenants_admin::get_tenant,
@@ -114,8 +114,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .split_for_parts();
-    openapi::finish(&mut spec);
-    (router, spec)
+    (router, openapi::finish(spec))
 }
 
 async fn count_requests(request: Request, next: Next) -> Response {
@@ -176,7 +175,7 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = api();
     let limits = state.limits.clone();
     let app = api
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", spec))
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::guard))
         .layer(middleware::from_fn(method_not_allowed))

@@ -89,12 +89,12 @@ fn default_description(status: &str) -> &'static str {
 /// every route can answer (500 `internal`; 400/413/415/422 for a body; 429 for tenant routes),
 /// and the response headers (`X-Request-Id` always, `Retry-After` on 429/503, `RateLimit-*`
 /// on tenant routes).
-pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
-    let Ok(mut doc) = serde_json::to_value(&*spec) else { return };
+pub fn finish(spec: utoipa::openapi::OpenApi) -> serde_json::Value {
+    // Completed as JSON (utoipa's types cannot hold every keyword used here, e.g.
+    // `propertyNames`), and served as that JSON.
+    let mut doc = serde_json::to_value(&spec).unwrap_or_default();
     complete(&mut doc);
-    if let Ok(done) = serde_json::from_value(doc) {
-        *spec = done;
-    }
+    doc
 }
 
 fn error_response(description: &str) -> serde_json::Value {
@@ -160,6 +160,7 @@ fn constrain_parameter(param: &mut serde_json::Value) {
         "cursor" => "^[0-9]{1,18}$".to_string(),
         "period" => "^[0-9]{4}-(0[1-9]|1[0-2])$".to_string(),
         "tenant_id" => "^ten_[A-Za-z0-9]{20}$".to_string(),
+        "tag" => "^[^=\\u0000-\\u001F\\u007F-\\u009F]+=[^\\u0000-\\u001F\\u007F-\\u009F]+$".to_string(),
         "status" if !values.is_empty() => {
             schema.insert("enum".into(), json!(values));
             return;
@@ -242,6 +243,97 @@ fn text_rules(description: &str) -> Vec<(String, serde_json::Value)> {
     rules
 }
 
+/// A permission (`normalise_permissions` in the aggregates).
+const PERMISSION: &str = "^[a-z][a-z0-9_:.-]{0,63}$";
+
+/// Types what the derive leaves loose: permission strings; resource limits (closed, with
+/// their enums and typed tiers); the tenant configuration ([`tenant_config_schema`]).
+fn type_documents(schemas: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::{json, Value};
+    for schema in schemas.values_mut() {
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for (name, prop) in props.iter_mut() {
+                if name == "permissions" {
+                    if let Some(items) = prop.get_mut("items") {
+                        items["pattern"] = json!(PERMISSION);
+                    }
+                } else if name == "permission" {
+                    prop["pattern"] = json!(PERMISSION);
+                }
+            }
+        }
+    }
+    if let Some(doc) = schemas.get_mut("ResourceLimitDoc") {
+        use tokenhub_aggregates::tenant::resource_limits::MAX_LIMIT_VALUE;
+        doc["additionalProperties"] = json!(false);
+        doc["properties"]["period"]["enum"] = json!(["minute", "hour", "day", "month"]);
+        doc["properties"]["gateAction"]["enum"] = json!(["block", "warn", "notify"]);
+        let tier = json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_LIMIT_VALUE});
+        doc["properties"]["limit"]["maximum"] = json!(MAX_LIMIT_VALUE);
+        let description = doc["properties"]["tiers"]["description"].clone();
+        doc["properties"]["tiers"] = json!({
+            "type": "object", "description": description, "additionalProperties": false,
+            "properties": {"free": tier, "pro": tier, "enterprise": tier}
+        });
+    }
+    schemas.insert("TenantConfig".into(), tenant_config_schema());
+}
+
+/// The tenant configuration (`aggregates/src/tenant/config.rs` validates it; what a schema
+/// cannot say — a `secret_ref` naming an existing secret, a webhook host that is public,
+/// routes unique by method and path — is checked there only).
+fn tenant_config_schema() -> serde_json::Value {
+    use serde_json::json;
+    let text = |max: u64| json!({"type": "string", "maxLength": max, "pattern": BODY_TEXT});
+    // Any letter case: `get` is stored as `GET`.
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        .iter()
+        .map(|m| m.chars().map(|c| format!("[{}{}]", c, c.to_ascii_lowercase())).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("|");
+    let positive = json!({"type": "integer", "minimum": 1, "maximum": u32::MAX});
+    let secret_ref = json!({"type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,127}$", "description": "Name of a secret of the tenant"});
+    json!({
+        "type": "object",
+        "description": "The tenant's gateway configuration (`tenant-config` routes); every field optional",
+        "additionalProperties": false,
+        "properties": {
+            "routes": {"type": "array", "items": {
+                "type": "object", "additionalProperties": false, "required": ["path", "method"],
+                "properties": {
+                    "path": {"type": "string", "maxLength": 2048, "pattern": "^/[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"},
+                    "method": {"type": "string", "pattern": format!("^({methods})$"), "description": "Any letter case; stored upper-case"},
+                    "description": text(2048)
+                }
+            }},
+            "credentials": {"type": "object", "propertyNames": {"pattern": BODY_TEXT}, "additionalProperties": {
+                "type": "object", "additionalProperties": false, "required": ["secret_ref"],
+                "properties": {
+                    "secret_ref": secret_ref,
+                    "header": {"type": "string", "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"},
+                    "prefix": text(64)
+                }
+            }},
+            "rateLimit": {"type": "object", "additionalProperties": false, "required": ["enabled", "default"],
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "default": {"type": "object", "additionalProperties": false, "required": ["max"],
+                        "properties": {"max": positive, "windowSeconds": positive}}
+                }},
+            "cache": {"type": "object", "additionalProperties": false, "required": ["enabled"],
+                "properties": {"enabled": {"type": "boolean"}, "ttlSeconds": positive}},
+            "webhooks": {"type": "array", "items": {
+                "type": "object", "additionalProperties": false, "required": ["url", "events"],
+                "properties": {
+                    "url": {"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https://[^@/]+(/.*)?$", "description": "https; a public host (private and internal addresses are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS)"},
+                    "events": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": BODY_TEXT}},
+                    "secret_ref": secret_ref
+                }
+            }}
+        }
+    })
+}
+
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::{json, Value};
     doc["servers"] = json!([{"url": "/", "description": "this server"}]);
@@ -255,6 +347,18 @@ fn complete(doc: &mut serde_json::Value) {
             if name.starts_with("Update") && name.ends_with("Request") {
                 schema["minProperties"] = json!(1);
             }
+        }
+        type_documents(schemas);
+        // `null` leaves a field unchanged, so an update needs one field that is not null.
+        if let Some(update) = schemas.get_mut("UpdateTenantRequest") {
+            let fields: Vec<String> =
+                update["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+            update["anyOf"] = Value::Array(
+                fields
+                    .iter()
+                    .map(|f| json!({"required": [f], "properties": {f.as_str(): {"not": {"type": "null"}}}}))
+                    .collect(),
+            );
         }
         if let Some(ip) = schemas.get_mut("VerifyRequest").and_then(|v| v.pointer_mut("/properties/ip")) {
             let description = ip["description"].clone();
@@ -279,6 +383,17 @@ fn complete(doc: &mut serde_json::Value) {
                 continue;
             }
             let has_body = op.get("requestBody").is_some();
+            if path == "/tenant/config" {
+                let config = json!({"$ref": "#/components/schemas/TenantConfig"});
+                if let Some(body) = op.pointer_mut("/requestBody/content/application~1json/schema") {
+                    *body = config.clone();
+                }
+                if let Some(body) = op.pointer_mut("/responses/200/content/application~1json/schema") {
+                    if method == "get" {
+                        *body = config;
+                    }
+                }
+            }
             if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
                 params.iter_mut().for_each(constrain_parameter);
             }
@@ -313,6 +428,10 @@ fn complete(doc: &mut serde_json::Value) {
             }
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             let mut missing = vec![("500", "`internal`: a bug, logged with the request id")];
+            if !public && method != "get" {
+                missing
+                    .push(("409", "`aggregate_conflict`: a concurrent request changed the resource; retry"));
+            }
             if idempotent {
                 missing.push((
                     "409",
@@ -384,8 +503,8 @@ fn complete(doc: &mut serde_json::Value) {
 
 /// The full document as pretty JSON with a trailing newline (the committed file's format).
 pub fn document_json() -> String {
-    let (_, spec) = crate::http::api();
-    let mut json = spec.to_pretty_json().unwrap_or_default();
+    let (_, doc) = crate::http::api();
+    let mut json = serde_json::to_string_pretty(&doc).unwrap_or_default();
     json.push('\n');
     json
 }

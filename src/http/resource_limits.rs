@@ -27,7 +27,7 @@ pub struct ResourceLimitDoc {
     /// What is limited, e.g. `images` (1 to 64 of `[A-Za-z0-9_.:-]`).
     #[schema(example = "images")]
     pub resource: String,
-    /// How it is counted, e.g. `count`.
+    /// How it is counted, e.g. `count` (1 to 64 of `[A-Za-z0-9_.:-]`).
     #[schema(example = "count")]
     pub metric: String,
     /// `minute`, `hour`, `day` or `month`: calendar windows in UTC.

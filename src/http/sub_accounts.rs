@@ -53,7 +53,7 @@ pub struct CreateSubAccountRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubAccountRequest {
-    /// New name.
+    /// New name, 1 to 128 characters.
     #[serde(default)]
     pub name: Option<String>,
     /// New role.

@@ -226,7 +226,7 @@ pub async fn get_tenant(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantRequest {
-    /// New name.
+    /// New name, 1 to 128 characters.
     #[serde(default)]
     pub name: Option<String>,
     /// New plan (limits follow the plan, with overrides kept).

@@ -257,3 +257,55 @@ async fn every_operation_answers_generated_bodies_with_a_2xx_or_4xx() {
     assert!(sent > 300, "{sent}");
     app.stop().await;
 }
+
+/// What the document states and schemathesis checks: one credential per request; an empty
+/// query value is refused; an empty `X-Tenant-ID` names no tenant; `null` is "no options";
+/// an integral number written as a float (`60.0`) is an integer.
+#[tokio::test]
+async fn the_documented_input_rules_hold() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Rules").await;
+
+    let (s, body) = send(app.admin(Method::GET, "/tenant/info").bearer_auth(&admin)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("ambiguous_credentials")), "{body}");
+    let (s, body) =
+        send(app.http.get(app.url("/tenant/info")).bearer_auth(&admin).header("X-API-Key", &admin)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("ambiguous_credentials")), "{body}");
+
+    let (s, body) = send(app.admin(Method::GET, "/admin/tenants?cursor=")).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invalid_query")), "{body}");
+
+    let (s, body) =
+        send(app.http.get(app.url("/tenant/info")).bearer_auth(&admin).header("X-Tenant-ID", "")).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (403, Some("tenant_mismatch")), "{body}");
+    let (s, body) = send(app.admin(Method::GET, "/tenant/info").header("X-Tenant-ID", "")).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (404, Some("tenant_not_found")), "{body}");
+
+    let (s, body) = send(
+        app.admin(Method::POST, &format!("/admin/tenants/{tenant}/suspend"))
+            .header("Content-Type", "application/json")
+            .body("null"),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    send(app.admin(Method::POST, &format!("/admin/tenants/{tenant}/reactivate"))).await;
+
+    let (s, body) = send(
+        app.http
+            .post(app.url("/tenant/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "floats", "rate_limit": {"requests_per_minute": 60.0}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = send(
+        app.http
+            .post(app.url("/tenant/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "fraction", "rate_limit": {"requests_per_minute": 60.5}})),
+    )
+    .await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invalid_request")), "{body}");
+    app.stop().await;
+}
