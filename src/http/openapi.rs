@@ -266,6 +266,10 @@ fn type_documents(schemas: &mut serde_json::Map<String, serde_json::Value>) {
     if let Some(doc) = schemas.get_mut("ResourceLimitDoc") {
         use tokenhub_aggregates::tenant::resource_limits::MAX_LIMIT_VALUE;
         doc["additionalProperties"] = json!(false);
+        // Both have defaults: left out of answers when unset.
+        if let Some(required) = doc["required"].as_array_mut() {
+            required.retain(|r| r != "tiers" && r != "gateAction");
+        }
         doc["properties"]["period"]["enum"] = json!(["minute", "hour", "day", "month"]);
         doc["properties"]["gateAction"]["enum"] = json!(["block", "warn", "notify"]);
         let tier = json!({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_LIMIT_VALUE});

@@ -213,3 +213,57 @@ async fn the_isolation_and_security_documents_objects_are_accepted() {
     assert_eq!(list, json!({"enabled": true, "allowed_ips": ["198.51.100.0/24", "203.0.113.0/24"]}));
     app.stop().await;
 }
+
+/// `003` (tenant setup) and `004` (the key admin API) as written: the tenant creations with
+/// `X-Master-Key` and `{"name"}` only, then a key with key-bound tags on `/admin/api-keys`,
+/// read, patched and revoked by public id; the answers carry the documented fields.
+#[tokio::test]
+async fn the_setup_and_key_admin_documents_work_as_written() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let mut tenant = String::new();
+    for name in ["MyCompany", "AnotherCompany", "StagingEnvironment"] {
+        let res = app
+            .http
+            .post(app.url("/admin/tenants"))
+            .header("X-Master-Key", MASTER)
+            .header("Content-Type", "application/json")
+            .body(format!(r#"{{"name": "{name}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        for field in ["tenant_id", "api_key", "name", "created_at"] {
+            assert!(body.get(field).is_some(), "003 answer has {field}: {body}");
+        }
+        assert_eq!(body["name"], name);
+        tenant = body["tenant_id"].as_str().unwrap().to_string();
+    }
+
+    let body = format!(
+        r#"{{"tenant_id": "{tenant}", "name": "acme", "tags": {{"customer_id": "acme-corp", "project_id": "proj-a1b2c3", "billing_tier": "premium"}}, "expiration": "2099-12-31T23:59:59Z"}}"#
+    );
+    let (s, key) = send(
+        app.admin(reqwest::Method::POST, "/admin/api-keys")
+            .header("Content-Type", "application/json")
+            .body(body),
+    )
+    .await;
+    assert_eq!(s, 201, "{key}");
+    for field in ["api_key", "public_id", "tags", "expiration", "created_at"] {
+        assert!(key.get(field).is_some(), "004 answer has {field}: {key}");
+    }
+    assert_eq!(key["tags"]["customer_id"], "acme-corp");
+    let id = key["public_id"].as_str().unwrap();
+    let (s, listed) = send(app.admin(reqwest::Method::GET, "/admin/api-keys")).await;
+    assert_eq!(s, 200);
+    assert!(listed.to_string().contains(id));
+    let path = format!("/admin/api-keys/{id}");
+    assert_eq!(send(app.admin(reqwest::Method::GET, &path)).await.0, 200);
+    let (s, patched) =
+        send(app.admin(reqwest::Method::PATCH, &path).json(&json!({"name": "acme prod"}))).await;
+    assert_eq!((s, patched["name"].as_str()), (200, Some("acme prod")));
+    assert_eq!(send(app.admin(reqwest::Method::DELETE, &path)).await.0, 200);
+    app.stop().await;
+}
