@@ -11,6 +11,7 @@
 //! - [`sub_account`]: the `SubAccount` aggregate.
 //! - [`role`]: the `Role` aggregate (tenant-defined RBAC roles).
 //! - [`secret`]: the `Secret` aggregate (ciphertext only).
+//! - [`user`]: the `User` aggregate (people: membership, password, TOTP, recovery codes).
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
 
 pub mod api_key;
@@ -22,6 +23,7 @@ pub mod secret;
 pub mod serde_util;
 pub mod sub_account;
 pub mod tenant;
+pub mod user;
 
 pub use error_code::{DomainError, ErrorKind};
 

@@ -4,7 +4,16 @@
 use serde_json::Value;
 
 /// Field names that are never exported, wherever they appear in a payload.
-pub const SENSITIVE_FIELDS: &[&str] = &["secret_hash", "previous_secret_hash", "ciphertext", "nonce"];
+pub const SENSITIVE_FIELDS: &[&str] = &[
+    "secret_hash",
+    "previous_secret_hash",
+    "ciphertext",
+    "nonce",
+    "password_hash",
+    "invite_token_hash",
+    "recovery_code_hashes",
+    "recovery_code_hash",
+];
 
 /// Removes every sensitive field, at any depth, from an event payload.
 pub fn redact_payload(value: &mut Value) {
