@@ -122,6 +122,22 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false, global = true, action = clap::ArgAction::Set)]
     pub webhook_allow_private_targets: bool,
 
+    /// Base URL people reach this server at, for invite links.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub public_url: String,
+
+    /// Mark session cookies `Secure` (set `false` only for local plain http).
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, global = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// A session ends after this many minutes without a request.
+    #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 30, global = true, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub session_idle_minutes: u64,
+
+    /// A session ends this many hours after sign-in, whatever its use.
+    #[arg(long, env = "SESSION_ABSOLUTE_HOURS", default_value_t = 12, global = true, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub session_absolute_hours: u64,
+
     /// Most live secrets per tenant (409 `secret_limit_reached`).
     #[arg(long, env = "TENANT_MAX_SECRETS", default_value_t = 1000, global = true)]
     pub tenant_max_secrets: i64,
@@ -161,6 +177,14 @@ pub struct Limits {
     pub max_connections: usize,
     /// Webhooks may target internal addresses.
     pub webhook_allow_private_targets: bool,
+    /// Base URL for invite links.
+    pub public_url: String,
+    /// Session cookies are `Secure`.
+    pub cookie_secure: bool,
+    /// Idle timeout of sessions.
+    pub session_idle: Duration,
+    /// Absolute lifetime of sessions.
+    pub session_absolute: Duration,
     /// Live secrets per tenant.
     pub max_secrets: i64,
     /// Roles per tenant.
@@ -211,6 +235,10 @@ impl Config {
             max_in_flight: self.http_max_in_flight,
             max_connections: self.http_max_connections,
             webhook_allow_private_targets: self.webhook_allow_private_targets,
+            public_url: self.public_url.trim_end_matches('/').to_string(),
+            cookie_secure: self.cookie_secure,
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_absolute: Duration::from_secs(self.session_absolute_hours * 3600),
             max_secrets: self.tenant_max_secrets,
             max_roles: self.tenant_max_roles,
             max_config_bytes: self.tenant_max_config_bytes,

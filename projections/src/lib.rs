@@ -17,6 +17,7 @@ pub mod runner;
 pub mod secrets;
 pub mod sub_accounts;
 pub mod tenants;
+pub mod users;
 
 pub use log::StoredEvent;
 pub use runner::{catch_up, rebuild, rebuild_all, Progress};
@@ -77,6 +78,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(sub_accounts::SubAccountsProjection),
         Box::new(roles::RolesProjection),
         Box::new(secrets::SecretsProjection),
+        Box::new(users::UsersProjection),
     ]
 }
 

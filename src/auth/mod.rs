@@ -3,6 +3,7 @@
 //! - [`key_format`]: the `thk_…` key string (generate, parse, checksum).
 //! - [`hashing`]: HMAC-SHA-256 of keys under the server pepper.
 //! - [`master`]: the super-admin master key (plain, argon2id hash, or generated).
+//! - [`password`]: people's password policy and argon2id hashing.
 //! - [`principal`]: who is calling (resolved from headers in `src/http/authenticate.rs`).
 //! - [`throttle`]: failed authentications per address, reveals per platform key.
 //! - [`authorize`]: the one authorization decision, pure (its extractor is
@@ -14,6 +15,7 @@ pub mod authorize;
 pub mod hashing;
 pub mod key_format;
 pub mod master;
+pub mod password;
 pub mod principal;
 pub mod throttle;
 

@@ -1,0 +1,111 @@
+//! The `users` query table: who can sign in, with which role, and the hash of the password and
+//! of the pending invite (hashes only; the projection is what sign-in reads).
+
+use sqlx::PgConnection;
+use tokenhub_aggregates::user::{Membership, UserEvent};
+
+use crate::{Projection, ProjectionError, StoredEvent};
+
+/// Builds `users`.
+pub struct UsersProjection;
+
+fn scope(membership: &Membership) -> (&'static str, Option<&str>, &str) {
+    match membership {
+        Membership::Platform { role } => ("platform", None, role),
+        Membership::Tenant { tenant_id, role } => ("tenant", Some(tenant_id), role),
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for UsersProjection {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["users"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type != "user" {
+            return Ok(());
+        }
+        let id = &event.aggregate_id;
+        match event.decode::<UserEvent>()? {
+            UserEvent::Invited { user_id, email, membership, invite_token_hash, invite_expires_at, at } => {
+                let (scope, tenant, role) = scope(&membership);
+                sqlx::query(
+                    "INSERT INTO users (user_id, email, scope, tenant_id, role, status, invite_token_hash, \
+                     invite_expires_at, created_at, updated_at, created_position) \
+                     VALUES ($1, $2, $3, $4, $5, 'invited', $6, $7, $8, $8, $9)",
+                )
+                .bind(user_id)
+                .bind(email)
+                .bind(scope)
+                .bind(tenant)
+                .bind(role)
+                .bind(invite_token_hash)
+                .bind(invite_expires_at)
+                .bind(at)
+                .bind(event.position)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::Activated { password_hash, at } => {
+                sqlx::query(
+                    "UPDATE users SET status = 'active', password_hash = $2, invite_token_hash = NULL, \
+                     invite_expires_at = NULL, updated_at = $3 WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(password_hash)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::PasswordSet { password_hash, at } => {
+                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE user_id = $1")
+                    .bind(id)
+                    .bind(password_hash)
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
+            }
+            UserEvent::TotpEnrolled { at, .. } | UserEvent::TotpRemoved { at } => {
+                let on = matches!(event.event_type.as_str(), "user.totp_enrolled");
+                sqlx::query("UPDATE users SET totp_enrolled = $2, updated_at = $3 WHERE user_id = $1")
+                    .bind(id)
+                    .bind(on)
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
+            }
+            UserEvent::RoleChanged { membership, at } => {
+                let (scope, tenant, role) = scope(&membership);
+                sqlx::query(
+                    "UPDATE users SET scope = $2, tenant_id = $3, role = $4, updated_at = $5 WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(scope)
+                .bind(tenant)
+                .bind(role)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::Disabled { at } => {
+                sqlx::query(
+                    "UPDATE users SET status = 'disabled', invite_token_hash = NULL, updated_at = $2 WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::RecoveryCodesGenerated { .. }
+            | UserEvent::RecoveryCodeUsed { .. }
+            | UserEvent::SignedIn { .. }
+            | UserEvent::SignInFailed { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! People's passwords: the policy (12 to 256 characters; none of the 10,000 most common
+//! passwords of `common_passwords.txt`, compared case-insensitively; not the e-mail) and
+//! argon2id hashing, bounded like the master key's (a few at a time, 503 beyond).
+//!
+//! `common_passwords.txt` is the head of the ranked password frequency list of zxcvbn
+//! (Dropbox's strength estimator, MIT licence), one per line, most common first.
+
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+
+/// Shortest accepted password, in characters.
+pub const MIN_CHARS: usize = 12;
+/// Longest accepted password, in characters.
+pub const MAX_CHARS: usize = 256;
+/// The refused passwords, lower-case.
+fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
+    static LIST: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| include_str!("common_passwords.txt").lines().collect());
+    &LIST
+}
+
+/// Why a password is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordProblem {
+    /// Shorter than [`MIN_CHARS`] or longer than [`MAX_CHARS`].
+    #[error("passwords are 12 to 256 characters")]
+    Length,
+    /// One of the most common passwords, or the e-mail.
+    #[error("this password is too common; choose another")]
+    Common,
+    /// Holds a control character.
+    #[error("passwords may not hold control characters")]
+    Control,
+}
+
+/// Checks the policy for `password` of the user with `email`.
+pub fn check_policy(password: &str, email: &str) -> Result<(), PasswordProblem> {
+    let chars = password.chars().count();
+    if !(MIN_CHARS..=MAX_CHARS).contains(&chars) {
+        return Err(PasswordProblem::Length);
+    }
+    if password.chars().any(char::is_control) {
+        return Err(PasswordProblem::Control);
+    }
+    let lower = password.to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    if lower == email || lower == local {
+        return Err(PasswordProblem::Common);
+    }
+    let common = common_passwords().contains(lower.as_str());
+    if common {
+        return Err(PasswordProblem::Common);
+    }
+    Ok(())
+}
+
+/// Hashes and verifies passwords with argon2id, a few at a time.
+#[derive(Clone)]
+pub struct Passwords {
+    slots: Arc<Semaphore>,
+    /// A hash of nothing anyone knows, verified for unknown e-mails so that they take as long
+    /// as a wrong password.
+    decoy: Arc<String>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passwords")
+    }
+}
+
+/// The argon2 slots are all busy (503 `authentication_busy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Busy;
+
+fn hash_now(password: &[u8]) -> String {
+    // argon2 0.6 draws a random salt itself.
+    Argon2::default().hash_password(password).map(|h| h.to_string()).unwrap_or_default()
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Passwords {
+    /// Four argon2 computations at a time.
+    pub fn new() -> Self {
+        let decoy = hash_now(crate::auth::random_alphanumeric(32).as_bytes());
+        Self { slots: Arc::new(Semaphore::new(4)), decoy: Arc::new(decoy) }
+    }
+
+    /// The argon2id PHC string of `password`.
+    pub async fn hash(&self, password: &str) -> Result<String, Busy> {
+        let _slot = self.slots.try_acquire().map_err(|_| Busy)?;
+        let password = password.as_bytes().to_vec();
+        tokio::task::spawn_blocking(move || hash_now(&password)).await.map_err(|_| Busy)
+    }
+
+    /// True when `password` matches `phc`; with `None` (no such user) checks a decoy and
+    /// answers false, in the same time.
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, Busy> {
+        let _slot = self.slots.try_acquire().map_err(|_| Busy)?;
+        let known = phc.is_some();
+        let phc = phc.map(str::to_string).unwrap_or_else(|| self.decoy.to_string());
+        let password = password.as_bytes().to_vec();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&phc).is_ok_and(|h| Argon2::default().verify_password(&password, &h).is_ok())
+        })
+        .await
+        .map_err(|_| Busy)?;
+        Ok(ok && known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_refuses_short_common_and_control_passwords() {
+        assert_eq!(check_policy("short", "a@b.co"), Err(PasswordProblem::Length));
+        assert_eq!(check_policy(&"x".repeat(257), "a@b.co"), Err(PasswordProblem::Length));
+        assert_eq!(common_passwords().len(), 10_000, "the whole list ships");
+        for common in ["123qweasdzxc", "QWERTY123456", "leavemealone"] {
+            assert_eq!(check_policy(common, "a@b.co"), Err(PasswordProblem::Common), "{common}");
+        }
+        assert_eq!(check_policy("1qaz2wsx3edc", "a@b.co"), Err(PasswordProblem::Common));
+        assert_eq!(check_policy("ada.lovelace", "ada.lovelace@example.com"), Err(PasswordProblem::Common));
+        assert_eq!(check_policy("correct\u{0}horse battery", "a@b.co"), Err(PasswordProblem::Control));
+        assert_eq!(check_policy("correct horse battery staple", "a@b.co"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_unknown_users_never_do() {
+        let p = Passwords::new();
+        let h = p.hash("correct horse battery staple").await.unwrap_or_default();
+        assert!(h.starts_with("$argon2id$"));
+        assert_eq!(p.verify("correct horse battery staple", Some(&h)).await, Ok(true));
+        assert_eq!(p.verify("wrong horse battery staple", Some(&h)).await, Ok(false));
+        assert_eq!(p.verify("correct horse battery staple", None).await, Ok(false));
+    }
+}
