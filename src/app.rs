@@ -175,6 +175,7 @@ impl App {
                 config.auth_failures_per_minute,
                 config.platform_reveals_per_minute,
             )),
+            passwords: crate::auth::password::Passwords::new(),
         };
         Ok(App {
             state,

@@ -1,5 +1,5 @@
 //! The `tokenhub` command line: `serve`, `migrate`, `projections rebuild`,
-//! `master-key rotate`, `kek`, `events tail`, `usage tail`, `audit`, `openapi`.
+//! `master-key rotate`, `kek`, `users create`, `events tail`, `usage tail`, `audit`, `openapi`.
 
 use std::io::Write;
 use std::time::Instant;
@@ -42,6 +42,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: MasterKeyAction,
+    },
+    /// People: invite the first super admin (the master key stays the break-glass credential).
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        action: UsersAction,
     },
     /// Key-encryption key maintenance.
     Kek {
@@ -150,6 +156,23 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| e.to_string())
 }
 
+/// `users` actions.
+#[derive(Subcommand)]
+pub enum UsersAction {
+    /// Invite a person; prints the one-time invite link (72 h).
+    Create {
+        /// E-mail.
+        #[arg(long)]
+        email: String,
+        /// Role: super_admin, finance_admin, auditor, tenant_admin, tenant_finance, tenant_viewer.
+        #[arg(long)]
+        role: String,
+        /// The tenant, for tenant roles.
+        #[arg(long)]
+        tenant_id: Option<String>,
+    },
+}
+
 /// `projections` actions.
 #[derive(Subcommand)]
 pub enum ProjectionsAction {
@@ -181,6 +204,9 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         Command::MasterKey { action: MasterKeyAction::Rotate } => rotate_master_key(&config).await,
         Command::Audit { action } => audit(&config, action).await,
         Command::Kek { action } => kek(&config, action).await,
+        Command::Users { action: UsersAction::Create { email, role, tenant_id } } => {
+            create_user(&config, &email, &role, tenant_id).await
+        }
         Command::Events { action: EventsAction::Tail { last, follow } } => {
             tail_events(&config, last, follow).await
         }
@@ -197,6 +223,46 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             Ok(())
         }
     }
+}
+
+async fn create_user(
+    config: &Config,
+    email: &str,
+    role: &str,
+    tenant_id: Option<String>,
+) -> Result<(), StartError> {
+    use tokenhub_aggregates::user::Membership;
+    let membership = match tenant_id {
+        None => Membership::Platform { role: role.to_string() },
+        Some(tenant_id) => Membership::Tenant { tenant_id, role: role.to_string() },
+    };
+    let app = App::build(config).await?;
+    let ctx = crate::commands::RequestMeta {
+        request_id: "cli".into(),
+        user_agent: "tokenhub users create".into(),
+        ..Default::default()
+    };
+    let invited = crate::services::users::invite(
+        &app.state,
+        &crate::auth::Principal::SuperAdmin,
+        &ctx,
+        email,
+        membership,
+    )
+    .await;
+    app.shutdown.cancel();
+    app.drain().await;
+    let invite = invited.map_err(|e| StartError::Config(format!("{}: {}", e.code.as_str(), e.message)))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "user {} invited; give them this link (single use, until {}):\n{}\naccept it with: curl -X POST {}/accept -H 'Content-Type: application/json' -d '{{\"password\": \"…\"}}'",
+        invite.user_id,
+        crate::time_fmt::rfc3339(invite.invite_expires_at),
+        invite.invite_url,
+        invite.invite_url
+    )?;
+    Ok(())
 }
 
 async fn serve(config: &Config) -> Result<(), StartError> {

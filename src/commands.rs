@@ -14,6 +14,7 @@ use tokenhub_aggregates::role::{default_roles, role_id, Role, RoleCommand};
 use tokenhub_aggregates::secret::Secret;
 use tokenhub_aggregates::sub_account::SubAccount;
 use tokenhub_aggregates::tenant::{Tenant, TenantCommand, TenantError};
+use tokenhub_aggregates::user::User;
 use tokenhub_aggregates::DomainError;
 
 use crate::auth::Principal;
@@ -44,6 +45,8 @@ pub struct Commands {
     pub roles: Arc<Framework<Role>>,
     /// Secrets.
     pub secrets: Arc<Framework<Secret>>,
+    /// People.
+    pub users: Arc<Framework<User>>,
 }
 
 impl Commands {
@@ -56,6 +59,7 @@ impl Commands {
             sub_accounts: Arc::new(framework(repo.clone(), ())),
             roles: Arc::new(framework(repo.clone(), ())),
             secrets: Arc::new(framework(repo.clone(), ())),
+            users: Arc::new(framework(repo.clone(), ())),
             repo,
         }
     }
@@ -142,6 +146,8 @@ pub struct RequestMeta {
     pub source_ip: String,
     /// The `User-Agent`, cut to 256 characters.
     pub user_agent: String,
+    /// The person behind the request (a session's user): (user id, e-mail).
+    pub user: Option<(String, String)>,
 }
 
 /// Runs `command` on a new (event-less) aggregate and returns its events, without storing.
@@ -175,7 +181,10 @@ pub struct CommandMetadata(HashMap<String, String>);
 impl CommandMetadata {
     /// Metadata for a command by `principal` in the request `ctx`, concerning `tenant_id`.
     pub fn new(principal: &Principal, ctx: &RequestMeta, tenant_id: Option<&str>) -> Self {
-        let (kind, id) = principal.actor();
+        let (kind, id) = match &ctx.user {
+            Some((user_id, _)) => ("user", user_id.clone()),
+            None => principal.actor(),
+        };
         let mut map = HashMap::from([
             ("actor_kind".to_string(), kind.to_string()),
             ("actor_id".to_string(), id),
@@ -184,6 +193,9 @@ impl CommandMetadata {
             ("user_agent".to_string(), ctx.user_agent.clone()),
             ("time".to_string(), crate::time_fmt::rfc3339(time::OffsetDateTime::now_utc())),
         ]);
+        if let Some((_, email)) = &ctx.user {
+            map.insert("actor_email".to_string(), email.clone());
+        }
         if let Some(tenant_id) = tenant_id {
             map.insert(TENANT_META_KEY.to_string(), tenant_id.to_string());
         }

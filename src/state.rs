@@ -39,4 +39,6 @@ pub struct AppState {
     pub limits: Arc<crate::config::Limits>,
     /// Failed authentications per client address, and reveals per platform key.
     pub throttles: Arc<crate::auth::throttle::Throttles>,
+    /// People's passwords (argon2id, bounded).
+    pub passwords: crate::auth::password::Passwords,
 }

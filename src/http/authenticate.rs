@@ -129,6 +129,12 @@ impl FromRequestParts<AppState> for Principal {
                 "send one credential: Authorization, X-API-Key or X-Master-Key, not several",
             ));
         }
+        if presented == 0 {
+            if let Some(token) = cookie(headers, SESSION_COOKIE) {
+                let token = token.to_string();
+                return session_principal(parts, state, &token).await;
+            }
+        }
         let ip = client_ip(parts, &state.trusted_proxies);
         let principal = if let Some(master) = header_str(headers, "x-master-key") {
             check_master(state, master, ip).await.map_err(|e| {
@@ -153,4 +159,80 @@ impl FromRequestParts<AppState> for Principal {
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
+}
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "tokenhub_session";
+/// The CSRF cookie (readable by the page, sent back in `X-CSRF-Token`).
+pub const CSRF_COOKIE: &str = "tokenhub_csrf";
+
+/// The person behind a session-authenticated request (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// User id.
+    pub user_id: String,
+    /// E-mail.
+    pub email: String,
+    /// The session's id (hash of the cookie value).
+    pub session_id: Vec<u8>,
+    /// When the session ends at the latest.
+    pub absolute_expires: time::OffsetDateTime,
+}
+
+/// The value of cookie `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// True when the request carries a session cookie.
+pub fn has_session_cookie(parts: &Parts) -> bool {
+    cookie(&parts.headers, SESSION_COOKIE).is_some()
+}
+
+fn invalid_session() -> ApiError {
+    ApiError::new(Code::InvalidSession, "the session is unknown, ended or expired; sign in again")
+}
+
+/// Authenticates a session cookie: a live session of an active user, whose changes carry the
+/// session's CSRF token (double submit: `X-CSRF-Token` equal to the `tokenhub_csrf` cookie
+/// the sign-in set). The user acts as the principal of its role.
+async fn session_principal(parts: &mut Parts, state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if !token.starts_with(crate::store::sessions::SESSION_PREFIX) || token.len() > 64 {
+        return Err(invalid_session());
+    }
+    let session = crate::store::sessions::touch(&state.pool, token, state.limits.session_idle)
+        .await?
+        .ok_or_else(invalid_session)?;
+    let user = crate::services::users::by_id(&state.pool, &session.user_id).await?;
+    let Some(user) = user.filter(|u| u.status == "active") else { return Err(invalid_session()) };
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let sent = header_str(&parts.headers, "x-csrf-token").map(crate::store::sessions::digest);
+        if sent.as_deref() != Some(session.csrf_hash.as_slice()) {
+            return Err(ApiError::new(
+                Code::CsrfFailed,
+                "send the tokenhub_csrf cookie's value in X-CSRF-Token",
+            ));
+        }
+    }
+    let principal = crate::services::users::principal_for(&user).ok_or_else(invalid_session)?;
+    parts.extensions.insert(SessionUser {
+        user_id: user.user_id,
+        email: user.email,
+        session_id: session.id_hash,
+        absolute_expires: session.absolute_expires,
+    });
+    parts.extensions.insert(principal.clone());
+    Ok(principal)
 }

@@ -49,14 +49,19 @@ codes! {
     MissingCredentials = "missing_credentials", UNAUTHORIZED, "No credentials were sent.";
     InvalidApiKey = "invalid_api_key", UNAUTHORIZED, "The API key is unknown, wrong, revoked, disabled or expired.";
     InvalidMasterKey = "invalid_master_key", UNAUTHORIZED, "The master key is wrong.";
+    InvalidCredentials = "invalid_credentials", UNAUTHORIZED, "The e-mail or the password is wrong (the same answer for both).";
+    InvalidSession = "invalid_session", UNAUTHORIZED, "The session is unknown, ended, idle too long or past its lifetime; sign in again.";
+    SecondFactorRequired = "second_factor_required", UNAUTHORIZED, "The account needs its second factor.";
     AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential header was sent.";
     Forbidden = "forbidden", FORBIDDEN, "The principal may not perform this action.";
+    CsrfFailed = "csrf_failed", FORBIDDEN, "A cookie-authenticated change without a matching `X-CSRF-Token`.";
     TenantSuspended = "tenant_suspended", FORBIDDEN, "The tenant is suspended.";
     TenantDeleted = "tenant_deleted", CONFLICT, "The tenant is deleted (its keys answer `invalid_api_key`).";
     TenantMismatch = "tenant_mismatch", FORBIDDEN, "`X-Tenant-ID` names another tenant than the key's.";
     TenantNotAllowed = "tenant_not_allowed", FORBIDDEN, "A platform key bound to other tenants.";
     IpNotAllowed = "ip_not_allowed", FORBIDDEN, "The key may not be used from this address.";
     PermissionsExceedIssuer = "permissions_exceed_issuer", FORBIDDEN, "A sub-account manager asked for more than its own key holds.";
+    UserNotFound = "user_not_found", NOT_FOUND, "No such user.";
     TenantNotFound = "tenant_not_found", NOT_FOUND, "No such tenant.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such key (also another tenant's).";
     SubAccountNotFound = "sub_account_not_found", NOT_FOUND, "No such sub-account (also another tenant's).";
@@ -84,6 +89,11 @@ codes! {
     RoleInUse = "role_in_use", CONFLICT, "A sub-account has the role.";
     RoleLimitReached = "role_limit_reached", CONFLICT, "`TENANT_MAX_ROLES` is reached.";
     SecretLimitReached = "secret_limit_reached", CONFLICT, "`TENANT_MAX_SECRETS` is reached.";
+    UserAlreadyExists = "user_already_exists", CONFLICT, "An account with this e-mail exists.";
+    UserNotActive = "user_not_active", CONFLICT, "The user has not accepted the invite yet.";
+    UserDisabled = "user_disabled", CONFLICT, "The user is disabled.";
+    TotpAlreadyEnrolled = "totp_already_enrolled", CONFLICT, "Two-factor authentication is already on.";
+    TotpNotEnrolled = "totp_not_enrolled", CONFLICT, "Two-factor authentication is not on.";
     AggregateConflict = "aggregate_conflict", CONFLICT, "A concurrent request changed the resource; retry.";
     IdempotencyKeyInUse = "idempotency_key_in_use", CONFLICT, "The first request with this `Idempotency-Key` is still running; retry.";
     IdempotencyAnswerLost = "idempotency_answer_lost", CONFLICT, "The first request with this `Idempotency-Key` was committed but its answer was lost (server stopped); read the resource instead.";
@@ -93,6 +103,13 @@ codes! {
     InvalidRequest = "invalid_request", UNPROCESSABLE_ENTITY, "The body does not fit the schema; the message names the field.";
     InvalidQuery = "invalid_query", UNPROCESSABLE_ENTITY, "A query parameter is invalid.";
     InvalidHeader = "invalid_header", UNPROCESSABLE_ENTITY, "A header value holds a control character.";
+    InvalidEmail = "invalid_email", UNPROCESSABLE_ENTITY, "Not an e-mail address `local@domain.tld` of at most 254 characters.";
+    InvalidUserRole = "invalid_user_role", UNPROCESSABLE_ENTITY, "Not a user role of that scope.";
+    InviteInvalid = "invite_invalid", UNPROCESSABLE_ENTITY, "The invite is wrong, expired or used.";
+    InviteExpired = "invite_expired", UNPROCESSABLE_ENTITY, "The invite's 72 hours are over; ask for a new one.";
+    WeakPassword = "weak_password", UNPROCESSABLE_ENTITY, "Passwords are 12 to 256 characters, not among the 10,000 most common, not the e-mail.";
+    TotpReplayed = "totp_replayed", UNPROCESSABLE_ENTITY, "This TOTP code was already used.";
+    RecoveryCodeInvalid = "recovery_code_invalid", UNPROCESSABLE_ENTITY, "The recovery code is wrong or used.";
     InvalidIdempotencyKey = "invalid_idempotency_key", UNPROCESSABLE_ENTITY, "`Idempotency-Key` is 1 to 255 visible ASCII characters.";
     IdempotencyKeyMismatch = "idempotency_key_mismatch", UNPROCESSABLE_ENTITY, "The `Idempotency-Key` was used with another request (tenant, query or body).";
     InvalidTenantName = "invalid_tenant_name", UNPROCESSABLE_ENTITY, "Tenant names are 1 to 128 characters.";
@@ -167,6 +184,7 @@ mod tests {
             include_str!("../../aggregates/src/sub_account/error.rs"),
             include_str!("../../aggregates/src/secret.rs"),
             include_str!("../../aggregates/src/role/aggregate.rs"),
+            include_str!("../../aggregates/src/user/error.rs"),
         ] {
             let Some(block) = source.split("fn code(&self)").nth(1) else { continue };
             let block = block.split("fn kind(&self)").next().unwrap_or_default();

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use crate::commands::RequestMeta;
+use crate::http::authenticate::SessionUser;
 use crate::http::client_ip::client_ip;
 use crate::http::code::Code;
 use crate::http::error::ApiError;
@@ -113,7 +114,15 @@ impl FromRequestParts<AppState> for RequestMeta {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect())
             .unwrap_or_default();
-        Ok(Self { request_id: current_request_id(), source_ip, user_agent })
+        // A session's person is the actor of what the request changes; resolve the session
+        // now if no extractor did yet (an unauthenticated request simply has no user).
+        if parts.extensions.get::<SessionUser>().is_none()
+            && crate::http::authenticate::has_session_cookie(parts)
+        {
+            let _ = crate::auth::Principal::from_request_parts(parts, state).await;
+        }
+        let user = parts.extensions.get::<SessionUser>().map(|u| (u.user_id.clone(), u.email.clone()));
+        Ok(Self { request_id: current_request_id(), source_ip, user_agent, user })
     }
 }
 

@@ -18,6 +18,7 @@ pub mod input;
 pub mod keys;
 pub mod openapi;
 pub mod paging;
+pub mod people;
 pub mod platform_keys;
 pub mod rate_limit;
 pub mod rbac;
@@ -110,6 +111,11 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(resource_limits::resource_usage))
         .routes(routes!(resource_limits::check_resource))
         .routes(routes!(resource_limits::track_resource))
+        .routes(routes!(people::invite_user))
+        .routes(routes!(people::accept_invite))
+        .routes(routes!(people::login))
+        .routes(routes!(people::me))
+        .routes(routes!(people::logout))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -29,6 +29,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "usage", description = "Usage: gateways report records; tenants and finance admins read rollups"),
         (name = "tenant-limits", description = "Resource limits per end-user: settings, use, check and track"),
         (name = "audit", description = "The audit log: query, export, tamper evidence, history"),
+        (name = "people", description = "Operators as people: invites, passwords, sign-in, sessions"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -46,6 +47,10 @@ impl Modify for Security {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("tokenhub_session"))),
         );
         components.add_security_scheme(
             "bearer",

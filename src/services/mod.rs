@@ -6,8 +6,10 @@
 //! - [`sub_accounts`]: plan limits, tenant quota, default role.
 //! - [`roles`]: role existence and the per-tenant cap.
 //! - [`caps`]: plan limits and operator caps, checked one way.
+//! - [`users`]: people — invites, passwords, sign-in, the principal of a person.
 
 pub mod api_keys;
 pub mod caps;
 pub mod roles;
 pub mod sub_accounts;
+pub mod users;

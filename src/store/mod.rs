@@ -3,6 +3,7 @@
 
 pub mod idempotency;
 pub mod repository;
+pub mod sessions;
 pub mod settings;
 
 use std::str::FromStr;

@@ -20,6 +20,7 @@ mod input;
 mod ip_allowlist;
 mod master_key;
 mod openapi;
+mod people;
 mod platform_keys;
 mod privileges;
 mod projections;

@@ -6,7 +6,7 @@
 //! this aggregate decides what may happen (an invite is used once and expires, a TOTP step is
 //! never accepted twice, a recovery code works once, a disabled user does nothing).
 //!
-//! Not wired to routes yet (issue 12): the HTTP side comes next.
+//! Routes: `src/http/people.rs` (invites, passwords, sign-in, sessions); TOTP and OIDC are next.
 
 pub mod aggregate;
 pub mod commands;

@@ -1,0 +1,108 @@
+//! People's sessions (`user_sessions`): created at sign-in, found by the SHA-256 of the cookie
+//! value (the value itself is never stored), ended by logout, password change, disable, an idle
+//! timeout or an absolute lifetime.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+/// Prefix of session cookie values.
+pub const SESSION_PREFIX: &str = "ths_";
+
+/// A new session's secrets, shown once (as cookies).
+#[derive(Clone)]
+pub struct NewSession {
+    /// The `tokenhub_session` cookie value.
+    pub token: String,
+    /// The `tokenhub_csrf` cookie value, to send back in `X-CSRF-Token`.
+    pub csrf: String,
+    /// When it ends at the latest.
+    pub absolute_expires: OffsetDateTime,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession").field("absolute_expires", &self.absolute_expires).finish_non_exhaustive()
+    }
+}
+
+/// A live session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    /// Its id (the hash; safe to show and to use in `DELETE /auth/sessions/{id}`).
+    pub id_hash: Vec<u8>,
+    /// Hash of its CSRF token.
+    pub csrf_hash: Vec<u8>,
+    /// The user.
+    pub user_id: String,
+    /// When it ends at the latest.
+    pub absolute_expires: OffsetDateTime,
+    /// Its last request.
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// SHA-256 of a cookie value or CSRF token.
+pub fn digest(value: &str) -> Vec<u8> {
+    Sha256::digest(value.as_bytes()).to_vec()
+}
+
+/// Starts a session for `user_id`.
+pub async fn create(
+    pool: &PgPool,
+    user_id: &str,
+    absolute: Duration,
+    user_agent: &str,
+    source_ip: &str,
+) -> Result<NewSession, sqlx::Error> {
+    let token = format!("{SESSION_PREFIX}{}", crate::auth::random_alphanumeric(43));
+    let csrf = crate::auth::random_alphanumeric(32);
+    let absolute_expires = OffsetDateTime::now_utc() + absolute;
+    sqlx::query(
+        "INSERT INTO user_sessions (id_hash, csrf_hash, user_id, absolute_expires, user_agent, source_ip) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(digest(&token))
+    .bind(digest(&csrf))
+    .bind(user_id)
+    .bind(absolute_expires)
+    .bind(user_agent)
+    .bind(source_ip)
+    .execute(pool)
+    .await?;
+    Ok(NewSession { token, csrf, absolute_expires })
+}
+
+/// The live session of cookie value `token` (not past its idle timeout nor its absolute
+/// end), marked as seen now.
+pub async fn touch(pool: &PgPool, token: &str, idle: Duration) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE user_sessions SET last_seen_at = now() \
+         WHERE id_hash = $1 AND absolute_expires > now() AND last_seen_at > now() - make_interval(secs => $2) \
+         RETURNING id_hash, csrf_hash, user_id, absolute_expires, last_seen_at",
+    )
+    .bind(digest(token))
+    .bind(idle.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Ends the session of cookie value `token`.
+pub async fn end(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1")
+        .bind(digest(token))
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
+/// Ends every session of `user_id` but `keep` (its current one, if any).
+pub async fn end_all(pool: &PgPool, user_id: &str, keep: Option<&[u8]>) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM user_sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR id_hash <> $2)")
+        .bind(user_id)
+        .bind(keep)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}

@@ -1,0 +1,215 @@
+//! People (issue 12, first part): invite → accept with a password → sign in → act through the
+//! session cookie with the same decision table as keys, audited under the person's id and
+//! e-mail; CSRF on cookie changes; the same answer for an unknown e-mail and a wrong
+//! password; logout and the idle timeout end a session; no password or session id in plain
+//! text in the database.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Signed {
+    cookie: String,
+    csrf: String,
+    session: String,
+}
+
+async fn invite(app: &TestApp, body: Value) -> String {
+    let (s, invite) = send(app.admin(Method::POST, "/admin/users").json(&body)).await;
+    assert_eq!(s, 201, "{invite}");
+    let url = invite["invite_url"].as_str().unwrap();
+    url.rsplit('/').next().unwrap().to_string()
+}
+
+async fn accept(app: &TestApp, token: &str, password: &str) -> (u16, Value) {
+    send(
+        app.http.post(app.url(&format!("/auth/invites/{token}/accept"))).json(&json!({"password": password})),
+    )
+    .await
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Result<Signed, (u16, Value)> {
+    let res = app
+        .http
+        .post(app.url("/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let cookies: Vec<String> =
+        res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        return Err((status, body));
+    }
+    let value = |name: &str| {
+        cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap()[name.len() + 1..].to_string())
+            .unwrap()
+    };
+    let session_cookie = cookies.iter().find(|c| c.starts_with("tokenhub_session=")).unwrap();
+    assert!(
+        session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
+        "{session_cookie}"
+    );
+    assert!(session_cookie.contains("Secure"), "Secure by default: {session_cookie}");
+    let (session, csrf) = (value("tokenhub_session"), value("tokenhub_csrf"));
+    assert_eq!(body["csrf_token"].as_str(), Some(csrf.as_str()));
+    Ok(Signed { cookie: format!("tokenhub_session={session}; tokenhub_csrf={csrf}"), csrf, session })
+}
+
+#[tokio::test]
+async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let token = invite(&app, json!({"email": "Ada@Example.com", "role": "super_admin"})).await;
+
+    // One account per address, whatever the case.
+    let (s, again) = send(
+        app.admin(Method::POST, "/admin/users").json(&json!({"email": "ada@example.COM", "role": "auditor"})),
+    )
+    .await;
+    assert_eq!((s, again["error"]["code"].as_str()), (409, Some("user_already_exists")), "{again}");
+    let (s, body) = send(
+        app.admin(Method::POST, "/admin/users")
+            .json(&json!({"email": "x@example.com", "role": "tenant_admin"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "a tenant role needs a tenant"
+    );
+
+    // The policy, then the invite works once.
+    for weak in ["short", "qwerty123456", "ada@example.com"] {
+        let (s, body) = accept(&app, &token, weak).await;
+        assert_eq!((s, body["error"]["code"].as_str()), (422, Some("weak_password")), "{weak}: {body}");
+    }
+    let (s, person) = accept(&app, &token, PASSWORD).await;
+    assert_eq!(s, 200, "{person}");
+    assert_eq!(person["email"], "ada@example.com");
+    let (s, body) = accept(&app, &token, PASSWORD).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invite_invalid")));
+
+    // Wrong password and unknown e-mail: one answer.
+    let wrong = login(&app, "ada@example.com", "not the password at all").await.err().unwrap();
+    let unknown = login(&app, "nobody@example.com", PASSWORD).await.err().unwrap();
+    assert_eq!(wrong.0, 401);
+    assert_eq!(wrong.1["error"]["code"], unknown.1["error"]["code"]);
+    assert_eq!(wrong.1["error"]["message"], unknown.1["error"]["message"]);
+
+    let signed = login(&app, "ADA@example.com", PASSWORD).await.unwrap();
+    let (s, me) = send(app.http.get(app.url("/auth/me")).header("Cookie", &signed.cookie)).await;
+    assert_eq!((s, me["role"].as_str()), (200, Some("super_admin")), "{me}");
+
+    // A change through the cookie needs the CSRF token.
+    let create = || {
+        app.http
+            .post(app.url("/admin/tenants"))
+            .header("Cookie", &signed.cookie)
+            .json(&json!({"name": "By Ada"}))
+    };
+    let (s, body) = send(create()).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (403, Some("csrf_failed")));
+    let (s, body) = send(create().header("X-CSRF-Token", "wrong")).await;
+    assert_eq!(s, 403, "{body}");
+    let (s, tenant) = send(create().header("X-CSRF-Token", &signed.csrf)).await;
+    assert_eq!(s, 201, "{tenant}");
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
+    let (actor_kind, actor_id, email): (String, String, String) = sqlx::query_as(
+        "SELECT metadata->>'actor_kind', metadata->>'actor_id', metadata->>'actor_email' FROM events \
+         WHERE event_type = 'tenant.created' AND aggregate_id = $1",
+    )
+    .bind(&tenant_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((actor_kind.as_str(), email.as_str()), ("user", "ada@example.com"));
+    assert_eq!(actor_id, person["user_id"].as_str().unwrap());
+    let signed_in: (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE event_type = 'user.signed_in'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let failed: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM events WHERE event_type = 'user.sign_in_failed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((signed_in.0, failed.0), (1, 1), "sign-ins and failures of known accounts are events");
+
+    // Canary: neither the password nor the session id is stored in plain text.
+    let dump = std::process::Command::new("pg_dump").arg("--no-owner").arg(&db.url).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).to_string();
+    assert!(dump.contains("ada@example.com"));
+    assert!(!dump.contains(PASSWORD) && !dump.contains(&signed.session) && !dump.contains(&signed.csrf));
+
+    // Logout ends it.
+    let (s, _) = send(
+        app.http
+            .post(app.url("/auth/logout"))
+            .header("Cookie", &signed.cookie)
+            .header("X-CSRF-Token", &signed.csrf),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, body) = send(app.http.get(app.url("/auth/me")).header("Cookie", &signed.cookie)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("invalid_session")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_person_holds_no_more_than_their_role_and_idle_sessions_end() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("People").await;
+    let (other, _) = app.create_tenant("Others").await;
+    for (email, role) in [("admin@people.test", "tenant_admin"), ("viewer@people.test", "tenant_viewer")] {
+        let token = invite(&app, json!({"email": email, "role": role, "tenant_id": tenant})).await;
+        assert_eq!(accept(&app, &token, PASSWORD).await.0, 200);
+    }
+    let admin = login(&app, "admin@people.test", PASSWORD).await.unwrap();
+    let get = |path: &str, who: &Signed| app.http.get(app.url(path)).header("Cookie", &who.cookie);
+    assert_eq!(send(get("/tenant/info", &admin)).await.0, 200);
+    assert_eq!(
+        send(get("/tenant/info", &admin).header("X-Tenant-ID", &other)).await.0,
+        403,
+        "another tenant"
+    );
+    assert_eq!(send(get("/admin/tenants", &admin)).await.0, 403, "no platform route");
+    let (s, _) = send(
+        app.http
+            .post(app.url("/tenant/sub-accounts"))
+            .header("Cookie", &admin.cookie)
+            .header("X-CSRF-Token", &admin.csrf)
+            .json(&json!({"name": "team"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let viewer = login(&app, "viewer@people.test", PASSWORD).await.unwrap();
+    assert_eq!(send(get("/tenant/info", &viewer)).await.0, 200);
+    let (s, _) = send(
+        app.http
+            .post(app.url("/tenant/sub-accounts"))
+            .header("Cookie", &viewer.cookie)
+            .header("X-CSRF-Token", &viewer.csrf)
+            .json(&json!({"name": "nope"})),
+    )
+    .await;
+    assert_eq!(s, 403, "a viewer changes nothing");
+
+    // Idle for longer than SESSION_IDLE_MINUTES (30): the session is over.
+    sqlx::query("UPDATE user_sessions SET last_seen_at = now() - interval '31 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (s, body) = send(get("/tenant/info", &admin)).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("invalid_session")));
+    app.stop().await;
+}
