@@ -152,11 +152,17 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     let password_hash = state.passwords.hash(password).await.map_err(|_| busy())?;
     let command =
         UserCommand::AcceptInvite { invite_token_hash: hash, password_hash, at: OffsetDateTime::now_utc() };
-    let ctx = RequestMeta { user: Some((user.user_id.clone(), user.email.clone())), ..ctx.clone() };
-    let meta = CommandMetadata::new(&Principal::SuperAdmin, &ctx, user.tenant_id.as_deref());
+    let meta = metadata_of(&user, ctx);
     execute(&state.commands.users, &user.user_id, command, meta).await?;
     state.readmodels.wait_for_head().await;
     Ok(user)
+}
+
+/// Metadata of a command the person `user` causes (accepting, signing in): the actor is the
+/// person, whoever the request authenticated as.
+fn metadata_of(user: &UserRow, ctx: &RequestMeta) -> CommandMetadata {
+    let ctx = RequestMeta { user: Some((user.user_id.clone(), user.email.clone())), ..ctx.clone() };
+    CommandMetadata::new(&Principal::SuperAdmin, &ctx, user.tenant_id.as_deref())
 }
 
 fn busy() -> ApiError {
@@ -197,10 +203,10 @@ pub async fn login(
                     reason: "password".into(),
                     at: OffsetDateTime::now_utc(),
                 };
-                let ctx =
-                    RequestMeta { user: Some((user.user_id.clone(), user.email.clone())), ..ctx.clone() };
-                let meta = CommandMetadata::new(&Principal::SuperAdmin, &ctx, user.tenant_id.as_deref());
-                let _ = execute(&state.commands.users, &user.user_id, command, meta).await;
+                let meta = metadata_of(&user, ctx);
+                if let Err(e) = execute(&state.commands.users, &user.user_id, command, meta).await {
+                    tracing::warn!(error = %e, "cannot record a failed sign-in");
+                }
             }
             tracing::info!(msg = "Sign-in failed", "sign-in failed");
             return Err(bad_credentials());
@@ -216,8 +222,7 @@ pub async fn login(
         recovery_code_hash: None,
         at: OffsetDateTime::now_utc(),
     };
-    let user_ctx = RequestMeta { user: Some((user.user_id.clone(), user.email.clone())), ..ctx.clone() };
-    let meta = CommandMetadata::new(&Principal::SuperAdmin, &user_ctx, user.tenant_id.as_deref());
+    let meta = metadata_of(&user, ctx);
     execute(&state.commands.users, &user.user_id, command, meta).await?;
     let session = sessions::create(
         &state.pool,
