@@ -179,12 +179,33 @@ fn serialize<A: Aggregate>(id: &str, events: &[A::Event], meta: &serde_json::Val
 pub struct CommandMetadata(HashMap<String, String>);
 
 impl CommandMetadata {
-    /// Metadata for a command by `principal` in the request `ctx`, concerning `tenant_id`.
+    /// Metadata for a command by `principal` in the request `ctx`, concerning `tenant_id`. A
+    /// session's person (`ctx.user`) is the actor rather than the principal of its role.
     pub fn new(principal: &Principal, ctx: &RequestMeta, tenant_id: Option<&str>) -> Self {
-        let (kind, id) = match &ctx.user {
-            Some((user_id, _)) => ("user", user_id.clone()),
-            None => principal.actor(),
-        };
+        match &ctx.user {
+            Some((user_id, email)) => {
+                Self::with_actor("user", user_id.clone(), Some(email.as_str()), ctx, tenant_id)
+            }
+            None => {
+                let (kind, id) = principal.actor();
+                Self::with_actor(kind, id, None, ctx, tenant_id)
+            }
+        }
+    }
+
+    /// Metadata for a command a person causes themselves, with no principal yet (accepting
+    /// an invite, signing in).
+    pub fn person(user_id: &str, email: &str, ctx: &RequestMeta, tenant_id: Option<&str>) -> Self {
+        Self::with_actor("user", user_id.to_string(), Some(email), ctx, tenant_id)
+    }
+
+    fn with_actor(
+        kind: &str,
+        id: String,
+        email: Option<&str>,
+        ctx: &RequestMeta,
+        tenant_id: Option<&str>,
+    ) -> Self {
         let mut map = HashMap::from([
             ("actor_kind".to_string(), kind.to_string()),
             ("actor_id".to_string(), id),
@@ -193,8 +214,8 @@ impl CommandMetadata {
             ("user_agent".to_string(), ctx.user_agent.clone()),
             ("time".to_string(), crate::time_fmt::rfc3339(time::OffsetDateTime::now_utc())),
         ]);
-        if let Some((_, email)) = &ctx.user {
-            map.insert("actor_email".to_string(), email.clone());
+        if let Some(email) = email {
+            map.insert("actor_email".to_string(), email.to_string());
         }
         if let Some(tenant_id) = tenant_id {
             map.insert(TENANT_META_KEY.to_string(), tenant_id.to_string());

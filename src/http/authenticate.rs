@@ -166,17 +166,28 @@ pub const SESSION_COOKIE: &str = "tokenhub_session";
 /// The CSRF cookie (readable by the page, sent back in `X-CSRF-Token`).
 pub const CSRF_COOKIE: &str = "tokenhub_csrf";
 
-/// The person behind a session-authenticated request (in the request's extensions).
+/// The person behind a session-authenticated request (in the request's extensions; also an
+/// extractor for the routes only a session may call).
 #[derive(Debug, Clone)]
 pub struct SessionUser {
-    /// User id.
-    pub user_id: String,
-    /// E-mail.
-    pub email: String,
+    /// The person, as the session found them.
+    pub user: crate::services::users::UserRow,
     /// The session's id (hash of the cookie value).
     pub session_id: Vec<u8>,
     /// When the session ends at the latest.
     pub absolute_expires: time::OffsetDateTime,
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !has_session_cookie(parts) {
+            return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
+        }
+        Principal::from_request_parts(parts, state).await?;
+        parts.extensions.get::<SessionUser>().cloned().ok_or_else(invalid_session)
+    }
 }
 
 /// The value of cookie `name`.
@@ -228,8 +239,7 @@ async fn session_principal(parts: &mut Parts, state: &AppState, token: &str) -> 
     }
     let principal = crate::services::users::principal_for(&user).ok_or_else(invalid_session)?;
     parts.extensions.insert(SessionUser {
-        user_id: user.user_id,
-        email: user.email,
+        user,
         session_id: session.id_hash,
         absolute_expires: session.absolute_expires,
     });

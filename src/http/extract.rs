@@ -121,7 +121,8 @@ impl FromRequestParts<AppState> for RequestMeta {
         {
             let _ = crate::auth::Principal::from_request_parts(parts, state).await;
         }
-        let user = parts.extensions.get::<SessionUser>().map(|u| (u.user_id.clone(), u.email.clone()));
+        let user =
+            parts.extensions.get::<SessionUser>().map(|u| (u.user.user_id.clone(), u.user.email.clone()));
         Ok(Self { request_id: current_request_id(), source_ip, user_agent, user })
     }
 }

@@ -72,11 +72,13 @@ fn aad(scope: &[u8; 32]) -> Vec<u8> {
 
 /// The middleware: passes through every request but a create carrying the header.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Most requests carry no key: look at the header before the route.
+    let Some(key) = request.headers().get(HEADER).cloned() else { return next.run(request).await };
     let applies = request.method() == Method::POST
         && request.extensions().get::<MatchedPath>().is_some_and(|p| CREATES.contains(&p.as_str()));
-    let Some(key) = request.headers().get(HEADER).filter(|_| applies).cloned() else {
+    if !applies {
         return next.run(request).await;
-    };
+    }
     let Some(key) = key.to_str().ok().filter(|k| valid_key(k)).map(str::to_string) else {
         return ApiError::new(
             Code::InvalidIdempotencyKey,

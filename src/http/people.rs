@@ -12,7 +12,7 @@ use tokenhub_aggregates::user::Membership;
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManageTenants;
-use crate::http::authenticate::{cookie, SessionUser, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::authenticate::{SessionUser, CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -236,23 +236,6 @@ pub async fn login(
     Ok((headers, axum::Json(view)).into_response())
 }
 
-async fn session_user(
-    state: &AppState,
-    request_parts: &mut axum::http::request::Parts,
-) -> ApiResult<SessionUser> {
-    if cookie(&request_parts.headers, SESSION_COOKIE).is_none() {
-        return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
-    }
-    crate::auth::Principal::from_request_parts(request_parts, state).await?;
-    request_parts
-        .extensions
-        .get::<SessionUser>()
-        .cloned()
-        .ok_or_else(|| ApiError::new(Code::InvalidSession, "sign in first"))
-}
-
-use axum::extract::FromRequestParts;
-
 /// The signed-in person and the session's end.
 #[utoipa::path(get, path = "/auth/me", tag = "people",
     security(("session" = [])),
@@ -260,20 +243,12 @@ use axum::extract::FromRequestParts;
         (status = 200, body = SessionView, description = "The person"),
         (status = 401, body = ErrorBody, description = "`invalid_session`"),
     ))]
-pub async fn me(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-) -> ApiResult<axum::Json<SessionView>> {
-    let (mut parts, _) = request.into_parts();
-    let session = session_user(&state, &mut parts).await?;
-    let user = users::by_id(&state.pool, &session.user_id)
-        .await?
-        .ok_or_else(|| ApiError::new(Code::InvalidSession, "sign in again"))?;
-    Ok(axum::Json(SessionView {
-        person: user.into(),
+pub async fn me(session: SessionUser) -> axum::Json<SessionView> {
+    axum::Json(SessionView {
+        person: session.user.into(),
         session_expires_at: session.absolute_expires,
         csrf_token: None,
-    }))
+    })
 }
 
 /// End the session; clears the cookies.
@@ -284,12 +259,8 @@ pub async fn me(
         (status = 401, body = ErrorBody, description = "`invalid_session`"),
         (status = 403, body = ErrorBody, description = "`csrf_failed`"),
     ))]
-pub async fn logout(State(state): State<AppState>, request: axum::extract::Request) -> ApiResult<Response> {
-    let (mut parts, _) = request.into_parts();
-    session_user(&state, &mut parts).await?;
-    if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
-        crate::store::sessions::end(&state.pool, token).await?;
-    }
+pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    crate::store::sessions::end(&state.pool, &session.session_id).await?;
     let mut headers = HeaderMap::new();
     set_cookie(&mut headers, state.limits.cookie_secure, SESSION_COOKIE, "", true, 0);
     set_cookie(&mut headers, state.limits.cookie_secure, CSRF_COOKIE, "", false, 0);

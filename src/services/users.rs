@@ -88,6 +88,11 @@ pub fn principal_for(user: &UserRow) -> Option<Principal> {
     }
 }
 
+/// What events and the query table keep of an invite token: its SHA-256, in hex.
+fn invite_token_hash(token: &str) -> String {
+    crate::auth::hashing::hex(&Sha256::digest(token.as_bytes()))
+}
+
 /// An invite, shown once.
 #[derive(Debug, Clone)]
 pub struct Invite {
@@ -122,7 +127,7 @@ pub async fn invite(
         user_id: user_id.clone(),
         email,
         membership: membership.clone(),
-        invite_token_hash: crate::auth::hashing::hex(&Sha256::digest(token.as_bytes())),
+        invite_token_hash: invite_token_hash(&token),
         invite_expires_at: expires,
         at: now,
     };
@@ -140,7 +145,7 @@ fn password_error(problem: PasswordProblem) -> ApiError {
 
 /// Accepts the invite of `token` with a first `password`.
 pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: &str) -> ApiResult<UserRow> {
-    let hash = crate::auth::hashing::hex(&Sha256::digest(token.as_bytes()));
+    let hash = invite_token_hash(token);
     let row: Option<UserRow> = sqlx::query_as(&format!("{SELECT} WHERE invite_token_hash = $1"))
         .bind(&hash)
         .fetch_optional(&state.pool)
@@ -158,11 +163,9 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     Ok(user)
 }
 
-/// Metadata of a command the person `user` causes (accepting, signing in): the actor is the
-/// person, whoever the request authenticated as.
+/// Metadata of a command the person `user` causes (accepting, signing in).
 fn metadata_of(user: &UserRow, ctx: &RequestMeta) -> CommandMetadata {
-    let ctx = RequestMeta { user: Some((user.user_id.clone(), user.email.clone())), ..ctx.clone() };
-    CommandMetadata::new(&Principal::SuperAdmin, &ctx, user.tenant_id.as_deref())
+    CommandMetadata::person(&user.user_id, &user.email, ctx, user.tenant_id.as_deref())
 }
 
 fn busy() -> ApiError {

@@ -88,21 +88,7 @@ pub async fn touch(pool: &PgPool, token: &str, idle: Duration) -> Result<Option<
     .await
 }
 
-/// Ends the session of cookie value `token`.
-pub async fn end(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1")
-        .bind(digest(token))
-        .execute(pool)
-        .await
-        .map(drop)
-}
-
-/// Ends every session of `user_id` but `keep` (its current one, if any).
-pub async fn end_all(pool: &PgPool, user_id: &str, keep: Option<&[u8]>) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM user_sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR id_hash <> $2)")
-        .bind(user_id)
-        .bind(keep)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+/// Ends the session with id (hash) `id_hash`.
+pub async fn end(pool: &PgPool, id_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1").bind(id_hash).execute(pool).await.map(drop)
 }

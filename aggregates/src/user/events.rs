@@ -38,11 +38,6 @@ impl Membership {
             Membership::Tenant { tenant_id, .. } => Some(tenant_id),
         }
     }
-
-    /// True for a platform role (two factors are mandatory for those).
-    pub fn is_platform(&self) -> bool {
-        matches!(self, Membership::Platform { .. })
-    }
 }
 
 /// How a sign-in was proven.

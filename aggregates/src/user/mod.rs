@@ -23,11 +23,6 @@ pub use events::{Membership, SignInMethod, UserEvent};
 /// Prefix of user ids.
 pub const USER_ID_PREFIX: &str = "usr_";
 
-/// True when `s` looks like a user id.
-pub fn is_user_id(s: &str) -> bool {
-    crate::ids::has_id_shape(s, USER_ID_PREFIX)
-}
-
 /// Platform roles of users (the same names as the platform keys' and the master key's).
 pub const PLATFORM_ROLES: &[&str] = &["super_admin", "finance_admin", "auditor"];
 
@@ -50,6 +45,3 @@ pub fn normalise_email(raw: &str) -> Option<String> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     plausible.then_some(email)
 }
-
-/// Number of recovery codes generated at a time.
-pub const RECOVERY_CODES: usize = 10;
