@@ -105,6 +105,7 @@ pub fn change_for(
         KeyLookupEvent::Tenant(
             TenantEvent::Updated { .. }
             | TenantEvent::RbacConfigured { .. }
+            | TenantEvent::TwoFactorPolicySet { .. }
             | TenantEvent::ConfigSaved { .. }
             | TenantEvent::ResourceLimitsSet { .. },
         ) => None,

@@ -202,6 +202,17 @@ impl Projection for TenantsProjection {
                 .execute(conn)
                 .await?;
             }
+            TenantEvent::TwoFactorPolicySet { require_2fa, set_at } => {
+                sqlx::query(
+                    "UPDATE tenants SET require_2fa = $2, updated_at = $3, version = $4 WHERE tenant_id = $1",
+                )
+                .bind(&event.aggregate_id)
+                .bind(require_2fa)
+                .bind(set_at)
+                .bind(event.sequence)
+                .execute(conn)
+                .await?;
+            }
             TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {
                 sqlx::query(
                     "UPDATE tenants SET rbac_enabled = $2, default_role = $3, updated_at = $4, version = $5 \

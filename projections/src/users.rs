@@ -1,5 +1,6 @@
 //! The `users` query table: who can sign in, with which role, and the hash of the password and
-//! of the pending invite (hashes only; the projection is what sign-in reads).
+//! of the pending invite (hashes only), the sealed TOTP secret; the projection is what sign-in
+//! reads.
 
 use sqlx::PgConnection;
 use tokenhub_aggregates::user::{Membership, UserEvent};
@@ -70,14 +71,27 @@ impl Projection for UsersProjection {
                     .execute(conn)
                     .await?;
             }
-            UserEvent::TotpEnrolled { at, .. } | UserEvent::TotpRemoved { at } => {
-                let on = matches!(event.event_type.as_str(), "user.totp_enrolled");
-                sqlx::query("UPDATE users SET totp_enrolled = $2, updated_at = $3 WHERE user_id = $1")
-                    .bind(id)
-                    .bind(on)
-                    .bind(at)
-                    .execute(conn)
-                    .await?;
+            UserEvent::TotpEnrolled { ciphertext, nonce, at, .. } => {
+                sqlx::query(
+                    "UPDATE users SET totp_enrolled = true, totp_nonce = $2, totp_ciphertext = $3, updated_at = $4 \
+                     WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(nonce)
+                .bind(ciphertext)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::TotpRemoved { at } => {
+                sqlx::query(
+                    "UPDATE users SET totp_enrolled = false, totp_nonce = NULL, totp_ciphertext = NULL, \
+                     updated_at = $2 WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
             }
             UserEvent::RoleChanged { membership, at } => {
                 let (scope, tenant, role) = scope(&membership);

@@ -106,6 +106,8 @@ actions! {
         ReadTenantAudit,
         /// Read and set one's tenant's IP allowlist.
         ManageTenantSecurity,
+        /// Invite, list, change and disable one's tenant's people (tenant roles only).
+        ManageTenantUsers,
         /// List one's tenant's secret names.
         ReadSecrets,
         /// Store and delete one's tenant's secrets.

@@ -18,6 +18,7 @@ pub mod master;
 pub mod password;
 pub mod principal;
 pub mod throttle;
+pub mod totp;
 
 pub use authorize::{authorize, requires, Action, Denied};
 pub use principal::Principal;

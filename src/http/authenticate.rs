@@ -129,11 +129,8 @@ impl FromRequestParts<AppState> for Principal {
                 "send one credential: Authorization, X-API-Key or X-Master-Key, not several",
             ));
         }
-        if presented == 0 {
-            if let Some(token) = cookie(headers, SESSION_COOKIE) {
-                let token = token.to_string();
-                return session_principal(parts, state, &token).await;
-            }
+        if presented == 0 && has_session_cookie(parts) {
+            return session_principal(parts, state).await;
         }
         let ip = client_ip(parts, &state.trusted_proxies);
         let principal = if let Some(master) = header_str(headers, "x-master-key") {
@@ -181,12 +178,19 @@ pub struct SessionUser {
 impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 
+    /// A live session (and, on changes, its CSRF token) of an active person — whatever their
+    /// enrolment: the routes that take a `SessionUser` are the person's own (sign-out, TOTP
+    /// enrolment, sessions, password).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !has_session_cookie(parts) {
-            return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
+        if let Some(user) = parts.extensions.get::<SessionUser>() {
+            return Ok(user.clone());
         }
-        Principal::from_request_parts(parts, state).await?;
-        parts.extensions.get::<SessionUser>().cloned().ok_or_else(invalid_session)
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
+            return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
+        };
+        let user = session_user(parts, state, &token).await?;
+        parts.extensions.insert(user.clone());
+        Ok(user)
     }
 }
 
@@ -214,8 +218,8 @@ fn invalid_session() -> ApiError {
 
 /// Authenticates a session cookie: a live session of an active user, whose changes carry the
 /// session's CSRF token (double submit: `X-CSRF-Token` equal to the `tokenhub_csrf` cookie
-/// the sign-in set). The user acts as the principal of its role.
-async fn session_principal(parts: &mut Parts, state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// the sign-in set).
+async fn session_user(parts: &Parts, state: &AppState, token: &str) -> Result<SessionUser, ApiError> {
     if !token.starts_with(crate::store::sessions::SESSION_PREFIX) || token.len() > 64 {
         return Err(invalid_session());
     }
@@ -230,19 +234,30 @@ async fn session_principal(parts: &mut Parts, state: &AppState, token: &str) -> 
     );
     if !safe {
         let sent = header_str(&parts.headers, "x-csrf-token").map(crate::store::sessions::digest);
-        if sent.as_deref() != Some(session.csrf_hash.as_slice()) {
+        let matches = sent.is_some_and(|sent| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_slice(), session.csrf_hash.as_slice()))
+        });
+        if !matches {
             return Err(ApiError::new(
                 Code::CsrfFailed,
                 "send the tokenhub_csrf cookie's value in X-CSRF-Token",
             ));
         }
     }
-    let principal = crate::services::users::principal_for(&user).ok_or_else(invalid_session)?;
-    parts.extensions.insert(SessionUser {
-        user,
-        session_id: session.id_hash,
-        absolute_expires: session.absolute_expires,
-    });
+    Ok(SessionUser { user, session_id: session.id_hash, absolute_expires: session.absolute_expires })
+}
+
+/// The principal of a session: the person's role — once they have enrolled TOTP where it is
+/// required (platform roles; tenants with `require_2fa`).
+async fn session_principal(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let session = SessionUser::from_request_parts(parts, state).await?;
+    if session.user.requires_totp() && !session.user.totp_enrolled {
+        return Err(ApiError::new(
+            Code::SecondFactorEnrolmentRequired,
+            "enrol an authenticator first: POST /auth/totp/enroll, then POST /auth/totp/confirm",
+        ));
+    }
+    let principal = crate::services::users::principal_for(&session.user).ok_or_else(invalid_session)?;
     parts.extensions.insert(principal.clone());
     Ok(principal)
 }

@@ -52,9 +52,12 @@ codes! {
     InvalidCredentials = "invalid_credentials", UNAUTHORIZED, "The e-mail or the password is wrong (the same answer for both).";
     InvalidSession = "invalid_session", UNAUTHORIZED, "The session is unknown, ended, idle too long or past its lifetime; sign in again.";
     SecondFactorRequired = "second_factor_required", UNAUTHORIZED, "The account needs its second factor.";
+    InvalidSecondFactor = "invalid_second_factor", UNAUTHORIZED, "The TOTP or recovery code of a sign-in is wrong.";
+    InvalidMfaToken = "invalid_mfa_token", UNAUTHORIZED, "The sign-in's `mfa_token` is unknown, used up (5 tries) or past its 5 minutes; sign in again.";
     AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential header was sent.";
     Forbidden = "forbidden", FORBIDDEN, "The principal may not perform this action.";
     CsrfFailed = "csrf_failed", FORBIDDEN, "A cookie-authenticated change without a matching `X-CSRF-Token`.";
+    SecondFactorEnrolmentRequired = "second_factor_enrolment_required", FORBIDDEN, "The person's role (platform) or tenant requires TOTP: enrol it (`POST /auth/totp/enroll`) before anything else.";
     TenantSuspended = "tenant_suspended", FORBIDDEN, "The tenant is suspended.";
     TenantDeleted = "tenant_deleted", CONFLICT, "The tenant is deleted (its keys answer `invalid_api_key`).";
     TenantMismatch = "tenant_mismatch", FORBIDDEN, "`X-Tenant-ID` names another tenant than the key's.";
@@ -62,6 +65,7 @@ codes! {
     IpNotAllowed = "ip_not_allowed", FORBIDDEN, "The key may not be used from this address.";
     PermissionsExceedIssuer = "permissions_exceed_issuer", FORBIDDEN, "A sub-account manager asked for more than its own key holds.";
     UserNotFound = "user_not_found", NOT_FOUND, "No such user.";
+    SessionNotFound = "session_not_found", NOT_FOUND, "No such session of the signed-in person.";
     TenantNotFound = "tenant_not_found", NOT_FOUND, "No such tenant.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such key (also another tenant's).";
     SubAccountNotFound = "sub_account_not_found", NOT_FOUND, "No such sub-account (also another tenant's).";
@@ -94,6 +98,7 @@ codes! {
     UserDisabled = "user_disabled", CONFLICT, "The user is disabled.";
     TotpAlreadyEnrolled = "totp_already_enrolled", CONFLICT, "Two-factor authentication is already on.";
     TotpNotEnrolled = "totp_not_enrolled", CONFLICT, "Two-factor authentication is not on.";
+    TotpEnrolmentNotStarted = "totp_enrolment_not_started", CONFLICT, "No pending enrolment: start with `POST /auth/totp/enroll`.";
     AggregateConflict = "aggregate_conflict", CONFLICT, "A concurrent request changed the resource; retry.";
     IdempotencyKeyInUse = "idempotency_key_in_use", CONFLICT, "The first request with this `Idempotency-Key` is still running; retry.";
     IdempotencyAnswerLost = "idempotency_answer_lost", CONFLICT, "The first request with this `Idempotency-Key` was committed but its answer was lost (server stopped); read the resource instead.";
@@ -110,6 +115,8 @@ codes! {
     WeakPassword = "weak_password", UNPROCESSABLE_ENTITY, "Passwords are 12 to 256 characters, not among the 10,000 most common, not the e-mail.";
     TotpReplayed = "totp_replayed", UNPROCESSABLE_ENTITY, "This TOTP code was already used.";
     RecoveryCodeInvalid = "recovery_code_invalid", UNPROCESSABLE_ENTITY, "The recovery code is wrong or used.";
+    InvalidTotpCode = "invalid_totp_code", UNPROCESSABLE_ENTITY, "The TOTP code is wrong (six digits from the authenticator, current step ±30 s).";
+    WrongPassword = "wrong_password", UNPROCESSABLE_ENTITY, "The current password is wrong.";
     InvalidIdempotencyKey = "invalid_idempotency_key", UNPROCESSABLE_ENTITY, "`Idempotency-Key` is 1 to 255 visible ASCII characters.";
     IdempotencyKeyMismatch = "idempotency_key_mismatch", UNPROCESSABLE_ENTITY, "The `Idempotency-Key` was used with another request (tenant, query or body).";
     InvalidTenantName = "invalid_tenant_name", UNPROCESSABLE_ENTITY, "Tenant names are 1 to 128 characters.";
@@ -152,6 +159,7 @@ codes! {
     InvalidUserId = "invalid_user_id", UNPROCESSABLE_ENTITY, "A user id is malformed.";
     InvalidAmount = "invalid_amount", UNPROCESSABLE_ENTITY, "Amounts are 1 or more.";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, "A rate limit is reached; see `Retry-After`.";
+    SignInLocked = "sign_in_locked", TOO_MANY_REQUESTS, "Too many failed sign-ins for this account (back-off doubling from 15 s to 15 min); see `Retry-After`.";
     ResourceLimitExceeded = "resource_limit_exceeded", TOO_MANY_REQUESTS, "A `block` resource limit would be passed; see `Retry-After`.";
     ConfigVersionLimitReached = "config_version_limit_reached", TOO_MANY_REQUESTS, "`TENANT_MAX_CONFIG_VERSIONS_PER_DAY` is reached; see `Retry-After`.";
     Internal = "internal", INTERNAL_SERVER_ERROR, "A bug; logged with the request id.";

@@ -119,6 +119,7 @@ impl FromRequestParts<AppState> for RequestMeta {
         if parts.extensions.get::<SessionUser>().is_none()
             && crate::http::authenticate::has_session_cookie(parts)
         {
+            // Through the principal: a session counts only when no key header is present.
             let _ = crate::auth::Principal::from_request_parts(parts, state).await;
         }
         let user =

@@ -26,10 +26,12 @@ pub mod request_id;
 pub mod resource_limits;
 pub mod secrets;
 pub mod security;
+pub mod sign_in;
 pub mod sub_accounts;
 pub mod tenant;
 pub mod tenant_config;
 pub mod tenants_admin;
+pub mod two_factor;
 pub mod usage;
 pub mod verify;
 pub mod views;
@@ -111,11 +113,27 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(resource_limits::resource_usage))
         .routes(routes!(resource_limits::check_resource))
         .routes(routes!(resource_limits::track_resource))
-        .routes(routes!(people::invite_user))
+        .routes(routes!(people::invite_user, people::list_users))
+        .routes(routes!(people::get_user, people::change_user_role, people::disable_user))
+        .routes(routes!(people::invite_tenant_user, people::list_tenant_users))
+        .routes(routes!(
+            people::get_tenant_user,
+            people::change_tenant_user_role,
+            people::disable_tenant_user
+        ))
         .routes(routes!(people::accept_invite))
-        .routes(routes!(people::login))
-        .routes(routes!(people::me))
-        .routes(routes!(people::logout))
+        .routes(routes!(sign_in::login))
+        .routes(routes!(sign_in::login_mfa))
+        .routes(routes!(sign_in::me))
+        .routes(routes!(sign_in::logout))
+        .routes(routes!(sign_in::list_sessions))
+        .routes(routes!(sign_in::end_session))
+        .routes(routes!(sign_in::change_password))
+        .routes(routes!(two_factor::enroll))
+        .routes(routes!(two_factor::confirm))
+        .routes(routes!(two_factor::remove))
+        .routes(routes!(two_factor::regenerate_recovery_codes))
+        .routes(routes!(two_factor::get_policy, two_factor::put_policy))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -1,23 +1,21 @@
-//! People over HTTP: `POST /admin/users` (invite), `POST /auth/invites/{token}/accept`,
-//! `POST /auth/login`, `GET /auth/me`, `POST /auth/logout`. Sessions are cookies:
-//! `tokenhub_session` (`HttpOnly`, `SameSite=Lax`, `Secure` unless `COOKIE_SECURE=false`) and
-//! `tokenhub_csrf` (readable, to send back in `X-CSRF-Token` on changes).
+//! Managing people over HTTP: `/admin/users` (super admin: any role, any tenant) and
+//! `/tenant/users` (tenant admins: their tenant's people, tenant roles only) — invite, list,
+//! get, change the role, disable — and `POST /auth/invites/{token}/accept`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokenhub_aggregates::user::Membership;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::requires::ManageTenants;
-use crate::http::authenticate::{SessionUser, CSRF_COOKIE, SESSION_COOKIE};
+use crate::auth::requires::{ManageTenantUsers, ManageTenants};
 use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path, RequestMeta};
-use crate::services::users;
+use crate::http::extract::{Json, Path, Query, RequestMeta};
+use crate::http::paging;
+use crate::services::{accounts, users};
 use crate::state::AppState;
 
 /// A user role.
@@ -55,6 +53,39 @@ impl UserRoleDto {
     }
 }
 
+/// A tenant role (what a tenant admin may give).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantUserRoleDto {
+    /// Everything in the tenant.
+    TenantAdmin,
+    /// The tenant's usage and limits.
+    TenantFinance,
+    /// Reads the tenant.
+    TenantViewer,
+}
+
+impl TenantUserRoleDto {
+    fn membership(self, tenant_id: &str) -> Membership {
+        let role = match self {
+            TenantUserRoleDto::TenantAdmin => "tenant_admin",
+            TenantUserRoleDto::TenantFinance => "tenant_finance",
+            TenantUserRoleDto::TenantViewer => "tenant_viewer",
+        };
+        Membership::Tenant { tenant_id: tenant_id.to_string(), role: role.into() }
+    }
+}
+
+/// The membership of `role` (and `tenant_id`, which tenant roles need and platform roles refuse).
+fn membership(role: UserRoleDto, tenant_id: Option<String>) -> ApiResult<Membership> {
+    match (role.is_platform(), tenant_id) {
+        (true, None) => Ok(Membership::Platform { role: role.name().into() }),
+        (false, Some(tenant_id)) => Ok(Membership::Tenant { tenant_id, role: role.name().into() }),
+        (true, Some(_)) => Err(ApiError::new(Code::InvalidRequest, "tenant_id: platform roles take none")),
+        (false, None) => Err(ApiError::new(Code::InvalidRequest, "tenant_id: a tenant role needs one")),
+    }
+}
+
 /// Body of `POST /admin/users`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +98,17 @@ pub struct InviteRequest {
     /// The tenant, for tenant roles (and only for them).
     #[serde(default)]
     pub tenant_id: Option<String>,
+}
+
+/// Body of `POST /tenant/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInviteRequest {
+    /// E-mail (case-insensitive; one account per address), at most 254 characters.
+    #[schema(example = "grace@example.com")]
+    pub email: String,
+    /// A tenant role.
+    pub role: TenantUserRoleDto,
 }
 
 /// An invite, shown once.
@@ -82,48 +124,14 @@ pub struct InviteResponse {
     pub invite_expires_at: OffsetDateTime,
 }
 
-/// Invite a person (super admin).
-#[utoipa::path(post, path = "/admin/users", tag = "people",
-    request_body = InviteRequest,
-    security(("master_key" = []), ("bearer" = []), ("session" = [])),
-    responses(
-        (status = 201, body = InviteResponse, description = "Invited; the link is shown once"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`user_already_exists`"),
-        (status = 422, body = ErrorBody, description = "`invalid_request` (e-mail; a tenant role without `tenant_id` or a platform role with one), `invalid_user_role`, `unknown_tenant`"),
-    ))]
-pub async fn invite_user(
-    State(state): State<AppState>,
-    auth: Authorized<ManageTenants>,
-    ctx: RequestMeta,
-    Json(body): Json<InviteRequest>,
-) -> ApiResult<(StatusCode, axum::Json<InviteResponse>)> {
-    let membership = match (body.role.is_platform(), body.tenant_id) {
-        (true, None) => Membership::Platform { role: body.role.name().into() },
-        (false, Some(tenant_id)) => Membership::Tenant { tenant_id, role: body.role.name().into() },
-        (true, Some(_)) => {
-            return Err(ApiError::new(Code::InvalidRequest, "tenant_id: platform roles take none"))
+impl From<users::Invite> for InviteResponse {
+    fn from(invite: users::Invite) -> Self {
+        Self {
+            user_id: invite.user_id,
+            invite_url: invite.invite_url,
+            invite_expires_at: invite.invite_expires_at,
         }
-        (false, None) => {
-            return Err(ApiError::new(Code::InvalidRequest, "tenant_id: a tenant role needs one"))
-        }
-    };
-    let invite = users::invite(&state, &auth.principal, &ctx, &body.email, membership).await?;
-    let answer = InviteResponse {
-        user_id: invite.user_id,
-        invite_url: invite.invite_url,
-        invite_expires_at: invite.invite_expires_at,
-    };
-    Ok((StatusCode::CREATED, axum::Json(answer)))
-}
-
-/// Body of an invite's acceptance.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptRequest {
-    /// The new password: 12 to 256 characters, not one of the 10,000 most common, not the
-    /// e-mail.
-    pub password: String,
+    }
 }
 
 /// A person.
@@ -145,6 +153,306 @@ impl From<users::UserRow> for PersonView {
     }
 }
 
+/// A person as their managers see them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub user_id: String,
+    /// E-mail.
+    pub email: String,
+    /// Role.
+    pub role: String,
+    /// Its tenant, for tenant roles.
+    pub tenant_id: Option<String>,
+    /// `invited`, `active` or `disabled`.
+    #[schema(pattern = "^(invited|active|disabled)$")]
+    pub status: String,
+    /// TOTP on.
+    pub totp_enrolled: bool,
+    /// When invited.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<users::UserRow> for UserView {
+    fn from(u: users::UserRow) -> Self {
+        Self {
+            user_id: u.user_id,
+            email: u.email,
+            role: u.role,
+            tenant_id: u.tenant_id,
+            status: u.status,
+            totp_enrolled: u.totp_enrolled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A page of people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// The people, in invitation order.
+    pub data: Vec<UserView>,
+    /// The cursor of the next page (absent on the last one).
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=&tenant_id=` of `GET /admin/users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUsersQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this tenant's people.
+    pub tenant_id: Option<String>,
+}
+
+/// Body of a role change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleRequest {
+    /// The new role.
+    pub role: UserRoleDto,
+    /// The tenant, for tenant roles (and only for them).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// Body of a tenant's role change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChangeRoleRequest {
+    /// The new tenant role (the only field; an empty body is 422 `empty_update`).
+    #[serde(default)]
+    pub role: Option<TenantUserRoleDto>,
+}
+
+fn page(rows: Vec<users::UserRow>, limit: i64) -> UserPage {
+    let next_cursor = paging::next_cursor(rows.len(), limit, rows.last().map(|r| r.created_position));
+    UserPage { data: rows.into_iter().map(UserView::from).collect(), next_cursor }
+}
+
+/// Invite a person (super admin).
+#[utoipa::path(post, path = "/admin/users", tag = "people",
+    request_body = InviteRequest,
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 201, body = InviteResponse, description = "Invited; the link is shown once"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`user_already_exists`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request` (e-mail; a tenant role without `tenant_id` or a platform role with one), `invalid_user_role`, `unknown_tenant`"),
+    ))]
+pub async fn invite_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenants>,
+    ctx: RequestMeta,
+    Json(body): Json<InviteRequest>,
+) -> ApiResult<(StatusCode, axum::Json<InviteResponse>)> {
+    let membership = membership(body.role, body.tenant_id)?;
+    let invite = users::invite(&state, &auth.principal, &ctx, &body.email, membership).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite.into())))
+}
+
+/// List people (super admin), optionally one tenant's.
+#[utoipa::path(get, path = "/admin/users", tag = "people",
+    params(AdminUsersQuery),
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+    ))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _auth: Authorized<ManageTenants>,
+    Query(query): Query<AdminUsersQuery>,
+) -> ApiResult<axum::Json<UserPage>> {
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(query.cursor.as_deref())?;
+    let rows = accounts::list(&state, query.tenant_id.as_deref(), after, limit).await?;
+    Ok(axum::Json(page(rows, limit)))
+}
+
+/// A person (super admin).
+#[utoipa::path(get, path = "/admin/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found`"),
+    ))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _auth: Authorized<ManageTenants>,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<UserView>> {
+    Ok(axum::Json(accounts::get(&state, None, &user_id).await?.into()))
+}
+
+/// Change a person's role and scope (super admin).
+#[utoipa::path(patch, path = "/admin/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    request_body = ChangeRoleRequest,
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserView, description = "The person with the new role"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found`"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_user_role`, `unknown_tenant`"),
+    ))]
+pub async fn change_user_role(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenants>,
+    ctx: RequestMeta,
+    Path(user_id): Path<String>,
+    Json(body): Json<ChangeRoleRequest>,
+) -> ApiResult<axum::Json<UserView>> {
+    let membership = membership(body.role, body.tenant_id)?;
+    let user = accounts::change_role(&state, &auth.principal, &ctx, None, &user_id, membership).await?;
+    Ok(axum::Json(user.into()))
+}
+
+/// Disable a person (super admin): terminal; their sessions end.
+#[utoipa::path(delete, path = "/admin/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Disabled"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found`"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`"),
+    ))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenants>,
+    ctx: RequestMeta,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    accounts::disable(&state, &auth.principal, &ctx, None, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Invite a person to the tenant (tenant admin; tenant roles only).
+#[utoipa::path(post, path = "/tenant/users", tag = "people",
+    request_body = TenantInviteRequest,
+    security(("bearer" = []), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 201, body = InviteResponse, description = "Invited; the link is shown once"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`user_already_exists`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request` (e-mail, or a role that is not a tenant role)"),
+    ))]
+pub async fn invite_tenant_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantUsers>,
+    ctx: RequestMeta,
+    Json(body): Json<TenantInviteRequest>,
+) -> ApiResult<(StatusCode, axum::Json<InviteResponse>)> {
+    let membership = body.role.membership(auth.tenant());
+    let invite = users::invite(&state, &auth.principal, &ctx, &body.email, membership).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite.into())))
+}
+
+/// List the tenant's people.
+#[utoipa::path(get, path = "/tenant/users", tag = "people",
+    params(paging::PageQuery),
+    security(("bearer" = []), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_query`"),
+    ))]
+pub async fn list_tenant_users(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantUsers>,
+    Query(query): Query<paging::PageQuery>,
+) -> ApiResult<axum::Json<UserPage>> {
+    let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
+    let after = paging::after(query.cursor.as_deref())?;
+    let rows = accounts::list(&state, Some(auth.tenant()), after, limit).await?;
+    Ok(axum::Json(page(rows, limit)))
+}
+
+/// One of the tenant's people.
+#[utoipa::path(get, path = "/tenant/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    security(("bearer" = []), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found` (also another tenant's)"),
+    ))]
+pub async fn get_tenant_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantUsers>,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<UserView>> {
+    Ok(axum::Json(accounts::get(&state, Some(auth.tenant()), &user_id).await?.into()))
+}
+
+/// Change the tenant role of one of the tenant's people.
+#[utoipa::path(patch, path = "/tenant/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    request_body = TenantChangeRoleRequest,
+    security(("bearer" = []), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, body = UserView, description = "The person with the new role"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found` (also another tenant's)"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `empty_update`"),
+    ))]
+pub async fn change_tenant_user_role(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantUsers>,
+    ctx: RequestMeta,
+    Path(user_id): Path<String>,
+    Json(body): Json<TenantChangeRoleRequest>,
+) -> ApiResult<axum::Json<UserView>> {
+    let tenant = auth.tenant();
+    let Some(role) = body.role else {
+        accounts::get(&state, Some(tenant), &user_id).await?;
+        return Err(ApiError::new(Code::EmptyUpdate, "role: the only field to change"));
+    };
+    let membership = role.membership(tenant);
+    let user =
+        accounts::change_role(&state, &auth.principal, &ctx, Some(tenant), &user_id, membership).await?;
+    Ok(axum::Json(user.into()))
+}
+
+/// Disable one of the tenant's people: terminal; their sessions end.
+#[utoipa::path(delete, path = "/tenant/users/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    security(("bearer" = []), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Disabled"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found` (also another tenant's)"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`"),
+    ))]
+pub async fn disable_tenant_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenantUsers>,
+    ctx: RequestMeta,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    accounts::disable(&state, &auth.principal, &ctx, Some(auth.tenant()), &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of an invite's acceptance.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    /// The new password: 12 to 256 characters, not one of the 10,000 most common, not the
+    /// e-mail.
+    pub password: String,
+}
+
 /// Accept an invite with a first password (no credentials: the token is the proof).
 #[utoipa::path(post, path = "/auth/invites/{token}/accept", tag = "people",
     params(("token" = String, Path, description = "The invite token (from the invite link)", pattern = "^[A-Za-z0-9]{43}$")),
@@ -164,105 +472,4 @@ pub async fn accept_invite(
 ) -> ApiResult<axum::Json<PersonView>> {
     let user = users::accept(&state, &ctx, &token, &body.password).await?;
     Ok(axum::Json(user.into()))
-}
-
-/// Body of `POST /auth/login`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// E-mail, at most 254 characters.
-    pub email: String,
-    /// Password, at most 256 characters.
-    pub password: String,
-}
-
-/// A signed-in person and the session.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
-    /// The person.
-    #[serde(flatten)]
-    pub person: PersonView,
-    /// When the session ends at the latest (it also ends after the idle timeout).
-    #[serde(with = "time::serde::rfc3339")]
-    pub session_expires_at: OffsetDateTime,
-    /// The CSRF token (also the `tokenhub_csrf` cookie): send it in `X-CSRF-Token` on changes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub csrf_token: Option<String>,
-}
-
-fn set_cookie(headers: &mut HeaderMap, secure: bool, name: &str, value: &str, http_only: bool, max_age: i64) {
-    let mut cookie = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age}");
-    if http_only {
-        cookie.push_str("; HttpOnly");
-    }
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        headers.append(header::SET_COOKIE, v);
-    }
-}
-
-/// Sign in with e-mail and password; sets the session cookies.
-#[utoipa::path(post, path = "/auth/login", tag = "people",
-    request_body = LoginRequest,
-    security(()),
-    responses(
-        (status = 200, body = SessionView, description = "Signed in; `Set-Cookie: tokenhub_session`, `tokenhub_csrf`"),
-        (status = 401, body = ErrorBody, description = "`invalid_credentials` (the same for an unknown e-mail and a wrong password), `second_factor_required`"),
-        (status = 429, body = ErrorBody, description = "`rate_limited`: too many failed sign-ins from this address"),
-        (status = 503, body = ErrorBody, description = "`authentication_busy`"),
-    ))]
-pub async fn login(
-    State(state): State<AppState>,
-    ctx: RequestMeta,
-    Json(body): Json<LoginRequest>,
-) -> ApiResult<Response> {
-    let ip = ctx.source_ip.parse().ok();
-    if body.email.len() > 254 || body.password.chars().count() > 256 {
-        return Err(ApiError::new(Code::InvalidCredentials, "the e-mail or the password is wrong"));
-    }
-    let (user, session) = users::login(&state, &ctx, ip, &body.email, &body.password).await?;
-    let max_age = state.limits.session_absolute.as_secs() as i64;
-    let mut headers = HeaderMap::new();
-    let secure = state.limits.cookie_secure;
-    set_cookie(&mut headers, secure, SESSION_COOKIE, &session.token, true, max_age);
-    set_cookie(&mut headers, secure, CSRF_COOKIE, &session.csrf, false, max_age);
-    let view = SessionView {
-        person: user.into(),
-        session_expires_at: session.absolute_expires,
-        csrf_token: Some(session.csrf),
-    };
-    Ok((headers, axum::Json(view)).into_response())
-}
-
-/// The signed-in person and the session's end.
-#[utoipa::path(get, path = "/auth/me", tag = "people",
-    security(("session" = [])),
-    responses(
-        (status = 200, body = SessionView, description = "The person"),
-        (status = 401, body = ErrorBody, description = "`invalid_session`"),
-    ))]
-pub async fn me(session: SessionUser) -> axum::Json<SessionView> {
-    axum::Json(SessionView {
-        person: session.user.into(),
-        session_expires_at: session.absolute_expires,
-        csrf_token: None,
-    })
-}
-
-/// End the session; clears the cookies.
-#[utoipa::path(post, path = "/auth/logout", tag = "people",
-    security(("session" = [])),
-    responses(
-        (status = 204, description = "Signed out"),
-        (status = 401, body = ErrorBody, description = "`invalid_session`"),
-        (status = 403, body = ErrorBody, description = "`csrf_failed`"),
-    ))]
-pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    crate::store::sessions::end(&state.pool, &session.session_id).await?;
-    let mut headers = HeaderMap::new();
-    set_cookie(&mut headers, state.limits.cookie_secure, SESSION_COOKIE, "", true, 0);
-    set_cookie(&mut headers, state.limits.cookie_secure, CSRF_COOKIE, "", false, 0);
-    Ok((StatusCode::NO_CONTENT, headers).into_response())
 }

@@ -6,10 +6,16 @@
 //! - [`sub_accounts`]: plan limits, tenant quota, default role.
 //! - [`roles`]: role existence and the per-tenant cap.
 //! - [`caps`]: plan limits and operator caps, checked one way.
-//! - [`users`]: people — invites, passwords, sign-in, the principal of a person.
+//! - [`users`]: people — invites, the principal of a person.
+//! - [`accounts`]: managing people — list, role, disable, password change.
+//! - [`sign_in`]: password, then TOTP or a recovery code; lock-out.
+//! - [`two_factor`]: TOTP enrolment and recovery codes.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod caps;
 pub mod roles;
+pub mod sign_in;
 pub mod sub_accounts;
+pub mod two_factor;
 pub mod users;

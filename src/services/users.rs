@@ -1,12 +1,12 @@
-//! People: invites, accepting them with a password, signing in with a password, and what a
-//! signed-in person may do — the principal of the same role (`principal_for`), so the one
+//! People: invites, accepting them with a password, the `users` rows, and what a signed-in
+//! person may do — the principal of the same role (`principal_for`), so the one
 //! decision table (`auth::authorize`) decides for keys and people alike.
 
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
-use tokenhub_aggregates::user::{normalise_email, Membership, SignInMethod, UserCommand, USER_ID_PREFIX};
+use tokenhub_aggregates::user::{normalise_email, Membership, UserCommand, USER_ID_PREFIX};
 
 use crate::auth::password::{check_policy, PasswordProblem};
 use crate::auth::Principal;
@@ -14,13 +14,13 @@ use crate::commands::{execute, CommandMetadata, RequestMeta};
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::sessions::{self, NewSession};
 
 /// How long an invite works.
 pub const INVITE_LIFETIME: time::Duration = time::Duration::hours(72);
 
-/// A user as sign-in reads it (`users`).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A user as sign-in reads it (`users`). Its `Debug` leaves the hashes and the sealed secret
+/// out.
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserRow {
     /// Id.
     pub user_id: String,
@@ -38,14 +38,51 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     /// TOTP on.
     pub totp_enrolled: bool,
+    /// The sealed TOTP secret (base64), while enrolled.
+    pub totp_nonce: Option<String>,
+    /// Its ciphertext (base64).
+    pub totp_ciphertext: Option<String>,
+    /// The user's tenant requires TOTP (`require_2fa`).
+    pub tenant_requires_2fa: bool,
+    /// When invited.
+    pub created_at: OffsetDateTime,
+    /// Position of the invite in the log (the listings' cursor).
+    pub created_position: i64,
 }
 
-const SELECT: &str =
-    "SELECT user_id, email, scope, tenant_id, role, status, password_hash, totp_enrolled FROM users";
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("tenant_id", &self.tenant_id)
+            .field("status", &self.status)
+            .field("totp_enrolled", &self.totp_enrolled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserRow {
+    /// TOTP is required of this person: platform roles always, tenant roles when the
+    /// tenant's `require_2fa` is on.
+    pub fn requires_totp(&self) -> bool {
+        self.scope == "platform" || self.tenant_requires_2fa
+    }
+}
+
+const SELECT: &str = "SELECT u.user_id, u.email, u.scope, u.tenant_id, u.role, u.status, u.password_hash, \
+     u.totp_enrolled, u.totp_nonce, u.totp_ciphertext, coalesce(t.require_2fa, false) AS tenant_requires_2fa, \
+     u.created_at, u.created_position FROM users u LEFT JOIN tenants t ON t.tenant_id = u.tenant_id";
+
+/// The rows of `users` with `filter` (a `WHERE` clause on `u`, parameters from `$1`).
+pub(crate) fn select(filter: &str) -> String {
+    format!("{SELECT} WHERE {filter}")
+}
 
 /// The user with `user_id`.
 pub async fn by_id(pool: &PgPool, user_id: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE user_id = $1")).bind(user_id).fetch_optional(pool).await
+    sqlx::query_as(&format!("{SELECT} WHERE u.user_id = $1")).bind(user_id).fetch_optional(pool).await
 }
 
 /// The id of the account of (normalised) `email`: derived from it, so the event store's
@@ -146,7 +183,7 @@ fn password_error(problem: PasswordProblem) -> ApiError {
 /// Accepts the invite of `token` with a first `password`.
 pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: &str) -> ApiResult<UserRow> {
     let hash = invite_token_hash(token);
-    let row: Option<UserRow> = sqlx::query_as(&format!("{SELECT} WHERE invite_token_hash = $1"))
+    let row: Option<UserRow> = sqlx::query_as(&format!("{SELECT} WHERE u.invite_token_hash = $1"))
         .bind(&hash)
         .fetch_optional(&state.pool)
         .await?;
@@ -154,7 +191,7 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
         return Err(ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)"));
     };
     check_policy(password, &user.email).map_err(password_error)?;
-    let password_hash = state.passwords.hash(password).await.map_err(|_| busy())?;
+    let password_hash = state.passwords.hash(password).await.map_err(|_| crate::services::sign_in::busy())?;
     let command =
         UserCommand::AcceptInvite { invite_token_hash: hash, password_hash, at: OffsetDateTime::now_utc() };
     let meta = metadata_of(&user, ctx);
@@ -163,78 +200,7 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     Ok(user)
 }
 
-/// Metadata of a command the person `user` causes (accepting, signing in).
-fn metadata_of(user: &UserRow, ctx: &RequestMeta) -> CommandMetadata {
+/// Metadata of a command the person `user` causes (accepting, signing in, their own factors).
+pub fn metadata_of(user: &UserRow, ctx: &RequestMeta) -> CommandMetadata {
     CommandMetadata::person(&user.user_id, &user.email, ctx, user.tenant_id.as_deref())
-}
-
-fn busy() -> ApiError {
-    ApiError::new(Code::AuthenticationBusy, "too many sign-ins at once; retry later").retry_after(1)
-}
-
-fn bad_credentials() -> ApiError {
-    ApiError::new(Code::InvalidCredentials, "the e-mail or the password is wrong")
-}
-
-/// Signs in with e-mail and password; starts a session. Unknown e-mails and wrong passwords
-/// get the same answer in the same time (a decoy hash is checked); failures from one address
-/// are throttled like failed key authentications.
-pub async fn login(
-    state: &AppState,
-    ctx: &RequestMeta,
-    ip: Option<std::net::IpAddr>,
-    email: &str,
-    password: &str,
-) -> ApiResult<(UserRow, NewSession)> {
-    if let Some(retry) = state.throttles.auth_blocked(ip) {
-        return Err(ApiError::new(
-            Code::RateLimited,
-            format!("too many failed sign-ins; retry in {retry} s"),
-        )
-        .retry_after(retry));
-    }
-    let email = normalise_email(email).unwrap_or_default();
-    let user = by_id(&state.pool, &user_id_for(&email)).await?;
-    let phc = user.as_ref().filter(|u| u.status == "active").and_then(|u| u.password_hash.as_deref());
-    let ok = state.passwords.verify(password, phc).await.map_err(|_| busy())?;
-    let user = match (ok, user) {
-        (true, Some(user)) => user,
-        (_, user) => {
-            state.throttles.record_auth_failure(ip);
-            if let Some(user) = user {
-                let command = UserCommand::RecordSignInFailure {
-                    reason: "password".into(),
-                    at: OffsetDateTime::now_utc(),
-                };
-                let meta = metadata_of(&user, ctx);
-                if let Err(e) = execute(&state.commands.users, &user.user_id, command, meta).await {
-                    tracing::warn!(error = %e, "cannot record a failed sign-in");
-                }
-            }
-            tracing::info!(msg = "Sign-in failed", "sign-in failed");
-            return Err(bad_credentials());
-        }
-    };
-    if user.totp_enrolled {
-        // Two-factor sign-in is not built yet (issue 12): refuse rather than skip the factor.
-        return Err(ApiError::new(Code::SecondFactorRequired, "this account needs its second factor"));
-    }
-    let command = UserCommand::SignIn {
-        method: SignInMethod::Password,
-        step: None,
-        recovery_code_hash: None,
-        at: OffsetDateTime::now_utc(),
-    };
-    let meta = metadata_of(&user, ctx);
-    execute(&state.commands.users, &user.user_id, command, meta).await?;
-    let session = sessions::create(
-        &state.pool,
-        &user.user_id,
-        state.limits.session_absolute,
-        &ctx.user_agent,
-        &ctx.source_ip,
-    )
-    .await?;
-    tracing::info!(user_id = %user.user_id, "signed in");
-    Ok((user, session))
 }

@@ -2,9 +2,11 @@
 //! settings.
 
 pub mod idempotency;
+pub mod mfa_challenges;
 pub mod repository;
 pub mod sessions;
 pub mod settings;
+pub mod sign_in_locks;
 
 use std::str::FromStr;
 use std::time::Duration;

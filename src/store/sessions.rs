@@ -92,3 +92,54 @@ pub async fn touch(pool: &PgPool, token: &str, idle: Duration) -> Result<Option<
 pub async fn end(pool: &PgPool, id_hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1").bind(id_hash).execute(pool).await.map(drop)
 }
+
+/// A session as its owner sees it in `GET /auth/sessions`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionListing {
+    /// Its id (the hash of the cookie value).
+    pub id_hash: Vec<u8>,
+    /// When it started.
+    pub created_at: OffsetDateTime,
+    /// Its last request.
+    pub last_seen_at: OffsetDateTime,
+    /// When it ends at the latest.
+    pub absolute_expires: OffsetDateTime,
+    /// The browser that started it.
+    pub user_agent: String,
+    /// The address that started it.
+    pub source_ip: String,
+}
+
+/// The live sessions of `user_id`, newest first (at most 100).
+pub async fn list(pool: &PgPool, user_id: &str, idle: Duration) -> Result<Vec<SessionListing>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id_hash, created_at, last_seen_at, absolute_expires, user_agent, source_ip FROM user_sessions \
+         WHERE user_id = $1 AND absolute_expires > now() AND last_seen_at > now() - make_interval(secs => $2) \
+         ORDER BY created_at DESC LIMIT 100",
+    )
+    .bind(user_id)
+    .bind(idle.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Ends `user_id`'s session `id_hash`; false when it has no such session.
+pub async fn end_own(pool: &PgPool, user_id: &str, id_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1 AND user_id = $2")
+        .bind(id_hash)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Ends every session of `user_id` except `keep` (password changed, user disabled); returns
+/// how many ended.
+pub async fn end_all_but(pool: &PgPool, user_id: &str, keep: Option<&[u8]>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM user_sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -3,7 +3,8 @@
 //!
 //! Expected per cell: no credentials → 401; a malformed key → 401; a principal the matrix
 //! allows → neither 401 nor 403 (nor 5xx); the admin of another tenant on a route naming one
-//! of this tenant's resources → 404 that leaks nothing; anyone else → 403.
+//! of this tenant's resources → 404 that leaks nothing; anyone else → 403. People (session
+//! cookies) of every role are principals too, answered as the key principal of their role.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::*;
+use crate::person::{person, Signed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum P {
@@ -22,21 +24,66 @@ enum P {
     TenantFinance,
     DataKey,
     SubAccountManager,
+    UserSuperAdmin,
+    UserFinanceAdmin,
+    UserAuditor,
+    UserTenantAdmin,
+    UserTenantFinance,
+    UserTenantViewer,
 }
 
 use P::*;
+
+impl P {
+    /// The key principal whose column a person of this role shares: one decision table.
+    fn as_key(self) -> P {
+        match self {
+            UserSuperAdmin => Master,
+            UserFinanceAdmin => FinanceAdmin,
+            UserAuditor => Auditor,
+            UserTenantAdmin => TenantAdmin,
+            UserTenantFinance | UserTenantViewer => TenantFinance,
+            other => other,
+        }
+    }
+}
 
 const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Routes of people's sign-in and sessions: the invite token, the password or the session
 /// cookie is the credential (`people.rs` covers them).
-const SIGN_IN: &[&str] = &["/auth/invites/{token}/accept", "/auth/login", "/auth/me", "/auth/logout"];
+/// A person's own routes take only their session (`two_factor.rs` covers them).
+const SIGN_IN: &[&str] = &[
+    "/auth/invites/{token}/accept",
+    "/auth/login",
+    "/auth/login/mfa",
+    "/auth/me",
+    "/auth/logout",
+    "/auth/sessions",
+    "/auth/sessions/{id}",
+    "/auth/password",
+    "/auth/totp/enroll",
+    "/auth/totp/confirm",
+    "/auth/totp",
+    "/auth/recovery-codes",
+];
 
 /// (method, path, principals allowed). `OtherTenant` is derived: it is allowed wherever
 /// `TenantAdmin` is, but gets 404 on routes naming this tenant's resources.
 const MATRIX: &[(&str, &str, &[P])] = &[
     ("post", "/admin/tenants", &[Master]),
     ("post", "/admin/users", &[Master]),
+    ("get", "/admin/users", &[Master]),
+    ("get", "/admin/users/{user_id}", &[Master]),
+    ("patch", "/admin/users/{user_id}", &[Master]),
+    ("delete", "/admin/users/{user_id}", &[Master]),
+    ("post", "/tenant/users", &[Master, TenantAdmin]),
+    ("get", "/tenant/users", &[Master, TenantAdmin]),
+    ("get", "/tenant/users/{user_id}", &[Master, TenantAdmin]),
+    ("patch", "/tenant/users/{user_id}", &[Master, TenantAdmin]),
+    ("delete", "/tenant/users/{user_id}", &[Master, TenantAdmin]),
+    ("get", "/tenant/security/two-factor", &[Master, TenantAdmin]),
+    ("put", "/tenant/security/two-factor", &[Master, TenantAdmin]),
     ("get", "/admin/tenants", &[Master]),
     ("get", "/admin/tenants/{id}", &[Master]),
     ("patch", "/admin/tenants/{id}", &[Master]),
@@ -103,6 +150,8 @@ const MATRIX: &[(&str, &str, &[P])] = &[
 struct Fixture {
     tenant: String,
     keys: Vec<(P, String)>,
+    people: Vec<(P, Signed)>,
+    target_user: String,
     other_tenant_admin: String,
     target_tenant: String,
     target_key: String,
@@ -145,6 +194,24 @@ async fn fixture(app: &TestApp) -> Fixture {
             json!({"sub_account_id": manager_sub["sub_account_id"], "permissions": ["keys:manage"]}),
         )
         .await;
+    let mut people = Vec::new();
+    for (p, role, scoped) in [
+        (UserSuperAdmin, "super_admin", false),
+        (UserFinanceAdmin, "finance_admin", false),
+        (UserAuditor, "auditor", false),
+        (UserTenantAdmin, "tenant_admin", true),
+        (UserTenantFinance, "tenant_finance", true),
+        (UserTenantViewer, "tenant_viewer", true),
+    ] {
+        let email = format!("{role}@matrix.test");
+        people.push((p, person(app, &email, role, scoped.then_some(tenant.as_str())).await));
+    }
+    let (status, target_user) = send(
+        app.admin(Method::POST, "/admin/users")
+            .json(&json!({"email": "target@matrix.test", "role": "tenant_viewer", "tenant_id": tenant})),
+    )
+    .await;
+    assert_eq!(status, 201, "{target_user}");
     let keys = vec![
         (Gateway, app.platform_key("gateway").await),
         (FinanceAdmin, app.platform_key("finance_admin").await),
@@ -157,6 +224,8 @@ async fn fixture(app: &TestApp) -> Fixture {
     Fixture {
         tenant,
         keys,
+        people,
+        target_user: target_user["user_id"].as_str().unwrap().to_string(),
         other_tenant_admin,
         target_tenant,
         target_key,
@@ -173,6 +242,7 @@ fn concrete(path: &str, f: &Fixture) -> String {
         .replace("{public_id}", public_id)
         .replace("{name}", "target")
         .replace("{key}", "TARGET")
+        .replace("{user_id}", &f.target_user)
 }
 
 fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
@@ -191,6 +261,13 @@ fn request(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
 async fn status_and_body(req: reqwest::RequestBuilder) -> (u16, String) {
     let res = req.send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap_or_default())
+}
+
+/// How a cell authenticates.
+enum Credential<'a> {
+    Key(&'a String),
+    Master,
+    Session(&'a Signed),
 }
 
 #[tokio::test]
@@ -220,7 +297,8 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         // Platform principals name the tenant they act for.
         let names_tenant = tenant_route || template.starts_with("/usage/");
         // Ids name another tenant's resources; role names are per-tenant names, not ids.
-        let names_resource = template.contains("{id}") || template.contains("{public_id}");
+        let names_resource =
+            template.contains("{id}") || template.contains("{public_id}") || template.contains("{user_id}");
 
         let (status, _) = status_and_body(request(&app, method, &path)).await;
         if status != 401 {
@@ -231,9 +309,10 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
             failures.push(format!("{method} {template} with a malformed key: {status}"));
         }
         // Denied principals first, so that allowed ones run last on the target resources.
-        let mut cells: Vec<(P, Option<&String>)> = f.keys.iter().map(|(p, k)| (*p, Some(k))).collect();
-        cells.push((Master, None));
-        cells.sort_by_key(|(p, _)| allowed.contains(p));
+        let mut cells: Vec<(P, Credential)> = f.keys.iter().map(|(p, k)| (*p, Credential::Key(k))).collect();
+        cells.push((Master, Credential::Master));
+        cells.extend(f.people.iter().map(|(p, s)| (*p, Credential::Session(s))));
+        cells.sort_by_key(|(p, _)| allowed.contains(&p.as_key()));
         if tenant_route && names_resource {
             let (status, body) =
                 status_and_body(request(&app, method, &path).bearer_auth(&f.other_tenant_admin)).await;
@@ -244,14 +323,15 @@ async fn every_route_answers_every_principal_as_the_matrix_says() {
         for (principal, key) in cells {
             let mut req = request(&app, method, &path);
             req = match key {
-                Some(key) => req.bearer_auth(key),
-                None => req.header("X-Master-Key", MASTER),
+                Credential::Key(key) => req.bearer_auth(key),
+                Credential::Master => req.header("X-Master-Key", MASTER),
+                Credential::Session(s) => req.header("Cookie", &s.cookie).header("X-CSRF-Token", &s.csrf),
             };
-            if names_tenant && matches!(principal, Master | Gateway | FinanceAdmin) {
+            if names_tenant && matches!(principal.as_key(), Master | Gateway | FinanceAdmin) {
                 req = req.header("X-Tenant-ID", &f.tenant);
             }
             let (status, body) = status_and_body(req).await;
-            let ok = if allowed.contains(&principal) {
+            let ok = if allowed.contains(&principal.as_key()) {
                 status != 401 && status != 403 && status < 500
             } else {
                 status == 403

@@ -5,64 +5,10 @@
 //! text in the database.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common::*;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-struct Signed {
-    cookie: String,
-    csrf: String,
-    session: String,
-}
-
-async fn invite(app: &TestApp, body: Value) -> String {
-    let (s, invite) = send(app.admin(Method::POST, "/admin/users").json(&body)).await;
-    assert_eq!(s, 201, "{invite}");
-    let url = invite["invite_url"].as_str().unwrap();
-    url.rsplit('/').next().unwrap().to_string()
-}
-
-async fn accept(app: &TestApp, token: &str, password: &str) -> (u16, Value) {
-    send(
-        app.http.post(app.url(&format!("/auth/invites/{token}/accept"))).json(&json!({"password": password})),
-    )
-    .await
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> Result<Signed, (u16, Value)> {
-    let res = app
-        .http
-        .post(app.url("/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let cookies: Vec<String> =
-        res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if status != 200 {
-        return Err((status, body));
-    }
-    let value = |name: &str| {
-        cookies
-            .iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| c.split(';').next().unwrap()[name.len() + 1..].to_string())
-            .unwrap()
-    };
-    let session_cookie = cookies.iter().find(|c| c.starts_with("tokenhub_session=")).unwrap();
-    assert!(
-        session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
-        "{session_cookie}"
-    );
-    assert!(session_cookie.contains("Secure"), "Secure by default: {session_cookie}");
-    let (session, csrf) = (value("tokenhub_session"), value("tokenhub_csrf"));
-    assert_eq!(body["csrf_token"].as_str(), Some(csrf.as_str()));
-    Ok(Signed { cookie: format!("tokenhub_session={session}; tokenhub_csrf={csrf}"), csrf, session })
-}
+use crate::person::*;
 
 #[tokio::test]
 async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name() {
@@ -108,6 +54,16 @@ async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name(
     let signed = login(&app, "ADA@example.com", PASSWORD).await.unwrap();
     let (s, me) = send(app.http.get(app.url("/auth/me")).header("Cookie", &signed.cookie)).await;
     assert_eq!((s, me["role"].as_str()), (200, Some("super_admin")), "{me}");
+    assert_eq!(me["totp_enrolment_required"], true, "{me}");
+
+    // A platform role acts only once TOTP is on.
+    let (s, body) = send(signed.request(&app, Method::GET, "/admin/tenants")).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (403, Some("second_factor_enrolment_required")),
+        "{body}"
+    );
+    let (secret, _, _) = enrol(&app, &signed).await;
 
     // A change through the cookie needs the CSRF token.
     let create = || {
@@ -149,6 +105,7 @@ async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name(
     let dump = String::from_utf8_lossy(&dump.stdout).to_string();
     assert!(dump.contains("ada@example.com"));
     assert!(!dump.contains(PASSWORD) && !dump.contains(&signed.session) && !dump.contains(&signed.csrf));
+    assert!(!dump.contains(&secret), "the TOTP secret is sealed");
 
     // Logout ends it.
     let (s, _) = send(

@@ -56,6 +56,9 @@ pub struct Tenant {
     pub default_role: String,
     /// IP allowlist on or off.
     pub ip_allowlist_enabled: bool,
+    /// The tenant's people must enrol TOTP before acting.
+    #[serde(default)]
+    pub require_2fa: bool,
     /// Its networks.
     pub ip_allowlist: Vec<String>,
     /// Latest configuration version (0: none).
@@ -177,6 +180,10 @@ impl Tenant {
                 }
                 Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
             }
+            TenantCommand::SetTwoFactorPolicy { require_2fa, at } => {
+                self.require_live()?;
+                Ok(TenantEvent::TwoFactorPolicySet { require_2fa, set_at: at })
+            }
             TenantCommand::SaveConfig { mut config, secrets, allow_private_webhooks, at } => {
                 self.require_live()?;
                 super::config::normalise(&mut config);
@@ -228,6 +235,10 @@ impl Tenant {
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 self.ip_allowlist_enabled = enabled;
                 self.ip_allowlist = allowed_ips;
+                self.updated_at = Some(set_at);
+            }
+            TenantEvent::TwoFactorPolicySet { require_2fa, set_at } => {
+                self.require_2fa = require_2fa;
                 self.updated_at = Some(set_at);
             }
             TenantEvent::RbacConfigured { enabled, default_role, configured_at } => {

@@ -65,6 +65,13 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Require (or stop requiring) TOTP of the tenant's people before they act.
+    SetTwoFactorPolicy {
+        /// On or off.
+        require_2fa: bool,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Save a new version of the tenant configuration (validated here).
     SaveConfig {
         /// The document.

@@ -83,6 +83,15 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         set_at: OffsetDateTime,
     },
+    /// `tenant.two_factor_policy_set`: whether the tenant's people must use TOTP.
+    #[serde(rename = "tenant.two_factor_policy_set")]
+    TwoFactorPolicySet {
+        /// On or off.
+        require_2fa: bool,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        set_at: OffsetDateTime,
+    },
     /// `tenant.config_saved`: a new version of the configuration.
     #[serde(rename = "tenant.config_saved")]
     ConfigSaved {
@@ -123,6 +132,7 @@ impl DomainEvent for TenantEvent {
             TenantEvent::Reactivated { .. } => "tenant.reactivated",
             TenantEvent::RbacConfigured { .. } => "tenant.rbac_configured",
             TenantEvent::IpAllowlistSet { .. } => "tenant.ip_allowlist_set",
+            TenantEvent::TwoFactorPolicySet { .. } => "tenant.two_factor_policy_set",
             TenantEvent::ConfigSaved { .. } => "tenant.config_saved",
             TenantEvent::ResourceLimitsSet { .. } => "tenant.resource_limits_set",
             TenantEvent::Deleted { .. } => "tenant.deleted",

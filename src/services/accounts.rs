@@ -1,0 +1,110 @@
+//! Managing people: listing them (all, or one tenant's), changing a role, disabling (which
+//! ends their sessions), and a person changing their own password (which ends their other
+//! sessions). Tenant admins reach only their tenant's people, with tenant roles.
+
+use time::OffsetDateTime;
+use tokenhub_aggregates::user::{Membership, UserCommand};
+
+use crate::auth::password::check_policy;
+use crate::auth::Principal;
+use crate::commands::{execute, CommandMetadata, RequestMeta};
+use crate::http::code::Code;
+use crate::http::error::{ApiError, ApiResult};
+use crate::services::sign_in::busy;
+use crate::services::users::{by_id, metadata_of, select, UserRow};
+use crate::state::AppState;
+use crate::store::sessions;
+
+/// A page of people after log position `after`: all of them, or `tenant_id`'s.
+pub async fn list(
+    state: &AppState,
+    tenant_id: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> ApiResult<Vec<UserRow>> {
+    let sql = select(
+        "($1::text IS NULL OR u.tenant_id = $1) AND u.created_position > $2 ORDER BY u.created_position LIMIT $3",
+    );
+    Ok(sqlx::query_as(&sql).bind(tenant_id).bind(after).bind(limit).fetch_all(&state.pool).await?)
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(Code::UserNotFound, "no such user")
+}
+
+/// The person `user_id`, if `tenant_id` is `None` (platform) or is theirs.
+pub async fn get(state: &AppState, tenant_id: Option<&str>, user_id: &str) -> ApiResult<UserRow> {
+    let user = by_id(&state.pool, user_id).await?.ok_or_else(not_found)?;
+    if tenant_id.is_some() && user.tenant_id.as_deref() != tenant_id {
+        return Err(not_found());
+    }
+    Ok(user)
+}
+
+/// Gives `user_id` the role and scope `membership` (the caller checked which it may give).
+pub async fn change_role(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestMeta,
+    tenant_id: Option<&str>,
+    user_id: &str,
+    membership: Membership,
+) -> ApiResult<UserRow> {
+    let user = get(state, tenant_id, user_id).await?;
+    if let Some(new_tenant) = membership.tenant_id() {
+        if state.keys.tenant_status(new_tenant).is_none() {
+            return Err(ApiError::new(Code::UnknownTenant, "no such tenant"));
+        }
+    }
+    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref().or(membership.tenant_id()));
+    let command = UserCommand::ChangeRole { membership, at: OffsetDateTime::now_utc() };
+    execute(&state.commands.users, &user.user_id, command, meta).await?;
+    state.readmodels.wait_for_head().await;
+    get(state, None, user_id).await
+}
+
+/// Disables `user_id` (terminal) and ends every session of theirs.
+pub async fn disable(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestMeta,
+    tenant_id: Option<&str>,
+    user_id: &str,
+) -> ApiResult<()> {
+    let user = get(state, tenant_id, user_id).await?;
+    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
+    execute(
+        &state.commands.users,
+        &user.user_id,
+        UserCommand::Disable { at: OffsetDateTime::now_utc() },
+        meta,
+    )
+    .await?;
+    let ended = sessions::end_all_but(&state.pool, &user.user_id, None).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(user_id = %user.user_id, sessions_ended = ended, "user disabled");
+    Ok(())
+}
+
+/// The signed-in `user` changes their password; their other sessions end.
+pub async fn change_password(
+    state: &AppState,
+    ctx: &RequestMeta,
+    user: &UserRow,
+    current_session: &[u8],
+    current: &str,
+    new: &str,
+) -> ApiResult<u64> {
+    let ok = state.passwords.verify(current, user.password_hash.as_deref()).await.map_err(|_| busy())?;
+    if !ok {
+        return Err(ApiError::new(Code::WrongPassword, "the current password is wrong"));
+    }
+    check_policy(new, &user.email).map_err(|p| ApiError::new(Code::WeakPassword, p.to_string()))?;
+    let password_hash = state.passwords.hash(new).await.map_err(|_| busy())?;
+    let command = UserCommand::SetPassword { password_hash, at: OffsetDateTime::now_utc() };
+    execute(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await?;
+    let ended = sessions::end_all_but(&state.pool, &user.user_id, Some(current_session)).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(user_id = %user.user_id, sessions_ended = ended, "password changed");
+    Ok(ended)
+}

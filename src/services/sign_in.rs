@@ -1,0 +1,207 @@
+//! Signing in: the first factor (password; OpenID providers call [`after_first_factor`] too),
+//! then, when TOTP is on, the second step with a code or a recovery code. Every failure is
+//! counted per account (`store::sign_in_locks`: back-off and a temporary lock, shared by every
+//! instance) and per client address (`auth::throttle`), and audited as `user.sign_in_failed`.
+//! An unknown e-mail and a wrong password get the same answer in the same time: a decoy hash
+//! is checked, and the lock is kept per address-derived id whether or not an account exists.
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+use tokenhub_aggregates::user::{normalise_email, SignInMethod, UserCommand};
+
+use crate::commands::{execute_retrying, CommandError, RequestMeta};
+use crate::http::code::Code;
+use crate::http::error::{ApiError, ApiResult};
+use crate::services::two_factor;
+use crate::services::users::{by_id, metadata_of, user_id_for, UserRow};
+use crate::state::AppState;
+use crate::store::sessions::{self, NewSession};
+use crate::store::{mfa_challenges, sign_in_locks};
+
+/// What a first factor leads to.
+#[derive(Debug)]
+pub enum SignIn {
+    /// Signed in.
+    Session(Box<UserRow>, NewSession),
+    /// TOTP is on: answer the challenge with `POST /auth/login/mfa`.
+    SecondFactor {
+        /// The challenge's token (5 minutes, 5 tries).
+        mfa_token: String,
+    },
+}
+
+/// 503 `authentication_busy`.
+pub fn busy() -> ApiError {
+    ApiError::new(Code::AuthenticationBusy, "too many sign-ins at once; retry later").retry_after(1)
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(Code::InvalidCredentials, "the e-mail or the password is wrong")
+}
+
+fn bad_second_factor() -> ApiError {
+    ApiError::new(Code::InvalidSecondFactor, "the code is wrong")
+}
+
+fn bad_challenge() -> ApiError {
+    ApiError::new(Code::InvalidMfaToken, "the sign-in expired or ran out of tries; sign in again")
+}
+
+/// Refuses when the client address or the account (`subject`) is locked out.
+async fn check_locks(state: &AppState, ip: Option<IpAddr>, subject: &str) -> ApiResult<()> {
+    if let Some(retry) = state.throttles.auth_blocked(ip) {
+        let message = format!("too many failed sign-ins from this address; retry in {retry} s");
+        return Err(ApiError::new(Code::RateLimited, message).retry_after(retry));
+    }
+    if let Some(retry) = sign_in_locks::locked_for(&state.pool, subject).await? {
+        let message = format!("too many failed sign-ins for this account; retry in {retry} s");
+        return Err(ApiError::new(Code::SignInLocked, message).retry_after(retry));
+    }
+    Ok(())
+}
+
+/// Counts a failure against the address and the account, and audits it for an account.
+async fn record_failure(
+    state: &AppState,
+    ctx: &RequestMeta,
+    ip: Option<IpAddr>,
+    subject: &str,
+    user: Option<&UserRow>,
+    reason: &str,
+) -> ApiResult<()> {
+    state.throttles.record_auth_failure(ip);
+    let lock = sign_in_locks::record_failure(&state.pool, subject).await?;
+    if let Some(user) = user {
+        let at = OffsetDateTime::now_utc();
+        let command = || UserCommand::RecordSignInFailure { reason: reason.to_string(), at };
+        if let Err(e) =
+            execute_retrying(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await
+        {
+            tracing::warn!(error = %e, "cannot record a failed sign-in");
+        }
+    }
+    tracing::info!(msg = "Sign-in failed", reason, lock_seconds = lock, "sign-in failed");
+    Ok(())
+}
+
+/// Signs in with e-mail and password.
+pub async fn with_password(
+    state: &AppState,
+    ctx: &RequestMeta,
+    ip: Option<IpAddr>,
+    email: &str,
+    password: &str,
+) -> ApiResult<SignIn> {
+    let email = normalise_email(email).unwrap_or_default();
+    let subject = user_id_for(&email);
+    check_locks(state, ip, &subject).await?;
+    let user = by_id(&state.pool, &subject).await?;
+    let phc = user.as_ref().filter(|u| u.status == "active").and_then(|u| u.password_hash.as_deref());
+    let ok = state.passwords.verify(password, phc).await.map_err(|_| busy())?;
+    match (ok, user) {
+        (true, Some(user)) => after_first_factor(state, ctx, user, "password").await,
+        (_, user) => {
+            record_failure(state, ctx, ip, &subject, user.as_ref(), "password").await?;
+            Err(bad_credentials())
+        }
+    }
+}
+
+/// After a first factor (`password` or `oidc`): a session, or the TOTP challenge.
+pub async fn after_first_factor(
+    state: &AppState,
+    ctx: &RequestMeta,
+    user: UserRow,
+    method: &str,
+) -> ApiResult<SignIn> {
+    if user.totp_enrolled {
+        let mfa_token = mfa_challenges::create(&state.pool, &user.user_id, method).await?;
+        return Ok(SignIn::SecondFactor { mfa_token });
+    }
+    let method = if method == "oidc" { SignInMethod::Oidc } else { SignInMethod::Password };
+    let session = finish(state, ctx, &user, method, None, None).await?;
+    Ok(SignIn::Session(Box::new(user), session))
+}
+
+/// The second factor of a sign-in: a TOTP `code` or a `recovery_code` for the challenge of
+/// `mfa_token`.
+pub async fn with_second_factor(
+    state: &AppState,
+    ctx: &RequestMeta,
+    ip: Option<IpAddr>,
+    mfa_token: &str,
+    code: Option<&str>,
+    recovery_code: Option<&str>,
+) -> ApiResult<(UserRow, NewSession)> {
+    if let Some(retry) = state.throttles.auth_blocked(ip) {
+        let message = format!("too many failed sign-ins from this address; retry in {retry} s");
+        return Err(ApiError::new(Code::RateLimited, message).retry_after(retry));
+    }
+    let (user_id, first) =
+        mfa_challenges::attempt(&state.pool, mfa_token).await?.ok_or_else(bad_challenge)?;
+    check_locks(state, ip, &user_id).await?;
+    let user = by_id(&state.pool, &user_id).await?;
+    let Some(user) = user.filter(|u| u.status == "active" && u.totp_enrolled) else {
+        return Err(bad_challenge());
+    };
+    let oidc = first == "oidc";
+    let outcome = match (code, recovery_code) {
+        (Some(code), None) => {
+            match two_factor::code_step(&two_factor::enrolled_secret(state, &user).await?, code) {
+                Some(step) => {
+                    let method = if oidc { SignInMethod::Oidc } else { SignInMethod::PasswordTotp };
+                    finish(state, ctx, &user, method, Some(step), None).await
+                }
+                None => Err(bad_second_factor()),
+            }
+        }
+        (None, Some(recovery)) => {
+            let hash = two_factor::recovery_code_hash(state, &user.user_id, recovery);
+            finish(state, ctx, &user, SignInMethod::PasswordRecoveryCode, None, Some(hash)).await
+        }
+        _ => return Err(ApiError::new(Code::InvalidRequest, "send either code or recovery_code")),
+    };
+    match outcome {
+        Ok(session) => {
+            mfa_challenges::finish(&state.pool, mfa_token).await?;
+            Ok((user, session))
+        }
+        Err(e) if e.code == Code::InvalidSecondFactor || e.code == Code::RecoveryCodeInvalid => {
+            let reason = if code.is_some() { "totp" } else { "recovery_code" };
+            record_failure(state, ctx, ip, &user.user_id, Some(&user), reason).await?;
+            Err(bad_second_factor())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Records the sign-in (the aggregate refuses a replayed step or a spent recovery code) and
+/// starts the session.
+async fn finish(
+    state: &AppState,
+    ctx: &RequestMeta,
+    user: &UserRow,
+    method: SignInMethod,
+    step: Option<u64>,
+    recovery_code_hash: Option<String>,
+) -> ApiResult<NewSession> {
+    let at = OffsetDateTime::now_utc();
+    let command = || UserCommand::SignIn { method, step, recovery_code_hash: recovery_code_hash.clone(), at };
+    match execute_retrying(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await {
+        Ok(()) => {}
+        Err(CommandError::Refused { code: "recovery_code_invalid", .. }) => return Err(bad_second_factor()),
+        Err(e) => return Err(e.into()),
+    }
+    sign_in_locks::clear(&state.pool, &user.user_id).await?;
+    let session = sessions::create(
+        &state.pool,
+        &user.user_id,
+        state.limits.session_absolute,
+        &ctx.user_agent,
+        &ctx.source_ip,
+    )
+    .await?;
+    tracing::info!(user_id = %user.user_id, ?method, "signed in");
+    Ok(session)
+}
