@@ -176,6 +176,13 @@ impl App {
                 config.platform_reveals_per_minute,
             )),
             passwords: crate::auth::password::Passwords::new(),
+            oidc: Arc::new(
+                crate::services::oidc::Providers::from_env(
+                    &config.oidc_providers,
+                    &config.limits().public_url,
+                )
+                .map_err(StartError::Config)?,
+            ),
         };
         Ok(App {
             state,

@@ -126,6 +126,12 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub public_url: String,
 
+    /// OpenID providers people may sign in with, comma-separated names; each is configured by
+    /// `OIDC_<NAME>_ISSUER`, `OIDC_<NAME>_CLIENT_ID`, `OIDC_<NAME>_CLIENT_SECRET` (`github`:
+    /// no issuer). Empty: none.
+    #[arg(long, env = "OIDC_PROVIDERS", default_value = "", global = true)]
+    pub oidc_providers: String,
+
     /// Mark session cookies `Secure` (set `false` only for local plain http).
     #[arg(long, env = "COOKIE_SECURE", default_value_t = true, global = true, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,

@@ -41,4 +41,6 @@ pub struct AppState {
     pub throttles: Arc<crate::auth::throttle::Throttles>,
     /// People's passwords (argon2id, bounded).
     pub passwords: crate::auth::password::Passwords,
+    /// The OpenID providers people may sign in with.
+    pub oidc: Arc<crate::services::oidc::Providers>,
 }

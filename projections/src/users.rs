@@ -52,7 +52,7 @@ impl Projection for UsersProjection {
                 .execute(conn)
                 .await?;
             }
-            UserEvent::Activated { password_hash, at } => {
+            UserEvent::Activated { password_hash, at, .. } => {
                 sqlx::query(
                     "UPDATE users SET status = 'active', password_hash = $2, invite_token_hash = NULL, \
                      invite_expires_at = NULL, updated_at = $3 WHERE user_id = $1",

@@ -123,10 +123,10 @@ impl FromRequestParts<AppState> for Principal {
             .iter()
             .filter(|name| headers.contains_key(**name))
             .count();
-        if presented > 1 {
+        if presented + usize::from(has_session_cookie(parts)) > 1 {
             return Err(ApiError::new(
                 Code::AmbiguousCredentials,
-                "send one credential: Authorization, X-API-Key or X-Master-Key, not several",
+                "send one credential: Authorization, X-API-Key, X-Master-Key or the session cookie, not several",
             ));
         }
         if presented == 0 && has_session_cookie(parts) {

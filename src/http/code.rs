@@ -54,7 +54,12 @@ codes! {
     SecondFactorRequired = "second_factor_required", UNAUTHORIZED, "The account needs its second factor.";
     InvalidSecondFactor = "invalid_second_factor", UNAUTHORIZED, "The TOTP or recovery code of a sign-in is wrong.";
     InvalidMfaToken = "invalid_mfa_token", UNAUTHORIZED, "The sign-in's `mfa_token` is unknown, used up (5 tries) or past its 5 minutes; sign in again.";
-    AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential header was sent.";
+    OidcStateInvalid = "oidc_state_invalid", UNAUTHORIZED, "The provider's answer does not belong to a sign-in this browser started (wrong or used `state`, no `tokenhub_oidc` cookie, or older than 10 minutes).";
+    OidcIdTokenInvalid = "oidc_id_token_invalid", UNAUTHORIZED, "The provider's ID token failed a check (signature, issuer, audience, expiry or nonce); the message says which.";
+    OidcEmailUnverified = "oidc_email_unverified", UNAUTHORIZED, "The provider did not vouch for the e-mail (`email_verified` is not true).";
+    OidcNoAccount = "oidc_no_account", UNAUTHORIZED, "No active or invited account has the provider's verified e-mail; ask for an invite.";
+    OidcFailed = "oidc_failed", UNAUTHORIZED, "The provider refused the sign-in or the code exchange.";
+    AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential was sent (two headers, or a header and the session cookie).";
     Forbidden = "forbidden", FORBIDDEN, "The principal may not perform this action.";
     CsrfFailed = "csrf_failed", FORBIDDEN, "A cookie-authenticated change without a matching `X-CSRF-Token`.";
     SecondFactorEnrolmentRequired = "second_factor_enrolment_required", FORBIDDEN, "The person's role (platform) or tenant requires TOTP: enrol it (`POST /auth/totp/enroll`) before anything else.";
@@ -66,6 +71,7 @@ codes! {
     PermissionsExceedIssuer = "permissions_exceed_issuer", FORBIDDEN, "A sub-account manager asked for more than its own key holds.";
     UserNotFound = "user_not_found", NOT_FOUND, "No such user.";
     SessionNotFound = "session_not_found", NOT_FOUND, "No such session of the signed-in person.";
+    OidcProviderUnknown = "oidc_provider_unknown", NOT_FOUND, "No OpenID provider of that name is configured (`OIDC_PROVIDERS`).";
     TenantNotFound = "tenant_not_found", NOT_FOUND, "No such tenant.";
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND, "No such key (also another tenant's).";
     SubAccountNotFound = "sub_account_not_found", NOT_FOUND, "No such sub-account (also another tenant's).";
@@ -167,6 +173,7 @@ codes! {
     UsageStreamUnavailable = "usage_stream_unavailable", SERVICE_UNAVAILABLE, "The usage stream is unavailable; retry the batch.";
     RequestTimeout = "request_timeout", SERVICE_UNAVAILABLE, "The request took longer than `HTTP_REQUEST_TIMEOUT_MS`.";
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, "`HTTP_MAX_IN_FLIGHT` requests are in flight.";
+    OidcProviderUnavailable = "oidc_provider_unavailable", SERVICE_UNAVAILABLE, "The OpenID provider could not be reached (discovery, keys or token endpoint); retry later.";
     AuthenticationBusy = "authentication_busy", SERVICE_UNAVAILABLE, "Every argon2 slot is busy.";
 }
 

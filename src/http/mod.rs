@@ -16,6 +16,7 @@ pub mod health;
 pub mod idempotency;
 pub mod input;
 pub mod keys;
+pub mod oidc;
 pub mod openapi;
 pub mod paging;
 pub mod people;
@@ -124,6 +125,9 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(people::accept_invite))
         .routes(routes!(sign_in::login))
         .routes(routes!(sign_in::login_mfa))
+        .routes(routes!(oidc::providers))
+        .routes(routes!(oidc::start))
+        .routes(routes!(oidc::callback))
         .routes(routes!(sign_in::me))
         .routes(routes!(sign_in::logout))
         .routes(routes!(sign_in::list_sessions))

@@ -194,7 +194,10 @@ fn constrain_body_text(schema: &mut serde_json::Value) {
                     map.entry(key).or_insert(value);
                 }
                 if !map.contains_key("pattern") && !map.contains_key("format") && !map.contains_key("enum") {
-                    map.insert("pattern".into(), json!(BODY_TEXT));
+                    // Names ("1 to N characters") take no control character at all, not even a
+                    // tab or a newline; other text may hold those three.
+                    let name = description.contains("1 to ") && description.contains(" characters");
+                    map.insert("pattern".into(), json!(if name { PARAM_TEXT } else { BODY_TEXT }));
                 }
             }
             // Map keys (tags, documents) are refused with control characters too.

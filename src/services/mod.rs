@@ -10,10 +10,12 @@
 //! - [`accounts`]: managing people — list, role, disable, password change.
 //! - [`sign_in`]: password, then TOTP or a recovery code; lock-out.
 //! - [`two_factor`]: TOTP enrolment and recovery codes.
+//! - [`oidc`]: sign-in with OpenID providers (and GitHub).
 
 pub mod accounts;
 pub mod api_keys;
 pub mod caps;
+pub mod oidc;
 pub mod roles;
 pub mod sign_in;
 pub mod sub_accounts;

@@ -124,6 +124,35 @@ pub async fn after_first_factor(
     Ok(SignIn::Session(Box::new(user), session))
 }
 
+/// Signs in the person whose e-mail the OpenID provider `provider` verified: an active
+/// account, or an invited one (which this activates, without a password). Never creates an
+/// account.
+pub async fn with_provider(
+    state: &AppState,
+    ctx: &RequestMeta,
+    provider: &str,
+    email: &str,
+) -> ApiResult<SignIn> {
+    let no_account = || ApiError::new(Code::OidcNoAccount, "no account has this e-mail; ask for an invite");
+    let email = normalise_email(email).ok_or_else(no_account)?;
+    let user = by_id(&state.pool, &user_id_for(&email)).await?.ok_or_else(no_account)?;
+    let user = match user.status.as_str() {
+        "active" => user,
+        "invited" => {
+            let command = UserCommand::ActivateByProvider {
+                provider: provider.to_string(),
+                at: OffsetDateTime::now_utc(),
+            };
+            crate::commands::execute(&state.commands.users, &user.user_id, command, metadata_of(&user, ctx))
+                .await?;
+            state.readmodels.wait_for_head().await;
+            by_id(&state.pool, &user.user_id).await?.ok_or_else(no_account)?
+        }
+        _ => return Err(no_account()),
+    };
+    after_first_factor(state, ctx, user, "oidc").await
+}
+
 /// The second factor of a sign-in: a TOTP `code` or a `recovery_code` for the challenge of
 /// `mfa_token`.
 pub async fn with_second_factor(

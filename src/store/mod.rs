@@ -3,6 +3,7 @@
 
 pub mod idempotency;
 pub mod mfa_challenges;
+pub mod oidc_logins;
 pub mod repository;
 pub mod sessions;
 pub mod settings;

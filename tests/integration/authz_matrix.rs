@@ -52,7 +52,8 @@ const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Routes of people's sign-in and sessions: the invite token, the password or the session
 /// cookie is the credential (`people.rs` covers them).
-/// A person's own routes take only their session (`two_factor.rs` covers them).
+/// A person's own routes take only their session; the OpenID routes no credential
+/// (`two_factor.rs` and `oidc.rs` cover them).
 const SIGN_IN: &[&str] = &[
     "/auth/invites/{token}/accept",
     "/auth/login",
@@ -66,6 +67,9 @@ const SIGN_IN: &[&str] = &[
     "/auth/totp/confirm",
     "/auth/totp",
     "/auth/recovery-codes",
+    "/auth/oidc",
+    "/auth/oidc/{provider}/start",
+    "/auth/oidc/{provider}/callback",
 ];
 
 /// (method, path, principals allowed). `OtherTenant` is derived: it is allowed wherever

@@ -366,6 +366,7 @@ impl ServerProcess {
             .env("TOKENHUB_KEY_PEPPER", PEPPER)
             .env("TOKENHUB_KEK", TEST_KEK)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env("LOG_LEVEL", "debug")
             .env_remove("MASTER_API_KEY")
             .env_remove("MASTER_API_KEY_HASH");

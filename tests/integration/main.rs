@@ -19,6 +19,7 @@ mod idempotency;
 mod input;
 mod ip_allowlist;
 mod master_key;
+mod oidc;
 mod openapi;
 mod people;
 mod person;

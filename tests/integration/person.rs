@@ -104,6 +104,11 @@ pub async fn accept(app: &TestApp, token: &str, password: &str) -> (u16, Value) 
 
 /// The session of a sign-in's answer, or its status and body.
 pub async fn session_of(res: reqwest::Response) -> Result<Signed, (u16, Value)> {
+    session_of_with(res, true).await
+}
+
+/// [`session_of`] of a server with `COOKIE_SECURE=secure`.
+pub async fn session_of_with(res: reqwest::Response, secure: bool) -> Result<Signed, (u16, Value)> {
     let status = res.status().as_u16();
     let cookies: Vec<String> =
         res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
@@ -123,7 +128,7 @@ pub async fn session_of(res: reqwest::Response) -> Result<Signed, (u16, Value)> 
         session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
         "{session_cookie}"
     );
-    assert!(session_cookie.contains("Secure"), "Secure by default: {session_cookie}");
+    assert_eq!(session_cookie.contains("Secure"), secure, "Secure by default: {session_cookie}");
     let (session, csrf) = (value("tokenhub_session"), value("tokenhub_csrf"));
     assert_eq!(body["csrf_token"].as_str(), Some(csrf.as_str()));
     Ok(Signed { cookie: format!("tokenhub_session={session}; tokenhub_csrf={csrf}"), csrf, session })

@@ -102,7 +102,19 @@ impl User {
                 if self.invite_expires_at.is_none_or(|expires| at >= expires) {
                     return Err(UserError::InviteExpired);
                 }
-                Ok(UserEvent::Activated { password_hash, at })
+                Ok(UserEvent::Activated { password_hash: Some(password_hash), provider: None, at })
+            }
+            UserCommand::ActivateByProvider { provider, at } => {
+                match self.status {
+                    None => return Err(UserError::NotFound),
+                    Some(UserStatus::Disabled) => return Err(UserError::Disabled),
+                    Some(UserStatus::Active) => return Err(UserError::InviteInvalid),
+                    Some(UserStatus::Invited) => {}
+                }
+                if self.invite_expires_at.is_none_or(|expires| at >= expires) {
+                    return Err(UserError::InviteExpired);
+                }
+                Ok(UserEvent::Activated { password_hash: None, provider: Some(provider), at })
             }
             UserCommand::SetPassword { password_hash, at } => {
                 self.require_active()?;

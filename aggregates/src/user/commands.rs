@@ -32,6 +32,13 @@ pub enum UserCommand {
         /// Now.
         at: OffsetDateTime,
     },
+    /// Activates an invited account whose e-mail an OpenID provider verified (no password).
+    ActivateByProvider {
+        /// The provider's name.
+        provider: String,
+        /// Now.
+        at: OffsetDateTime,
+    },
     /// Sets a new password.
     SetPassword {
         /// argon2id of the password.

@@ -76,11 +76,15 @@ pub enum UserEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
-    /// `user.activated`: the invite was accepted with a first password.
+    /// `user.activated`: the invite was accepted with a first password, or by signing in with
+    /// an OpenID provider that vouched for the invited e-mail (then without a password).
     #[serde(rename = "user.activated")]
     Activated {
-        /// argon2id PHC string of the password.
-        password_hash: String,
+        /// argon2id PHC string of the password (`None` when activated through a provider).
+        password_hash: Option<String>,
+        /// The OpenID provider that activated it, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,

@@ -42,7 +42,7 @@ fn invited() -> UserEvent {
 }
 
 fn activated() -> UserEvent {
-    UserEvent::Activated { password_hash: "$argon2id$…".into(), at: T0 }
+    UserEvent::Activated { password_hash: Some("$argon2id$…".into()), provider: None, at: T0 }
 }
 
 fn enrolled(step: u64) -> UserEvent {
@@ -114,6 +114,36 @@ fn an_invite_is_used_once_and_expires() {
         .given_no_previous_events()
         .when(accept("tok-hash", T0))
         .then_expect_error(UserError::NotFound);
+}
+
+#[test]
+fn a_provider_activates_an_invited_account_once_within_the_invite() {
+    let by = |at| UserCommand::ActivateByProvider { provider: "google".into(), at };
+    Framework::with(()).given(vec![invited()]).when(by(T0)).then_expect_events(vec![UserEvent::Activated {
+        password_hash: None,
+        provider: Some("google".into()),
+        at: T0,
+    }]);
+    Framework::with(()).given(vec![invited()]).when(by(EXPIRES)).then_expect_error(UserError::InviteExpired);
+    Framework::with(())
+        .given(vec![invited(), activated()])
+        .when(by(T0))
+        .then_expect_error(UserError::InviteInvalid);
+    Framework::with(())
+        .given(vec![invited(), UserEvent::Disabled { at: T0 }])
+        .when(by(T0))
+        .then_expect_error(UserError::Disabled);
+    Framework::with(()).given_no_previous_events().when(by(T0)).then_expect_error(UserError::NotFound);
+}
+
+#[test]
+fn an_activation_event_of_before_providers_still_reads() {
+    let old = serde_json::json!({"type": "user.activated", "password_hash": "$argon2id$x", "at": "2026-01-01T00:00:00Z"});
+    let event: UserEvent = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        event,
+        UserEvent::Activated { password_hash: Some("$argon2id$x".into()), provider: None, at: T0 }
+    );
 }
 
 #[test]

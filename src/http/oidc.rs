@@ -1,0 +1,143 @@
+//! OpenID sign-in over HTTP: `GET /auth/oidc` (the configured providers), `GET
+//! /auth/oidc/{provider}/start` (302 to the provider, with the `tokenhub_oidc` cookie that
+//! binds the answer to this browser) and `GET /auth/oidc/{provider}/callback` (the provider's
+//! answer: a session, or the TOTP challenge when the person has TOTP on).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::http::authenticate::cookie;
+use crate::http::code::Code;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Path, Query, RequestMeta};
+use crate::http::sign_in::{session_response, LoginResponse, MfaChallenge};
+use crate::services::sign_in::{self, SignIn};
+use crate::state::AppState;
+use crate::store::oidc_logins;
+
+/// The cookie that binds a provider's answer to the browser that started the sign-in.
+pub const OIDC_COOKIE: &str = "tokenhub_oidc";
+
+/// The configured providers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OidcProviders {
+    /// Names for `/auth/oidc/{provider}/start`.
+    pub providers: Vec<String>,
+}
+
+/// The OpenID providers people may sign in with (`OIDC_PROVIDERS`).
+#[utoipa::path(get, path = "/auth/oidc", tag = "people",
+    security(()),
+    responses((status = 200, body = OidcProviders)))]
+pub async fn providers(State(state): State<AppState>) -> axum::Json<OidcProviders> {
+    axum::Json(OidcProviders { providers: state.oidc.names() })
+}
+
+fn binding_cookie(secure: bool, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let mut cookie =
+        format!("{OIDC_COOKIE}={value}; Path=/auth/oidc; SameSite=Lax; HttpOnly; Max-Age={max_age}");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).ok()
+}
+
+/// Start signing in at a provider: 302 to its authorization page.
+#[utoipa::path(get, path = "/auth/oidc/{provider}/start", tag = "people",
+    params(("provider" = String, Path, description = "A name of `OIDC_PROVIDERS`", pattern = "^[a-z0-9]{1,32}$")),
+    security(()),
+    responses(
+        (status = 302, description = "To the provider (authorization code flow with PKCE S256, `state`, `nonce`); sets the `tokenhub_oidc` cookie (10 minutes)"),
+        (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
+        (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
+    ))]
+pub async fn start(State(state): State<AppState>, Path(provider): Path<String>) -> ApiResult<Response> {
+    let provider = state.oidc.get(&provider)?;
+    let started = state.oidc.start(provider).await?;
+    let binding = crate::auth::random_alphanumeric(43);
+    oidc_logins::create(
+        &state.pool,
+        &state.keks.current,
+        &started.state,
+        provider.name(),
+        &binding,
+        &started.nonce,
+        &started.verifier,
+    )
+    .await?;
+    let mut headers = HeaderMap::new();
+    let location = HeaderValue::from_str(&started.url).map_err(|e| ApiError::internal(&e))?;
+    headers.insert(header::LOCATION, location);
+    if let Some(cookie) = binding_cookie(state.limits.cookie_secure, &binding, oidc_logins::LIFETIME_SECONDS)
+    {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
+/// The provider's answer (its own parameters such as `iss` or `scope` are ignored).
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CallbackQuery {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The `state` sent at the start.
+    pub state: Option<String>,
+    /// The provider's error, when it refused.
+    pub error: Option<String>,
+}
+
+/// The provider's answer: signs the person in (or asks for their TOTP code).
+#[utoipa::path(get, path = "/auth/oidc/{provider}/callback", tag = "people",
+    params(("provider" = String, Path, description = "A name of `OIDC_PROVIDERS`", pattern = "^[a-z0-9]{1,32}$"), CallbackQuery),
+    security(()),
+    responses(
+        (status = 200, body = LoginResponse, description = "Signed in (`Set-Cookie: tokenhub_session`, `tokenhub_csrf`), or `{\"mfa_required\": true, \"mfa_token\"}` when TOTP is on"),
+        (status = 401, body = ErrorBody, description = "`oidc_state_invalid`, `oidc_id_token_invalid`, `oidc_email_unverified`, `oidc_no_account`, `oidc_failed`"),
+        (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`"),
+        (status = 422, body = ErrorBody, description = "`invite_expired` (an invited account whose invite is over)"),
+        (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
+    ))]
+pub async fn callback(
+    State(state): State<AppState>,
+    ctx: RequestMeta,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<CallbackQuery>,
+) -> ApiResult<Response> {
+    let provider = state.oidc.get(&name)?;
+    let bad_state =
+        || ApiError::new(Code::OidcStateInvalid, "this answer belongs to no sign-in this browser started");
+    let binding = cookie(&headers, OIDC_COOKIE).ok_or_else(bad_state)?;
+    let pending = match &query.state {
+        Some(s) if s.len() <= 128 => {
+            oidc_logins::take(&state.pool, &state.keks.current, s, &name, binding).await?
+        }
+        _ => None,
+    };
+    let pending = pending.ok_or_else(bad_state)?;
+    if let Some(error) = &query.error {
+        let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+        return Err(ApiError::new(Code::OidcFailed, format!("the provider refused the sign-in: {error}")));
+    }
+    let code = query
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+        .ok_or_else(|| ApiError::new(Code::OidcFailed, "the provider sent no authorization code"))?;
+    let email = state.oidc.finish(provider, code, &pending.nonce, &pending.verifier).await?;
+    let mut response = match sign_in::with_provider(&state, &ctx, &name, &email).await? {
+        SignIn::Session(user, session) => session_response(&state, *user, session),
+        SignIn::SecondFactor { mfa_token } => {
+            axum::Json(LoginResponse::Mfa(MfaChallenge { mfa_required: true, mfa_token })).into_response()
+        }
+    };
+    if let Some(clear) = binding_cookie(state.limits.cookie_secure, "", 0) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
+}
