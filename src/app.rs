@@ -143,6 +143,7 @@ impl App {
         ));
         crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
         crate::store::idempotency::spawn_pruner(pool.clone(), shutdown.clone());
+        crate::store::sessions::spawn_pruner(pool.clone(), config.limits().session_idle, shutdown.clone());
         let rate_limiter =
             Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());

@@ -143,3 +143,42 @@ pub async fn end_all_but(pool: &PgPool, user_id: &str, keep: Option<&[u8]>) -> R
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes what sign-in leaves behind once it is over: sessions past their absolute end or
+/// idle timeout, spent or expired TOTP challenges, unanswered OpenID sign-ins, and failure
+/// counts of accounts quiet for a day. Returns how many rows went.
+pub async fn prune(pool: &PgPool, idle: Duration) -> Result<u64, sqlx::Error> {
+    let mut deleted = sqlx::query(
+        "DELETE FROM user_sessions WHERE absolute_expires < now() OR last_seen_at < now() - make_interval(secs => $1)",
+    )
+    .bind(idle.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    for statement in [
+        "DELETE FROM mfa_challenges WHERE expires_at < now()",
+        "DELETE FROM oidc_logins WHERE expires_at < now()",
+        "DELETE FROM sign_in_locks WHERE last_failure_at < now() - interval '1 day' \
+         AND (locked_until IS NULL OR locked_until < now())",
+    ] {
+        deleted += sqlx::query(statement).execute(pool).await?.rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Runs [`prune`] every 10 minutes until `shutdown`.
+pub fn spawn_pruner(pool: PgPool, idle: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            match prune(&pool, idle).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned ended sessions and sign-ins"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune ended sessions"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            }
+        }
+    });
+}

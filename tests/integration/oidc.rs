@@ -276,6 +276,7 @@ async fn run() {
         invite_on(&http, &base, json!({"email": email, "role": "tenant_admin", "tenant_id": tenant_id}))
             .await;
     let user_id = invited["user_id"].as_str().unwrap().to_string();
+    let invite_token = invited["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
 
     // The happy path: the invited account is activated by the provider's verified e-mail.
     let b = browser();
@@ -348,7 +349,7 @@ async fn run() {
     assert_eq!(s, 200, "{enrolment}");
     let secret = enrolment["secret"].as_str().unwrap().to_string();
     let at = unix_now();
-    let (s, _) = send(
+    let (s, recovery) = send(
         http.post(format!("{base}/auth/totp/confirm"))
             .header("Cookie", &signed.cookie)
             .header("X-CSRF-Token", &signed.csrf)
@@ -356,6 +357,12 @@ async fn run() {
     )
     .await;
     assert_eq!(s, 200);
+    let recovery: Vec<String> = recovery["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
     let b = browser();
     let back = through_provider(&b, &base, "local", email).await;
     let (s, challenge) = callback(&b, &back).await.err().unwrap();
@@ -401,14 +408,36 @@ async fn run() {
     .unwrap();
     assert_eq!(oidc_sign_ins, 3, "local twice (once with TOTP), GitHub once");
 
-    // No state, code, verifier or token in the server's log.
+    // No state, code, token, session, TOTP secret, recovery code or invite in the server's
+    // log (at debug level).
     let logs = server.logs();
+    assert!(logs.contains("signed in"), "the log is the server's");
     let state = back.split("state=").nth(1).unwrap().split('&').next().unwrap().to_string();
     let code = back.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
-    for canary in
-        [state.as_str(), code.as_str(), "gho_standin", gh_signed.session.as_str(), signed.session.as_str()]
-    {
-        assert!(!logs.contains(canary), "{canary} in the log");
+    let mfa_token = challenge["mfa_token"].as_str().unwrap().to_string();
+    let canaries = [
+        &state,
+        &code,
+        &mfa_token,
+        &secret,
+        &invite_token,
+        &gh_signed.session,
+        &signed.session,
+        &signed.csrf,
+    ]
+    .into_iter()
+    .cloned()
+    .chain(recovery)
+    .chain(["gho_standin".to_string()]);
+    for canary in canaries {
+        assert!(!logs.contains(&canary), "{canary} in the log");
     }
+
+    // Sessions survive a kill -9 and a new instance.
+    let again =
+        ServerProcess::start_with(&db, &stream, &[("MASTER_API_KEY", MASTER), ("COOKIE_SECURE", "false")]);
+    again.wait_ready(&http).await;
+    let (s, me) = send(http.get(format!("{}/auth/me", again.base)).header("Cookie", &gh_signed.cookie)).await;
+    assert_eq!((s, me["email"].as_str()), (200, Some(gh_email)), "{me}");
     drop(provider);
 }

@@ -301,6 +301,18 @@ async fn sessions_are_listed_revoked_and_ended_by_password_change_disable_and_ex
         .unwrap();
     let (s, body) = send(other.request(&app, Method::GET, "/auth/me")).await;
     assert_eq!((s, code_of(&body)), (401, Some("invalid_session")));
+    // Ended sessions are pruned (the server does it every 10 minutes).
+    let pruned =
+        tokenhub::store::sessions::prune(&app.pool, std::time::Duration::from_secs(1800)).await.unwrap();
+    assert!(pruned >= 1);
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM user_sessions WHERE id_hash = sha256($1::bytea)")
+            .bind(other.session.as_bytes())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(send(first.request(&app, Method::GET, "/auth/me")).await.0, 200, "live sessions stay");
 
     // Disabling ends every session at once.
     let me: Value = send(first.request(&app, Method::GET, "/auth/me")).await.1;
