@@ -207,9 +207,13 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// True when the request carries a session cookie.
+/// True when the request carries a session cookie — even an empty or unreadable one, which is
+/// a (wrong) credential, not the absence of one.
 pub fn has_session_cookie(parts: &Parts) -> bool {
-    cookie(&parts.headers, SESSION_COOKIE).is_some()
+    let name = format!("{SESSION_COOKIE}=");
+    parts.headers.get_all(header::COOKIE).iter().any(|v| {
+        v.as_bytes().split(|b| *b == b';').any(|pair| pair.trim_ascii_start().starts_with(name.as_bytes()))
+    })
 }
 
 fn invalid_session() -> ApiError {

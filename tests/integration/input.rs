@@ -272,6 +272,21 @@ async fn the_documented_input_rules_hold() {
     let (s, body) =
         send(app.http.get(app.url("/tenant/info")).bearer_auth(&admin).header("X-API-Key", &admin)).await;
     assert_eq!((s, body["error"]["code"].as_str()), (401, Some("ambiguous_credentials")), "{body}");
+    // A key and a session cookie, even an empty or unknown one, are two credentials.
+    for cookie in ["tokenhub_session=", "tokenhub_session=ths_unknown", "a=b; tokenhub_session=x"] {
+        let (s, body) = send(app.admin(Method::GET, "/admin/tenants").header("Cookie", cookie)).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (401, Some("ambiguous_credentials")),
+            "{cookie}: {body}"
+        );
+    }
+    let (s, body) = send(app.http.get(app.url("/tenant/info")).header("Cookie", "tokenhub_session=")).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("invalid_session")), "{body}");
+    // Other cookies (the CSRF cookie included) are not credentials.
+    let (s, _) =
+        send(app.admin(Method::GET, "/admin/tenants").header("Cookie", "tokenhub_csrf=x; theme=dark")).await;
+    assert_eq!(s, 200);
 
     let (s, body) = send(app.admin(Method::GET, "/admin/tenants?cursor=")).await;
     assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invalid_query")), "{body}");
