@@ -39,10 +39,13 @@ pub struct AuditFilter {
 /// Who did it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Actor {
-    /// `super_admin`, `api_key`, `platform_key` or `system`.
+    /// `super_admin`, `api_key`, `platform_key`, `user` or `system`.
     pub kind: String,
-    /// `master`, or the key's public id.
+    /// `master`, the key's public id, or the person's user id.
     pub id: String,
+    /// The person's e-mail at the time, for `kind: user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// One audit record.
@@ -84,8 +87,11 @@ pub struct AuditItem {
 impl From<StoredEvent> for AuditItem {
     fn from(e: StoredEvent) -> Self {
         let meta = |k: &str| e.meta(k).filter(|v| !v.is_empty()).map(str::to_string);
-        let actor =
-            Actor { kind: meta("actor_kind").unwrap_or_default(), id: meta("actor_id").unwrap_or_default() };
+        let actor = Actor {
+            kind: meta("actor_kind").unwrap_or_default(),
+            id: meta("actor_id").unwrap_or_default(),
+            email: meta("actor_email"),
+        };
         let (request_id, source_ip, user_agent) = (meta("request_id"), meta("source_ip"), meta("user_agent"));
         let mut payload = e.payload;
         redact_payload(&mut payload);

@@ -10,12 +10,14 @@ pub mod authenticate;
 pub mod authorized;
 pub mod client_ip;
 pub mod code;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod input;
 pub mod keys;
+pub mod live;
 pub mod oidc;
 pub mod openapi;
 pub mod paging;
@@ -99,6 +101,8 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(audit::list_tenant_audit_events))
         .routes(routes!(audit::export_audit_events))
         .routes(routes!(audit::verify_audit_chain))
+        .routes(routes!(live::audit_stream))
+        .routes(routes!(live::tenant_audit_stream))
         .routes(routes!(security::get_ip_allowlist, security::put_ip_allowlist))
         .routes(routes!(secrets::list_secrets, secrets::store_secret))
         .routes(routes!(secrets::delete_secret))
@@ -204,6 +208,7 @@ pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
     let app = api
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", spec))
+        .merge(console::routes())
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::guard))
         .layer(middleware::from_fn(method_not_allowed))

@@ -96,6 +96,7 @@ pub struct CallbackQuery {
     security(()),
     responses(
         (status = 200, body = LoginResponse, description = "Signed in (`Set-Cookie: tokenhub_session`, `tokenhub_csrf`), or `{\"mfa_required\": true, \"mfa_token\"}` when TOTP is on"),
+        (status = 303, description = "The same for a browser (`Accept: text/html`): on to `/console/` (or its TOTP step)"),
         (status = 401, body = ErrorBody, description = "`oidc_state_invalid`, `oidc_id_token_invalid`, `oidc_email_unverified`, `oidc_no_account`, `oidc_failed`"),
         (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
         (status = 409, body = ErrorBody, description = "`user_disabled`"),
@@ -130,8 +131,22 @@ pub async fn callback(
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| ApiError::new(Code::OidcFailed, "the provider sent no authorization code"))?;
     let email = state.oidc.finish(provider, code, &pending.nonce, &pending.verifier).await?;
+    // A browser (it asks for HTML) goes on to the console; an API client reads the answer.
+    let browser =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     let mut response = match sign_in::with_provider(&state, &ctx, &name, &email).await? {
-        SignIn::Session(user, session) => session_response(&state, *user, session),
+        SignIn::Session(user, session) => {
+            let mut response = session_response(&state, *user, session);
+            if browser {
+                *response.status_mut() = StatusCode::SEE_OTHER;
+                response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/console/"));
+            }
+            response
+        }
+        SignIn::SecondFactor { mfa_token } if browser => {
+            let to = format!("/console/#/signin/mfa/{mfa_token}");
+            (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+        }
         SignIn::SecondFactor { mfa_token } => {
             axum::Json(LoginResponse::Mfa(MfaChallenge { mfa_required: true, mfa_token })).into_response()
         }

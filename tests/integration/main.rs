@@ -18,6 +18,7 @@ mod event_store;
 mod idempotency;
 mod input;
 mod ip_allowlist;
+mod live;
 mod master_key;
 mod oidc;
 mod openapi;

@@ -1,0 +1,303 @@
+// @ts-check
+// The console's pages. Each builds its DOM with `h` (text is never parsed as HTML) from the
+// public API's answers, and says what to do when a list is empty or a call fails.
+import { api, ApiError, live } from './api.js';
+
+/**
+ * @param {string} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...(Node | string | null | undefined | false)} children
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+/** A time in the viewer's zone, UTC on hover. @param {string | null | undefined} t */
+export function time(t) {
+  if (!t) return h('span', {}, '—');
+  const d = new Date(t);
+  return h('time', { datetime: t, title: d.toISOString() }, d.toLocaleString());
+}
+
+/** @param {number | null | undefined} n */
+export const num = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString());
+
+/** @param {string} status */
+const badge = (status) => h('span', { class: `badge ${status}` }, status);
+
+/** @param {unknown} e */
+export function errorBox(e) {
+  const text = e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
+  return h('div', { class: 'notice error', role: 'alert' }, text);
+}
+
+/** A value shown once, with a copy button. @param {string} label @param {string} value */
+function shownOnce(label, value) {
+  const copy = h('button', { type: 'button', class: 'secondary', onclick: () => navigator.clipboard?.writeText(value) }, 'Copy');
+  return h('div', { class: 'notice', 'data-testid': 'shown-once' },
+    h('strong', {}, label), h('p', {}, 'Shown only now: store it before you leave this page.'),
+    h('div', { class: 'secret' }, h('code', { 'data-testid': 'secret-value' }, value), copy));
+}
+
+/** @param {string[]} head @param {Node[]} rows @param {string} empty */
+function table(head, rows, empty) {
+  if (rows.length === 0) return h('p', { class: 'empty' }, empty);
+  return h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, ...rows)));
+}
+
+/** @param {HTMLElement} view @param {string} title @param {...Node} content */
+function page(view, title, ...content) {
+  document.title = `${title} · TokenHub`;
+  view.replaceChildren(h('h1', {}, title), ...content);
+}
+
+// ---- Sign in -------------------------------------------------------------------------------
+
+/** @param {HTMLElement} view @param {(answer: any) => void} done */
+export async function signIn(view, done) {
+  const error = h('div');
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'stack', 'aria-label': 'Sign in' },
+    h('label', {}, 'E-mail', email), h('label', {}, 'Password', password),
+    h('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.replaceChildren();
+    try {
+      const answer = await api('POST', '/auth/login', { body: { email: email.value, password: password.value } });
+      if (answer.mfa_required) secondFactor(view, answer.mfa_token, done);
+      else done(answer);
+    } catch (e) { error.replaceChildren(errorBox(e)); }
+  });
+  const providers = await api('GET', '/auth/oidc').catch(() => ({ providers: [] }));
+  const buttons = providers.providers.map((p) => h('a', { href: `/auth/oidc/${p}/start`, class: 'badge' }, `Sign in with ${p}`));
+  page(view, 'Sign in', error, form, buttons.length ? h('p', { class: 'actions' }, ...buttons) : null);
+  email.focus();
+}
+
+/** @param {HTMLElement} view @param {string} token @param {(answer: any) => void} done */
+export function secondFactor(view, token, done) {
+  const error = h('div');
+  const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: 6 });
+  const recovery = h('input', { name: 'recovery_code', autocomplete: 'off' });
+  const form = h('form', { class: 'stack', 'aria-label': 'Second factor' },
+    h('label', {}, 'Code from your authenticator app', code),
+    h('label', {}, 'or a recovery code', recovery),
+    h('button', { type: 'submit' }, 'Continue'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.replaceChildren();
+    const body = recovery.value ? { mfa_token: token, recovery_code: recovery.value } : { mfa_token: token, code: code.value };
+    try { done(await api('POST', '/auth/login/mfa', { body })); } catch (e) { error.replaceChildren(errorBox(e)); }
+  });
+  page(view, 'Two-factor authentication', error, form);
+  code.focus();
+}
+
+/** @param {HTMLElement} view @param {any} me @param {() => void} done */
+export async function enrol(view, me, done) {
+  const error = h('div');
+  const start = h('button', { type: 'button' }, 'Set up an authenticator app');
+  const area = h('div');
+  start.addEventListener('click', async () => {
+    error.replaceChildren();
+    try {
+      const e = await api('POST', '/auth/totp/enroll');
+      const qr = h('img', { alt: 'QR code for your authenticator app', src: `data:image/svg+xml;base64,${btoa(e.qr_svg)}` });
+      const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, required: true });
+      const form = h('form', { class: 'stack', 'aria-label': 'Confirm the authenticator' },
+        h('label', {}, 'The code it shows now', code), h('button', { type: 'submit' }, 'Turn on two-factor'));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        try {
+          const { recovery_codes } = await api('POST', '/auth/totp/confirm', { body: { code: code.value } });
+          const ok = h('button', { type: 'button' }, 'I have stored them');
+          ok.addEventListener('click', done);
+          area.replaceChildren(h('div', { class: 'notice' },
+            h('strong', {}, 'Recovery codes'),
+            h('p', {}, 'Each signs you in once if you lose the app. Shown only now.'),
+            h('ul', { 'data-testid': 'recovery-codes' }, ...recovery_codes.map((c) => h('li', {}, h('code', {}, c))))), ok);
+          ok.focus();
+        } catch (e2) { error.replaceChildren(errorBox(e2)); }
+      });
+      area.replaceChildren(h('div', { class: 'qr' }, qr),
+        h('p', {}, 'Or type this key: ', h('code', { 'data-testid': 'totp-secret' }, e.secret)), form);
+      code.focus();
+    } catch (e) { error.replaceChildren(errorBox(e)); }
+  });
+  const why = me.totp_enrolment_required
+    ? 'Your role requires two-factor authentication before anything else.'
+    : 'Protect your account with a second factor.';
+  page(view, 'Two-factor authentication', h('p', {}, why), error, start, area);
+}
+
+// ---- Tenants -------------------------------------------------------------------------------
+
+/** @param {HTMLElement} view @param {any} ctx */
+export async function tenants(view, ctx) {
+  const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
+  const status = params.get('status') ?? '';
+  const search = (params.get('q') ?? '').toLowerCase();
+  const filters = h('form', { 'aria-label': 'Filter tenants' });
+  const q = h('input', { name: 'q', value: search, placeholder: 'name or id' });
+  const st = h('select', { name: 'status' }, ...['', 'active', 'suspended', 'deleted'].map((s) => h('option', { value: s, selected: s === status }, s || 'any status')));
+  filters.append(h('label', {}, 'Search', q), h('label', {}, 'Status', st), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  filters.addEventListener('submit', (ev) => { ev.preventDefault(); ctx.navigate(`#/tenants?q=${encodeURIComponent(q.value)}&status=${st.value}`); });
+
+  const created = h('div');
+  const name = h('input', { name: 'name', required: true, maxlength: 128 });
+  const plan = h('select', { name: 'plan' }, ...['free', 'pro', 'enterprise'].map((p) => h('option', { value: p }, p)));
+  const create = h('form', { 'aria-label': 'Create a tenant' }, h('label', {}, 'Name', name), h('label', {}, 'Plan', plan), h('button', { type: 'submit' }, 'Create tenant'));
+  create.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const t = await api('POST', '/admin/tenants', { body: { name: name.value, plan: plan.value } });
+      created.replaceChildren(shownOnce(`Admin key of ${t.name}`, t.api_key));
+      name.value = '';
+      await load();
+    } catch (e) { created.replaceChildren(errorBox(e)); }
+  });
+
+  const list = h('div');
+  async function load() {
+    const query = status ? `?status=${status}&limit=200` : '?limit=200';
+    const pageData = await api('GET', `/admin/tenants${query}`);
+    const rows = pageData.data
+      .filter((t) => !search || t.name.toLowerCase().includes(search) || t.tenant_id.toLowerCase().includes(search))
+      .map((t) => tenantRow(t, ctx, load));
+    list.replaceChildren(table(['Name', 'Id', 'Plan', 'Status', 'Created', ''], rows, 'No tenant matches. Create one above.'));
+  }
+  page(view, 'Tenants', h('h2', {}, 'Create'), create, created, h('h2', {}, 'All tenants'), filters, list);
+  try { await load(); } catch (e) { list.replaceChildren(errorBox(e)); }
+  ctx.onLive('/audit/events/stream', undefined, (item) => { if (item.aggregate_type === 'tenant') load(); });
+}
+
+/** @param {any} t @param {any} ctx @param {() => Promise<void>} reload */
+function tenantRow(t, ctx, reload) {
+  const actions = h('div', { class: 'actions' });
+  const act = (label, cls, fn) => {
+    const b = h('button', { type: 'button', class: cls }, label);
+    b.addEventListener('click', async () => { try { await fn(); await reload(); } catch (e) { ctx.toast(e instanceof ApiError ? e.message : String(e)); } });
+    return b;
+  };
+  if (t.status !== 'deleted') actions.append(h('a', { href: `#/tenant/${t.tenant_id}` }, 'Open'));
+  if (t.status === 'active') actions.append(act('Suspend', 'secondary', () => api('POST', `/admin/tenants/${t.tenant_id}/suspend`, { body: {} })));
+  if (t.status === 'suspended') actions.append(act('Reactivate', 'secondary', () => api('POST', `/admin/tenants/${t.tenant_id}/reactivate`)));
+  if (t.status !== 'deleted') {
+    actions.append(act('Delete', 'danger', async () => {
+      const typed = window.prompt(`Delete the tenant “${t.name}”? Its keys stop working and its secrets are destroyed. Type its name to confirm.`);
+      if (typed !== t.name) throw new Error('Not deleted: the name did not match.');
+      await api('DELETE', `/admin/tenants/${t.tenant_id}`);
+    }));
+  }
+  return h('tr', { 'data-tenant': t.tenant_id },
+    h('td', {}, t.name), h('td', {}, h('code', {}, t.tenant_id)), h('td', {}, t.plan),
+    h('td', {}, badge(t.status)), h('td', { class: 'wide' }, time(t.created_at)), h('td', {}, actions));
+}
+
+// ---- One tenant: overview and keys ---------------------------------------------------------
+
+/** @param {HTMLElement} view @param {any} ctx @param {string} tenantId */
+export async function tenant(view, ctx, tenantId) {
+  const tenantHeader = ctx.platform ? tenantId : undefined;
+  const overview = h('div', { class: 'grid' });
+  const keys = h('div');
+  const issued = h('div');
+  page(view, 'Tenant', overview);
+  try {
+    const info = await api('GET', '/tenant/info', { tenant: tenantHeader });
+    document.querySelector('h1').textContent = info.name ?? 'Tenant';
+    const card = (label, value) => h('div', { class: 'card' }, h('div', {}, label), h('div', { class: 'value' }, value));
+    overview.replaceChildren(card('Plan', info.plan ?? '—'), card('Status', info.status ?? '—'),
+      card('Tenant id', h('code', {}, info.id ?? tenantId)));
+  } catch (e) { overview.replaceChildren(errorBox(e)); }
+  if (!ctx.may('keys')) return;
+
+  const name = h('input', { name: 'name', maxlength: 128 });
+  const tags = h('input', { name: 'tags', placeholder: 'team=search, env=prod' });
+  const form = h('form', { 'aria-label': 'Issue a key' }, h('label', {}, 'Name', name), h('label', {}, 'Tags', tags), h('button', { type: 'submit' }, 'Issue key'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    /** @type {Record<string, string>} */
+    const tagMap = {};
+    for (const pair of tags.value.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const [k, ...v] = pair.split('=');
+      tagMap[k.trim()] = v.join('=').trim();
+    }
+    try {
+      const k = await api('POST', '/tenant/api-keys', { tenant: tenantHeader, body: { name: name.value || undefined, tags: tagMap } });
+      issued.replaceChildren(shownOnce(`Key ${k.public_id}`, k.api_key));
+      name.value = ''; tags.value = '';
+      await load();
+    } catch (e) { issued.replaceChildren(errorBox(e)); }
+  });
+
+  async function load() {
+    const data = await api('GET', '/tenant/api-keys?limit=200', { tenant: tenantHeader });
+    const rows = data.data.map((k) => {
+      const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
+      revoke.addEventListener('click', async () => {
+        if (!window.confirm(`Revoke the key ${k.name ?? k.public_id}? It stops working at once, everywhere.`)) return;
+        try { await api('DELETE', `/tenant/api-keys/${k.public_id}`, { tenant: tenantHeader }); await load(); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
+      return h('tr', { 'data-key': k.public_id },
+        h('td', {}, k.name ?? '—'), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
+        h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
+        h('td', {}, k.status === 'revoked' ? '' : revoke));
+    });
+    keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows, 'No keys yet. Issue one above.'));
+  }
+  view.append(h('h2', {}, 'Keys'), form, issued, keys);
+  try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
+  ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
+}
+
+// ---- Audit ---------------------------------------------------------------------------------
+
+/** @param {HTMLElement} view @param {any} ctx */
+export async function audit(view, ctx) {
+  const platform = ctx.may('audit-all');
+  const path = platform ? '/audit/events' : '/tenant/audit/events';
+  const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
+  const eventType = h('input', { name: 'event_type', value: params.get('event_type') ?? '', placeholder: 'api_key.revoked' });
+  const actor = h('input', { name: 'actor_id', value: params.get('actor_id') ?? '', placeholder: 'usr_… or master' });
+  const filters = h('form', { 'aria-label': 'Filter events' }, h('label', {}, 'Event type', eventType), h('label', {}, 'Actor id', actor), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  filters.addEventListener('submit', (ev) => { ev.preventDefault(); ctx.navigate(`#/audit?event_type=${encodeURIComponent(eventType.value)}&actor_id=${encodeURIComponent(actor.value)}`); });
+  const chain = h('p', { class: 'empty' });
+  const list = h('div');
+  const tbody = h('tbody');
+  const row = (e) => h('tr', { 'data-event': e.event_type },
+    h('td', {}, time(e.time)), h('td', {}, h('code', {}, e.event_type)), h('td', { class: 'wide' }, h('code', {}, e.aggregate_id)),
+    h('td', { 'data-testid': 'actor' }, e.actor.email ?? e.actor.id), h('td', { class: 'wide' }, e.source_ip ?? '—'),
+    h('td', { class: 'wide' }, e.user_agent ?? '—'));
+  page(view, 'Audit log', filters, chain, list);
+  const query = new URLSearchParams({ limit: '200' });
+  if (eventType.value) query.set('event_type', eventType.value);
+  if (actor.value) query.set('actor_id', actor.value);
+  try {
+    const data = await api('GET', `${path}?${query}`, {});
+    const items = data.data.slice().reverse();
+    tbody.replaceChildren(...items.map(row));
+    list.replaceChildren(items.length === 0 ? h('p', { class: 'empty' }, 'No events match these filters.') :
+      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Aggregate', 'Actor', 'Address', 'User agent'].map((c) => h('th', { scope: 'col' }, c)))), tbody)));
+  } catch (e) { list.replaceChildren(errorBox(e)); }
+  if (platform) {
+    api('GET', '/audit/verify').then((r) => { chain.textContent = r.ok ? `Hash chain verified: ${num(r.checked)} events intact.` : `Hash chain broken at position ${r.first_break?.position ?? '?'}.`; }).catch(() => {});
+  }
+  ctx.onLive(platform ? '/audit/events/stream' : '/tenant/audit/events/stream', undefined, (e) => {
+    if ((eventType.value && e.event_type !== eventType.value) || (actor.value && e.actor.id !== actor.value)) return;
+    tbody.prepend(row(e));
+  });
+}

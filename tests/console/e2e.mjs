@@ -1,0 +1,181 @@
+// End-to-end test of the TokenHub console in a real Chromium (Debian's, driven by
+// playwright-core), against a live server: run by scripts/console-e2e.sh, which starts the
+// server and sets BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE, CHROMIUM and SCREENSHOTS.
+import { chromium } from 'playwright-core';
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import assert from 'node:assert/strict';
+
+const { BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE } = process.env;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOTS || 'target/console-screenshots';
+const PASSWORD = 'correct horse battery staple';
+fs.mkdirSync(SHOTS, { recursive: true });
+const axeSource = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s) — the authenticator app. */
+function totp(secret, at = Date.now() / 1000) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[19] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+async function accept(invite) {
+  const res = await fetch(`${invite}/accept`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) });
+  assert.equal(res.status, 200, await res.text());
+}
+
+const checked = [];
+async function check(page, name) {
+  // axe-core, evaluated through the debugging protocol (the page's CSP forbids inline script).
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `${name}: accessibility`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name}: ${overflow}px wider than the screen`);
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  checked.push(name);
+}
+
+function watchConsole(page, label) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy|Refused to/.test(msg.text())) {
+      throw new Error(`${label}: ${msg.text()}`);
+    }
+  });
+  page.on('pageerror', (e) => { throw new Error(`${label}: ${e.message}`); });
+}
+
+async function signInAndEnrol(page, email) {
+  await page.goto(`${BASE}/console/`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  const secret = (await page.getByTestId('totp-secret').textContent()).trim();
+  const at = Date.now() / 1000;
+  await page.getByLabel('The code it shows now').fill(totp(secret, at));
+  await page.getByRole('button', { name: 'Turn on two-factor' }).click();
+  await page.getByTestId('recovery-codes').waitFor();
+  assert.equal(await page.getByTestId('recovery-codes').locator('li').count(), 10);
+  return { secret, at };
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+try {
+  await accept(ADMIN_INVITE);
+  await accept(AUDITOR_INVITE);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  watchConsole(page, 'admin');
+
+  // The CSP is strict.
+  const csp = (await fetch(`${BASE}/console/`)).headers.get('content-security-policy');
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|https?:/);
+
+  // Sign in, forced enrolment (a platform role), recovery codes shown once.
+  await page.goto(`${BASE}/console/`);
+  await page.getByLabel('E-mail').waitFor();
+  await check(page, '01-sign-in');
+  const { secret, at } = await signInAndEnrol(page, 'ada@console.test');
+  await check(page, '02-enrolment');
+  await page.getByRole('button', { name: 'I have stored them' }).click();
+
+  // Sign out, and in again with password + TOTP code.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('E-mail').fill('ada@console.test');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Code from your authenticator app').fill(totp(secret, at + 30));
+  await check(page, '03-second-factor');
+  await page.getByRole('button', { name: 'Continue' }).click();
+
+  // Create a tenant: its admin key is shown once.
+  await page.getByRole('heading', { name: 'Tenants', exact: true }).waitFor();
+  await page.getByLabel('Name').fill('Acme Console');
+  await page.getByRole('button', { name: 'Create tenant' }).click();
+  const adminKey = (await page.getByTestId('secret-value').textContent()).trim();
+  assert.match(adminKey, /^thk_/);
+  const row = page.locator('tr', { hasText: 'Acme Console' });
+  await row.waitFor();
+  await check(page, '04-tenants');
+  await row.getByRole('link', { name: 'Open' }).click();
+
+  // Issue a key with tags; it is in the list.
+  await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
+  await page.getByLabel('Name').fill('search-prod');
+  await page.getByLabel('Tags').fill('team=search, env=prod');
+  await page.getByRole('button', { name: 'Issue key' }).click();
+  const key = (await page.getByTestId('secret-value').textContent()).trim();
+  const keyRow = page.locator('tr', { hasText: 'search-prod' });
+  await keyRow.waitFor();
+  assert.match(await keyRow.textContent(), /env=prod, team=search/);
+  await check(page, '05-tenant-keys');
+
+  // A second open console sees the revocation within a second; verification refuses the key.
+  const second = await context.newPage();
+  watchConsole(second, 'second page');
+  await second.goto(page.url());
+  const secondRow = second.locator('tr', { hasText: 'search-prod' });
+  await secondRow.getByText('active').waitFor();
+  await second.waitForTimeout(500); // its live stream is open
+  page.once('dialog', (d) => d.accept());
+  const revoked = page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/tenant/api-keys/'));
+  await keyRow.getByRole('button', { name: 'Revoke' }).click();
+  await revoked;
+  const t0 = Date.now();
+  await secondRow.getByText('revoked').waitFor({ timeout: 3000 });
+  const lag = Date.now() - t0;
+  assert.ok(lag < 1000, `the second console saw the revocation after ${lag} ms`);
+  console.log(`revocation seen by the second console after ${lag} ms`);
+  const verify = await fetch(`${BASE}/v1/keys/verify`, { method: 'POST', headers: { 'X-Master-Key': MASTER, 'Content-Type': 'application/json' }, body: JSON.stringify({ key }) });
+  const verdict = await verify.json();
+  assert.equal(verdict.valid, false, JSON.stringify(verdict));
+
+  // The revocation is in the audit log under the person's name.
+  await page.getByRole('link', { name: 'Audit' }).click();
+  const revokedRow = page.locator('tr[data-event="api_key.revoked"]');
+  await revokedRow.first().waitFor();
+  assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
+  await check(page, '06-audit');
+
+  // A change without the CSRF token is refused.
+  const csrf = await page.evaluate(async () => {
+    const res = await fetch('/admin/tenants', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'no token' }) });
+    return [res.status, (await res.json()).error.code];
+  });
+  assert.deepEqual(csrf, [403, 'csrf_failed']);
+
+  // A phone-width screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
+  const small = await phone.newPage();
+  watchConsole(small, 'phone');
+  await small.goto(`${BASE}/console/#/tenants`);
+  await small.getByRole('heading', { name: 'Tenants', exact: true }).waitFor();
+  await check(small, '07-tenants-phone');
+  await phone.close();
+
+  // An auditor sees the audit log, not tenants or keys.
+  const auditorContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const auditor = await auditorContext.newPage();
+  watchConsole(auditor, 'auditor');
+  await signInAndEnrol(auditor, 'audrey@console.test');
+  await auditor.getByRole('button', { name: 'I have stored them' }).click();
+  await auditor.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
+  const nav = await auditor.locator('nav').textContent();
+  assert.ok(!/Tenants|keys/i.test(nav), nav);
+  await auditor.goto(`${BASE}/console/#/tenants`);
+  await auditor.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
+  await check(auditor, '08-auditor-audit');
+  console.log(`console e2e passed; screenshots (${checked.length}) in ${SHOTS}`);
+} finally {
+  await browser.close();
+}
