@@ -11,12 +11,12 @@ const status = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 /** What each role may open (the server decides again on every call). */
 const ROLE_PAGES = {
-  super_admin: ['tenants', 'tenant', 'keys', 'audit', 'audit-all'],
+  super_admin: ['tenants', 'tenant', 'keys', 'usage', 'audit', 'audit-all'],
   auditor: ['audit', 'audit-all'],
-  finance_admin: [],
-  tenant_admin: ['tenant', 'keys', 'audit'],
-  tenant_finance: ['tenant'],
-  tenant_viewer: ['tenant'],
+  finance_admin: ['usage'],
+  tenant_admin: ['tenant', 'keys', 'usage', 'audit'],
+  tenant_finance: ['tenant', 'usage'],
+  tenant_viewer: ['tenant', 'usage'],
 };
 
 /** @type {any} */
@@ -36,6 +36,7 @@ const may = (what) => Boolean(me && (ROLE_PAGES[me.role] ?? []).includes(what));
 function home() {
   if (may('tenants')) return '#/tenants';
   if (may('tenant') && me.tenant_id) return `#/tenant/${me.tenant_id}`;
+  if (may('usage')) return '#/usage';
   if (may('audit')) return '#/audit';
   return '#/nothing';
 }
@@ -47,6 +48,7 @@ function renderNav() {
   const links = [];
   if (may('tenants')) links.push(['#/tenants', 'Tenants']);
   if (may('tenant') && me.tenant_id) links.push([`#/tenant/${me.tenant_id}`, may('keys') ? 'Tenant & keys' : 'Tenant']);
+  if (may('usage')) links.push(['#/usage', 'Usage']);
   if (may('audit')) links.push(['#/audit', 'Audit']);
   links.push(['#/security', 'Security']);
   for (const [href, label] of links) {
@@ -111,9 +113,11 @@ async function route() {
       return;
     }
     const tenantMatch = path.match(/^#\/tenant\/([^/]+)$/);
+    const usageMatch = path.match(/^#\/usage(?:\/([^/]+))?$/);
     if (path === '#/tenants' && may('tenants')) await pages.tenants(view, ctx);
     else if (tenantMatch && may('tenant')) await pages.tenant(view, ctx, tenantMatch[1]);
     else if (path === '#/audit' && may('audit')) await pages.audit(view, ctx);
+    else if (usageMatch && may('usage')) await pages.usage(view, ctx, usageMatch[1]);
     else if (path === '#/nothing') view.replaceChildren(pages.h('h1', {}, 'Nothing to show yet'), pages.h('p', {}, 'Your role has no console page yet; the API serves it (see /docs).'));
     else { navigate(home()); return; }
     view.focus({ preventScroll: true });

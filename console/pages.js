@@ -220,7 +220,8 @@ export async function tenant(view, ctx, tenantId) {
     document.querySelector('h1').textContent = info.name ?? 'Tenant';
     const card = (label, value) => h('div', { class: 'card' }, h('div', {}, label), h('div', { class: 'value' }, value));
     overview.replaceChildren(card('Plan', info.plan ?? '—'), card('Status', info.status ?? '—'),
-      card('Tenant id', h('code', {}, info.id ?? tenantId)));
+      card('Tenant id', h('code', {}, info.id ?? tenantId)),
+      ctx.may('usage') ? card('Usage', h('a', { href: ctx.platform ? `#/usage/${tenantId}` : '#/usage' }, 'This month')) : null);
   } catch (e) { overview.replaceChildren(errorBox(e)); }
   if (!ctx.may('keys')) return;
 
@@ -300,4 +301,110 @@ export async function audit(view, ctx) {
     if ((eventType.value && e.event_type !== eventType.value) || (actor.value && e.actor.id !== actor.value)) return;
     tbody.prepend(row(e));
   });
+}
+
+// ---- Usage ---------------------------------------------------------------------------------
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A daily bar chart, drawn as SVG through the DOM (no inline style, no library).
+ * @param {string} title @param {{ date: string, value: number }[]} days @param {string} testid */
+function barChart(title, days, testid) {
+  const width = 720, height = 180, pad = 28;
+  const max = Math.max(1, ...days.map((d) => d.value));
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + pad}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${title}, by day`);
+  svg.setAttribute('class', 'chart');
+  const step = (width - pad) / Math.max(days.length, 1);
+  days.forEach((d, i) => {
+    const bar = document.createElementNS(SVG, 'rect');
+    const hgt = Math.round((d.value / max) * height);
+    bar.setAttribute('x', String(pad + i * step + 1));
+    bar.setAttribute('y', String(height - hgt));
+    bar.setAttribute('width', String(Math.max(step - 2, 1)));
+    bar.setAttribute('height', String(hgt));
+    bar.setAttribute('fill', '#0b5cad');
+    const tip = document.createElementNS(SVG, 'title');
+    tip.textContent = `${d.date}: ${num(d.value)}`;
+    bar.append(tip);
+    svg.append(bar);
+    if (i % 5 === 0 || i === days.length - 1) {
+      const label = document.createElementNS(SVG, 'text');
+      label.setAttribute('x', String(pad + i * step));
+      label.setAttribute('y', String(height + 18));
+      label.setAttribute('font-size', '11');
+      label.setAttribute('fill', '#57606a');
+      label.textContent = d.date.slice(8);
+      svg.append(label);
+    }
+  });
+  const total = days.reduce((sum, d) => sum + d.value, 0);
+  return h('figure', {}, h('figcaption', {}, `${title}: `, h('strong', { 'data-testid': testid }, num(total))), svg);
+}
+
+/** Every day of `period` (YYYY-MM), with the history's values or 0. @param {string} period @param {any[]} history @param {string} field */
+function daysOf(period, history, field) {
+  const [y, m] = period.split('-').map(Number);
+  const count = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const byDate = new Map(history.map((d) => [d.date, d[field]]));
+  return Array.from({ length: count }, (_, i) => {
+    const date = `${period}-${String(i + 1).padStart(2, '0')}`;
+    return { date, value: Number(byDate.get(date) ?? 0) };
+  });
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenantId */
+export async function usage(view, ctx, tenantId) {
+  const now = new Date();
+  const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
+  const period = params.get('period') ?? `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+  if (ctx.platform && !tenantId) {
+    // Finance roles: every tenant's month.
+    const list = h('div');
+    page(view, `Usage ${period}`, list);
+    try {
+      const all = await api('GET', `/admin/usage?period=${period}&limit=200`);
+      const rows = all.tenants.map((t) => h('tr', {},
+        h('td', {}, h('a', { href: `#/usage/${t.tenant_id}?period=${period}` }, h('code', {}, t.tenant_id))),
+        h('td', { class: 'num' }, num(t.llm_tokens)), h('td', { class: 'num' }, num(t.api_calls)), h('td', { class: 'num wide' }, num(t.records))));
+      list.replaceChildren(table(['Tenant', 'LLM tokens', 'API calls', 'Records'], rows, 'No usage this month yet.'));
+    } catch (e) { list.replaceChildren(errorBox(e)); }
+    return;
+  }
+  const tenant = ctx.platform ? tenantId : undefined;
+  const key = h('input', { name: 'key', value: params.get('key') ?? '', placeholder: 'key public id' });
+  const model = h('input', { name: 'model', value: params.get('model') ?? '', placeholder: 'gpt-4o' });
+  const sub = h('input', { name: 'sub_account', value: params.get('sub_account') ?? '', placeholder: 'sub-account id' });
+  const month = h('input', { name: 'period', type: 'month', value: period });
+  const filters = h('form', { 'aria-label': 'Filter usage' }, h('label', {}, 'Month', month), h('label', {}, 'Key', key),
+    h('label', {}, 'Sub-account', sub), h('label', {}, 'Model', model), h('button', { type: 'submit', class: 'secondary' }, 'Show'));
+  const base = ctx.platform ? `#/usage/${tenantId}` : '#/usage';
+  filters.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams({ period: month.value || period });
+    if (key.value) q.set('key', key.value);
+    if (sub.value) q.set('sub_account', sub.value);
+    if (model.value) q.set('model', model.value);
+    ctx.navigate(`${base}?${q}`);
+  });
+  const summary = h('div', { class: 'grid' });
+  const charts = h('div');
+  page(view, `Usage ${period}`, filters, summary, charts);
+  const q = new URLSearchParams({ period });
+  for (const [name, input] of [['key', key], ['sub_account', sub], ['model', model]]) if (input.value) q.set(name, input.value);
+  try {
+    const [s, hist] = await Promise.all([
+      api('GET', `/usage/summary?${q}`, { tenant }),
+      api('GET', `/usage/history?${q}`, { tenant }),
+    ]);
+    const card = (label, value, testid) => h('div', { class: 'card' }, h('div', {}, label), h('div', { class: 'value', 'data-testid': testid }, num(value)));
+    summary.replaceChildren(card('LLM tokens (summary)', s.llm_tokens, 'summary-llm-tokens'), card('API calls (summary)', s.api_calls, 'summary-api-calls'),
+      card('Prompt tokens', s.prompt_tokens), card('Completion tokens', s.completion_tokens), card('Records', s.records));
+    charts.replaceChildren(
+      hist.history.length === 0 ? h('p', { class: 'empty' }, 'No usage in this month yet: gateways report it with POST /v1/usage.') : '',
+      barChart('LLM tokens', daysOf(period, hist.history, 'llm_tokens'), 'chart-llm-tokens'),
+      barChart('API calls', daysOf(period, hist.history, 'api_calls'), 'chart-api-calls'));
+  } catch (e) { charts.replaceChildren(errorBox(e)); }
 }

@@ -140,12 +140,38 @@ try {
   const verdict = await verify.json();
   assert.equal(verdict.valid, false, JSON.stringify(verdict));
 
+  // Usage posted through the API: the charts' totals equal /usage/summary.
+  const adminPublic = adminKey.split('_')[1];
+  const records = [1, 2, 3].map((i) => ({
+    id: `e2e-${i}`, key: adminPublic, model: 'gpt-4o', api_calls: i, prompt_tokens: 100 * i, completion_tokens: 10 * i,
+    timestamp: new Date(Date.now() - i * 60_000).toISOString(),
+  }));
+  const posted = await fetch(`${BASE}/v1/usage`, { method: 'POST', headers: { 'X-Master-Key': MASTER, 'Content-Type': 'application/json' }, body: JSON.stringify({ records }) });
+  assert.equal(posted.status, 200, await posted.text());
+  const tenantId = page.url().split('/tenant/')[1];
+  const period = new Date().toISOString().slice(0, 7);
+  let summary;
+  for (let i = 0; i < 50; i++) {
+    const res = await fetch(`${BASE}/usage/summary?period=${period}`, { headers: { 'X-Master-Key': MASTER, 'X-Tenant-ID': tenantId } });
+    summary = await res.json();
+    if (summary.llm_tokens === 660) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(summary.llm_tokens, 660, JSON.stringify(summary));
+  await page.goto(`${BASE}/console/#/usage/${tenantId}?period=${period}`);
+  await page.getByTestId('chart-llm-tokens').waitFor();
+  const shown = async (id) => Number((await page.getByTestId(id).textContent()).replace(/[^0-9]/g, ''));
+  assert.equal(await shown('chart-llm-tokens'), summary.llm_tokens);
+  assert.equal(await shown('summary-llm-tokens'), summary.llm_tokens);
+  assert.equal(await shown('chart-api-calls'), summary.api_calls);
+  await check(page, '06-usage');
+
   // The revocation is in the audit log under the person's name.
   await page.getByRole('link', { name: 'Audit' }).click();
   const revokedRow = page.locator('tr[data-event="api_key.revoked"]');
   await revokedRow.first().waitFor();
   assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
-  await check(page, '06-audit');
+  await check(page, '07-audit');
 
   // A change without the CSRF token is refused.
   const csrf = await page.evaluate(async () => {
@@ -160,7 +186,7 @@ try {
   watchConsole(small, 'phone');
   await small.goto(`${BASE}/console/#/tenants`);
   await small.getByRole('heading', { name: 'Tenants', exact: true }).waitFor();
-  await check(small, '07-tenants-phone');
+  await check(small, '08-tenants-phone');
   await phone.close();
 
   // An auditor sees the audit log, not tenants or keys.
@@ -174,7 +200,7 @@ try {
   assert.ok(!/Tenants|keys/i.test(nav), nav);
   await auditor.goto(`${BASE}/console/#/tenants`);
   await auditor.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
-  await check(auditor, '08-auditor-audit');
+  await check(auditor, '09-auditor-audit');
   console.log(`console e2e passed; screenshots (${checked.length}) in ${SHOTS}`);
 } finally {
   await browser.close();
