@@ -227,7 +227,7 @@ export async function tenant(view, ctx, tenantId) {
 
   const name = h('input', { name: 'name', maxlength: 128 });
   const tags = h('input', { name: 'tags', placeholder: 'team=search, env=prod' });
-  const form = h('form', { 'aria-label': 'Issue a key' }, h('label', {}, 'Name', name), h('label', {}, 'Tags', tags), h('button', { type: 'submit' }, 'Issue key'));
+  const form = h('form', { 'aria-label': 'Issue a key' }, h('label', {}, 'Key name', name), h('label', {}, 'Tags', tags), h('button', { type: 'submit' }, 'Issue key'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     /** @type {Record<string, string>} */
@@ -252,17 +252,30 @@ export async function tenant(view, ctx, tenantId) {
         if (!window.confirm(`Revoke the key ${k.name ?? k.public_id}? It stops working at once, everywhere.`)) return;
         try { await api('DELETE', `/tenant/api-keys/${k.public_id}`, { tenant: tenantHeader }); await load(); } catch (e) { ctx.toast(String(e.message ?? e)); }
       });
+      const rotate = h('button', { type: 'button', class: 'secondary' }, 'Rotate');
+      rotate.addEventListener('click', async () => {
+        const grace = window.prompt(`Rotate ${k.name ?? k.public_id}: how many seconds may the old key still work?`, '3600');
+        if (grace === null) return;
+        try {
+          const r = await api('POST', `/tenant/api-keys/${k.public_id}/rotate`, { tenant: tenantHeader, body: { grace_period_seconds: Number(grace) } });
+          issued.replaceChildren(shownOnce(`New key for ${k.name ?? k.public_id}`, r.api_key));
+          await load();
+        } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
       const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
       return h('tr', { 'data-key': k.public_id },
         h('td', {}, k.name ?? '—'), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
         h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
-        h('td', {}, k.status === 'revoked' ? '' : revoke));
+        h('td', {}, k.status === 'revoked' ? '' : h('div', { class: 'actions' }, rotate, revoke)));
     });
     keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows, 'No keys yet. Issue one above.'));
   }
   view.append(h('h2', {}, 'Keys'), form, issued, keys);
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
+  await subAccounts(view, ctx, tenantHeader);
+  await secrets(view, ctx, tenantHeader);
+  await members(view, ctx, tenantHeader);
 }
 
 // ---- Audit ---------------------------------------------------------------------------------
@@ -407,4 +420,93 @@ export async function usage(view, ctx, tenantId) {
       barChart('LLM tokens', daysOf(period, hist.history, 'llm_tokens'), 'chart-llm-tokens'),
       barChart('API calls', daysOf(period, hist.history, 'api_calls'), 'chart-api-calls'));
   } catch (e) { charts.replaceChildren(errorBox(e)); }
+}
+
+// ---- One tenant: members, sub-accounts, secrets ---------------------------------------------
+
+/** A section with a create form and a list that reloads. @param {HTMLElement} view @param {string} title
+ * @param {HTMLFormElement} form @param {() => Promise<Node>} list */
+async function section(view, title, form, list) {
+  const result = h('div');
+  const body = h('div');
+  const reload = async () => { try { body.replaceChildren(await list()); } catch (e) { body.replaceChildren(errorBox(e)); } };
+  view.append(h('h2', {}, title), form, result, body);
+  await reload();
+  return { result, reload };
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function members(view, ctx, tenant) {
+  const roles = ['tenant_admin', 'tenant_finance', 'tenant_viewer'];
+  const email = h('input', { name: 'email', type: 'email', required: true });
+  const role = h('select', { name: 'role' }, ...roles.map((r) => h('option', { value: r }, r)));
+  const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Invite a member' }, h('label', {}, 'Member e-mail', email), h('label', {}, 'Role', role), h('button', { type: 'submit' }, 'Invite')));
+  const list = async () => {
+    const data = await api('GET', '/tenant/users?limit=200', { tenant });
+    return table(['E-mail', 'Role', 'Status', 'Two-factor', ''], data.data.map((u) => {
+      const change = h('select', { 'aria-label': `Role of ${u.email}` }, ...roles.map((r) => h('option', { value: r, selected: r === u.role }, r)));
+      change.addEventListener('change', async () => {
+        try { await api('PATCH', `/tenant/users/${u.user_id}`, { tenant, body: { role: change.value } }); ctx.toast(`${u.email} is now ${change.value}`); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      const remove = h('button', { type: 'button', class: 'danger' }, 'Remove');
+      remove.addEventListener('click', async () => {
+        if (!window.confirm(`Remove ${u.email}? Their sessions end at once.`)) return;
+        try { await api('DELETE', `/tenant/users/${u.user_id}`, { tenant }); await s.reload(); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      const active = u.status !== 'disabled';
+      return h('tr', { 'data-user': u.email }, h('td', {}, u.email), h('td', {}, active ? change : u.role), h('td', {}, badge(u.status)),
+        h('td', {}, u.totp_enrolled ? 'on' : 'off'), h('td', {}, active ? remove : ''));
+    }), 'No members yet. Invite one above.');
+  };
+  const s = await section(view, 'Members', form, list);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const invite = await api('POST', '/tenant/users', { tenant, body: { email: email.value, role: role.value } });
+      s.result.replaceChildren(shownOnce(`Invite link for ${email.value} (72 hours, single use)`, invite.invite_url));
+      email.value = '';
+      await s.reload();
+    } catch (e) { s.result.replaceChildren(errorBox(e)); }
+  });
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function subAccounts(view, ctx, tenant) {
+  const name = h('input', { name: 'name', required: true, maxlength: 128 });
+  const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Create a sub-account' }, h('label', {}, 'Sub-account name', name), h('button', { type: 'submit' }, 'Create sub-account')));
+  const list = async () => {
+    const data = await api('GET', '/tenant/sub-accounts?limit=200', { tenant });
+    return table(['Name', 'Id', 'Role', 'Status', 'Created'], data.data.map((a) => h('tr', {},
+      h('td', {}, a.name), h('td', {}, h('code', {}, a.sub_account_id)), h('td', {}, a.role), h('td', {}, badge(a.status)), h('td', { class: 'wide' }, time(a.created_at)))),
+    'No sub-accounts yet.');
+  };
+  const s = await section(view, 'Sub-accounts', form, list);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try { await api('POST', '/tenant/sub-accounts', { tenant, body: { name: name.value } }); name.value = ''; s.result.replaceChildren(); await s.reload(); } catch (e) { s.result.replaceChildren(errorBox(e)); }
+  });
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function secrets(view, ctx, tenant) {
+  const key = h('input', { name: 'key', required: true, pattern: '[A-Z][A-Z0-9_]{0,127}', placeholder: 'OPENAI_API_KEY' });
+  const value = h('input', { name: 'value', type: 'password', required: true, autocomplete: 'off' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Store a secret' }, h('label', {}, 'Secret name', key), h('label', {}, 'Value', value), h('button', { type: 'submit' }, 'Store secret')));
+  const list = async () => {
+    const data = await api('GET', '/tenant/secrets?detail=true', { tenant });
+    const rows = (data.detail ?? data.secrets.map((n) => ({ key: n }))).map((sct) => {
+      const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
+      del.addEventListener('click', async () => {
+        if (!window.confirm(`Delete the secret ${sct.key}?`)) return;
+        try { await api('DELETE', `/tenant/secrets/${sct.key}`, { tenant }); await s.reload(); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      return h('tr', { 'data-secret': sct.key }, h('td', {}, h('code', {}, sct.key)), h('td', { class: 'num' }, num(sct.version)), h('td', { class: 'wide' }, time(sct.updated_at)), h('td', {}, del));
+    });
+    return table(['Name', 'Version', 'Updated', ''], rows, 'No secrets yet. Values are never shown here.');
+  };
+  const s = await section(view, 'Secrets', form, list);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try { await api('POST', '/tenant/secrets', { tenant, body: { key: key.value, value: value.value } }); key.value = ''; value.value = ''; s.result.replaceChildren(); await s.reload(); } catch (e) { s.result.replaceChildren(errorBox(e)); }
+  });
 }

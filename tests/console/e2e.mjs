@@ -1,6 +1,9 @@
 // End-to-end test of the TokenHub console in a real Chromium (Debian's, driven by
 // playwright-core), against a live server: run by scripts/console-e2e.sh, which starts the
 // server and sets BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE, CHROMIUM and SCREENSHOTS.
+// Covers: sign-in with TOTP, enrolment, tenants, keys with tags, a secret, a member, live
+// revocation on a second page, usage totals, the audit log, CSRF, a phone-width screen, an
+// auditor's pages, no CSP violation and axe-core on every page.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
@@ -111,13 +114,23 @@ try {
 
   // Issue a key with tags; it is in the list.
   await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
-  await page.getByLabel('Name').fill('search-prod');
+  await page.getByLabel('Key name').fill('search-prod');
   await page.getByLabel('Tags').fill('team=search, env=prod');
   await page.getByRole('button', { name: 'Issue key' }).click();
   const key = (await page.getByTestId('secret-value').textContent()).trim();
   const keyRow = page.locator('tr', { hasText: 'search-prod' });
   await keyRow.waitFor();
   assert.match(await keyRow.textContent(), /env=prod, team=search/);
+  // A secret (its value never shown again) and a member invited from the console.
+  await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
+  await page.getByLabel('Value').fill('sk-console-e2e-secret-value');
+  await page.getByRole('button', { name: 'Store secret' }).click();
+  await page.locator('tr[data-secret="OPENAI_API_KEY"]').waitFor();
+  assert.ok(!(await page.content()).includes('sk-console-e2e-secret-value') || (await page.getByLabel('Value').inputValue()) === '', 'the value is not shown');
+  await page.getByLabel('Member e-mail').fill('grace@console.test');
+  await page.getByRole('button', { name: 'Invite' }).click();
+  await page.locator('tr[data-user="grace@console.test"]').waitFor();
+  assert.match(await page.getByTestId('shown-once').last().textContent(), /\/auth\/invites\//);
   await check(page, '05-tenant-keys');
 
   // A second open console sees the revocation within a second; verification refuses the key.
