@@ -48,12 +48,20 @@ fn bad_challenge() -> ApiError {
     ApiError::new(Code::InvalidMfaToken, "the sign-in expired or ran out of tries; sign in again")
 }
 
+/// Refuses when the client address failed too often.
+fn check_address(state: &AppState, ip: Option<IpAddr>) -> ApiResult<()> {
+    match state.throttles.auth_blocked(ip) {
+        Some(retry) => {
+            let message = format!("too many failed sign-ins from this address; retry in {retry} s");
+            Err(ApiError::new(Code::RateLimited, message).retry_after(retry))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Refuses when the client address or the account (`subject`) is locked out.
 async fn check_locks(state: &AppState, ip: Option<IpAddr>, subject: &str) -> ApiResult<()> {
-    if let Some(retry) = state.throttles.auth_blocked(ip) {
-        let message = format!("too many failed sign-ins from this address; retry in {retry} s");
-        return Err(ApiError::new(Code::RateLimited, message).retry_after(retry));
-    }
+    check_address(state, ip)?;
     if let Some(retry) = sign_in_locks::locked_for(&state.pool, subject).await? {
         let message = format!("too many failed sign-ins for this account; retry in {retry} s");
         return Err(ApiError::new(Code::SignInLocked, message).retry_after(retry));
@@ -163,10 +171,7 @@ pub async fn with_second_factor(
     code: Option<&str>,
     recovery_code: Option<&str>,
 ) -> ApiResult<(UserRow, NewSession)> {
-    if let Some(retry) = state.throttles.auth_blocked(ip) {
-        let message = format!("too many failed sign-ins from this address; retry in {retry} s");
-        return Err(ApiError::new(Code::RateLimited, message).retry_after(retry));
-    }
+    check_address(state, ip)?;
     let (user_id, first) =
         mfa_challenges::attempt(&state.pool, mfa_token).await?.ok_or_else(bad_challenge)?;
     check_locks(state, ip, &user_id).await?;

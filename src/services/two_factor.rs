@@ -150,9 +150,11 @@ pub async fn remove(
     password: &str,
     code: &str,
 ) -> ApiResult<()> {
-    let ok = state.passwords.verify(password, user.password_hash.as_deref()).await.map_err(|_| {
-        ApiError::new(Code::AuthenticationBusy, "too many sign-ins at once; retry later").retry_after(1)
-    })?;
+    let ok = state
+        .passwords
+        .verify(password, user.password_hash.as_deref())
+        .await
+        .map_err(|_| crate::services::sign_in::busy())?;
     if !ok {
         return Err(ApiError::new(Code::WrongPassword, "the password is wrong"));
     }
