@@ -275,6 +275,7 @@ export async function tenant(view, ctx, tenantId) {
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
   await subAccounts(view, ctx, tenantHeader);
   await secrets(view, ctx, tenantHeader);
+  await configuration(view, ctx, tenantHeader);
   await members(view, ctx, tenantHeader);
 }
 
@@ -292,14 +293,25 @@ export async function audit(view, ctx) {
   const chain = h('p', { class: 'empty' });
   const list = h('div');
   const tbody = h('tbody');
+  const detail = h('div');
+  const show = (e) => {
+    detail.replaceChildren(h('div', { class: 'notice', 'data-testid': 'event-detail' },
+      h('strong', {}, `${e.event_type} · position ${e.position}`),
+      h('p', {}, 'By ', e.actor.email ?? e.actor.id, ` (${e.actor.kind})`, ' from ', e.source_ip ?? '—', ', request ', h('code', {}, e.request_id ?? '—')),
+      h('pre', { class: 'mono' }, JSON.stringify(e.payload, null, 2))));
+    detail.scrollIntoView({ block: 'nearest' });
+  };
   const row = (e) => h('tr', { 'data-event': e.event_type },
-    h('td', {}, time(e.time)), h('td', {}, h('code', {}, e.event_type)), h('td', { class: 'wide' }, h('code', {}, e.aggregate_id)),
+    h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)), h('td', { class: 'wide' }, h('code', {}, e.aggregate_id)),
     h('td', { 'data-testid': 'actor' }, e.actor.email ?? e.actor.id), h('td', { class: 'wide' }, e.source_ip ?? '—'),
     h('td', { class: 'wide' }, e.user_agent ?? '—'));
-  page(view, 'Audit log', filters, chain, list);
   const query = new URLSearchParams({ limit: '200' });
   if (eventType.value) query.set('event_type', eventType.value);
   if (actor.value) query.set('actor_id', actor.value);
+  const exportQuery = new URLSearchParams(query);
+  exportQuery.delete('limit');
+  const exporter = platform ? h('p', {}, h('a', { href: `/audit/events/export?${exportQuery}`, download: 'audit.ndjson' }, 'Export these events (NDJSON)')) : null;
+  page(view, 'Audit log', filters, chain, exporter, detail, list);
   try {
     const data = await api('GET', `${path}?${query}`, {});
     const items = data.data.slice().reverse();
@@ -509,4 +521,80 @@ export async function secrets(view, ctx, tenant) {
     ev.preventDefault();
     try { await api('POST', '/tenant/secrets', { tenant, body: { key: key.value, value: value.value } }); key.value = ''; value.value = ''; s.result.replaceChildren(); await s.reload(); } catch (e) { s.result.replaceChildren(errorBox(e)); }
   });
+}
+
+// ---- One tenant: configuration --------------------------------------------------------------
+
+/** Line diff of two texts (longest common subsequence): [' ' | '-' | '+', line][].
+ * @param {string} a @param {string} b */
+export function diffLines(a, b) {
+  const x = a.split('\n'), y = b.split('\n');
+  const n = x.length, m = y.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && x[i] === y[j]) { out.push([' ', x[i]]); i++; j++; }
+    else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) { out.push(['+', y[j]]); j++; }
+    else { out.push(['-', x[i]]); i++; }
+  }
+  return out;
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function configuration(view, ctx, tenant) {
+  const editor = h('textarea', { name: 'config', rows: 14, spellcheck: 'false', 'aria-label': 'Configuration (JSON)', class: 'mono editor' });
+  const problems = h('div');
+  const save = h('button', { type: 'submit' }, 'Save configuration');
+  const form = h('form', { class: 'stack wide-form', 'aria-label': 'Configuration' }, editor, save);
+  const history = h('div');
+  const diff = h('div');
+  view.append(h('h2', {}, 'Configuration'), form, problems, h('h3', {}, 'History'), history, diff);
+  async function load() {
+    const current = await api('GET', '/tenant/config', { tenant });
+    editor.value = JSON.stringify(current ?? {}, null, 2);
+    const data = await api('GET', '/tenant/config/history?limit=50', { tenant });
+    const versions = data.versions.slice().sort((a, b) => b.version - a.version); // newest first
+    const pick = (label, index) => h('select', { 'aria-label': label }, ...versions.map((v, i) => h('option', { value: String(i), selected: i === index }, `v${v.version}`)));
+    const from = pick('Compare from', Math.min(1, versions.length - 1));
+    const to = pick('Compare to', 0);
+    const compare = h('button', { type: 'button', class: 'secondary' }, 'Compare');
+    compare.addEventListener('click', () => {
+      const a = JSON.stringify(versions[Number(from.value)].config, null, 2);
+      const b = JSON.stringify(versions[Number(to.value)].config, null, 2);
+      diff.replaceChildren(h('pre', { class: 'diff', 'data-testid': 'config-diff' }, ...diffLines(a, b).map(([k, line]) => h('span', { class: k === '+' ? 'add' : k === '-' ? 'del' : '' }, `${k} ${line}\n`))));
+    });
+    const rows = versions.map((v) => {
+      const back = h('button', { type: 'button', class: 'secondary' }, `Roll back to v${v.version}`);
+      back.addEventListener('click', async () => {
+        if (!window.confirm(`Make version ${v.version} the current configuration again?`)) return;
+        try { await api('POST', '/tenant/config/rollback', { tenant, body: { version: v.version } }); await load(); ctx.toast(`Rolled back to version ${v.version}`); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      return h('tr', {}, h('td', { class: 'num' }, `v${v.version}`), h('td', {}, time(v.saved_at)), h('td', {}, v.actor?.email ?? v.actor?.id ?? '—'), h('td', {}, back));
+    });
+    history.replaceChildren(table(['Version', 'Saved', 'By', ''], rows, 'Never saved: the tenant runs on defaults.'),
+      versions.length > 1 ? h('div', { class: 'actions' }, from, to, compare) : '');
+  }
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    problems.replaceChildren();
+    let doc;
+    try { doc = JSON.parse(editor.value); } catch (e) { problems.replaceChildren(errorBox(`Not JSON: ${e.message}`)); return; }
+    try {
+      const saved = await api('POST', '/tenant/config', { tenant, body: doc });
+      ctx.toast(`Saved version ${saved.version}`);
+      await load();
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'invalid_config') {
+        // The server names each bad field as `$.path: problem`.
+        const items = e.message.split('; ').map((p) => {
+          const at = p.indexOf(': ');
+          return h('li', {}, h('code', {}, at > 0 ? p.slice(0, at) : ''), at > 0 ? ` ${p.slice(at + 2)}` : p);
+        });
+        problems.replaceChildren(h('div', { class: 'notice error', role: 'alert' }, h('strong', {}, 'The configuration was not saved:'), h('ul', { 'data-testid': 'config-problems' }, ...items)));
+      } else problems.replaceChildren(errorBox(e));
+    }
+  });
+  try { await load(); } catch (e) { history.replaceChildren(errorBox(e)); }
 }

@@ -131,6 +131,22 @@ try {
   await page.getByRole('button', { name: 'Invite' }).click();
   await page.locator('tr[data-user="grace@console.test"]').waitFor();
   assert.match(await page.getByTestId('shown-once').last().textContent(), /\/auth\/invites\//);
+  // The configuration editor shows the server's errors at their paths, then saves; two
+  // versions compare.
+  const editor = page.getByLabel('Configuration (JSON)');
+  await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: -5, windowSeconds: 60 } } }));
+  await page.getByRole('button', { name: 'Save configuration' }).click();
+  assert.match(await page.getByTestId('config-problems').textContent(), /\$\.rateLimit\.default\.max/);
+  await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: 100, windowSeconds: 60 } } }));
+  await page.getByRole('button', { name: 'Save configuration' }).click();
+  await page.getByRole('button', { name: 'Roll back to v1' }).waitFor();
+  await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: 200, windowSeconds: 60 } } }));
+  await page.getByRole('button', { name: 'Save configuration' }).click();
+  await page.getByRole('button', { name: 'Roll back to v2' }).waitFor();
+  await page.getByRole('button', { name: 'Compare' }).click();
+  const diffText = await page.getByTestId('config-diff').textContent();
+  assert.match(diffText, /- +"max": 100/);
+  assert.match(diffText, /\+ +"max": 200/);
   await check(page, '05-tenant-keys');
 
   // A second open console sees the revocation within a second; verification refuses the key.
@@ -184,6 +200,10 @@ try {
   const revokedRow = page.locator('tr[data-event="api_key.revoked"]');
   await revokedRow.first().waitFor();
   assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
+  await revokedRow.first().getByRole('button').click();
+  assert.match(await page.getByTestId('event-detail').textContent(), /api_key\.revoked/);
+  const exported = await page.evaluate(async () => (await fetch(document.querySelector('a[download]').getAttribute('href'))).text());
+  assert.ok(exported.trim().split('\n').every((line) => JSON.parse(line).event_type), 'NDJSON export');
   await check(page, '07-audit');
 
   // A change without the CSRF token is refused.
