@@ -274,8 +274,10 @@ export async function tenant(view, ctx, tenantId) {
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
   await subAccounts(view, ctx, tenantHeader);
+  await roles(view, ctx, tenantHeader);
   await secrets(view, ctx, tenantHeader);
   await configuration(view, ctx, tenantHeader);
+  await ipAllowlist(view, ctx, tenantHeader);
   await members(view, ctx, tenantHeader);
 }
 
@@ -597,4 +599,51 @@ export async function configuration(view, ctx, tenant) {
     }
   });
   try { await load(); } catch (e) { history.replaceChildren(errorBox(e)); }
+}
+
+// ---- One tenant: roles and the IP allowlist --------------------------------------------------
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function roles(view, ctx, tenant) {
+  const name = h('input', { name: 'role', required: true, pattern: '[a-z][a-z0-9_-]{0,63}', placeholder: 'support' });
+  const perms = h('input', { name: 'permissions', placeholder: 'read, chat' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Create a role' }, h('label', {}, 'Role name', name), h('label', {}, 'Permissions', perms), h('button', { type: 'submit' }, 'Create role')));
+  const list = async () => {
+    const rbac = await api('GET', '/tenant/rbac', { tenant });
+    const rows = rbac.roles.map((r) => {
+      const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
+      del.addEventListener('click', async () => {
+        if (!window.confirm(`Delete the role ${r.name}?`)) return;
+        try { await api('DELETE', `/tenant/rbac/roles/${r.name}`, { tenant }); await s.reload(); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      return h('tr', {}, h('td', {}, h('code', {}, r.name), r.name === rbac.defaultRole ? ' (default)' : ''), h('td', {}, r.permissions.join(', ') || '—'), h('td', {}, r.name === rbac.defaultRole ? '' : del));
+    });
+    return h('div', {}, h('p', {}, `RBAC is ${rbac.enabled ? 'on' : 'off'}.`), table(['Role', 'Permissions', ''], rows, 'No roles.'));
+  };
+  const s = await section(view, 'Roles', form, list);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const permissions = perms.value.split(',').map((p) => p.trim()).filter(Boolean);
+    try { await api('POST', '/tenant/rbac/roles', { tenant, body: { name: name.value, permissions } }); name.value = ''; perms.value = ''; s.result.replaceChildren(); await s.reload(); } catch (e) { s.result.replaceChildren(errorBox(e)); }
+  });
+}
+
+/** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant */
+export async function ipAllowlist(view, ctx, tenant) {
+  const enabled = h('input', { type: 'checkbox', name: 'enabled' });
+  const nets = h('textarea', { name: 'allowed_ips', rows: 3, 'aria-label': 'Networks, one per line', placeholder: '203.0.113.0/24' });
+  const problems = h('div');
+  const form = h('form', { 'aria-label': 'IP allowlist' }, h('label', { class: 'inline' }, enabled, 'Only from these networks'), nets, h('button', { type: 'submit' }, 'Save allowlist'));
+  view.append(h('h2', {}, 'IP allowlist'), form, problems);
+  try {
+    const current = await api('GET', '/tenant/security/ip-allowlist', { tenant });
+    enabled.checked = current.enabled;
+    nets.value = current.allowed_ips.join('\n');
+  } catch (e) { problems.replaceChildren(errorBox(e)); }
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    problems.replaceChildren();
+    const allowed_ips = nets.value.split('\n').map((l) => l.trim()).filter(Boolean);
+    try { await api('PUT', '/tenant/security/ip-allowlist', { tenant, body: { enabled: enabled.checked, allowed_ips } }); ctx.toast('Allowlist saved'); } catch (e) { problems.replaceChildren(errorBox(e)); }
+  });
 }

@@ -131,6 +131,19 @@ try {
   await page.getByRole('button', { name: 'Invite' }).click();
   await page.locator('tr[data-user="grace@console.test"]').waitFor();
   assert.match(await page.getByTestId('shown-once').last().textContent(), /\/auth\/invites\//);
+  // A role; an allowlist with a malformed network is refused with the server's reason.
+  await page.getByLabel('Role name').fill('support');
+  await page.getByLabel('Permissions').fill('read, chat');
+  await page.getByRole('button', { name: 'Create role' }).click();
+  await page.locator('tr', { hasText: 'support' }).getByText('chat, read').waitFor();
+  await page.getByLabel('Only from these networks').check();
+  await page.getByLabel('Networks, one per line').fill('203.0.113.0/24\nnot-a-network');
+  await page.getByRole('button', { name: 'Save allowlist' }).click();
+  await page.getByText('(invalid_cidr)').waitFor();
+  await page.getByLabel('Only from these networks').uncheck();
+  await page.getByLabel('Networks, one per line').fill('203.0.113.0/24');
+  await page.getByRole('button', { name: 'Save allowlist' }).click();
+  await page.getByText('Allowlist saved').waitFor();
   // The configuration editor shows the server's errors at their paths, then saves; two
   // versions compare.
   const editor = page.getByLabel('Configuration (JSON)');
@@ -235,6 +248,15 @@ try {
   await auditor.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
   await check(auditor, '09-auditor-audit');
   console.log(`console e2e passed; screenshots (${checked.length}) in ${SHOTS}`);
+} catch (e) {
+  // What the pages showed when it failed.
+  for (const context of browser.contexts()) {
+    for (const [i, p] of context.pages().entries()) {
+      await p.screenshot({ path: `${SHOTS}/failure-${i}.png`, fullPage: true }).catch(() => {});
+      console.error(`page ${i} (${p.url()}):\n${await p.locator('main').innerText().catch(() => '')}`);
+    }
+  }
+  throw e;
 } finally {
   await browser.close();
 }
