@@ -148,12 +148,21 @@ export async function enrol(view, me, done) {
 export async function tenants(view, ctx) {
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
   const status = params.get('status') ?? '';
-  const search = (params.get('q') ?? '').toLowerCase();
+  const planFilter = params.get('plan') ?? '';
+  const search = params.get('q') ?? '';
   const filters = h('form', { 'aria-label': 'Filter tenants' });
   const q = h('input', { name: 'q', value: search, placeholder: 'name or id' });
   const st = h('select', { name: 'status' }, ...['', 'active', 'suspended', 'deleted'].map((s) => h('option', { value: s, selected: s === status }, s || 'any status')));
-  filters.append(h('label', {}, 'Search', q), h('label', {}, 'Status', st), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
-  filters.addEventListener('submit', (ev) => { ev.preventDefault(); ctx.navigate(`#/tenants?q=${encodeURIComponent(q.value)}&status=${st.value}`); });
+  const pl = h('select', { name: 'plan' }, ...['', 'free', 'pro', 'enterprise'].map((s) => h('option', { value: s, selected: s === planFilter }, s || 'any plan')));
+  filters.append(h('label', {}, 'Search', q), h('label', {}, 'Status', st), h('label', {}, 'Plan filter', pl), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  filters.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = new URLSearchParams();
+    if (q.value) next.set('q', q.value);
+    if (st.value) next.set('status', st.value);
+    if (pl.value) next.set('plan', pl.value);
+    ctx.navigate(`#/tenants?${next}`);
+  });
 
   const created = h('div');
   const name = h('input', { name: 'name', required: true, maxlength: 128 });
@@ -170,13 +179,29 @@ export async function tenants(view, ctx) {
   });
 
   const list = h('div');
+  /** Cursors of the pages shown so far (the first page has none). */
+  const cursors = [''];
   async function load() {
-    const query = status ? `?status=${status}&limit=200` : '?limit=200';
-    const pageData = await api('GET', `/admin/tenants${query}`);
-    const rows = pageData.data
-      .filter((t) => !search || t.name.toLowerCase().includes(search) || t.tenant_id.toLowerCase().includes(search))
-      .map((t) => tenantRow(t, ctx, load));
-    list.replaceChildren(table(['Name', 'Id', 'Plan', 'Status', 'Created', ''], rows, 'No tenant matches. Create one above.'));
+    const query = new URLSearchParams({ limit: '50' });
+    if (status) query.set('status', status);
+    if (planFilter) query.set('plan', planFilter);
+    if (search) query.set('q', search);
+    const cursor = cursors[cursors.length - 1];
+    if (cursor) query.set('cursor', cursor);
+    const pageData = await api('GET', `/admin/tenants?${query}`);
+    const rows = pageData.data.map((t) => tenantRow(t, ctx, load));
+    const pager = h('div', { class: 'actions' });
+    if (cursors.length > 1) {
+      const prev = h('button', { type: 'button', class: 'secondary' }, 'Previous page');
+      prev.addEventListener('click', () => { cursors.pop(); load(); });
+      pager.append(prev);
+    }
+    if (pageData.next_cursor) {
+      const next = h('button', { type: 'button', class: 'secondary' }, 'Next page');
+      next.addEventListener('click', () => { cursors.push(pageData.next_cursor); load(); });
+      pager.append(next);
+    }
+    list.replaceChildren(table(['Name', 'Id', 'Plan', 'Status', 'Created', ''], rows, 'No tenant matches. Create one above, or change the filters.'), pager);
   }
   page(view, 'Tenants', h('h2', {}, 'Create'), create, created, h('h2', {}, 'All tenants'), filters, list);
   try { await load(); } catch (e) { list.replaceChildren(errorBox(e)); }

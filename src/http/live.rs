@@ -25,6 +25,19 @@ const POLL: Duration = Duration::from_millis(200);
 /// A comment line is sent when nothing happened for this long (keeps proxies from cutting).
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// One server-sent event of an audit stream (comment lines, `: …`, are keep-alives).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditStreamEvent {
+    /// The record's position (send it back as `Last-Event-ID` to resume).
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// Always `audit`.
+    #[schema(pattern = "^audit$")]
+    pub event: String,
+    /// The `AuditItem`, as JSON.
+    pub data: String,
+}
+
 /// `?cursor=` of a stream.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -105,7 +118,7 @@ async fn stream(state: AppState, tenant_id: Option<String>, after: Option<i64>) 
     params(StreamQuery),
     security(("master_key" = []), ("bearer" = []), ("session" = [])),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String, description = "`id: <position>`, `event: audit`, `data: <AuditItem>` per event; comments as keep-alives"),
+        (status = 200, content_type = "text/event-stream", body = AuditStreamEvent, description = "`id: <position>`, `event: audit`, `data: <AuditItem>` per event; comments as keep-alives"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`invalid_query`"),
     ))]
@@ -124,7 +137,7 @@ pub async fn audit_stream(
     params(StreamQuery),
     security(("bearer" = []), ("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String, description = "`id: <position>`, `event: audit`, `data: <AuditItem>` per event of the tenant"),
+        (status = 200, content_type = "text/event-stream", body = AuditStreamEvent, description = "`id: <position>`, `event: audit`, `data: <AuditItem>` per event of the tenant"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`invalid_query`"),
     ))]

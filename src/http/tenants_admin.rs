@@ -132,6 +132,11 @@ pub struct ListTenantsQuery {
     pub cursor: Option<String>,
     /// Only tenants in this status (`active`, `suspended`, `deleted`).
     pub status: Option<String>,
+    /// Only tenants on this plan (`free`, `pro`, `enterprise`).
+    pub plan: Option<String>,
+    /// Only tenants whose id is this or whose name contains it (case-insensitive), 1 to 128
+    /// characters.
+    pub q: Option<String>,
 }
 
 /// A page of tenants, oldest first.
@@ -150,7 +155,7 @@ pub struct TenantPage {
     responses(
         (status = 200, body = TenantPage),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "Bad `limit`, `cursor` or `status` (`invalid_query`)"),
+        (status = 422, body = ErrorBody, description = "Bad `limit`, `cursor`, `status`, `plan` or `q` (`invalid_query`)"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn list_tenants(
@@ -165,7 +170,20 @@ pub async fn list_tenants(
             return Err(ApiError::new(Code::InvalidQuery, "status must be active, suspended or deleted"));
         }
     }
-    let (data, last) = TenantView::page(&state.pool, after, limit, query.status.as_deref()).await?;
+    if let Some(plan) = query.plan.as_deref() {
+        if !["free", "pro", "enterprise"].contains(&plan) {
+            return Err(ApiError::new(Code::InvalidQuery, "plan must be free, pro or enterprise"));
+        }
+    }
+    if query.q.as_deref().is_some_and(|q| q.chars().count() > 128) {
+        return Err(ApiError::new(Code::InvalidQuery, "q is 1 to 128 characters"));
+    }
+    let filter = crate::http::views::TenantFilter {
+        status: query.status.as_deref(),
+        plan: query.plan.as_deref(),
+        search: query.q.as_deref(),
+    };
+    let (data, last) = TenantView::page(&state.pool, after, limit, &filter).await?;
     let next_cursor = paging::next_cursor(data.len(), limit, Some(last));
     Ok(axum::Json(TenantPage { data, next_cursor }))
 }

@@ -71,8 +71,9 @@ pub struct LimitsDto {
     /// LLM tokens per calendar month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly_token_quota: Option<u64>,
-    /// Control-API requests per minute.
+    /// Control-API requests per minute, at most 10,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 10000000)]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -130,26 +131,48 @@ impl TenantView {
             .await
     }
 
-    /// Up to `limit` tenants created after position `after`; also the last position returned.
+    /// Up to `limit` tenants matching `filter` created after position `after`; also the last
+    /// position returned.
     pub async fn page(
         pool: &PgPool,
         after: i64,
         limit: i64,
-        status: Option<&str>,
+        filter: &TenantFilter<'_>,
     ) -> Result<(Vec<Self>, i64), sqlx::Error> {
+        // The search is a substring of the name: LIKE's own characters are taken literally.
+        let pattern = filter.search.map(|q| {
+            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
         let rows: Vec<PageRow> = sqlx::query_as(&format!(
             "SELECT created_position, {TENANT_COLUMNS} FROM tenants \
              WHERE created_position > $1 AND ($2::text IS NULL OR status = $2) \
+             AND ($4::text IS NULL OR plan = $4) \
+             AND ($5::text IS NULL OR tenant_id = $6 OR name ILIKE $5) \
              ORDER BY created_position LIMIT $3"
         ))
         .bind(after)
-        .bind(status)
+        .bind(filter.status)
         .bind(limit)
+        .bind(filter.plan)
+        .bind(pattern)
+        .bind(filter.search)
         .fetch_all(pool)
         .await?;
         let last = rows.last().map(|r| r.created_position).unwrap_or(after);
         Ok((rows.into_iter().map(|r| r.view).collect(), last))
     }
+}
+
+/// Filters of the tenant list.
+#[derive(Debug, Default)]
+pub struct TenantFilter<'a> {
+    /// Status.
+    pub status: Option<&'a str>,
+    /// Plan.
+    pub plan: Option<&'a str>,
+    /// Id, or a substring of the name (case-insensitive).
+    pub search: Option<&'a str>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -110,6 +110,14 @@ try {
   const row = page.locator('tr', { hasText: 'Acme Console' });
   await row.waitFor();
   await check(page, '04-tenants');
+  // The filters are the API's: a plan with no tenant shows the empty state, search finds it.
+  await page.getByLabel('Plan filter').selectOption('enterprise');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByText('No tenant matches').waitFor();
+  await page.getByLabel('Plan filter').selectOption('');
+  await page.getByLabel('Search').fill('acme con');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('tr', { hasText: 'Acme Console' }).waitFor();
   await row.getByRole('link', { name: 'Open' }).click();
 
   // Issue a key with tags; it is in the list.

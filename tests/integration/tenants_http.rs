@@ -237,3 +237,31 @@ async fn health_readiness_metrics_and_docs_are_public() {
     assert!(metrics.text().await.unwrap_or_default().contains("tokenhub_http_requests_total"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_tenant_list_filters_by_plan_and_searches_names_and_ids() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    for (name, plan) in [("Acme Search", "pro"), ("acme_100%", "free"), ("Other", "pro")] {
+        let (s, body) = send(
+            app.admin(reqwest::Method::POST, "/admin/tenants")
+                .json(&serde_json::json!({"name": name, "plan": plan})),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    let get = |q: &str| send(app.admin(reqwest::Method::GET, &format!("/admin/tenants?{q}")));
+    assert_eq!(names(&get("plan=pro").await.1), ["Acme Search", "Other"]);
+    assert_eq!(names(&get("q=ACME").await.1), ["Acme Search", "acme_100%"]);
+    assert_eq!(names(&get("q=me_1").await.1), ["acme_100%"], "`_` is literal");
+    assert_eq!(names(&get("q=%25").await.1), ["acme_100%"], "`%` is literal");
+    assert_eq!(names(&get("q=acme&plan=free").await.1), ["acme_100%"]);
+    let id = get("q=Other").await.1["data"][0]["tenant_id"].as_str().unwrap().to_string();
+    assert_eq!(names(&get(&format!("q={id}")).await.1), ["Other"]);
+    let (s, body) = get("plan=gold").await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invalid_query")));
+    app.stop().await;
+}
