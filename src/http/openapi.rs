@@ -166,7 +166,7 @@ fn constrain_parameter(param: &mut serde_json::Value) {
         "period" => "^[0-9]{4}-(0[1-9]|1[0-2])$".to_string(),
         "tenant_id" => "^ten_[A-Za-z0-9]{20}$".to_string(),
         "tag" => "^[^=\\u0000-\\u001F\\u007F-\\u009F]+=[^\\u0000-\\u001F\\u007F-\\u009F]+$".to_string(),
-        "status" if !values.is_empty() => {
+        "status" | "plan" if !values.is_empty() => {
             schema.insert("enum".into(), json!(values));
             return;
         }
@@ -174,6 +174,17 @@ fn constrain_parameter(param: &mut serde_json::Value) {
     };
     schema.insert("pattern".into(), json!(pattern));
     schema.insert("minLength".into(), json!(1));
+    // "1 to N characters" in a parameter's description is its length bound.
+    if let Some(max) = description
+        .split("1 to ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        if description.contains("characters") {
+            schema.insert("maxLength".into(), json!(max));
+        }
+    }
 }
 
 /// Body text fields: free of control characters (but tab, newline, carriage return), unless
