@@ -27,9 +27,12 @@ TENANT=$(echo "$tenant" | json tenant_id)
 TENANT_KEY=$(echo "$tenant" | json api_key)
 
 export PYTHONPATH=.ci/contract SCHEMATHESIS_HOOKS=hooks
+# One worker: with two threads, hypothesis' source introspection under Python 3.11 can fail
+# with "AST constructor recursion depth mismatch" (CPython's ast is not thread-safe there),
+# an error of the tool, not a finding.
 st() {
   .ci/.venv/bin/schemathesis --config-file .ci/contract/schemathesis.toml run "$BASE/openapi.json" \
-    --checks all --max-examples "$EXAMPLES" --workers 2 --seed 1 --no-color "$@"
+    --checks all --max-examples "$EXAMPLES" --workers 1 --seed 1 --no-color "$@"
 }
 status=0
 echo "== schemathesis as the tenant's admin key"
