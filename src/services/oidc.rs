@@ -29,6 +29,17 @@ use crate::http::error::{ApiError, ApiResult};
 /// signature that fails against the kept keys fetches them again at once (key rotation).
 const DISCOVERY_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// A client built from discovery (authorization URL set; token and user-info URLs as
+/// discovered).
+type DiscoveredClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
 /// The kind of provider.
 #[derive(Debug, Clone)]
 enum Kind {
@@ -167,6 +178,20 @@ impl Providers {
         RedirectUrl::new(provider.redirect_uri.clone()).map_err(|e| ApiError::internal(&e))
     }
 
+    /// The OpenID client of `provider` over its discovered `metadata`.
+    fn oidc_client(
+        provider: &Provider,
+        metadata: CoreProviderMetadata,
+        redirect: RedirectUrl,
+    ) -> DiscoveredClient {
+        CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(provider.client_id.clone()),
+            Some(ClientSecret::new(provider.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect)
+    }
+
     /// Starts a sign-in at `provider`: the URL to send the browser to, with PKCE, state and
     /// nonce.
     pub async fn start(&self, provider: &Provider) -> ApiResult<Started> {
@@ -176,12 +201,7 @@ impl Providers {
         let url = match &provider.kind {
             Kind::Oidc { .. } => {
                 let metadata = self.metadata(provider, false).await?;
-                let client = CoreClient::from_provider_metadata(
-                    metadata,
-                    ClientId::new(provider.client_id.clone()),
-                    Some(ClientSecret::new(provider.client_secret.clone())),
-                )
-                .set_redirect_uri(Self::redirect(provider)?);
+                let client = Self::oidc_client(provider, metadata, Self::redirect(provider)?);
                 let (state, nonce) = (state.clone(), nonce.clone());
                 let (url, _, _) = client
                     .authorize_url(
@@ -232,14 +252,7 @@ impl Providers {
     ) -> ApiResult<String> {
         let metadata = self.metadata(provider, false).await?;
         let redirect = Self::redirect(provider)?;
-        let client = |metadata| {
-            CoreClient::from_provider_metadata(
-                metadata,
-                ClientId::new(provider.client_id.clone()),
-                Some(ClientSecret::new(provider.client_secret.clone())),
-            )
-            .set_redirect_uri(redirect.clone())
-        };
+        let client = |metadata| Self::oidc_client(provider, metadata, redirect.clone());
         let exchange = client(metadata.clone())
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| unavailable(&provider.name, e))?

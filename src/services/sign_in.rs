@@ -201,7 +201,8 @@ pub async fn with_second_factor(
             mfa_challenges::finish(&state.pool, mfa_token).await?;
             Ok((user, session))
         }
-        Err(e) if e.code == Code::InvalidSecondFactor || e.code == Code::RecoveryCodeInvalid => {
+        // `finish` answers a spent or wrong recovery code as this code too.
+        Err(e) if e.code == Code::InvalidSecondFactor => {
             let reason = if code.is_some() { "totp" } else { "recovery_code" };
             record_failure(state, ctx, ip, &user.user_id, Some(&user), reason).await?;
             Err(bad_second_factor())

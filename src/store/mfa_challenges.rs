@@ -44,9 +44,9 @@ pub async fn attempt(pool: &PgPool, token: &str) -> Result<Option<(String, Strin
     .await
 }
 
-/// Ends the challenge of `token` (it was answered), and every expired one.
+/// Ends the challenge of `token` (it was answered); expired ones are pruned with the sessions.
 pub async fn finish(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1 OR expires_at < now()")
+    sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1")
         .bind(digest(token))
         .execute(pool)
         .await

@@ -47,7 +47,6 @@ pub async fn create(
     .bind(LIFETIME_SECONDS as f64)
     .execute(pool)
     .await?;
-    sqlx::query("DELETE FROM oidc_logins WHERE expires_at < now()").execute(pool).await?;
     Ok(())
 }
 
