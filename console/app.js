@@ -11,7 +11,7 @@ const status = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 /** What each role may open (the server decides again on every call). */
 const ROLE_PAGES = {
-  super_admin: ['tenants', 'tenant', 'keys', 'usage', 'audit', 'audit-all'],
+  super_admin: ['tenants', 'tenant', 'keys', 'verify', 'usage', 'audit', 'audit-all'],
   auditor: ['audit', 'audit-all'],
   finance_admin: ['usage'],
   tenant_admin: ['tenant', 'keys', 'usage', 'audit'],

@@ -243,28 +243,72 @@ export async function tenant(view, ctx, tenantId) {
   try {
     const info = await api('GET', '/tenant/info', { tenant: tenantHeader });
     document.querySelector('h1').textContent = info.name ?? 'Tenant';
-    const card = (label, value) => h('div', { class: 'card' }, h('div', {}, label), h('div', { class: 'value' }, value));
+    const card = (label, value, ...more) => h('div', { class: 'card' }, h('div', {}, label), h('div', { class: 'value' }, value), ...more);
+    const quota = info.limits?.monthly_token_quota;
+    let usageCard = null;
+    if (ctx.may('usage')) {
+      const link = h('a', { href: ctx.platform ? `#/usage/${tenantId}` : '#/usage' }, 'Usage this month');
+      try {
+        const s = await api('GET', '/usage/summary', { tenant: tenantHeader });
+        const used = Number(s.llm_tokens);
+        const share = quota ? Math.min(100, (used / quota) * 100) : 0;
+        usageCard = card('LLM tokens this month', h('span', { 'data-testid': 'quota-use' },
+          quota ? `${num(used)} of ${num(quota)} (${share.toFixed(1)} %)` : `${num(used)} (no monthly quota)`),
+        quota ? h('meter', { min: 0, max: quota, value: Math.min(used, quota), high: quota * 0.8, 'aria-label': 'Share of the monthly token quota used' }) : null, h('div', {}, link));
+      } catch (e) { usageCard = card('Usage', link); }
+    }
+    const keysLimit = info.limits?.max_api_keys ? `${num(info.limits.max_api_keys)} keys` : 'unlimited keys';
     overview.replaceChildren(card('Plan', info.plan ?? '—'), card('Status', info.status ?? '—'),
       card('Tenant id', h('code', {}, info.id ?? tenantId)),
-      ctx.may('usage') ? card('Usage', h('a', { href: ctx.platform ? `#/usage/${tenantId}` : '#/usage' }, 'This month')) : null);
+      card('Limits', `${num(info.limits?.requests_per_minute)} requests/min · ${keysLimit}`),
+      usageCard);
   } catch (e) { overview.replaceChildren(errorBox(e)); }
   if (!ctx.may('keys')) return;
 
   const name = h('input', { name: 'name', maxlength: 128 });
   const tags = h('input', { name: 'tags', placeholder: 'team=search, env=prod' });
-  const form = h('form', { 'aria-label': 'Issue a key' }, h('label', {}, 'Key name', name), h('label', {}, 'Tags', tags), h('button', { type: 'submit' }, 'Issue key'));
+  const models = h('input', { name: 'allowed_models', placeholder: 'gpt-4o, claude-3-5-sonnet' });
+  const ips = h('input', { name: 'allowed_ips', placeholder: '203.0.113.0/24, 2001:db8::/32' });
+  const quota = h('input', { name: 'quota_limit', type: 'number', min: 1, step: 1, placeholder: 'unlimited' });
+  const period = h('select', { name: 'quota_period' }, h('option', { value: '' }, 'lifetime'), h('option', { value: 'day' }, 'per day'), h('option', { value: 'month' }, 'per month'));
+  const expiry = h('input', { name: 'expiration', type: 'datetime-local' });
+  /** @param {string} text */
+  const items = (text) => text.split(',').map((t) => t.trim()).filter(Boolean);
+  const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Issue a key' }, h('label', {}, 'Key name', name), h('label', {}, 'Tags', tags),
+    h('details', { class: 'options' }, h('summary', {}, 'Limits: models, networks, quota, expiry'),
+      h('label', {}, 'Allowed models', models), h('label', {}, 'Allowed networks', ips),
+      h('label', {}, 'LLM-token quota', quota), h('label', {}, 'Quota window', period), h('label', {}, 'Expires (your time)', expiry)),
+    h('button', { type: 'submit' }, 'Issue key')));
+  /** Keys issued on this page, kept in memory only, so that verify can be tried on them. */
+  const secretsShown = new Map();
+  const verdict = h('div', { 'aria-live': 'polite' });
+  /** @param {any} k */
+  async function tryVerify(k) {
+    try {
+      const v = await api('POST', '/v1/keys/verify', { body: { key: secretsShown.get(k.public_id) } });
+      verdict.replaceChildren(h('div', { class: v.valid ? 'notice' : 'notice error', 'data-testid': 'verify-verdict' },
+        v.valid ? `POST /v1/keys/verify accepts ${k.public_id}.` : `POST /v1/keys/verify refuses ${k.public_id}: ${v.code}.`));
+    } catch (e) { verdict.replaceChildren(errorBox(e)); }
+  }
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     /** @type {Record<string, string>} */
     const tagMap = {};
-    for (const pair of tags.value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const pair of items(tags.value)) {
       const [k, ...v] = pair.split('=');
       tagMap[k.trim()] = v.join('=').trim();
     }
+    /** @type {Record<string, unknown>} */
+    const body = { name: name.value || undefined, tags: tagMap };
+    if (models.value.trim()) body.allowed_models = items(models.value);
+    if (ips.value.trim()) body.allowed_ips = items(ips.value);
+    if (quota.value) { body.quota_limit = Number(quota.value); if (period.value) body.quota_period = period.value; }
+    if (expiry.value) body.expiration = new Date(expiry.value).toISOString();
     try {
-      const k = await api('POST', '/tenant/api-keys', { tenant: tenantHeader, body: { name: name.value || undefined, tags: tagMap } });
+      const k = await api('POST', '/tenant/api-keys', { tenant: tenantHeader, body });
+      secretsShown.set(k.public_id, k.api_key);
       issued.replaceChildren(shownOnce(`Key ${k.public_id}`, k.api_key));
-      name.value = ''; tags.value = '';
+      form.reset();
       await load();
     } catch (e) { issued.replaceChildren(errorBox(e)); }
   });
@@ -287,15 +331,22 @@ export async function tenant(view, ctx, tenantId) {
           await load();
         } catch (e) { ctx.toast(String(e.message ?? e)); }
       });
+      const toggle = h('button', { type: 'button', class: 'secondary' }, k.status === 'disabled' ? 'Enable' : 'Disable');
+      toggle.addEventListener('click', async () => {
+        const action = k.status === 'disabled' ? 'enable' : 'disable';
+        try { await api('POST', `/tenant/api-keys/${k.public_id}/${action}`, { tenant: tenantHeader }); await load(); } catch (e) { ctx.toast(String(e.message ?? e)); }
+      });
+      const check = secretsShown.has(k.public_id) && ctx.may('verify')
+        ? h('button', { type: 'button', class: 'secondary', onclick: () => tryVerify(k) }, 'Try verify') : null;
       const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
       return h('tr', { 'data-key': k.public_id },
         h('td', {}, k.name ?? '—'), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
         h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
-        h('td', {}, k.status === 'revoked' ? '' : h('div', { class: 'actions' }, rotate, revoke)));
+        h('td', {}, h('div', { class: 'actions' }, ...(k.status === 'revoked' ? [] : [rotate, toggle, revoke]), check)));
     });
     keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows, 'No keys yet. Issue one above.'));
   }
-  view.append(h('h2', {}, 'Keys'), form, issued, keys);
+  view.append(h('h2', {}, 'Keys'), form, issued, verdict, keys);
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
   await subAccounts(view, ctx, tenantHeader);
@@ -313,10 +364,43 @@ export async function audit(view, ctx) {
   const platform = ctx.may('audit-all');
   const path = platform ? '/audit/events' : '/tenant/audit/events';
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
-  const eventType = h('input', { name: 'event_type', value: params.get('event_type') ?? '', placeholder: 'api_key.revoked' });
-  const actor = h('input', { name: 'actor_id', value: params.get('actor_id') ?? '', placeholder: 'usr_… or master' });
-  const filters = h('form', { 'aria-label': 'Filter events' }, h('label', {}, 'Event type', eventType), h('label', {}, 'Actor id', actor), h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
-  filters.addEventListener('submit', (ev) => { ev.preventDefault(); ctx.navigate(`#/audit?event_type=${encodeURIComponent(eventType.value)}&actor_id=${encodeURIComponent(actor.value)}`); });
+  /** @param {string} name @param {string} placeholder */
+  const field = (name, placeholder, type = 'text') => h('input', { name, type, value: params.get(name) ?? '', placeholder });
+  const tenantId = field('tenant_id', 'ten_…');
+  const aggregateType = h('select', { name: 'aggregate_type' }, ...['', 'tenant', 'api_key', 'sub_account', 'role', 'secret', 'user']
+    .map((t) => h('option', { value: t, selected: t === (params.get('aggregate_type') ?? '') }, t || 'any aggregate')));
+  const aggregateId = field('aggregate_id', 'id');
+  const eventType = field('event_type', 'api_key.revoked');
+  const actor = field('actor_id', 'usr_… or master');
+  const from = field('from', '', 'datetime-local');
+  const to = field('to', '', 'datetime-local');
+  const inputs = { tenant_id: tenantId, aggregate_type: aggregateType, aggregate_id: aggregateId, event_type: eventType, actor_id: actor, from, to };
+  const filters = h('form', { 'aria-label': 'Filter events', class: 'filters' },
+    platform ? h('label', {}, 'Tenant', tenantId) : null, h('label', {}, 'Aggregate', aggregateType), h('label', {}, 'Aggregate id', aggregateId),
+    h('label', {}, 'Event type', eventType), h('label', {}, 'Actor id', actor), h('label', {}, 'From (your time)', from), h('label', {}, 'To', to),
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  filters.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, input] of Object.entries(inputs)) if (input.value) next.set(k, input.value);
+    ctx.navigate(`#/audit?${next}`);
+  });
+  // A key's or tenant's state as of a chosen moment, rebuilt by the server from the log.
+  const asOfKind = h('select', { name: 'as_of_type', 'aria-label': 'Kind' }, h('option', { value: 'api_key' }, 'key'), h('option', { value: 'tenant' }, 'tenant'));
+  const asOfId = h('input', { name: 'as_of_id', required: true, placeholder: 'key public id or ten_…', 'aria-label': 'Key or tenant id' });
+  const asOfAt = h('input', { name: 'as_of', type: 'datetime-local', step: 1, required: true, 'aria-label': 'As of (your time)' });
+  const asOfOut = h('div');
+  const asOf = h('form', { 'aria-label': 'State as of a moment' }, asOfKind, asOfId, asOfAt, h('button', { type: 'submit', class: 'secondary' }, 'Show state'));
+  asOf.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const at = new Date(asOfAt.value).toISOString();
+    const query = new URLSearchParams({ aggregate_type: asOfKind.value, aggregate_id: asOfId.value.trim(), as_of: at });
+    try {
+      const past = await api('GET', `${platform ? '/audit/state' : '/tenant/audit/state'}?${query}`);
+      asOfOut.replaceChildren(h('div', { class: 'notice', 'data-testid': 'as-of-state' },
+        h('strong', {}, `${asOfId.value.trim()} as of `, time(at)), h('pre', { class: 'mono' }, JSON.stringify(past.state, null, 2))));
+    } catch (e) { asOfOut.replaceChildren(errorBox(e)); }
+  });
   const chain = h('p', { class: 'empty' });
   const list = h('div');
   const tbody = h('tbody');
@@ -333,12 +417,14 @@ export async function audit(view, ctx) {
     h('td', { 'data-testid': 'actor' }, e.actor.email ?? e.actor.id), h('td', { class: 'wide' }, e.source_ip ?? '—'),
     h('td', { class: 'wide' }, e.user_agent ?? '—'));
   const query = new URLSearchParams({ limit: '200' });
-  if (eventType.value) query.set('event_type', eventType.value);
-  if (actor.value) query.set('actor_id', actor.value);
+  for (const [k, input] of Object.entries(inputs)) {
+    if (!input.value || (k === 'tenant_id' && !platform)) continue;
+    query.set(k, k === 'from' || k === 'to' ? new Date(input.value).toISOString() : input.value);
+  }
   const exportQuery = new URLSearchParams(query);
   exportQuery.delete('limit');
   const exporter = platform ? h('p', {}, h('a', { href: `/audit/events/export?${exportQuery}`, download: 'audit.ndjson' }, 'Export these events (NDJSON)')) : null;
-  page(view, 'Audit log', filters, chain, exporter, detail, list);
+  page(view, 'Audit log', filters, chain, exporter, h('h2', {}, 'State as of a moment'), asOf, asOfOut, h('h2', {}, 'Events'), detail, list);
   try {
     const data = await api('GET', `${path}?${query}`, {});
     const items = data.data.slice().reverse();
@@ -351,6 +437,9 @@ export async function audit(view, ctx) {
   }
   ctx.onLive(platform ? '/audit/events/stream' : '/tenant/audit/events/stream', undefined, (e) => {
     if ((eventType.value && e.event_type !== eventType.value) || (actor.value && e.actor.id !== actor.value)) return;
+    if ((aggregateType.value && e.aggregate_type !== aggregateType.value) || (aggregateId.value && e.aggregate_id !== aggregateId.value)) return;
+    if (platform && tenantId.value && e.tenant_id !== tenantId.value) return;
+    if (to.value) return; // a closed time range gets no live additions
     tbody.prepend(row(e));
   });
 }
@@ -443,7 +532,8 @@ export async function usage(view, ctx, tenantId) {
   });
   const summary = h('div', { class: 'grid' });
   const charts = h('div');
-  page(view, `Usage ${period}`, filters, summary, charts);
+  const breakdowns = h('div', { class: 'breakdowns' });
+  page(view, `Usage ${period}`, filters, summary, charts, h('h2', {}, 'Breakdown'), breakdowns);
   const q = new URLSearchParams({ period });
   for (const [name, input] of [['key', key], ['sub_account', sub], ['model', model]]) if (input.value) q.set(name, input.value);
   try {
@@ -459,6 +549,25 @@ export async function usage(view, ctx, tenantId) {
       barChart('LLM tokens', daysOf(period, hist.history, 'llm_tokens'), 'chart-llm-tokens'),
       barChart('API calls', daysOf(period, hist.history, 'api_calls'), 'chart-api-calls'));
   } catch (e) { charts.replaceChildren(errorBox(e)); }
+  const dimensions = [['key', 'Key'], ['sub_account', 'Sub-account'], ['model', 'Model']];
+  const tables = await Promise.all(dimensions.map(async ([by, column]) => {
+    const title = `By ${column.toLowerCase()}`;
+    try {
+      const b = await api('GET', `/usage/breakdown?by=${by}&limit=20&${q}`, { tenant });
+      const rows = b.groups.map((g) => {
+        const label = g.value ?? '(none)';
+        const drill = new URLSearchParams(q);
+        if (g.value) drill.set(by, g.value);
+        return h('tr', { 'data-group': label },
+          h('td', {}, g.value ? h('a', { href: `${base}?${drill}` }, h('code', {}, label)) : label),
+          h('td', { class: 'num' }, num(g.llm_tokens)), h('td', { class: 'num' }, num(g.api_calls)), h('td', { class: 'num wide' }, num(g.records)));
+      });
+      return h('section', { 'data-testid': `breakdown-${by}`, 'aria-label': title }, h('h3', {}, title),
+        table([column, 'LLM tokens', 'API calls', 'Records'], rows, 'Nothing this month.'),
+        b.truncated ? h('p', { class: 'empty' }, 'The 20 largest; narrow the filters to see the rest.') : '');
+    } catch (e) { return errorBox(e); }
+  }));
+  breakdowns.replaceChildren(...tables);
 }
 
 // ---- One tenant: members, sub-accounts, secrets ---------------------------------------------

@@ -83,10 +83,15 @@ pub async fn admin_get_key(
     let Some(at) = query.as_of else {
         return Ok(axum::Json(keys::load_key(&state.pool, &public_id, Scope::All).await?));
     };
-    let events = as_of::events_until(&state.pool, "api_key", &public_id, at).await?;
+    Ok(axum::Json(key_as_of(&state, &public_id, at).await?))
+}
+
+/// A key as it was at `at`, rebuilt from the log; 404 `api_key_not_found` before it existed.
+pub async fn key_as_of(state: &AppState, public_id: &str, at: time::OffsetDateTime) -> ApiResult<KeyView> {
+    let events = as_of::events_until(&state.pool, "api_key", public_id, at).await?;
     let record =
         as_of::fold_key(&events).ok_or_else(|| ApiError::new(Code::ApiKeyNotFound, "api key not found"))?;
-    Ok(axum::Json(KeyView::from_record(record, None)))
+    Ok(KeyView::from_record(record, None))
 }
 
 /// Every change of a key, oldest first, with who made it and when (hashes left out).

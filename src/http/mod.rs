@@ -6,6 +6,7 @@
 pub mod api_keys_admin;
 pub mod api_keys_tenant;
 pub mod audit;
+pub mod audit_state;
 pub mod authenticate;
 pub mod authorized;
 pub mod client_ip;
@@ -101,6 +102,8 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(audit::list_tenant_audit_events))
         .routes(routes!(audit::export_audit_events))
         .routes(routes!(audit::verify_audit_chain))
+        .routes(routes!(audit_state::audit_state))
+        .routes(routes!(audit_state::tenant_audit_state))
         .routes(routes!(live::audit_stream))
         .routes(routes!(live::tenant_audit_stream))
         .routes(routes!(security::get_ip_allowlist, security::put_ip_allowlist))
@@ -113,6 +116,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(usage::report_usage))
         .routes(routes!(usage::usage_summary))
         .routes(routes!(usage::usage_history))
+        .routes(routes!(usage::usage_breakdown))
         .routes(routes!(usage::admin_usage))
         .routes(routes!(resource_limits::get_resource_limits, resource_limits::put_resource_limits))
         .routes(routes!(resource_limits::resource_usage))

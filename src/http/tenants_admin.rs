@@ -222,11 +222,16 @@ pub async fn get_tenant(
 ) -> ApiResult<axum::Json<TenantView>> {
     checked_id(&id)?;
     let Some(as_of) = query.as_of else { return view_or_404(&state, &id).await };
-    let events = as_of::events_until(&state.pool, "tenant", &id, as_of).await?;
+    Ok(axum::Json(tenant_as_of(&state, &id, as_of).await?))
+}
+
+/// A tenant as it was at `as_of`, rebuilt from the log; 404 `tenant_not_found` before it existed.
+pub async fn tenant_as_of(state: &AppState, id: &str, as_of: OffsetDateTime) -> ApiResult<TenantView> {
+    let events = as_of::events_until(&state.pool, "tenant", id, as_of).await?;
     let (tenant, version) =
         as_of::fold_tenant(&events).ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     let (limits, limit_overrides) = as_of::tenant_limits_json(&tenant);
-    Ok(axum::Json(TenantView {
+    Ok(TenantView {
         tenant_id: tenant.tenant_id.clone(),
         name: tenant.name.clone(),
         plan: tenant.plan.as_str().to_string(),
@@ -237,7 +242,7 @@ pub async fn get_tenant(
         created_at: tenant.created_at.unwrap_or(as_of),
         updated_at: tenant.updated_at.unwrap_or(as_of),
         version,
-    }))
+    })
 }
 
 /// Body of `PATCH /admin/tenants/{id}`; at least one field.

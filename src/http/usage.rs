@@ -287,6 +287,130 @@ pub async fn usage_history(
     Ok(axum::Json(UsageHistory { tenant_id: auth.tenant().to_string(), period: period.label(), history }))
 }
 
+/// What to break a month's usage down by.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageDimension {
+    /// Per key (public id).
+    Key,
+    /// Per sub-account.
+    SubAccount,
+    /// Per end-user (`userId` of the records).
+    User,
+    /// Per model.
+    Model,
+}
+
+/// Which month, which usage, and by what.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BreakdownQuery {
+    /// The dimension.
+    pub by: UsageDimension,
+    /// Groups to return, 1 to 1000 (default 100), most LLM tokens first.
+    pub limit: Option<i64>,
+    /// `YYYY-MM` (UTC); the current month when absent.
+    pub period: Option<String>,
+    /// Only this key (public id).
+    pub key: Option<String>,
+    /// Only this sub-account.
+    pub sub_account: Option<String>,
+    /// Only this end-user.
+    #[serde(rename = "userId", alias = "user_id")]
+    #[param(rename = "userId")]
+    pub user_id: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+}
+
+/// One group of a breakdown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageGroup {
+    /// The key, sub-account, end-user or model; `null` for usage reported without one.
+    pub value: Option<String>,
+    /// API calls.
+    pub api_calls: i64,
+    /// LLM tokens (prompt plus completion).
+    pub llm_tokens: i64,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Records counted.
+    pub records: i64,
+}
+
+/// A month's usage per key, sub-account, end-user or model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBreakdown {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `YYYY-MM`.
+    pub period: String,
+    /// The dimension.
+    pub by: UsageDimension,
+    /// Groups, most LLM tokens first (then most API calls); without a `limit` cut they sum
+    /// to `/usage/summary` with the same filters.
+    pub groups: Vec<UsageGroup>,
+    /// True when more groups exist than `limit` returned.
+    pub truncated: bool,
+}
+
+/// The tenant's usage in a month (UTC) per key, sub-account, end-user or model, with the
+/// same filters as the summary.
+#[utoipa::path(get, path = "/usage/breakdown", tag = "usage",
+    params(BreakdownQuery),
+    security(("bearer" = []), ("api_key" = []), ("master_key" = [])),
+    responses(
+        (status = 200, body = UsageBreakdown),
+        (status = 400, body = ErrorBody, description = "`tenant_id_required`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_period`, `invalid_query`"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`"),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn usage_breakdown(
+    State(state): State<AppState>,
+    auth: Authorized<ReadUsage>,
+    Query(q): Query<BreakdownQuery>,
+) -> ApiResult<axum::Json<UsageBreakdown>> {
+    let period = period_of(q.period.as_deref())?;
+    let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
+    let filter = UsageFilter {
+        key: q.key.clone(),
+        sub_account: q.sub_account.clone(),
+        user: q.user_id.clone(),
+        model: q.model.clone(),
+    };
+    let by = match q.by {
+        UsageDimension::Key => query::Dimension::Key,
+        UsageDimension::SubAccount => query::Dimension::SubAccount,
+        UsageDimension::User => query::Dimension::User,
+        UsageDimension::Model => query::Dimension::Model,
+    };
+    let mut rows = query::breakdown(&state.pool, auth.tenant(), period, &filter, by, limit + 1).await?;
+    let truncated = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let groups = rows
+        .into_iter()
+        .map(|(value, t)| UsageGroup {
+            value,
+            api_calls: t.api_calls,
+            llm_tokens: t.llm_tokens(),
+            prompt_tokens: t.prompt_tokens,
+            completion_tokens: t.completion_tokens,
+            records: t.records,
+        })
+        .collect();
+    Ok(axum::Json(UsageBreakdown {
+        tenant_id: auth.tenant().to_string(),
+        period: period.label(),
+        by: q.by,
+        groups,
+        truncated,
+    }))
+}
+
 /// Which month, and which page of tenants.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -135,6 +135,57 @@ pub async fn history(
     Ok(rows.into_iter().map(|r| (r.bucket, r.totals)).collect())
 }
 
+/// A dimension usage can be broken down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// Key public id.
+    Key,
+    /// Sub-account.
+    SubAccount,
+    /// End-user.
+    User,
+    /// Model.
+    Model,
+}
+
+impl Dimension {
+    fn column(self) -> &'static str {
+        match self {
+            Dimension::Key => "key_id",
+            Dimension::SubAccount => "sub_account_id",
+            Dimension::User => "user_id",
+            Dimension::Model => "model",
+        }
+    }
+}
+
+/// A tenant's totals for a month per value of `by` (`None` = usage without one), most LLM
+/// tokens first, then most API calls: up to `limit` groups.
+pub async fn breakdown(
+    pool: &PgPool,
+    tenant: &str,
+    period: Period,
+    filter: &UsageFilter,
+    by: Dimension,
+    limit: i64,
+) -> Result<Vec<(Option<String>, Totals)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        value: String,
+        #[sqlx(flatten)]
+        totals: Totals,
+    }
+    let column = by.column();
+    let sql = format!(
+        "SELECT {column} AS value, {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'month' \
+         AND bucket = $2 AND {FILTERS} GROUP BY {column} \
+         ORDER BY SUM(prompt_tokens) + SUM(completion_tokens) DESC, SUM(api_calls) DESC, {column} LIMIT $7"
+    );
+    let rows: Vec<Row> =
+        filtered(sqlx::query_as(&sql), tenant, period, filter).bind(limit).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| ((!r.value.is_empty()).then_some(r.value), r.totals)).collect())
+}
+
 /// Tenants' totals for a month, by tenant id: up to `limit` tenants after `after`.
 pub async fn all_tenants(
     pool: &PgPool,

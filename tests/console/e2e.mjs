@@ -129,6 +129,30 @@ try {
   const keyRow = page.locator('tr', { hasText: 'search-prod' });
   await keyRow.waitFor();
   assert.match(await keyRow.textContent(), /env=prod, team=search/);
+  // A second key with every limit the form offers; the server stores what was asked.
+  await page.getByText('Limits: models, networks, quota, expiry').click();
+  await page.getByLabel('Key name').fill('batch-jobs');
+  await page.getByLabel('Allowed models').fill('gpt-4o, claude');
+  await page.getByLabel('Allowed networks').fill('198.51.100.0/24');
+  await page.getByLabel('LLM-token quota').fill('5000');
+  await page.getByLabel('Quota window').selectOption('month');
+  const expires = new Date(Date.now() + 30 * 86400_000);
+  await page.getByLabel('Expires (your time)').fill(await page.evaluate((ms) => {
+    const d = new Date(ms); d.setSeconds(0, 0);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  }, expires.getTime()));
+  await page.getByRole('button', { name: 'Issue key' }).click();
+  const batchRow = page.locator('tr', { hasText: 'batch-jobs' });
+  await batchRow.waitFor();
+  const batchId = await batchRow.getAttribute('data-key');
+  const stored = await (await fetch(`${BASE}/admin/api-keys/${batchId}`, { headers: { 'X-Master-Key': MASTER } })).json();
+  assert.deepEqual([stored.allowed_models, stored.allowed_ips, stored.quota_limit, stored.quota_period], [['claude', 'gpt-4o'], ['198.51.100.0/24'], 5000, 'month'], JSON.stringify(stored));
+  assert.ok(Math.abs(new Date(stored.expiration).getTime() - expires.getTime()) < 61_000, stored.expiration);
+  // Disable and enable it again.
+  await batchRow.getByRole('button', { name: 'Disable' }).click();
+  await batchRow.getByText('disabled').waitFor();
+  await batchRow.getByRole('button', { name: 'Enable' }).click();
+  await batchRow.getByText('active').waitFor();
   // A secret (its value never shown again) and a member invited from the console.
   await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
   await page.getByLabel('Value').fill('sk-console-e2e-secret-value');
@@ -177,6 +201,9 @@ try {
   const secondRow = second.locator('tr', { hasText: 'search-prod' });
   await secondRow.getByText('active').waitFor();
   await second.waitForTimeout(500); // its live stream is open
+  await keyRow.getByRole('button', { name: 'Try verify' }).click();
+  assert.match(await page.getByTestId('verify-verdict').textContent(), /accepts/);
+  const beforeRevoke = Date.now();
   page.once('dialog', (d) => d.accept());
   const revoked = page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/tenant/api-keys/'));
   await keyRow.getByRole('button', { name: 'Revoke' }).click();
@@ -186,6 +213,9 @@ try {
   const lag = Date.now() - t0;
   assert.ok(lag < 1000, `the second console saw the revocation after ${lag} ms`);
   console.log(`revocation seen by the second console after ${lag} ms`);
+  await keyRow.getByRole('button', { name: 'Try verify' }).click();
+  await page.getByTestId('verify-verdict').getByText('refuses').waitFor();
+  assert.match(await page.getByTestId('verify-verdict').textContent(), /REVOKED/);
   const verify = await fetch(`${BASE}/v1/keys/verify`, { method: 'POST', headers: { 'X-Master-Key': MASTER, 'Content-Type': 'application/json' }, body: JSON.stringify({ key }) });
   const verdict = await verify.json();
   assert.equal(verdict.valid, false, JSON.stringify(verdict));
@@ -214,6 +244,12 @@ try {
   assert.equal(await shown('chart-llm-tokens'), summary.llm_tokens);
   assert.equal(await shown('summary-llm-tokens'), summary.llm_tokens);
   assert.equal(await shown('chart-api-calls'), summary.api_calls);
+  // The breakdowns add up to the same totals.
+  for (const by of ['key', 'sub_account', 'model']) {
+    const cells = await page.getByTestId(`breakdown-${by}`).locator('tbody tr td:nth-child(2)').allTextContents();
+    assert.equal(cells.reduce((sum, c) => sum + Number(c.replace(/[^0-9]/g, '')), 0), summary.llm_tokens, `breakdown by ${by}`);
+  }
+  assert.match(await page.getByTestId('breakdown-model').textContent(), /gpt-4o/);
   await check(page, '06-usage');
 
   // The revocation is in the audit log under the person's name.
@@ -223,6 +259,17 @@ try {
   assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
   await revokedRow.first().getByRole('button').click();
   assert.match(await page.getByTestId('event-detail').textContent(), /api_key\.revoked/);
+  // The revoked key as it was before the revocation, rebuilt from the log.
+  const keyId = key.split('_')[1];
+  await page.getByLabel('Key or tenant id').fill(keyId);
+  await page.getByLabel('As of (your time)').fill(await page.evaluate((ms) => {
+    const d = new Date(ms);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+  }, beforeRevoke));
+  await page.getByRole('button', { name: 'Show state' }).click();
+  const pastState = await page.getByTestId('as-of-state').textContent();
+  assert.match(pastState, /"status": "active"/);
+  assert.match(pastState, /search-prod/);
   const exported = await page.evaluate(async () => (await fetch(document.querySelector('a[download]').getAttribute('href'))).text());
   assert.ok(exported.trim().split('\n').every((line) => JSON.parse(line).event_type), 'NDJSON export');
   await check(page, '07-audit');
@@ -233,6 +280,32 @@ try {
     return [res.status, (await res.json()).error.code];
   });
   assert.deepEqual(csrf, [403, 'csrf_failed']);
+
+  // Keyboard only: the skip link is the first stop, every stop shows its focus, and a tenant
+  // can be created without the mouse.
+  await page.goto(`${BASE}/console/#/tenants`);
+  await page.getByRole('heading', { name: 'Tenants', exact: true }).waitFor();
+  // The skip link (the page's first tab stop) shows itself when focused and leads to the content.
+  await page.locator('a.skip').focus();
+  const skip = await page.locator('a.skip').boundingBox();
+  assert.ok(skip && skip.x >= 0 && skip.y >= 0, `the focused skip link is on screen: ${JSON.stringify(skip)}`);
+  assert.equal(await page.evaluate(() => document.querySelector('a, button, input, select, textarea, [tabindex]:not([tabindex="-1"])')?.className), 'skip');
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const style = getComputedStyle(el);
+      return { name: el.getAttribute('name'), outline: style.outlineStyle !== 'none' && style.outlineWidth !== '0px' };
+    });
+    assert.ok(focus && focus.outline, `tab stop ${i + 1} shows where the focus is: ${JSON.stringify(focus)}`);
+    reached = focus.name === 'name';
+  }
+  assert.ok(reached, 'the tenant name field is reachable by keyboard');
+  await page.keyboard.type('Keyboard Co');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('shown-once').getByText('Admin key of Keyboard Co').waitFor();
 
   // A phone-width screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });

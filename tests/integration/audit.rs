@@ -211,6 +211,60 @@ async fn state_at_a_past_moment_and_key_history() {
     .await;
     assert_eq!(sub_then["name"], "team-a");
 
+    // The same past states for auditors (`/audit/state`) and for the tenant's own admin
+    // (`/tenant/audit/state`, its tenant and keys only).
+    let auditor = app.platform_key("auditor").await;
+    let (_, other_admin) = app.create_tenant("Elsewhere").await;
+    let state_of = |path: &str, kind: &str, id: &str, at: &str| {
+        format!("{path}?aggregate_type={kind}&aggregate_id={id}&as_of={at}")
+    };
+    let (status, past) = send(
+        app.http.get(app.url(&state_of("/audit/state", "tenant", &tenant, &middle))).bearer_auth(&auditor),
+    )
+    .await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(
+        (past["aggregate_type"].as_str(), past["state"]["name"].as_str()),
+        (Some("tenant"), Some("Original"))
+    );
+    let (_, past) = send(
+        app.http.get(app.url(&state_of("/audit/state", "api_key", &key_id, &middle))).bearer_auth(&auditor),
+    )
+    .await;
+    assert_eq!(
+        (past["aggregate_type"].as_str(), past["state"]["status"].as_str()),
+        (Some("api_key"), Some("active"))
+    );
+    assert!(!past.to_string().contains("hash"), "no key hash in a past state: {past}");
+    let (_, past) = send(
+        app.http
+            .get(app.url(&state_of("/tenant/audit/state", "api_key", &key_id, &middle)))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(past["state"]["name"], "first");
+    for (who, kind, id) in [(&other_admin, "api_key", &key_id), (&other_admin, "tenant", &tenant)] {
+        let (status, body) =
+            send(app.http.get(app.url(&state_of("/tenant/audit/state", kind, id, &middle))).bearer_auth(who))
+                .await;
+        assert_eq!(status, 404, "another tenant's {kind} is not found: {body}");
+    }
+    let (status, _) = send(
+        app.http
+            .get(app.url(&state_of("/audit/state", "api_key", &key_id, &before_all)))
+            .bearer_auth(&auditor),
+    )
+    .await;
+    assert_eq!(status, 404, "not issued yet");
+    for bad in [
+        "/audit/state?aggregate_type=tenant",
+        "/audit/state?aggregate_type=role&aggregate_id=x&as_of=2024-01-01T00:00:00Z",
+        "/audit/state?aggregate_type=tenant&aggregate_id=x&as_of=yesterday",
+    ] {
+        let (status, body) = send(app.http.get(app.url(bad)).bearer_auth(&auditor)).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+
     let (status, history) = send(app.admin(Method::GET, &format!("/admin/api-keys/{key_id}/history"))).await;
     assert_eq!(status, 200);
     let changes: Vec<(&str, &str)> = history["data"]

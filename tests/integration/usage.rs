@@ -123,6 +123,38 @@ async fn records_become_cloudevents_with_the_keys_tags_and_roll_up() {
         json!([{"date": today, "api_calls": 3, "llm_tokens": 167,
         "bandwidth_bytes": 300, "storage_bytes": 21}])
     );
+    // Breakdowns: the groups sum to the summary with the same filters, most tokens first.
+    for by in ["key", "sub_account", "user", "model"] {
+        let (status, b) = get(&app, &admin, &format!("/usage/breakdown?by={by}&period={month}")).await;
+        assert_eq!(status, 200, "{b}");
+        let groups = b["groups"].as_array().unwrap();
+        let sum = |field: &str| groups.iter().map(|g| g[field].as_i64().unwrap()).sum::<i64>();
+        assert_eq!((sum("llm_tokens"), sum("api_calls"), sum("records")), (167, 3, 3), "by {by}: {b}");
+        assert_eq!(b["truncated"], false);
+        let tokens: Vec<i64> = groups.iter().map(|g| g["llm_tokens"].as_i64().unwrap()).collect();
+        assert!(tokens.windows(2).all(|w| w[0] >= w[1]), "by {by}: most tokens first: {b}");
+    }
+    let (_, b) = get(&app, &admin, "/usage/breakdown?by=key").await;
+    let by_key: Vec<(Value, Value)> = b["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["value"].clone(), g["llm_tokens"].clone()))
+        .collect();
+    assert_eq!(by_key, vec![(json!(key), json!(165)), (json!(key2), json!(2))]);
+    let (_, b) = get(&app, &admin, "/usage/breakdown?by=user").await;
+    assert!(
+        b["groups"].as_array().unwrap().iter().any(|g| g["value"].is_null()),
+        "usage without a user: {b}"
+    );
+    let (_, b) = get(&app, &admin, "/usage/breakdown?by=model&limit=1").await;
+    assert_eq!((b["groups"].as_array().unwrap().len(), &b["truncated"]), (1, &json!(true)));
+    let (_, b) = get(&app, &admin, &format!("/usage/breakdown?by=model&key={key2}")).await;
+    assert_eq!(b["groups"].as_array().unwrap().len(), 1, "filters apply: {b}");
+    for bad in ["/usage/breakdown", "/usage/breakdown?by=tenant", "/usage/breakdown?by=key&limit=0"] {
+        let (status, body) = get(&app, &admin, bad).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
     let (_, old) = get(&app, &admin, "/usage/history?period=2024-01").await;
     assert_eq!(old["history"], json!([]));
     let (status, bad) = get(&app, &admin, "/usage/history?period=2024-13").await;
