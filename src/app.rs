@@ -65,6 +65,8 @@ pub struct App {
     pub usage_applied: watch::Receiver<u64>,
     /// The usage projection's task.
     pub usage_projection: tokio::task::JoinHandle<()>,
+    /// Position the webhook dispatcher has read the log up to (this instance, while it leads).
+    pub webhook_position: watch::Receiver<i64>,
     /// Fault injection into the relay (tests).
     pub relay_faults: crate::relay::DropPublish,
 }
@@ -148,6 +150,16 @@ impl App {
             Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
         let readmodels = readmodels.with(keys.position());
+        let webhooks =
+            Arc::new(crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks()));
+        let webhook_position = crate::webhooks::sender::spawn(
+            webhooks.clone(),
+            Commands::new(pool.clone()),
+            hint.clone(),
+            shutdown.clone(),
+        );
+        let rate_limit_notices =
+            crate::webhooks::notices::RateLimitNotices::spawn(pool.clone(), config.webhooks(), shutdown.clone());
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
         let relay_faults = relay.drop_publish();
         tokio::spawn(relay.run(shutdown.clone()));
@@ -184,6 +196,8 @@ impl App {
                 )
                 .map_err(StartError::Config)?,
             ),
+            webhooks,
+            rate_limit_notices,
         };
         Ok(App {
             state,
@@ -193,6 +207,7 @@ impl App {
             usage_applied,
             usage_projection,
             relay_faults,
+            webhook_position,
         })
     }
 

@@ -199,6 +199,12 @@ impl CommandMetadata {
         Self::with_actor("user", user_id.to_string(), Some(email), ctx, tenant_id)
     }
 
+    /// Metadata for a command the server itself issues (e.g. the webhook worker disabling an
+    /// endpoint): actor kind `system`, actor id naming the part of the server.
+    pub fn system(actor_id: &str, tenant_id: Option<&str>) -> Self {
+        Self::with_actor("system", actor_id.to_string(), None, &RequestMeta::default(), tenant_id)
+    }
+
     fn with_actor(
         kind: &str,
         id: String,

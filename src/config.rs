@@ -122,6 +122,30 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false, global = true, action = clap::ArgAction::Set)]
     pub webhook_allow_private_targets: bool,
 
+    /// First webhook retry after this many milliseconds, doubling (±20 % jitter) up to an hour.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000, global = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_retry_base_ms: u64,
+
+    /// Webhook retries stop this many seconds after a delivery was created (then `failed`).
+    #[arg(long, env = "WEBHOOK_RETRY_FOR_SECONDS", default_value_t = 86_400, global = true, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub webhook_retry_for_seconds: u64,
+
+    /// A webhook endpoint whose every attempt failed for this many seconds is disabled.
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER_SECONDS", default_value_t = 259_200, global = true, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub webhook_disable_after_seconds: u64,
+
+    /// Per webhook attempt, in milliseconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, global = true, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub webhook_timeout_ms: u64,
+
+    /// Webhook attempts in flight per tenant.
+    #[arg(long, env = "WEBHOOK_TENANT_CONCURRENCY", default_value_t = 4, global = true, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub webhook_tenant_concurrency: u64,
+
+    /// How often expiring keys and quota thresholds are looked for, in milliseconds.
+    #[arg(long, env = "WEBHOOK_NOTICE_INTERVAL_MS", default_value_t = 10_000, global = true, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub webhook_notice_interval_ms: u64,
+
     /// Base URL people reach this server at, for invite links.
     #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub public_url: String,
@@ -231,6 +255,19 @@ impl Config {
     /// The read-your-writes timeout.
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+
+    /// How webhooks are delivered.
+    pub fn webhooks(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private_targets,
+            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+            retry_for: Duration::from_secs(self.webhook_retry_for_seconds),
+            disable_after: Duration::from_secs(self.webhook_disable_after_seconds),
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            tenant_concurrency: self.webhook_tenant_concurrency as usize,
+            notice_interval: Duration::from_millis(self.webhook_notice_interval_ms),
+        }
     }
 
     /// The server and tenant limits.

@@ -33,3 +33,4 @@ pub mod store;
 pub mod telemetry;
 pub mod time_fmt;
 pub mod usage;
+pub mod webhooks;

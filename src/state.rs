@@ -43,4 +43,8 @@ pub struct AppState {
     pub passwords: crate::auth::password::Passwords,
     /// The OpenID providers people may sign in with.
     pub oidc: Arc<crate::services::oidc::Providers>,
+    /// Webhook attempts (test sends) and their settings.
+    pub webhooks: Arc<crate::webhooks::sender::Sender>,
+    /// `rate_limit.exceeded` notices from verification.
+    pub rate_limit_notices: crate::webhooks::notices::RateLimitNotices,
 }

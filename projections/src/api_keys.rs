@@ -107,6 +107,8 @@ pub fn change_for(
             | TenantEvent::RbacConfigured { .. }
             | TenantEvent::TwoFactorPolicySet { .. }
             | TenantEvent::ConfigSaved { .. }
+            | TenantEvent::WebhookDisabled { .. }
+            | TenantEvent::WebhookEnabled { .. }
             | TenantEvent::ResourceLimitsSet { .. },
         ) => None,
         KeyLookupEvent::Key(ApiKeyEvent::Issued {

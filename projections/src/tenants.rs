@@ -226,6 +226,14 @@ impl Projection for TenantsProjection {
                 .execute(conn)
                 .await?;
             }
+            TenantEvent::WebhookDisabled { .. } | TenantEvent::WebhookEnabled { .. } => {
+                // The webhook worker keeps endpoint state; here only the version moves.
+                sqlx::query("UPDATE tenants SET version = $2 WHERE tenant_id = $1")
+                    .bind(&event.aggregate_id)
+                    .bind(event.sequence)
+                    .execute(conn)
+                    .await?;
+            }
             TenantEvent::Deleted { deleted_at } => {
                 set_status(&mut *conn, event, TenantStatus::Deleted, deleted_at).await?;
                 // Crypto-shredding: the tenant's data key is destroyed, so its secrets' ciphertext

@@ -77,6 +77,8 @@ codes! {
     SubAccountNotFound = "sub_account_not_found", NOT_FOUND, "No such sub-account (also another tenant's).";
     RoleNotFound = "role_not_found", NOT_FOUND, "No such role.";
     SecretNotFound = "secret_not_found", NOT_FOUND, "No such secret.";
+    WebhookDeliveryNotFound = "webhook_delivery_not_found", NOT_FOUND, "No such webhook delivery (or another tenant's).";
+    WebhookEndpointNotFound = "webhook_endpoint_not_found", NOT_FOUND, "No such webhook endpoint (or another tenant's).";
     ConfigVersionNotFound = "config_version_not_found", NOT_FOUND, "No such configuration version.";
     ResourceLimitNotFound = "resource_limit_not_found", NOT_FOUND, "No such resource limit.";
     RouteNotFound = "route_not_found", NOT_FOUND, "No such route.";
@@ -139,6 +141,7 @@ codes! {
     InvalidSecretName = "invalid_secret_name", UNPROCESSABLE_ENTITY, "Secret names are `[A-Z][A-Z0-9_]{0,127}`.";
     SecretTooLarge = "secret_too_large", UNPROCESSABLE_ENTITY, "Secret values are at most 64 KiB.";
     InvalidConfig = "invalid_config", UNPROCESSABLE_ENTITY, "The configuration breaks the schema; the message lists each field.";
+    WebhookNotConfigured = "webhook_not_configured", UNPROCESSABLE_ENTITY, "The URL is not one of the tenant configuration's webhooks.";
     ConfigTooLarge = "config_too_large", UNPROCESSABLE_ENTITY, "The configuration is over `TENANT_MAX_CONFIG_BYTES`.";
     InvalidQuota = "invalid_quota", UNPROCESSABLE_ENTITY, "Quotas are zero or more.";
     InvalidRateLimit = "invalid_rate_limit", UNPROCESSABLE_ENTITY, "Rate limits are at least 1.";

@@ -39,6 +39,7 @@ pub mod two_factor;
 pub mod usage;
 pub mod verify;
 pub mod views;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
@@ -117,6 +118,12 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(usage::usage_summary))
         .routes(routes!(usage::usage_history))
         .routes(routes!(usage::usage_breakdown))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::retry_delivery))
+        .routes(routes!(webhooks::list_endpoints))
+        .routes(routes!(webhooks::enable_endpoint))
+        .routes(routes!(webhooks::test_send))
         .routes(routes!(usage::admin_usage))
         .routes(routes!(resource_limits::get_resource_limits, resource_limits::put_resource_limits))
         .routes(routes!(resource_limits::resource_usage))

@@ -25,6 +25,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}` with a stable 
         (name = "verify", description = "Gateways: key verification, the hot path"),
         (name = "tenant-security", description = "Tenant admins: IP allowlist"),
         (name = "tenant-config", description = "Tenant admins: gateway configuration, versioned"),
+        (name = "tenant-webhooks", description = "Tenant admins: webhook deliveries and their attempts, retries, endpoints, test sends"),
         (name = "tenant-secrets", description = "Tenant secrets, sealed under the tenant's data key"),
         (name = "usage", description = "Usage: gateways report records; tenants and finance admins read rollups"),
         (name = "tenant-limits", description = "Resource limits per end-user: settings, use, check and track"),

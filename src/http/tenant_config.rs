@@ -192,6 +192,12 @@ async fn save(
     config: serde_json::Value,
 ) -> ApiResult<TenantConfig> {
     check_caps(state, tenant, &config).await?;
+    // Host names are resolved now too (and again at every attempt).
+    let refused = crate::webhooks::target::check_config(&config, state.limits.webhook_allow_private_targets).await;
+    if !refused.is_empty() {
+        let text: Vec<String> = refused.iter().map(|(i, why)| format!("$.webhooks[{i}].url: {why}")).collect();
+        return Err(ApiError::new(Code::InvalidConfig, text.join("; ")));
+    }
     let secrets: Vec<String> =
         sqlx::query_scalar("SELECT name FROM secrets WHERE tenant_id = $1 AND NOT deleted")
             .bind(tenant)

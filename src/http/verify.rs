@@ -156,6 +156,13 @@ pub async fn verify_key(
         auth.principal.may_act_for(tenant)?;
     }
     metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
+    if verdict.code == VerifyCode::RateLimited {
+        if let Some(key) = &verdict.key {
+            if let Some(tenant) = key.tenant_id.as_deref() {
+                state.rate_limit_notices.exceeded(&key.public_id, tenant, now);
+            }
+        }
+    }
     let permissions = verdict.effective_permissions();
     let sub_account_role = verdict.sub_account.as_ref().map(|s| s.role.clone());
     let answer = match verdict.key {

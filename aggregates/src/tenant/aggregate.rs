@@ -180,6 +180,14 @@ impl Tenant {
                 }
                 Ok(TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at: at })
             }
+            TenantCommand::DisableWebhook { url, reason, at } => {
+                self.require_live()?;
+                Ok(TenantEvent::WebhookDisabled { url, reason, disabled_at: at })
+            }
+            TenantCommand::EnableWebhook { url, at } => {
+                self.require_live()?;
+                Ok(TenantEvent::WebhookEnabled { url, enabled_at: at })
+            }
             TenantCommand::SetTwoFactorPolicy { require_2fa, at } => {
                 self.require_live()?;
                 Ok(TenantEvent::TwoFactorPolicySet { require_2fa, set_at: at })
@@ -232,6 +240,7 @@ impl Tenant {
             TenantEvent::ResourceLimitsSet { set_at, .. } => {
                 self.updated_at = Some(set_at);
             }
+            TenantEvent::WebhookDisabled { .. } | TenantEvent::WebhookEnabled { .. } => {}
             TenantEvent::IpAllowlistSet { enabled, allowed_ips, set_at } => {
                 self.ip_allowlist_enabled = enabled;
                 self.ip_allowlist = allowed_ips;

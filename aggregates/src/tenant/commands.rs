@@ -65,6 +65,22 @@ pub enum TenantCommand {
         /// When.
         at: OffsetDateTime,
     },
+    /// Stop delivering webhooks to `url` (the delivery worker, after days of failures).
+    DisableWebhook {
+        /// The endpoint's URL.
+        url: String,
+        /// Why.
+        reason: String,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Resume delivering webhooks to `url`.
+    EnableWebhook {
+        /// The endpoint's URL.
+        url: String,
+        /// When.
+        at: OffsetDateTime,
+    },
     /// Require (or stop requiring) TOTP of the tenant's people before they act.
     SetTwoFactorPolicy {
         /// On or off.

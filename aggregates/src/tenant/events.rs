@@ -114,6 +114,27 @@ pub enum TenantEvent {
         #[serde(with = "time::serde::rfc3339")]
         set_at: OffsetDateTime,
     },
+    /// `tenant.webhook_disabled`: deliveries to this endpoint stop (it failed everything for
+    /// too long, or an operator said so) until `tenant.webhook_enabled`.
+    #[serde(rename = "tenant.webhook_disabled")]
+    WebhookDisabled {
+        /// The endpoint's URL, as configured.
+        url: String,
+        /// Why.
+        reason: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        disabled_at: OffsetDateTime,
+    },
+    /// `tenant.webhook_enabled`: deliveries to a disabled endpoint resume.
+    #[serde(rename = "tenant.webhook_enabled")]
+    WebhookEnabled {
+        /// The endpoint's URL, as configured.
+        url: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        enabled_at: OffsetDateTime,
+    },
     /// `tenant.deleted`
     #[serde(rename = "tenant.deleted")]
     Deleted {
@@ -135,6 +156,8 @@ impl DomainEvent for TenantEvent {
             TenantEvent::TwoFactorPolicySet { .. } => "tenant.two_factor_policy_set",
             TenantEvent::ConfigSaved { .. } => "tenant.config_saved",
             TenantEvent::ResourceLimitsSet { .. } => "tenant.resource_limits_set",
+            TenantEvent::WebhookDisabled { .. } => "tenant.webhook_disabled",
+            TenantEvent::WebhookEnabled { .. } => "tenant.webhook_enabled",
             TenantEvent::Deleted { .. } => "tenant.deleted",
         }
         .to_string()
