@@ -41,3 +41,4 @@ mod tenants_http;
 mod two_factor;
 mod two_instances;
 mod usage;
+mod webhooks;
