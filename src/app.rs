@@ -150,16 +150,21 @@ impl App {
             Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
         let readmodels = readmodels.with(keys.position());
-        let webhooks =
-            Arc::new(crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks()));
+        let webhooks = Arc::new(
+            crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks())
+                .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
+        );
         let webhook_position = crate::webhooks::sender::spawn(
             webhooks.clone(),
             Commands::new(pool.clone()),
             hint.clone(),
             shutdown.clone(),
         );
-        let rate_limit_notices =
-            crate::webhooks::notices::RateLimitNotices::spawn(pool.clone(), config.webhooks(), shutdown.clone());
+        let rate_limit_notices = crate::webhooks::notices::RateLimitNotices::spawn(
+            pool.clone(),
+            config.webhooks(),
+            shutdown.clone(),
+        );
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
         let relay_faults = relay.drop_publish();
         tokio::spawn(relay.run(shutdown.clone()));

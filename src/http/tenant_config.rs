@@ -193,9 +193,11 @@ async fn save(
 ) -> ApiResult<TenantConfig> {
     check_caps(state, tenant, &config).await?;
     // Host names are resolved now too (and again at every attempt).
-    let refused = crate::webhooks::target::check_config(&config, state.limits.webhook_allow_private_targets).await;
+    let refused =
+        crate::webhooks::target::check_config(&config, state.limits.webhook_allow_private_targets).await;
     if !refused.is_empty() {
-        let text: Vec<String> = refused.iter().map(|(i, why)| format!("$.webhooks[{i}].url: {why}")).collect();
+        let text: Vec<String> =
+            refused.iter().map(|(i, why)| format!("$.webhooks[{i}].url: {why}")).collect();
         return Err(ApiError::new(Code::InvalidConfig, text.join("; ")));
     }
     let secrets: Vec<String> =

@@ -213,8 +213,13 @@ pub async fn enable_endpoint(
         .ok_or_else(|| ApiError::new(Code::WebhookEndpointNotFound, "webhook endpoint not found"))?;
     if endpoint.disabled_at.is_some() {
         let command = TenantCommand::EnableWebhook { url: endpoint.url, at: OffsetDateTime::now_utc() };
-        execute(&state.commands.tenants, tenant, command, CommandMetadata::new(&auth.principal, &ctx, Some(tenant)))
-            .await?;
+        execute(
+            &state.commands.tenants,
+            tenant,
+            command,
+            CommandMetadata::new(&auth.principal, &ctx, Some(tenant)),
+        )
+        .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -258,13 +263,18 @@ pub async fn test_send(
 ) -> ApiResult<axum::Json<TestResult>> {
     let tenant = auth.tenant();
     let config: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1").bind(tenant).fetch_optional(&state.pool).await?;
+        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&state.pool)
+            .await?;
     let endpoint = config
         .map(|c| crate::webhooks::endpoints_of(&c))
         .unwrap_or_default()
         .into_iter()
         .find(|e| e.url == body.url)
-        .ok_or_else(|| ApiError::new(Code::WebhookNotConfigured, "the URL is not one of the configuration's webhooks"))?;
+        .ok_or_else(|| {
+            ApiError::new(Code::WebhookNotConfigured, "the URL is not one of the configuration's webhooks")
+        })?;
     let (delivery_id, outcome) = state.webhooks.test(tenant, &endpoint).await?;
     let delivered = outcome.error.is_none() && outcome.status_code.is_some_and(|s| (200..300).contains(&s));
     Ok(axum::Json(TestResult { delivery_id, delivered, outcome }))

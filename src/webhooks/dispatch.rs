@@ -102,10 +102,12 @@ impl Dispatcher {
             .fetch_all(&mut *conn)
             .await?;
             let endpoints = config.map(|c| endpoints_of(&c)).unwrap_or_default();
-            self.tenants
-                .insert(tenant.to_string(), TenantHooks { endpoints, disabled: disabled.into_iter().collect() });
+            self.tenants.insert(
+                tenant.to_string(),
+                TenantHooks { endpoints, disabled: disabled.into_iter().collect() },
+            );
         }
-        Ok(self.tenants.get_mut(tenant).expect("just inserted"))
+        Ok(self.tenants.entry(tenant.to_string()).or_default())
     }
 
     /// Records `event`'s deliveries; how many were new.
@@ -140,7 +142,8 @@ impl Dispatcher {
             }
             _ => {}
         }
-        let body = String::from_utf8(super::super::relay::cloudevent::to_json_bytes(event)).unwrap_or_default();
+        let body =
+            String::from_utf8(super::super::relay::cloudevent::to_json_bytes(event)).unwrap_or_default();
         let source = event.event_id.to_string();
         let now = OffsetDateTime::now_utc();
         let mut created = 0;
@@ -148,7 +151,8 @@ impl Dispatcher {
         // to the endpoints it replaces, as a revocation goes to those who were listening).
         for endpoint in &hooks.endpoints {
             let is_disabling = disabling.as_deref() == Some(endpoint.url.as_str());
-            if !is_disabling && (hooks.disabled.contains(&endpoint.url) || !endpoint.wants(&event.event_type)) {
+            if !is_disabling && (hooks.disabled.contains(&endpoint.url) || !endpoint.wants(&event.event_type))
+            {
                 continue;
             }
             let new = NewDelivery {

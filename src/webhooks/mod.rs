@@ -77,7 +77,8 @@ impl Endpoint {
         self.events.iter().any(|p| {
             p == "*"
                 || p == event_type
-                || p.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.') && event_type.starts_with(prefix))
+                || p.strip_suffix('*')
+                    .is_some_and(|prefix| prefix.ends_with('.') && event_type.starts_with(prefix))
         })
     }
 }

@@ -47,11 +47,12 @@ pub async fn raise(
             .bind(tenant)
             .fetch_optional(&mut *tx)
             .await?;
-    let disabled: Vec<String> =
-        sqlx::query_scalar("SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NOT NULL")
-            .bind(tenant)
-            .fetch_all(&mut *tx)
-            .await?;
+    let disabled: Vec<String> = sqlx::query_scalar(
+        "SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NOT NULL",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *tx)
+    .await?;
     let now = OffsetDateTime::now_utc();
     let body = json!({
         "specversion": "1.0",
@@ -125,7 +126,11 @@ pub const THRESHOLDS: [i64; 3] = [50, 80, 100];
 
 /// Quota totals changed since `after_version`: `quota.threshold` for each newly crossed
 /// threshold. Returns the newest version seen.
-pub async fn scan_quota(pool: &PgPool, settings: &WebhookSettings, after_version: i64) -> Result<i64, sqlx::Error> {
+pub async fn scan_quota(
+    pool: &PgPool,
+    settings: &WebhookSettings,
+    after_version: i64,
+) -> Result<i64, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         scope: String,
@@ -166,12 +171,18 @@ pub async fn scan_quota(pool: &PgPool, settings: &WebhookSettings, after_version
         let percent = row.llm_tokens.saturating_mul(100) / quota;
         let crossed: Vec<i64> = THRESHOLDS.iter().copied().filter(|t| percent >= *t).collect();
         let Some(&highest) = crossed.last() else { continue };
-        let id_of = |t: i64| format!("quota.threshold:{}:{}:{}:{}:{t}", row.scope, row.subject_id, row.period, row.window_start);
+        let id_of = |t: i64| {
+            format!(
+                "quota.threshold:{}:{}:{}:{}:{t}",
+                row.scope, row.subject_id, row.period, row.window_start
+            )
+        };
         // Only the highest threshold not yet raised is sent; lower ones are marked as done.
-        let done: Vec<String> = sqlx::query_scalar("SELECT notice_id FROM webhook_notices WHERE notice_id = ANY($1)")
-            .bind(crossed.iter().map(|t| id_of(*t)).collect::<Vec<_>>())
-            .fetch_all(pool)
-            .await?;
+        let done: Vec<String> =
+            sqlx::query_scalar("SELECT notice_id FROM webhook_notices WHERE notice_id = ANY($1)")
+                .bind(crossed.iter().map(|t| id_of(*t)).collect::<Vec<_>>())
+                .fetch_all(pool)
+                .await?;
         if done.contains(&id_of(highest)) {
             continue;
         }
@@ -213,7 +224,9 @@ impl RateLimitNotices {
                 let id = format!("rate_limit.exceeded:{public_id}:{minute}");
                 let data = json!({"public_id": public_id, "minute": crate::time_fmt::rfc3339(
                     OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(OffsetDateTime::UNIX_EPOCH))});
-                if let Err(e) = raise(&pool, &settings, &tenant, "rate_limit.exceeded", &id, &public_id, data).await {
+                if let Err(e) =
+                    raise(&pool, &settings, &tenant, "rate_limit.exceeded", &id, &public_id, data).await
+                {
                     tracing::warn!(error = %e, "rate_limit.exceeded notice not recorded");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

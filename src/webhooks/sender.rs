@@ -73,9 +73,9 @@ impl Outcome {
 
 impl Sender {
     /// A sender with its own HTTP client.
-    pub fn new(pool: PgPool, keks: Keks, settings: WebhookSettings) -> Self {
-        let client = super::target::client(settings.allow_private, settings.timeout);
-        Self { pool, keks, client, settings }
+    pub fn new(pool: PgPool, keks: Keks, settings: WebhookSettings) -> Result<Self, reqwest::Error> {
+        let client = super::target::client(settings.allow_private, settings.timeout)?;
+        Ok(Self { pool, keks, client, settings })
     }
 
     /// The settings.
@@ -96,11 +96,14 @@ impl Sender {
         let dek = tenant_dek(&self.pool, &self.keks, tenant).await.map_err(|e| format!("data key: {e}"))?;
         let b64 = base64::engine::general_purpose::STANDARD;
         let value = match (b64.decode(nonce), b64.decode(ciphertext)) {
-            (Ok(n), Ok(c)) => dek.open(&secret_aad(tenant, name, version), &n, &c).map_err(|e| e.to_string())?,
+            (Ok(n), Ok(c)) => {
+                dek.open(&secret_aad(tenant, name, version), &n, &c).map_err(|e| e.to_string())?
+            }
             _ => return Err(format!("the secret {name} cannot be read")),
         };
         let text = String::from_utf8(value).map_err(|_| format!("the secret {name} is not text"))?;
-        decode_secret(&text).ok_or_else(|| format!("the secret {name} is not a signing secret (whsec_ and base64)"))
+        decode_secret(&text)
+            .ok_or_else(|| format!("the secret {name} is not a signing secret (whsec_ and base64)"))
     }
 
     /// Makes one attempt (signing, the checked target, the first 1 KiB of the answer).
@@ -125,13 +128,12 @@ impl Sender {
             .header("webhook-id", &d.delivery_id)
             .header("webhook-timestamp", timestamp.to_string());
         if let Some(name) = &d.secret_ref {
-            match self.signing_key(&d.tenant_id, name).await {
-                Ok(key) => {
-                    request = request.header(
-                        "webhook-signature",
-                        signature(&key, &d.delivery_id, timestamp, d.body.as_bytes()),
-                    )
-                }
+            let signed = self.signing_key(&d.tenant_id, name).await.and_then(|key| {
+                signature(&key, &d.delivery_id, timestamp, d.body.as_bytes())
+                    .ok_or_else(|| format!("the secret {name} cannot sign"))
+            });
+            match signed {
+                Ok(value) => request = request.header("webhook-signature", value),
                 Err(e) => return fail(e),
             }
         }
@@ -160,13 +162,20 @@ impl Sender {
     /// hour, ±20 % jitter.
     pub fn backoff(&self, failures: i32) -> Duration {
         let exp = failures.clamp(1, 20) as u32 - 1;
-        let base = self.settings.retry_base.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(3600));
+        let base =
+            self.settings.retry_base.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(3600));
         base.mul_f64(rand::random_range(0.8..1.2))
     }
 
     /// Records an attempt and what follows from it; true when the endpoint has failed
     /// everything for `disable_after` and was just marked for disabling.
-    pub async fn record(&self, d: &Due, started: OffsetDateTime, outcome: &Outcome, final_attempt: bool) -> Result<bool, sqlx::Error> {
+    pub async fn record(
+        &self,
+        d: &Due,
+        started: OffsetDateTime,
+        outcome: &Outcome,
+        final_attempt: bool,
+    ) -> Result<bool, sqlx::Error> {
         let now = OffsetDateTime::now_utc();
         let attempt = d.attempts + 1;
         let mut tx = self.pool.begin().await?;
@@ -226,7 +235,8 @@ impl Sender {
             .fetch_optional(&mut *tx)
             .await?
             .flatten();
-            let limit = time::Duration::try_from(self.settings.disable_after).unwrap_or(time::Duration::DAY * 3);
+            let limit =
+                time::Duration::try_from(self.settings.disable_after).unwrap_or(time::Duration::DAY * 3);
             if failing_since.is_some_and(|since| now - since >= limit) {
                 // Marked once; the tenant.webhook_disabled event does the rest.
                 disable = sqlx::query(
@@ -354,9 +364,10 @@ impl Worker {
         let pool = self.sender.pool.clone();
         let mut leader = pool.acquire().await?.detach();
         loop {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('tokenhub_webhooks', 0))")
-                .fetch_one(&mut leader)
-                .await?;
+            let got: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('tokenhub_webhooks', 0))")
+                    .fetch_one(&mut leader)
+                    .await?;
             if got {
                 break;
             }
@@ -370,7 +381,11 @@ impl Worker {
         result
     }
 
-    async fn work(&mut self, leader: &mut sqlx::PgConnection, shutdown: &CancellationToken) -> Result<(), WorkerError> {
+    async fn work(
+        &mut self,
+        leader: &mut sqlx::PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
         let pool = self.sender.pool.clone();
         let settings = self.sender.settings.clone();
         let mut dispatcher = Dispatcher::resume(&pool).await?;
@@ -419,7 +434,8 @@ impl Worker {
             if read as i64 == super::dispatch::BATCH {
                 continue;
             }
-            let wait = wait.min(Duration::from_secs(1)).min(next_scan.saturating_duration_since(Instant::now()));
+            let wait =
+                wait.min(Duration::from_secs(1)).min(next_scan.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.hint.changed() => {}
@@ -475,7 +491,9 @@ impl Worker {
                 match sender.record(&d, started, &outcome, false).await {
                     Ok(true) => disable(&commands, &d, &sender.settings).await,
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, delivery = %d.delivery_id, "webhook attempt not recorded"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, delivery = %d.delivery_id, "webhook attempt not recorded")
+                    }
                 }
                 let _ = done.send((d.endpoint_id, d.tenant_id));
             });
@@ -484,7 +502,12 @@ impl Worker {
     }
 }
 
-fn finish(in_flight: &mut HashSet<String>, per_tenant: &mut HashMap<String, usize>, endpoint: &str, tenant: &str) {
+fn finish(
+    in_flight: &mut HashSet<String>,
+    per_tenant: &mut HashMap<String, usize>,
+    endpoint: &str,
+    tenant: &str,
+) {
     in_flight.remove(endpoint);
     if let Some(n) = per_tenant.get_mut(tenant) {
         *n = n.saturating_sub(1);

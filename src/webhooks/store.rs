@@ -102,7 +102,8 @@ pub struct DeliveryView {
     pub seq: i64,
 }
 
-const DELIVERY_COLUMNS: &str = "delivery_id, endpoint_id, url, event_type, source_id, position, status, attempts, \
+const DELIVERY_COLUMNS: &str =
+    "delivery_id, endpoint_id, url, event_type, source_id, position, status, attempts, \
     next_attempt_at, deadline, created_at, delivered_at, last_status, last_error, seq";
 
 /// Which deliveries to list.

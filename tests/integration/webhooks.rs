@@ -87,7 +87,9 @@ impl Receiver {
                     body: body.to_vec(),
                     status,
                 });
-                let mut res: Response = (StatusCode::from_u16(status).unwrap(), format!("receiver says {status}")).into_response();
+                let mut res: Response =
+                    (StatusCode::from_u16(status).unwrap(), format!("receiver says {status}"))
+                        .into_response();
                 if status == 302 {
                     res.headers_mut().insert("location", "/elsewhere".parse().unwrap());
                 }
@@ -144,23 +146,35 @@ fn private(db: &TestDb, stream: &TestStream) -> Config {
 }
 
 /// A tenant whose configuration sends `events` to `url`, signed with a new secret.
-async fn tenant_with_hook(base: &str, http: &reqwest::Client, urls: &[&str], events: &[&str]) -> (String, String, String) {
+async fn tenant_with_hook(
+    base: &str,
+    http: &reqwest::Client,
+    urls: &[&str],
+    events: &[&str],
+) -> (String, String, String) {
     let (status, t) = send(
-        http.post(format!("{base}/admin/tenants")).header("X-Master-Key", MASTER).json(&json!({"name": "Hooked", "plan": "pro"})),
+        http.post(format!("{base}/admin/tenants"))
+            .header("X-Master-Key", MASTER)
+            .json(&json!({"name": "Hooked", "plan": "pro"})),
     )
     .await;
     assert_eq!(status, 201, "{t}");
-    let (tenant, admin) = (t["tenant_id"].as_str().unwrap().to_string(), t["api_key"].as_str().unwrap().to_string());
+    let (tenant, admin) =
+        (t["tenant_id"].as_str().unwrap().to_string(), t["api_key"].as_str().unwrap().to_string());
     let secret = new_secret();
     let (status, body) = send(
-        http.post(format!("{base}/tenant/secrets")).bearer_auth(&admin).json(&json!({"key": "HOOK_SECRET", "value": secret})),
+        http.post(format!("{base}/tenant/secrets"))
+            .bearer_auth(&admin)
+            .json(&json!({"key": "HOOK_SECRET", "value": secret})),
     )
     .await;
     assert!(status < 300, "{body}");
     let hooks: Vec<Value> =
         urls.iter().map(|u| json!({"url": u, "events": events, "secret_ref": "HOOK_SECRET"})).collect();
-    let (status, body) =
-        send(http.post(format!("{base}/tenant/config")).bearer_auth(&admin).json(&json!({"webhooks": hooks}))).await;
+    let (status, body) = send(
+        http.post(format!("{base}/tenant/config")).bearer_auth(&admin).json(&json!({"webhooks": hooks})),
+    )
+    .await;
     assert!(status < 300, "{body}");
     (tenant, admin, secret)
 }
@@ -184,16 +198,24 @@ async fn deliveries(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
 }
 
 async fn detail(app: &TestApp, admin: &str, id: &str) -> Value {
-    let (status, d) = send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries/{id}"))).bearer_auth(admin)).await;
+    let (status, d) =
+        send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries/{id}"))).bearer_auth(admin)).await;
     assert_eq!(status, 200, "{d}");
     d
 }
 
 /// Waits until the delivery of `event_type` (the newest) satisfies `f`.
-async fn wait_delivery(app: &TestApp, admin: &str, event_type: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+async fn wait_delivery(
+    app: &TestApp,
+    admin: &str,
+    event_type: &str,
+    what: &str,
+    f: impl Fn(&Value) -> bool,
+) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
-        if let Some(d) = deliveries(app, admin, &format!("event_type={event_type}")).await.into_iter().next() {
+        if let Some(d) = deliveries(app, admin, &format!("event_type={event_type}")).await.into_iter().next()
+        {
             let full = detail(app, admin, d["delivery_id"].as_str().unwrap()).await;
             if f(&full) {
                 return full;
@@ -216,19 +238,27 @@ async fn deliveries_are_signed_retried_in_order_and_never_follow_redirects() {
     // Fails the first three attempts: the fourth gets through, with the same webhook-id.
     rx.set(Mode::FailNext(3));
     let first = issue(&base, &app.http, &tenant, "first").await;
-    assert!(eventually(Duration::from_secs(15), || async { !rx.delivered("api_key.issued").is_empty() }).await);
+    assert!(
+        eventually(Duration::from_secs(15), || async { !rx.delivered("api_key.issued").is_empty() }).await
+    );
     let hits = rx.hits();
     assert_eq!(hits.iter().map(|h| h.status).collect::<Vec<_>>(), [500, 500, 500, 200]);
     assert!(hits.iter().all(|h| h.id() == hits[0].id()), "one webhook-id for every attempt");
     for h in &hits {
         verify(&secret, h);
         assert_eq!(h.event()["data"]["payload"]["public_id"], first.as_str());
-        assert!(!String::from_utf8_lossy(&h.body).contains("secret_hash"), "the body is redacted like the relay's");
+        assert!(
+            !String::from_utf8_lossy(&h.body).contains("secret_hash"),
+            "the body is redacted like the relay's"
+        );
     }
     let d = wait_delivery(&app, &admin, "api_key.issued", "delivered", |d| d["status"] == "delivered").await;
     assert_eq!(d["delivery_id"].as_str(), Some(hits[0].id().as_str()));
     let attempts = d["attempts_made"].as_array().unwrap();
-    assert_eq!(attempts.iter().map(|a| a["status_code"].as_i64().unwrap()).collect::<Vec<_>>(), [500, 500, 500, 200]);
+    assert_eq!(
+        attempts.iter().map(|a| a["status_code"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [500, 500, 500, 200]
+    );
     assert_eq!(attempts[0]["response_body"], "receiver says 500");
     assert!(attempts.iter().all(|a| a["latency_ms"].is_i64() && a["started_at"].is_string()));
 
@@ -262,12 +292,19 @@ async fn deliveries_are_signed_retried_in_order_and_never_follow_redirects() {
     rx.set(Mode::Slow(Duration::from_millis(1500)));
     issue(&base, &app.http, &tenant, "slow").await;
     let d = wait_delivery(&app, &admin, "api_key.issued", "a timeout", |d| {
-        d["attempts_made"].as_array().unwrap().iter().any(|a| a["error"].as_str().is_some_and(|e| e.contains("no answer within 1 s")))
+        d["attempts_made"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["error"].as_str().is_some_and(|e| e.contains("no answer within 1 s")))
     })
     .await;
     assert_eq!(d["attempts_made"][0]["status_code"], Value::Null);
     rx.set(Mode::Ok);
-    wait_delivery(&app, &admin, "api_key.issued", "delivered after the timeout", |d| d["status"] == "delivered").await;
+    wait_delivery(&app, &admin, "api_key.issued", "delivered after the timeout", |d| {
+        d["status"] == "delivered"
+    })
+    .await;
 
     // A redirect is an answer, not a way elsewhere.
     rx.set(Mode::Redirect);
@@ -275,17 +312,25 @@ async fn deliveries_are_signed_retried_in_order_and_never_follow_redirects() {
     let d = wait_delivery(&app, &admin, "api_key.issued", "a 302", |d| d["last_status"] == 302).await;
     assert!(d["last_error"].as_str().unwrap().contains("redirects are not followed"), "{d}");
     rx.set(Mode::Ok);
-    wait_delivery(&app, &admin, "api_key.issued", "delivered after the redirect", |d| d["status"] == "delivered").await;
+    wait_delivery(&app, &admin, "api_key.issued", "delivered after the redirect", |d| {
+        d["status"] == "delivered"
+    })
+    .await;
     assert!(rx.hits().iter().all(|h| h.path == "/hook"), "nothing reached the redirect's target");
 
     // A test send, answered at once; a URL that is not configured is refused.
-    let (status, t) =
-        send(app.http.post(app.url("/tenant/webhooks/test")).bearer_auth(&admin).json(&json!({"url": rx.url}))).await;
+    let (status, t) = send(
+        app.http.post(app.url("/tenant/webhooks/test")).bearer_auth(&admin).json(&json!({"url": rx.url})),
+    )
+    .await;
     assert_eq!((status, &t["delivered"], &t["status_code"]), (200, &json!(true), &json!(200)), "{t}");
     let test_hit = rx.hits().into_iter().find(|h| h.event_type() == "webhook.test").unwrap();
     verify(&secret, &test_hit);
     let (status, t) = send(
-        app.http.post(app.url("/tenant/webhooks/test")).bearer_auth(&admin).json(&json!({"url": "http://127.0.0.1:9/x"})),
+        app.http
+            .post(app.url("/tenant/webhooks/test"))
+            .bearer_auth(&admin)
+            .json(&json!({"url": "http://127.0.0.1:9/x"})),
     )
     .await;
     assert_eq!((status, t["error"]["code"].as_str()), (422, Some("webhook_not_configured")));
@@ -293,7 +338,8 @@ async fn deliveries_are_signed_retried_in_order_and_never_follow_redirects() {
     // Another tenant sees none of it; filters and paging work.
     let (_, other) = app.create_tenant("Other").await;
     let id = test_hit.id();
-    let (status, _) = send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries/{id}"))).bearer_auth(&other)).await;
+    let (status, _) =
+        send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries/{id}"))).bearer_auth(&other)).await;
     assert_eq!(status, 404);
     assert!(deliveries(&app, &other, "").await.is_empty());
     let page = deliveries(&app, &admin, "limit=2").await;
@@ -301,7 +347,8 @@ async fn deliveries_are_signed_retried_in_order_and_never_follow_redirects() {
     assert!(deliveries(&app, &admin, "status=pending").await.is_empty());
     for bad in ["status=lost", "limit=0", "cursor=x", "bogus=1"] {
         let (status, body) =
-            send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries?{bad}"))).bearer_auth(&admin)).await;
+            send(app.http.get(app.url(&format!("/tenant/webhooks/deliveries?{bad}"))).bearer_auth(&admin))
+                .await;
         assert_eq!(status, 422, "{bad}: {body}");
     }
     app.stop().await;
@@ -317,7 +364,8 @@ fn own_host_name() -> String {
 async fn internal_targets_are_refused_at_save_time_and_at_delivery_time() {
     let (db, stream) = (TestDb::new(), TestStream::new());
     let host = own_host_name();
-    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 443)).await.unwrap().collect();
+    let resolved: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((host.as_str(), 443)).await.unwrap().collect();
     assert!(
         resolved.iter().any(|a| tokenhub_aggregates::tenant::config::is_internal_address(a.ip())),
         "{host} resolves to {resolved:?}"
@@ -334,7 +382,8 @@ async fn internal_targets_are_refused_at_save_time_and_at_delivery_time() {
         format!("https://{host}/h"),
     ] {
         let config = json!({"webhooks": [{"url": url, "events": ["*"]}]});
-        let (status, body) = send(app.http.post(app.url("/tenant/config")).bearer_auth(&admin).json(&config)).await;
+        let (status, body) =
+            send(app.http.post(app.url("/tenant/config")).bearer_auth(&admin).json(&config)).await;
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_config")), "{url}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("$.webhooks[0].url"), "{body}");
     }
@@ -347,7 +396,8 @@ async fn internal_targets_are_refused_at_save_time_and_at_delivery_time() {
     let named = format!("https://{host}:{port}/hook");
     let app = TestApp::start_with(private(&db, &stream)).await;
     let base = app.url("");
-    let (tenant, admin, _) = tenant_with_hook(&base, &app.http, &[&literal, &named], &["api_key.issued"]).await;
+    let (tenant, admin, _) =
+        tenant_with_hook(&base, &app.http, &[&literal, &named], &["api_key.issued"]).await;
     app.stop().await;
     let app = TestApp::start_with(fast(&db, &stream, &[])).await;
     issue(&app.url(""), &app.http, &tenant, "k").await;
@@ -376,8 +426,13 @@ async fn a_quota_crossing_sends_one_notice_per_threshold_and_expiry_is_announced
     let app = TestApp::start_with(private(&db, &stream)).await;
     let rx = Receiver::start().await;
     let base = app.url("");
-    let (tenant, _admin, secret) =
-        tenant_with_hook(&base, &app.http, &[&rx.url], &["quota.threshold", "api_key.expiring", "rate_limit.*"]).await;
+    let (tenant, _admin, secret) = tenant_with_hook(
+        &base,
+        &app.http,
+        &[&rx.url],
+        &["quota.threshold", "api_key.expiring", "rate_limit.*"],
+    )
+    .await;
     let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(12);
     let (key, _) = app
         .issue_key(&tenant, json!({"quota_limit": 1000, "expiration": tokenhub::time_fmt::rfc3339(expires)}))
@@ -393,11 +448,19 @@ async fn a_quota_crossing_sends_one_notice_per_threshold_and_expiry_is_announced
 
     assert_eq!(post_usage(&app, &gateway, vec![record("q-1", &key, 500, 0)]).await.0, 200);
     wait_counted(&app, &stream).await;
-    assert!(eventually(Duration::from_secs(10), || async { thresholds() == [50] }).await, "{:?}", thresholds());
+    assert!(
+        eventually(Duration::from_secs(10), || async { thresholds() == [50] }).await,
+        "{:?}",
+        thresholds()
+    );
     // Crossing 80 % sends exactly one notice.
     assert_eq!(post_usage(&app, &gateway, vec![record("q-2", &key, 300, 50)]).await.0, 200);
     wait_counted(&app, &stream).await;
-    assert!(eventually(Duration::from_secs(10), || async { thresholds() == [50, 80] }).await, "{:?}", thresholds());
+    assert!(
+        eventually(Duration::from_secs(10), || async { thresholds() == [50, 80] }).await,
+        "{:?}",
+        thresholds()
+    );
     assert_eq!(post_usage(&app, &gateway, vec![record("q-3", &key, 10, 0)]).await.0, 200);
     wait_counted(&app, &stream).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -407,7 +470,9 @@ async fn a_quota_crossing_sends_one_notice_per_threshold_and_expiry_is_announced
     assert_eq!(hit.event()["data"]["used"], 850);
 
     // The key expires within a day: one notice (the 1-day one; the 7-day step is passed over).
-    assert!(eventually(Duration::from_secs(10), || async { !rx.delivered("api_key.expiring").is_empty() }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { !rx.delivered("api_key.expiring").is_empty() }).await
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let expiring = rx.delivered("api_key.expiring");
     assert_eq!(expiring.len(), 1);
@@ -422,7 +487,10 @@ async fn a_quota_crossing_sends_one_notice_per_threshold_and_expiry_is_announced
         codes.push(v["code"].as_str().unwrap_or_default().to_string());
     }
     assert_eq!(codes.iter().filter(|c| *c == "RATE_LIMITED").count(), 4, "{codes:?}");
-    assert!(eventually(Duration::from_secs(10), || async { !rx.delivered("rate_limit.exceeded").is_empty() }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { !rx.delivered("rate_limit.exceeded").is_empty() })
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let limited_hits = rx.delivered("rate_limit.exceeded");
     assert_eq!(limited_hits.len(), 1, "at most one a minute");
@@ -449,15 +517,20 @@ async fn an_endpoint_failing_for_too_long_is_disabled_then_enabled_again() {
         e["data"].as_array().cloned().unwrap_or_default()
     };
     assert!(
-        eventually(Duration::from_secs(15), || async { endpoints().await.iter().any(|e| e["disabled_at"].is_string()) })
-            .await
+        eventually(Duration::from_secs(15), || async {
+            endpoints().await.iter().any(|e| e["disabled_at"].is_string())
+        })
+        .await
     );
     let endpoint = endpoints().await[0].clone();
     assert!(endpoint["disabled_reason"].as_str().unwrap().contains("every attempt failed"), "{endpoint}");
     // An event on the record, by the server itself, and a notice in the delivery list.
     let (_, audit) = send(app.admin(Method::GET, "/audit/events?event_type=tenant.webhook_disabled")).await;
     let event = &audit["data"][0];
-    assert_eq!((event["actor"]["kind"].as_str(), event["tenant_id"].as_str()), (Some("system"), Some(tenant.as_str())));
+    assert_eq!(
+        (event["actor"]["kind"].as_str(), event["tenant_id"].as_str()),
+        (Some("system"), Some(tenant.as_str()))
+    );
     let all = deliveries(&app, &admin, "").await;
     assert!(all.iter().all(|d| d["status"] == "failed"), "{all:?}");
     assert!(all.iter().any(|d| d["last_error"].as_str().is_some_and(|e| e.starts_with("endpoint disabled"))));
@@ -472,17 +545,26 @@ async fn an_endpoint_failing_for_too_long_is_disabled_then_enabled_again() {
     rx.set(Mode::Ok);
     let id = endpoint["endpoint_id"].as_str().unwrap();
     let (status, _) =
-        send(app.http.post(app.url(&format!("/tenant/webhooks/endpoints/{id}/enable"))).bearer_auth(&admin)).await;
+        send(app.http.post(app.url(&format!("/tenant/webhooks/endpoints/{id}/enable"))).bearer_auth(&admin))
+            .await;
     assert_eq!(status, 204);
-    assert!(eventually(Duration::from_secs(5), || async { endpoints().await[0]["disabled_at"].is_null() }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async { endpoints().await[0]["disabled_at"].is_null() }).await
+    );
     issue(&base, &app.http, &tenant, "after").await;
-    assert!(eventually(Duration::from_secs(10), || async { rx.delivered("api_key.issued").len() == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { rx.delivered("api_key.issued").len() == 1 }).await
+    );
     let failed = deliveries(&app, &admin, "status=failed&event_type=api_key.issued").await;
     let failed_id = failed[0]["delivery_id"].as_str().unwrap();
-    let (status, d) =
-        send(app.http.post(app.url(&format!("/tenant/webhooks/deliveries/{failed_id}/retry"))).bearer_auth(&admin)).await;
+    let (status, d) = send(
+        app.http.post(app.url(&format!("/tenant/webhooks/deliveries/{failed_id}/retry"))).bearer_auth(&admin),
+    )
+    .await;
     assert_eq!((status, d["status"].as_str()), (202, Some("pending")), "{d}");
-    assert!(eventually(Duration::from_secs(10), || async { rx.delivered("api_key.issued").len() == 2 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { rx.delivered("api_key.issued").len() == 2 }).await
+    );
     app.stop().await;
 }
 
@@ -491,7 +573,11 @@ async fn a_kill_mid_backlog_loses_nothing_and_repeats_only_with_the_same_id() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (db, stream) = (TestDb::new(), TestStream::new());
     let http = reqwest::Client::new();
-    let env = [("MASTER_API_KEY", MASTER), ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"), ("WEBHOOK_RETRY_BASE_MS", "50")];
+    let env = [
+        ("MASTER_API_KEY", MASTER),
+        ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+        ("WEBHOOK_RETRY_BASE_MS", "50"),
+    ];
     let mut server = ServerProcess::start_with(&db, &stream, &env);
     server.wait_ready(&http).await;
     let rx = Receiver::start().await;
@@ -527,8 +613,10 @@ async fn a_kill_mid_backlog_loses_nothing_and_repeats_only_with_the_same_id() {
         let body = by_id.entry(h.id()).or_insert_with(|| h.body.clone());
         assert_eq!(*body, h.body, "a repeat is the same message");
     }
-    let keys: std::collections::BTreeSet<String> =
-        hits.iter().map(|h| h.event()["data"]["payload"]["public_id"].as_str().unwrap().to_string()).collect();
+    let keys: std::collections::BTreeSet<String> = hits
+        .iter()
+        .map(|h| h.event()["data"]["payload"]["public_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(keys, issued.iter().cloned().collect());
     // In order: first arrivals follow the log.
     let mut seen = std::collections::HashSet::new();
@@ -540,10 +628,31 @@ async fn a_kill_mid_backlog_loses_nothing_and_repeats_only_with_the_same_id() {
     assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{firsts:?}");
     // The deliveries are what the log gives: one per event, however often the process died.
     let pool = db.pool().await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE event_type = 'api_key.issued'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE event_type = 'api_key.issued'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(count, 20);
+
+    // Replayed from position 0 (deliveries and checkpoint gone), the log gives the same
+    // deliveries: the same ids, endpoints and bytes.
+    let snapshot = || async {
+        sqlx::query_as::<_, (String, String, String, String)>(
+            "SELECT delivery_id, endpoint_id, event_type, body FROM webhook_deliveries ORDER BY delivery_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = snapshot().await;
+    server.kill9();
+    sqlx::query("DELETE FROM webhook_attempts").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM webhook_deliveries").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE checkpoints SET position = 0 WHERE name = 'webhooks'").execute(&pool).await.unwrap();
+    let mut server = ServerProcess::start_with(&db, &stream, &env);
+    server.wait_ready(&http).await;
+    assert!(eventually(Duration::from_secs(15), || async { snapshot().await.len() == before.len() }).await);
+    assert_eq!(snapshot().await, before);
     let _ = server.logs();
 }
