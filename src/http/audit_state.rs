@@ -33,6 +33,7 @@ pub enum StateAggregate {
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
     /// `tenant` or `api_key`.
+    #[param(inline)]
     pub aggregate_type: StateAggregate,
     /// The tenant id or the key's public id, 1 to 128 characters.
     pub aggregate_id: String,

@@ -46,6 +46,7 @@ pub struct DeliveryQuery {
     /// Only this endpoint (`whe_…`).
     pub endpoint_id: Option<String>,
     /// Only this status.
+    #[param(inline)]
     pub status: Option<DeliveryStatus>,
     /// Only this event type, e.g. `api_key.revoked`.
     pub event_type: Option<String>,

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmark of the write path: POST /admin/api-keys (one command, one event) at 8 and 32
+# concurrent writers with wrk, against pgbench's single-row INSERT commits at the same
+# concurrency on the same PostgreSQL, and prints commands/s, p50/p99 and the ratio. Then the
+# bulk route (POST /admin/api-keys:batch, 1,000 keys a request) in keys/s.
+#
+#   scripts/bench-commands.sh [seconds]          (default 10 per run)
+#
+# A scratch database and a private nats-server on a free port, removed afterwards. Needs wrk
+# (apt-get install -y wrk), pgbench (postgresql-contrib / the PostgreSQL client), curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10}
+DB=tokenhub_bench_$$
+PGBENCH_DB=tokenhub_pgbench_$$
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+command -v pgbench >/dev/null || { echo "pgbench is missing (PostgreSQL client tools)" >&2; exit 1; }
+
+if [ -z "${TOKENHUB_BIN:-}" ]; then
+  echo "building (release)…"
+  cargo build --release --quiet --bin tokenhub
+fi
+. scripts/scratch-server.sh
+trap 'cleanup; psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+
+TENANT=$(admin /admin/tenants '{"name": "Bench", "plan": "enterprise"}' | json tenant_id)
+cat >"$WORK/issue.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Master-Key"] = "$MASTER"
+wrk.body = '{"tenant_id": "$TENANT", "name": "bench", "tags": {"team": "load"}}'
+LUA
+curl -fs -X POST "$BASE/admin/api-keys" -H "X-Master-Key: $MASTER" -H 'Content-Type: application/json' \
+  -d "{\"tenant_id\": \"$TENANT\", \"name\": \"check\"}" >/dev/null
+
+psql "$PG/postgres" -qc "CREATE DATABASE $PGBENCH_DB" >/dev/null
+psql "$PG/$PGBENCH_DB" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now())" >/dev/null
+echo "INSERT INTO t (payload) VALUES ('{\"a\": 1}');" >"$WORK/insert.sql"
+
+# wrk's latency distribution: p50 and p99 in milliseconds.
+percentile() { awk -v p="$1" '$1 == p"%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 } print v }' "$2"; }
+
+echo "on $(nproc) cores; wrk, pgbench, the server and PostgreSQL share them"
+printf '%-12s %14s %10s %10s %16s %7s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio
+for C in 8 32; do
+  wrk -t2 -c"$C" -d"${DURATION}s" --latency -s "$WORK/issue.lua" "$BASE/admin/api-keys" >"$WORK/wrk-$C.txt"
+  if grep -q "Non-2xx" "$WORK/wrk-$C.txt"; then grep "Non-2xx" "$WORK/wrk-$C.txt" >&2; fi
+  RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-$C.txt")
+  P50=$(percentile 50 "$WORK/wrk-$C.txt")
+  P99=$(percentile 99 "$WORK/wrk-$C.txt")
+  TPS=$(pgbench -n -c"$C" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
+  python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" <<'PY'
+import sys
+c, rps, p50, p99, tps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f}")
+PY
+done
+
+# Bulk: 1,000 keys a request, all-or-nothing.
+python3 - "$TENANT" >"$WORK/batch.json" <<'PY'
+import json, sys
+print(json.dumps({"keys": [{"tenant_id": sys.argv[1], "name": f"bulk-{i}"} for i in range(1000)]}))
+PY
+START=$(date +%s.%N)
+for _ in 1 2 3 4 5; do
+  curl -fs -X POST "$BASE/admin/api-keys:batch" -H "X-Master-Key: $MASTER" -H 'Content-Type: application/json' \
+    --data-binary @"$WORK/batch.json" >/dev/null
+done
+END=$(date +%s.%N)
+python3 -c "import sys; print(f'bulk: 5 x 1,000 keys (POST /admin/api-keys:batch) in {float(sys.argv[2])-float(sys.argv[1]):.2f} s = {5000/(float(sys.argv[2])-float(sys.argv[1])):.0f} keys/s')" "$START" "$END"
