@@ -154,9 +154,10 @@ impl App {
             crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks())
                 .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
         );
+        let commands = Commands::new(pool.clone());
         let webhook_position = crate::webhooks::sender::spawn(
             webhooks.clone(),
-            Commands::new(pool.clone()),
+            commands.clone(),
             hint.clone(),
             shutdown.clone(),
         );
@@ -172,8 +173,8 @@ impl App {
         let trusted_proxies = Arc::new(
             crate::http::client_ip::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?,
         );
-        let state = AppState {
-            commands: Commands::new(pool.clone()),
+        let state = AppState::new(crate::state::Shared {
+            commands,
             pool,
             hasher,
             master,
@@ -203,7 +204,7 @@ impl App {
             ),
             webhooks,
             rate_limit_notices,
-        };
+        });
         Ok(App {
             state,
             shutdown,

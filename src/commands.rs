@@ -52,7 +52,7 @@ pub struct Commands {
 impl Commands {
     /// Frameworks over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        let repo = PgEventRepository::new(pool);
+        let repo = PgEventRepository::with_group_commit(pool);
         Self {
             tenants: Arc::new(framework(repo.clone(), ())),
             api_keys: Arc::new(framework(repo.clone(), ())),
@@ -95,6 +95,30 @@ impl Commands {
             .persist::<Tenant>(&serialized, None)
             .await
             .map_err(|e| CommandError::from(AggregateError::<TenantError>::from(e)))
+    }
+}
+
+impl Commands {
+    /// Issues several new keys in one transaction: all are stored, or none is. `keys` are
+    /// (public id, the issue command, its metadata); a refusal names the key's index.
+    pub async fn issue_keys_together(
+        &self,
+        keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
+    ) -> Result<(), CommandError> {
+        let mut serialized = Vec::with_capacity(keys.len());
+        for (n, (id, command, metadata)) in keys.into_iter().enumerate() {
+            let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
+            let events = decide_new::<ApiKey>(command).await.map_err(|e| match user_error(e) {
+                CommandError::Refused { code, message } => {
+                    CommandError::Refused { code, message: format!("keys[{n}]: {message}") }
+                }
+                other => other,
+            })?;
+            serialized.extend(serialize::<ApiKey>(&id, &events, &meta));
+        }
+        self.repo.persist::<ApiKey>(&serialized, None).await.map_err(|e| {
+            CommandError::from(AggregateError::<tokenhub_aggregates::api_key::ApiKeyError>::from(e))
+        })
     }
 }
 

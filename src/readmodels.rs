@@ -7,6 +7,8 @@
 //! - [`ReadModels::wait_for_head`]: read-your-writes for command handlers, which answer after
 //!   the query tables include their own events (bounded by a timeout).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -82,27 +84,71 @@ pub struct ReadModels {
     pool: PgPool,
     positions: Vec<watch::Receiver<i64>>,
     timeout: Duration,
+    /// Set when a wait timed out, cleared when one succeeds: while set, commands wait only
+    /// briefly (a stuck projection must not make every command take the timeout) and
+    /// `/readyz` fails.
+    stalled: Arc<AtomicBool>,
 }
 
+/// How long a command waits for its own events while the projections are stalled.
+pub const STALLED_WAIT: Duration = Duration::from_millis(50);
+
 impl ReadModels {
+    /// True while the query tables are stalled behind the log (a read-your-writes wait timed
+    /// out and none has succeeded since).
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    /// Like [`Self::stalled`], but first checks whether the tables have caught up with the
+    /// head since (then the flag is cleared): what `/readyz` reports.
+    pub async fn stalled_now(&self) -> bool {
+        if !self.stalled() {
+            return false;
+        }
+        let Ok(head) = head_position(&self.pool).await else { return true };
+        if self.positions.iter().all(|p| *p.borrow() >= head) {
+            self.stalled.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
     pub fn with(mut self, position: watch::Receiver<i64>) -> Self {
         self.positions.push(position);
         self
     }
 
-    /// Waits until every projection includes every event committed before this call, or the
-    /// timeout passes (then the caller answers anyway: its command is durable).
+    /// Waits until every projection includes the caller's own last event (the request's, see
+    /// [`crate::store::repository::tracking_writes`]) or, outside a request or before any
+    /// append, every event committed before this call; or until the timeout passes (then the
+    /// caller answers anyway: its command is durable).
     pub async fn wait_for_head(&self) {
-        let Ok(head) = head_position(&self.pool).await else { return };
+        let head = match crate::store::repository::last_written() {
+            Some(position) => position,
+            None => match head_position(&self.pool).await {
+                Ok(head) => head,
+                Err(_) => return,
+            },
+        };
         let all = async {
             for position in &self.positions {
                 let mut position = position.clone();
                 let _ = position.wait_for(|p| *p >= head).await;
             }
         };
-        if tokio::time::timeout(self.timeout, all).await.is_err() {
-            tracing::warn!(head, "query tables lag behind the log; answering before they caught up");
+        let stalled = self.stalled();
+        let limit = if stalled { STALLED_WAIT } else { self.timeout };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            if !stalled {
+                tracing::warn!(head, "query tables lag behind the log; answering before they caught up");
+                metrics::counter!("tokenhub_read_your_writes_timeouts_total").increment(1);
+            }
+            self.stalled.store(true, Ordering::Relaxed);
+        } else if stalled {
+            tracing::info!(head, "query tables caught up again");
+            self.stalled.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -119,8 +165,17 @@ pub fn spawn_projections(
     tokio::spawn(async move {
         let projections = tokenhub_projections::all();
         loop {
-            let mut reached = i64::MAX;
-            for projection in &projections {
+            // All projections in one transaction per batch; if that fails, one at a time, so
+            // that a failing projection does not hold the others back.
+            let mut reached = match tokenhub_projections::catch_up_all(&runner_pool, &projections).await {
+                Ok(position) => position,
+                Err(e) => {
+                    tracing::warn!(error = %e, "catching up all projections together failed; one by one");
+                    i64::MAX
+                }
+            };
+            let together = reached != i64::MAX;
+            for projection in projections.iter().filter(|_| !together) {
                 match tokenhub_projections::catch_up(&runner_pool, projection.as_ref()).await {
                     Ok(position) => {
                         metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
@@ -131,6 +186,12 @@ pub fn spawn_projections(
                         tracing::error!(projection = projection.name(), error = %e, "projection failed; retrying");
                         reached = reached.min(*tx.borrow());
                     }
+                }
+            }
+            if together {
+                for projection in &projections {
+                    metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
+                        .set(reached as f64);
                 }
             }
             tx.send_if_modified(|p| {
@@ -145,5 +206,5 @@ pub fn spawn_projections(
             }
         }
     });
-    ReadModels { pool, positions: vec![rx], timeout }
+    ReadModels { pool, positions: vec![rx], timeout, stalled: Arc::new(AtomicBool::new(false)) }
 }

@@ -10,9 +10,28 @@ use crate::cache::KeyCache;
 use crate::commands::Commands;
 use crate::readmodels::ReadModels;
 
-/// Shared state of the HTTP server.
+/// Shared state of the HTTP server: one allocation shared by every request (extractors clone
+/// it, so a clone is one reference count, not one per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state around `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// PostgreSQL.
     pub pool: PgPool,
     /// Command side.

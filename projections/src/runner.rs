@@ -64,6 +64,53 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection) -> Result<i64,
     }
 }
 
+/// Applies every committed event after their checkpoints to all `projections` in one
+/// transaction per batch: the log is read once, and one commit serves them all. The commit is
+/// asynchronous (`synchronous_commit = off`): the tables are derived and their checkpoints move
+/// in the same transaction, so a database crash can only take both back together, and the
+/// events are re-applied. Returns the position every projection reached.
+pub async fn catch_up_all(
+    pool: &PgPool,
+    projections: &[Box<dyn Projection>],
+) -> Result<i64, ProjectionError> {
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    loop {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING")
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, position FROM checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+        )
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
+        let from_of = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, p)| *p).unwrap_or(0);
+        let from = projections.iter().map(|p| from_of(p.name())).min().unwrap_or(0);
+        let events = read_after(&mut *tx, from, BATCH).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            tx.commit().await?;
+            return Ok(from);
+        };
+        for projection in projections {
+            let own = from_of(projection.name());
+            let start = events.partition_point(|e| e.position <= own);
+            projection.apply_batch(&mut tx, &events[start..]).await?;
+        }
+        sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = ANY($1)")
+            .bind(&names)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if (events.len() as i64) < BATCH {
+            return Ok(last);
+        }
+    }
+}
+
 /// Clears the projection's tables and replays the whole log, in one transaction: readers see
 /// the old tables until the new ones are complete. Returns the position reached.
 pub async fn rebuild(

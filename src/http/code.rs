@@ -156,8 +156,8 @@ codes! {
     QuotaExceedsTenant = "quota_exceeds_tenant", UNPROCESSABLE_ENTITY, "A sub-account's quota is over the tenant's.";
     QuotaExceedsSubAccount = "quota_exceeds_sub_account", UNPROCESSABLE_ENTITY, "A key's quota is over its sub-account's.";
     PermissionsExceedSubAccount = "permissions_exceed_sub_account", UNPROCESSABLE_ENTITY, "A key's permissions are not all its sub-account's.";
-    EmptyBatch = "empty_batch", UNPROCESSABLE_ENTITY, "A usage batch needs a record.";
-    BatchTooLarge = "batch_too_large", UNPROCESSABLE_ENTITY, "A usage batch holds at most 1,000 records.";
+    EmptyBatch = "empty_batch", UNPROCESSABLE_ENTITY, "A batch (usage records, keys) needs at least one item.";
+    BatchTooLarge = "batch_too_large", UNPROCESSABLE_ENTITY, "A batch (usage records, keys) holds at most 1,000 items.";
     InvalidUsageRecord = "invalid_usage_record", UNPROCESSABLE_ENTITY, "A usage record is invalid; the message names `records[i].field`.";
     UnknownKey = "unknown_key", UNPROCESSABLE_ENTITY, "A usage record names an unknown key.";
     FullKeyNotAccepted = "full_key_not_accepted", UNPROCESSABLE_ENTITY, "A usage record holds a full key instead of its public id.";

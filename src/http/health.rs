@@ -25,6 +25,9 @@ pub struct Checks {
     pub postgres: &'static str,
     /// NATS.
     pub nats: &'static str,
+    /// The query tables: `ok`, or `stalled` while they lag behind the log (a command's
+    /// read-your-writes wait timed out and none has succeeded since).
+    pub projections: &'static str,
 }
 
 /// The process is up.
@@ -44,11 +47,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
     .await
     .is_ok_and(|r| r.is_ok());
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
+    let projections = !state.readmodels.stalled_now().await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let status = if postgres && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let ready = postgres && nats && projections;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Health {
-        status: word(postgres && nats),
-        checks: Some(Checks { postgres: word(postgres), nats: word(nats) }),
+        status: word(ready),
+        checks: Some(Checks {
+            postgres: word(postgres),
+            nats: word(nats),
+            projections: if projections { "ok" } else { "stalled" },
+        }),
     };
     (status, axum::Json(body))
 }

@@ -348,6 +348,13 @@ pub async fn issue_key(
     role: KeyRole,
     body: IssueKeyRequest,
 ) -> ApiResult<IssuedKey> {
+    let new = new_key(owner, role, body);
+    let (generated, stored) = service::issue(state, principal, ctx, new).await?;
+    Ok(IssuedKey { api_key: generated.full, key: stored.into() })
+}
+
+/// The key a request body asks for.
+pub fn new_key(owner: KeyOwner, role: KeyRole, body: IssueKeyRequest) -> NewKey {
     let settings = KeySettings {
         quota_limit: body.quota_limit,
         quota_period: body.quota_period.map(Into::into),
@@ -359,9 +366,7 @@ pub async fn issue_key(
         rate_limit: body.rate_limit.map(Into::into),
         tenant_ids: body.tenant_ids.unwrap_or_default(),
     };
-    let new = NewKey { owner, role, name: body.name, settings };
-    let (generated, stored) = service::issue(state, principal, ctx, new).await?;
-    Ok(IssuedKey { api_key: generated.full, key: stored.into() })
+    NewKey { owner, role, name: body.name, settings }
 }
 
 /// Runs `action` on key `public_id` when `scope` may see it; returns the key after.

@@ -4,6 +4,7 @@
 //! every other handler takes a principal extractor and so cannot run unauthenticated.
 
 pub mod api_keys_admin;
+pub mod api_keys_batch;
 pub mod api_keys_tenant;
 pub mod audit;
 pub mod audit_state;
@@ -118,6 +119,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(usage::usage_summary))
         .routes(routes!(usage::usage_history))
         .routes(routes!(usage::usage_breakdown))
+        .routes(routes!(api_keys_batch::admin_issue_batch))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::get_delivery))
         .routes(routes!(webhooks::retry_delivery))
@@ -213,6 +215,15 @@ async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
     ApiError::new(code, message).retry_after(1)
 }
 
+/// Notes the position of the last event a request appends, so that its read-your-writes
+/// waits for that position rather than the global head (reads skip it).
+async fn track_writes(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    crate::store::repository::tracking_writes(next.run(req)).await
+}
+
 /// The whole application router: the API with its own layers, then [`safety_layers`].
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api();
@@ -221,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", spec))
         .merge(console::routes())
         .fallback(route_not_found)
+        .layer(middleware::from_fn(track_writes))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::guard))
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))

@@ -130,6 +130,9 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> Result<(), RelayError> {
         let mut stream = ensure_events_stream(&self.js, &self.config).await?;
+        // The checkpoint is a hint (a restart skips what the stream already holds), so its
+        // commits need not wait for the disk.
+        sqlx::query("SET synchronous_commit = off").execute(&mut *leader).await?;
         let name = self.checkpoint_name();
         sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind(&name)
@@ -228,6 +231,10 @@ impl Relay {
             metrics::gauge!("tokenhub_relay_position").set(position as f64);
             if let Some(e) = failure {
                 return Err(e);
+            }
+            // A short batch reached the head: wait for the next commit instead of reading again.
+            if (events.len() as i64) < BATCH && !wait_for_wakeup(&mut self.hint, shutdown).await {
+                return Ok(());
             }
         }
     }

@@ -295,6 +295,88 @@ pub async fn issue(
     Ok((generated, stored))
 }
 
+/// Issues every key of `batch` for `principal` in one transaction (all or none); each
+/// generated key (shown once) with the stored key, in the batch's order.
+pub async fn issue_many(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestMeta,
+    batch: Vec<NewKey>,
+) -> ApiResult<Vec<(GeneratedKey, StoredKey)>> {
+    let issuer = issuer_of(state, principal)?;
+    let mut per_tenant: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for new in &batch {
+        if let Some(tenant_id) = new.owner.tenant_id() {
+            require_tenant(state, tenant_id)?;
+            *per_tenant.entry(tenant_id.to_string()).or_default() += 1;
+        }
+    }
+    for (tenant_id, adding) in &per_tenant {
+        let Some(max) = caps::plan_limit(&state.pool, tenant_id, "max_api_keys").await? else { continue };
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
+                .bind(tenant_id)
+                .fetch_one(&state.pool)
+                .await?;
+        if count + adding > max {
+            return Err(ApiError::new(
+                Code::ApiKeyLimitReached,
+                format!("the tenant {tenant_id} has {count} keys; its plan allows {max}, so {adding} more do not fit"),
+            ));
+        }
+    }
+    let mut parents: std::collections::HashMap<(String, String), ParentLimits> =
+        std::collections::HashMap::new();
+    let mut commands = Vec::with_capacity(batch.len());
+    let mut generated_keys = Vec::with_capacity(batch.len());
+    let at = OffsetDateTime::now_utc();
+    for new in batch {
+        let parent = match &new.owner {
+            KeyOwner::Tenant { tenant_id, sub_account_id: Some(sub) } => {
+                let key = (tenant_id.clone(), sub.clone());
+                if !parents.contains_key(&key) {
+                    parents.insert(key.clone(), parent_limits(&state.pool, tenant_id, sub).await?);
+                }
+                parents.get(&key).cloned()
+            }
+            _ => None,
+        };
+        let generated = key_format::generate();
+        let tenant = new.owner.tenant_id().map(str::to_string);
+        let command = ApiKeyCommand::Issue {
+            public_id: generated.public_id.clone(),
+            owner: new.owner,
+            role: new.role,
+            name: new.name,
+            secret_hash: state.hasher.hash_hex(&generated.full),
+            settings: new.settings,
+            parent,
+            at,
+            issuer: issuer.clone(),
+        };
+        let meta = CommandMetadata::new(principal, ctx, tenant.as_deref());
+        commands.push((generated.public_id.clone(), command, meta));
+        generated_keys.push(generated);
+    }
+    state.commands.issue_keys_together(commands).await?;
+    state.readmodels.wait_for_head().await;
+    let ids: Vec<&str> = generated_keys.iter().map(|g| g.public_id.as_str()).collect();
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!("{KEY_SELECT} WHERE k.public_id = ANY($1)"))
+        .bind(&ids)
+        .fetch_all(&state.pool)
+        .await?;
+    let mut stored: std::collections::HashMap<String, StoredKey> =
+        rows.into_iter().map(|r| (r.record.0.public_id.clone(), StoredKey::from(r))).collect();
+    tracing::info!(count = generated_keys.len(), "api keys issued together");
+    generated_keys
+        .into_iter()
+        .map(|g| {
+            let key = stored.remove(&g.public_id).ok_or_else(key_not_found)?;
+            Ok((g, key))
+        })
+        .collect()
+}
+
 /// What to do to an existing key.
 #[derive(Debug)]
 pub enum KeyAction {

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 /// How long a record (and so a replayable answer) is kept.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
@@ -24,14 +24,10 @@ pub async fn with_claim<F: Future>(scope: [u8; 32], work: F) -> F::Output {
     CLAIMED.scope(scope, work).await
 }
 
-/// Marks the claim in force (if any) committed, inside the events' transaction `tx`.
-pub(crate) async fn mark_committed(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-    let Ok(scope) = CLAIMED.try_with(|s| *s) else { return Ok(()) };
-    sqlx::query("UPDATE idempotency_requests SET committed = true WHERE scope = $1")
-        .bind(&scope[..])
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+/// The claim in force (if any): the event writer marks it committed inside the events'
+/// transaction.
+pub(crate) fn claim_in_force() -> Option<[u8; 32]> {
+    CLAIMED.try_with(|s| *s).ok()
 }
 
 /// The sealed answer of a finished request.

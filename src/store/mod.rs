@@ -1,6 +1,7 @@
 //! Event-store wiring: the PostgreSQL pool, migrations, the cqrs-es repository and shared
 //! settings.
 
+pub mod group_commit;
 pub mod idempotency;
 pub mod mfa_challenges;
 pub mod oidc_logins;

@@ -34,13 +34,128 @@ pub const TENANT_META_KEY: &str = "tenant_id";
 #[derive(Clone)]
 pub struct PgEventRepository {
     pool: PgPool,
+    writer: Option<super::group_commit::GroupCommit>,
 }
 
 impl PgEventRepository {
-    /// A repository on `pool`.
+    /// A repository on `pool` appending each command in its own transaction.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, writer: None }
     }
+
+    /// A repository on `pool` whose appends go through one group-commit writer
+    /// ([`super::group_commit`]); needs a Tokio runtime.
+    pub fn with_group_commit(pool: PgPool) -> Self {
+        let writer = Some(super::group_commit::GroupCommit::spawn(pool.clone()));
+        Self { pool, writer }
+    }
+}
+
+tokio::task_local! {
+    static WRITTEN: std::cell::Cell<i64>;
+}
+
+/// Runs `work` noting the position of the last event it appends ([`last_written`]), for
+/// read-your-writes by position.
+pub async fn tracking_writes<F: std::future::Future>(work: F) -> F::Output {
+    WRITTEN.scope(std::cell::Cell::new(0), work).await
+}
+
+/// The position of the last event appended inside [`tracking_writes`] (none outside it, or
+/// before the first append).
+pub fn last_written() -> Option<i64> {
+    WRITTEN.try_with(|w| w.get()).ok().filter(|p| *p > 0)
+}
+
+fn note_written(position: i64) {
+    let _ = WRITTEN.try_with(|w| w.set(w.get().max(position)));
+}
+
+/// A snapshot to store with a command's events.
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    /// Aggregate type.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// The sequence of the last event it covers.
+    pub last_sequence: i64,
+    /// cqrs-es's snapshot version.
+    pub version: i64,
+    /// The aggregate's state.
+    pub state: Value,
+}
+
+/// Stores snapshots (newer ones only) in `tx`.
+pub(crate) async fn upsert_snapshots(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    snapshots: &[&SnapshotRow],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, schema_version, last_sequence, snapshot_version, state) \
+         SELECT t, i, $3, s, v, st FROM unnest($1::text[], $2::text[], $4::bigint[], $5::bigint[], $6::jsonb[]) AS x(t, i, s, v, st) \
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
+         schema_version = excluded.schema_version, last_sequence = excluded.last_sequence, \
+         snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = now() \
+         WHERE aggregate_snapshots.last_sequence < excluded.last_sequence",
+    )
+    .bind(snapshots.iter().map(|s| s.aggregate_type.as_str()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(SNAPSHOT_SCHEMA)
+    .bind(snapshots.iter().map(|s| s.last_sequence).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.version).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| &s.state).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends one command's events in a transaction of its own (multi-row INSERT), with its
+/// snapshot and idempotency mark; the position of its last event.
+pub(crate) async fn persist_one(
+    pool: &PgPool,
+    events: &[SerializedEvent],
+    snapshot: Option<&SnapshotRow>,
+    claim: Option<[u8; 32]>,
+) -> Result<i64, PersistenceError> {
+    let mut tx = pool.begin().await.map_err(connection_error)?;
+    // Appends are serialised by the head row; never wait on it forever.
+    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(connection_error)?;
+    let inserted: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
+         SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+         $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
+         RETURNING position",
+    )
+    .bind(events.iter().map(|e| e.aggregate_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_version.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.metadata.get(TENANT_META_KEY).and_then(Value::as_str)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await;
+    let position = match inserted {
+        Ok(positions) => positions.into_iter().max().unwrap_or(0),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(PersistenceError::OptimisticLockError)
+        }
+        Err(e) => return Err(connection_error(e)),
+    };
+    if let Some(snapshot) = snapshot {
+        upsert_snapshots(&mut tx, &[snapshot]).await.map_err(connection_error)?;
+    }
+    if let Some(scope) = claim {
+        sqlx::query("UPDATE idempotency_requests SET committed = true WHERE scope = $1")
+            .bind(&scope[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(connection_error)?;
+    }
+    tx.commit().await.map_err(connection_error)?;
+    Ok(position)
 }
 
 fn connection_error(e: sqlx::Error) -> PersistenceError {
@@ -142,60 +257,26 @@ impl PersistedEventRepository for PgEventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let mut tx = self.pool.begin().await.map_err(connection_error)?;
-        // Appends are serialised by the head row; never wait on it forever.
-        sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(connection_error)?;
-        for event in events {
-            let tenant = event.metadata.get(TENANT_META_KEY).and_then(Value::as_str);
-            let sequence =
-                i64::try_from(event.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-            let inserted = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                 tenant_id, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&event.aggregate_type)
-            .bind(&event.aggregate_id)
-            .bind(sequence)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(tenant)
-            .bind(&event.payload)
-            .bind(&event.metadata)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(PersistenceError::OptimisticLockError);
-                }
-                Err(e) => return Err(connection_error(e)),
-            }
-        }
+        let to_i64 = |v: usize| i64::try_from(v).map_err(|e| PersistenceError::UnknownError(Box::new(e)));
         // A snapshot is stored only when it covers the whole commit (cqrs-es may cut a
         // multi-event commit short of its last event); ours commit one event at a time.
-        if let (Some((aggregate_id, state, version)), [only]) = (snapshot_update, events) {
-            let sequence =
-                i64::try_from(only.sequence).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-            let version = i64::try_from(version).map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-            sqlx::query(
-                "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, schema_version, last_sequence, snapshot_version, state) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
-                 schema_version = excluded.schema_version, last_sequence = excluded.last_sequence, \
-                 snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = now() \
-                 WHERE aggregate_snapshots.last_sequence < excluded.last_sequence",
-            )
-            .bind(A::TYPE)
-            .bind(&aggregate_id)
-            .bind(SNAPSHOT_SCHEMA)
-            .bind(sequence)
-            .bind(version)
-            .bind(&state)
-            .execute(&mut *tx)
-            .await
-            .map_err(connection_error)?;
-        }
-        super::idempotency::mark_committed(&mut tx).await.map_err(connection_error)?;
-        tx.commit().await.map_err(connection_error)
+        let snapshot = match (snapshot_update, events) {
+            (Some((aggregate_id, state, version)), [only]) => Some(SnapshotRow {
+                aggregate_type: A::TYPE.to_string(),
+                aggregate_id,
+                last_sequence: to_i64(only.sequence)?,
+                version: to_i64(version)?,
+                state,
+            }),
+            _ => None,
+        };
+        let claim = super::idempotency::claim_in_force();
+        let position = match &self.writer {
+            Some(writer) => writer.append(events.to_vec(), snapshot, claim).await?,
+            None => persist_one(&self.pool, events, snapshot.as_ref(), claim).await?,
+        };
+        note_written(position);
+        Ok(())
     }
 
     async fn stream_events<A: Aggregate>(

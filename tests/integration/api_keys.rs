@@ -1,6 +1,7 @@
 //! API keys over HTTP: issue, read, update, rotate, disable, revoke; every verification code;
 //! tags; tenant isolation; platform keys; last_used_at; no key in the database or on NATS.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -393,5 +394,93 @@ async fn a_canary_key_is_never_stored_or_published_in_plain_text() {
         assert!(!messages.contains(secret), "key secret on NATS");
     }
     assert!(!messages.contains("secret_hash"), "hashes stay in the database");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_keys_is_issued_all_or_nothing() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Bulk").await;
+    let (other, _) = app.create_tenant("Bulk two").await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM api_keys WHERE name LIKE 'bulk-%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let keys: Vec<Value> = (0..300)
+        .map(|i| json!({"tenant_id": if i % 2 == 0 { &tenant } else { &other }, "name": format!("bulk-{i}"), "tags": {"n": i.to_string()}}))
+        .collect();
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": keys}))).await;
+    assert_eq!(status, 201, "{body}");
+    let issued = body["keys"].as_array().unwrap();
+    assert_eq!(issued.len(), 300);
+    let mut ids = HashSet::new();
+    for (i, k) in issued.iter().enumerate() {
+        assert_eq!(k["name"], format!("bulk-{i}"), "in the request's order");
+        assert!(ids.insert(k["public_id"].as_str().unwrap().to_string()), "every key once");
+    }
+    assert_eq!(count().await, 300);
+    // Each works at once.
+    for k in [&issued[0], &issued[299]] {
+        let (_, v) =
+            send(app.admin(Method::POST, "/v1/keys/verify").json(&json!({"key": k["api_key"]}))).await;
+        assert_eq!(v["code"], "VALID", "{v}");
+    }
+    // One bad key refuses the whole batch, naming it; nothing is stored.
+    let mut bad: Vec<Value> =
+        (0..5).map(|i| json!({"tenant_id": tenant, "name": format!("bulk-x{i}")})).collect();
+    bad[3]["allowed_ips"] = json!(["not-a-network"]);
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": bad}))).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap_or_default()), (422, "invalid_cidr"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("keys[3]"), "{body}");
+    let (status, body) = send(
+        app.admin(Method::POST, "/admin/api-keys:batch")
+            .json(&json!({"keys": [{"tenant_id": tenant, "name": "bulk-y"}, {"tenant_id": "ten_missing", "name": "bulk-z"}]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap_or_default()),
+        (404, "tenant_not_found"),
+        "{body}"
+    );
+    assert_eq!(count().await, 300, "a refused batch stores nothing");
+    // Bounds: none, more than 1,000, a missing tenant id; the plan's key limit for the batch as a whole.
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": []}))).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap_or_default()), (422, "empty_batch"));
+    let many: Vec<Value> = (0..1001).map(|_| json!({"tenant_id": tenant, "name": "k"})).collect();
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": many}))).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap_or_default()), (422, "batch_too_large"));
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": [{"name": "x"}]}))).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap_or_default()), (422, "invalid_request"));
+    let (status, limited) =
+        send(app.admin(Method::POST, "/admin/tenants").json(&json!({"name": "Small", "plan": "free"}))).await;
+    assert_eq!(status, 201);
+    let small = limited["tenant_id"].as_str().unwrap();
+    let eleven: Vec<Value> =
+        (0..11).map(|i| json!({"tenant_id": small, "name": format!("bulk-s{i}")})).collect();
+    let (status, body) =
+        send(app.admin(Method::POST, "/admin/api-keys:batch").json(&json!({"keys": eleven}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap_or_default()),
+        (409, "api_key_limit_reached"),
+        "{body}"
+    );
+    // Tenant admins use the single route.
+    let (_, admin) = app.create_tenant("Not bulk").await;
+    let (status, _) = send(
+        app.http
+            .post(app.url("/admin/api-keys:batch"))
+            .bearer_auth(&admin)
+            .json(&json!({"keys": [{"tenant_id": tenant, "name": "k"}]})),
+    )
+    .await;
+    assert_eq!(status, 403);
     app.stop().await;
 }

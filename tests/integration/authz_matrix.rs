@@ -97,6 +97,7 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/tenant/info", &[Master, TenantAdmin, TenantFinance]),
     ("post", "/admin/api-keys", &[Master]),
     ("get", "/admin/api-keys", &[Master]),
+    ("post", "/admin/api-keys:batch", &[Master]),
     ("get", "/admin/api-keys/{public_id}", &[Master]),
     ("patch", "/admin/api-keys/{public_id}", &[Master]),
     ("delete", "/admin/api-keys/{public_id}", &[Master]),

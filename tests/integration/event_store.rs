@@ -306,3 +306,81 @@ async fn recorded_at_grows_with_position_even_when_an_older_transaction_commits_
     assert_eq!(backwards, 0);
     app.stop().await;
 }
+
+/// The group-commit writer under many concurrent commands: commands on distinct aggregates
+/// all land, with gap-free positions, each answered with its own; commands racing on one
+/// aggregate's same sequence land once and the rest are refused as stale; a command whose
+/// value PostgreSQL refuses fails alone, not its batch.
+#[tokio::test]
+async fn group_commit_appends_concurrent_commands_in_one_order_and_refuses_only_the_stale() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let head = app.head().await;
+    let repo = PgEventRepository::with_group_commit(app.pool.clone());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("gc-{i}");
+            tokenhub::store::repository::tracking_writes(async move {
+                let outcome = repo.persist::<Tenant>(&[event(&id, 1)], None).await;
+                (id, outcome.map(|_| tokenhub::store::repository::last_written()))
+            })
+            .await
+        }));
+    }
+    // Racing on one aggregate: every writer believes sequence 1 is next.
+    for _ in 0..20 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            ("gc-race".to_string(), repo.persist::<Tenant>(&[event("gc-race", 1)], None).await.map(|_| None))
+        }));
+    }
+    // A value PostgreSQL refuses as data (a NUL in jsonb text).
+    let bad = {
+        let repo = repo.clone();
+        tokio::spawn(async move {
+            let mut e = event("gc-bad", 1);
+            e.payload = json!({"type": "tenant.suspended", "note": "\u{0}"});
+            repo.persist::<Tenant>(&[e], None).await
+        })
+    };
+    let mut answered = std::collections::HashMap::new();
+    let (mut won, mut stale) = (0, 0);
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match (id.as_str(), outcome) {
+            ("gc-race", Ok(_)) => won += 1,
+            ("gc-race", Err(PersistenceError::OptimisticLockError)) => stale += 1,
+            (_, Ok(Some(position))) => {
+                answered.insert(id, position);
+            }
+            (id, other) => panic!("{id}: {other:?}"),
+        }
+    }
+    assert!(bad.await.unwrap().is_err(), "the bad command fails");
+    assert_eq!((won, stale), (1, 19));
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT position, aggregate_id FROM events WHERE position > $1 ORDER BY position")
+            .bind(head)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 201, "200 distinct and one of the race");
+    for (n, (position, id)) in rows.iter().enumerate() {
+        assert_eq!(*position, head + 1 + n as i64, "gap-free, in commit order");
+        if let Some(answer) = answered.get(id) {
+            assert_eq!(answer, position, "{id} was answered with its own position");
+        }
+    }
+    assert_eq!(answered.len(), 200);
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT e.*, lag(hash) OVER (ORDER BY position) AS before FROM events e) x \
+         WHERE x.prev_hash <> coalesce(x.before, decode(repeat('00', 32), 'hex'))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(broken, 0, "the chain links every event");
+    app.stop().await;
+}

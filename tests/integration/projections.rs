@@ -79,3 +79,47 @@ async fn rebuild_from_zero_equals_the_live_tables() {
     assert!(tokenhub_projections::select(Some("nope")).is_err());
     app.stop().await;
 }
+
+/// A projection that cannot move (here: its checkpoint row locked by someone else) makes the
+/// first command wait out the read-your-writes timeout, then `/readyz` fails and later
+/// commands answer without waiting it out; once it moves again, all is well.
+#[tokio::test]
+async fn a_stuck_projection_fails_readyz_instead_of_slowing_every_command() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--read-your-writes-timeout-ms", "400"],
+    ))
+    .await;
+    let create = |name: &str| app.admin(Method::POST, "/admin/tenants").json(&json!({"name": name}));
+    assert_eq!(send(create("Before")).await.0, 201);
+    let (status, ready) = send(app.http.get(app.url("/readyz"))).await;
+    assert_eq!((status, ready["checks"]["projections"].as_str()), (200, Some("ok")));
+
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM checkpoints WHERE name = 'tenants' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(send(create("Stuck one")).await.0, 201, "the command is durable and answered");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "the first waits the timeout out");
+    let (status, ready) = send(app.http.get(app.url("/readyz"))).await;
+    assert_eq!((status, ready["checks"]["projections"].as_str()), (503, Some("stalled")), "{ready}");
+    for name in ["Stuck two", "Stuck three"] {
+        let started = std::time::Instant::now();
+        assert_eq!(send(create(name)).await.0, 201);
+        assert!(started.elapsed() < std::time::Duration::from_millis(300), "{:?}", started.elapsed());
+    }
+
+    blocker.rollback().await.unwrap();
+    let caught_up = eventually(std::time::Duration::from_secs(10), || async {
+        send(app.http.get(app.url("/readyz"))).await.0 == 200
+    })
+    .await;
+    assert!(caught_up, "ready again once the projection moves");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(count, 4, "every command made it into the table");
+    app.stop().await;
+}
