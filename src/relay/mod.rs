@@ -104,21 +104,10 @@ impl Relay {
     }
 
     async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), RelayError> {
-        let mut leader = self.pool.acquire().await?.detach();
         let lock_key = format!("tokenhub_relay:{}", self.config.stream);
-        loop {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(&lock_key)
-                .fetch_one(&mut leader)
-                .await?;
-            if got {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
+        let Some(mut leader) = crate::store::leader::acquire(&self.pool, &lock_key, shutdown).await? else {
+            return Ok(());
+        };
         let result = self.relay_as_leader(&mut leader, shutdown).await;
         let _ = leader.close().await;
         result

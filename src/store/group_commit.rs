@@ -18,11 +18,10 @@
 use std::collections::HashMap;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::repository::{persist_one, SnapshotRow, TENANT_META_KEY};
+use super::repository::{insert_events, persist_one, SnapshotRow};
 
 /// Commands appended in one transaction at most.
 pub const MAX_BATCH: usize = 512;
@@ -154,22 +153,7 @@ async fn append_batch(
         appends.iter().zip(&accepted).filter(|(_, ok)| **ok).flat_map(|(a, _)| a.events.iter()).collect();
     let mut positions: HashMap<(String, String, i64), i64> = HashMap::new();
     if !events.is_empty() {
-        let returned: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
-             SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-             $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
-             RETURNING aggregate_type, aggregate_id, sequence, position",
-        )
-        .bind(events.iter().map(|e| e.aggregate_type.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_version.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.metadata.get(TENANT_META_KEY).and_then(Value::as_str)).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
+        let returned = insert_events(&mut tx, &events).await?;
         positions = returned.into_iter().map(|(t, i, s, p)| ((t, i, s), p)).collect();
     }
 

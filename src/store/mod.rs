@@ -3,6 +3,7 @@
 
 pub mod group_commit;
 pub mod idempotency;
+pub mod leader;
 pub mod mfa_challenges;
 pub mod oidc_logins;
 pub mod repository;

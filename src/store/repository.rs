@@ -110,6 +110,30 @@ pub(crate) async fn upsert_snapshots(
     Ok(())
 }
 
+/// Inserts `events` in order with one multi-row INSERT (the trigger gives each its position
+/// and hash); (aggregate type, aggregate id, sequence, position) of each.
+pub(crate) async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    events: &[&SerializedEvent],
+) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
+         SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+         $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
+         RETURNING aggregate_type, aggregate_id, sequence, position",
+    )
+    .bind(events.iter().map(|e| e.aggregate_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_version.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.metadata.get(TENANT_META_KEY).and_then(Value::as_str)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// Appends one command's events in a transaction of its own (multi-row INSERT), with its
 /// snapshot and idempotency mark; the position of its last event.
 pub(crate) async fn persist_one(
@@ -121,24 +145,9 @@ pub(crate) async fn persist_one(
     let mut tx = pool.begin().await.map_err(connection_error)?;
     // Appends are serialised by the head row; never wait on it forever.
     sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(connection_error)?;
-    let inserted: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
-         SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-         $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
-         RETURNING position",
-    )
-    .bind(events.iter().map(|e| e.aggregate_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_version.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.metadata.get(TENANT_META_KEY).and_then(Value::as_str)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await;
-    let position = match inserted {
-        Ok(positions) => positions.into_iter().max().unwrap_or(0),
+    let refs: Vec<&SerializedEvent> = events.iter().collect();
+    let position = match insert_events(&mut tx, &refs).await {
+        Ok(rows) => rows.into_iter().map(|r| r.3).max().unwrap_or(0),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(PersistenceError::OptimisticLockError)
         }

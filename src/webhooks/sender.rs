@@ -361,21 +361,11 @@ type WorkerError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Worker {
     async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
-        let pool = self.sender.pool.clone();
-        let mut leader = pool.acquire().await?.detach();
-        loop {
-            let got: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('tokenhub_webhooks', 0))")
-                    .fetch_one(&mut leader)
-                    .await?;
-            if got {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
+        let Some(mut leader) =
+            crate::store::leader::acquire(&self.sender.pool, "tokenhub_webhooks", shutdown).await?
+        else {
+            return Ok(());
+        };
         let result = self.work(&mut leader, shutdown).await;
         let _ = leader.close().await;
         result
