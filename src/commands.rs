@@ -99,17 +99,19 @@ impl Commands {
 }
 
 impl Commands {
-    /// Issues several new keys in one transaction: all are stored, or none is. `keys` are
-    /// (public id, the issue command, its metadata); a refusal names the key's index.
+    /// Issues new keys in one transaction: all are stored, or none is. `keys` are (public id,
+    /// the issue command, its metadata); when there are several, a refusal names the key's
+    /// index.
     pub async fn issue_keys_together(
         &self,
         keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
     ) -> Result<(), CommandError> {
         let mut serialized = Vec::with_capacity(keys.len());
+        let several = keys.len() > 1;
         for (n, (id, command, metadata)) in keys.into_iter().enumerate() {
             let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
             let events = decide_new::<ApiKey>(command).await.map_err(|e| match user_error(e) {
-                CommandError::Refused { code, message } => {
+                CommandError::Refused { code, message } if several => {
                     CommandError::Refused { code, message: format!("keys[{n}]: {message}") }
                 }
                 other => other,
