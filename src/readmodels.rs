@@ -78,6 +78,21 @@ pub async fn wait_for_wakeup(hint: &mut watch::Receiver<i64>, shutdown: &Cancell
     }
 }
 
+/// How long a reader off the commands' path (the relay, webhooks) lets commits gather after a
+/// wake-up before it reads, so that under load one read serves many commits.
+pub const GATHER: Duration = Duration::from_millis(5);
+
+/// [`wait_for_wakeup`], then [`GATHER`].
+pub async fn wait_and_gather(hint: &mut watch::Receiver<i64>, shutdown: &CancellationToken) -> bool {
+    if !wait_for_wakeup(hint, shutdown).await {
+        return false;
+    }
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(GATHER) => true,
+    }
+}
+
 /// Handle on the live projections, for read-your-writes.
 #[derive(Clone)]
 pub struct ReadModels {

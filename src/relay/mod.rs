@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::nats::{ensure_events_stream, EventsStreamConfig};
-use crate::readmodels::wait_for_wakeup;
+use crate::readmodels::wait_and_gather;
 
 /// Header carrying the event's global position.
 pub const POSITION_HEADER: &str = "Tokenhub-Position";
@@ -168,7 +168,7 @@ impl Relay {
         loop {
             let events = read_after(&self.pool, position, BATCH).await?;
             if events.is_empty() {
-                if !wait_for_wakeup(&mut self.hint, shutdown).await {
+                if !wait_and_gather(&mut self.hint, shutdown).await {
                     return Ok(());
                 }
                 continue;
@@ -222,7 +222,7 @@ impl Relay {
                 return Err(e);
             }
             // A short batch reached the head: wait for the next commit instead of reading again.
-            if (events.len() as i64) < BATCH && !wait_for_wakeup(&mut self.hint, shutdown).await {
+            if (events.len() as i64) < BATCH && !wait_and_gather(&mut self.hint, shutdown).await {
                 return Ok(());
             }
         }

@@ -428,7 +428,7 @@ impl Worker {
                 wait.min(Duration::from_secs(1)).min(next_scan.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = self.hint.changed() => {}
+                _ = self.hint.changed() => tokio::time::sleep(crate::readmodels::GATHER).await,
                 done = done_rx.recv() => {
                     if let Some((endpoint, tenant)) = done { finish(&mut in_flight, &mut per_tenant, &endpoint, &tenant) }
                     while let Ok((endpoint, tenant)) = done_rx.try_recv() {
