@@ -81,9 +81,18 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
                     let _ = append.answer.send(outcome);
                 }
             }
+            Err(e) if !is_data_error(&e) => {
+                // The database is unreachable or the head lock timed out: the same for all.
+                tracing::warn!(error = %e, size = appends.len(), "group commit failed");
+                for append in appends {
+                    let _ = append
+                        .answer
+                        .send(Err(PersistenceError::ConnectionError(Box::new(DbDown(e.to_string())))));
+                }
+            }
             Err(e) => {
-                // The whole transaction failed: each command alone, so only a bad one fails.
-                tracing::debug!(error = %e, size = appends.len(), "group commit failed; appending one by one");
+                // A value the database refused: each command alone, so only the bad one fails.
+                tracing::debug!(error = %e, size = appends.len(), "group commit refused a value; appending one by one");
                 for append in appends {
                     let outcome =
                         persist_one(&pool, &append.events, append.snapshot.as_ref(), append.claim).await;
@@ -91,6 +100,20 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
                 }
             }
         }
+    }
+}
+
+/// A database failure that is the same for every command of a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct DbDown(String);
+
+/// True when PostgreSQL refused a value of the batch (data exception or integrity violation),
+/// which one command alone may have caused.
+fn is_data_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        _ => false,
     }
 }
 

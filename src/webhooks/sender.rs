@@ -392,6 +392,7 @@ impl Worker {
         let mut in_flight: HashSet<String> = HashSet::new();
         let mut per_tenant: HashMap<String, usize> = HashMap::new();
         let mut next_scan = Instant::now();
+        let mut next_expiry_scan = Instant::now();
         let mut next_ping = Instant::now() + Duration::from_secs(5);
         loop {
             let read = match dispatcher.step(&pool, &settings).await {
@@ -403,7 +404,11 @@ impl Worker {
             };
             self.position.send_replace(dispatcher.position());
             if Instant::now() >= next_scan {
-                notices::scan_expiring(&pool, &settings).await?;
+                // Expiry is looked for less often: it reads every active key with an expiry.
+                if Instant::now() >= next_expiry_scan {
+                    notices::scan_expiring(&pool, &settings).await?;
+                    next_expiry_scan = Instant::now() + settings.notice_interval * 6;
+                }
                 let newest = notices::scan_quota(&pool, &settings, quota_version).await?;
                 if newest > quota_version {
                     quota_version = newest;
@@ -447,11 +452,14 @@ impl Worker {
         in_flight: &mut HashSet<String>,
         per_tenant: &mut HashMap<String, usize>,
     ) -> Result<Duration, sqlx::Error> {
+        // One index probe per endpoint (its oldest pending delivery): the cost follows the
+        // number of endpoints, not the size of a backlog.
         let heads: Vec<Due> = sqlx::query_as(
-            "SELECT DISTINCT ON (d.endpoint_id) d.delivery_id, d.tenant_id, d.endpoint_id, d.url, d.secret_ref, d.body, \
+            "SELECT d.delivery_id, d.tenant_id, d.endpoint_id, d.url, d.secret_ref, d.body, \
              d.attempts, d.next_attempt_at, d.deadline, d.created_at \
-             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id \
-             WHERE d.status = 'pending' AND e.disabled_at IS NULL ORDER BY d.endpoint_id, d.seq",
+             FROM webhook_endpoints e CROSS JOIN LATERAL (SELECT * FROM webhook_deliveries w \
+               WHERE w.endpoint_id = e.endpoint_id AND w.status = 'pending' ORDER BY w.seq LIMIT 1) d \
+             WHERE e.disabled_at IS NULL",
         )
         .fetch_all(&self.sender.pool)
         .await?;
