@@ -108,11 +108,14 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
 #[error("{0}")]
 struct DbDown(String);
 
-/// True when PostgreSQL refused a value of the batch (data exception or integrity violation),
-/// which one command alone may have caused.
+/// True when PostgreSQL refused something in the batch itself, which one command alone may
+/// have caused.
 fn is_data_error(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        // Cardinality (21), data exception (22), integrity violation (23).
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| ["21", "22", "23"].iter().any(|k| c.starts_with(k)))
+        }
         _ => false,
     }
 }
@@ -180,12 +183,19 @@ async fn append_batch(
         positions = returned.into_iter().map(|(t, i, s, p)| ((t, i, s), p)).collect();
     }
 
-    let snapshots: Vec<&SnapshotRow> = appends
-        .iter()
-        .zip(&accepted)
-        .filter(|(_, ok)| **ok)
-        .filter_map(|(a, _)| a.snapshot.as_ref())
-        .collect();
+    // One snapshot per aggregate (the newest): an upsert may not touch a row twice.
+    let mut newest: HashMap<(&str, &str), &SnapshotRow> = HashMap::new();
+    for snapshot in
+        appends.iter().zip(&accepted).filter(|(_, ok)| **ok).filter_map(|(a, _)| a.snapshot.as_ref())
+    {
+        let slot = newest
+            .entry((snapshot.aggregate_type.as_str(), snapshot.aggregate_id.as_str()))
+            .or_insert(snapshot);
+        if snapshot.last_sequence > slot.last_sequence {
+            *slot = snapshot;
+        }
+    }
+    let snapshots: Vec<&SnapshotRow> = newest.into_values().collect();
     if !snapshots.is_empty() {
         super::repository::upsert_snapshots(&mut tx, &snapshots).await?;
     }
