@@ -168,6 +168,40 @@ impl ReadModels {
     }
 }
 
+/// Catches every projection up: all in one transaction per batch, or, if that fails, one at a
+/// time, so that a failing projection does not hold the others back. The position all of them
+/// reached (`known` for one that failed).
+async fn catch_up(
+    pool: &PgPool,
+    projections: &[Box<dyn tokenhub_projections::Projection>],
+    known: i64,
+) -> i64 {
+    let gauge = |name: &'static str, position: i64| {
+        metrics::gauge!("tokenhub_projection_position", "projection" => name).set(position as f64);
+    };
+    match tokenhub_projections::catch_up_all(pool, projections).await {
+        Ok(position) => {
+            projections.iter().for_each(|p| gauge(p.name(), position));
+            return position;
+        }
+        Err(e) => tracing::warn!(error = %e, "catching up all projections together failed; one by one"),
+    }
+    let mut reached = i64::MAX;
+    for projection in projections {
+        match tokenhub_projections::catch_up(pool, projection.as_ref()).await {
+            Ok(position) => {
+                gauge(projection.name(), position);
+                reached = reached.min(position);
+            }
+            Err(e) => {
+                tracing::error!(projection = projection.name(), error = %e, "projection failed; retrying");
+                reached = reached.min(known);
+            }
+        }
+    }
+    reached
+}
+
 /// Spawns the live projection runner.
 pub fn spawn_projections(
     pool: PgPool,
@@ -180,35 +214,8 @@ pub fn spawn_projections(
     tokio::spawn(async move {
         let projections = tokenhub_projections::all();
         loop {
-            // All projections in one transaction per batch; if that fails, one at a time, so
-            // that a failing projection does not hold the others back.
-            let mut reached = match tokenhub_projections::catch_up_all(&runner_pool, &projections).await {
-                Ok(position) => position,
-                Err(e) => {
-                    tracing::warn!(error = %e, "catching up all projections together failed; one by one");
-                    i64::MAX
-                }
-            };
-            let together = reached != i64::MAX;
-            for projection in projections.iter().filter(|_| !together) {
-                match tokenhub_projections::catch_up(&runner_pool, projection.as_ref()).await {
-                    Ok(position) => {
-                        metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
-                            .set(position as f64);
-                        reached = reached.min(position);
-                    }
-                    Err(e) => {
-                        tracing::error!(projection = projection.name(), error = %e, "projection failed; retrying");
-                        reached = reached.min(*tx.borrow());
-                    }
-                }
-            }
-            if together {
-                for projection in &projections {
-                    metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
-                        .set(reached as f64);
-                }
-            }
+            let known = *tx.borrow();
+            let reached = catch_up(&runner_pool, &projections, known).await;
             tx.send_if_modified(|p| {
                 let newer = reached > *p;
                 if newer {

@@ -263,20 +263,16 @@ pub async fn test_send(
     Json(body): Json<TestRequest>,
 ) -> ApiResult<axum::Json<TestResult>> {
     let tenant = auth.tenant();
-    let config: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_optional(&state.pool)
-            .await?;
-    let endpoint = config
-        .map(|c| crate::webhooks::endpoints_of(&c))
-        .unwrap_or_default()
+    let mut conn = state.pool.acquire().await?;
+    let endpoint = store::configured_endpoints(&mut conn, tenant)
+        .await?
         .into_iter()
         .find(|e| e.url == body.url)
         .ok_or_else(|| {
             ApiError::new(Code::WebhookNotConfigured, "the URL is not one of the configuration's webhooks")
         })?;
+    drop(conn);
     let (delivery_id, outcome) = state.webhooks.test(tenant, &endpoint).await?;
-    let delivered = outcome.error.is_none() && outcome.status_code.is_some_and(|s| (200..300).contains(&s));
+    let delivered = outcome.ok();
     Ok(axum::Json(TestResult { delivery_id, delivered, outcome }))
 }

@@ -180,17 +180,21 @@ pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
     }
 }
 
-async fn check_key_limit(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+/// Refuses `adding` more keys when the tenant's plan would be exceeded.
+async fn check_key_limit(state: &AppState, tenant_id: &str, adding: i64) -> ApiResult<()> {
     let Some(max) = caps::plan_limit(&state.pool, tenant_id, "max_api_keys").await? else { return Ok(()) };
-    caps::ensure_below(
-        &state.pool,
-        tenant_id,
-        "SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'",
-        max,
-        Code::ApiKeyLimitReached,
-        |_| format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
-    )
-    .await
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
+            .bind(tenant_id)
+            .fetch_one(&state.pool)
+            .await?;
+    if count + adding > max {
+        return Err(ApiError::new(
+            Code::ApiKeyLimitReached,
+            format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
+        ));
+    }
+    Ok(())
 }
 
 /// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
@@ -257,44 +261,7 @@ pub async fn issue(
     ctx: &RequestMeta,
     new: NewKey,
 ) -> ApiResult<(GeneratedKey, StoredKey)> {
-    let issuer = issuer_of(state, principal)?;
-    let mut owner = new.owner;
-    if let (Issuer::SubAccountManager(m), KeyOwner::Tenant { sub_account_id: sub @ None, .. }) =
-        (&issuer, &mut owner)
-    {
-        *sub = Some(m.sub_account_id.clone());
-    }
-    if let Some(tenant_id) = owner.tenant_id() {
-        require_tenant(state, tenant_id)?;
-        check_key_limit(state, tenant_id).await?;
-    }
-    let parent = match &owner {
-        KeyOwner::Tenant { tenant_id, sub_account_id: Some(sub) } => {
-            Some(parent_limits(&state.pool, tenant_id, sub).await?)
-        }
-        _ => None,
-    };
-    let generated = key_format::generate();
-    let tenant = owner.tenant_id().map(str::to_string);
-    let command = ApiKeyCommand::Issue {
-        public_id: generated.public_id.clone(),
-        owner,
-        role: new.role,
-        name: new.name,
-        secret_hash: state.hasher.hash_hex(&generated.full),
-        settings: new.settings,
-        parent,
-        at: OffsetDateTime::now_utc(),
-        issuer,
-    };
-    let meta = CommandMetadata::new(principal, ctx, tenant.as_deref());
-    // A new key has no history to load: decided on an empty aggregate and appended (the
-    // append refuses it if the id were taken), two queries fewer than a load.
-    state.commands.issue_keys_together(vec![(generated.public_id.clone(), command, meta)]).await?;
-    state.readmodels.wait_for_head().await;
-    tracing::info!(public_id = %generated.public_id, tenant_id = ?tenant, "api key issued");
-    let stored = load(&state.pool, &generated.public_id, Scope::All).await?;
-    Ok((generated, stored))
+    issue_many(state, principal, ctx, vec![new]).await?.pop().ok_or_else(key_not_found)
 }
 
 /// Issues every key of `batch` for `principal` in one transaction (all or none); each
@@ -306,6 +273,15 @@ pub async fn issue_many(
     batch: Vec<NewKey>,
 ) -> ApiResult<Vec<(GeneratedKey, StoredKey)>> {
     let issuer = issuer_of(state, principal)?;
+    let mut batch = batch;
+    if let Issuer::SubAccountManager(m) = &issuer {
+        // A sub-account manager's keys belong to its sub-account unless they name one.
+        for new in &mut batch {
+            if let KeyOwner::Tenant { sub_account_id: sub @ None, .. } = &mut new.owner {
+                *sub = Some(m.sub_account_id.clone());
+            }
+        }
+    }
     let mut per_tenant: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
     for new in &batch {
         if let Some(tenant_id) = new.owner.tenant_id() {
@@ -314,18 +290,7 @@ pub async fn issue_many(
         }
     }
     for (tenant_id, adding) in &per_tenant {
-        let Some(max) = caps::plan_limit(&state.pool, tenant_id, "max_api_keys").await? else { continue };
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
-                .bind(tenant_id)
-                .fetch_one(&state.pool)
-                .await?;
-        if count + adding > max {
-            return Err(ApiError::new(
-                Code::ApiKeyLimitReached,
-                format!("the tenant {tenant_id} has {count} keys; its plan allows {max}, so {adding} more do not fit"),
-            ));
-        }
+        check_key_limit(state, tenant_id, *adding).await?;
     }
     let mut parents: std::collections::HashMap<(String, String), ParentLimits> =
         std::collections::HashMap::new();
@@ -369,7 +334,9 @@ pub async fn issue_many(
         .await?;
     let mut stored: std::collections::HashMap<String, StoredKey> =
         rows.into_iter().map(|r| (r.record.0.public_id.clone(), StoredKey::from(r))).collect();
-    tracing::info!(count = generated_keys.len(), "api keys issued together");
+    if let Some(first) = generated_keys.first() {
+        tracing::info!(public_id = %first.public_id, count = generated_keys.len(), "api key issued");
+    }
     generated_keys
         .into_iter()
         .map(|g| {

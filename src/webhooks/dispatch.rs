@@ -124,40 +124,43 @@ impl Dispatcher {
         if !DELIVERED.contains(&event.aggregate_type.as_str()) {
             return Ok(0);
         }
-        let hooks = self.hooks(conn, &tenant, event.position).await?.clone();
-        let mut disabling = None;
+        // Deliveries follow the endpoints in force before this event (a save's own event goes
+        // to the endpoints it replaces, as a revocation goes to those who were listening); an
+        // endpoint being disabled gets the event as the notice of why it went quiet.
+        let disabling = (event.event_type == "tenant.webhook_disabled")
+            .then(|| event.payload["url"].as_str().unwrap_or_default().to_string());
+        let hooks = self.hooks(conn, &tenant, event.position).await?;
+        let targets: Vec<(Endpoint, bool)> = hooks
+            .endpoints
+            .iter()
+            .filter_map(|endpoint| {
+                let is_disabling = disabling.as_deref() == Some(endpoint.url.as_str());
+                let wanted = !hooks.disabled.contains(&endpoint.url) && endpoint.wants(&event.event_type);
+                (is_disabling || wanted).then(|| (endpoint.clone(), is_disabling))
+            })
+            .collect();
         match event.event_type.as_str() {
-            "tenant.config_saved" => {
-                let endpoints = endpoints_of(&event.payload["config"]);
-                self.tenants.entry(tenant.clone()).or_default().endpoints = endpoints;
-            }
+            "tenant.config_saved" => hooks.endpoints = endpoints_of(&event.payload["config"]),
             "tenant.webhook_disabled" | "tenant.webhook_enabled" => {
                 let url = event.payload["url"].as_str().unwrap_or_default().to_string();
-                let disabled = event.event_type == "tenant.webhook_disabled";
-                set_disabled(conn, &tenant, &url, disabled, event).await?;
-                let entry = self.tenants.entry(tenant.clone()).or_default();
+                let disabled = disabling.is_some();
                 if disabled {
-                    entry.disabled.insert(url.clone());
-                    disabling = Some(url);
+                    hooks.disabled.insert(url.clone());
                 } else {
-                    entry.disabled.remove(&url);
+                    hooks.disabled.remove(&url);
                 }
+                set_disabled(conn, &tenant, &url, disabled, event).await?;
             }
             _ => {}
         }
-        let body =
-            String::from_utf8(super::super::relay::cloudevent::to_json_bytes(event)).unwrap_or_default();
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let body = String::from_utf8(crate::relay::cloudevent::to_json_bytes(event)).unwrap_or_default();
         let source = event.event_id.to_string();
         let now = OffsetDateTime::now_utc();
         let mut created = 0;
-        // Deliveries follow the endpoints in force before this event (a save's own event goes
-        // to the endpoints it replaces, as a revocation goes to those who were listening).
-        for endpoint in &hooks.endpoints {
-            let is_disabling = disabling.as_deref() == Some(endpoint.url.as_str());
-            if !is_disabling && (hooks.disabled.contains(&endpoint.url) || !endpoint.wants(&event.event_type))
-            {
-                continue;
-            }
+        for (endpoint, is_disabling) in &targets {
             let new = NewDelivery {
                 tenant_id: &tenant,
                 endpoint,
@@ -169,7 +172,7 @@ impl Dispatcher {
             if insert_delivery(conn, &new, now, settings.retry_for).await? {
                 created += 1;
             }
-            if is_disabling {
+            if *is_disabling {
                 // The endpoint's own list shows why it went quiet.
                 sqlx::query(
                     "UPDATE webhook_deliveries SET status = 'failed', last_error = $2 \

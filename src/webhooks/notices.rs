@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{insert_delivery, NewDelivery};
-use super::{endpoints_of, WebhookSettings};
+use super::WebhookSettings;
 
 /// Raises notice `id` for `tenant` once: records it and its deliveries; true when new.
 pub async fn raise(
@@ -42,11 +42,7 @@ pub async fn raise(
     if !new {
         return Ok(false);
     }
-    let config: Option<Value> =
-        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1 AND status <> 'deleted'")
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let endpoints = super::store::configured_endpoints(&mut tx, tenant).await?;
     let disabled: Vec<String> = sqlx::query_scalar(
         "SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NOT NULL",
     )
@@ -67,7 +63,7 @@ pub async fn raise(
         "data": data,
     })
     .to_string();
-    for endpoint in config.map(|c| endpoints_of(&c)).unwrap_or_default() {
+    for endpoint in endpoints {
         if disabled.contains(&endpoint.url) || !endpoint.wants(event_type) {
             continue;
         }

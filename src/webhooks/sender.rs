@@ -66,7 +66,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok(&self) -> bool {
+    /// True when the endpoint answered 2xx.
+    pub fn ok(&self) -> bool {
         self.error.is_none() && self.status_code.is_some_and(|s| (200..300).contains(&s))
     }
 }
@@ -282,7 +283,8 @@ impl Sender {
         let mut conn = self.pool.acquire().await?;
         super::store::insert_delivery(&mut conn, &new, now, Duration::from_secs(3600)).await?;
         // Not the worker's to take: due only after this attempt has been recorded.
-        let delivery_id = super::delivery_id(&id, &super::endpoint_id(tenant, &endpoint.url));
+        let endpoint_id = super::endpoint_id(tenant, &endpoint.url);
+        let delivery_id = super::delivery_id(&id, &endpoint_id);
         sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = deadline WHERE delivery_id = $1")
             .bind(&delivery_id)
             .execute(&mut *conn)
@@ -291,7 +293,7 @@ impl Sender {
         let due = Due {
             delivery_id: delivery_id.clone(),
             tenant_id: tenant.to_string(),
-            endpoint_id: super::endpoint_id(tenant, &endpoint.url),
+            endpoint_id,
             url: endpoint.url.clone(),
             secret_ref: endpoint.secret_ref.clone(),
             body,

@@ -62,6 +62,19 @@ pub async fn insert_delivery(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// The endpoints of the tenant's current configuration (none for a deleted tenant).
+pub async fn configured_endpoints(
+    conn: &mut PgConnection,
+    tenant_id: &str,
+) -> Result<Vec<Endpoint>, sqlx::Error> {
+    let config: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1 AND status <> 'deleted'")
+            .bind(tenant_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(config.map(|c| super::endpoints_of(&c)).unwrap_or_default())
+}
+
 /// A delivery as the API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DeliveryView {
