@@ -101,12 +101,13 @@ impl Commands {
 impl Commands {
     /// Issues new keys in one transaction: all are stored, or none is. `keys` are (public id,
     /// the issue command, its metadata); when there are several, a refusal names the key's
-    /// index.
+    /// index. Each key's events, in the order of `keys`.
     pub async fn issue_keys_together(
         &self,
         keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<Vec<Vec<tokenhub_aggregates::api_key::ApiKeyEvent>>, CommandError> {
         let mut serialized = Vec::with_capacity(keys.len());
+        let mut decided = Vec::with_capacity(keys.len());
         let several = keys.len() > 1;
         for (n, (id, command, metadata)) in keys.into_iter().enumerate() {
             let meta = serde_json::to_value(&metadata.0).unwrap_or_default();
@@ -117,10 +118,12 @@ impl Commands {
                 other => other,
             })?;
             serialized.extend(serialize::<ApiKey>(&id, &events, &meta));
+            decided.push(events);
         }
         self.repo.persist::<ApiKey>(&serialized, None).await.map_err(|e| {
             CommandError::from(AggregateError::<tokenhub_aggregates::api_key::ApiKeyError>::from(e))
-        })
+        })?;
+        Ok(decided)
     }
 }
 

@@ -217,6 +217,8 @@ pub struct KeyCache {
     usage: DashMap<IdKey, Arc<usage::KeyUsage>>,
     sub_usage: DashMap<String, Arc<usage::TokenTotals>>,
     tenant_usage: DashMap<String, Arc<usage::TokenTotals>>,
+    /// Keys not revoked, per tenant (what the plan's `max_api_keys` counts).
+    live_keys: DashMap<Arc<str>, i64>,
     position: watch::Sender<i64>,
 }
 
@@ -229,6 +231,7 @@ impl Default for KeyCache {
             usage: DashMap::new(),
             sub_usage: DashMap::new(),
             tenant_usage: DashMap::new(),
+            live_keys: DashMap::new(),
             position: watch::channel(0).0,
         }
     }
@@ -289,8 +292,28 @@ impl KeyCache {
         if let Some(old) = self.keys.get(&id) {
             fresh.last_used.store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
             fresh.flushed.store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.count_live(&old, -1);
         }
+        self.count_live(&fresh, 1);
         self.keys.insert(id, Arc::new(fresh));
+    }
+
+    fn count_live(&self, key: &CachedKey, delta: i64) {
+        if let (Some(tenant), true) = (&key.tenant_id, key.status != KeyStatus::Revoked) {
+            *self.live_keys.entry(Arc::clone(tenant)).or_default() += delta;
+        }
+    }
+
+    /// The keys of `tenant_id` that are not revoked, as last seen.
+    pub fn live_keys(&self, tenant_id: &str) -> i64 {
+        self.live_keys.get(tenant_id).map(|n| *n).unwrap_or(0)
+    }
+
+    /// The most keys `tenant_id` may hold (its plan's, or the super admin's override), as last
+    /// seen; `None` when unlimited or the tenant is unknown.
+    pub fn max_api_keys(&self, tenant_id: &str) -> Option<i64> {
+        let gate = self.tenants.get(tenant_id)?;
+        TenantLimits::effective(gate.plan, gate.overrides).max_api_keys.map(i64::from)
     }
 
     fn shared_tenant_id(&self, tenant_id: &str) -> Arc<str> {

@@ -13,7 +13,7 @@ use tokenhub_aggregates::api_key::{
     ParentLimits,
 };
 use tokenhub_aggregates::tenant::TenantStatus;
-use tokenhub_projections::api_keys::KeyRecord;
+use tokenhub_projections::api_keys::{change_for, KeyLookupChange, KeyLookupEvent, KeyRecord};
 
 use crate::auth::key_format::{self, GeneratedKey};
 use crate::auth::Principal;
@@ -22,7 +22,6 @@ use crate::commands::{execute, CommandMetadata};
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::paging;
-use crate::services::caps;
 use crate::state::AppState;
 
 /// Where a key may be looked up.
@@ -65,8 +64,6 @@ impl<'a> Scope<'a> {
 /// A key as stored, with its last use.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
-    /// Where `created_position` lists it.
-    pub created_position: i64,
     /// The record.
     pub record: KeyRecord,
     /// Last successful verification (batched).
@@ -82,7 +79,7 @@ struct KeyRow {
 
 impl From<KeyRow> for StoredKey {
     fn from(r: KeyRow) -> Self {
-        Self { created_position: r.created_position, record: r.record.0, last_used_at: r.last_used_at }
+        Self { record: r.record.0, last_used_at: r.last_used_at }
     }
 }
 
@@ -180,15 +177,11 @@ pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
     }
 }
 
-/// Refuses `adding` more keys when the tenant's plan would be exceeded.
-async fn check_key_limit(state: &AppState, tenant_id: &str, adding: i64) -> ApiResult<()> {
-    let Some(max) = caps::plan_limit(&state.pool, tenant_id, "max_api_keys").await? else { return Ok(()) };
-    let count: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND status <> 'revoked'")
-            .bind(tenant_id)
-            .fetch_one(&state.pool)
-            .await?;
-    if count + adding > max {
+/// Refuses `adding` more keys when the tenant's plan would be exceeded. Read from the key
+/// cache (which follows the log like the query tables): no query on the commands' path.
+fn check_key_limit(state: &AppState, tenant_id: &str, adding: i64) -> ApiResult<()> {
+    let Some(max) = state.keys.max_api_keys(tenant_id) else { return Ok(()) };
+    if state.keys.live_keys(tenant_id) + adding > max {
         return Err(ApiError::new(
             Code::ApiKeyLimitReached,
             format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
@@ -290,7 +283,7 @@ pub async fn issue_many(
         }
     }
     for (tenant_id, adding) in &per_tenant {
-        check_key_limit(state, tenant_id, *adding).await?;
+        check_key_limit(state, tenant_id, *adding)?;
     }
     let mut parents: std::collections::HashMap<(String, String), ParentLimits> =
         std::collections::HashMap::new();
@@ -325,23 +318,28 @@ pub async fn issue_many(
         commands.push((generated.public_id.clone(), command, meta));
         generated_keys.push(generated);
     }
-    state.commands.issue_keys_together(commands).await?;
+    let decided = state.commands.issue_keys_together(commands).await?;
     state.readmodels.wait_for_head().await;
-    let ids: Vec<&str> = generated_keys.iter().map(|g| g.public_id.as_str()).collect();
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!("{KEY_SELECT} WHERE k.public_id = ANY($1)"))
-        .bind(&ids)
-        .fetch_all(&state.pool)
-        .await?;
-    let mut stored: std::collections::HashMap<String, StoredKey> =
-        rows.into_iter().map(|r| (r.record.0.public_id.clone(), StoredKey::from(r))).collect();
     if let Some(first) = generated_keys.first() {
         tracing::info!(public_id = %first.public_id, count = generated_keys.len(), "api key issued");
     }
+    // The answer is the projection's own fold of the key's events (what `api_keys` now holds
+    // for it): no read back on the commands' path.
     generated_keys
         .into_iter()
-        .map(|g| {
-            let key = stored.remove(&g.public_id).ok_or_else(key_not_found)?;
-            Ok((g, key))
+        .zip(decided)
+        .map(|(generated, events)| {
+            let record = events
+                .into_iter()
+                .try_fold(None, |current, event| {
+                    match change_for(&generated.public_id, KeyLookupEvent::Key(event), current) {
+                        Some(KeyLookupChange::Key(record)) => Some(Some(*record)),
+                        _ => None,
+                    }
+                })
+                .flatten()
+                .ok_or_else(key_not_found)?;
+            Ok((generated, StoredKey { record, last_used_at: None }))
         })
         .collect()
 }

@@ -140,10 +140,13 @@ async fn append_batch(
         .collect();
     keys.sort();
     keys.dedup();
+    // One probe of the (aggregate_type, aggregate_id, sequence) index per aggregate: the cost
+    // does not grow with the log (a join with GROUP BY was planned as a scan of it).
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT e.aggregate_type, e.aggregate_id, max(e.sequence) FROM events e \
-         JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON e.aggregate_type = k.t AND e.aggregate_id = k.i \
-         GROUP BY e.aggregate_type, e.aggregate_id",
+        "SELECT k.t, k.i, s.sequence FROM unnest($1::text[], $2::text[]) AS k(t, i) \
+         CROSS JOIN LATERAL (SELECT e.sequence FROM events e \
+             WHERE e.aggregate_type = k.t AND e.aggregate_id = k.i \
+             ORDER BY e.sequence DESC LIMIT 1) AS s",
     )
     .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
