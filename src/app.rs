@@ -132,7 +132,8 @@ impl App {
             config.read_your_writes_timeout(),
             shutdown.clone(),
         );
-        let keys = crate::cache::start(pool.clone(), hint.clone(), shutdown.clone()).await?;
+        let keys =
+            crate::cache::start(pool.clone(), hint.clone(), readmodels.handed_over(), shutdown.clone()).await?;
         crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
         crate::cache::usage::spawn_quota_refresher(keys.clone(), pool.clone(), shutdown.clone()).await;
         let (applied, usage_applied) = watch::channel(0);

@@ -6,7 +6,7 @@
 use sqlx::{PgConnection, PgPool};
 
 use crate::log::read_after;
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, StoredEvent};
 
 /// Events read and applied per transaction.
 pub const BATCH: i64 = 1_000;
@@ -68,25 +68,33 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection) -> Result<i64,
 /// transaction per batch: the log is read once, and one commit serves them all. The commit is
 /// asynchronous (`synchronous_commit = off`): the tables are derived and their checkpoints move
 /// in the same transaction, so a database crash can only take both back together, and the
-/// events are re-applied. Returns the position every projection reached.
+/// events are re-applied. Returns the position every projection reached. `committed` receives
+/// each batch once its transaction committed (an in-process follower of the log can take the
+/// events from there instead of reading them again).
 pub async fn catch_up_all(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
+    committed: &(dyn Fn(Vec<StoredEvent>) + Send + Sync),
 ) -> Result<i64, ProjectionError> {
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     loop {
         let mut tx = pool.begin().await?;
         sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING")
+        let lock = || {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT name, position FROM checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+            )
             .bind(&names)
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT name, position FROM checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-        )
-        .bind(&names)
-        .fetch_all(&mut *tx)
-        .await?;
+        };
+        let mut rows = lock().fetch_all(&mut *tx).await?;
+        if rows.len() < names.len() {
+            // The first run: create the missing checkpoints at zero, then lock them all.
+            sqlx::query("INSERT INTO checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING")
+                .bind(&names)
+                .execute(&mut *tx)
+                .await?;
+            rows = lock().fetch_all(&mut *tx).await?;
+        }
         let from_of = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, p)| *p).unwrap_or(0);
         let from = projections.iter().map(|p| from_of(p.name())).min().unwrap_or(0);
         let events = read_after(&mut *tx, from, BATCH).await?;
@@ -105,7 +113,9 @@ pub async fn catch_up_all(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        if (events.len() as i64) < BATCH {
+        let short = (events.len() as i64) < BATCH;
+        committed(events);
+        if short {
             return Ok(last);
         }
     }

@@ -1,11 +1,12 @@
 //! The in-memory key cache: what verification and authentication read, in microseconds.
 //!
 //! It starts from the key-lookup tables (`api_keys`, `key_tenants`) at their checkpoint, read
-//! in one snapshot, then follows the event log itself, applying the same pure
-//! [`change_for`](tokenhub_projections::api_keys::change_for) as the SQL projection. It wakes on
-//! every commit (`LISTEN tokenhub_events`) and at least once a second, so a disabled, revoked
-//! or rotated-away key stops verifying on every instance within about a second at worst
-//! (measured: see README).
+//! in one snapshot, then follows the event log, applying the same pure
+//! [`change_for`](tokenhub_projections::api_keys::change_for) as the SQL projection: the
+//! projection runner hands it every batch it commits, and it reads the log itself when a
+//! hand-over is late or leaves a gap, and at least once a second ([`follow`]), so a disabled,
+//! revoked or rotated-away key stops verifying on every instance within about a second at
+//! worst (measured: see README).
 //!
 //! - [`verify`]: the verification decision.
 //! - [`last_used`]: batched `last_used_at` writes (no event per verification).
@@ -27,12 +28,12 @@ use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyLoo
 use tokenhub_projections::log::read_after;
 use tokenhub_projections::sub_accounts::{record_after, SubAccountRecord};
 use tokenhub_projections::{ProjectionError, StoredEvent};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::hashing::hex;
 use crate::auth::key_format;
-use crate::readmodels::wait_for_wakeup;
+use crate::readmodels::POLL_INTERVAL;
 
 pub use verify::{Verdict, VerifyCode, VerifyInput};
 
@@ -220,6 +221,9 @@ pub struct KeyCache {
     /// Keys not revoked, per tenant (what the plan's `max_api_keys` counts).
     live_keys: DashMap<Arc<str>, i64>,
     position: watch::Sender<i64>,
+    /// Held while events are applied: the follower and the projection runner's hand-over
+    /// ([`follow`]) never apply one event twice.
+    applying: std::sync::Mutex<()>,
 }
 
 impl Default for KeyCache {
@@ -233,6 +237,7 @@ impl Default for KeyCache {
             tenant_usage: DashMap::new(),
             live_keys: DashMap::new(),
             position: watch::channel(0).0,
+            applying: std::sync::Mutex::new(()),
         }
     }
 }
@@ -482,23 +487,49 @@ impl KeyCache {
         loop {
             let from = *self.position.borrow();
             let events = read_after(pool, from, 1_000).await?;
-            let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
-            for event in &events {
-                self.apply(event)?;
+            if events.is_empty() {
+                return Ok(());
             }
-            self.position.send_replace(last);
+            self.apply_following(&events)?;
             // A short batch reached the head: the next wake-up brings more.
             if events.len() < 1_000 {
                 return Ok(());
             }
         }
     }
+
+    /// Applies the events of `events` (in position order) after the cache's position, when they
+    /// continue it without a gap; false when they do not (the caller reads the log instead).
+    pub fn apply_following(&self, events: &[StoredEvent]) -> Result<bool, ProjectionError> {
+        let _applying = self.applying.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut position = *self.position.borrow();
+        let start = events.partition_point(|e| e.position <= position);
+        let fresh = &events[start..];
+        if fresh.first().is_some_and(|e| e.position != position + 1) {
+            return Ok(false);
+        }
+        let mut outcome = Ok(true);
+        for event in fresh {
+            if let Err(e) = self.apply(event) {
+                outcome = Err(e);
+                break;
+            }
+            position = event.position;
+        }
+        self.position.send_replace(position);
+        outcome
+    }
 }
 
-/// Loads the cache and keeps it following the log until shutdown.
+/// How long the follower waits, after a commit is announced, for the projection runner to hand
+/// the cache that commit's events before it reads them from the log itself.
+pub const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Loads the cache and keeps it following the log until shutdown (see [`follow`]).
 pub async fn start(
     pool: PgPool,
-    mut hint: watch::Receiver<i64>,
+    hint: watch::Receiver<i64>,
+    handed_over: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
     shutdown: CancellationToken,
 ) -> Result<Arc<KeyCache>, ProjectionError> {
     let cache = Arc::new(KeyCache::default());
@@ -506,14 +537,70 @@ pub async fn start(
     cache.load(&pool).await?;
     cache.catch_up(&pool).await?;
     tracing::info!(keys = cache.len(), elapsed_ms = started.elapsed().as_millis() as u64, "key cache loaded");
-    let follower = Arc::clone(&cache);
+    follow(Arc::clone(&cache), pool, hint, handed_over, shutdown);
+    Ok(cache)
+}
+
+/// Keeps `cache` following the log. Usually the projection runner hands it each batch it has
+/// just committed (the events are read once for both); the cache reads the log itself when a
+/// hand-over leaves a gap or lags, when an announced commit has not been handed over within
+/// [`HAND_OVER_WAIT`] (projections slow or failing), and at least once a second in case a
+/// notification was missed — so a revocation reaches verification within about a second at
+/// worst, whatever the projections do.
+fn follow(
+    cache: Arc<KeyCache>,
+    pool: PgPool,
+    mut hint: watch::Receiver<i64>,
+    mut handed_over: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
+    shutdown: CancellationToken,
+) {
+    let report = |cache: &KeyCache, outcome: Result<(), ProjectionError>| {
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "key cache cannot follow the log; retrying");
+        }
+        metrics::gauge!("tokenhub_key_cache_position").set(*cache.position.borrow() as f64);
+    };
+    let (fed, fed_pool, fed_shutdown) = (Arc::clone(&cache), pool.clone(), shutdown.clone());
     tokio::spawn(async move {
-        while wait_for_wakeup(&mut hint, &shutdown).await {
-            if let Err(e) = follower.catch_up(&pool).await {
-                tracing::error!(error = %e, "key cache cannot follow the log; retrying");
-            }
-            metrics::gauge!("tokenhub_key_cache_position").set(*follower.position.borrow() as f64);
+        loop {
+            let batch = tokio::select! {
+                _ = fed_shutdown.cancelled() => return,
+                batch = handed_over.recv() => batch,
+            };
+            let outcome = match batch {
+                Ok(events) => match fed.apply_following(&events) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => fed.catch_up(&fed_pool).await,
+                    Err(e) => Err(e),
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => fed.catch_up(&fed_pool).await,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            report(&fed, outcome);
         }
     });
-    Ok(cache)
+    tokio::spawn(async move {
+        loop {
+            let announced = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = hint.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    true
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => false,
+            };
+            if announced {
+                let target = *hint.borrow_and_update();
+                let mut position = cache.position();
+                let handed = tokio::time::timeout(HAND_OVER_WAIT, position.wait_for(|p| *p >= target)).await;
+                if matches!(handed, Ok(Ok(_))) {
+                    continue;
+                }
+            }
+            let outcome = cache.catch_up(&pool).await;
+            report(&cache, outcome);
+        }
+    });
 }

@@ -93,7 +93,12 @@ async fn a_stuck_projection_fails_readyz_instead_of_slowing_every_command() {
     ))
     .await;
     let create = |name: &str| app.admin(Method::POST, "/admin/tenants").json(&json!({"name": name}));
-    assert_eq!(send(create("Before")).await.0, 201);
+    let (status, before) = send(create("Before")).await;
+    assert_eq!(status, 201);
+    let tenant = before["tenant_id"].as_str().unwrap().to_string();
+    let gateway = app.platform_key("gateway").await;
+    let (public_id, key) = app.issue_key(&tenant, json!({})).await;
+    assert_eq!(app.verify(&gateway, json!({"key": key})).await["code"], "VALID");
     let (status, ready) = send(app.http.get(app.url("/readyz"))).await;
     assert_eq!((status, ready["checks"]["projections"].as_str()), (200, Some("ok")));
 
@@ -112,6 +117,15 @@ async fn a_stuck_projection_fails_readyz_instead_of_slowing_every_command() {
         assert_eq!(send(create(name)).await.0, 201);
         assert!(started.elapsed() < std::time::Duration::from_millis(300), "{:?}", started.elapsed());
     }
+    // The key cache does not depend on the projections: with them stuck (nothing handed over),
+    // it reads the log itself, and a revocation still stops verification within the bound.
+    let revoked = send(app.admin(Method::DELETE, &format!("/admin/api-keys/{public_id}"))).await.0;
+    assert_eq!(revoked, 200);
+    let stopped = eventually(std::time::Duration::from_secs(2), || async {
+        app.verify(&gateway, json!({"key": key})).await["code"] == "REVOKED"
+    })
+    .await;
+    assert!(stopped, "a revocation reaches verification while the projections are stuck");
 
     blocker.rollback().await.unwrap();
     let caught_up = eventually(std::time::Duration::from_secs(10), || async {
@@ -121,5 +135,11 @@ async fn a_stuck_projection_fails_readyz_instead_of_slowing_every_command() {
     assert!(caught_up, "ready again once the projection moves");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&app.pool).await.unwrap();
     assert_eq!(count, 4, "every command made it into the table");
+    let status: String = sqlx::query_scalar("SELECT status FROM api_keys WHERE public_id = $1")
+        .bind(&public_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "revoked");
     app.stop().await;
 }
