@@ -136,9 +136,9 @@ impl ReadModels {
     }
 
     /// The batches the projection runner commits from now on, in order (a receiver that lags
-    /// is told so and must read the log).
-    pub fn handed_over(&self) -> broadcast::Receiver<Arc<Vec<StoredEvent>>> {
-        self.hand_over.subscribe()
+    /// is told so and must read the log), with the position the runner reaches.
+    pub fn handed_over(&self) -> crate::cache::HandOver {
+        (self.hand_over.subscribe(), self.positions[0].clone())
     }
 
     /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].

@@ -78,8 +78,7 @@ pub async fn catch_up_all(
 ) -> Result<i64, ProjectionError> {
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     loop {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
         let lock = || {
             sqlx::query_as::<_, (String, i64)>(
                 "SELECT name, position FROM checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",

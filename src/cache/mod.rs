@@ -525,11 +525,15 @@ impl KeyCache {
 /// the cache that commit's events before it reads them from the log itself.
 pub const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// What the projection runner gives the cache: the batches it commits, and the position its
+/// catch-up passes reach (also when another instance applied the events).
+pub type HandOver = (broadcast::Receiver<Arc<Vec<StoredEvent>>>, watch::Receiver<i64>);
+
 /// Loads the cache and keeps it following the log until shutdown (see [`follow`]).
 pub async fn start(
     pool: PgPool,
     hint: watch::Receiver<i64>,
-    handed_over: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
+    handed_over: HandOver,
     shutdown: CancellationToken,
 ) -> Result<Arc<KeyCache>, ProjectionError> {
     let cache = Arc::new(KeyCache::default());
@@ -551,7 +555,7 @@ fn follow(
     cache: Arc<KeyCache>,
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
-    mut handed_over: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
+    (mut handed_over, runner): HandOver,
     shutdown: CancellationToken,
 ) {
     let report = |cache: &KeyCache, outcome: Result<(), ProjectionError>| {
@@ -592,10 +596,19 @@ fn follow(
                 _ = tokio::time::sleep(POLL_INTERVAL) => false,
             };
             if announced {
+                // Wait for the hand-over, but only while the runner of this process may still
+                // bring one: when another instance applied the batch, the runner only moves
+                // its position, and the cache reads at once.
                 let target = *hint.borrow_and_update();
-                let mut position = cache.position();
-                let handed = tokio::time::timeout(HAND_OVER_WAIT, position.wait_for(|p| *p >= target)).await;
-                if matches!(handed, Ok(Ok(_))) {
+                let (mut cached, mut ran) = (cache.position(), runner.clone());
+                let _ = tokio::time::timeout(HAND_OVER_WAIT, async {
+                    tokio::select! {
+                        _ = cached.wait_for(|p| *p >= target) => {}
+                        _ = ran.wait_for(|p| *p >= target) => {}
+                    }
+                })
+                .await;
+                if *cache.position.borrow() >= target {
                     continue;
                 }
             }

@@ -128,9 +128,8 @@ async fn append_batch(
     pool: &PgPool,
     appends: &[Append],
 ) -> Result<Vec<Result<i64, PersistenceError>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     // Appends are serialised by the head row; never wait on it forever.
-    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await?;
+    let mut tx = pool.begin_with(super::BEGIN_APPEND).await?;
     sqlx::query("SELECT 1 FROM event_log_head FOR UPDATE").execute(&mut *tx).await?;
     // The current last sequence of every aggregate the batch touches (exact: nobody else can
     // append while the head row is locked).

@@ -22,6 +22,10 @@ pub use repository::PgEventRepository;
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How an append's transaction begins: with a bound on the wait for the head row lock, in the
+/// same round trip.
+pub const BEGIN_APPEND: &str = "BEGIN; SET LOCAL lock_timeout = '5s'";
+
 /// A failure to reach or prepare the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

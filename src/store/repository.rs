@@ -142,9 +142,8 @@ pub(crate) async fn persist_one(
     snapshot: Option<&SnapshotRow>,
     claim: Option<[u8; 32]>,
 ) -> Result<i64, PersistenceError> {
-    let mut tx = pool.begin().await.map_err(connection_error)?;
     // Appends are serialised by the head row; never wait on it forever.
-    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(connection_error)?;
+    let mut tx = pool.begin_with(super::BEGIN_APPEND).await.map_err(connection_error)?;
     let refs: Vec<&SerializedEvent> = events.iter().collect();
     let position = match insert_events(&mut tx, &refs).await {
         Ok(rows) => rows.into_iter().map(|r| r.3).max().unwrap_or(0),

@@ -59,10 +59,9 @@ impl Dispatcher {
     pub async fn step(&mut self, pool: &PgPool, settings: &WebhookSettings) -> Result<usize, sqlx::Error> {
         let events = read_after(pool, self.position, BATCH).await?;
         let Some(last) = events.last().map(|e| e.position) else { return Ok(0) };
-        let mut tx = pool.begin().await?;
         // Derived from the log with the checkpoint in the same transaction: a database crash
         // takes both back together, and the batch is made again with the same ids.
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
         let mut created = 0u64;
         for event in &events {
             created += self.handle(&mut tx, event, settings).await?;
