@@ -133,7 +133,8 @@ impl App {
             shutdown.clone(),
         );
         let keys =
-            crate::cache::start(pool.clone(), hint.clone(), readmodels.handed_over(), shutdown.clone()).await?;
+            crate::cache::start(pool.clone(), hint.clone(), readmodels.handed_over(), shutdown.clone())
+                .await?;
         crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
         crate::cache::usage::spawn_quota_refresher(keys.clone(), pool.clone(), shutdown.clone()).await;
         let (applied, usage_applied) = watch::channel(0);

@@ -88,10 +88,12 @@ pub async fn catch_up_all(
         let mut rows = lock().fetch_all(&mut *tx).await?;
         if rows.len() < names.len() {
             // The first run: create the missing checkpoints at zero, then lock them all.
-            sqlx::query("INSERT INTO checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING")
-                .bind(&names)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?;
             rows = lock().fetch_all(&mut *tx).await?;
         }
         let from_of = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, p)| *p).unwrap_or(0);
