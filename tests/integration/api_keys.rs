@@ -37,6 +37,12 @@ async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() 
     assert!(issued["created_at"].is_string());
     assert!(issued.get("secret_hash").is_none());
 
+    // The answer (the projection's fold of the key's events) is what the key reads back as.
+    let (_, read_back) = send(app.admin(Method::GET, &format!("/admin/api-keys/{public_id}"))).await;
+    let mut answered = issued.clone();
+    answered.as_object_mut().unwrap().remove("api_key");
+    assert_eq!(answered, read_back);
+
     for path in [format!("/admin/api-keys/{public_id}"), format!("/admin/api-keys?tenant_id={tenant}")] {
         let res = app.admin(Method::GET, &path).send().await.unwrap();
         assert_eq!(res.status(), 200);
@@ -421,6 +427,14 @@ async fn a_batch_of_keys_is_issued_all_or_nothing() {
     for (i, k) in issued.iter().enumerate() {
         assert_eq!(k["name"], format!("bulk-{i}"), "in the request's order");
         assert!(ids.insert(k["public_id"].as_str().unwrap().to_string()), "every key once");
+    }
+    for k in [&issued[0], &issued[150], &issued[299]] {
+        let (_, read_back) =
+            send(app.admin(Method::GET, &format!("/admin/api-keys/{}", k["public_id"].as_str().unwrap())))
+                .await;
+        let mut answered = k.clone();
+        answered.as_object_mut().unwrap().remove("api_key");
+        assert_eq!(answered, read_back, "a batch's answer is what each key reads back as");
     }
     assert_eq!(count().await, 300);
     // Each works at once.
