@@ -439,8 +439,8 @@ impl KeyCache {
         Ok(position)
     }
 
-    /// A canonical dump of what verification decides from (keys, tenants, sub-accounts),
-    /// sorted, without usage counters or last-used stamps: two caches that hold the same state
+    /// A canonical dump of what verification decides from (keys, tenants, sub-accounts) and of
+    /// the live-key counts the plan limit reads, sorted, without usage counters or last-used stamps: two caches that hold the same state
     /// dump equal values. Restart-equivalence tests compare a loaded cache with one replayed
     /// from position 0.
     pub fn canonical_dump(&self) -> serde_json::Value {
@@ -472,7 +472,14 @@ impl KeyCache {
             .map(|e| (e.key().clone(), serde_json::to_value(&**e.value()).unwrap_or_default()))
             .collect();
         subs.sort_by(|a, b| a.0.cmp(&b.0));
-        serde_json::json!({ "keys": keys, "tenants": tenants, "sub_accounts": subs })
+        let mut live: Vec<(String, i64)> = self
+            .live_keys
+            .iter()
+            .filter(|e| *e.value() != 0)
+            .map(|e| (e.key().to_string(), *e.value()))
+            .collect();
+        live.sort();
+        serde_json::json!({ "keys": keys, "tenants": tenants, "sub_accounts": subs, "live_keys": live })
     }
 
     /// A cache built by replaying the whole log from position 0 (no query table involved).

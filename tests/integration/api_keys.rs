@@ -109,6 +109,15 @@ async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() 
         (409, Some("api_key_limit_reached")),
         "admin key + 1 = 2"
     );
+    // A revoked key frees its place; the count is the cache's, so it must follow revocations.
+    let (_, keys) = send(app.admin(Method::GET, &format!("/admin/api-keys?tenant_id={small}"))).await;
+    let second = keys["data"].as_array().unwrap().iter().find(|k| k["role"] == "data").unwrap().clone();
+    let revoke = format!("/admin/api-keys/{}", second["public_id"].as_str().unwrap());
+    assert_eq!(send(app.admin(Method::DELETE, &revoke)).await.0, 200);
+    let third = json!({"tenant_id": small, "name": "third"});
+    assert_eq!(send(app.admin(Method::POST, "/admin/api-keys").json(&third)).await.0, 201);
+    let (status, _) = send(app.admin(Method::POST, "/admin/api-keys").json(&third)).await;
+    assert_eq!(status, 409, "full again");
     app.stop().await;
 }
 
