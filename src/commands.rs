@@ -9,7 +9,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent};
 use sqlx::PgPool;
-use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand};
+use tokenhub_aggregates::api_key::{ApiKey, ApiKeyCommand, ApiKeyEvent};
 use tokenhub_aggregates::role::{default_roles, role_id, Role, RoleCommand};
 use tokenhub_aggregates::secret::Secret;
 use tokenhub_aggregates::sub_account::SubAccount;
@@ -105,7 +105,7 @@ impl Commands {
     pub async fn issue_keys_together(
         &self,
         keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
-    ) -> Result<Vec<Vec<tokenhub_aggregates::api_key::ApiKeyEvent>>, CommandError> {
+    ) -> Result<Vec<Vec<ApiKeyEvent>>, CommandError> {
         let mut serialized = Vec::with_capacity(keys.len());
         let mut decided = Vec::with_capacity(keys.len());
         let several = keys.len() > 1;

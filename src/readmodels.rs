@@ -109,6 +109,8 @@ pub struct ReadModels {
     stalled: Arc<AtomicBool>,
     /// Every batch the runner committed, for in-process followers of the log (the key cache).
     hand_over: broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    /// The runner's position (also in `positions`).
+    runner: watch::Receiver<i64>,
 }
 
 /// How long a command waits for its own events while the projections are stalled.
@@ -138,7 +140,7 @@ impl ReadModels {
     /// The batches the projection runner commits from now on, in order (a receiver that lags
     /// is told so and must read the log), with the position the runner reaches.
     pub fn handed_over(&self) -> crate::cache::HandOver {
-        (self.hand_over.subscribe(), self.positions[0].clone())
+        crate::cache::HandOver { batches: self.hand_over.subscribe(), runner: self.runner.clone() }
     }
 
     /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
@@ -247,7 +249,14 @@ pub fn spawn_projections(
             }
         }
     });
-    ReadModels { pool, positions: vec![rx], timeout, stalled: Arc::new(AtomicBool::new(false)), hand_over }
+    ReadModels {
+        pool,
+        positions: vec![rx.clone()],
+        timeout,
+        stalled: Arc::new(AtomicBool::new(false)),
+        hand_over,
+        runner: rx,
+    }
 }
 
 /// Committed batches kept for a follower that has not taken them yet; one that falls further

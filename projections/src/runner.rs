@@ -8,6 +8,11 @@ use sqlx::{PgConnection, PgPool};
 use crate::log::read_after;
 use crate::{Projection, ProjectionError, StoredEvent};
 
+/// How a transaction of derived state (query tables, deliveries, and their checkpoints) begins:
+/// its commit need not wait for the disk, since a crash takes the state and its checkpoint back
+/// together and the events are applied again.
+pub const BEGIN_DERIVED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 /// Events read and applied per transaction.
 pub const BATCH: i64 = 1_000;
 
@@ -78,7 +83,7 @@ pub async fn catch_up_all(
 ) -> Result<i64, ProjectionError> {
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     loop {
-        let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+        let mut tx = pool.begin_with(BEGIN_DERIVED).await?;
         let lock = || {
             sqlx::query_as::<_, (String, i64)>(
                 "SELECT name, position FROM checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",

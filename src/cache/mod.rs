@@ -440,8 +440,8 @@ impl KeyCache {
     }
 
     /// A canonical dump of what verification decides from (keys, tenants, sub-accounts) and of
-    /// the live-key counts the plan limit reads, sorted, without usage counters or last-used stamps: two caches that hold the same state
-    /// dump equal values. Restart-equivalence tests compare a loaded cache with one replayed
+    /// the live-key counts the plan limit reads, sorted, without usage counters or last-used
+    /// stamps: two caches that hold the same state dump equal values. Restart-equivalence tests compare a loaded cache with one replayed
     /// from position 0.
     pub fn canonical_dump(&self) -> serde_json::Value {
         let mut keys: Vec<(String, serde_json::Value)> = self
@@ -512,8 +512,10 @@ impl KeyCache {
         let mut position = *self.position.borrow();
         let start = events.partition_point(|e| e.position <= position);
         let fresh = &events[start..];
-        if fresh.first().is_some_and(|e| e.position != position + 1) {
-            return Ok(false);
+        match fresh.first() {
+            None => return Ok(true),
+            Some(first) if first.position != position + 1 => return Ok(false),
+            Some(_) => {}
         }
         let mut outcome = Ok(true);
         for event in fresh {
@@ -532,9 +534,13 @@ impl KeyCache {
 /// the cache that commit's events before it reads them from the log itself.
 pub const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// What the projection runner gives the cache: the batches it commits, and the position its
-/// catch-up passes reach (also when another instance applied the events).
-pub type HandOver = (broadcast::Receiver<Arc<Vec<StoredEvent>>>, watch::Receiver<i64>);
+/// What the projection runner gives the cache.
+pub struct HandOver {
+    /// The batches it commits, in order.
+    pub batches: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
+    /// The position its catch-up passes reach (also when another instance applied the events).
+    pub runner: watch::Receiver<i64>,
+}
 
 /// Loads the cache and keeps it following the log until shutdown (see [`follow`]).
 pub async fn start(
@@ -562,7 +568,7 @@ fn follow(
     cache: Arc<KeyCache>,
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
-    (mut handed_over, runner): HandOver,
+    HandOver { batches: mut handed_over, runner }: HandOver,
     shutdown: CancellationToken,
 ) {
     let report = |cache: &KeyCache, outcome: Result<(), ProjectionError>| {

@@ -9,8 +9,8 @@
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{
-    ApiKeyCommand, Issuer, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus, ManagerCredential,
-    ParentLimits,
+    ApiKeyCommand, ApiKeyEvent, Issuer, KeyChanges, KeyOwner, KeyRole, KeySettings, KeyStatus,
+    ManagerCredential, ParentLimits,
 };
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::api_keys::{change_for, KeyLookupChange, KeyLookupEvent, KeyRecord};
@@ -329,19 +329,22 @@ pub async fn issue_many(
         .into_iter()
         .zip(decided)
         .map(|(generated, events)| {
-            let record = events
-                .into_iter()
-                .try_fold(None, |current, event| {
-                    match change_for(&generated.public_id, KeyLookupEvent::Key(event), current) {
-                        Some(KeyLookupChange::Key(record)) => Some(Some(*record)),
-                        _ => None,
-                    }
-                })
-                .flatten()
-                .ok_or_else(key_not_found)?;
+            let record = record_of(&generated.public_id, events).ok_or_else(key_not_found)?;
             Ok((generated, StoredKey { record, last_used_at: None }))
         })
         .collect()
+}
+
+/// The key record the `api_keys` projection makes of a new key's events.
+fn record_of(public_id: &str, events: Vec<ApiKeyEvent>) -> Option<KeyRecord> {
+    let mut record = None;
+    for event in events {
+        match change_for(public_id, KeyLookupEvent::Key(event), record) {
+            Some(KeyLookupChange::Key(next)) => record = Some(*next),
+            _ => return None,
+        }
+    }
+    record
 }
 
 /// What to do to an existing key.

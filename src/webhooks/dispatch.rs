@@ -61,7 +61,7 @@ impl Dispatcher {
         let Some(last) = events.last().map(|e| e.position) else { return Ok(0) };
         // Derived from the log with the checkpoint in the same transaction: a database crash
         // takes both back together, and the batch is made again with the same ids.
-        let mut tx = pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+        let mut tx = pool.begin_with(tokenhub_projections::BEGIN_DERIVED).await?;
         let mut created = 0u64;
         for event in &events {
             created += self.handle(&mut tx, event, settings).await?;
