@@ -126,9 +126,12 @@ impl App {
         let nats = crate::nats::connect(&config.nats_url).await?;
         let shutdown = CancellationToken::new();
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
+        // What this process's writer commits goes straight to its projection runner.
+        let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
         let readmodels = spawn_projections(
             pool.clone(),
             hint.clone(),
+            handed,
             config.read_your_writes_timeout(),
             shutdown.clone(),
         );
@@ -156,7 +159,7 @@ impl App {
             crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks())
                 .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
         );
-        let commands = Commands::new(pool.clone());
+        let commands = Commands::new(pool.clone(), Some(committed));
         let webhook_position = crate::webhooks::sender::spawn(
             webhooks.clone(),
             commands.clone(),

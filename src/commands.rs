@@ -50,9 +50,10 @@ pub struct Commands {
 }
 
 impl Commands {
-    /// Frameworks over `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        let repo = PgEventRepository::with_group_commit(pool);
+    /// Frameworks over `pool`; the batches their writer commits also go to `committed` (the
+    /// projection runner of this process).
+    pub fn new(pool: PgPool, committed: Option<crate::store::group_commit::Committed>) -> Self {
+        let repo = PgEventRepository::with_group_commit(pool, committed);
         Self {
             tenants: Arc::new(framework(repo.clone(), ())),
             api_keys: Arc::new(framework(repo.clone(), ())),

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod dedicated;
 pub mod http;
 pub mod nats;
 pub mod readmodels;

@@ -2,22 +2,24 @@
 //!
 //! - [`spawn_log_watcher`]: `LISTEN tokenhub_events` (sent by the insert trigger at commit)
 //!   turned into a watch channel, the wake-up signal of every catch-up reader.
-//! - [`spawn_projections`]: catches every projection up on each wake-up, and at least once a
-//!   second in case a notification was missed.
+//! - [`spawn_projections`]: applies the batches this process's writer hands over as they
+//!   commit (no read of the log), and catches every projection up from the log on a wake-up
+//!   for events it was not handed (another instance's), on a gap, and at least once a second
+//!   in case a notification was missed. It runs on a thread of its own ([`crate::dedicated`]).
 //! - [`ReadModels::wait_for_head`]: read-your-writes for command handlers, which answer after
 //!   the query tables include their own events (bounded by a timeout).
 //! - [`ReadModels::handed_over`]: the batches the runner committed, so that the key cache
 //!   follows the log without reading each event a second time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokenhub_projections::log::head_position;
 use tokenhub_projections::StoredEvent;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Fallback poll interval of catch-up readers.
@@ -108,15 +110,23 @@ pub struct ReadModels {
     /// `/readyz` fails.
     stalled: Arc<AtomicBool>,
     /// Every batch the runner committed, for in-process followers of the log (the key cache).
-    hand_over: broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    hand_over: Handing,
     /// The runner's position (also in `positions`).
     runner: watch::Receiver<i64>,
+    /// Batches the runner applied as this process's writer handed them over (not read back).
+    handed_batches: Arc<AtomicU64>,
 }
 
 /// How long a command waits for its own events while the projections are stalled.
 pub const STALLED_WAIT: Duration = Duration::from_millis(50);
 
 impl ReadModels {
+    /// How many batches the runner applied as this process's writer handed them over, without
+    /// reading them back from the log.
+    pub fn handed_batches(&self) -> u64 {
+        self.handed_batches.load(Ordering::Relaxed)
+    }
+
     /// True while the query tables are stalled behind the log (a read-your-writes wait timed
     /// out and none has succeeded since).
     pub fn stalled(&self) -> bool {
@@ -140,7 +150,11 @@ impl ReadModels {
     /// The batches the projection runner commits from now on, in order (a receiver that lags
     /// is told so and must read the log), with the position the runner reaches.
     pub fn handed_over(&self) -> crate::cache::HandOver {
-        crate::cache::HandOver { batches: self.hand_over.subscribe(), runner: self.runner.clone() }
+        crate::cache::HandOver {
+            batches: self.hand_over.batches.subscribe(),
+            runner: self.runner.clone(),
+            handed: self.hand_over.handed.subscribe(),
+        }
     }
 
     /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
@@ -189,14 +203,14 @@ async fn catch_up(
     pool: &PgPool,
     projections: &[Box<dyn tokenhub_projections::Projection>],
     known: i64,
-    hand_over: &broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    hand_over: &Handing,
 ) -> i64 {
     let gauge = |name: &'static str, position: i64| {
         metrics::gauge!("tokenhub_projection_position", "projection" => name).set(position as f64);
     };
     let committed = |events: Vec<StoredEvent>| {
-        // No follower subscribed is fine: they read the log themselves.
-        let _ = hand_over.send(Arc::new(events));
+        metrics::counter!("tokenhub_projection_batches_total", "source" => "log").increment(1);
+        hand_over.send(events)
     };
     match tokenhub_projections::catch_up_all(pool, projections, &committed).await {
         Ok(position) => {
@@ -221,32 +235,74 @@ async fn catch_up(
     reached
 }
 
-/// Spawns the live projection runner.
+/// Spawns the live projection runner: it applies the batches this process's writer hands it
+/// (`committed`) as they come, and catches up from the log on a wake-up that announces more
+/// than it has, on a gap, and at least every [`POLL_INTERVAL`].
 pub fn spawn_projections(
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
+    mut committed: mpsc::Receiver<Vec<StoredEvent>>,
     timeout: Duration,
     shutdown: CancellationToken,
 ) -> ReadModels {
     let (tx, rx) = watch::channel(0i64);
-    let (hand_over, _) = broadcast::channel(HAND_OVER_BATCHES);
-    let runner_pool = pool.clone();
+    let hand_over =
+        Handing { batches: broadcast::channel(HAND_OVER_BATCHES).0, handed: Arc::new(watch::channel(0).0) };
+    let options = (*pool.connect_options()).clone();
     let runner_hand_over = hand_over.clone();
-    tokio::spawn(async move {
+    let handed_batches = Arc::new(AtomicU64::new(0));
+    let runner_handed = Arc::clone(&handed_batches);
+    crate::dedicated::spawn("projections", move || async move {
+        let runner_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
         let projections = tokenhub_projections::all();
-        loop {
-            let known = *tx.borrow();
-            let reached = catch_up(&runner_pool, &projections, known, &runner_hand_over).await;
+        let reached = |position: i64| {
             tx.send_if_modified(|p| {
-                let newer = reached > *p;
+                let newer = position > *p;
                 if newer {
-                    *p = reached;
+                    *p = position;
                 }
                 newer
-            });
-            if !wait_for_wakeup(&mut hint, &shutdown).await {
-                return;
+            })
+        };
+        let mut catch_up_now = true;
+        loop {
+            if catch_up_now {
+                let known = *tx.borrow();
+                reached(catch_up(&runner_pool, &projections, known, &runner_hand_over).await);
             }
+            let known = *tx.borrow();
+            let handed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(batch) = committed.recv() => Some(batch),
+                Ok(()) = hint.changed() => {
+                    if *hint.borrow_and_update() <= known {
+                        // What the handed batches already brought.
+                        catch_up_now = false;
+                        continue;
+                    }
+                    // The notification can overtake this process's writer handing the same
+                    // batch over: give it a moment before reading the log.
+                    tokio::time::timeout(HAND_OVER_GRACE, committed.recv()).await.ok().flatten()
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => None,
+            };
+            catch_up_now = match handed {
+                Some(batch) => {
+                    let (events, gap) = following(known, batch, &mut committed);
+                    match apply_handed(&runner_pool, &projections, known, events, &runner_hand_over).await {
+                        Some(position) => {
+                            runner_handed.fetch_add(1, Ordering::Relaxed);
+                            reached(position);
+                            gap
+                        }
+                        None => true,
+                    }
+                }
+                None => true,
+            };
         }
     });
     ReadModels {
@@ -256,6 +312,89 @@ pub fn spawn_projections(
         stalled: Arc::new(AtomicBool::new(false)),
         hand_over,
         runner: rx,
+        handed_batches,
+    }
+}
+
+/// The handed batches that follow `known` without a gap: `first` and whatever else is
+/// already waiting, merged (up to about [`MERGED_EVENTS`]; batches stay whole); true when one
+/// did not follow (then the log must be read).
+fn following(
+    known: i64,
+    first: Vec<StoredEvent>,
+    waiting: &mut mpsc::Receiver<Vec<StoredEvent>>,
+) -> (Vec<StoredEvent>, bool) {
+    let mut events: Vec<StoredEvent> = Vec::new();
+    let mut next = Some(first);
+    while let Some(batch) = next.take() {
+        let end = events.last().map_or(known, |e| e.position);
+        match (batch.first(), batch.last()) {
+            // Already applied (the runner read it from the log).
+            (_, Some(last)) if last.position <= end => {}
+            (Some(start), _) if start.position == end + 1 => events.extend(batch),
+            (None, _) => {}
+            _ => return (events, true),
+        }
+        if events.len() >= MERGED_EVENTS {
+            break;
+        }
+        next = waiting.try_recv().ok();
+    }
+    (events, false)
+}
+
+/// How long the runner, woken for events it has not got, waits for this process's writer to
+/// hand them over before it reads the log.
+const HAND_OVER_GRACE: Duration = Duration::from_millis(5);
+
+/// Events merged from handed batches into one transaction at most (whole batches).
+const MERGED_EVENTS: usize = 5_000;
+
+/// [`tokenhub_projections::apply_committed`], handing the batch over on success; the
+/// position reached, or `None` when the log must be read instead.
+async fn apply_handed(
+    pool: &PgPool,
+    projections: &[Box<dyn tokenhub_projections::Projection>],
+    known: i64,
+    events: Vec<StoredEvent>,
+    hand_over: &Handing,
+) -> Option<i64> {
+    if events.is_empty() {
+        return Some(known);
+    }
+    match tokenhub_projections::apply_committed(pool, projections, known, &events).await {
+        Ok(Some(position)) => {
+            for projection in projections {
+                metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
+                    .set(position as f64);
+            }
+            metrics::counter!("tokenhub_projection_batches_total", "source" => "handed").increment(1);
+            hand_over.send(events);
+            Some(position)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "applying a committed batch failed; reading the log");
+            None
+        }
+    }
+}
+
+/// The runner's side of [`crate::cache::HandOver`].
+#[derive(Clone)]
+struct Handing {
+    batches: broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    /// The last position handed over.
+    handed: Arc<watch::Sender<i64>>,
+}
+
+impl Handing {
+    fn send(&self, events: Vec<StoredEvent>) {
+        if let Some(last) = events.last() {
+            self.handed.send_replace(last.position);
+        }
+        // No follower subscribed is fine: they read the log themselves.
+        let _ = self.batches.send(Arc::new(events));
     }
 }
 

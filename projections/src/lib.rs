@@ -20,7 +20,7 @@ pub mod tenants;
 pub mod users;
 
 pub use log::StoredEvent;
-pub use runner::{catch_up, catch_up_all, rebuild, rebuild_all, Progress, BEGIN_DERIVED};
+pub use runner::{apply_committed, catch_up, catch_up_all, rebuild, rebuild_all, Progress, BEGIN_DERIVED};
 
 use sqlx::PgConnection;
 

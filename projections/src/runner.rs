@@ -127,6 +127,43 @@ pub async fn catch_up_all(
     }
 }
 
+/// Applies `events` — committed on this instance, following right after `known` — to all
+/// `projections` in one transaction, without reading the log, when every checkpoint still
+/// stands at `known` (the conditional update also locks them, as a catch-up does). `None`
+/// when one moved (another instance or a catch-up of one projection got there first): then
+/// catch up from the log. Returns the position reached.
+pub async fn apply_committed(
+    pool: &PgPool,
+    projections: &[Box<dyn Projection>],
+    known: i64,
+    events: &[StoredEvent],
+) -> Result<Option<i64>, ProjectionError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(Some(known)) };
+    if first.position != known + 1 || last.position - first.position + 1 != events.len() as i64 {
+        return Ok(None);
+    }
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let mut tx = pool.begin_with(BEGIN_DERIVED).await?;
+    let moved = sqlx::query(
+        "UPDATE checkpoints SET position = $3, updated_at = now() WHERE name = ANY($1) AND position = $2",
+    )
+    .bind(&names)
+    .bind(known)
+    .bind(last.position)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if moved != names.len() as u64 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    for projection in projections {
+        projection.apply_batch(&mut tx, events).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(last.position))
+}
+
 /// Clears the projection's tables and replays the whole log, in one transaction: readers see
 /// the old tables until the new ones are complete. Returns the position reached.
 pub async fn rebuild(

@@ -540,6 +540,8 @@ pub struct HandOver {
     pub batches: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
     /// The position its catch-up passes reach (also when another instance applied the events).
     pub runner: watch::Receiver<i64>,
+    /// The last position it handed over (set before the batch is sent).
+    pub handed: watch::Receiver<i64>,
 }
 
 /// Loads the cache and keeps it following the log until shutdown (see [`follow`]).
@@ -568,7 +570,7 @@ fn follow(
     cache: Arc<KeyCache>,
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
-    HandOver { batches: mut handed_over, runner }: HandOver,
+    HandOver { batches: mut handed_over, runner, handed }: HandOver,
     shutdown: CancellationToken,
 ) {
     let report = |cache: &KeyCache, outcome: Result<(), ProjectionError>| {
@@ -611,13 +613,20 @@ fn follow(
             if announced {
                 // Wait for the hand-over, but only while the runner of this process may still
                 // bring one: when another instance applied the batch, the runner only moves
-                // its position, and the cache reads at once.
+                // its position without handing it over, and the cache reads at once.
                 let target = *hint.borrow_and_update();
                 let (mut cached, mut ran) = (cache.position(), runner.clone());
+                let passed_without_handing = async {
+                    let _ = ran.wait_for(|p| *p >= target).await;
+                    if *handed.borrow() >= target {
+                        // Handed over: the feeding task applies it in a moment.
+                        std::future::pending::<()>().await;
+                    }
+                };
                 let _ = tokio::time::timeout(HAND_OVER_WAIT, async {
                     tokio::select! {
                         _ = cached.wait_for(|p| *p >= target) => {}
-                        _ = ran.wait_for(|p| *p >= target) => {}
+                        _ = passed_without_handing => {}
                     }
                 })
                 .await;

@@ -1,30 +1,52 @@
-//! Group commit: one writer task per process appends the commands that are ready together, in
-//! one transaction — the head row locked once, one optimistic-concurrency check for all of
-//! them, one multi-row INSERT, one commit — and answers each command on its own. Under load a
-//! batch is every command that arrived while the previous commit was being flushed, so the
-//! head lock is held once per batch instead of once per command and commits approach the
-//! database's own rate.
+//! Group commit: one writer per process appends the commands that are ready together and
+//! answers each on its own. Under load a batch is every command that arrived while the
+//! previous one was being flushed, so the head lock and the disk flush are paid once per batch
+//! and commits approach the database's own rate.
 //!
-//! Why readers never skip an event: positions (and the hash chain) are still assigned by the
-//! insert trigger under the `event_log_head` row lock, which the writer takes first and holds
-//! to its commit; every append on every instance takes the same lock. So positions are given
-//! in commit order, without gaps, and a reader that sees position N sees everything below N.
-//! The chain covers every event as soon as it commits, exactly as before.
+//! The common case is one statement on the writer's own connection, outside any explicit
+//! transaction: the events of every command in one multi-row INSERT, their snapshots and
+//! idempotency marks — one round trip, one commit. The writer runs on a thread of its own
+//! ([`crate::dedicated`]). What it committed is handed, as stored (positions, ids, times), to
+//! the projection runner of this process ([`Committed`]), which applies it without reading it
+//! back.
 //!
-//! A command refused by the check (its aggregate moved on) gets `OptimisticLockError`, like a
-//! unique-key violation before. If the batch fails as a whole (a value PostgreSQL refuses),
-//! each command of it is appended alone, so only the bad one fails.
+//! Why readers never skip an event: positions (and the hash chain) are assigned by the insert
+//! trigger under the `event_log_head` row lock, which the first row of every append on every
+//! instance takes and holds to commit. So positions are given in commit order, without gaps,
+//! and a reader that sees position N sees everything below N. The chain covers every event as
+//! soon as it commits.
+//!
+//! Optimistic concurrency: an event continues its aggregate's sequence, and the
+//! `(aggregate_type, aggregate_id, sequence)` unique key refuses a stale one. When the batch
+//! statement fails on that (or on a value PostgreSQL refuses), the batch is appended again
+//! the careful way: the head row locked first, every command's sequences checked in one query,
+//! only the commands that pass inserted; a stale command gets `OptimisticLockError`. If that
+//! fails on a value, each command is appended alone, so only the bad one fails.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use tokenhub_projections::StoredEvent;
 use tokio::sync::{mpsc, oneshot};
 
-use super::repository::{insert_events, persist_one, SnapshotRow};
+use super::repository::{append, persist_one, tenant_of, Appended, SnapshotRow};
 
 /// Commands appended in one transaction at most.
 pub const MAX_BATCH: usize = 512;
+
+/// How long an append waits for the head row before it fails (another appender holds it).
+const LOCK_TIMEOUT: &str = "5s";
+
+/// Where the writer hands every batch it appended in one statement, in position order, once
+/// committed: the projection runner of this process applies them without reading them back.
+/// A batch that does not fit is dropped (the runner reads the log instead).
+pub type Committed = mpsc::Sender<Vec<StoredEvent>>;
+
+/// Batches kept for the runner before the writer drops them.
+pub const COMMITTED_BATCHES: usize = 256;
 
 /// One command's append.
 #[derive(Debug)]
@@ -46,10 +68,20 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer on `pool` (needs a Tokio runtime).
-    pub fn spawn(pool: PgPool) -> Self {
+    /// Starts the writer on a connection of its own to `pool`'s database (needs a Tokio
+    /// runtime); what it commits goes to `committed` too, when given.
+    pub fn spawn(pool: &PgPool, committed: Option<Committed>) -> Self {
+        // Its own thread and connection (see `crate::dedicated`); the lock timeout is set once
+        // for the session, as a single-statement append has no transaction to `SET LOCAL` it in.
+        let options = (*pool.connect_options()).clone().options([("lock_timeout", LOCK_TIMEOUT)]);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
+        crate::dedicated::spawn("event-writer", move || {
+            let own = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(options);
+            run(own, rx, committed)
+        });
         Self { tx }
     }
 
@@ -67,7 +99,7 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>, committed: Option<Committed>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
@@ -75,19 +107,43 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
         }
         metrics::histogram!("tokenhub_group_commit_batch_size").record(batch.len() as f64);
         let appends: Vec<Append> = std::mem::take(&mut batch);
-        match append_batch(&pool, &appends).await {
+        // The common case: every command continues its aggregates, one statement appends all.
+        let everything = vec![true; appends.len()];
+        let stored = append(
+            &pool,
+            &events_of(&appends, &everything),
+            &snapshots_of(&appends, &everything),
+            &claims_of(&appends, &everything),
+        )
+        .await;
+        let refused = match stored {
+            Ok(stored) => {
+                answer_and_hand_over(appends, stored, committed.as_ref());
+                continue;
+            }
+            Err(e) if is_data_error(&e) => e,
+            Err(e) => {
+                // The database is unreachable or the head lock timed out: the same for all.
+                tracing::warn!(error = %e, size = appends.len(), "group commit failed");
+                for append in appends {
+                    let _ = append.answer.send(Err(down(&e)));
+                }
+                continue;
+            }
+        };
+        // An aggregate moved on (a unique violation) or a value was refused: check every
+        // command under the head lock and append those that pass.
+        tracing::debug!(error = %refused, size = appends.len(), "group commit refused; checking each command");
+        match append_checked(&pool, &appends).await {
             Ok(outcomes) => {
                 for (append, outcome) in appends.into_iter().zip(outcomes) {
                     let _ = append.answer.send(outcome);
                 }
             }
             Err(e) if !is_data_error(&e) => {
-                // The database is unreachable or the head lock timed out: the same for all.
                 tracing::warn!(error = %e, size = appends.len(), "group commit failed");
                 for append in appends {
-                    let _ = append
-                        .answer
-                        .send(Err(PersistenceError::ConnectionError(Box::new(DbDown(e.to_string())))));
+                    let _ = append.answer.send(Err(down(&e)));
                 }
             }
             Err(e) => {
@@ -101,6 +157,101 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>) {
             }
         }
     }
+}
+
+fn down(e: &sqlx::Error) -> PersistenceError {
+    PersistenceError::ConnectionError(Box::new(DbDown(e.to_string())))
+}
+
+/// Answers each command of a batch appended as a whole with its last position, then hands
+/// the batch, as stored, to `committed`.
+fn answer_and_hand_over(appends: Vec<Append>, mut stored: Vec<Appended>, committed: Option<&Committed>) {
+    let position_of: HashMap<(&str, &str, i64), i64> = stored
+        .iter()
+        .map(|a| ((a.aggregate_type.as_str(), a.aggregate_id.as_str(), a.sequence), a.position))
+        .collect();
+    let last: Vec<i64> = appends
+        .iter()
+        .map(|a| {
+            a.events
+                .iter()
+                .filter_map(|e| {
+                    position_of.get(&(e.aggregate_type.as_str(), e.aggregate_id.as_str(), e.sequence as i64))
+                })
+                .copied()
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    drop(position_of);
+    let mut events = Vec::with_capacity(stored.len());
+    for (append, position) in appends.into_iter().zip(last) {
+        let _ = append.answer.send(Ok(position));
+        events.extend(append.events);
+    }
+    let Some(committed) = committed else { return };
+    // Positions follow the batch's order (one INSERT, rows in order under the head lock).
+    stored.sort_by_key(|a| a.position);
+    let same = |e: &SerializedEvent, a: &Appended| {
+        e.aggregate_type == a.aggregate_type
+            && e.aggregate_id == a.aggregate_id
+            && e.sequence as i64 == a.sequence
+    };
+    if events.len() != stored.len() || !events.iter().zip(&stored).all(|(e, a)| same(e, a)) {
+        tracing::error!("appended rows do not follow the batch's order; the runner reads them from the log");
+        return;
+    }
+    let batch = events
+        .into_iter()
+        .zip(stored)
+        .map(|(e, a)| StoredEvent {
+            position: a.position,
+            event_id: a.event_id,
+            tenant_id: tenant_of(&e).map(str::to_string),
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            sequence: a.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: a.recorded_at,
+        })
+        .collect();
+    // Full (the runner is behind or stuck): it reads the log instead.
+    let _ = committed.try_send(batch);
+}
+
+/// The events of the `accepted` commands, in order.
+fn events_of<'a>(appends: &'a [Append], accepted: &[bool]) -> Vec<&'a SerializedEvent> {
+    appends.iter().zip(accepted).filter(|(_, ok)| **ok).flat_map(|(a, _)| a.events.iter()).collect()
+}
+
+/// The newest snapshot per aggregate of the `accepted` commands (an upsert may not touch a
+/// row twice).
+fn snapshots_of<'a>(appends: &'a [Append], accepted: &[bool]) -> Vec<&'a SnapshotRow> {
+    let mut newest: HashMap<(&str, &str), &SnapshotRow> = HashMap::new();
+    for snapshot in
+        appends.iter().zip(accepted).filter(|(_, ok)| **ok).filter_map(|(a, _)| a.snapshot.as_ref())
+    {
+        let slot = newest
+            .entry((snapshot.aggregate_type.as_str(), snapshot.aggregate_id.as_str()))
+            .or_insert(snapshot);
+        if snapshot.last_sequence > slot.last_sequence {
+            *slot = snapshot;
+        }
+    }
+    newest.into_values().collect()
+}
+
+/// The idempotency claims of the `accepted` commands.
+fn claims_of<'a>(appends: &'a [Append], accepted: &[bool]) -> Vec<&'a [u8]> {
+    appends
+        .iter()
+        .zip(accepted)
+        .filter(|(_, ok)| **ok)
+        .filter_map(|(a, _)| a.claim.as_ref().map(|c| &c[..]))
+        .collect()
 }
 
 /// A database failure that is the same for every command of a batch.
@@ -124,7 +275,7 @@ type Key = (String, String);
 
 /// Appends every command of `appends` that passes the concurrency check in one transaction;
 /// each one's outcome, in order.
-async fn append_batch(
+async fn append_checked(
     pool: &PgPool,
     appends: &[Append],
 ) -> Result<Vec<Result<i64, PersistenceError>>, sqlx::Error> {
@@ -177,41 +328,19 @@ async fn append_batch(
         }
     }
 
-    let events: Vec<&SerializedEvent> =
-        appends.iter().zip(&accepted).filter(|(_, ok)| **ok).flat_map(|(a, _)| a.events.iter()).collect();
     let mut positions: HashMap<(String, String, i64), i64> = HashMap::new();
-    if !events.is_empty() {
-        let returned = insert_events(&mut tx, &events).await?;
-        positions = returned.into_iter().map(|(t, i, s, p)| ((t, i, s), p)).collect();
-    }
-
-    // One snapshot per aggregate (the newest): an upsert may not touch a row twice.
-    let mut newest: HashMap<(&str, &str), &SnapshotRow> = HashMap::new();
-    for snapshot in
-        appends.iter().zip(&accepted).filter(|(_, ok)| **ok).filter_map(|(a, _)| a.snapshot.as_ref())
-    {
-        let slot = newest
-            .entry((snapshot.aggregate_type.as_str(), snapshot.aggregate_id.as_str()))
-            .or_insert(snapshot);
-        if snapshot.last_sequence > slot.last_sequence {
-            *slot = snapshot;
-        }
-    }
-    let snapshots: Vec<&SnapshotRow> = newest.into_values().collect();
-    if !snapshots.is_empty() {
-        super::repository::upsert_snapshots(&mut tx, &snapshots).await?;
-    }
-    let claims: Vec<&[u8]> = appends
-        .iter()
-        .zip(&accepted)
-        .filter(|(_, ok)| **ok)
-        .filter_map(|(a, _)| a.claim.as_ref().map(|c| &c[..]))
-        .collect();
-    if !claims.is_empty() {
-        sqlx::query("UPDATE idempotency_requests SET committed = true WHERE scope = ANY($1)")
-            .bind(&claims)
-            .execute(&mut *tx)
-            .await?;
+    if accepted.iter().any(|ok| *ok) {
+        let stored = append(
+            &mut *tx,
+            &events_of(appends, &accepted),
+            &snapshots_of(appends, &accepted),
+            &claims_of(appends, &accepted),
+        )
+        .await?;
+        positions = stored
+            .into_iter()
+            .map(|a| ((a.aggregate_type, a.aggregate_id, a.sequence), a.position))
+            .collect();
     }
     tx.commit().await?;
 

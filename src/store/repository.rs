@@ -44,9 +44,10 @@ impl PgEventRepository {
     }
 
     /// A repository on `pool` whose appends go through one group-commit writer
-    /// ([`super::group_commit`]); needs a Tokio runtime.
-    pub fn with_group_commit(pool: PgPool) -> Self {
-        let writer = Some(super::group_commit::GroupCommit::spawn(pool.clone()));
+    /// ([`super::group_commit`]), which hands what it commits to `committed` when given;
+    /// needs a Tokio runtime.
+    pub fn with_group_commit(pool: PgPool, committed: Option<super::group_commit::Committed>) -> Self {
+        let writer = Some(super::group_commit::GroupCommit::spawn(&pool, committed));
         Self { pool, writer }
     }
 }
@@ -86,52 +87,65 @@ pub struct SnapshotRow {
     pub state: Value,
 }
 
-/// Stores snapshots (newer ones only) in `tx`.
-pub(crate) async fn upsert_snapshots(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    snapshots: &[&SnapshotRow],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, schema_version, last_sequence, snapshot_version, state) \
-         SELECT t, i, $3, s, v, st FROM unnest($1::text[], $2::text[], $4::bigint[], $5::bigint[], $6::jsonb[]) AS x(t, i, s, v, st) \
-         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
-         schema_version = excluded.schema_version, last_sequence = excluded.last_sequence, \
-         snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = now() \
-         WHERE aggregate_snapshots.last_sequence < excluded.last_sequence",
-    )
-    .bind(snapshots.iter().map(|s| s.aggregate_type.as_str()).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|s| s.aggregate_id.as_str()).collect::<Vec<_>>())
-    .bind(SNAPSHOT_SCHEMA)
-    .bind(snapshots.iter().map(|s| s.last_sequence).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|s| s.version).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|s| &s.state).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// What the log gave an appended event.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Appended {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub position: i64,
+    pub event_id: uuid::Uuid,
+    pub recorded_at: time::OffsetDateTime,
 }
 
-/// Inserts `events` in order with one multi-row INSERT (the trigger gives each its position
-/// and hash); (aggregate type, aggregate id, sequence, position) of each.
-pub(crate) async fn insert_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// Appends `events` in order (one multi-row INSERT: the trigger gives each its position, time
+/// and hash), stores `snapshots` (newer ones only; at most one per aggregate) and marks the
+/// idempotency `claims` committed, in one statement: outside a transaction it is a single
+/// round trip and a transaction of its own. A unique violation means an aggregate moved on.
+pub(crate) async fn append<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
     events: &[&SerializedEvent],
-) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+    snapshots: &[&SnapshotRow],
+    claims: &[&[u8]],
+) -> Result<Vec<Appended>, sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
-         SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-         $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
-         RETURNING aggregate_type, aggregate_id, sequence, position",
+        "WITH appended AS ( \
+             INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, payload, metadata) \
+             SELECT t, i, s, et, ev, tn, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+             $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS x(t, i, s, et, ev, tn, p, m, n) ORDER BY n \
+             RETURNING aggregate_type, aggregate_id, sequence, position, event_id, recorded_at), \
+         snapshots AS ( \
+             INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, schema_version, last_sequence, snapshot_version, state) \
+             SELECT t, i, $9, s, v, st FROM unnest($10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::jsonb[]) AS x(t, i, s, v, st) \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET \
+             schema_version = excluded.schema_version, last_sequence = excluded.last_sequence, \
+             snapshot_version = excluded.snapshot_version, state = excluded.state, taken_at = now() \
+             WHERE aggregate_snapshots.last_sequence < excluded.last_sequence), \
+         claims AS (UPDATE idempotency_requests SET committed = true WHERE scope = ANY($15)) \
+         SELECT * FROM appended",
     )
     .bind(events.iter().map(|e| e.aggregate_type.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.event_version.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.metadata.get(TENANT_META_KEY).and_then(Value::as_str)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| tenant_of(e)).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
+    .bind(SNAPSHOT_SCHEMA)
+    .bind(snapshots.iter().map(|s| s.aggregate_type.as_str()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.last_sequence).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| s.version).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|s| &s.state).collect::<Vec<_>>())
+    .bind(claims)
+    .fetch_all(executor)
     .await
+}
+
+/// The tenant an event concerns (its `tenant_id` column): from the metadata.
+pub(crate) fn tenant_of(event: &SerializedEvent) -> Option<&str> {
+    event.metadata.get(TENANT_META_KEY).and_then(Value::as_str)
 }
 
 /// Appends one command's events in a transaction of its own (multi-row INSERT), with its
@@ -145,23 +159,15 @@ pub(crate) async fn persist_one(
     // Appends are serialised by the head row; never wait on it forever.
     let mut tx = pool.begin_with(super::BEGIN_APPEND).await.map_err(connection_error)?;
     let refs: Vec<&SerializedEvent> = events.iter().collect();
-    let position = match insert_events(&mut tx, &refs).await {
-        Ok(rows) => rows.into_iter().map(|r| r.3).max().unwrap_or(0),
+    let snapshots: Vec<&SnapshotRow> = snapshot.into_iter().collect();
+    let claims: Vec<&[u8]> = claim.as_ref().map(|c| &c[..]).into_iter().collect();
+    let position = match append(&mut *tx, &refs, &snapshots, &claims).await {
+        Ok(rows) => rows.into_iter().map(|r| r.position).max().unwrap_or(0),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             return Err(PersistenceError::OptimisticLockError)
         }
         Err(e) => return Err(connection_error(e)),
     };
-    if let Some(snapshot) = snapshot {
-        upsert_snapshots(&mut tx, &[snapshot]).await.map_err(connection_error)?;
-    }
-    if let Some(scope) = claim {
-        sqlx::query("UPDATE idempotency_requests SET committed = true WHERE scope = $1")
-            .bind(&scope[..])
-            .execute(&mut *tx)
-            .await
-            .map_err(connection_error)?;
-    }
     tx.commit().await.map_err(connection_error)?;
     Ok(position)
 }

@@ -316,7 +316,7 @@ async fn group_commit_appends_concurrent_commands_in_one_order_and_refuses_only_
     let (db, stream) = (TestDb::new(), TestStream::new());
     let app = TestApp::start(&db, &stream).await;
     let head = app.head().await;
-    let repo = PgEventRepository::with_group_commit(app.pool.clone());
+    let repo = PgEventRepository::with_group_commit(app.pool.clone(), None);
     let mut tasks = Vec::new();
     for i in 0..200 {
         let repo = repo.clone();
