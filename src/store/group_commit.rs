@@ -124,10 +124,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>, committed: Option<Com
             Err(e) if is_data_error(&e) => e,
             Err(e) => {
                 // The database is unreachable or the head lock timed out: the same for all.
-                tracing::warn!(error = %e, size = appends.len(), "group commit failed");
-                for append in appends {
-                    let _ = append.answer.send(Err(down(&e)));
-                }
+                fail_all(appends, &e);
                 continue;
             }
         };
@@ -140,12 +137,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>, committed: Option<Com
                     let _ = append.answer.send(outcome);
                 }
             }
-            Err(e) if !is_data_error(&e) => {
-                tracing::warn!(error = %e, size = appends.len(), "group commit failed");
-                for append in appends {
-                    let _ = append.answer.send(Err(down(&e)));
-                }
-            }
+            Err(e) if !is_data_error(&e) => fail_all(appends, &e),
             Err(e) => {
                 // A value the database refused: each command alone, so only the bad one fails.
                 tracing::debug!(error = %e, size = appends.len(), "group commit refused a value; appending one by one");
@@ -159,8 +151,12 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>, committed: Option<Com
     }
 }
 
-fn down(e: &sqlx::Error) -> PersistenceError {
-    PersistenceError::ConnectionError(Box::new(DbDown(e.to_string())))
+/// Answers every command of `appends` with the same failure `e` (not one command's fault).
+fn fail_all(appends: Vec<Append>, e: &sqlx::Error) {
+    tracing::warn!(error = %e, size = appends.len(), "group commit failed");
+    for append in appends {
+        let _ = append.answer.send(Err(PersistenceError::ConnectionError(Box::new(DbDown(e.to_string())))));
+    }
 }
 
 /// Answers each command of a batch appended as a whole with its last position, then hands
