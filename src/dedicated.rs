@@ -4,6 +4,10 @@
 //! on the shared workers, which under load was most of each round trip's time.
 
 use std::future::Future;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
 
 /// Runs the future `make` builds on a new thread named `name` (its own runtime, so sockets it
 /// opens belong to that thread); on the caller's runtime if no thread can be started.
@@ -32,4 +36,10 @@ where
             tokio::spawn(make());
         }
     }
+}
+
+/// A pool of one connection with `options`, opened on first use: called inside the future a
+/// [`spawn`]ed thread runs, the connection belongs to that thread's runtime.
+pub fn connection(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options)
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokenhub_projections::log::head_position;
 use tokenhub_projections::StoredEvent;
@@ -205,16 +205,13 @@ async fn catch_up(
     known: i64,
     hand_over: &Handing,
 ) -> i64 {
-    let gauge = |name: &'static str, position: i64| {
-        metrics::gauge!("tokenhub_projection_position", "projection" => name).set(position as f64);
-    };
     let committed = |events: Vec<StoredEvent>| {
         metrics::counter!("tokenhub_projection_batches_total", "source" => "log").increment(1);
         hand_over.send(events)
     };
     match tokenhub_projections::catch_up_all(pool, projections, &committed).await {
         Ok(position) => {
-            projections.iter().for_each(|p| gauge(p.name(), position));
+            projections.iter().for_each(|p| report_position(p.name(), position));
             return position;
         }
         Err(e) => tracing::warn!(error = %e, "catching up all projections together failed; one by one"),
@@ -223,7 +220,7 @@ async fn catch_up(
     for projection in projections {
         match tokenhub_projections::catch_up(pool, projection.as_ref()).await {
             Ok(position) => {
-                gauge(projection.name(), position);
+                report_position(projection.name(), position);
                 reached = reached.min(position);
             }
             Err(e) => {
@@ -253,10 +250,7 @@ pub fn spawn_projections(
     let handed_batches = Arc::new(AtomicU64::new(0));
     let runner_handed = Arc::clone(&handed_batches);
     crate::dedicated::spawn("projections", move || async move {
-        let runner_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options);
+        let runner_pool = crate::dedicated::connection(options);
         let projections = tokenhub_projections::all();
         let reached = |position: i64| {
             tx.send_if_modified(|p| {
@@ -292,9 +286,17 @@ pub fn spawn_projections(
             catch_up_now = match handed {
                 Some(batch) => {
                     let (events, gap) = following(known, batch, &mut committed);
-                    match apply_handed(&runner_pool, &projections, known, events, &runner_hand_over).await {
+                    match apply_handed(
+                        &runner_pool,
+                        &projections,
+                        known,
+                        events,
+                        &runner_hand_over,
+                        &runner_handed,
+                    )
+                    .await
+                    {
                         Some(position) => {
-                            runner_handed.fetch_add(1, Ordering::Relaxed);
                             reached(position);
                             gap
                         }
@@ -358,17 +360,16 @@ async fn apply_handed(
     known: i64,
     events: Vec<StoredEvent>,
     hand_over: &Handing,
+    handed_batches: &AtomicU64,
 ) -> Option<i64> {
     if events.is_empty() {
         return Some(known);
     }
     match tokenhub_projections::apply_committed(pool, projections, known, &events).await {
         Ok(Some(position)) => {
-            for projection in projections {
-                metrics::gauge!("tokenhub_projection_position", "projection" => projection.name())
-                    .set(position as f64);
-            }
+            projections.iter().for_each(|p| report_position(p.name(), position));
             metrics::counter!("tokenhub_projection_batches_total", "source" => "handed").increment(1);
+            handed_batches.fetch_add(1, Ordering::Relaxed);
             hand_over.send(events);
             Some(position)
         }
@@ -378,6 +379,11 @@ async fn apply_handed(
             None
         }
     }
+}
+
+/// Exports the position a projection reached.
+fn report_position(projection: &'static str, position: i64) {
+    metrics::gauge!("tokenhub_projection_position", "projection" => projection).set(position as f64);
 }
 
 /// The runner's side of [`crate::cache::HandOver`].

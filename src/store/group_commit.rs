@@ -24,10 +24,8 @@
 //! fails on a value, each command is appended alone, so only the bad one fails.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokenhub_projections::StoredEvent;
 use tokio::sync::{mpsc, oneshot};
@@ -76,11 +74,7 @@ impl GroupCommit {
         let options = (*pool.connect_options()).clone().options([("lock_timeout", LOCK_TIMEOUT)]);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         crate::dedicated::spawn("event-writer", move || {
-            let own = PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_lazy_with(options);
-            run(own, rx, committed)
+            run(crate::dedicated::connection(options), rx, committed)
         });
         Self { tx }
     }
