@@ -55,6 +55,24 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    /// Every code, in declaration order (`code as usize` is its index).
+    pub const ALL: [VerifyCode; 14] = [
+        VerifyCode::Valid,
+        VerifyCode::Malformed,
+        VerifyCode::NotFound,
+        VerifyCode::Disabled,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::IpNotAllowed,
+        VerifyCode::ModelNotAllowed,
+        VerifyCode::TenantSuspended,
+        VerifyCode::TenantDeleted,
+        VerifyCode::SubAccountDisabled,
+        VerifyCode::SubAccountDeleted,
+        VerifyCode::QuotaExceeded,
+        VerifyCode::RateLimited,
+    ];
+
     /// The code on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -465,6 +483,13 @@ mod tests {
     }
 
     #[test]
+    fn every_code_is_listed_at_its_index() {
+        for (i, code) in VerifyCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{}", code.as_str());
+        }
+    }
+
+    #[test]
     fn key_bound_tags_win_and_reserved_client_tags_are_dropped() {
         let bound: Vec<(Box<str>, Box<str>)> = vec![("customer_id".into(), "acme-corp".into())];
         let client = BTreeMap::from([
@@ -473,7 +498,10 @@ mod tests {
             ("tokenhub.other".to_string(), "evil".to_string()),
             ("session".to_string(), "s1".to_string()),
         ]);
-        let merged = crate::http::verify::merge_tags(Some(client), &bound);
+        let merged: BTreeMap<String, String> = crate::http::verify::merge_tags(Some(&client), &bound)
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.to_string()))
+            .collect();
         assert_eq!(
             merged,
             BTreeMap::from([

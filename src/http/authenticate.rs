@@ -123,13 +123,14 @@ impl FromRequestParts<AppState> for Principal {
             .iter()
             .filter(|name| headers.contains_key(**name))
             .count();
-        if presented + usize::from(has_session_cookie(parts)) > 1 {
+        let session = has_session_cookie(parts);
+        if presented + usize::from(session) > 1 {
             return Err(ApiError::new(
                 Code::AmbiguousCredentials,
                 "send one credential: Authorization, X-API-Key, X-Master-Key or the session cookie, not several",
             ));
         }
-        if presented == 0 && has_session_cookie(parts) {
+        if presented == 0 && session {
             return session_principal(parts, state).await;
         }
         let ip = client_ip(parts, &state.trusted_proxies);
@@ -210,9 +211,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// True when the request carries a session cookie — even an empty or unreadable one, which is
 /// a (wrong) credential, not the absence of one.
 pub fn has_session_cookie(parts: &Parts) -> bool {
-    let name = format!("{SESSION_COOKIE}=");
     parts.headers.get_all(header::COOKIE).iter().any(|v| {
-        v.as_bytes().split(|b| *b == b';').any(|pair| pair.trim_ascii_start().starts_with(name.as_bytes()))
+        v.as_bytes().split(|b| *b == b';').any(|pair| {
+            pair.trim_ascii_start()
+                .strip_prefix(SESSION_COOKIE.as_bytes())
+                .is_some_and(|rest| rest.starts_with(b"="))
+        })
     })
 }
 

@@ -1,10 +1,14 @@
 //! `POST /v1/keys/verify`: the gateway's hot path. Answered from the in-memory key cache:
 //! no database or NATS round trip.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX;
@@ -39,9 +43,10 @@ pub struct VerifyRequest {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+// It borrows from the cached key and the request, so answering allocates little.
 /// The answer: always 200 for a well-formed request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     /// True only for `VALID`.
     pub valid: bool,
     /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `REVOKED`, `EXPIRED`, `IP_NOT_ALLOWED`,
@@ -51,33 +56,40 @@ pub struct VerifyResponse {
     pub code: &'static str,
     /// Public id of the key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub public_id: Option<&'a str>,
     /// Its tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub tenant_id: Option<&'a str>,
     /// Its sub-account.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_account_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sub_account_id: Option<&'a str>,
     /// Its name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<&'a str>,
     /// Its role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
     /// The role of its sub-account.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_account_role: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sub_account_role: Option<&'a str>,
     /// Its effective permissions: its own, narrowed to its sub-account's.
     pub permissions: Vec<String>,
     /// Its model list (empty = any).
-    pub allowed_models: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub allowed_models: Vec<&'a str>,
     /// Its expiry.
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none", default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     /// Client tags merged with the key-bound tags: a key-bound tag wins over a client tag of the
     /// same name and also appears as `tokenhub.<name>`, which clients can never set.
-    pub tags: BTreeMap<String, String>,
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub tags: BTreeMap<Cow<'a, str>, &'a str>,
     /// The tightest of the key's, its sub-account's and its tenant's monthly LLM-token quotas,
     /// when any applies.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,17 +123,32 @@ pub struct QuotaView {
 
 /// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
 /// also under the reserved prefix.
-pub fn merge_tags(
-    client: Option<BTreeMap<String, String>>,
-    bound: &[(Box<str>, Box<str>)],
-) -> BTreeMap<String, String> {
-    let mut tags: BTreeMap<String, String> =
-        client.unwrap_or_default().into_iter().filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX)).collect();
+pub fn merge_tags<'a>(
+    client: Option<&'a BTreeMap<String, String>>,
+    bound: &'a [(Box<str>, Box<str>)],
+) -> BTreeMap<Cow<'a, str>, &'a str> {
+    let mut tags: BTreeMap<Cow<'a, str>, &'a str> = client
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX))
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.as_str()))
+        .collect();
     for (k, v) in bound {
-        tags.insert(k.to_string(), v.to_string());
-        tags.insert(format!("{RESERVED_TAG_PREFIX}{k}"), v.to_string());
+        tags.insert(Cow::Borrowed(k), v);
+        tags.insert(Cow::Owned([RESERVED_TAG_PREFIX, k].concat()), v);
     }
     tags
+}
+
+/// Counts a verdict in `tokenhub_verifications_total{code}`. The counters are looked up once
+/// (the recorder is installed at start, before the first request): a labelled `counter!`
+/// hashes its key into the registry on every call, which the hot path does not need.
+fn count_verification(code: VerifyCode) {
+    static COUNTERS: OnceLock<[metrics::Counter; VerifyCode::ALL.len()]> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        VerifyCode::ALL.map(|c| metrics::counter!("tokenhub_verifications_total", "code" => c.as_str()))
+    });
+    counters[code as usize].increment(1);
 }
 
 /// Verify a key for a gateway.
@@ -140,7 +167,7 @@ pub async fn verify_key(
     State(state): State<AppState>,
     auth: Authorized<VerifyKeys>,
     Json(body): Json<VerifyRequest>,
-) -> ApiResult<axum::Json<VerifyResponse>> {
+) -> ApiResult<Response> {
     let ip = match body.ip.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(
@@ -155,7 +182,7 @@ pub async fn verify_key(
     if let Some(tenant) = verdict.key.as_ref().and_then(|k| k.tenant_id.as_deref()) {
         auth.principal.may_act_for(tenant)?;
     }
-    metrics::counter!("tokenhub_verifications_total", "code" => verdict.code.as_str()).increment(1);
+    count_verification(verdict.code);
     if verdict.code == VerifyCode::RateLimited {
         if let Some(key) = &verdict.key {
             if let Some(tenant) = key.tenant_id.as_deref() {
@@ -164,8 +191,8 @@ pub async fn verify_key(
         }
     }
     let permissions = verdict.effective_permissions();
-    let sub_account_role = verdict.sub_account.as_ref().map(|s| s.role.clone());
-    let answer = match verdict.key {
+    let sub_account_role = verdict.sub_account.as_deref().map(|s| s.role.as_str());
+    let answer = match verdict.key.as_deref() {
         None => VerifyResponse {
             valid: false,
             code: verdict.code.as_str(),
@@ -185,16 +212,16 @@ pub async fn verify_key(
         Some(key) => VerifyResponse {
             valid: verdict.code == VerifyCode::Valid,
             code: verdict.code.as_str(),
-            public_id: Some(key.public_id.to_string()),
-            tenant_id: key.tenant_id.as_deref().map(str::to_string),
-            sub_account_id: key.sub_account_id.as_deref().map(str::to_string),
-            name: Some(key.name.to_string()),
+            public_id: Some(&key.public_id),
+            tenant_id: key.tenant_id.as_deref(),
+            sub_account_id: key.sub_account_id.as_deref(),
+            name: Some(&key.name),
             role: Some(key.role.as_str()),
             sub_account_role,
             permissions,
-            allowed_models: key.allowed_models.iter().map(|m| m.to_string()).collect(),
+            allowed_models: key.allowed_models.iter().map(|m| &**m).collect(),
             expires_at: key.expires_at,
-            tags: merge_tags(body.tags, &key.tags),
+            tags: merge_tags(body.tags.as_ref(), &key.tags),
             quota: verdict.quota.map(|q| QuotaView {
                 scope: q.scope.as_str(),
                 limit: q.limit,
@@ -207,5 +234,7 @@ pub async fn verify_key(
                 .then(|| rfc3339(window_end(LimitPeriod::Minute, now))),
         },
     };
-    Ok(axum::Json(answer))
+    // Serialised here, while the borrowed answer lives.
+    let bytes = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
