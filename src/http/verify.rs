@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -234,7 +233,6 @@ pub async fn verify_key(
                 .then(|| rfc3339(window_end(LimitPeriod::Minute, now))),
         },
     };
-    // Serialised here, while the borrowed answer lives.
-    let bytes = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    // Turned into the response here, while the borrowed answer lives.
+    Ok(axum::Json(answer).into_response())
 }
