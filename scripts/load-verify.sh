@@ -51,7 +51,7 @@ for round in $(seq 1 "$ROUNDS"); do
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${target[@]}" >"$WORK/$what.$round.txt"
     after=$(cpu)
     requests=$(awk '/requests in/ {print $1}' "$WORK/$what.$round.txt")
-    echo "$round $what $(rps "$WORK/$what.$round.txt") $(awk '/ 99%/ {print $2}' "$WORK/$what.$round.txt") $(( (after - before) * 1000000 / TICK / requests ))" >>"$WORK/runs"
+    echo "$round $what $(rps "$WORK/$what.$round.txt") $(awk '/ 99%/ {print $2}' "$WORK/$what.$round.txt") $(awk -v a="$after" -v b="$before" -v t="$TICK" -v r="$requests" 'BEGIN { printf "%.1f", (a - b) * 1e6 / t / r }')" >>"$WORK/runs"
     grep -E "Non-2xx" "$WORK/$what.$round.txt" | sed "s/^/  $what /" || true
   done
 done
@@ -60,7 +60,7 @@ import statistics, sys
 runs = [line.split() for line in open(sys.argv[1])]
 by = {}
 for rnd, what, rps, p99, cpu_us in runs:
-    by.setdefault(rnd, {})[what] = (float(rps), p99, int(cpu_us))
+    by.setdefault(rnd, {})[what] = (float(rps), p99, float(cpu_us))
 ratios = []
 for rnd, r in sorted(by.items()):
     (e, ep99, ecpu), (v, vp99, vcpu) = r["empty"], r["verify"]

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::header::{self, AsHeaderName, HeaderName};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
 
@@ -24,12 +25,17 @@ use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// `X-Master-Key` (a constant name: looking up a `&str` parses it on every request).
+const X_MASTER_KEY: HeaderName = HeaderName::from_static("x-master-key");
+/// `X-API-Key`.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+pub(crate) fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, header::AUTHORIZATION.as_str())?;
+    let value = header_str(headers, header::AUTHORIZATION)?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -119,9 +125,9 @@ impl FromRequestParts<AppState> for Principal {
         }
         let headers = &parts.headers;
         // One credential per request: with two, which one acts would be a guess.
-        let presented = ["x-master-key", "x-api-key", header::AUTHORIZATION.as_str()]
-            .iter()
-            .filter(|name| headers.contains_key(**name))
+        let presented = [&X_MASTER_KEY, &X_API_KEY, &header::AUTHORIZATION]
+            .into_iter()
+            .filter(|name| headers.contains_key(*name))
             .count();
         let session = has_session_cookie(parts);
         if presented + usize::from(session) > 1 {
@@ -134,12 +140,12 @@ impl FromRequestParts<AppState> for Principal {
             return session_principal(parts, state).await;
         }
         let ip = client_ip(parts, &state.trusted_proxies);
-        let principal = if let Some(master) = header_str(headers, "x-master-key") {
+        let principal = if let Some(master) = header_str(headers, &X_MASTER_KEY) {
             check_master(state, master, ip).await.map_err(|e| {
                 e.unwrap_or_else(|| ApiError::new(Code::InvalidMasterKey, "the master key is invalid"))
             })?;
             Principal::SuperAdmin
-        } else if let Some(key) = header_str(headers, "x-api-key") {
+        } else if let Some(key) = header_str(headers, &X_API_KEY) {
             authenticate_key(state, key, ip)?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {

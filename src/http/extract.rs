@@ -3,8 +3,10 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 pub use crate::commands::RequestMeta;
@@ -29,37 +31,63 @@ fn is_json_content_type(req: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            // Compared without allocating: media types are case-insensitive.
+            let v = v.trim().as_bytes();
+            let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
+            let ends = |p: &[u8]| v.len() >= p.len() && v[v.len() - p.len()..].eq_ignore_ascii_case(p);
+            v.eq_ignore_ascii_case(b"application/json") || (starts(b"application/") && ends(b"+json"))
         })
         .unwrap_or(false)
 }
 
-async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+async fn json_bytes(req: Request) -> Result<Bytes, ApiError> {
     if !is_json_content_type(&req) {
         return Err(ApiError::new(
             Code::UnsupportedMediaType,
             "expected a body with Content-Type: application/json",
         ));
     }
-    body_bytes(req, state).await
+    body_bytes(req).await
 }
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(Code::PayloadTooLarge, "request body is too large")
-        } else {
-            ApiError::new(Code::InvalidBody, e.body_text())
+/// The whole body, at most [`crate::http::MAX_BODY_BYTES`]. A body that arrives in one frame
+/// (the usual small JSON request) is handed on as it is, without buffering or copying.
+async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(Code::PayloadTooLarge, "request body is too large");
+    let limit = crate::http::MAX_BODY_BYTES;
+    let mut body = req.into_body();
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::new(Code::InvalidBody, format!("the body could not be read: {e}")))?;
+        // Trailers carry nothing a JSON route reads.
+        let Ok(data) = frame.into_data() else { continue };
+        let read = first.as_ref().map_or(0, Bytes::len) + more.len() + data.len();
+        if read > limit {
+            return Err(too_large());
         }
-    })
+        match &first {
+            None => first = Some(data),
+            Some(head) => {
+                if more.is_empty() {
+                    more.extend_from_slice(head);
+                }
+                more.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(if more.is_empty() { first.unwrap_or_default() } else { more.freeze() })
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_bytes(req, state).await?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req).await?;
         parse_json(&bytes, Top::Object).map(Json)
     }
 }
@@ -67,8 +95,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonList<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_bytes(req, state).await?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req).await?;
         parse_json(&bytes, Top::Array).map(JsonList)
     }
 }
@@ -134,12 +162,75 @@ pub struct OptionalJson<T>(pub Option<T>);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req, state).await?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req).await?;
         // No body, or a JSON `null`: no options.
         if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(None));
         }
         parse_json(&bytes, Top::Object).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn streamed(chunks: Vec<Vec<u8>>) -> Request {
+        let frames = chunks.into_iter().map(Ok::<_, std::io::Error>);
+        Request::new(Body::from_stream(futures::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_in_one_frame_or_many() {
+        let one = body_bytes(Request::new(Body::from(r#"{"a":1}"#))).await.map_err(|e| e.code);
+        assert_eq!(one.as_deref(), Ok(&br#"{"a":1}"#[..]));
+        let many = body_bytes(streamed(vec![b"{\"a\"".to_vec(), b"".to_vec(), b":1}".to_vec()])).await;
+        assert_eq!(many.map_err(|e| e.code).as_deref(), Ok(&br#"{"a":1}"#[..]));
+        let empty = body_bytes(Request::new(Body::empty())).await.map_err(|e| e.code);
+        assert_eq!(empty.as_deref(), Ok(&b""[..]));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_also_without_a_length() {
+        let half = vec![b' '; crate::http::MAX_BODY_BYTES / 2 + 1];
+        let over = body_bytes(streamed(vec![half.clone(), half.clone()])).await.map_err(|e| e.code);
+        assert_eq!(over, Err(Code::PayloadTooLarge));
+        let exact = vec![b' '; crate::http::MAX_BODY_BYTES];
+        let at = body_bytes(streamed(vec![exact[..10].to_vec(), exact[10..].to_vec()])).await;
+        assert_eq!(at.map(|b| b.len()).map_err(|e| e.code), Ok(crate::http::MAX_BODY_BYTES));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_to_arrive_is_400_invalid_body() {
+        let frames = vec![Ok(b"{".to_vec()), Err(std::io::Error::other("connection reset"))];
+        let broken = body_bytes(Request::new(Body::from_stream(futures::stream::iter(frames)))).await;
+        assert_eq!(broken.map_err(|e| e.code), Err(Code::InvalidBody));
+    }
+
+    #[test]
+    fn json_media_types_are_recognised_in_any_case() {
+        let with = |ct: &str| {
+            let mut req = Request::new(Body::empty());
+            req.headers_mut().insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_str(ct)
+                    .unwrap_or_else(|_| axum::http::HeaderValue::from_static("x")),
+            );
+            is_json_content_type(&req)
+        };
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+            " application/json ",
+        ] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in ["text/json", "application/jsonx", "application/xml", "json", "+json"] {
+            assert!(!with(no), "{no}");
+        }
     }
 }
