@@ -1,12 +1,11 @@
 //! Extractors whose rejections use the error envelope: JSON bodies, path and query values,
 //! and the request context (id, client address, user agent).
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
-use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use crate::commands::RequestMeta;
@@ -30,64 +29,43 @@ fn is_json_content_type(req: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| {
+        .and_then(|v| v.trim().split_once('/'))
+        .map(|(kind, sub)| {
             // Compared without allocating: media types are case-insensitive.
-            let v = v.trim().as_bytes();
-            let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
-            let ends = |p: &[u8]| v.len() >= p.len() && v[v.len() - p.len()..].eq_ignore_ascii_case(p);
-            v.eq_ignore_ascii_case(b"application/json") || (starts(b"application/") && ends(b"+json"))
+            let suffix = sub.len().checked_sub(5).and_then(|at| sub.get(at..));
+            kind.eq_ignore_ascii_case("application")
+                && (sub.eq_ignore_ascii_case("json")
+                    || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json")))
         })
         .unwrap_or(false)
 }
 
-async fn json_bytes(req: Request) -> Result<Bytes, ApiError> {
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     if !is_json_content_type(&req) {
         return Err(ApiError::new(
             Code::UnsupportedMediaType,
             "expected a body with Content-Type: application/json",
         ));
     }
-    body_bytes(req).await
+    body_bytes(req, state).await
 }
 
-/// The whole body, at most [`crate::http::MAX_BODY_BYTES`]. A body that arrives in one frame
-/// (the usual small JSON request) is handed on as it is, without buffering or copying.
-async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::new(Code::PayloadTooLarge, "request body is too large");
-    let limit = crate::http::MAX_BODY_BYTES;
-    let mut body = req.into_body();
-    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
-        return Err(too_large());
-    }
-    let (mut first, mut joined, mut read): (Option<Bytes>, Option<BytesMut>, usize) = (None, None, 0);
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::new(Code::InvalidBody, format!("the body could not be read: {e}")))?;
-        // Trailers carry nothing a JSON route reads.
-        let Ok(data) = frame.into_data() else { continue };
-        read += data.len();
-        if read > limit {
-            return Err(too_large());
-        }
-        if let Some(joined) = &mut joined {
-            joined.extend_from_slice(&data);
-        } else if let Some(head) = first.take() {
-            let mut both = BytesMut::with_capacity(read);
-            both.extend_from_slice(&head);
-            both.extend_from_slice(&data);
-            joined = Some(both);
+/// The whole body, within the router's `DefaultBodyLimit`.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(Code::PayloadTooLarge, "request body is too large")
         } else {
-            first = Some(data);
+            ApiError::new(Code::InvalidBody, e.body_text())
         }
-    }
-    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+    })
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_bytes(req).await?;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
         parse_json(&bytes, Top::Object).map(Json)
     }
 }
@@ -95,8 +73,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonList<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_bytes(req).await?;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
         parse_json(&bytes, Top::Array).map(JsonList)
     }
 }
@@ -162,8 +140,8 @@ pub struct OptionalJson<T>(pub Option<T>);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = body_bytes(req).await?;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
         // No body, or a JSON `null`: no options.
         if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(None));
@@ -175,6 +153,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use tower::{Layer, ServiceExt};
 
     use super::*;
 
@@ -183,34 +163,43 @@ mod tests {
         Request::new(Body::from_stream(futures::stream::iter(frames)))
     }
 
+    /// The body as a handler reads it, behind the router's body limit.
+    async fn read(req: Request) -> Result<Bytes, ApiError> {
+        let service = tower::service_fn(|req: Request| async move {
+            Ok::<_, std::convert::Infallible>(body_bytes(req, &()).await)
+        });
+        let limited = DefaultBodyLimit::max(crate::http::MAX_BODY_BYTES).layer(service);
+        limited.oneshot(req).await.unwrap_or_else(|e| match e {})
+    }
+
     #[tokio::test]
     async fn a_body_is_read_whole_in_one_frame_or_many() {
-        let one = body_bytes(Request::new(Body::from(r#"{"a":1}"#))).await.map_err(|e| e.code);
+        let one = read(Request::new(Body::from(r#"{"a":1}"#))).await.map_err(|e| e.code);
         assert_eq!(one.as_deref(), Ok(&br#"{"a":1}"#[..]));
         let frames = vec![b"{\"a\"".to_vec(), b"".to_vec(), b":1".to_vec(), b"}".to_vec()];
-        let many = body_bytes(streamed(frames)).await;
+        let many = read(streamed(frames)).await;
         assert_eq!(many.map_err(|e| e.code).as_deref(), Ok(&br#"{"a":1}"#[..]));
-        let empty = body_bytes(Request::new(Body::empty())).await.map_err(|e| e.code);
+        let empty = read(Request::new(Body::empty())).await.map_err(|e| e.code);
         assert_eq!(empty.as_deref(), Ok(&b""[..]));
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_413_also_without_a_length() {
         let half = vec![b' '; crate::http::MAX_BODY_BYTES / 2 + 1];
-        let over = body_bytes(streamed(vec![half.clone(), half.clone()])).await.map_err(|e| e.code);
+        let over = read(streamed(vec![half.clone(), half.clone()])).await.map_err(|e| e.code);
         assert_eq!(over, Err(Code::PayloadTooLarge));
         // Exactly the limit, in three frames of which the first is the largest.
         let limit = crate::http::MAX_BODY_BYTES;
         let exact = vec![b' '; limit];
         let frames = vec![exact[..limit - 20].to_vec(), exact[..10].to_vec(), exact[..10].to_vec()];
-        let at = body_bytes(streamed(frames)).await;
+        let at = read(streamed(frames)).await;
         assert_eq!(at.map(|b| b.len()).map_err(|e| e.code), Ok(limit));
     }
 
     #[tokio::test]
     async fn a_body_that_fails_to_arrive_is_400_invalid_body() {
         let frames = vec![Ok(b"{".to_vec()), Err(std::io::Error::other("connection reset"))];
-        let broken = body_bytes(Request::new(Body::from_stream(futures::stream::iter(frames)))).await;
+        let broken = read(Request::new(Body::from_stream(futures::stream::iter(frames)))).await;
         assert_eq!(broken.map_err(|e| e.code), Err(Code::InvalidBody));
     }
 
