@@ -175,6 +175,10 @@ impl App {
         let relay_faults = relay.drop_publish();
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
+        let limits = config.limits();
+        let live =
+            crate::services::live::LiveHub::new(limits.live_streams_per_principal, limits.live_streams_max);
+        live.spawn(pool.clone(), keys.position(), limits.session_idle, shutdown.clone());
         let trusted_proxies = Arc::new(
             crate::http::client_ip::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?,
         );
@@ -194,7 +198,7 @@ impl App {
             ),
             nats,
             rate_limiter,
-            limits: Arc::new(config.limits()),
+            limits: Arc::new(limits),
             throttles: Arc::new(crate::auth::throttle::Throttles::new(
                 config.auth_failures_per_minute,
                 config.platform_reveals_per_minute,
@@ -209,6 +213,7 @@ impl App {
             ),
             webhooks,
             rate_limit_notices,
+            live,
         });
         Ok(App {
             state,

@@ -389,7 +389,14 @@ async fn rotate_master_key(config: &Config) -> Result<(), StartError> {
 }
 
 async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
-    let pool = connect_and_migrate(config).await?;
+    // Read-only: never creates or migrates a database, and an empty log is an error.
+    let pool = crate::store::connect_existing(&config.database_url, 2).await?;
+    if tokenhub_projections::log::head_position(&pool).await? == 0 {
+        return Err(StartError::Config(
+            "the event log is empty: nothing to export or verify (is DATABASE_URL the right database?)"
+                .into(),
+        ));
+    }
     match action {
         AuditAction::Export {
             tenant_id,

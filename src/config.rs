@@ -191,6 +191,17 @@ pub struct Config {
     /// Failed master-key or API-key attempts per minute per client address before 429.
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30, global = true)]
     pub auth_failures_per_minute: u32,
+
+    /// Open live streams (`/audit/events/stream`, `/tenant/audit/events/stream`) per
+    /// principal (a key, a person, the master key) on this server; more get 429
+    /// `too_many_streams`.
+    #[arg(long, env = "LIVE_STREAMS_PER_PRINCIPAL", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub live_streams_per_principal: u32,
+
+    /// Open live streams on this server, all principals together; more get 429
+    /// `too_many_streams`.
+    #[arg(long, env = "LIVE_STREAMS_MAX", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub live_streams_max: u32,
 }
 
 /// Limits of the HTTP server and of what one tenant may write, from [`Config`].
@@ -227,6 +238,10 @@ pub struct Limits {
     pub platform_reveals_per_minute: u32,
     /// Failed authentications per minute per client address.
     pub auth_failures_per_minute: u32,
+    /// Open live streams per principal.
+    pub live_streams_per_principal: u32,
+    /// Open live streams per server.
+    pub live_streams_max: u32,
 }
 
 impl Config {
@@ -288,6 +303,8 @@ impl Config {
             max_config_versions_per_day: self.tenant_max_config_versions_per_day,
             platform_reveals_per_minute: self.platform_reveals_per_minute,
             auth_failures_per_minute: self.auth_failures_per_minute,
+            live_streams_per_principal: self.live_streams_per_principal,
+            live_streams_max: self.live_streams_max,
         }
     }
 

@@ -75,17 +75,25 @@ async fn ensure_stream(
     subjects: String,
     what: &str,
 ) -> Result<stream::Stream, async_nats::Error> {
-    let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: name.to_string(),
-            subjects: vec![subjects.clone()],
-            storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
-            duplicate_window: DUPLICATE_WINDOW,
-            description: Some(format!("{what} (CloudEvents 1.0, structured JSON)")),
-            ..Default::default()
-        })
-        .await?;
+    let config = stream::Config {
+        name: name.to_string(),
+        subjects: vec![subjects.clone()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: DUPLICATE_WINDOW,
+        description: Some(format!("{what} (CloudEvents 1.0, structured JSON)")),
+        ..Default::default()
+    };
+    // Instances started together race to create it: the loser's create fails because the
+    // winner's now exists, and a second look finds it.
+    let mut stream = match js.get_or_create_stream(config.clone()).await {
+        Ok(stream) => stream,
+        Err(first) => {
+            tracing::info!(stream = name, error = %first, "stream creation raced; looking again");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            js.get_or_create_stream(config).await?
+        }
+    };
     let found = stream.info().await?.config.subjects.clone();
     if !found.contains(&subjects) {
         return Err(Box::new(ForeignStream { name: name.to_string(), found, wanted: subjects }));

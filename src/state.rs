@@ -66,4 +66,6 @@ pub struct Shared {
     pub webhooks: Arc<crate::webhooks::sender::Sender>,
     /// `rate_limit.exceeded` notices from verification.
     pub rate_limit_notices: crate::webhooks::notices::RateLimitNotices,
+    /// Live audit streams: their shared reader and their caps.
+    pub live: Arc<crate::services::live::LiveHub>,
 }

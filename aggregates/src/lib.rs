@@ -27,6 +27,11 @@ pub mod user;
 
 pub use error_code::{DomainError, ErrorKind};
 
+/// The largest token count any quota or limit takes (10^15): every quota (a key's, a
+/// sub-account's, a tenant's monthly) is at most this, so sums of usage and percentages
+/// computed from them stay far inside 64 bits in every derived computation.
+pub const MAX_TOKENS: i64 = 1_000_000_000_000_000;
+
 /// Implements cqrs-es `Aggregate` for a type that has `decide(&self, command) ->
 /// Result<event, error>` (the rules) and `evolve(&mut self, event)` (the state change): one
 /// event per command, no services.

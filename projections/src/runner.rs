@@ -69,6 +69,14 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection) -> Result<i64,
     }
 }
 
+/// The projections' checkpoint names in the one order every locker of several checkpoints
+/// takes them (inserting or locking): by name.
+fn sorted_names(projections: &[Box<dyn Projection>]) -> Vec<&str> {
+    let mut names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    names.sort_unstable();
+    names
+}
+
 /// Applies every committed event after their checkpoints to all `projections` in one
 /// transaction per batch: the log is read once, and one commit serves them all. The commit is
 /// asynchronous (`synchronous_commit = off`): the tables are derived and their checkpoints move
@@ -81,7 +89,7 @@ pub async fn catch_up_all(
     projections: &[Box<dyn Projection>],
     committed: &(dyn Fn(Vec<StoredEvent>) + Send + Sync),
 ) -> Result<i64, ProjectionError> {
-    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let names = sorted_names(projections);
     loop {
         let mut tx = pool.begin_with(BEGIN_DERIVED).await?;
         let lock = || {
@@ -142,10 +150,14 @@ pub async fn apply_committed(
     if first.position != known + 1 || last.position - first.position + 1 != events.len() as i64 {
         return Ok(None);
     }
-    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let names = sorted_names(projections);
     let mut tx = pool.begin_with(BEGIN_DERIVED).await?;
+    // Rows are locked in name order, as every other locker of several checkpoints does
+    // (`catch_up_all`): two instances never wait on each other in a cycle.
     let moved = sqlx::query(
-        "UPDATE checkpoints SET position = $3, updated_at = now() WHERE name = ANY($1) AND position = $2",
+        "UPDATE checkpoints c SET position = $3, updated_at = now() FROM ( \
+           SELECT name FROM checkpoints WHERE name = ANY($1) AND position = $2 ORDER BY name FOR UPDATE \
+         ) locked WHERE c.name = locked.name",
     )
     .bind(&names)
     .bind(known)

@@ -173,9 +173,61 @@ impl Verdict {
     }
 }
 
+impl TenantGate {
+    /// The tenant's own gate, for any of its principals: `VALID` while it is active and `ip`
+    /// is inside its allowlist (when it has one).
+    pub fn admits(&self, ip: Option<IpAddr>) -> VerifyCode {
+        match self.status {
+            TenantStatus::Active => {}
+            TenantStatus::Suspended => return VerifyCode::TenantSuspended,
+            TenantStatus::Deleted => return VerifyCode::TenantDeleted,
+        }
+        match &self.allowlist {
+            Some(nets) if !ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))) => {
+                VerifyCode::IpNotAllowed
+            }
+            _ => VerifyCode::Valid,
+        }
+    }
+}
+
 impl KeyCache {
     /// Verifies `input` at `now`. On `VALID`, stamps the key's `last_used`.
     pub fn verify(&self, hasher: &KeyHasher, input: VerifyInput<'_>, now: OffsetDateTime) -> Verdict {
+        self.judge(hasher, input, now, true)
+    }
+
+    /// The credential part of [`KeyCache::verify`] alone: secret, key status, tenant state and
+    /// networks, sub-account, expiry and model — without counting the request against the
+    /// key's rate or reading its quota. What authenticating a caller of the control API
+    /// needs (a gateway's own key is not spent by every verify it asks for).
+    pub fn admit(&self, hasher: &KeyHasher, input: VerifyInput<'_>, now: OffsetDateTime) -> Verdict {
+        self.judge(hasher, input, now, false)
+    }
+
+    /// Counts one request of `key` against its per-minute limits (the control API's rate for
+    /// a tenant key); false when over either.
+    pub fn take_request(&self, key: &CachedKey, now: OffsetDateTime) -> bool {
+        Self::within_rate(key, now)
+    }
+
+    /// Whether the tenant `tenant_id` admits a caller from `ip` now: its state and its IP
+    /// allowlist — the same check a tenant key passes in [`KeyCache::verify`], for every
+    /// other principal of the tenant (people, open streams).
+    pub fn tenant_admits(&self, tenant_id: &str, ip: Option<IpAddr>) -> VerifyCode {
+        match self.tenants.get(tenant_id) {
+            Some(gate) => gate.admits(ip),
+            None => VerifyCode::TenantDeleted,
+        }
+    }
+
+    fn judge(
+        &self,
+        hasher: &KeyHasher,
+        input: VerifyInput<'_>,
+        now: OffsetDateTime,
+        account: bool,
+    ) -> Verdict {
         let verdict = |code, key| Verdict { code, key, sub_account: None, quota: None };
         let Ok(public_id) = key_format::parse(input.key) else { return verdict(VerifyCode::Malformed, None) };
         let Some(key) = self.get(public_id) else { return verdict(VerifyCode::NotFound, None) };
@@ -196,6 +248,13 @@ impl KeyCache {
                 Self::check_active(&key, tenant.as_deref(), sub_account.as_deref(), input, now)
             }
         };
+        if !account {
+            drop(tenant);
+            if code == VerifyCode::Valid {
+                key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
+            }
+            return Verdict { code, key: Some(key), sub_account, quota: None };
+        }
         let quota = self.quota_of(&key, tenant.as_deref(), sub_account.as_deref(), now);
         // Release the tenant's shard before counting the request.
         drop(tenant);
@@ -259,16 +318,10 @@ impl KeyCache {
     ) -> VerifyCode {
         if key.tenant_id.is_some() {
             let Some(gate) = tenant else { return VerifyCode::TenantDeleted };
-            match gate.status {
-                TenantStatus::Active => {}
-                TenantStatus::Suspended => return VerifyCode::TenantSuspended,
-                TenantStatus::Deleted => return VerifyCode::TenantDeleted,
-            }
-            // The tenant's allowlist applies in addition to the key's own.
-            if let Some(nets) = &gate.allowlist {
-                if !input.ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))) {
-                    return VerifyCode::IpNotAllowed;
-                }
+            // The tenant's state and allowlist apply in addition to the key's own networks.
+            let code = gate.admits(input.ip);
+            if code != VerifyCode::Valid {
+                return code;
             }
         }
         if key.sub_account_id.is_some() {

@@ -51,10 +51,30 @@ fn invalid_key_because(reason: &str) -> ApiError {
     ApiError::new(Code::InvalidApiKey, "the API key is invalid")
 }
 
-/// Authenticates a key through the in-memory cache (no database round trip).
+/// Authenticates a key through the in-memory cache (no database round trip); a tenant key's
+/// own per-minute limits hold on the control API as well (429).
 fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let (principal, cached) = key_principal(state, key, ip, now)?;
+    if matches!(principal, Principal::TenantKey { .. }) && !state.keys.take_request(&cached, now) {
+        let retry = 60 - u64::from(now.second());
+        return Err(
+            ApiError::new(Code::RateLimited, "this key is over its own rate limit").retry_after(retry)
+        );
+    }
+    Ok(principal)
+}
+
+/// The principal of a key, from its credential alone (secret, status, expiry, tenant state
+/// and networks, sub-account): authenticating never spends the key's quota or rate.
+pub(crate) fn key_principal(
+    state: &AppState,
+    key: &str,
+    ip: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<(Principal, Arc<crate::cache::CachedKey>), ApiError> {
     let input = VerifyInput { key, ip, model: None };
-    let verdict = state.keys.verify(&state.hasher, input, OffsetDateTime::now_utc());
+    let verdict = state.keys.admit(&state.hasher, input, now);
     let key = match (verdict.code, &verdict.key) {
         (VerifyCode::Valid, Some(key)) => key,
         (VerifyCode::TenantSuspended, _) => {
@@ -75,7 +95,7 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
         return Err(invalid_key());
     }
     let public_id = key.public_id.to_string();
-    Ok(match &key.tenant_id {
+    let principal = match &key.tenant_id {
         Some(tenant_id) => {
             tracing::info!(msg = "Tenant validated", tenant_id = %tenant_id, "tenant validated");
             Principal::TenantKey {
@@ -88,7 +108,8 @@ fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<P
             }
         }
         None => Principal::PlatformKey { public_id, role: key.role, tenant_ids: Arc::clone(&key.tenant_ids) },
-    })
+    };
+    Ok((principal, Arc::clone(key)))
 }
 
 /// Checks a presented master key: `Err(None)` when it is wrong, `Err(Some(_))` for 429 (this
@@ -192,12 +213,45 @@ impl FromRequestParts<AppState> for SessionUser {
         if let Some(user) = parts.extensions.get::<SessionUser>() {
             return Ok(user.clone());
         }
+        let user = EndingSession::from_request_parts(parts, state).await?.0;
+        // The one policy: a person of a tenant passes the tenant's gate (state, networks)
+        // exactly as the tenant's keys do.
+        if let Some(tenant_id) = &user.user.tenant_id {
+            let ip = client_ip(parts, &state.trusted_proxies);
+            tenant_gate(state.keys.tenant_admits(tenant_id, ip))?;
+        }
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+/// A live session, whatever its tenant's state or the caller's network: only for ending it
+/// (`POST /auth/logout`), which must always work.
+#[derive(Debug, Clone)]
+pub struct EndingSession(pub SessionUser);
+
+impl FromRequestParts<AppState> for EndingSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
             return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
         };
-        let user = session_user(parts, state, &token).await?;
-        parts.extensions.insert(user.clone());
-        Ok(user)
+        Ok(Self(session_user(parts, state, &token).await?))
+    }
+}
+
+/// The answer for a tenant's gate ([`crate::cache::KeyCache::tenant_admits`]): a deleted
+/// tenant's principals are gone (401), a suspended one's refused (403), as are callers from
+/// outside its allowlist (403).
+pub fn tenant_gate(code: VerifyCode) -> Result<(), ApiError> {
+    match code {
+        VerifyCode::Valid => Ok(()),
+        VerifyCode::TenantSuspended => Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended")),
+        VerifyCode::IpNotAllowed => {
+            Err(ApiError::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
+        }
+        _ => Err(invalid_session()),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::auth::authorize::Requires;
-use crate::auth::{authorize, Principal};
+use crate::auth::{authorize, Action, Principal};
 use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -41,7 +41,9 @@ impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
         // The tenant's own keys are rate limited on its routes; platform principals are not.
         if let (Principal::TenantKey { .. }, Some(tenant)) = (&principal, &tenant_id) {
             let slot = parts.extensions.get::<crate::http::rate_limit::RateSlot>();
-            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant)?;
+            // The tenant's own `rateLimit` never blocks the routes that undo it.
+            let own = !matches!(R::ACTION, Action::ReadTenantConfig | Action::ManageTenantConfig);
+            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant, own)?;
         }
         Ok(Self { principal, tenant_id, _action: PhantomData })
     }

@@ -168,6 +168,7 @@ codes! {
     InvalidUserId = "invalid_user_id", UNPROCESSABLE_ENTITY, "A user id is malformed.";
     InvalidAmount = "invalid_amount", UNPROCESSABLE_ENTITY, "Amounts are 1 or more.";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, "A rate limit is reached; see `Retry-After`.";
+    TooManyStreams = "too_many_streams", TOO_MANY_REQUESTS, "`LIVE_STREAMS_PER_PRINCIPAL` or `LIVE_STREAMS_MAX` live streams are open; close one or retry later.";
     SignInLocked = "sign_in_locked", TOO_MANY_REQUESTS, "Too many failed sign-ins for this account (back-off doubling from 15 s to 15 min); see `Retry-After`.";
     ResourceLimitExceeded = "resource_limit_exceeded", TOO_MANY_REQUESTS, "A `block` resource limit would be passed; see `Retry-After`.";
     ConfigVersionLimitReached = "config_version_limit_reached", TOO_MANY_REQUESTS, "`TENANT_MAX_CONFIG_VERSIONS_PER_DAY` is reached; see `Retry-After`.";

@@ -95,7 +95,12 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         Ok(body) => body,
         Err(_) => return ApiError::new(Code::PayloadTooLarge, "request body is too large").into_response(),
     };
-    let (kind, id) = principal.actor();
+    // Scoped to the credential: a person by their id (several people may share a role's
+    // principal, e.g. super admins), a key by its public id.
+    let (kind, id) = match parts.extensions.get::<crate::http::authenticate::SessionUser>() {
+        Some(session) => ("user", session.user.user_id.clone()),
+        None => principal.actor(),
+    };
     let scope = digest(&[b"v1", kind.as_bytes(), id.as_bytes(), parts.uri.path().as_bytes(), key.as_bytes()]);
     let tenant = parts.headers.get("x-tenant-id").map(|v| v.as_bytes()).unwrap_or_default();
     let query = parts.uri.query().unwrap_or_default();

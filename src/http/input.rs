@@ -17,6 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::http::strict::Strict;
+
 use crate::http::code::Code;
 use crate::http::error::ApiError;
 
@@ -79,10 +81,28 @@ pub fn control_character_path(value: &serde_json::Value) -> Option<String> {
 /// Parses a JSON body of shape `top` into `T` (see the module docs for the answers).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiError> {
     // The common case first: a well-formed body of the right shape without a control
-    // character parses once, without the path tracking only an error needs.
-    if let Ok(parsed) = serde_json::from_slice::<T>(bytes) {
-        if has_shape(bytes, top) && !may_hold_controls(bytes) {
-            return Ok(parsed);
+    // character parses once, without the path tracking only an error needs. A body with an
+    // array anywhere is read strictly (`http::strict`: never an array for an object).
+    if !holds_bracket(bytes) {
+        if let Ok(parsed) = serde_json::from_slice::<T>(bytes) {
+            if has_shape(bytes, top) && !may_hold_controls(bytes) {
+                return Ok(parsed);
+            }
+        }
+    } else if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if has_shape(bytes, top) && control_character_path(&value).is_none() {
+            let first: Result<T, _> = serde_path_to_error::deserialize(Strict(&value));
+            match first {
+                Ok(parsed) => return Ok(parsed),
+                Err(e) if e.inner().to_string().starts_with("invalid type: floating point") => {
+                    integral_floats_as_integers(&mut value);
+                }
+                Err(e) => {
+                    return Err(ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
+                }
+            }
+            return serde_path_to_error::deserialize(Strict(&value))
+                .map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())));
         }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -124,6 +144,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], top: Top) -> Result<T, ApiE
             other.map_err(|e| ApiError::new(Code::InvalidRequest, format!("{}: {}", e.path(), e.inner())))
         }
     }
+}
+
+/// Whether the body holds a `[` anywhere (an array, or the character in a string: either way
+/// the strict reading is taken, which answers both alike).
+fn holds_bracket(bytes: &[u8]) -> bool {
+    bytes.contains(&b'[')
 }
 
 /// Whether the first non-blank byte opens the wanted top level.

@@ -3,6 +3,7 @@
 //! Public routes are exactly `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`;
 //! every other handler takes a principal extractor and so cannot run unauthenticated.
 
+pub mod admission;
 pub mod api_keys_admin;
 pub mod api_keys_batch;
 pub mod api_keys_tenant;
@@ -32,6 +33,7 @@ pub mod resource_limits;
 pub mod secrets;
 pub mod security;
 pub mod sign_in;
+pub mod strict;
 pub mod sub_accounts;
 pub mod tenant;
 pub mod tenant_config;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::http::authenticate::{SessionUser, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::authenticate::{EndingSession, SessionUser, CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, RequestMeta};
@@ -198,7 +198,10 @@ pub async fn me(session: SessionUser) -> axum::Json<SessionView> {
         (status = 401, body = ErrorBody, description = "`invalid_session`"),
         (status = 403, body = ErrorBody, description = "`csrf_failed`"),
     ))]
-pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    EndingSession(session): EndingSession,
+) -> ApiResult<Response> {
     sessions::end(&state.pool, &session.session_id).await?;
     let mut headers = HeaderMap::new();
     set_cookie(&mut headers, state.limits.cookie_secure, SESSION_COOKIE, "", true, 0);
@@ -322,6 +325,7 @@ pub struct PasswordChanged {
         (status = 401, body = ErrorBody, description = "`invalid_session`"),
         (status = 403, body = ErrorBody, description = "`csrf_failed`"),
         (status = 422, body = ErrorBody, description = "`wrong_password`, `weak_password`"),
+        (status = 429, body = ErrorBody, description = "`sign_in_locked` (this account failed sign-ins or step-up checks too often), `rate_limited` (this address)"),
         (status = 503, body = ErrorBody, description = "`authentication_busy`"),
     ))]
 pub async fn change_password(

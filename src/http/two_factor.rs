@@ -109,6 +109,7 @@ pub struct RemoveTotpRequest {
         (status = 403, body = ErrorBody, description = "`csrf_failed`"),
         (status = 409, body = ErrorBody, description = "`totp_not_enrolled`"),
         (status = 422, body = ErrorBody, description = "`wrong_password`, `invalid_totp_code`, `totp_replayed`"),
+        (status = 429, body = ErrorBody, description = "`sign_in_locked` (this account failed sign-ins or step-up checks too often), `rate_limited` (this address)"),
         (status = 503, body = ErrorBody, description = "`authentication_busy`"),
     ))]
 pub async fn remove(
@@ -131,6 +132,7 @@ pub async fn remove(
         (status = 403, body = ErrorBody, description = "`csrf_failed`"),
         (status = 409, body = ErrorBody, description = "`totp_not_enrolled`"),
         (status = 422, body = ErrorBody, description = "`invalid_totp_code`, `totp_replayed`"),
+        (status = 429, body = ErrorBody, description = "`sign_in_locked` (this account failed sign-ins or step-up checks too often), `rate_limited` (this address)"),
     ))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,

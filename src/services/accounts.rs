@@ -95,10 +95,15 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> ApiResult<u64> {
-    let ok = state.passwords.verify(current, user.password_hash.as_deref()).await.map_err(|_| busy())?;
-    if !ok {
-        return Err(ApiError::new(Code::WrongPassword, "the current password is wrong"));
-    }
+    crate::services::sign_in::step_up(state, ctx, user, async {
+        let ok = state.passwords.verify(current, user.password_hash.as_deref()).await.map_err(|_| busy())?;
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::new(Code::WrongPassword, "the current password is wrong"))
+        }
+    })
+    .await?;
     check_policy(new, &user.email).map_err(|p| ApiError::new(Code::WeakPassword, p.to_string()))?;
     let password_hash = state.passwords.hash(new).await.map_err(|_| busy())?;
     let command = UserCommand::SetPassword { password_hash, at: OffsetDateTime::now_utc() };

@@ -11,10 +11,12 @@
 //! - [`sign_in`]: password, then TOTP or a recovery code; lock-out.
 //! - [`two_factor`]: TOTP enrolment and recovery codes.
 //! - [`oidc`]: sign-in with OpenID providers (and GitHub).
+//! - [`live`]: the live audit streams' one reader of the log and the facts that admit them.
 
 pub mod accounts;
 pub mod api_keys;
 pub mod caps;
+pub mod live;
 pub mod oidc;
 pub mod roles;
 pub mod sign_in;

@@ -93,6 +93,28 @@ async fn record_failure(
     Ok(())
 }
 
+/// A signed-in person's step-up check (the password or a TOTP code asked before changing a
+/// factor or the password): it meets sign-in's lock-out and back-off (per account and per
+/// address), and a wrong answer counts there and is audited as `user.sign_in_failed` with
+/// reason `step_up_password` or `step_up_totp` — a stolen session cannot guess freely.
+pub async fn step_up<T>(
+    state: &AppState,
+    ctx: &RequestMeta,
+    user: &UserRow,
+    check: impl std::future::Future<Output = ApiResult<T>>,
+) -> ApiResult<T> {
+    let ip = ctx.source_ip.parse().ok();
+    check_locks(state, ip, &user.user_id).await?;
+    match check.await {
+        Err(e) if matches!(e.code, Code::WrongPassword | Code::InvalidTotpCode) => {
+            let reason = if e.code == Code::WrongPassword { "step_up_password" } else { "step_up_totp" };
+            record_failure(state, ctx, ip, &user.user_id, Some(user), reason).await?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
 /// Signs in with e-mail and password.
 pub async fn with_password(
     state: &AppState,
@@ -123,6 +145,7 @@ pub async fn after_first_factor(
     user: UserRow,
     method: &str,
 ) -> ApiResult<SignIn> {
+    crate::services::users::tenant_admits_person(state, &user, ctx, bad_credentials)?;
     if user.totp_enrolled {
         let mfa_token = mfa_challenges::create(&state.pool, &user.user_id, method).await?;
         return Ok(SignIn::SecondFactor { mfa_token });
@@ -221,6 +244,7 @@ async fn finish(
     step: Option<u64>,
     recovery_code_hash: Option<String>,
 ) -> ApiResult<NewSession> {
+    crate::services::users::tenant_admits_person(state, user, ctx, bad_credentials)?;
     let at = OffsetDateTime::now_utc();
     let command = || UserCommand::SignIn { method, step, recovery_code_hash: recovery_code_hash.clone(), at };
     match execute_retrying(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await {

@@ -150,6 +150,17 @@ pub async fn remove(
     password: &str,
     code: &str,
 ) -> ApiResult<()> {
+    crate::services::sign_in::step_up(state, ctx, user, remove_checked(state, ctx, user, password, code))
+        .await
+}
+
+async fn remove_checked(
+    state: &AppState,
+    ctx: &RequestMeta,
+    user: &UserRow,
+    password: &str,
+    code: &str,
+) -> ApiResult<()> {
     let ok = state
         .passwords
         .verify(password, user.password_hash.as_deref())
@@ -176,7 +187,8 @@ pub async fn regenerate(
     code: &str,
 ) -> ApiResult<Vec<String>> {
     let secret = enrolled_secret(state, user).await?;
-    let step = check_code(&secret, code)?;
+    let step =
+        crate::services::sign_in::step_up(state, ctx, user, async { check_code(&secret, code) }).await?;
     let (codes, hashes) = new_recovery_codes(state, &user.user_id);
     let at = OffsetDateTime::now_utc();
     let command = || UserCommand::RegenerateRecoveryCodes { recovery_code_hashes: hashes.clone(), step, at };

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
+use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_aggregates::user::{normalise_email, Membership, UserCommand, USER_ID_PREFIX};
 
 use crate::auth::password::{check_policy, PasswordProblem};
@@ -85,6 +86,11 @@ pub async fn by_id(pool: &PgPool, user_id: &str) -> Result<Option<UserRow>, sqlx
     sqlx::query_as(&format!("{SELECT} WHERE u.user_id = $1")).bind(user_id).fetch_optional(pool).await
 }
 
+/// The users with these ids (those that exist).
+pub async fn by_ids(pool: &PgPool, user_ids: &[String]) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT} WHERE u.user_id = ANY($1)")).bind(user_ids).fetch_all(pool).await
+}
+
 /// The id of the account of (normalised) `email`: derived from it, so the event store's
 /// aggregate key keeps one account per address.
 pub fn user_id_for(email: &str) -> String {
@@ -152,7 +158,8 @@ pub async fn invite(
     let email = normalise_email(email)
         .ok_or_else(|| ApiError::new(Code::InvalidRequest, "email must be an address local@domain.tld"))?;
     if let Some(tenant_id) = membership.tenant_id() {
-        if state.keys.tenant_status(tenant_id).is_none() {
+        // A deleted tenant takes no new people.
+        if matches!(state.keys.tenant_status(tenant_id), None | Some(TenantStatus::Deleted)) {
             return Err(ApiError::new(Code::UnknownTenant, "no such tenant"));
         }
     }
@@ -190,6 +197,10 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     let Some(user) = row else {
         return Err(ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)"));
     };
+    // An invite into a tenant that is gone is void; one that is suspended waits.
+    tenant_admits_person(state, &user, ctx, || {
+        ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)")
+    })?;
     check_policy(password, &user.email).map_err(password_error)?;
     let password_hash = state.passwords.hash(password).await.map_err(|_| crate::services::sign_in::busy())?;
     let command =
@@ -198,6 +209,30 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     execute(&state.commands.users, &user.user_id, command, meta).await?;
     state.readmodels.wait_for_head().await;
     Ok(user)
+}
+
+/// The one policy's tenant gate for a person signing in or accepting an invite, from the
+/// request's address: their tenant's state and allowlist, exactly what the tenant's keys
+/// meet. A deleted tenant's people are gone (`deleted`: the caller's own "no such account"
+/// answer); a suspended one's are refused (`tenant_suspended`), as are addresses outside
+/// the allowlist (`ip_not_allowed`).
+pub fn tenant_admits_person(
+    state: &AppState,
+    user: &UserRow,
+    ctx: &RequestMeta,
+    deleted: impl FnOnce() -> ApiError,
+) -> ApiResult<()> {
+    let Some(tenant_id) = &user.tenant_id else { return Ok(()) };
+    match state.keys.tenant_admits(tenant_id, ctx.source_ip.parse().ok()) {
+        crate::cache::VerifyCode::Valid => Ok(()),
+        crate::cache::VerifyCode::TenantSuspended => {
+            Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended"))
+        }
+        crate::cache::VerifyCode::IpNotAllowed => {
+            Err(ApiError::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
+        }
+        _ => Err(deleted()),
+    }
 }
 
 /// Metadata of a command the person `user` causes (accepting, signing in, their own factors).

@@ -88,6 +88,23 @@ pub async fn touch(pool: &PgPool, token: &str, idle: Duration) -> Result<Option<
     .await
 }
 
+/// Which of the sessions `ids` are live (not past their idle timeout nor their absolute end),
+/// with their person: one query for all of them.
+pub async fn live_among(
+    pool: &PgPool,
+    ids: &[Vec<u8>],
+    idle: Duration,
+) -> Result<Vec<(Vec<u8>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id_hash, user_id FROM user_sessions \
+         WHERE id_hash = ANY($1) AND absolute_expires > now() AND last_seen_at > now() - make_interval(secs => $2)",
+    )
+    .bind(ids)
+    .bind(idle.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
 /// Ends the session with id (hash) `id_hash`.
 pub async fn end(pool: &PgPool, id_hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1").bind(id_hash).execute(pool).await.map(drop)

@@ -80,9 +80,14 @@ impl TenantRateLimiter {
 
     /// Counts one request of `tenant` at Unix second `now`; `None` when the tenant has no limit.
     /// The request counts against both limits only when both allow it; the answer describes
-    /// the limit that binds (the refusing one, else the one with fewer requests left).
-    pub fn hit(&self, tenant: &str, now: i64) -> Option<RateInfo> {
-        let rates = self.rates_of(tenant);
+    /// the limit that binds (the refusing one, else the one with fewer requests left). With
+    /// `own` false only the operator's ceiling applies: the routes that read and change the
+    /// tenant's own `rateLimit` are never blocked by it (a tenant cannot lock itself out).
+    pub fn hit(&self, tenant: &str, now: i64, own: bool) -> Option<RateInfo> {
+        let mut rates = self.rates_of(tenant);
+        if !own {
+            rates[1] = None;
+        }
         if rates.iter().all(Option::is_none) {
             return None;
         }
@@ -182,12 +187,15 @@ mod tests {
     fn fixed_window_counts_and_resets() {
         let limiter = TenantRateLimiter::new(2);
         let t0 = 1_800_000_000; // a multiple of 60
-        let a = limiter.hit("t", t0 + 10);
+        let a = limiter.hit("t", t0 + 10, true);
         assert_eq!(a, Some(RateInfo { limit: 2, remaining: 1, reset_in: 50, allowed: true }));
-        assert!(limiter.hit("t", t0 + 11).is_some_and(|i| i.allowed && i.remaining == 0));
-        assert!(limiter.hit("t", t0 + 12).is_some_and(|i| !i.allowed && i.reset_in == 48));
-        assert!(limiter.hit("other", t0 + 12).is_some_and(|i| i.allowed), "per tenant");
-        assert!(limiter.hit("t", t0 + 60).is_some_and(|i| i.allowed && i.remaining == 1), "next window");
+        assert!(limiter.hit("t", t0 + 11, true).is_some_and(|i| i.allowed && i.remaining == 0));
+        assert!(limiter.hit("t", t0 + 12, true).is_some_and(|i| !i.allowed && i.reset_in == 48));
+        assert!(limiter.hit("other", t0 + 12, true).is_some_and(|i| i.allowed), "per tenant");
+        assert!(
+            limiter.hit("t", t0 + 60, true).is_some_and(|i| i.allowed && i.remaining == 1),
+            "next window"
+        );
     }
 
     #[test]
@@ -198,9 +206,23 @@ mod tests {
         assert_eq!(parse_config(&serde_json::json!({"enabled": false}), default), None);
         assert_eq!(parse_config(&serde_json::json!({}), default), Some(default));
         let limiter = TenantRateLimiter::new(0);
-        assert_eq!(limiter.hit("t", 0), None, "0: unlimited");
+        assert_eq!(limiter.hit("t", 0, true), None, "0: unlimited");
         limiter.set_rates("t", TenantRates { ceiling: None, own: Some(Rate { max: 1, window: 10 }) });
-        assert!(limiter.hit("t", 5).is_some_and(|i| i.allowed && i.reset_in == 5));
+        assert!(limiter.hit("t", 5, true).is_some_and(|i| i.allowed && i.reset_in == 5));
+    }
+
+    #[test]
+    fn the_tenants_own_limit_never_blocks_the_routes_that_change_it() {
+        let t0 = 1_800_000_000;
+        let limiter = TenantRateLimiter::new(1000);
+        let own = Some(Rate { max: 1, window: 65_536 });
+        limiter.set_rates("t", TenantRates { ceiling: Some(Rate { max: 5, window: 60 }), own });
+        assert!(limiter.hit("t", t0, true).is_some_and(|i| i.allowed));
+        assert!(limiter.hit("t", t0 + 1, true).is_some_and(|i| !i.allowed), "its own limit binds elsewhere");
+        // The configuration routes: only the operator's ceiling counts.
+        let passed =
+            (0..10).filter(|i| limiter.hit("t", t0 + 2 + i, false).is_some_and(|r| r.allowed)).count();
+        assert_eq!(passed, 4, "the ceiling (5, one already spent) still holds");
     }
 
     #[test]
@@ -217,7 +239,7 @@ mod tests {
             let limiter = TenantRateLimiter::new(1000);
             limiter.set_rates("t", TenantRates { ceiling, own });
             let passed =
-                (0..100).filter(|i| limiter.hit("t", t0 + i % 30).is_some_and(|r| r.allowed)).count();
+                (0..100).filter(|i| limiter.hit("t", t0 + i % 30, true).is_some_and(|r| r.allowed)).count();
             let expected = own.map_or(3, |o| if o.max < 3 { o.max as usize } else { 3 });
             assert_eq!(passed, expected, "own {own:?}");
         }

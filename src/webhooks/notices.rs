@@ -142,9 +142,9 @@ pub async fn scan_quota(
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT q.scope, q.subject_id, q.period, q.window_start, q.llm_tokens, q.version, \
            CASE q.scope WHEN 'key' THEN k.tenant_id WHEN 'sub_account' THEN s.tenant_id ELSE t.tenant_id END AS tenant_id, \
-           CASE q.scope WHEN 'key' THEN (k.record->'settings'->>'quota_limit')::bigint \
+           CASE q.scope WHEN 'key' THEN least((k.record->'settings'->>'quota_limit')::numeric, 9223372036854775807)::bigint \
                         WHEN 'sub_account' THEN s.quota_limit \
-                        ELSE (t.limits->>'monthly_token_quota')::bigint END AS quota \
+                        ELSE least((t.limits->>'monthly_token_quota')::numeric, 9223372036854775807)::bigint END AS quota \
          FROM usage_quota_totals q \
          LEFT JOIN api_keys k ON q.scope = 'key' AND k.public_id = q.subject_id \
          LEFT JOIN sub_accounts s ON q.scope = 'sub_account' AND s.sub_account_id = q.subject_id \

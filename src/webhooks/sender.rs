@@ -407,11 +407,21 @@ impl Worker {
             self.position.send_replace(dispatcher.position());
             if Instant::now() >= next_scan {
                 // Expiry is looked for less often: it reads every active key with an expiry.
+                // Notices never hold up deliveries: a scan that fails (on one tenant's data or
+                // the database) is logged and tried again at the next interval.
                 if Instant::now() >= next_expiry_scan {
-                    notices::scan_expiring(&pool, &settings).await?;
+                    if let Err(e) = notices::scan_expiring(&pool, &settings).await {
+                        tracing::error!(error = %e, "expiry notices: scan failed; deliveries go on, retried next interval");
+                    }
                     next_expiry_scan = Instant::now() + settings.notice_interval * 6;
                 }
-                let newest = notices::scan_quota(&pool, &settings, quota_version).await?;
+                let newest = match notices::scan_quota(&pool, &settings, quota_version).await {
+                    Ok(newest) => newest,
+                    Err(e) => {
+                        tracing::error!(error = %e, "quota notices: scan failed; deliveries go on, retried next interval");
+                        quota_version
+                    }
+                };
                 if newest > quota_version {
                     quota_version = newest;
                     sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = $1")

@@ -346,3 +346,42 @@ async fn a_durable_consumer_from_a_point_in_time_receives_exactly_the_later_even
     assert_eq!(received, expected);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn read_only_commands_never_create_or_migrate_a_database_and_an_empty_log_is_an_error() {
+    let run = |url: String, action: &'static str| async move {
+        let cli = <tokenhub::cli::Cli as clap::Parser>::try_parse_from([
+            "tokenhub",
+            "--database-url",
+            &url,
+            "audit",
+            action,
+        ])
+        .unwrap();
+        tokenhub::cli::run(cli).await.err().map(|e| e.to_string())
+    };
+    // A mistyped database name: refused, and still not there afterwards.
+    let missing = format!("tokenhub_typo_{}", std::process::id());
+    let base = pg_admin_url();
+    let url = format!("{}/{missing}", base.rsplit_once('/').unwrap().0);
+    for action in ["verify", "export"] {
+        let err = run(url.clone(), action).await.unwrap_or_default();
+        assert!(err.contains("holds no TokenHub event log"), "{action}: {err}");
+    }
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&missing)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(!exists, "audit verify created the database it was pointed at");
+
+    // A database that exists but holds no log, and a migrated one with an empty log.
+    let db = TestDb::new();
+    let _ = db.pool().await;
+    let err = run(db.url.clone(), "verify").await.unwrap_or_default();
+    assert!(err.contains("holds no TokenHub event log") || err.contains("empty"), "{err}");
+    tokenhub::store::migrate(&db.pool().await).await.unwrap();
+    let err = run(db.url.clone(), "verify").await.unwrap_or_default();
+    assert!(err.contains("the event log is empty"), "{err}");
+}

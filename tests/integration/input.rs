@@ -324,3 +324,109 @@ async fn the_documented_input_rules_hold() {
     assert_eq!((s, body["error"]["code"].as_str()), (422, Some("invalid_request")), "{body}");
     app.stop().await;
 }
+
+/// The schema `schema` points to (following `$ref` and `allOf` of one).
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return resolve(doc, &doc["components"]["schemas"][name]);
+    }
+    match schema["allOf"].as_array() {
+        Some(all) if all.len() == 1 => resolve(doc, &all[0]),
+        _ => schema,
+    }
+}
+
+/// Whether a schema is (or may be, through `oneOf`/`anyOf` or `null`) an object with fields.
+fn is_object(doc: &Value, schema: &Value) -> bool {
+    let s = resolve(doc, schema);
+    s["properties"].is_object()
+        || ["oneOf", "anyOf"].iter().any(|k| {
+            s[*k]
+                .as_array()
+                .is_some_and(|alts| alts.iter().any(|a| resolve(doc, a)["properties"].is_object()))
+        })
+}
+
+/// The paths (as JSON paths) of every object position in `schema`, down to `depth`, with the
+/// body that puts an array there (and `{}` along the way).
+fn object_positions(doc: &Value, schema: &Value, depth: usize) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if !is_object(doc, schema) || depth == 0 {
+        return out;
+    }
+    out.push(("$".to_string(), json!([1, 2, 3])));
+    let s = resolve(doc, schema);
+    let Some(props) = s["properties"].as_object() else { return out };
+    for (name, prop) in props {
+        let mut inner =
+            if is_object(doc, prop) { object_positions(doc, prop, depth - 1) } else { Vec::new() };
+        // Arrays of objects: an array in the element's place.
+        let items = &resolve(doc, prop)["items"];
+        if items.is_object() && is_object(doc, items) {
+            for (path, body) in object_positions(doc, items, depth - 1) {
+                inner.push((path.replacen('$', "$[0]", 1), json!([body])));
+            }
+        }
+        for (path, body) in inner {
+            out.push((path.replacen('$', &format!("$.{name}"), 1), json!({ name.clone(): body })));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_array_at_any_object_position_of_any_operation_body_is_refused_and_writes_nothing() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Arrays").await;
+    let doc: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            if !schema.is_object() {
+                continue;
+            }
+            let filled = path
+                .replace("{id}", &tenant)
+                .replace("{public_id}", "nothing_here")
+                .replace('{', "x")
+                .replace('}', "");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for (at, body) in object_positions(&doc, schema, 4) {
+                let before = app.head().await;
+                let req = if path.starts_with("/tenant/")
+                    || path.starts_with("/usage/")
+                    || path.starts_with("/auth/")
+                {
+                    app.http.request(method.clone(), app.url(&filled)).bearer_auth(&admin)
+                } else {
+                    app.admin(method.clone(), &filled)
+                };
+                let (s, answer) = send(req.json(&body)).await;
+                tried += 1;
+                assert!((400..500).contains(&s), "{method} {path} with an array at {at}: {s} {answer}");
+                assert_eq!(app.head().await, before, "{method} {path} with an array at {at} wrote");
+                if s == 422 {
+                    let message = answer["error"]["message"].as_str().unwrap_or_default();
+                    assert!(
+                        !message.contains("sequence")
+                            || message.contains("expected an object")
+                            || message.contains("expected a"),
+                        "{method} {path} at {at}: {message}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(tried > 40, "only {tried} bodies generated");
+    // The finding itself: an array for `limits` sets nothing.
+    let (s, answer) = send(
+        app.admin(Method::PATCH, &format!("/admin/tenants/{tenant}")).json(&json!({"limits": [5, 6, 7, 8]})),
+    )
+    .await;
+    assert_eq!((s, answer["error"]["code"].as_str()), (422, Some("invalid_request")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("expected an object"), "{answer}");
+    app.stop().await;
+}

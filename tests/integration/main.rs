@@ -25,6 +25,7 @@ mod openapi;
 mod people;
 mod person;
 mod platform_keys;
+mod policy;
 mod privileges;
 mod projections;
 mod quotas;

@@ -40,8 +40,8 @@ pub enum ApiKeyError {
     /// Expiry not in the future.
     #[error("expiration must be in the future")]
     ExpiryInPast,
-    /// Negative quota.
-    #[error("quota_limit must be zero or more")]
+    /// Quota below 0 or above [`crate::MAX_TOKENS`].
+    #[error("quota_limit must be between 0 and 1000000000000000")]
     InvalidQuota,
     /// Zero rate limit.
     #[error("rate limits must be at least 1")]

@@ -228,7 +228,7 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiKeyError>
 /// Validates a quota.
 pub fn validate_quota(quota: Option<i64>) -> Result<(), ApiKeyError> {
     match quota {
-        Some(q) if q < 0 => Err(ApiKeyError::InvalidQuota),
+        Some(q) if !(0..=crate::MAX_TOKENS).contains(&q) => Err(ApiKeyError::InvalidQuota),
         _ => Ok(()),
     }
 }

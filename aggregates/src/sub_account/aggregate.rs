@@ -44,7 +44,7 @@ pub struct SubAccount {
 
 fn check_quota(quota: Option<i64>, tenant_quota: Option<u64>) -> Result<(), SubAccountError> {
     match (quota, tenant_quota) {
-        (Some(q), _) if q < 0 => Err(SubAccountError::InvalidQuota),
+        (Some(q), _) if !(0..=crate::MAX_TOKENS).contains(&q) => Err(SubAccountError::InvalidQuota),
         (Some(q), Some(t)) if q as u64 > t => {
             Err(SubAccountError::QuotaExceedsTenant { quota: q, tenant: t })
         }

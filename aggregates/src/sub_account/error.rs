@@ -26,8 +26,8 @@ pub enum SubAccountError {
     /// Bad role name.
     #[error("role must match [a-z][a-z0-9_-]{{0,31}}")]
     InvalidRole,
-    /// Negative quota.
-    #[error("quota_limit must be zero or more")]
+    /// Quota below 0 or above [`crate::MAX_TOKENS`].
+    #[error("quota_limit must be between 0 and 1000000000000000")]
     InvalidQuota,
     /// Quota above the tenant's monthly token quota.
     #[error("quota_limit {quota} exceeds the tenant's monthly token quota {tenant}")]

@@ -92,6 +92,9 @@ fn validate_limits(limits: &TenantLimits) -> Result<(), TenantError> {
     if limits.requests_per_minute.is_some_and(|r| r > MAX_REQUESTS_PER_MINUTE) {
         return Err(TenantError::InvalidLimits("requests_per_minute is above 10000000"));
     }
+    if limits.monthly_token_quota.is_some_and(|q| q > crate::MAX_TOKENS as u64) {
+        return Err(TenantError::InvalidLimits("monthly_token_quota is above 1000000000000000"));
+    }
     Ok(())
 }
 
