@@ -91,6 +91,7 @@ pub struct IssueKeyRequest {
     pub expiration: Option<OffsetDateTime>,
     /// LLM-token quota (prompt + completion tokens): for the key's lifetime, or per `quota_period`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1e15)]
     pub quota_limit: Option<i64>,
     /// `day` or `month` (UTC calendar windows); absent = lifetime.
     #[serde(default)]
@@ -241,7 +242,7 @@ pub struct UpdateKeyRequest {
     pub expiration: Option<Option<OffsetDateTime>>,
     /// New quota, or `null` for none.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 0, maximum = 1e15)]
     pub quota_limit: Option<Option<i64>>,
     /// New quota period, or `null` for a lifetime quota.
     #[serde(default, deserialize_with = "double_option")]

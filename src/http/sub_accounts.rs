@@ -36,6 +36,7 @@ pub struct CreateSubAccountRequest {
     /// LLM-token quota (prompt + completion) of all its keys together; at most the tenant's
     /// monthly token quota.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1e15)]
     pub quota_limit: Option<i64>,
     /// `day` or `month` (UTC calendar windows); absent = lifetime.
     #[serde(default)]
@@ -61,7 +62,7 @@ pub struct UpdateSubAccountRequest {
     pub role: Option<String>,
     /// New quota, or `null` for none.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 0, maximum = 1e15)]
     pub quota_limit: Option<Option<i64>>,
     /// New quota period, or `null` for a lifetime quota.
     #[serde(default, deserialize_with = "double_option")]

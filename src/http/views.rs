@@ -68,8 +68,9 @@ pub struct LimitsDto {
     /// Most sub-accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sub_accounts: Option<u32>,
-    /// LLM tokens per calendar month.
+    /// LLM tokens per calendar month, at most 10^15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 1e15)]
     pub monthly_token_quota: Option<u64>,
     /// Control-API requests per minute, at most 10,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -240,3 +240,39 @@ async fn the_record_follows_the_commit_marker() {
         .unwrap();
     assert_eq!(idempotency::prune(&pool).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_per_person_not_per_role() {
+    use crate::person::person;
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let first = person(&app, "first@scope.test", "super_admin", None).await;
+    let second = person(&app, "second@scope.test", "super_admin", None).await;
+    let create = |signed: &crate::person::Signed| {
+        signed
+            .request(&app, Method::POST, "/admin/tenants")
+            .header("Idempotency-Key", "shared-key-1")
+            .json(&json!({"name": "Scoped", "plan": "pro"}))
+    };
+    let (s, a) = send(create(&first)).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, again) = send(create(&first)).await;
+    assert_eq!((s, &again), (201, &a), "the same person's retry replays the first answer");
+    let (s, b) = send(create(&second)).await;
+    assert_eq!(s, 201, "{b}");
+    assert_ne!(
+        b["api_key"], a["api_key"],
+        "another super admin never receives the first one's shown-once key"
+    );
+    assert_ne!(b["tenant_id"], a["tenant_id"]);
+    // The master key is a principal of its own too.
+    let (s, c) = send(
+        app.admin(Method::POST, "/admin/tenants")
+            .header("Idempotency-Key", "shared-key-1")
+            .json(&json!({"name": "Scoped", "plan": "pro"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    assert_ne!(c["api_key"], a["api_key"]);
+    app.stop().await;
+}

@@ -434,3 +434,48 @@ async fn tenant_admins_manage_only_their_tenants_people_and_can_require_2fa() {
     assert_eq!((s, got["status"].as_str()), (200, Some("disabled")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn step_up_checks_with_a_stolen_session_share_the_sign_in_lock_out_and_are_audited() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Step up").await;
+    let email = "stolen@stepup.test";
+    let signed = person(&app, email, "tenant_admin", Some(&tenant)).await;
+    let (secret, _, _) = enrol(&app, &signed).await;
+    let signed = {
+        let token = login_mfa_token(&app, email, PASSWORD).await;
+        wait_for_step(unix_now() / 30 + 1).await;
+        login_mfa(&app, &token, json!({"code": oathtool(&secret, unix_now())})).await.unwrap()
+    };
+    // Each step-up route, guessed at: every wrong answer counts against the account.
+    let guesses: [(Method, &str, Value); 3] = [
+        (
+            Method::POST,
+            "/auth/password",
+            json!({"current_password": "a wrong guess here", "new_password": "another long passphrase 42"}),
+        ),
+        (Method::DELETE, "/auth/totp", json!({"password": "a wrong guess here", "code": "000000"})),
+        (Method::POST, "/auth/recovery-codes", json!({"code": "000000"})),
+    ];
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let (method, path, body) = &guesses[i % 3];
+        let (s, answer) = send(signed.request(&app, method.clone(), path).json(body)).await;
+        answers.push((s, code_of(&answer).map(str::to_string)));
+    }
+    assert!(answers[..5].iter().all(|(s, _)| *s == 422), "{answers:?}");
+    assert_eq!(answers[5], (429, Some("sign_in_locked".to_string())), "{answers:?}");
+    // The lock is the account's: sign-in with the right password waits too.
+    let err = login(&app, email, PASSWORD).await.err().unwrap();
+    assert_eq!((err.0, code_of(&err.1)), (429, Some("sign_in_locked")));
+    let failures: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'reason' FROM events WHERE event_type = 'user.sign_in_failed' ORDER BY position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(failures.iter().filter(|r| r.as_str() == "step_up_password").count() >= 3, "{failures:?}");
+    assert!(failures.iter().any(|r| r == "step_up_totp"), "{failures:?}");
+    app.stop().await;
+}

@@ -656,3 +656,71 @@ async fn a_kill_mid_backlog_loses_nothing_and_repeats_only_with_the_same_id() {
     assert_eq!(snapshot().await, before);
     let _ = server.logs();
 }
+
+#[tokio::test]
+async fn numbers_have_documented_bounds_and_one_tenants_data_never_stops_anothers_deliveries() {
+    use crate::usage::{post_usage, record, wait_counted};
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(private(&db, &stream)).await;
+    let rx = Receiver::start().await;
+    let base = app.url("");
+    let (odd, odd_admin, _) = tenant_with_hook(&base, &app.http, &[&rx.url], &["quota.threshold"]).await;
+    let (other, _, _) = tenant_with_hook(&base, &app.http, &[&rx.url], &["api_key.*"]).await;
+
+    // Every quota has one documented maximum, 10^15: above it is 422, at it is taken.
+    const MAX: i64 = 1_000_000_000_000_000;
+    for (over, at) in [(MAX + 1, MAX), (i64::MAX, MAX)] {
+        let patch = |q: i64| {
+            app.admin(Method::PATCH, &format!("/admin/tenants/{odd}"))
+                .json(&json!({"limits": {"monthly_token_quota": q}}))
+        };
+        assert_eq!(send(patch(over)).await.0, 422);
+        assert_eq!(send(patch(at)).await.0, 200);
+    }
+    let (s, body) = send(
+        app.admin(Method::PATCH, &format!("/admin/tenants/{odd}"))
+            .json(&json!({"limits": {"monthly_token_quota": 18446744073709551615u64}})),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _) = send(
+        app.admin(Method::POST, "/admin/api-keys")
+            .json(&json!({"tenant_id": odd, "name": "big", "quota_limit": MAX + 1})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = send(
+        app.http
+            .post(app.url("/tenant/sub-accounts"))
+            .bearer_auth(&odd_admin)
+            .json(&json!({"name": "big", "quota_limit": MAX + 1})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    // At the bounds, a key's quota flows through verify, usage, rollups and notices.
+    let (key, full) = app.issue_key(&odd, json!({"quota_limit": MAX})).await;
+    let gateway = app.platform_key("gateway").await;
+    let big = 1_000_000_000_000u64;
+    assert_eq!(post_usage(&app, &gateway, vec![record("b-1", &key, big, big)]).await.0, 200);
+    wait_counted(&app, &stream).await;
+    let verdict = app.verify(&gateway, json!({"key": full})).await;
+    assert_eq!(verdict["code"], "VALID", "{verdict}");
+    assert_eq!(verdict["quota"]["remaining"].as_i64(), Some(MAX - 2 * big as i64), "{verdict}");
+
+    // A value from before the bound, still in a derived table: it must not stop the worker.
+    sqlx::query("UPDATE tenants SET limits = jsonb_set(limits, '{monthly_token_quota}', '18446744073709551615') WHERE tenant_id = $1")
+        .bind(&odd)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(post_usage(&app, &gateway, vec![record("b-2", &key, 10, 10)]).await.0, 200);
+    wait_counted(&app, &stream).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another tenant's deliveries go on.
+    issue(&base, &app.http, &other, "after").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { !rx.delivered("api_key.issued").is_empty() }).await,
+        "another tenant's delivery stayed pending"
+    );
+    app.stop().await;
+}
