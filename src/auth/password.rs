@@ -1,6 +1,8 @@
 //! People's passwords: the policy (12 to 256 characters; none of the 10,000 most common
-//! passwords of `common_passwords.txt`, compared case-insensitively; not the e-mail) and
-//! argon2id hashing, bounded like the master key's (a few at a time, 503 beyond).
+//! passwords of `common_passwords.txt`, compared case-insensitively; not the e-mail; a zxcvbn
+//! strength score of 4 of 4 (at least 10^10 guesses), with the e-mail, its parts and the product's name as
+//! the person's own words) and argon2id hashing, bounded like the master key's (a few at a
+//! time, 503 beyond).
 //!
 //! `common_passwords.txt` is the head of the ranked password frequency list of zxcvbn
 //! (Dropbox's strength estimator, MIT licence), one per line, most common first.
@@ -33,7 +35,16 @@ pub enum PasswordProblem {
     /// Holds a control character.
     #[error("passwords may not hold control characters")]
     Control,
+    /// Guessable: a zxcvbn score below [`MIN_SCORE`] (a word with a digit and a symbol, a
+    /// season and a year, a keyboard walk…).
+    #[error("this password is too easy to guess; a few unrelated words make a strong one")]
+    Weak,
 }
+
+/// The lowest zxcvbn score accepted (0–4): 4, at least 10^10 guesses. Score 3 (10^8) still
+/// admits a capitalised season, a year and two symbols (`Winter2026!!`), the shape every
+/// password-spraying list tries first.
+pub const MIN_SCORE: u8 = 4;
 
 /// Checks the policy for `password` of the user with `email`.
 pub fn check_policy(password: &str, email: &str) -> Result<(), PasswordProblem> {
@@ -52,6 +63,12 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), PasswordProblem> 
     let common = common_passwords().contains(lower.as_str());
     if common {
         return Err(PasswordProblem::Common);
+    }
+    // The person's own words: the e-mail, its local part and domain pieces, the product.
+    let mut inputs: Vec<&str> = vec![email, local, "tokenhub", "token", "hub"];
+    inputs.extend(email.split(['@', '.', '-', '_', '+']).filter(|p| p.len() > 2));
+    if u8::from(zxcvbn::zxcvbn(password, &inputs).score()) < MIN_SCORE {
+        return Err(PasswordProblem::Weak);
     }
     Ok(())
 }
@@ -133,6 +150,24 @@ mod tests {
         assert_eq!(check_policy("ada.lovelace", "ada.lovelace@example.com"), Err(PasswordProblem::Common));
         assert_eq!(check_policy("correct\u{0}horse battery", "a@b.co"), Err(PasswordProblem::Control));
         assert_eq!(check_policy("correct horse battery staple", "a@b.co"), Ok(()));
+    }
+
+    #[test]
+    fn guessable_passwords_are_refused_by_their_strength_not_a_list() {
+        for weak in [
+            "password1234",
+            "Winter2026!!",
+            "Summer2025!!",
+            "Tokenhub2026!",
+            "ada.lovelace99",
+            "qwertyuiop12",
+            "aaaaaaaaaaaa",
+        ] {
+            assert_eq!(check_policy(weak, "ada.lovelace@example.com"), Err(PasswordProblem::Weak), "{weak}");
+        }
+        for strong in ["correct horse battery staple", "vivid-otter-quarry-lamp", "Xk#9v!Lq2@wZ"] {
+            assert_eq!(check_policy(strong, "ada.lovelace@example.com"), Ok(()), "{strong}");
+        }
     }
 
     #[tokio::test]

@@ -170,3 +170,27 @@ async fn a_tenant_person_holds_no_more_than_their_role_and_idle_sessions_end() {
     assert_eq!((s, body["error"]["code"].as_str()), (401, Some("invalid_session")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn guessable_passwords_are_refused_at_every_place_a_password_is_set() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Strength").await;
+    let token =
+        invite(&app, json!({"email": "ada@strength.test", "role": "tenant_admin", "tenant_id": tenant}))
+            .await;
+    for weak in ["password1234", "Winter2026!!", "Tokenhub2026!", "ada@strength.test"] {
+        let (s, body) = accept(&app, &token, weak).await;
+        assert_eq!((s, body["error"]["code"].as_str()), (422, Some("weak_password")), "{weak}: {body}");
+    }
+    assert_eq!(accept(&app, &token, PASSWORD).await.0, 200);
+    let signed = login(&app, "ada@strength.test", PASSWORD).await.unwrap();
+    let (s, body) = send(
+        signed
+            .request(&app, Method::POST, "/auth/password")
+            .json(&json!({"current_password": PASSWORD, "new_password": "Summer2025!!"})),
+    )
+    .await;
+    assert_eq!((s, body["error"]["code"].as_str()), (422, Some("weak_password")), "{body}");
+    app.stop().await;
+}
