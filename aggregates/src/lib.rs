@@ -13,6 +13,7 @@
 //! - [`secret`]: the `Secret` aggregate (ciphertext only).
 //! - [`user`]: the `User` aggregate (people: membership, password, TOTP, recovery codes).
 //! - [`redact`]: which event fields never leave the process (hashes, ciphertext).
+//! - [`special_addresses`]: which addresses outbound calls may reach (the IANA registries).
 
 pub mod api_key;
 pub mod error_code;
@@ -21,6 +22,7 @@ pub mod redact;
 pub mod role;
 pub mod secret;
 pub mod serde_util;
+pub mod special_addresses;
 pub mod sub_account;
 pub mod tenant;
 pub mod user;

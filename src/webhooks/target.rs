@@ -1,8 +1,9 @@
 //! Where a webhook may go. The URL is checked when the configuration is saved
 //! ([`check_config`], which also resolves host names) and again at every attempt: the host is
-//! resolved by [`CheckedResolver`], every address it resolves to must be public (no loopback,
-//! private, link-local, multicast or metadata address) unless the operator allows internal
-//! targets, and the connection goes to exactly those checked addresses — a second lookup
+//! resolved by [`CheckedResolver`], every address it resolves to must be globally reachable by
+//! the IANA special-purpose registries (`tokenhub_aggregates::special_addresses`: no loopback,
+//! private, link-local, shared, benchmarking, documentation, multicast or metadata address, in
+//! any IPv6 form that carries one) unless the operator allows internal targets, and the connection goes to exactly those checked addresses — a second lookup
 //! (DNS rebinding) never happens. Redirects are not followed and proxies are not used.
 
 use std::net::{IpAddr, SocketAddr};

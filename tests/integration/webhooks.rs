@@ -380,6 +380,14 @@ async fn internal_targets_are_refused_at_save_time_and_at_delivery_time() {
         "https://169.254.169.254/latest/meta-data".to_string(),
         "https://localhost/h".to_string(),
         format!("https://{host}/h"),
+        // The forms a hand list missed: decided by the IANA registries now.
+        "https://[::127.0.0.1]/h".to_string(),
+        "https://[::ffff:10.0.0.1]/h".to_string(),
+        "https://[64:ff9b::7f00:1]/h".to_string(),
+        "https://[2002:7f00:1::1]/h".to_string(),
+        "https://[fec0::1]/h".to_string(),
+        "https://[2001:db8::1]/h".to_string(),
+        "https://198.18.0.1/h".to_string(),
     ] {
         let config = json!({"webhooks": [{"url": url, "events": ["*"]}]});
         let (status, body) =

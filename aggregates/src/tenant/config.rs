@@ -198,38 +198,7 @@ pub fn is_http_token(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// True for an address a webhook must not reach unless the operator allows internal targets:
-/// loopback, private (RFC 1918, unique local), link-local (cloud metadata lives at
-/// 169.254.169.254), shared (100.64/10), multicast, broadcast, unspecified, documentation.
-pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || a >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal_address(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
+pub use crate::special_addresses::is_internal_address;
 
 /// Why `raw` is not an acceptable webhook URL, if it is not. Parsed with the `url` crate (the
 /// WHATWG rules a client would follow, so `http://0x7f.1/` is 127.0.0.1): https only (http
