@@ -199,10 +199,13 @@ impl App {
             nats,
             rate_limiter,
             limits: Arc::new(limits),
-            throttles: Arc::new(crate::auth::throttle::Throttles::new(
-                config.auth_failures_per_minute,
-                config.platform_reveals_per_minute,
-            )),
+            throttles: Arc::new(
+                crate::auth::throttle::Throttles::new(
+                    config.auth_failures_per_minute,
+                    config.platform_reveals_per_minute,
+                )
+                .with_sign_in_starts(config.oidc_starts_per_minute),
+            ),
             passwords: crate::auth::password::Passwords::new(),
             oidc: Arc::new(
                 crate::services::oidc::Providers::from_env(

@@ -260,7 +260,11 @@ impl CommandMetadata {
     }
 }
 
-/// Runs `command` like [`execute`], retrying (up to 5 times) when a concurrent write to the
+/// How many times [`execute_retrying`] tries.
+pub const RETRIES: u32 = 16;
+
+/// Runs `command` like [`execute`], retrying (up to [`RETRIES`] times, after a short random
+/// pause that grows with each try, so that racers spread out) when a concurrent write to the
 /// same aggregate won: for commands whose only preconditions are re-checked on the reloaded
 /// aggregate (recording a reveal, saving a whole configuration), so concurrent callers all
 /// succeed, one after the other, instead of all but one getting 409.
@@ -277,7 +281,11 @@ where
     let mut attempt = 0;
     loop {
         match framework.execute_with_metadata(id, command(), metadata.0.clone()).await {
-            Err(AggregateError::AggregateConflict) if attempt < 5 => attempt += 1,
+            Err(AggregateError::AggregateConflict) if attempt < RETRIES => {
+                attempt += 1;
+                let pause = rand::random_range(0..=2 * u64::from(attempt.min(8)));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             other => return other.map_err(CommandError::from),
         }
     }

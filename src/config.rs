@@ -192,6 +192,17 @@ pub struct Config {
     #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30, global = true)]
     pub auth_failures_per_minute: u32,
 
+    /// `/readyz` answers 503 (`relay: "stuck"`) once an event committed this many seconds ago
+    /// is still not on NATS: downstream consumers (billing, audit subscribers) would otherwise
+    /// stop silently. 0: never.
+    #[arg(long, env = "RELAY_STUCK_AFTER_SECONDS", default_value_t = 30, global = true)]
+    pub relay_stuck_after_seconds: u64,
+
+    /// OpenID sign-in starts (`/auth/oidc/{provider}/start`, each a stored login attempt)
+    /// per minute per client address; more get 429 `rate_limited`. 0: unlimited.
+    #[arg(long, env = "OIDC_STARTS_PER_MINUTE", default_value_t = 30, global = true)]
+    pub oidc_starts_per_minute: u32,
+
     /// Open live streams (`/audit/events/stream`, `/tenant/audit/events/stream`) per
     /// principal (a key, a person, the master key) on this server; more get 429
     /// `too_many_streams`.
@@ -238,6 +249,10 @@ pub struct Limits {
     pub platform_reveals_per_minute: u32,
     /// Failed authentications per minute per client address.
     pub auth_failures_per_minute: u32,
+    /// When an unpublished event makes the relay "stuck" (`None`: never).
+    pub relay_stuck_after: Option<Duration>,
+    /// The relay's checkpoint name (its position in `checkpoints`).
+    pub relay_checkpoint: String,
     /// Open live streams per principal.
     pub live_streams_per_principal: u32,
     /// Open live streams per server.
@@ -303,6 +318,9 @@ impl Config {
             max_config_versions_per_day: self.tenant_max_config_versions_per_day,
             platform_reveals_per_minute: self.platform_reveals_per_minute,
             auth_failures_per_minute: self.auth_failures_per_minute,
+            relay_stuck_after: (self.relay_stuck_after_seconds > 0)
+                .then(|| Duration::from_secs(self.relay_stuck_after_seconds)),
+            relay_checkpoint: crate::relay::checkpoint_name(&self.nats_events_stream),
             live_streams_per_principal: self.live_streams_per_principal,
             live_streams_max: self.live_streams_max,
         }

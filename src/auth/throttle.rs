@@ -53,6 +53,8 @@ pub struct Throttles {
     reveals_per_minute: u32,
     failures: Windows,
     reveals: Windows,
+    sign_in_starts_per_minute: u32,
+    starts: Windows,
 }
 
 impl Throttles {
@@ -63,7 +65,30 @@ impl Throttles {
             reveals_per_minute,
             failures: Windows::default(),
             reveals: Windows::default(),
+            sign_in_starts_per_minute: 0,
+            starts: Windows::default(),
         }
+    }
+
+    /// With at most `per_minute` sign-in starts (OpenID redirects, each a stored login
+    /// attempt) per client address (0: off).
+    pub fn with_sign_in_starts(mut self, per_minute: u32) -> Self {
+        self.sign_in_starts_per_minute = per_minute;
+        self
+    }
+
+    /// Counts a sign-in start from `ip`; `Err(retry_after)` when over the limit. A start
+    /// without a known address counts under one shared name.
+    pub fn sign_in_start(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        if self.sign_in_starts_per_minute == 0 {
+            return Ok(());
+        }
+        let now = Self::now();
+        let who = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        if self.starts.add(&who, now) > self.sign_in_starts_per_minute {
+            return Err(retry_after(now));
+        }
+        Ok(())
     }
 
     fn now() -> i64 {
@@ -111,6 +136,15 @@ mod tests {
         }
         assert!(t.auth_blocked(ip).is_some());
         assert_eq!(t.auth_blocked("203.0.113.6".parse().ok()), None, "per address");
+    }
+
+    #[test]
+    fn sign_in_starts_are_counted_per_address() {
+        let t = Throttles::new(0, 0).with_sign_in_starts(2);
+        let ip: Option<IpAddr> = "203.0.113.5".parse().ok();
+        assert!(t.sign_in_start(ip).is_ok() && t.sign_in_start(ip).is_ok());
+        assert!(t.sign_in_start(ip).is_err());
+        assert!(t.sign_in_start("203.0.113.6".parse().ok()).is_ok());
     }
 
     #[test]

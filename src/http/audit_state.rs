@@ -48,9 +48,9 @@ pub struct StateQuery {
 #[serde(tag = "aggregate_type", content = "state", rename_all = "snake_case")]
 pub enum PastState {
     /// A tenant, as `GET /admin/tenants/{id}` would have shown it.
-    Tenant(TenantView),
+    Tenant(Box<TenantView>),
     /// A key, as `GET /admin/api-keys/{public_id}` would have shown it (no secret, no hash).
-    ApiKey(KeyView),
+    ApiKey(Box<KeyView>),
 }
 
 async fn state_of(state: &AppState, q: &StateQuery, tenant: Option<&str>) -> ApiResult<PastState> {
@@ -62,14 +62,14 @@ async fn state_of(state: &AppState, q: &StateQuery, tenant: Option<&str>) -> Api
             if tenant.is_some_and(|t| t != q.aggregate_id) {
                 return Err(ApiError::new(Code::TenantNotFound, "tenant not found"));
             }
-            Ok(PastState::Tenant(tenant_as_of(state, &q.aggregate_id, q.as_of).await?))
+            Ok(PastState::Tenant(Box::new(tenant_as_of(state, &q.aggregate_id, q.as_of).await?)))
         }
         StateAggregate::ApiKey => {
             let key = key_as_of(state, &q.aggregate_id, q.as_of).await?;
             if tenant.is_some_and(|t| key.tenant_id.as_deref() != Some(t)) {
                 return Err(ApiError::new(Code::ApiKeyNotFound, "api key not found"));
             }
-            Ok(PastState::ApiKey(key))
+            Ok(PastState::ApiKey(Box::new(key)))
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Checks {
     /// The query tables: `ok`, or `stalled` while they lag behind the log (a command's
     /// read-your-writes wait timed out and none has succeeded since).
     pub projections: &'static str,
+    /// The NATS relay: `ok`, or `stuck` once an event committed `RELAY_STUCK_AFTER_SECONDS`
+    /// ago is still not on NATS (whichever instance leads the relay).
+    pub relay: &'static str,
 }
 
 /// The process is up.
@@ -36,7 +39,7 @@ pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok", checks: None })
 }
 
-/// PostgreSQL and NATS are reachable.
+/// Ready: PostgreSQL and NATS reachable, query tables and the NATS relay keeping up.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = Health, description = "A dependency is down")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
@@ -48,8 +51,14 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
     .is_ok_and(|r| r.is_ok());
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
     let projections = !state.readmodels.stalled_now().await;
+    let relay = match (postgres, state.limits.relay_stuck_after) {
+        (true, Some(bound)) => crate::relay::lag(&state.pool, &state.limits.relay_checkpoint)
+            .await
+            .map_or(true, |(_, age)| age < bound),
+        _ => true,
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let ready = postgres && nats && projections;
+    let ready = postgres && nats && projections && relay;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Health {
         status: word(ready),
@@ -57,6 +66,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
             postgres: word(postgres),
             nats: word(nats),
             projections: if projections { "ok" } else { "stalled" },
+            relay: if relay { "ok" } else { "stuck" },
         }),
     };
     (status, axum::Json(body))

@@ -153,6 +153,10 @@ pub struct KeyView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expiration: Option<OffsetDateTime>,
+    /// The same expiry under the name requests may use for it (`expires_at`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
     /// LLM-token quota.
     pub quota_limit: Option<i64>,
     /// The quota's window; absent = lifetime.
@@ -201,6 +205,7 @@ impl KeyView {
             status: r.status.as_str().to_string(),
             tags: s.tags,
             expiration: s.expires_at,
+            expires_at: s.expires_at,
             quota_limit: s.quota_limit,
             quota_period: s.quota_period.map(Into::into),
             allowed_ips: s.allowed_ips,

@@ -16,6 +16,7 @@ pub mod code;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod idempotency;
 pub mod input;
@@ -237,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", spec))
         .merge(console::routes())
         .fallback(route_not_found)
+        .layer(middleware::from_fn(headers::response_headers))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::guard))
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))

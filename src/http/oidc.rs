@@ -52,9 +52,22 @@ fn binding_cookie(secure: bool, value: &str, max_age: i64) -> Option<HeaderValue
     responses(
         (status = 302, description = "To the provider (authorization code flow with PKCE S256, `state`, `nonce`); sets the `tokenhub_oidc` cookie (10 minutes)"),
         (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
+        (status = 429, body = ErrorBody, description = "`rate_limited` (`OIDC_STARTS_PER_MINUTE` from this address)"),
         (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
     ))]
-pub async fn start(State(state): State<AppState>, Path(provider): Path<String>) -> ApiResult<Response> {
+pub async fn start(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    ctx: RequestMeta,
+) -> ApiResult<Response> {
+    // Each start stores a login attempt: bounded per address before anything is written.
+    state.throttles.sign_in_start(ctx.source_ip.parse().ok()).map_err(|retry| {
+        ApiError::new(
+            Code::RateLimited,
+            format!("too many sign-in starts from this address; retry in {retry} s"),
+        )
+        .retry_after(retry)
+    })?;
     let provider = state.oidc.get(&provider)?;
     let started = state.oidc.start(provider).await?;
     let binding = crate::auth::random_alphanumeric(43);

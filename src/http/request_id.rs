@@ -23,6 +23,18 @@ fn acceptable(id: &str) -> bool {
     tokenhub_aggregates::ids::is_token(id, 128)
 }
 
+/// The path as logs may show it: an invite's token (a credential in the path) becomes
+/// `{token}`.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/auth/invites/") {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/auth/invites/{{token}}{tail}").into()
+        }
+        None => path.into(),
+    }
+}
+
 /// Middleware: assigns the id, opens the request span, sets the response header.
 pub async fn assign_request_id(request: Request, next: Next) -> Response {
     let id = request
@@ -36,7 +48,7 @@ pub async fn assign_request_id(request: Request, next: Next) -> Response {
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %loggable_path(request.uri().path()),
     );
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(request).instrument(span.clone())).await;
@@ -48,4 +60,14 @@ pub async fn assign_request_id(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn invite_tokens_never_reach_the_span() {
+        assert_eq!(super::loggable_path("/auth/invites/abcDEF123/accept"), "/auth/invites/{token}/accept");
+        assert_eq!(super::loggable_path("/auth/invites/abcDEF123"), "/auth/invites/{token}");
+        assert_eq!(super::loggable_path("/tenant/info"), "/tenant/info");
+    }
 }

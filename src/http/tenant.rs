@@ -77,10 +77,13 @@ pub async fn tenant_info(
         .ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     // The published tenant API's names beside ours: `llmTokens` (the monthly LLM-token quota),
     // `apiCalls` (requests per minute), `storage` (not limited by the control plane: null).
+    // `requests_per_minute` and `apiCalls` are what the control API enforces (the numbers the
+    // `RateLimit-*` headers count), not the plan's nominal figure.
     let mut limits = view.limits;
     if let Some(map) = limits.as_object_mut() {
         let tokens = map.get("monthly_token_quota").cloned().unwrap_or(serde_json::Value::Null);
-        let calls = map.get("requests_per_minute").cloned().unwrap_or(serde_json::Value::Null);
+        let calls = state.rate_limiter.per_minute(auth.tenant()).map_or(serde_json::Value::Null, Into::into);
+        map.insert("requests_per_minute".into(), calls.clone());
         map.insert("llmTokens".into(), tokens);
         map.insert("apiCalls".into(), calls);
         map.insert("storage".into(), serde_json::Value::Null);

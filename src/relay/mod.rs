@@ -63,6 +63,30 @@ impl DropPublish {
 
 type RelayError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The relay's checkpoint name for events stream `stream`.
+pub fn checkpoint_name(stream: &str) -> String {
+    format!("nats_relay:{stream}")
+}
+
+/// How far the relay is behind the log: (events not yet on NATS, age of the oldest of them).
+/// Any instance can tell, leader or not.
+pub async fn lag(pool: &PgPool, checkpoint: &str) -> Result<(i64, Duration), sqlx::Error> {
+    let (behind, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT greatest(h.position - coalesce(c.position, 0), 0), \
+                extract(epoch FROM now() - e.recorded_at)::float8 \
+         FROM event_log_head h \
+         LEFT JOIN checkpoints c ON c.name = $1 \
+         LEFT JOIN events e ON e.position = coalesce(c.position, 0) + 1",
+    )
+    .bind(checkpoint)
+    .fetch_one(pool)
+    .await?;
+    let age = if behind > 0 { oldest.unwrap_or(0.0).max(0.0) } else { 0.0 };
+    metrics::gauge!("tokenhub_relay_lag_events").set(behind as f64);
+    metrics::gauge!("tokenhub_relay_lag_seconds").set(age);
+    Ok((behind, Duration::from_secs_f64(age)))
+}
+
 impl Relay {
     /// A relay publishing to `config` through `client`; `hint` wakes it when events commit.
     pub fn new(
@@ -82,17 +106,31 @@ impl Relay {
     }
 
     fn checkpoint_name(&self) -> String {
-        format!("nats_relay:{}", self.config.stream)
+        checkpoint_name(&self.config.stream)
     }
 
     /// Runs until `shutdown`, retrying after every failure.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
+        let mut failures = 0u32;
+        let mut reached = *self.published.borrow();
         while !shutdown.is_cancelled() {
             match self.lead(&shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay interrupted");
+                    // Consecutive failures: progress since the last one starts the count again.
+                    let now_at = *self.published.borrow();
+                    failures = if now_at > reached { 1 } else { failures + 1 };
+                    reached = now_at;
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    if failures < 3 {
+                        tracing::warn!(error = %e, retry_in_ms, "relay interrupted");
+                    } else {
+                        // Named as what it is: events are not reaching NATS, and how to fix it.
+                        tracing::error!(error = %e, failures, retry_in_ms,
+                            remedy = "check NATS and the events stream (NATS_EVENTS_STREAM, NATS_SUBJECT_PREFIX: one stream per database); tokenhub_relay_lag_events shows the backlog",
+                            "relay stuck: events are not reaching NATS");
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}

@@ -69,7 +69,18 @@ async fn check_locks(state: &AppState, ip: Option<IpAddr>, subject: &str) -> Api
     Ok(())
 }
 
-/// Counts a failure against the address and the account, and audits it for an account.
+/// When a failure's audit event is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    /// Before answering (a signed-in person's step-up: no timing to hide).
+    Now,
+    /// After answering: a wrong password on an account must take the time an unknown e-mail
+    /// takes, and an unknown e-mail has no account to append to.
+    AfterAnswer,
+}
+
+/// Counts a failure against the address and the account (for an unknown e-mail too), and
+/// audits it for an account.
 async fn record_failure(
     state: &AppState,
     ctx: &RequestMeta,
@@ -77,16 +88,23 @@ async fn record_failure(
     subject: &str,
     user: Option<&UserRow>,
     reason: &str,
+    audit: Audit,
 ) -> ApiResult<()> {
     state.throttles.record_auth_failure(ip);
     let lock = sign_in_locks::record_failure(&state.pool, subject).await?;
     if let Some(user) = user {
         let at = OffsetDateTime::now_utc();
-        let command = || UserCommand::RecordSignInFailure { reason: reason.to_string(), at };
-        if let Err(e) =
-            execute_retrying(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await
-        {
-            tracing::warn!(error = %e, "cannot record a failed sign-in");
+        let (commands, user_id, meta, reason) =
+            (state.commands.users.clone(), user.user_id.clone(), metadata_of(user, ctx), reason.to_string());
+        let append = async move {
+            let command = || UserCommand::RecordSignInFailure { reason: reason.clone(), at };
+            if let Err(e) = execute_retrying(&commands, &user_id, command, meta).await {
+                tracing::warn!(error = %e, "cannot record a failed sign-in");
+            }
+        };
+        match audit {
+            Audit::Now => append.await,
+            Audit::AfterAnswer => drop(tokio::spawn(append)),
         }
     }
     tracing::info!(msg = "Sign-in failed", reason, lock_seconds = lock, "sign-in failed");
@@ -108,7 +126,7 @@ pub async fn step_up<T>(
     match check.await {
         Err(e) if matches!(e.code, Code::WrongPassword | Code::InvalidTotpCode) => {
             let reason = if e.code == Code::WrongPassword { "step_up_password" } else { "step_up_totp" };
-            record_failure(state, ctx, ip, &user.user_id, Some(user), reason).await?;
+            record_failure(state, ctx, ip, &user.user_id, Some(user), reason, Audit::Now).await?;
             Err(e)
         }
         other => other,
@@ -132,7 +150,7 @@ pub async fn with_password(
     match (ok, user) {
         (true, Some(user)) => after_first_factor(state, ctx, user, "password").await,
         (_, user) => {
-            record_failure(state, ctx, ip, &subject, user.as_ref(), "password").await?;
+            record_failure(state, ctx, ip, &subject, user.as_ref(), "password", Audit::AfterAnswer).await?;
             Err(bad_credentials())
         }
     }
@@ -227,7 +245,7 @@ pub async fn with_second_factor(
         // `finish` answers a spent or wrong recovery code as this code too.
         Err(e) if e.code == Code::InvalidSecondFactor => {
             let reason = if code.is_some() { "totp" } else { "recovery_code" };
-            record_failure(state, ctx, ip, &user.user_id, Some(&user), reason).await?;
+            record_failure(state, ctx, ip, &user.user_id, Some(&user), reason, Audit::AfterAnswer).await?;
             Err(bad_second_factor())
         }
         Err(e) => Err(e),

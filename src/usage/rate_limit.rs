@@ -123,6 +123,19 @@ impl TenantRateLimiter {
             .map(|i| RateInfo { allowed, ..i })
     }
 
+    /// The control-API requests per minute the tenant is held to: the operator's ceiling (its
+    /// override, else `DEFAULT_RATE_LIMIT`), lowered by its own `rateLimit` when that is per
+    /// minute or shorter and lower; `None` when unlimited. What `/tenant/info` reports, so
+    /// that it says what the `RateLimit-*` headers count.
+    pub fn per_minute(&self, tenant: &str) -> Option<u32> {
+        let [ceiling, own] = self.rates_of(tenant);
+        let own = own.filter(|r| r.window == 60).map(|r| r.max);
+        match (ceiling.map(|r| r.max), own) {
+            (Some(c), Some(o)) => Some(c.min(o)),
+            (c, o) => c.or(o),
+        }
+    }
+
     /// Sets a tenant's limits; for tests and the refresher.
     pub fn set_rates(&self, tenant: &str, rates: TenantRates) {
         self.overrides.insert(tenant.to_string(), rates);

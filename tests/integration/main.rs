@@ -8,6 +8,7 @@
     reason = "integration tests fail loudly; the lints guard production code"
 )]
 
+mod answers;
 mod api_keys;
 mod audit;
 mod authz_matrix;

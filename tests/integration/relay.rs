@@ -261,7 +261,12 @@ async fn a_stream_of_another_database_is_refused_not_skipped() {
     let in_stream = stream.messages().await.len();
 
     // A second, empty database pointed at the same stream must not skip its own events.
-    let b = TestApp::start(&db_b, &stream).await;
+    let b = TestApp::start_with(config(
+        &db_b,
+        &stream,
+        &["--master-api-key", MASTER, "--relay-stuck-after-seconds", "1"],
+    ))
+    .await;
     b.create_tenant("B").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(*b.app.relay_position.borrow(), 0, "nothing relayed, nothing skipped");
@@ -274,5 +279,14 @@ async fn a_stream_of_another_database_is_refused_not_skipped() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(*b.app.relay_position.borrow(), 0, "nothing relayed, nothing skipped");
     assert_eq!(stream.messages().await.len(), in_stream);
+    // Not silent: /readyz names the stuck relay, the metric shows the backlog.
+    let (status, ready) = send(b.http.get(b.url("/readyz"))).await;
+    assert_eq!((status, ready["checks"]["relay"].as_str()), (503, Some("stuck")), "{ready}");
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let lag = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tokenhub_relay_lag_events "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(lag.is_some_and(|l| l >= 4.0), "{lag:?}");
     b.stop().await;
 }

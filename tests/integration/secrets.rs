@@ -263,3 +263,35 @@ async fn kek_rotation_under_load_loses_nothing() {
     }
     after.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_reveals_of_one_secret_all_succeed_and_are_each_audited() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (_, admin) = app.create_tenant("Reveals").await;
+    let (s, _) = send(
+        app.http
+            .post(app.url("/tenant/secrets"))
+            .bearer_auth(&admin)
+            .json(&json!({"key": "HOT", "value": "v"})),
+    )
+    .await;
+    assert!(s < 300);
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'secret.revealed'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let reveals = (0..16).map(|_| {
+        let (http, url, admin) = (app.http.clone(), app.url("/tenant/secrets/HOT/reveal"), admin.clone());
+        tokio::spawn(async move { http.post(url).bearer_auth(admin).send().await.unwrap().status().as_u16() })
+    });
+    let statuses: Vec<u16> =
+        futures::future::join_all(reveals).await.into_iter().map(|r| r.unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'secret.revealed'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(after - before, 16, "every reveal is on the record");
+    app.stop().await;
+}
