@@ -9,8 +9,10 @@
 //! worst (measured: see README).
 //!
 //! - [`verify`]: the verification decision.
+//! - [`caught_up`]: a miss is answered only once the cache holds the log as of the request.
 //! - [`last_used`]: batched `last_used_at` writes (no event per verification).
 
+pub mod caught_up;
 pub mod last_used;
 pub mod usage;
 pub mod verify;

@@ -112,6 +112,16 @@ pub(crate) fn key_principal(
     Ok((principal, Arc::clone(key)))
 }
 
+/// A key whose public id this instance has not seen: wait (bounded) until the cache holds
+/// the log as of this request, so a key issued on another instance a moment ago works here.
+async fn seen_or_caught_up(state: &AppState, key: &str) {
+    if let Ok(public_id) = key_format::parse(key) {
+        if state.keys.get(public_id).is_none() {
+            state.keys.caught_up(&state.pool).await;
+        }
+    }
+}
+
 /// Checks a presented master key: `Err(None)` when it is wrong, `Err(Some(_))` for 429 (this
 /// address failed too often; nothing is hashed) and 503 (argon2 busy).
 async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> Result<(), Option<ApiError>> {
@@ -167,9 +177,11 @@ impl FromRequestParts<AppState> for Principal {
             })?;
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, &X_API_KEY) {
+            seen_or_caught_up(state, key).await;
             authenticate_key(state, key, ip)?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {
+                seen_or_caught_up(state, token).await;
                 authenticate_key(state, token, ip)?
             } else {
                 check_master(state, token, ip).await.map_err(|e| e.unwrap_or_else(invalid_key))?;

@@ -174,6 +174,7 @@ codes! {
     ConfigVersionLimitReached = "config_version_limit_reached", TOO_MANY_REQUESTS, "`TENANT_MAX_CONFIG_VERSIONS_PER_DAY` is reached; see `Retry-After`.";
     Internal = "internal", INTERNAL_SERVER_ERROR, "A bug; logged with the request id.";
     ServiceUnavailable = "service_unavailable", SERVICE_UNAVAILABLE, "A dependency is unavailable; see `Retry-After`.";
+    KeyNotYetKnown = "key_not_yet_known", SERVICE_UNAVAILABLE, "A usage record names a key this instance has not caught up with yet (issued elsewhere a moment ago); retry after `Retry-After`.";
     UsageStreamUnavailable = "usage_stream_unavailable", SERVICE_UNAVAILABLE, "The usage stream is unavailable; retry the batch.";
     RequestTimeout = "request_timeout", SERVICE_UNAVAILABLE, "The request took longer than `HTTP_REQUEST_TIMEOUT_MS`.";
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, "`HTTP_MAX_IN_FLIGHT` requests are in flight.";

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ReadAllUsage, ReadUsage, ReportUsage};
+use crate::cache::caught_up::CaughtUp;
 use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
@@ -75,7 +76,7 @@ pub struct UsageBatchResult {
         (status = 403, body = ErrorBody, description = "`forbidden`, `tenant_not_allowed` (a record of a tenant the gateway is not bound to)"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`"),
         (status = 422, body = ErrorBody, description = "`invalid_request` (an unknown field such as a prompt), `invalid_usage_record`, `unknown_key`, `full_key_not_accepted`, `tenant_mismatch`, `tenant_not_found`, `batch_too_large`, `empty_batch`"),
-        (status = 503, body = ErrorBody, description = "`usage_stream_unavailable`: retry the batch"),
+        (status = 503, body = ErrorBody, description = "`usage_stream_unavailable`, `key_not_yet_known`: retry the batch after `Retry-After`"),
     ))]
 pub async fn report_usage(
     State(state): State<AppState>,
@@ -89,6 +90,25 @@ pub async fn report_usage(
         return Err(ApiError::new(Code::BatchTooLarge, format!("at most {MAX_BATCH} records per batch")));
     }
     let now = OffsetDateTime::now_utc();
+    // A key this instance has not seen may have been issued elsewhere a moment ago: answer
+    // `unknown_key` only once the cache holds the log as of this request; until then the
+    // batch is retryable (503 `key_not_yet_known`), never a permanent refusal.
+    let unseen = body.records.iter().any(|r| {
+        r.key.as_deref().is_some_and(|k| {
+            !k.starts_with(crate::auth::key_format::KEY_PREFIX) && state.keys.get(k).is_none()
+        })
+    });
+    if unseen && state.keys.caught_up(&state.pool).await == CaughtUp::NotYet {
+        let still =
+            body.records.iter().any(|r| r.key.as_deref().is_some_and(|k| state.keys.get(k).is_none()));
+        if still {
+            return Err(ApiError::new(
+                Code::KeyNotYetKnown,
+                "a record names a key this instance has not caught up with yet; retry the batch",
+            )
+            .retry_after(1));
+        }
+    }
     let mut events = Vec::with_capacity(body.records.len());
     for (i, record) in body.records.into_iter().enumerate() {
         let event = prepare(i, record, &state.keys, now, state.usage.max_age())

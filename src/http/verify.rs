@@ -15,6 +15,7 @@ use tokenhub_aggregates::tenant::LimitPeriod;
 use utoipa::ToSchema;
 
 use crate::auth::requires::VerifyKeys;
+use crate::cache::caught_up::CaughtUp;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::calendar::window_end;
 use crate::http::authorized::Authorized;
@@ -176,7 +177,12 @@ pub async fn verify_key(
     };
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
     let now = OffsetDateTime::now_utc();
-    let verdict = state.keys.verify(&state.hasher, input, now);
+    let mut verdict = state.keys.verify(&state.hasher, input, now);
+    // `NOT_FOUND` only once this instance holds the log as of the request (a key issued on
+    // another instance a moment ago is known here first).
+    if verdict.code == VerifyCode::NotFound && state.keys.caught_up(&state.pool).await == CaughtUp::Yes {
+        verdict = state.keys.verify(&state.hasher, input, now);
+    }
     // A gateway bound to tenants verifies only their keys.
     if let Some(tenant) = verdict.key.as_ref().and_then(|k| k.tenant_id.as_deref()) {
         auth.principal.may_act_for(tenant)?;

@@ -219,3 +219,61 @@ async fn three_instances_start_together_on_a_fresh_database_and_never_deadlock_u
         assert_eq!(seen, 300, "{}", server.base);
     }
 }
+
+#[tokio::test]
+async fn a_key_issued_on_one_instance_is_never_unknown_on_another() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let http = reqwest::Client::new();
+    let a = ServerProcess::start(&db, &stream);
+    a.wait_ready(&http).await;
+    let b = ServerProcess::start(&db, &stream);
+    b.wait_ready(&http).await;
+    let tenant = call(
+        &http,
+        Method::POST,
+        format!("{}/admin/tenants", a.base),
+        Some(json!({"name": "Fresh", "plan": "pro"})),
+    )
+    .await;
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_string();
+    let gateway = call(
+        &http,
+        Method::POST,
+        format!("{}/admin/platform-keys", a.base),
+        Some(json!({"name": "gw", "role": "gateway"})),
+    )
+    .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The gateway key itself was just issued on A: B authenticates it at once.
+    for i in 0..20 {
+        let issued = call(
+            &http,
+            Method::POST,
+            format!("{}/admin/api-keys", a.base),
+            Some(json!({"tenant_id": tenant_id, "name": format!("k{i}"), "role": "tenant_admin"})),
+        )
+        .await;
+        let (public_id, key) = (issued["public_id"].as_str().unwrap(), issued["api_key"].as_str().unwrap());
+        // At once on B: verify, the control API, a usage report.
+        assert_eq!(verify_code(&http, &b.base, &gateway, key).await, "VALID", "verify of key {i} on B");
+        let (s, body) = send(http.get(format!("{}/tenant/info", b.base)).bearer_auth(key)).await;
+        assert_eq!(s, 200, "control API with key {i} on B: {body}");
+        let record = json!({"id": format!("r-{i}"), "key": public_id, "model": "m", "api_calls": 1,
+            "prompt_tokens": 1, "completion_tokens": 1, "bandwidth_bytes": 0, "storage_bytes": 0,
+            "timestamp": tokenhub::time_fmt::rfc3339(time::OffsetDateTime::now_utc())});
+        let (s, body) = send(
+            http.post(format!("{}/v1/usage", b.base))
+                .bearer_auth(&gateway)
+                .json(&json!({"records": [record]})),
+        )
+        .await;
+        assert_eq!(s, 200, "usage of key {i} on B: {body}");
+    }
+    // A key that exists nowhere is still NOT_FOUND, and its usage 422.
+    let nowhere = "thk_AAAAAAAAAAAAAAAA_0000000000000000000000000000000000000000000";
+    let code = verify_code(&http, &b.base, &gateway, nowhere).await;
+    assert!(code == "NOT_FOUND" || code == "MALFORMED", "{code}");
+}
