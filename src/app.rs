@@ -175,6 +175,7 @@ impl App {
         let relay_faults = relay.drop_publish();
         tokio::spawn(relay.run(shutdown.clone()));
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
+        let db = crate::store::health::DbHealth::spawn(pool.clone(), shutdown.clone());
         let limits = config.limits();
         let live =
             crate::services::live::LiveHub::new(limits.live_streams_per_principal, limits.live_streams_max);
@@ -217,6 +218,7 @@ impl App {
             webhooks,
             rate_limit_notices,
             live,
+            db,
         });
         Ok(App {
             state,

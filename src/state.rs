@@ -68,4 +68,6 @@ pub struct Shared {
     pub rate_limit_notices: crate::webhooks::notices::RateLimitNotices,
     /// Live audit streams: their shared reader and their caps.
     pub live: Arc<crate::services::live::LiveHub>,
+    /// Whether PostgreSQL answers (requests fail fast while it does not).
+    pub db: Arc<crate::store::health::DbHealth>,
 }

@@ -221,6 +221,28 @@ async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
     ApiError::new(code, message).retry_after(1)
 }
 
+/// While PostgreSQL is known down (`store::health`), a request gets at most
+/// [`crate::store::health::FAIL_FAST`]: one that needs the database is answered 503
+/// `service_unavailable` then, instead of after the pool's acquire timeout; one that does not
+/// (verify, usage reports) is answered as usual. Live streams are not cut (their body
+/// outlives this), only their start.
+async fn fail_fast(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    if !state.db.is_down() {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(crate::store::health::FAIL_FAST, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(
+            ApiError::new(code::Code::ServiceUnavailable, "the database does not answer; retry later")
+                .retry_after(1),
+        ),
+    }
+}
+
 /// Notes the position of the last event a request appends, so that its read-your-writes
 /// waits for that position rather than the global head (reads skip it).
 async fn track_writes(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
@@ -243,6 +265,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(rate_limit::rate_limit_headers))
         .layer(middleware::from_fn(count_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), fail_fast))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     safety_layers(app, &limits).with_state(state)
 }

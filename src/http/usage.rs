@@ -29,7 +29,6 @@ impl From<IngestError> for ApiError {
                 )
                 .retry_after(1)
             }
-            IngestError::Database(e) => ApiError::from(e),
         }
     }
 }

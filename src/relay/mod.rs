@@ -128,7 +128,7 @@ impl Relay {
                     } else {
                         // Named as what it is: events are not reaching NATS, and how to fix it.
                         tracing::error!(error = %e, failures, retry_in_ms,
-                            remedy = "check NATS and the events stream (NATS_EVENTS_STREAM, NATS_SUBJECT_PREFIX: one stream per database); tokenhub_relay_lag_events shows the backlog",
+                            remedy = "check that PostgreSQL and NATS answer and that the events stream belongs to this database (NATS_EVENTS_STREAM, NATS_SUBJECT_PREFIX: one per database); tokenhub_relay_lag_events shows the backlog",
                             "relay stuck: events are not reaching NATS");
                     }
                     tokio::select! {

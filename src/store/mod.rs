@@ -2,6 +2,7 @@
 //! settings.
 
 pub mod group_commit;
+pub mod health;
 pub mod idempotency;
 pub mod leader;
 pub mod mfa_challenges;

@@ -23,6 +23,7 @@ mod live;
 mod master_key;
 mod oidc;
 mod openapi;
+mod outage;
 mod people;
 mod person;
 mod platform_keys;
