@@ -7,7 +7,9 @@
 //! `common_passwords.txt` is the head of the ranked password frequency list of zxcvbn
 //! (Dropbox's strength estimator, MIT licence), one per line, most common first.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use tokio::sync::Semaphore;
@@ -74,12 +76,16 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), PasswordProblem> 
 }
 
 /// Hashes and verifies passwords with argon2id, a few at a time.
+///
+/// Only real accounts spend argon2: a sign-in for an unknown e-mail waits as long as a real
+/// check takes (the running average of the real ones, queueing included) without computing
+/// anything, so anonymous junk from many addresses cannot exhaust the slots that real
+/// sign-ins need. A real check waits up to [`SLOT_WAIT`] for a slot before 503.
 #[derive(Clone)]
 pub struct Passwords {
     slots: Arc<Semaphore>,
-    /// A hash of nothing anyone knows, verified for unknown e-mails so that they take as long
-    /// as a wrong password.
-    decoy: Arc<String>,
+    /// Running average of a real verification, in microseconds (queueing included).
+    typical_us: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -88,14 +94,23 @@ impl std::fmt::Debug for Passwords {
     }
 }
 
-/// The argon2 slots are all busy (503 `authentication_busy`).
+/// The argon2 slots stayed busy for [`SLOT_WAIT`] (503 `authentication_busy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many password checks at once")]
 pub struct Busy;
 
+/// argon2 computations at a time.
+pub const SLOTS: usize = 4;
+/// How long a real check waits for a slot.
+pub const SLOT_WAIT: Duration = Duration::from_millis(1500);
+
 fn hash_now(password: &[u8]) -> String {
     // argon2 0.6 draws a random salt itself.
     Argon2::default().hash_password(password).map(|h| h.to_string()).unwrap_or_default()
+}
+
+fn verify_now(password: &[u8], phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password, &h).is_ok())
 }
 
 impl Default for Passwords {
@@ -105,32 +120,49 @@ impl Default for Passwords {
 }
 
 impl Passwords {
-    /// Four argon2 computations at a time.
+    /// [`SLOTS`] argon2 computations at a time; the typical check is measured once here.
     pub fn new() -> Self {
-        let decoy = hash_now(crate::auth::random_alphanumeric(32).as_bytes());
-        Self { slots: Arc::new(Semaphore::new(4)), decoy: Arc::new(decoy) }
+        let sample = hash_now(crate::auth::random_alphanumeric(32).as_bytes());
+        let started = Instant::now();
+        verify_now(b"not the sample", &sample);
+        let typical_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        Self { slots: Arc::new(Semaphore::new(SLOTS)), typical_us: Arc::new(AtomicU64::new(typical_us)) }
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Busy> {
+        match tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Busy),
+        }
     }
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: &str) -> Result<String, Busy> {
-        let _slot = self.slots.try_acquire().map_err(|_| Busy)?;
+        let _slot = self.slot().await?;
         let password = password.as_bytes().to_vec();
         tokio::task::spawn_blocking(move || hash_now(&password)).await.map_err(|_| Busy)
     }
 
-    /// True when `password` matches `phc`; with `None` (no such user) checks a decoy and
-    /// answers false, in the same time.
+    /// True when `password` matches `phc`; with `None` (no such user) answers false after as
+    /// long as a real check takes, computing nothing.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, Busy> {
-        let _slot = self.slots.try_acquire().map_err(|_| Busy)?;
-        let known = phc.is_some();
-        let phc = phc.map(str::to_string).unwrap_or_else(|| self.decoy.to_string());
+        let started = Instant::now();
+        let Some(phc) = phc.map(str::to_string) else {
+            let typical = self.typical_us.load(Ordering::Relaxed);
+            // A little jitter, as real checks have.
+            let jitter = rand::random_range(0..=typical / 20 + 1);
+            tokio::time::sleep(Duration::from_micros(typical + jitter)).await;
+            return Ok(false);
+        };
+        let _slot = self.slot().await?;
         let password = password.as_bytes().to_vec();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc).is_ok_and(|h| Argon2::default().verify_password(&password, &h).is_ok())
-        })
-        .await
-        .map_err(|_| Busy)?;
-        Ok(ok && known)
+        let ok = tokio::task::spawn_blocking(move || verify_now(&password, &phc)).await.map_err(|_| Busy)?;
+        let took = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        // Running average over about the last eight checks.
+        let _ = self
+            .typical_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| Some((avg * 7 + took) / 8));
+        Ok(ok)
     }
 }
 

@@ -194,3 +194,76 @@ async fn guessable_passwords_are_refused_at_every_place_a_password_is_set() {
     assert_eq!((s, body["error"]["code"].as_str()), (422, Some("weak_password")), "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_junk_from_many_addresses_never_exhausts_real_sign_ins() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &[
+            "--master-api-key",
+            MASTER,
+            "--trusted-proxies",
+            "127.0.0.1/32",
+            "--auth-failures-per-minute",
+            "30",
+        ],
+    ))
+    .await;
+    let (tenant, _) = app.create_tenant("Flooded").await;
+    let token =
+        invite(&app, json!({"email": "real@flood.test", "role": "tenant_admin", "tenant_id": tenant})).await;
+    assert_eq!(accept(&app, &token, PASSWORD).await.0, 200);
+
+    // 48 workers of junk, spread over 100 addresses (each under the per-address throttle).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..48u64)
+        .map(|w| {
+            let (http, url, stop, sent, busy) =
+                (app.http.clone(), app.url("/auth/login"), stop.clone(), sent.clone(), busy.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let from = format!("198.51.{}.{}", (w + i) % 100, 1 + (i % 200));
+                    let body = json!({"email": format!("junk{w}-{i}@nowhere.test"), "password": "not the password at all"});
+                    if let Ok(res) = http.post(&url).header("X-Forwarded-For", from).json(&body).send().await {
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if res.status() == 503 {
+                            busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let res = app
+            .http
+            .post(app.url("/auth/login"))
+            .header("X-Forwarded-For", "203.0.113.10")
+            .json(&json!({"email": "real@flood.test", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        took.push((res.status().as_u16(), started.elapsed()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let junk = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(junk > 100, "the flood ran: {junk} requests");
+    assert!(
+        took.iter().all(|(s, t)| *s == 200 && *t < std::time::Duration::from_secs(2)),
+        "real sign-ins during {junk} junk requests ({} answered 503): {took:?}",
+        busy.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    app.stop().await;
+}
