@@ -97,6 +97,12 @@ async function route() {
   const hash = location.hash || '#/';
   const path = hash.split('?')[0];
   try {
+    if (path.startsWith('#/invite/')) {
+      // An invite link: set a password, then sign in (and enrol TOTP where the role needs it).
+      renderNav();
+      pages.acceptInvite(view, decodeURIComponent(path.slice('#/invite/'.length)), signedIn);
+      return;
+    }
     if (!me) await refreshMe();
     if (!me) {
       renderNav();

@@ -87,6 +87,38 @@ export async function signIn(view, done) {
 }
 
 /** @param {HTMLElement} view @param {string} token @param {(answer: any) => void} done */
+export function acceptInvite(view, token, done) {
+  const error = h('div');
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 256 });
+  const again = h('input', { type: 'password', name: 'password_again', autocomplete: 'new-password', required: true });
+  const form = h('form', { class: 'stack', 'aria-label': 'Accept the invite' },
+    h('p', {}, 'Choose a password: 12 characters or more, hard to guess — a few unrelated words make a strong one.'),
+    h('label', {}, 'Password', password), h('label', {}, 'Password again', again),
+    h('button', { type: 'submit' }, 'Accept the invite'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.replaceChildren();
+    if (password.value !== again.value) { error.replaceChildren(errorBox('The two passwords differ.')); return; }
+    try {
+      const person = await api('POST', `/auth/invites/${encodeURIComponent(token)}/accept`, { body: { password: password.value } });
+      // The account is active: sign in with it at once.
+      const answer = await api('POST', '/auth/login', { body: { email: person.email, password: password.value } });
+      history.replaceState(null, '', '#/');
+      if (answer.mfa_required) secondFactor(view, answer.mfa_token, done);
+      else done(answer);
+    } catch (e) { error.replaceChildren(errorBox(e)); }
+  });
+  page(view, 'Welcome to TokenHub', error, form);
+  password.focus();
+  // Or accept it with a sign-in provider whose verified e-mail is the invited one.
+  api('GET', '/auth/oidc').then(({ providers }) => {
+    if (providers.length === 0) return;
+    view.append(h('p', { class: 'actions' }, ...providers.map((p) =>
+      h('a', { href: `/auth/oidc/${encodeURIComponent(p)}/start?invite=${encodeURIComponent(token)}`, class: 'badge' }, `Accept with ${p}`))));
+  }).catch(() => {});
+}
+
+/** @param {HTMLElement} view @param {string} token @param {(answer: any) => void} done */
 export function secondFactor(view, token, done) {
   const error = h('div');
   const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}', maxlength: 6 });
@@ -139,7 +171,19 @@ export async function enrol(view, me, done) {
   const why = me.totp_enrolment_required
     ? 'Your role requires two-factor authentication before anything else.'
     : 'Protect your account with a second factor.';
-  page(view, 'Two-factor authentication', h('p', {}, why), error, start, area);
+  // Sign-in providers: an identity signs in only once its person links it here.
+  const providers = await api('GET', '/auth/oidc').catch(() => ({ providers: [] }));
+  const linkButtons = providers.providers.map((p) => {
+    const b = h('button', { type: 'button', class: 'secondary' }, `Link ${p}`);
+    b.addEventListener('click', async () => {
+      try { location.href = (await api('POST', `/auth/oidc/${encodeURIComponent(p)}/link`)).url; } catch (e) { error.replaceChildren(errorBox(e)); }
+    });
+    return b;
+  });
+  const linking = linkButtons.length && !me.totp_enrolment_required
+    ? [h('h2', {}, 'Sign-in providers'), h('p', {}, 'Link an account at a provider to sign in with it.'), h('p', { class: 'actions' }, ...linkButtons)]
+    : [];
+  page(view, 'Two-factor authentication', h('p', {}, why), error, start, area, ...linking);
 }
 
 // ---- Tenants -------------------------------------------------------------------------------
@@ -313,9 +357,23 @@ export async function tenant(view, ctx, tenantId) {
     } catch (e) { issued.replaceChildren(errorBox(e)); }
   });
 
+  // Pages of 100, as many as the person asked to see ("More keys"); a refresh keeps them.
+  let wanted = 100;
+  const more = h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-keys', hidden: true }, 'More keys');
+  more.addEventListener('click', () => { wanted += 100; load().catch((e) => keys.replaceChildren(errorBox(e))); });
   async function load() {
-    const data = await api('GET', '/tenant/api-keys?limit=200', { tenant: tenantHeader });
-    const rows = data.data.map((k) => {
+    /** @type {any[]} */
+    const all = [];
+    let cursor = null;
+    do {
+      const q = new URLSearchParams({ limit: '100' });
+      if (cursor) q.set('cursor', cursor);
+      const data = await api('GET', `/tenant/api-keys?${q}`, { tenant: tenantHeader });
+      all.push(...data.data);
+      cursor = data.next_cursor ?? null;
+    } while (cursor && all.length < wanted);
+    more.hidden = !cursor;
+    const rows = all.map((k) => {
       const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
       revoke.addEventListener('click', async () => {
         if (!window.confirm(`Revoke the key ${k.name ?? k.public_id}? It stops working at once, everywhere.`)) return;
@@ -323,10 +381,14 @@ export async function tenant(view, ctx, tenantId) {
       });
       const rotate = h('button', { type: 'button', class: 'secondary' }, 'Rotate');
       rotate.addEventListener('click', async () => {
-        const grace = window.prompt(`Rotate ${k.name ?? k.public_id}: how many seconds may the old key still work?`, '3600');
-        if (grace === null) return;
+        const answer = window.prompt(`Rotate ${k.name ?? k.public_id}: how long may the old key still work? (e.g. 0, 90s, 30m, 24h, 7d)`, '1h');
+        if (answer === null) return;
+        const grace = parseDuration(answer);
+        if (grace === null) { ctx.toast(`"${answer}" is not a duration: a number with s, m, h or d (e.g. 24h)`); return; }
+        const until = grace === 0 ? 'stops working at once' : `keeps working for ${describeDuration(grace)} (until ${new Date(Date.now() + grace * 1000).toLocaleString()})`;
+        if (!window.confirm(`Rotate ${k.name ?? k.public_id}? The old key ${until}.`)) return;
         try {
-          const r = await api('POST', `/tenant/api-keys/${k.public_id}/rotate`, { tenant: tenantHeader, body: { grace_period_seconds: Number(grace) } });
+          const r = await api('POST', `/tenant/api-keys/${k.public_id}/rotate`, { tenant: tenantHeader, body: { grace_period_seconds: grace } });
           issued.replaceChildren(shownOnce(`New key for ${k.name ?? k.public_id}`, r.api_key));
           await load();
         } catch (e) { ctx.toast(String(e.message ?? e)); }
@@ -346,7 +408,7 @@ export async function tenant(view, ctx, tenantId) {
     });
     keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows, 'No keys yet. Issue one above.'));
   }
-  view.append(h('h2', {}, 'Keys'), form, issued, verdict, keys);
+  view.append(h('h2', {}, 'Keys'), form, issued, verdict, keys, more);
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
   await subAccounts(view, ctx, tenantHeader);
@@ -355,6 +417,27 @@ export async function tenant(view, ctx, tenantId) {
   await configuration(view, ctx, tenantHeader);
   await ipAllowlist(view, ctx, tenantHeader);
   await members(view, ctx, tenantHeader);
+}
+
+/**
+ * Seconds in a duration typed with a unit (`90s`, `30m`, `24h`, `7d`; a bare number is
+ * seconds); `null` when it is not one.
+ * @param {string} text
+ */
+export function parseDuration(text) {
+  const m = /^\s*(\d{1,7})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?\s*$/i.exec(text);
+  if (!m) return null;
+  const unit = (m[2] ?? 's').toLowerCase()[0];
+  const seconds = Number(m[1]) * ({ s: 1, m: 60, h: 3600, d: 86400 })[unit];
+  return Number.isSafeInteger(seconds) && seconds <= 365 * 86400 ? seconds : null;
+}
+
+/** @param {number} seconds */
+function describeDuration(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} day(s)`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour(s)`;
+  if (seconds % 60 === 0) return `${seconds / 60} minute(s)`;
+  return `${seconds} second(s)`;
 }
 
 // ---- Audit ---------------------------------------------------------------------------------
@@ -412,24 +495,35 @@ export async function audit(view, ctx) {
       h('pre', { class: 'mono' }, JSON.stringify(e.payload, null, 2))));
     detail.scrollIntoView({ block: 'nearest' });
   };
-  const row = (e) => h('tr', { 'data-event': e.event_type },
+  const row = (e) => h('tr', { 'data-event': e.event_type, 'data-position': String(e.position) },
     h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)), h('td', { class: 'wide' }, h('code', {}, e.aggregate_id)),
     h('td', { 'data-testid': 'actor' }, e.actor.email ?? e.actor.id), h('td', { class: 'wide' }, e.source_ip ?? '—'),
     h('td', { class: 'wide' }, e.user_agent ?? '—'));
-  const query = new URLSearchParams({ limit: '200' });
+  // Newest first, a page at a time: "Older events" reads the next page from the cursor.
+  const query = new URLSearchParams({ limit: '100', order: 'desc' });
   for (const [k, input] of Object.entries(inputs)) {
     if (!input.value || (k === 'tenant_id' && !platform)) continue;
     query.set(k, k === 'from' || k === 'to' ? new Date(input.value).toISOString() : input.value);
   }
   const exportQuery = new URLSearchParams(query);
   exportQuery.delete('limit');
+  exportQuery.delete('order');
   const exporter = platform ? h('p', {}, h('a', { href: `/audit/events/export?${exportQuery}`, download: 'audit.ndjson' }, 'Export these events (NDJSON)')) : null;
-  page(view, 'Audit log', filters, chain, exporter, h('h2', {}, 'State as of a moment'), asOf, asOfOut, h('h2', {}, 'Events'), detail, list);
+  const older = h('button', { type: 'button', class: 'secondary', 'data-testid': 'older-events', hidden: true }, 'Older events');
+  page(view, 'Audit log', filters, chain, exporter, h('h2', {}, 'State as of a moment'), asOf, asOfOut, h('h2', {}, 'Events'), detail, list, older);
+  /** @param {string | null} cursor */
+  const load = async (cursor) => {
+    const q = new URLSearchParams(query);
+    if (cursor) q.set('cursor', cursor);
+    const data = await api('GET', `${path}?${q}`, {});
+    tbody.append(...data.data.map(row));
+    older.hidden = data.next_cursor == null;
+    older.onclick = () => { load(String(data.next_cursor)).catch((e) => list.append(errorBox(e))); };
+    return data.data.length;
+  };
   try {
-    const data = await api('GET', `${path}?${query}`, {});
-    const items = data.data.slice().reverse();
-    tbody.replaceChildren(...items.map(row));
-    list.replaceChildren(items.length === 0 ? h('p', { class: 'empty' }, 'No events match these filters.') :
+    const shown = await load(null);
+    list.replaceChildren(shown === 0 ? h('p', { class: 'empty' }, 'No events match these filters.') :
       h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Aggregate', 'Actor', 'Address', 'User agent'].map((c) => h('th', { scope: 'col' }, c)))), tbody)));
   } catch (e) { list.replaceChildren(errorBox(e)); }
   if (platform) {

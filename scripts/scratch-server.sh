@@ -23,7 +23,7 @@ trap cleanup EXIT
 NATS_PID=$!
 
 DATABASE_URL="$PG/$DB" NATS_URL="nats://127.0.0.1:$NATS_PORT" MASTER_API_KEY="$MASTER" \
-  LISTEN_ADDR="127.0.0.1:$PORT" LOG_LEVEL=warn "${TOKENHUB_BIN:-./target/release/tokenhub}" serve 2>"$WORK/server.log" &
+  LISTEN_ADDR="127.0.0.1:$PORT" PUBLIC_URL="http://127.0.0.1:$PORT" LOG_LEVEL=warn "${TOKENHUB_BIN:-./target/release/tokenhub}" serve 2>"$WORK/server.log" &
 SERVER_PID=$!
 BASE="http://127.0.0.1:$PORT"
 ready=0

@@ -418,6 +418,7 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
                 to,
                 limit: None,
                 cursor: None,
+                order: None,
             };
             let head = tokenhub_projections::log::head_position(&pool).await?;
             let mut out: Box<dyn Write> = match &output {

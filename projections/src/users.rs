@@ -24,7 +24,7 @@ impl Projection for UsersProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["users"]
+        &["users", "user_identities"]
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
@@ -59,6 +59,21 @@ impl Projection for UsersProjection {
                 )
                 .bind(id)
                 .bind(password_hash)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            UserEvent::IdentityLinked { provider, issuer, subject, at } => {
+                // The first link of an identity wins; the service refuses a second before it
+                // appends, this keeps a race from giving one identity two accounts.
+                sqlx::query(
+                    "INSERT INTO user_identities (issuer, subject, user_id, provider, linked_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (issuer, subject) DO NOTHING",
+                )
+                .bind(issuer)
+                .bind(subject)
+                .bind(id)
+                .bind(provider)
                 .bind(at)
                 .execute(conn)
                 .await?;

@@ -32,8 +32,23 @@ pub struct AuditFilter {
     pub to: Option<OffsetDateTime>,
     /// Page size, 1 to 1000 (default 100; ignored by export).
     pub limit: Option<i64>,
-    /// Position after which to start: the `next_cursor` of the previous page.
+    /// Position after which to start (`order=asc`), or before which (`order=desc`): the
+    /// `next_cursor` of the previous page.
     pub cursor: Option<i64>,
+    /// `asc` (default: oldest first) or `desc` (newest first); lists only (export and streams
+    /// run in log order).
+    pub order: Option<AuditOrder>,
+}
+
+/// The order of an audit listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOrder {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
 }
 
 /// Who did it.
@@ -112,6 +127,40 @@ impl From<StoredEvent> for AuditItem {
             payload,
         }
     }
+}
+
+/// Up to `limit` events matching `filter` before position `before` (the newest when `None`),
+/// newest first.
+pub async fn fetch_page_before(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditItem>, sqlx::Error> {
+    let rows: Vec<StoredEvent> = sqlx::query_as(
+        "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
+         payload, metadata, recorded_at FROM events WHERE ($1::bigint IS NULL OR position < $1) \
+         AND ($2::text IS NULL OR tenant_id = $2) \
+         AND ($3::text IS NULL OR aggregate_type = $3) \
+         AND ($4::text IS NULL OR aggregate_id = $4) \
+         AND ($5::text IS NULL OR event_type = $5) \
+         AND ($6::text IS NULL OR metadata->>'actor_id' = $6) \
+         AND ($7::timestamptz IS NULL OR recorded_at >= $7) \
+         AND ($8::timestamptz IS NULL OR recorded_at < $8) \
+         ORDER BY position DESC LIMIT $9",
+    )
+    .bind(before)
+    .bind(&filter.tenant_id)
+    .bind(&filter.aggregate_type)
+    .bind(&filter.aggregate_id)
+    .bind(&filter.event_type)
+    .bind(&filter.actor_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(AuditItem::from).collect())
 }
 
 /// Up to `limit` events matching `filter` after position `after`, in order.

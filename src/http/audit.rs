@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::audit::query::{fetch_page_before, AuditOrder};
 use crate::audit::{fetch_page, verify_chain, AuditFilter, AuditItem, ChainReport};
 use crate::auth::requires::{ReadAudit, ReadTenantAudit};
 use crate::http::authorized::Authorized;
@@ -17,7 +18,7 @@ use crate::http::extract::Query;
 use crate::http::paging;
 use crate::state::AppState;
 
-/// A page of audit records, oldest first.
+/// A page of audit records, oldest first (or newest first with `order=desc`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     /// Records.
@@ -28,9 +29,17 @@ pub struct AuditPage {
 
 async fn page(state: &AppState, filter: AuditFilter) -> ApiResult<AuditPage> {
     let limit = paging::page_size(filter.limit, 100, 1000)?;
-    let after = filter.cursor.unwrap_or(0).max(0);
-    let data = fetch_page(&state.pool, &filter, after, limit).await?;
-    let next_cursor = (data.len() as i64 == limit).then(|| data.last().map(|i| i.position).unwrap_or(after));
+    let (data, from) = match filter.order.unwrap_or_default() {
+        AuditOrder::Asc => {
+            let after = filter.cursor.unwrap_or(0).max(0);
+            (fetch_page(&state.pool, &filter, after, limit).await?, after)
+        }
+        AuditOrder::Desc => {
+            let before = filter.cursor.map(|c| c.max(0));
+            (fetch_page_before(&state.pool, &filter, before, limit).await?, before.unwrap_or(0))
+        }
+    };
+    let next_cursor = (data.len() as i64 == limit).then(|| data.last().map(|i| i.position).unwrap_or(from));
     Ok(AuditPage { data, next_cursor })
 }
 

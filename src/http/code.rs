@@ -57,7 +57,10 @@ codes! {
     OidcStateInvalid = "oidc_state_invalid", UNAUTHORIZED, "The provider's answer does not belong to a sign-in this browser started (wrong or used `state`, no `tokenhub_oidc` cookie, or older than 10 minutes).";
     OidcIdTokenInvalid = "oidc_id_token_invalid", UNAUTHORIZED, "The provider's ID token failed a check (signature, issuer, audience, expiry or nonce); the message says which.";
     OidcEmailUnverified = "oidc_email_unverified", UNAUTHORIZED, "The provider did not vouch for the e-mail (`email_verified` is not true).";
-    OidcNoAccount = "oidc_no_account", UNAUTHORIZED, "No active or invited account has the provider's verified e-mail; ask for an invite.";
+    OidcNoAccount = "oidc_no_account", UNAUTHORIZED, "No account is linked to this identity: sign in with your password and link it, or accept your invite with it.";
+    OidcIdentityInUse = "oidc_identity_in_use", CONFLICT, "The identity is linked to an account already.";
+    OidcIdentityInvalid = "oidc_identity_invalid", UNAUTHORIZED, "The provider's identity has no usable issuer or subject.";
+    OidcEmailMismatch = "oidc_email_mismatch", UNAUTHORIZED, "The provider's verified e-mail is not the invited one.";
     OidcFailed = "oidc_failed", UNAUTHORIZED, "The provider refused the sign-in or the code exchange.";
     AmbiguousCredentials = "ambiguous_credentials", UNAUTHORIZED, "More than one credential was sent (two headers, or a header and the session cookie).";
     Forbidden = "forbidden", FORBIDDEN, "The principal may not perform this action.";

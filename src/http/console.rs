@@ -46,9 +46,21 @@ async fn asset(Path(name): Path<String>) -> Response {
     file(&name)
 }
 
-/// `/console`, `/console/` and `/console/<file>`.
+/// An invite link opened in a browser: the console's invite page, with the token in the
+/// fragment (never sent to a server again, never in a log).
+async fn invite(Path(token): Path<String>) -> Response {
+    if token.is_empty() || token.len() > 64 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)")
+            .into_response();
+    }
+    Redirect::to(&format!("/console/#/invite/{token}")).into_response()
+}
+
+/// `/console`, `/console/` and `/console/<file>`, and the landing of invite links
+/// (`/auth/invites/<token>`).
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
+        .route("/auth/invites/{token}", get(invite))
         .route("/console", get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(index))
         .route("/console/{name}", get(asset))

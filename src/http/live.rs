@@ -60,10 +60,13 @@ pub struct StreamQuery {
     pub cursor: Option<i64>,
 }
 
-fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> Option<i64> {
-    query.cursor.or_else(|| {
+fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> ApiResult<Option<i64>> {
+    if query.cursor.is_some_and(|c| c < 0) {
+        return Err(ApiError::new(Code::InvalidQuery, "cursor must be a position, 0 or more"));
+    }
+    Ok(query.cursor.or_else(|| {
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-    })
+    }))
 }
 
 /// What one stream delivers, and on what terms.
@@ -222,7 +225,7 @@ pub async fn audit_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<Response> {
-    let after = resume_from(&headers, &query);
+    let after = resume_from(&headers, &query)?;
     stream(state, admission, Action::ReadAudit, None, after).await
 }
 
@@ -243,6 +246,6 @@ pub async fn tenant_audit_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<Response> {
-    let after = resume_from(&headers, &query);
+    let after = resume_from(&headers, &query)?;
     stream(state, admission, Action::ReadTenantAudit, Some(auth.tenant().to_string()), after).await
 }

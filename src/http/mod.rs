@@ -145,6 +145,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(sign_in::login_mfa))
         .routes(routes!(oidc::providers))
         .routes(routes!(oidc::start))
+        .routes(routes!(oidc::link))
         .routes(routes!(oidc::callback))
         .routes(routes!(sign_in::me))
         .routes(routes!(sign_in::logout))

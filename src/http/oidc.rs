@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::http::authenticate::cookie;
+use crate::http::authenticate::SessionUser;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Path, Query, RequestMeta};
 use crate::http::sign_in::{session_response, LoginResponse, MfaChallenge};
-use crate::services::sign_in::{self, SignIn};
+use crate::services::sign_in::{self, ProviderOutcome, SignIn};
 use crate::state::AppState;
 use crate::store::oidc_logins;
+use crate::store::oidc_logins::Intent;
 
 /// The cookie that binds a provider's answer to the browser that started the sign-in.
 pub const OIDC_COOKIE: &str = "tokenhub_oidc";
@@ -47,19 +49,60 @@ fn binding_cookie(secure: bool, value: &str, max_age: i64) -> Option<HeaderValue
 
 /// Start signing in at a provider: 302 to its authorization page.
 #[utoipa::path(get, path = "/auth/oidc/{provider}/start", tag = "people",
-    params(("provider" = String, Path, description = "A name of `OIDC_PROVIDERS`", pattern = "^[a-z0-9]{1,32}$")),
+    params(("provider" = String, Path, description = "A name of `OIDC_PROVIDERS`", pattern = "^[a-z0-9]{1,32}$"), StartQuery),
     security(()),
     responses(
         (status = 302, description = "To the provider (authorization code flow with PKCE S256, `state`, `nonce`); sets the `tokenhub_oidc` cookie (10 minutes)"),
         (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
+        (status = 422, body = ErrorBody, description = "`invite_invalid` (`invite` names no live invite)"),
         (status = 429, body = ErrorBody, description = "`rate_limited` (`OIDC_STARTS_PER_MINUTE` from this address)"),
         (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
     ))]
 pub async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    Query(query): Query<StartQuery>,
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
+    let intent = match query.invite.as_deref() {
+        None => Intent::SignIn,
+        Some(token) => {
+            // Only a live invite can be accepted with a provider.
+            let hash = crate::services::users::hash_of_invite(token);
+            if token.len() > 64 || crate::services::users::by_invite(&state.pool, &hash).await?.is_none() {
+                return Err(ApiError::new(
+                    Code::InviteInvalid,
+                    "the invite is not valid (wrong, expired or used)",
+                ));
+            }
+            Intent::Invite { invite_token_hash: hash }
+        }
+    };
+    let (location, cookie) = begin(&state, &provider, &ctx, intent).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, location);
+    headers.append(header::SET_COOKIE, cookie);
+    Ok((StatusCode::FOUND, headers).into_response())
+}
+
+/// `?invite=` of a start.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// Accept this invite with the provider (the token of the invite link): the provider's
+    /// verified e-mail must be the invited one; the identity is linked to the account.
+    #[param(pattern = "^[A-Za-z0-9]{1,64}$")]
+    pub invite: Option<String>,
+}
+
+/// Records a round trip to the provider for `intent`: the provider's URL and the cookie that
+/// binds its answer to this browser.
+async fn begin(
+    state: &AppState,
+    provider: &str,
+    ctx: &RequestMeta,
+    intent: Intent,
+) -> ApiResult<(HeaderValue, HeaderValue)> {
     // Each start stores a login attempt: bounded per address before anything is written.
     state.throttles.sign_in_start(ctx.source_ip.parse().ok()).map_err(|retry| {
         ApiError::new(
@@ -68,28 +111,57 @@ pub async fn start(
         )
         .retry_after(retry)
     })?;
-    let provider = state.oidc.get(&provider)?;
+    let provider = state.oidc.get(provider)?;
     let started = state.oidc.start(provider).await?;
     let binding = crate::auth::random_alphanumeric(43);
-    oidc_logins::create(
-        &state.pool,
-        &state.keks.current,
-        &started.state,
-        provider.name(),
-        &binding,
-        &started.nonce,
-        &started.verifier,
-    )
-    .await?;
-    let mut headers = HeaderMap::new();
+    let login = oidc_logins::NewLogin {
+        state: &started.state,
+        provider: provider.name(),
+        binding: &binding,
+        nonce: &started.nonce,
+        verifier: &started.verifier,
+        intent: &intent,
+    };
+    oidc_logins::create(&state.pool, &state.keks.current, login).await?;
     let location = HeaderValue::from_str(&started.url).map_err(|e| ApiError::internal(&e))?;
-    headers.insert(header::LOCATION, location);
-    if let Some(cookie) = binding_cookie(state.limits.cookie_secure, &binding, oidc_logins::LIFETIME_SECONDS)
-    {
-        headers.append(header::SET_COOKIE, cookie);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((StatusCode::FOUND, headers).into_response())
+    let cookie = binding_cookie(state.limits.cookie_secure, &binding, oidc_logins::LIFETIME_SECONDS)
+        .ok_or_else(|| ApiError::internal(&"binding cookie"))?;
+    Ok((location, cookie))
+}
+
+/// Where to send the browser to link an identity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkStart {
+    /// The provider's authorization page: navigate there; its answer comes back to
+    /// `/auth/oidc/{provider}/callback`, which links the identity to this person.
+    pub url: String,
+}
+
+/// Start linking an identity at a provider to the signed-in person (from then on it signs
+/// in to this account).
+#[utoipa::path(post, path = "/auth/oidc/{provider}/link", tag = "people",
+    params(("provider" = String, Path, description = "A name of `OIDC_PROVIDERS`", pattern = "^[a-z0-9]{1,32}$")),
+    security(("session" = [])),
+    responses(
+        (status = 200, body = LinkStart, description = "Go to `url`; sets the `tokenhub_oidc` cookie (10 minutes)"),
+        (status = 401, body = ErrorBody, description = "`invalid_session`"),
+        (status = 403, body = ErrorBody, description = "`csrf_failed`"),
+        (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
+        (status = 429, body = ErrorBody, description = "`rate_limited` (`OIDC_STARTS_PER_MINUTE` from this address)"),
+        (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
+    ))]
+pub async fn link(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(provider): Path<String>,
+    ctx: RequestMeta,
+) -> ApiResult<Response> {
+    let intent = Intent::Link { user_id: session.user.user_id.clone() };
+    let (location, cookie) = begin(&state, &provider, &ctx, intent).await?;
+    let url = location.to_str().map_err(|e| ApiError::internal(&e))?.to_string();
+    let mut response = axum::Json(LinkStart { url }).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 /// The provider's answer (its own parameters such as `iss` or `scope` are ignored).
@@ -110,10 +182,11 @@ pub struct CallbackQuery {
     responses(
         (status = 200, body = LoginResponse, description = "Signed in (`Set-Cookie: tokenhub_session`, `tokenhub_csrf`), or `{\"mfa_required\": true, \"mfa_token\"}` when TOTP is on"),
         (status = 303, description = "The same for a browser (`Accept: text/html`): on to `/console/` (or its TOTP step)"),
-        (status = 401, body = ErrorBody, description = "`oidc_state_invalid`, `oidc_id_token_invalid`, `oidc_email_unverified`, `oidc_no_account`, `oidc_failed`"),
+        (status = 401, body = ErrorBody, description = "`oidc_state_invalid`, `oidc_id_token_invalid`, `oidc_email_unverified`, `oidc_no_account` (no account is linked to the identity), `oidc_email_mismatch` (an invite accepted with another e-mail), `oidc_failed`"),
+        (status = 403, body = ErrorBody, description = "`tenant_suspended`, `ip_not_allowed`"),
         (status = 404, body = ErrorBody, description = "`oidc_provider_unknown`"),
-        (status = 409, body = ErrorBody, description = "`user_disabled`"),
-        (status = 422, body = ErrorBody, description = "`invite_expired` (an invited account whose invite is over)"),
+        (status = 409, body = ErrorBody, description = "`user_disabled`, `oidc_identity_in_use` (linked to an account already)"),
+        (status = 422, body = ErrorBody, description = "`invite_invalid`, `invite_expired`"),
         (status = 503, body = ErrorBody, description = "`oidc_provider_unavailable`"),
     ))]
 pub async fn callback(
@@ -143,11 +216,25 @@ pub async fn callback(
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| ApiError::new(Code::OidcFailed, "the provider sent no authorization code"))?;
-    let email = state.oidc.finish(provider, code, &pending.nonce, &pending.verifier).await?;
+    let identity = state.oidc.finish(provider, code, &pending.nonce, &pending.verifier).await?;
     // A browser (it asks for HTML) goes on to the console; an API client reads the answer.
     let browser =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
-    let mut response = match sign_in::with_provider(&state, &ctx, &name, &email).await? {
+    let outcome = match sign_in::with_provider(&state, &ctx, &name, &identity, pending.intent).await? {
+        ProviderOutcome::SignIn(outcome) => outcome,
+        ProviderOutcome::Linked => {
+            let mut response = if browser {
+                (StatusCode::SEE_OTHER, [(header::LOCATION, "/console/#/security")]).into_response()
+            } else {
+                axum::Json(serde_json::json!({"linked": name})).into_response()
+            };
+            if let Some(clear) = binding_cookie(state.limits.cookie_secure, "", 0) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            return Ok(response);
+        }
+    };
+    let mut response = match outcome {
         SignIn::Session(user, session) => {
             let mut response = session_response(&state, *user, session);
             if browser {

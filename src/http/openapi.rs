@@ -368,7 +368,9 @@ fn complete(doc: &mut serde_json::Value) {
                 constrain_body_text(schema);
             }
             // An update must set something (422 `empty_update`).
-            if name.starts_with("Update") && name.ends_with("Request") {
+            if (name.starts_with("Update") || name.ends_with("ChangeRoleRequest"))
+                && name.ends_with("Request")
+            {
                 schema["minProperties"] = json!(1);
             }
         }
@@ -480,6 +482,15 @@ fn complete(doc: &mut serde_json::Value) {
             }
             if tenant {
                 missing.push(("429", "`rate_limited`: the tenant's control-API limit; see `Retry-After`"));
+                missing.push(("404", "`tenant_not_found`: `X-Tenant-ID` names no tenant"));
+                // A route with a 404 of its own names it too.
+                if let Some(own) = responses.get_mut("404") {
+                    let text = own["description"].as_str().unwrap_or_default().to_string();
+                    if !text.contains("tenant_not_found") {
+                        own["description"] =
+                            json!(format!("{text}; `tenant_not_found`: `X-Tenant-ID` names no tenant"));
+                    }
+                }
             }
             for (status, description) in missing {
                 if !responses.contains_key(status) {

@@ -72,9 +72,9 @@ pub struct LimitsDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(maximum = 1e15)]
     pub monthly_token_quota: Option<u64>,
-    /// Control-API requests per minute, at most 10,000,000.
+    /// Control-API requests per minute, 1 to 10,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(maximum = 10000000)]
+    #[schema(minimum = 1, maximum = 10000000)]
     pub requests_per_minute: Option<u32>,
 }
 

@@ -66,6 +66,21 @@ pub struct Providers {
     http: openidconnect::reqwest::Client,
 }
 
+/// Who the provider vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The provider's issuer (`https://github.com` for GitHub).
+    pub issuer: String,
+    /// The subject at that issuer (GitHub: the account's numeric id).
+    pub subject: String,
+    /// The e-mail the provider verified.
+    pub email: String,
+}
+
+/// The issuer GitHub identities are recorded under (GitHub is OAuth2, with no issuer of its
+/// own).
+pub const GITHUB_ISSUER: &str = "https://github.com";
+
 /// Where to send the browser, and what to remember.
 pub struct Started {
     /// The provider's authorization URL.
@@ -229,14 +244,15 @@ impl Providers {
         Ok(Started { url: url.to_string(), state, nonce, verifier: verifier.secret().clone() })
     }
 
-    /// Exchanges `code` and answers the e-mail the provider verified.
+    /// Exchanges `code` and answers who the provider vouches for: its identity (issuer and
+    /// subject) and the e-mail it verified.
     pub async fn finish(
         &self,
         provider: &Provider,
         code: &str,
         nonce: &str,
         verifier: &str,
-    ) -> ApiResult<String> {
+    ) -> ApiResult<Identity> {
         match &provider.kind {
             Kind::Oidc { .. } => self.finish_oidc(provider, code, nonce, verifier).await,
             Kind::GitHub { api_url, .. } => self.finish_github(provider, api_url, code, verifier).await,
@@ -249,7 +265,7 @@ impl Providers {
         code: &str,
         nonce: &str,
         verifier: &str,
-    ) -> ApiResult<String> {
+    ) -> ApiResult<Identity> {
         let metadata = self.metadata(provider, false).await?;
         let redirect = Self::redirect(provider)?;
         let client = |metadata| Self::oidc_client(provider, metadata, redirect.clone());
@@ -311,7 +327,11 @@ impl Providers {
                 "the provider has not verified this e-mail",
             ));
         }
-        Ok(email)
+        Ok(Identity {
+            issuer: claims.issuer().as_str().to_string(),
+            subject: claims.subject().as_str().to_string(),
+            email,
+        })
     }
 
     fn github_client(
@@ -343,7 +363,7 @@ impl Providers {
         api_url: &str,
         code: &str,
         verifier: &str,
-    ) -> ApiResult<String> {
+    ) -> ApiResult<Identity> {
         let exchange = self
             .github_client(provider)?
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -366,21 +386,31 @@ impl Providers {
             primary: bool,
             verified: bool,
         }
-        let body = self
-            .http
-            .get(format!("{}/user/emails", api_url.trim_end_matches('/')))
-            .bearer_auth(oauth2::TokenResponse::access_token(&token).secret())
-            .header("Accept", "application/vnd.github+json")
-            .header("User-Agent", "TokenHub")
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| unavailable(&provider.name, e))?
-            .bytes()
-            .await
-            .map_err(|e| unavailable(&provider.name, e))?;
+        #[derive(serde::Deserialize)]
+        struct GitHubUser {
+            id: u64,
+        }
+        let get = |path: &'static str| {
+            self.http
+                .get(format!("{}{path}", api_url.trim_end_matches('/')))
+                .bearer_auth(oauth2::TokenResponse::access_token(&token).secret())
+                .header("Accept", "application/vnd.github+json")
+                .header("User-Agent", "TokenHub")
+                .send()
+        };
+        let read = |r: Result<oauth2::reqwest::Response, oauth2::reqwest::Error>| async {
+            r.and_then(|r| r.error_for_status())
+                .map_err(|e| unavailable(&provider.name, e))?
+                .bytes()
+                .await
+                .map_err(|e| unavailable(&provider.name, e))
+        };
+        let body = read(get("/user/emails").await).await?;
         let emails: Vec<GitHubEmail> =
             serde_json::from_slice(&body).map_err(|e| unavailable(&provider.name, e))?;
+        // The account's stable id is the subject (a login or an e-mail can change hands).
+        let user: GitHubUser = serde_json::from_slice(&read(get("/user").await).await?)
+            .map_err(|e| unavailable(&provider.name, e))?;
         let primary = emails.into_iter().find(|e| e.primary).ok_or_else(|| {
             ApiError::new(Code::OidcEmailUnverified, "GitHub has no primary e-mail for this account")
         })?;
@@ -390,6 +420,6 @@ impl Providers {
                 "GitHub has not verified the primary e-mail",
             ));
         }
-        Ok(primary.email)
+        Ok(Identity { issuer: GITHUB_ISSUER.to_string(), subject: user.id.to_string(), email: primary.email })
     }
 }

@@ -13,9 +13,11 @@ use tokenhub_aggregates::user::{normalise_email, SignInMethod, UserCommand};
 use crate::commands::{execute_retrying, CommandError, RequestMeta};
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult};
+use crate::services::oidc::Identity;
 use crate::services::two_factor;
 use crate::services::users::{by_id, metadata_of, user_id_for, UserRow};
 use crate::state::AppState;
+use crate::store::oidc_logins::Intent;
 use crate::store::sessions::{self, NewSession};
 use crate::store::{mfa_challenges, sign_in_locks};
 
@@ -173,33 +175,102 @@ pub async fn after_first_factor(
     Ok(SignIn::Session(Box::new(user), session))
 }
 
-/// Signs in the person whose e-mail the OpenID provider `provider` verified: an active
-/// account, or an invited one (which this activates, without a password). Never creates an
-/// account.
+/// What an OpenID round trip came to.
+#[derive(Debug)]
+pub enum ProviderOutcome {
+    /// Signed in (or the TOTP challenge).
+    SignIn(SignIn),
+    /// The identity is now linked to the signed-in person.
+    Linked,
+}
+
+/// The provider's answer for `intent`. An identity reaches an account only when it is linked
+/// to it (never by a matching e-mail): a sign-in needs the link; a signed-in person links it;
+/// an invite, accepted with the provider, activates its account (the provider's verified
+/// e-mail must be the invited one) and links it. Never creates an account.
 pub async fn with_provider(
     state: &AppState,
     ctx: &RequestMeta,
     provider: &str,
-    email: &str,
-) -> ApiResult<SignIn> {
-    let no_account = || ApiError::new(Code::OidcNoAccount, "no account has this e-mail; ask for an invite");
-    let email = normalise_email(email).ok_or_else(no_account)?;
-    let user = by_id(&state.pool, &user_id_for(&email)).await?.ok_or_else(no_account)?;
-    let user = match user.status.as_str() {
-        "active" => user,
-        "invited" => {
+    identity: &Identity,
+    intent: Intent,
+) -> ApiResult<ProviderOutcome> {
+    let no_account = || {
+        ApiError::new(
+            Code::OidcNoAccount,
+            "no account is linked to this identity: sign in with your password and link it, or accept your invite with it",
+        )
+    };
+    let link = |user: UserRow| async move {
+        let command = UserCommand::LinkIdentity {
+            provider: provider.to_string(),
+            issuer: identity.issuer.clone(),
+            subject: identity.subject.clone(),
+            at: OffsetDateTime::now_utc(),
+        };
+        crate::commands::execute(&state.commands.users, &user.user_id, command, metadata_of(&user, ctx)).await
+    };
+    let linked_to =
+        crate::services::users::by_identity(&state.pool, &identity.issuer, &identity.subject).await?;
+    match intent {
+        Intent::SignIn => {
+            let user = linked_to.filter(|u| u.status == "active").ok_or_else(no_account)?;
+            Ok(ProviderOutcome::SignIn(after_first_factor(state, ctx, user, "oidc").await?))
+        }
+        Intent::Link { user_id } => {
+            let user = by_id(&state.pool, &user_id)
+                .await?
+                .filter(|u| u.status == "active")
+                .ok_or_else(no_account)?;
+            if let Some(other) = linked_to {
+                return Err(ApiError::new(
+                    Code::OidcIdentityInUse,
+                    if other.user_id == user.user_id {
+                        "this identity is linked to your account already"
+                    } else {
+                        "this identity is linked to another account"
+                    },
+                ));
+            }
+            let user_id = user.user_id.clone();
+            link(user).await?;
+            state.readmodels.wait_for_head().await;
+            tracing::info!(user_id = %user_id, provider, "identity linked");
+            Ok(ProviderOutcome::Linked)
+        }
+        Intent::Invite { invite_token_hash } => {
+            let invalid =
+                || ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)");
+            let user = crate::services::users::by_invite(&state.pool, &invite_token_hash)
+                .await?
+                .ok_or_else(invalid)?;
+            if linked_to.is_some() {
+                return Err(ApiError::new(
+                    Code::OidcIdentityInUse,
+                    "this identity is linked to another account",
+                ));
+            }
+            if normalise_email(&identity.email).as_deref() != Some(user.email.as_str()) {
+                return Err(ApiError::new(
+                    Code::OidcEmailMismatch,
+                    "the provider's verified e-mail is not the invited one",
+                ));
+            }
+            crate::services::users::tenant_admits_person(state, &user, ctx, invalid)?;
             let command = UserCommand::ActivateByProvider {
                 provider: provider.to_string(),
+                invite_token_hash,
                 at: OffsetDateTime::now_utc(),
             };
             crate::commands::execute(&state.commands.users, &user.user_id, command, metadata_of(&user, ctx))
                 .await?;
+            let user_id = user.user_id.clone();
+            link(user).await?;
             state.readmodels.wait_for_head().await;
-            by_id(&state.pool, &user.user_id).await?.ok_or_else(no_account)?
+            let user = by_id(&state.pool, &user_id).await?.ok_or_else(no_account)?;
+            Ok(ProviderOutcome::SignIn(after_first_factor(state, ctx, user, "oidc").await?))
         }
-        _ => return Err(no_account()),
-    };
-    after_first_factor(state, ctx, user, "oidc").await
+    }
 }
 
 /// The second factor of a sign-in: a TOTP `code` or a `recovery_code` for the challenge of

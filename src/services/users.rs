@@ -86,6 +86,30 @@ pub async fn by_id(pool: &PgPool, user_id: &str) -> Result<Option<UserRow>, sqlx
     sqlx::query_as(&format!("{SELECT} WHERE u.user_id = $1")).bind(user_id).fetch_optional(pool).await
 }
 
+/// The person an OpenID identity is linked to.
+pub async fn by_identity(pool: &PgPool, issuer: &str, subject: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{SELECT} WHERE u.user_id = (SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2)"
+    ))
+    .bind(issuer)
+    .bind(subject)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The invited person whose invite token hashes to `invite_token_hash`.
+pub async fn by_invite(pool: &PgPool, invite_token_hash: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT} WHERE u.invite_token_hash = $1 AND u.status = 'invited'"))
+        .bind(invite_token_hash)
+        .fetch_optional(pool)
+        .await
+}
+
+/// What events and the query table keep of an invite token: its SHA-256, in hex.
+pub fn hash_of_invite(token: &str) -> String {
+    invite_token_hash(token)
+}
+
 /// The users with these ids (those that exist).
 pub async fn by_ids(pool: &PgPool, user_ids: &[String]) -> Result<Vec<UserRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} WHERE u.user_id = ANY($1)")).bind(user_ids).fetch_all(pool).await

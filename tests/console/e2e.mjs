@@ -153,6 +153,18 @@ try {
   await batchRow.getByText('disabled').waitFor();
   await batchRow.getByRole('button', { name: 'Enable' }).click();
   await batchRow.getByText('active').waitFor();
+  // Rotation with a grace typed with its unit, confirmed before anything happens.
+  const dialogs = [];
+  const answerDialogs = (d) => { dialogs.push(d.message()); d.type() === 'prompt' ? d.accept('24h') : d.accept(); };
+  page.on('dialog', answerDialogs);
+  const rotated = page.waitForResponse((r) => r.url().endsWith(`/tenant/api-keys/${batchId}/rotate`));
+  await batchRow.getByRole('button', { name: 'Rotate' }).click();
+  await rotated;
+  page.off('dialog', answerDialogs);
+  assert.match(dialogs[1] ?? '', /keeps working for 24 hour/, JSON.stringify(dialogs));
+  const afterRotate = await (await fetch(`${BASE}/admin/api-keys/${batchId}`, { headers: { 'X-Master-Key': MASTER } })).json();
+  const grace = new Date(afterRotate.previous_key_valid_until).getTime() - Date.now();
+  assert.ok(grace > 23.9 * 3600_000 && grace <= 24 * 3600_000, `the old key works for 24 h: ${afterRotate.previous_key_valid_until}`);
   // A secret (its value never shown again) and a member invited from the console.
   await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
   await page.getByLabel('Value').fill('sk-console-e2e-secret-value');
@@ -162,7 +174,27 @@ try {
   await page.getByLabel('Member e-mail').fill('grace@console.test');
   await page.getByRole('button', { name: 'Invite' }).click();
   await page.locator('tr[data-user="grace@console.test"]').waitFor();
-  assert.match(await page.getByTestId('shown-once').last().textContent(), /\/auth\/invites\//);
+  const inviteText = await page.getByTestId('shown-once').last().textContent();
+  const inviteUrl = inviteText.match(/https?:\/\/[^\s]+\/auth\/invites\/[A-Za-z0-9]+/)?.[0];
+  assert.ok(inviteUrl, inviteText);
+  // The invite link opened in a browser: the console's invite page, then signed in.
+  const invitedContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const invited = await invitedContext.newPage();
+  watchConsole(invited, 'invited');
+  await invited.goto(inviteUrl);
+  await invited.getByRole('heading', { name: 'Welcome to TokenHub' }).waitFor();
+  assert.ok(!invited.url().includes('/auth/invites/'), `the token left the path: ${invited.url()}`);
+  await invited.getByLabel('Password', { exact: true }).fill('Winter2026!!');
+  await invited.getByLabel('Password again').fill('Winter2026!!');
+  await invited.getByRole('button', { name: 'Accept the invite' }).click();
+  await invited.getByText('(weak_password)').waitFor();
+  await invited.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await invited.getByLabel('Password again').fill(PASSWORD);
+  await invited.getByRole('button', { name: 'Accept the invite' }).click();
+  await invited.getByRole('button', { name: 'Sign out' }).waitFor();
+  assert.match(await invited.locator('#who').textContent(), /grace@console\.test/);
+  await check(invited, '05a-invite-accepted');
+  await invitedContext.close();
   // A role; an allowlist with a malformed network is refused with the server's reason.
   await page.getByLabel('Role name').fill('support');
   await page.getByLabel('Permissions').fill('read, chat');
@@ -256,6 +288,9 @@ try {
   await page.getByRole('link', { name: 'Audit' }).click();
   const revokedRow = page.locator('tr[data-event="api_key.revoked"]');
   await revokedRow.first().waitFor();
+  // Newest first.
+  const positions = (await page.locator('tbody tr[data-position]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-position')))));
+  assert.ok(positions.length > 5 && positions.every((p, i) => i === 0 || p < positions[i - 1]), `newest first: ${positions}`);
   assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
   await revokedRow.first().getByRole('button').click();
   assert.match(await page.getByTestId('event-detail').textContent(), /api_key\.revoked/);

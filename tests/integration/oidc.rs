@@ -1,7 +1,9 @@
 //! OIDC sign-in against a real OpenID provider (`oidc-provider` from npm, started here with
 //! `node tests/oidc/provider.mjs`) and the real binary: the authorization code flow with PKCE,
-//! driven like a browser through the provider's login and consent forms; an invited account
-//! activated by its verified e-mail; a forged, replayed or unbound `state`; a wrong nonce; an
+//! driven like a browser through the provider's login and consent forms; an identity signs in
+//! only to the account it is linked to (through the invite, or by its person while signed in),
+//! never by a matching e-mail (a locked password account included); an invited account
+//! activated through its invite with the invited e-mail only; a forged, replayed or unbound `state`; a wrong nonce; an
 //! expired ID token (the provider's clock two hours behind) and a wrongly-signed one; an
 //! unverified e-mail; no account; TOTP still asked for; and GitHub (OAuth2 and its e-mail
 //! API) through a local stand-in that checks PKCE itself.
@@ -90,6 +92,16 @@ fn location(res: &reqwest::Response) -> String {
 /// back to TokenHub: answers the callback URL (not yet followed).
 async fn through_provider(browser: &reqwest::Client, server: &str, provider: &str, login: &str) -> String {
     let res = browser.get(format!("{server}/auth/oidc/{provider}/start")).send().await.unwrap();
+    through_provider_from(browser, server, res, login).await
+}
+
+/// [`through_provider`] from a start's answer (a 302 to the provider).
+async fn through_provider_from(
+    browser: &reqwest::Client,
+    server: &str,
+    res: reqwest::Response,
+    login: &str,
+) -> String {
     assert_eq!(res.status(), 302, "start");
     let mut url = location(&res);
     for _ in 0..12 {
@@ -123,6 +135,13 @@ async fn through_provider(browser: &reqwest::Client, server: &str, provider: &st
         url = if next.starts_with('/') { format!("{origin}{next}") } else { next };
     }
     panic!("the provider never sent the browser back: {url}");
+}
+
+/// A redirect to `url`, as a start answers (for a start that answered the URL in JSON).
+fn go_to(url: &str) -> reqwest::Response {
+    reqwest::Response::from(
+        axum::http::Response::builder().status(302).header("location", url).body(String::new()).unwrap(),
+    )
 }
 
 async fn callback(browser: &reqwest::Client, url: &str) -> Result<Signed, (u16, Value)> {
@@ -208,10 +227,17 @@ async fn github_stand_in(shared: Arc<Mutex<GitHubState>>) -> String {
         ]))
         .into_response()
     }
+    async fn user(headers: axum::http::HeaderMap) -> axum::response::Response {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer gho_standin") {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!({"id": 583231, "login": "gus"})).into_response()
+    }
     let app = axum::Router::new()
         .route("/login/oauth/authorize", get(authorize))
         .route("/login/oauth/access_token", post(token))
         .route("/user/emails", get(emails))
+        .route("/user", get(user))
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -278,9 +304,33 @@ async fn run() {
     let user_id = invited["user_id"].as_str().unwrap().to_string();
     let invite_token = invited["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
 
-    // The happy path: the invited account is activated by the provider's verified e-mail.
+    // An invited account is not reached by its e-mail alone: the provider's sign-in finds no
+    // account linked to the identity.
     let b = browser();
     let back = through_provider(&b, &base, "local", email).await;
+    let (s, body) = callback(&b, &back).await.err().unwrap();
+    assert_eq!((s, error_code(&body)), (401, Some("oidc_no_account")), "no link, no sign-in: {body}");
+    let (s, body) = send(http.get(format!("{base}/auth/oidc/local/start?invite=notaninvite"))).await;
+    assert_eq!((s, error_code(&body)), (422, Some("invite_invalid")), "{body}");
+    // Accepting another person's invite with one's own identity: the e-mails differ.
+    let other_invite = invite_on(
+        &http,
+        &base,
+        json!({"email": "olga@oidc.test", "role": "tenant_admin", "tenant_id": tenant_id}),
+    )
+    .await;
+    let other_token = other_invite["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let b = browser();
+    let start = b.get(format!("{base}/auth/oidc/local/start?invite={other_token}")).send().await.unwrap();
+    let back = through_provider_from(&b, &base, start, email).await;
+    let (s, body) = callback(&b, &back).await.err().unwrap();
+    assert_eq!((s, error_code(&body)), (401, Some("oidc_email_mismatch")), "{body}");
+
+    // The happy path: the invite accepted with the provider, whose verified e-mail is the
+    // invited one; the identity is linked.
+    let b = browser();
+    let start = b.get(format!("{base}/auth/oidc/local/start?invite={invite_token}")).send().await.unwrap();
+    let back = through_provider_from(&b, &base, start, email).await;
     assert!(back.contains("code=") && back.contains("state="), "{back}");
     // A forged state, and the right state from a browser without the binding cookie.
     let forged = back.replace("state=", "state=forged");
@@ -296,6 +346,74 @@ async fn run() {
     // The answer works once.
     let (s, body) = callback(&b, &back).await.err().unwrap();
     assert_eq!((s, error_code(&body)), (401, Some("oidc_state_invalid")), "replayed: {body}");
+    // From now on the linked identity signs in.
+    let b = browser();
+    let back = through_provider(&b, &base, "local", email).await;
+    let again = callback(&b, &back).await.unwrap();
+    let (s, me) = send(http.get(format!("{base}/auth/me")).header("Cookie", &again.cookie)).await;
+    assert_eq!((s, me["user_id"].as_str()), (200, Some(user_id.as_str())), "{me}");
+
+    // A password account with the provider's e-mail (even a locked one) is not reached until
+    // its person links the identity while signed in.
+    let pat = "pat@oidc.test";
+    let pat_invite =
+        invite_on(&http, &base, json!({"email": pat, "role": "tenant_admin", "tenant_id": tenant_id})).await;
+    let pat_token = pat_invite["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let (s, _) = send(
+        http.post(format!("{base}/auth/invites/{pat_token}/accept")).json(&json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for _ in 0..5 {
+        let _ = send(
+            http.post(format!("{base}/auth/login"))
+                .json(&json!({"email": pat, "password": "wrong wrong wrong wrong"})),
+        )
+        .await;
+    }
+    let b = browser();
+    let back = through_provider(&b, &base, "local", pat).await;
+    let (s, body) = callback(&b, &back).await.err().unwrap();
+    assert_eq!((s, error_code(&body)), (401, Some("oidc_no_account")), "a locked password account: {body}");
+    sqlx::query("DELETE FROM sign_in_locks").execute(&db.pool().await).await.unwrap();
+    let pat_signed = session_of_with(
+        http.post(format!("{base}/auth/login"))
+            .json(&json!({"email": pat, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    let b = browser();
+    let (s, started) = send(
+        b.post(format!("{base}/auth/oidc/local/link"))
+            .header("Cookie", &pat_signed.cookie)
+            .header("X-CSRF-Token", &pat_signed.csrf),
+    )
+    .await;
+    assert_eq!(s, 200, "{started}");
+    // The browser follows `url` (the binding cookie came with the answer), as from a start.
+    let back = through_provider_from(&b, &base, go_to(started["url"].as_str().unwrap()), pat).await;
+    let (s, linked) = send(b.get(&back)).await;
+    assert_eq!((s, linked["linked"].as_str()), (200, Some("local")), "{linked}");
+    let b = browser();
+    let back = through_provider(&b, &base, "local", pat).await;
+    let pat_oidc = callback(&b, &back).await.unwrap();
+    let (s, me) = send(http.get(format!("{base}/auth/me")).header("Cookie", &pat_oidc.cookie)).await;
+    assert_eq!((s, me["email"].as_str()), (200, Some(pat)), "{me}");
+    // The same identity cannot be linked to a second account.
+    let (s, started) = send(
+        b.post(format!("{base}/auth/oidc/local/link"))
+            .header("Cookie", &signed.cookie)
+            .header("X-CSRF-Token", &signed.csrf),
+    )
+    .await;
+    assert_eq!(s, 200, "{started}");
+    let back = through_provider_from(&b, &base, go_to(started["url"].as_str().unwrap()), pat).await;
+    let (s, body) = send(b.get(&back)).await;
+    assert_eq!((s, error_code(&body)), (409, Some("oidc_identity_in_use")), "{body}");
 
     // A wrong nonce (the stored one changed while the browser was at the provider).
     let pool = db.pool().await;
@@ -375,19 +493,30 @@ async fn run() {
         .unwrap();
     session_of_with(res, false).await.unwrap();
 
-    // GitHub: its verified primary e-mail, PKCE checked by the stand-in.
+    // GitHub: its verified primary e-mail, PKCE checked by the stand-in; the invite accepted
+    // with it links the account's numeric id.
     let gh_email = "gus@oidc.test";
-    invite_on(&http, &base, json!({"email": gh_email, "role": "tenant_viewer", "tenant_id": tenant_id}))
-        .await;
+    let gh_invite =
+        invite_on(&http, &base, json!({"email": gh_email, "role": "tenant_viewer", "tenant_id": tenant_id}))
+            .await;
+    let gh_token = gh_invite["invite_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     *gh.lock().unwrap() = GitHubState { email: gh_email.into(), verified: false, challenges: vec![] };
     let b = browser();
-    let back = through_provider(&b, &base, "github", gh_email).await;
+    let start = b.get(format!("{base}/auth/oidc/github/start?invite={gh_token}")).send().await.unwrap();
+    let back = through_provider_from(&b, &base, start, gh_email).await;
     let (s, body) = callback(&b, &back).await.err().unwrap();
     assert_eq!((s, error_code(&body)), (401, Some("oidc_email_unverified")), "{body}");
     gh.lock().unwrap().verified = true;
     let b = browser();
-    let back = through_provider(&b, &base, "github", gh_email).await;
+    let start = b.get(format!("{base}/auth/oidc/github/start?invite={gh_token}")).send().await.unwrap();
+    let back = through_provider_from(&b, &base, start, gh_email).await;
     let gh_signed = callback(&b, &back).await.unwrap();
+    let linked: (String, String) =
+        sqlx::query_as("SELECT issuer, subject FROM user_identities WHERE provider = 'github'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(linked, ("https://github.com".to_string(), "583231".to_string()));
     let (s, me) = send(http.get(format!("{base}/auth/me")).header("Cookie", &gh_signed.cookie)).await;
     assert_eq!((s, me["email"].as_str()), (200, Some(gh_email)));
 
@@ -406,7 +535,7 @@ async fn run() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(oidc_sign_ins, 3, "local twice (once with TOTP), GitHub once");
+    assert_eq!(oidc_sign_ins, 5, "local four times (invite, linked, TOTP, pat), GitHub once");
 
     // No state, code, token, session, TOTP secret, recovery code or invite in the server's
     // log (at debug level).

@@ -39,6 +39,9 @@ pub struct User {
     pub last_totp_step: Option<u64>,
     /// Hashes of the unspent recovery codes.
     pub recovery_code_hashes: Vec<String>,
+    /// The OpenID identities (issuer, subject) linked to the account.
+    #[serde(default)]
+    pub identities: Vec<(String, String)>,
 }
 
 fn check_membership(membership: &Membership) -> Result<(), UserError> {
@@ -104,17 +107,32 @@ impl User {
                 }
                 Ok(UserEvent::Activated { password_hash: Some(password_hash), provider: None, at })
             }
-            UserCommand::ActivateByProvider { provider, at } => {
+            UserCommand::ActivateByProvider { provider, invite_token_hash, at } => {
                 match self.status {
                     None => return Err(UserError::NotFound),
                     Some(UserStatus::Disabled) => return Err(UserError::Disabled),
                     Some(UserStatus::Active) => return Err(UserError::InviteInvalid),
                     Some(UserStatus::Invited) => {}
                 }
+                // Only through the invite: an e-mail a provider vouches for is not enough.
+                if self.invite_token_hash.as_deref() != Some(invite_token_hash.as_str()) {
+                    return Err(UserError::InviteInvalid);
+                }
                 if self.invite_expires_at.is_none_or(|expires| at >= expires) {
                     return Err(UserError::InviteExpired);
                 }
                 Ok(UserEvent::Activated { password_hash: None, provider: Some(provider), at })
+            }
+            UserCommand::LinkIdentity { provider, issuer, subject, at } => {
+                self.require_active()?;
+                let fits = |s: &str| !s.is_empty() && s.len() <= 512 && !s.chars().any(char::is_control);
+                if !fits(&provider) || !fits(&issuer) || !fits(&subject) {
+                    return Err(UserError::InvalidIdentity);
+                }
+                if self.identities.iter().any(|(i, s)| *i == issuer && *s == subject) {
+                    return Err(UserError::IdentityAlreadyLinked);
+                }
+                Ok(UserEvent::IdentityLinked { provider, issuer, subject, at })
             }
             UserCommand::SetPassword { password_hash, at } => {
                 self.require_active()?;
@@ -202,6 +220,7 @@ impl User {
                 self.status = Some(UserStatus::Active);
                 self.invite_token_hash = None;
             }
+            UserEvent::IdentityLinked { issuer, subject, .. } => self.identities.push((issuer, subject)),
             UserEvent::PasswordSet { .. } | UserEvent::SignInFailed { .. } => {}
             UserEvent::TotpEnrolled { step, recovery_code_hashes, .. } => {
                 self.totp_enrolled = true;

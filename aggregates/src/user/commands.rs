@@ -32,10 +32,26 @@ pub enum UserCommand {
         /// Now.
         at: OffsetDateTime,
     },
-    /// Activates an invited account whose e-mail an OpenID provider verified (no password).
+    /// Activates an invited account through its invite (the token hashing to
+    /// `invite_token_hash`), with an OpenID provider that verified the invited e-mail instead
+    /// of a password.
     ActivateByProvider {
         /// The provider's name.
         provider: String,
+        /// SHA-256 of the presented invite token.
+        invite_token_hash: String,
+        /// Now.
+        at: OffsetDateTime,
+    },
+    /// Links an OpenID identity (issuer and subject) to the account: from then on that identity
+    /// signs in to it. Only the person (signed in) or their invite links one.
+    LinkIdentity {
+        /// The provider's name.
+        provider: String,
+        /// The provider's issuer.
+        issuer: String,
+        /// The subject at that issuer.
+        subject: String,
         /// Now.
         at: OffsetDateTime,
     },

@@ -44,6 +44,12 @@ pub enum UserError {
     /// A sign-in whose method does not fit the user's factors.
     #[error("a second factor is required")]
     SecondFactorRequired,
+    /// An identity with an empty or oversized issuer, subject or provider.
+    #[error("the provider's identity is not usable (issuer and subject, 1 to 512 characters)")]
+    InvalidIdentity,
+    /// The identity is linked to this account already.
+    #[error("this identity is linked to the account already")]
+    IdentityAlreadyLinked,
 }
 
 impl DomainError for UserError {
@@ -62,6 +68,8 @@ impl DomainError for UserError {
             UserError::TotpReplayed => "totp_replayed",
             UserError::RecoveryCodeInvalid => "recovery_code_invalid",
             UserError::SecondFactorRequired => "second_factor_required",
+            UserError::InvalidIdentity => "oidc_identity_invalid",
+            UserError::IdentityAlreadyLinked => "oidc_identity_in_use",
         }
     }
 
@@ -72,7 +80,8 @@ impl DomainError for UserError {
             | UserError::NotActive
             | UserError::Disabled
             | UserError::TotpAlreadyEnrolled
-            | UserError::TotpNotEnrolled => ErrorKind::Conflict,
+            | UserError::TotpNotEnrolled
+            | UserError::IdentityAlreadyLinked => ErrorKind::Conflict,
             _ => ErrorKind::InvalidInput,
         }
     }

@@ -89,6 +89,19 @@ pub enum UserEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// `user.identity_linked`: an OpenID identity signs in to this account from now on.
+    #[serde(rename = "user.identity_linked")]
+    IdentityLinked {
+        /// The provider's name.
+        provider: String,
+        /// Its issuer.
+        issuer: String,
+        /// The subject at that issuer.
+        subject: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// `user.password_set`: a new password (the user's other sessions end).
     #[serde(rename = "user.password_set")]
     PasswordSet {
@@ -184,6 +197,7 @@ impl DomainEvent for UserEvent {
         match self {
             UserEvent::Invited { .. } => "user.invited",
             UserEvent::Activated { .. } => "user.activated",
+            UserEvent::IdentityLinked { .. } => "user.identity_linked",
             UserEvent::PasswordSet { .. } => "user.password_set",
             UserEvent::TotpEnrolled { .. } => "user.totp_enrolled",
             UserEvent::TotpRemoved { .. } => "user.totp_removed",

@@ -118,7 +118,20 @@ fn an_invite_is_used_once_and_expires() {
 
 #[test]
 fn a_provider_activates_an_invited_account_once_within_the_invite() {
-    let by = |at| UserCommand::ActivateByProvider { provider: "google".into(), at };
+    let by = |at| UserCommand::ActivateByProvider {
+        provider: "google".into(),
+        invite_token_hash: "tok-hash".into(),
+        at,
+    };
+    // Only through the invite: a provider vouching for the e-mail is not enough.
+    Framework::with(())
+        .given(vec![invited()])
+        .when(UserCommand::ActivateByProvider {
+            provider: "google".into(),
+            invite_token_hash: "another".into(),
+            at: T0,
+        })
+        .then_expect_error(UserError::InviteInvalid);
     Framework::with(()).given(vec![invited()]).when(by(T0)).then_expect_events(vec![UserEvent::Activated {
         password_hash: None,
         provider: Some("google".into()),
@@ -314,4 +327,38 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_identity_is_linked_once_to_an_active_account() {
+    let link = || UserCommand::LinkIdentity {
+        provider: "google".into(),
+        issuer: "https://accounts.google.com".into(),
+        subject: "1234".into(),
+        at: T0,
+    };
+    let linked = UserEvent::IdentityLinked {
+        provider: "google".into(),
+        issuer: "https://accounts.google.com".into(),
+        subject: "1234".into(),
+        at: T0,
+    };
+    Framework::with(())
+        .given(vec![invited(), activated()])
+        .when(link())
+        .then_expect_events(vec![linked.clone()]);
+    Framework::with(())
+        .given(vec![invited(), activated(), linked])
+        .when(link())
+        .then_expect_error(UserError::IdentityAlreadyLinked);
+    Framework::with(()).given(vec![invited()]).when(link()).then_expect_error(UserError::NotActive);
+    Framework::with(())
+        .given(vec![invited(), activated()])
+        .when(UserCommand::LinkIdentity {
+            provider: "g".into(),
+            issuer: String::new(),
+            subject: "1".into(),
+            at: T0,
+        })
+        .then_expect_error(UserError::InvalidIdentity);
 }
