@@ -37,6 +37,7 @@ pub struct AuditFilter {
     pub cursor: Option<i64>,
     /// `asc` (default: oldest first) or `desc` (newest first); lists only (export and streams
     /// run in log order).
+    #[param(inline)]
     pub order: Option<AuditOrder>,
 }
 

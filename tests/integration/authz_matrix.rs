@@ -70,6 +70,7 @@ const SIGN_IN: &[&str] = &[
     "/auth/oidc",
     "/auth/oidc/{provider}/start",
     "/auth/oidc/{provider}/callback",
+    "/auth/oidc/{provider}/link",
 ];
 
 /// (method, path, principals allowed). `OtherTenant` is derived: it is allowed wherever
