@@ -78,6 +78,28 @@ impl Projection for UsersProjection {
                 .execute(conn)
                 .await?;
             }
+            UserEvent::Erased { at } => {
+                // Crypto-shredding, as for a deleted tenant: the person's data key is destroyed,
+                // so what is sealed under it in the log (password hashes, the TOTP secret) can
+                // never be opened again. Derived from the log: it happens even after a crash.
+                sqlx::query(
+                    "UPDATE users SET status = 'erased', password_hash = NULL, totp_enrolled = false, \
+                     totp_nonce = NULL, totp_ciphertext = NULL, updated_at = $2 WHERE user_id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO tenant_data_keys (tenant_id, version, kek_id, destroyed_at) VALUES ($1, 1, 'none', $2) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET nonce = NULL, wrapped = NULL, \
+                     destroyed_at = coalesce(tenant_data_keys.destroyed_at, excluded.destroyed_at)",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
             UserEvent::PasswordSet { password_hash, at } => {
                 sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE user_id = $1")
                     .bind(id)

@@ -1,5 +1,6 @@
-//! Per-tenant data keys in `tenant_data_keys`, wrapped by the KEK. A destroyed key (tenant
-//! deleted) has no wrapped bytes left: nothing sealed under it can be opened again.
+//! Data keys in `tenant_data_keys`, one per tenant and one per person (keyed by the user id),
+//! wrapped by the KEK. A destroyed key (tenant deleted, person erased) has no wrapped bytes
+//! left: nothing sealed under it can be opened again.
 
 use sqlx::PgPool;
 
@@ -87,6 +88,22 @@ pub async fn tenant_dek(pool: &PgPool, keks: &Keks, tenant_id: &str) -> Result<S
     };
     let dek = wrapping.open(&dek_aad(tenant_id, DEK_VERSION), &nonce, &wrapped)?;
     Ok(SecretKey::from_bytes(&dek)?)
+}
+
+/// The DEK of `owner` if it exists and is not destroyed; never creates one (a read for an
+/// owner that has none takes the time of one that has).
+pub async fn existing_dek(
+    pool: &PgPool,
+    keks: &Keks,
+    owner: &str,
+) -> Result<Option<SecretKey>, DataKeyError> {
+    let Some(row) = load_row(pool, owner).await? else { return Ok(None) };
+    let (Some(nonce), Some(wrapped)) = (row.nonce, row.wrapped) else { return Ok(None) };
+    let Some(wrapping) = keks.by_id(&row.kek_id) else {
+        return Err(DataKeyError::WrongKek { found: row.kek_id, configured: keks.current.id.clone() });
+    };
+    let dek = wrapping.open(&dek_aad(owner, DEK_VERSION), &nonce, &wrapped)?;
+    Ok(Some(SecretKey::from_bytes(&dek)?))
 }
 
 async fn load_row(pool: &PgPool, tenant_id: &str) -> Result<Option<Row>, sqlx::Error> {

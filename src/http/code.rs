@@ -59,6 +59,8 @@ codes! {
     OidcEmailUnverified = "oidc_email_unverified", UNAUTHORIZED, "The provider did not vouch for the e-mail (`email_verified` is not true).";
     OidcNoAccount = "oidc_no_account", UNAUTHORIZED, "No account is linked to this identity: sign in with your password and link it, or accept your invite with it.";
     OidcIdentityInUse = "oidc_identity_in_use", CONFLICT, "The identity is linked to an account already.";
+    UserNotDisabled = "user_not_disabled", CONFLICT, "Only a disabled person is erased: disable them first.";
+    UserErased = "user_erased", CONFLICT, "The person is erased already.";
     OidcIdentityInvalid = "oidc_identity_invalid", UNAUTHORIZED, "The provider's identity has no usable issuer or subject.";
     OidcEmailMismatch = "oidc_email_mismatch", UNAUTHORIZED, "The provider's verified e-mail is not the invited one.";
     OidcFailed = "oidc_failed", UNAUTHORIZED, "The provider refused the sign-in or the code exchange.";

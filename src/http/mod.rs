@@ -134,6 +134,7 @@ pub fn api() -> (Router<AppState>, serde_json::Value) {
         .routes(routes!(resource_limits::track_resource))
         .routes(routes!(people::invite_user, people::list_users))
         .routes(routes!(people::get_user, people::change_user_role, people::disable_user))
+        .routes(routes!(people::erase_user))
         .routes(routes!(people::invite_tenant_user, people::list_tenant_users))
         .routes(routes!(
             people::get_tenant_user,

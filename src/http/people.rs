@@ -336,6 +336,27 @@ pub async fn disable_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Erase a disabled person (GDPR): their data key is destroyed, so their sealed password
+/// hashes and TOTP secret in the immutable log can never be opened again.
+#[utoipa::path(post, path = "/admin/users/{user_id}/erase", tag = "people",
+    params(("user_id" = String, Path, description = "User id (`usr_…`)")),
+    security(("master_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user_not_found`"),
+        (status = 409, body = ErrorBody, description = "`user_not_disabled` (disable first), `user_erased`"),
+    ))]
+pub async fn erase_user(
+    State(state): State<AppState>,
+    auth: Authorized<ManageTenants>,
+    ctx: RequestMeta,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    accounts::erase(&state, &auth.principal, &ctx, None, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Invite a person to the tenant (tenant admin; tenant roles only).
 #[utoipa::path(post, path = "/tenant/users", tag = "people",
     request_body = TenantInviteRequest,

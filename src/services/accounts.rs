@@ -86,6 +86,26 @@ pub async fn disable(
     Ok(())
 }
 
+/// Erases the disabled person `user_id`: `user.erased` destroys their data key (the users
+/// projection shreds it), so the sealed password hashes and TOTP secret in the log can never
+/// be opened again.
+pub async fn erase(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestMeta,
+    tenant_id: Option<&str>,
+    user_id: &str,
+) -> ApiResult<()> {
+    let user = get(state, tenant_id, user_id).await?;
+    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
+    execute(&state.commands.users, &user.user_id, UserCommand::Erase { at: OffsetDateTime::now_utc() }, meta)
+        .await?;
+    sessions::end_all_but(&state.pool, &user.user_id, None).await?;
+    state.readmodels.wait_for_head().await;
+    tracing::info!(user_id = %user.user_id, "user erased");
+    Ok(())
+}
+
 /// The signed-in `user` changes their password; their other sessions end.
 pub async fn change_password(
     state: &AppState,
@@ -96,7 +116,8 @@ pub async fn change_password(
     new: &str,
 ) -> ApiResult<u64> {
     crate::services::sign_in::step_up(state, ctx, user, async {
-        let ok = state.passwords.verify(current, user.password_hash.as_deref()).await.map_err(|_| busy())?;
+        let phc = crate::services::users::password_of(state, Some(user)).await?;
+        let ok = state.passwords.verify(current, phc.as_deref()).await.map_err(|_| busy())?;
         if ok {
             Ok(())
         } else {
@@ -106,6 +127,7 @@ pub async fn change_password(
     .await?;
     check_policy(new, &user.email).map_err(|p| ApiError::new(Code::WeakPassword, p.to_string()))?;
     let password_hash = state.passwords.hash(new).await.map_err(|_| busy())?;
+    let password_hash = crate::services::users::seal_password(state, &user.user_id, &password_hash).await?;
     let command = UserCommand::SetPassword { password_hash, at: OffsetDateTime::now_utc() };
     execute(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await?;
     let ended = sessions::end_all_but(&state.pool, &user.user_id, Some(current_session)).await?;

@@ -147,8 +147,9 @@ pub async fn with_password(
     let subject = user_id_for(&email);
     check_locks(state, ip, &subject).await?;
     let user = by_id(&state.pool, &subject).await?;
-    let phc = user.as_ref().filter(|u| u.status == "active").and_then(|u| u.password_hash.as_deref());
-    let ok = state.passwords.verify(password, phc).await.map_err(|_| busy())?;
+    let active = user.as_ref().filter(|u| u.status == "active");
+    let phc = crate::services::users::password_of(state, active).await?;
+    let ok = state.passwords.verify(password, phc.as_deref()).await.map_err(|_| busy())?;
     match (ok, user) {
         (true, Some(user)) => after_first_factor(state, ctx, user, "password").await,
         (_, user) => {

@@ -163,7 +163,7 @@ async fn remove_checked(
 ) -> ApiResult<()> {
     let ok = state
         .passwords
-        .verify(password, user.password_hash.as_deref())
+        .verify(password, crate::services::users::password_of(state, Some(user)).await?.as_deref())
         .await
         .map_err(|_| crate::services::sign_in::busy())?;
     if !ok {

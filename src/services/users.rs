@@ -155,6 +155,49 @@ pub fn principal_for(user: &UserRow) -> Option<Principal> {
     }
 }
 
+/// How a sealed password hash starts (events and the `users` table keep only this form).
+const SEALED_PASSWORD: &str = "sealed:v1:";
+
+fn password_aad(user_id: &str) -> Vec<u8> {
+    format!("tokenhub:password:{user_id}").into_bytes()
+}
+
+fn sealing_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(&format!("password hash sealing: {e}"))
+}
+
+/// Seals an argon2id PHC string under the person's own data key: what events and the `users`
+/// table keep, `sealed:v1:<nonce>:<ciphertext>` (base64). Erasing the person destroys the key.
+pub async fn seal_password(state: &AppState, user_id: &str, phc: &str) -> ApiResult<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dek = crate::crypto::data_keys::tenant_dek(&state.pool, &state.keks, user_id)
+        .await
+        .map_err(sealing_error)?;
+    let (nonce, sealed) = dek.seal(&password_aad(user_id), phc.as_bytes()).map_err(sealing_error)?;
+    Ok(format!("{SEALED_PASSWORD}{}:{}", b64.encode(nonce), b64.encode(sealed)))
+}
+
+/// The PHC string of `user`'s password (`None`: no such user, no password, or erased). The
+/// person's data key is read for an unknown e-mail too (the decoy id), so both take one read.
+pub async fn password_of(state: &AppState, user: Option<&UserRow>) -> ApiResult<Option<String>> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let owner = user.map_or("usr_decoy_never_a_user", |u| u.user_id.as_str());
+    let dek = crate::crypto::data_keys::existing_dek(&state.pool, &state.keks, owner)
+        .await
+        .map_err(sealing_error)?;
+    let Some(stored) = user.and_then(|u| u.password_hash.as_deref()) else { return Ok(None) };
+    let Some(sealed) = stored.strip_prefix(SEALED_PASSWORD) else {
+        // Written before hashes were sealed (the log keeps it as it was).
+        return Ok(Some(stored.to_string()));
+    };
+    let (Some(dek), Some((nonce, ciphertext))) = (dek, sealed.split_once(':')) else { return Ok(None) };
+    let (Ok(nonce), Ok(ciphertext)) = (b64.decode(nonce), b64.decode(ciphertext)) else { return Ok(None) };
+    let plain = dek.open(&password_aad(owner), &nonce, &ciphertext).map_err(sealing_error)?;
+    Ok(String::from_utf8(plain).ok())
+}
+
 /// What events and the query table keep of an invite token: its SHA-256, in hex.
 fn invite_token_hash(token: &str) -> String {
     crate::auth::hashing::hex(&Sha256::digest(token.as_bytes()))
@@ -227,6 +270,7 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
     })?;
     check_policy(password, &user.email).map_err(password_error)?;
     let password_hash = state.passwords.hash(password).await.map_err(|_| crate::services::sign_in::busy())?;
+    let password_hash = seal_password(state, &user.user_id, &password_hash).await?;
     let command =
         UserCommand::AcceptInvite { invite_token_hash: hash, password_hash, at: OffsetDateTime::now_utc() };
     let meta = metadata_of(&user, ctx);

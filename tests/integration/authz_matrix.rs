@@ -82,6 +82,7 @@ const MATRIX: &[(&str, &str, &[P])] = &[
     ("get", "/admin/users/{user_id}", &[Master]),
     ("patch", "/admin/users/{user_id}", &[Master]),
     ("delete", "/admin/users/{user_id}", &[Master]),
+    ("post", "/admin/users/{user_id}/erase", &[Master]),
     ("post", "/tenant/users", &[Master, TenantAdmin]),
     ("get", "/tenant/users", &[Master, TenantAdmin]),
     ("get", "/tenant/users/{user_id}", &[Master, TenantAdmin]),

@@ -479,3 +479,65 @@ async fn step_up_checks_with_a_stolen_session_share_the_sign_in_lock_out_and_are
     assert!(failures.iter().any(|r| r == "step_up_totp"), "{failures:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_persons_secrets_are_sealed_in_the_log_and_erasure_leaves_none_that_opens() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("Erasure").await;
+    let email = "eve@erasure.test";
+    let signed = person(&app, email, "tenant_admin", Some(&tenant)).await;
+    let (_, me) = send(signed.request(&app, Method::GET, "/auth/me")).await;
+    let user_id = me["user_id"].as_str().unwrap().to_string();
+    // A second password (the first is superseded) and TOTP.
+    let (s, body) = send(
+        signed
+            .request(&app, Method::POST, "/auth/password")
+            .json(&json!({"current_password": PASSWORD, "new_password": "a much newer passphrase"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let signed = login(&app, email, "a much newer passphrase").await.unwrap();
+    let (secret, _, _) = enrol(&app, &signed).await;
+
+    // No password hash in the log or the tables in the clear: sealed under the person's key.
+    let hashes: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'password_hash' FROM events WHERE aggregate_id = $1 AND payload ? 'password_hash' \
+         AND payload->>'password_hash' IS NOT NULL",
+    )
+    .bind(&user_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(hashes.len(), 2, "the first and the superseded password");
+    assert!(hashes.iter().all(|h| h.starts_with("sealed:v1:") && !h.contains("argon2")), "{hashes:?}");
+    let dump = |db: &TestDb| {
+        let out = std::process::Command::new("pg_dump").arg("--no-owner").arg(&db.url).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(!dump(&db).contains("$argon2id$"), "a password hash in the clear");
+
+    // Erasure needs a disabled person; then the key is gone and nothing sealed opens.
+    let (s, body) = send(app.admin(Method::POST, &format!("/admin/users/{user_id}/erase"))).await;
+    assert_eq!((s, code_of(&body)), (409, Some("user_not_disabled")), "{body}");
+    assert_eq!(send(app.admin(Method::DELETE, &format!("/admin/users/{user_id}"))).await.0, 204);
+    let (s, body) = send(app.admin(Method::POST, &format!("/admin/users/{user_id}/erase"))).await;
+    assert_eq!(s, 204, "{body}");
+    let (s, body) = send(app.admin(Method::POST, &format!("/admin/users/{user_id}/erase"))).await;
+    assert_eq!((s, code_of(&body)), (409, Some("user_erased")), "{body}");
+    let key: (Option<Vec<u8>>, Option<time::OffsetDateTime>) =
+        sqlx::query_as("SELECT wrapped, destroyed_at FROM tenant_data_keys WHERE tenant_id = $1")
+            .bind(&user_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(key.0.is_none() && key.1.is_some(), "the person's data key is destroyed");
+    let state = &app.app.state;
+    let dek = tokenhub::crypto::data_keys::existing_dek(&state.pool, &state.keks, &user_id).await.unwrap();
+    assert!(dek.is_none(), "nothing opens the sealed hashes and the TOTP secret any more");
+    let dump = dump(&db);
+    assert!(!dump.contains("$argon2id$") && !dump.contains(&secret), "erasure left a secret readable");
+    let err = login(&app, email, "a much newer passphrase").await.err().unwrap();
+    assert_eq!(err.0, 401);
+    app.stop().await;
+}

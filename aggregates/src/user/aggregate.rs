@@ -42,6 +42,9 @@ pub struct User {
     /// The OpenID identities (issuer, subject) linked to the account.
     #[serde(default)]
     pub identities: Vec<(String, String)>,
+    /// True once erased.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 fn check_membership(membership: &Membership) -> Result<(), UserError> {
@@ -204,6 +207,12 @@ impl User {
                 Some(UserStatus::Disabled) => Err(UserError::Disabled),
                 Some(_) => Ok(UserEvent::Disabled { at }),
             },
+            UserCommand::Erase { at } => match self.status {
+                None => Err(UserError::NotFound),
+                Some(UserStatus::Disabled) if self.erased => Err(UserError::Erased),
+                Some(UserStatus::Disabled) => Ok(UserEvent::Erased { at }),
+                Some(_) => Err(UserError::NotDisabled),
+            },
         }
     }
 
@@ -221,6 +230,7 @@ impl User {
                 self.invite_token_hash = None;
             }
             UserEvent::IdentityLinked { issuer, subject, .. } => self.identities.push((issuer, subject)),
+            UserEvent::Erased { .. } => self.erased = true,
             UserEvent::PasswordSet { .. } | UserEvent::SignInFailed { .. } => {}
             UserEvent::TotpEnrolled { step, recovery_code_hashes, .. } => {
                 self.totp_enrolled = true;

@@ -122,4 +122,10 @@ pub enum UserCommand {
         /// Now.
         at: OffsetDateTime,
     },
+    /// Erases a disabled user's secrets: their data key is destroyed, so the sealed password
+    /// hashes and TOTP secrets in the log can never be opened again.
+    Erase {
+        /// Now.
+        at: OffsetDateTime,
+    },
 }

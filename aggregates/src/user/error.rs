@@ -50,6 +50,12 @@ pub enum UserError {
     /// The identity is linked to this account already.
     #[error("this identity is linked to the account already")]
     IdentityAlreadyLinked,
+    /// Only a disabled person is erased.
+    #[error("disable the person first")]
+    NotDisabled,
+    /// Erased already.
+    #[error("the person is erased already")]
+    Erased,
 }
 
 impl DomainError for UserError {
@@ -70,6 +76,8 @@ impl DomainError for UserError {
             UserError::SecondFactorRequired => "second_factor_required",
             UserError::InvalidIdentity => "oidc_identity_invalid",
             UserError::IdentityAlreadyLinked => "oidc_identity_in_use",
+            UserError::NotDisabled => "user_not_disabled",
+            UserError::Erased => "user_erased",
         }
     }
 
@@ -81,7 +89,9 @@ impl DomainError for UserError {
             | UserError::Disabled
             | UserError::TotpAlreadyEnrolled
             | UserError::TotpNotEnrolled
-            | UserError::IdentityAlreadyLinked => ErrorKind::Conflict,
+            | UserError::IdentityAlreadyLinked
+            | UserError::NotDisabled
+            | UserError::Erased => ErrorKind::Conflict,
             _ => ErrorKind::InvalidInput,
         }
     }

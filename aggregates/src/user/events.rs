@@ -102,6 +102,14 @@ pub enum UserEvent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// `user.erased`: the disabled person's data key was destroyed (crypto-shredding): their
+    /// sealed password hashes and TOTP secret in this log can never be opened again.
+    #[serde(rename = "user.erased")]
+    Erased {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// `user.password_set`: a new password (the user's other sessions end).
     #[serde(rename = "user.password_set")]
     PasswordSet {
@@ -198,6 +206,7 @@ impl DomainEvent for UserEvent {
             UserEvent::Invited { .. } => "user.invited",
             UserEvent::Activated { .. } => "user.activated",
             UserEvent::IdentityLinked { .. } => "user.identity_linked",
+            UserEvent::Erased { .. } => "user.erased",
             UserEvent::PasswordSet { .. } => "user.password_set",
             UserEvent::TotpEnrolled { .. } => "user.totp_enrolled",
             UserEvent::TotpRemoved { .. } => "user.totp_removed",
