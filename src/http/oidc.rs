@@ -64,6 +64,7 @@ pub async fn start(
     Query(query): Query<StartQuery>,
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
+    state.oidc.get(&provider)?;
     let intent = match query.invite.as_deref() {
         None => Intent::SignIn,
         Some(token) => {
