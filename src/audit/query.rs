@@ -130,6 +130,50 @@ impl From<StoredEvent> for AuditItem {
     }
 }
 
+/// The filters of [`AuditFilter`] on `events`, parameters `$2`–`$8` (`$1` bounds the
+/// position, `$9` is the page size).
+macro_rules! filtered_events {
+    ($bound:literal, $order:literal) => {
+        concat!(
+            "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
+             payload, metadata, recorded_at FROM events WHERE ",
+            $bound,
+            " AND ($2::text IS NULL OR tenant_id = $2) \
+             AND ($3::text IS NULL OR aggregate_type = $3) \
+             AND ($4::text IS NULL OR aggregate_id = $4) \
+             AND ($5::text IS NULL OR event_type = $5) \
+             AND ($6::text IS NULL OR metadata->>'actor_id' = $6) \
+             AND ($7::timestamptz IS NULL OR recorded_at >= $7) \
+             AND ($8::timestamptz IS NULL OR recorded_at < $8) \
+             ORDER BY position ",
+            $order,
+            " LIMIT $9"
+        )
+    };
+}
+
+async fn fetch(
+    pool: &PgPool,
+    sql: &'static str,
+    filter: &AuditFilter,
+    bound: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditItem>, sqlx::Error> {
+    let rows: Vec<StoredEvent> = sqlx::query_as(sql)
+        .bind(bound)
+        .bind(&filter.tenant_id)
+        .bind(&filter.aggregate_type)
+        .bind(&filter.aggregate_id)
+        .bind(&filter.event_type)
+        .bind(&filter.actor_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(AuditItem::from).collect())
+}
+
 /// Up to `limit` events matching `filter` before position `before` (the newest when `None`),
 /// newest first.
 pub async fn fetch_page_before(
@@ -138,30 +182,8 @@ pub async fn fetch_page_before(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditItem>, sqlx::Error> {
-    let rows: Vec<StoredEvent> = sqlx::query_as(
-        "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
-         payload, metadata, recorded_at FROM events WHERE ($1::bigint IS NULL OR position < $1) \
-         AND ($2::text IS NULL OR tenant_id = $2) \
-         AND ($3::text IS NULL OR aggregate_type = $3) \
-         AND ($4::text IS NULL OR aggregate_id = $4) \
-         AND ($5::text IS NULL OR event_type = $5) \
-         AND ($6::text IS NULL OR metadata->>'actor_id' = $6) \
-         AND ($7::timestamptz IS NULL OR recorded_at >= $7) \
-         AND ($8::timestamptz IS NULL OR recorded_at < $8) \
-         ORDER BY position DESC LIMIT $9",
-    )
-    .bind(before)
-    .bind(&filter.tenant_id)
-    .bind(&filter.aggregate_type)
-    .bind(&filter.aggregate_id)
-    .bind(&filter.event_type)
-    .bind(&filter.actor_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(AuditItem::from).collect())
+    let sql = filtered_events!("($1::bigint IS NULL OR position < $1)", "DESC");
+    fetch(pool, sql, filter, before, limit).await
 }
 
 /// Up to `limit` events matching `filter` after position `after`, in order.
@@ -171,28 +193,5 @@ pub async fn fetch_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<AuditItem>, sqlx::Error> {
-    let rows: Vec<StoredEvent> = sqlx::query_as(
-        "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, tenant_id, \
-         payload, metadata, recorded_at FROM events WHERE position > $1 \
-         AND ($2::text IS NULL OR tenant_id = $2) \
-         AND ($3::text IS NULL OR aggregate_type = $3) \
-         AND ($4::text IS NULL OR aggregate_id = $4) \
-         AND ($5::text IS NULL OR event_type = $5) \
-         AND ($6::text IS NULL OR metadata->>'actor_id' = $6) \
-         AND ($7::timestamptz IS NULL OR recorded_at >= $7) \
-         AND ($8::timestamptz IS NULL OR recorded_at < $8) \
-         ORDER BY position LIMIT $9",
-    )
-    .bind(after)
-    .bind(&filter.tenant_id)
-    .bind(&filter.aggregate_type)
-    .bind(&filter.aggregate_id)
-    .bind(&filter.event_type)
-    .bind(&filter.actor_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(AuditItem::from).collect())
+    fetch(pool, filtered_events!("position > $1", "ASC"), filter, Some(after), limit).await
 }

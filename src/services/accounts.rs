@@ -63,6 +63,24 @@ pub async fn change_role(
     get(state, None, user_id).await
 }
 
+/// Runs `command` on `user_id` (of `tenant_id` when given) for `principal`, then ends every
+/// session of theirs.
+async fn end_person(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestMeta,
+    tenant_id: Option<&str>,
+    user_id: &str,
+    command: UserCommand,
+) -> ApiResult<u64> {
+    let user = get(state, tenant_id, user_id).await?;
+    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
+    execute(&state.commands.users, &user.user_id, command, meta).await?;
+    let ended = sessions::end_all_but(&state.pool, &user.user_id, None).await?;
+    state.readmodels.wait_for_head().await;
+    Ok(ended)
+}
+
 /// Disables `user_id` (terminal) and ends every session of theirs.
 pub async fn disable(
     state: &AppState,
@@ -71,18 +89,9 @@ pub async fn disable(
     tenant_id: Option<&str>,
     user_id: &str,
 ) -> ApiResult<()> {
-    let user = get(state, tenant_id, user_id).await?;
-    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
-    execute(
-        &state.commands.users,
-        &user.user_id,
-        UserCommand::Disable { at: OffsetDateTime::now_utc() },
-        meta,
-    )
-    .await?;
-    let ended = sessions::end_all_but(&state.pool, &user.user_id, None).await?;
-    state.readmodels.wait_for_head().await;
-    tracing::info!(user_id = %user.user_id, sessions_ended = ended, "user disabled");
+    let command = UserCommand::Disable { at: OffsetDateTime::now_utc() };
+    let ended = end_person(state, principal, ctx, tenant_id, user_id, command).await?;
+    tracing::info!(user_id = %user_id, sessions_ended = ended, "user disabled");
     Ok(())
 }
 
@@ -96,13 +105,9 @@ pub async fn erase(
     tenant_id: Option<&str>,
     user_id: &str,
 ) -> ApiResult<()> {
-    let user = get(state, tenant_id, user_id).await?;
-    let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
-    execute(&state.commands.users, &user.user_id, UserCommand::Erase { at: OffsetDateTime::now_utc() }, meta)
-        .await?;
-    sessions::end_all_but(&state.pool, &user.user_id, None).await?;
-    state.readmodels.wait_for_head().await;
-    tracing::info!(user_id = %user.user_id, "user erased");
+    let command = UserCommand::Erase { at: OffsetDateTime::now_utc() };
+    end_person(state, principal, ctx, tenant_id, user_id, command).await?;
+    tracing::info!(user_id = %user_id, "user erased");
     Ok(())
 }
 
