@@ -107,6 +107,16 @@ impl Commands {
         &self,
         keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
     ) -> Result<Vec<Vec<ApiKeyEvent>>, CommandError> {
+        let (decided, serialized) = Self::decide_keys(keys).await?;
+        self.persist_keys(serialized).await?;
+        Ok(decided)
+    }
+
+    /// The first half of [`Commands::issue_keys_together`]: each key's events, decided, and
+    /// what [`Commands::persist_keys`] stores (nothing is stored yet).
+    pub async fn decide_keys(
+        keys: Vec<(String, ApiKeyCommand, CommandMetadata)>,
+    ) -> Result<(Vec<Vec<ApiKeyEvent>>, DecidedKeys), CommandError> {
         let mut serialized = Vec::with_capacity(keys.len());
         let mut decided = Vec::with_capacity(keys.len());
         let several = keys.len() > 1;
@@ -121,12 +131,19 @@ impl Commands {
             serialized.extend(serialize::<ApiKey>(&id, &events, &meta));
             decided.push(events);
         }
-        self.repo.persist::<ApiKey>(&serialized, None).await.map_err(|e| {
+        Ok((decided, DecidedKeys(serialized)))
+    }
+
+    /// The second half: stores keys [`Commands::decide_keys`] decided, in one transaction.
+    pub async fn persist_keys(&self, keys: DecidedKeys) -> Result<(), CommandError> {
+        self.repo.persist::<ApiKey>(&keys.0, None).await.map_err(|e| {
             CommandError::from(AggregateError::<tokenhub_aggregates::api_key::ApiKeyError>::from(e))
-        })?;
-        Ok(decided)
+        })
     }
 }
+
+/// Keys decided and serialised, not yet stored.
+pub struct DecidedKeys(Vec<SerializedEvent>);
 
 fn user_error<E: DomainError>(e: E) -> CommandError {
     CommandError::from(AggregateError::UserError(e))

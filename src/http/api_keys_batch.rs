@@ -7,13 +7,16 @@ use serde::{Deserialize, Serialize};
 use tokenhub_aggregates::api_key::KeyOwner;
 use utoipa::ToSchema;
 
+use crate::auth::key_format::GeneratedKey;
 use crate::auth::requires::ManageApiKeys;
 use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, RequestMeta};
+use crate::http::idempotency::plan_answer;
 use crate::http::keys::{new_key, IssueKeyRequest, IssuedKey};
 use crate::services::api_keys as service;
+use crate::services::api_keys::StoredKey;
 use crate::state::AppState;
 
 /// Keys in one batch at most.
@@ -70,8 +73,16 @@ pub async fn admin_issue_batch(
         let role = key.role.unwrap_or_default().into();
         batch.push(new_key(owner, role, key));
     }
-    let issued = service::issue_many(&state, &auth.principal, &ctx, batch).await?;
-    let keys =
-        issued.into_iter().map(|(g, stored)| IssuedKey { api_key: g.full, key: stored.into() }).collect();
-    Ok((StatusCode::CREATED, axum::Json(IssuedBatch { keys })))
+    let answer_of = |issued: &[(GeneratedKey, StoredKey)]| IssuedBatch {
+        keys: issued
+            .iter()
+            .map(|(g, stored)| IssuedKey { api_key: g.full.clone(), key: stored.clone().into() })
+            .collect(),
+    };
+    // Kept with an idempotency claim before the keys are stored (see `keys::issue_key`).
+    let plan = async |issued: &[(GeneratedKey, StoredKey)]| {
+        plan_answer(&state, StatusCode::CREATED, &answer_of(issued)).await.map(drop)
+    };
+    let issued = service::issue_many(&state, &auth.principal, &ctx, batch, plan).await?;
+    Ok((StatusCode::CREATED, axum::Json(answer_of(&issued))))
 }

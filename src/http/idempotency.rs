@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
 use crate::http::code::Code;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::idempotency::{self, Claim, SealedAnswer};
 
@@ -165,6 +165,36 @@ async fn run_owned(
     }
     head.headers.remove(REPLAYED);
     Response::from_parts(head, Body::from(body))
+}
+
+/// Keeps, before the command runs, the answer this request gives once it commits (see
+/// [`idempotency::plan`]): a create whose answer holds a key shown once calls it with that
+/// answer just before its command, and then answers exactly it. Nothing without an
+/// `Idempotency-Key`.
+pub async fn plan_answer(
+    state: &AppState,
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> ApiResult<Bytes> {
+    let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| ApiError::internal(&e))?);
+    if let Some(scope) = idempotency::claim_in_force() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(sealed) = seal(state, &scope, status, &headers, &bytes) {
+            idempotency::plan(&state.pool, &scope, &sealed).await?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// The answer [`plan_answer`] planned, as a response.
+pub fn planned_response(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn seal(

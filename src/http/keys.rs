@@ -12,9 +12,11 @@ use tokenhub_aggregates::serde_util::double_option;
 use tokenhub_projections::api_keys::KeyRecord;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::key_format::GeneratedKey;
 use crate::auth::Principal;
 use crate::commands::RequestMeta;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::idempotency::plan_answer;
 use crate::http::views::QuotaPeriodDto;
 use crate::state::AppState;
 
@@ -355,7 +357,16 @@ pub async fn issue_key(
     body: IssueKeyRequest,
 ) -> ApiResult<IssuedKey> {
     let new = new_key(owner, role, body);
-    let (generated, stored) = service::issue(state, principal, ctx, new).await?;
+    // The answer (its key shown once) is kept with an idempotency claim before the command is
+    // stored: a retry after a crash at any moment gets exactly it.
+    let plan = async |issued: &[(GeneratedKey, StoredKey)]| {
+        if let Some((generated, stored)) = issued.first() {
+            let answer = IssuedKey { api_key: generated.full.clone(), key: stored.clone().into() };
+            plan_answer(state, axum::http::StatusCode::CREATED, &answer).await?;
+        }
+        Ok(())
+    };
+    let (generated, stored) = service::issue(state, principal, ctx, new, plan).await?;
     Ok(IssuedKey { api_key: generated.full, key: stored.into() })
 }
 

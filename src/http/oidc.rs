@@ -64,6 +64,8 @@ pub async fn start(
     Query(query): Query<StartQuery>,
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
+    // Each start stores a login attempt: counted per address before anything else.
+    count_start(&state, &ctx)?;
     state.oidc.get(&provider)?;
     let intent = match query.invite.as_deref() {
         None => Intent::SignIn,
@@ -79,7 +81,7 @@ pub async fn start(
             Intent::Invite { invite_token_hash: hash }
         }
     };
-    let (location, cookie) = begin(&state, &provider, &ctx, intent).await?;
+    let (location, cookie) = begin(&state, &provider, intent).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, location);
     headers.append(header::SET_COOKIE, cookie);
@@ -98,20 +100,7 @@ pub struct StartQuery {
 
 /// Records a round trip to the provider for `intent`: the provider's URL and the cookie that
 /// binds its answer to this browser.
-async fn begin(
-    state: &AppState,
-    provider: &str,
-    ctx: &RequestMeta,
-    intent: Intent,
-) -> ApiResult<(HeaderValue, HeaderValue)> {
-    // Each start stores a login attempt: bounded per address before anything is written.
-    state.throttles.sign_in_start(ctx.source_ip.parse().ok()).map_err(|retry| {
-        ApiError::new(
-            Code::RateLimited,
-            format!("too many sign-in starts from this address; retry in {retry} s"),
-        )
-        .retry_after(retry)
-    })?;
+async fn begin(state: &AppState, provider: &str, intent: Intent) -> ApiResult<(HeaderValue, HeaderValue)> {
     let provider = state.oidc.get(provider)?;
     let started = state.oidc.start(provider).await?;
     let binding = crate::auth::random_alphanumeric(43);
@@ -128,6 +117,18 @@ async fn begin(
     let cookie = binding_cookie(state.limits.cookie_secure, &binding, oidc_logins::LIFETIME_SECONDS)
         .ok_or_else(|| ApiError::internal(&"binding cookie"))?;
     Ok((location, cookie))
+}
+
+/// Counts a start (each stores a login attempt) against `OIDC_STARTS_PER_MINUTE` of the
+/// client's address: 429 beyond.
+fn count_start(state: &AppState, ctx: &RequestMeta) -> ApiResult<()> {
+    state.throttles.sign_in_start(ctx.source_ip.parse().ok()).map_err(|retry| {
+        ApiError::new(
+            Code::RateLimited,
+            format!("too many sign-in starts from this address; retry in {retry} s"),
+        )
+        .retry_after(retry)
+    })
 }
 
 /// Where to send the browser to link an identity.
@@ -157,8 +158,9 @@ pub async fn link(
     Path(provider): Path<String>,
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
+    count_start(&state, &ctx)?;
     let intent = Intent::Link { user_id: session.user.user_id.clone() };
-    let (location, cookie) = begin(&state, &provider, &ctx, intent).await?;
+    let (location, cookie) = begin(&state, &provider, intent).await?;
     let url = location.to_str().map_err(|e| ApiError::internal(&e))?.to_string();
     let mut response = axum::Json(LinkStart { url }).into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie);

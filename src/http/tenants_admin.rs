@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{ApiKeyCommand, Issuer, KeyOwner, KeyRole, KeySettings};
@@ -18,6 +19,7 @@ use crate::http::code::Code;
 use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestMeta};
+use crate::http::idempotency::{plan_answer, planned_response};
 use crate::http::paging;
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
 use crate::state::AppState;
@@ -77,15 +79,16 @@ pub async fn create_tenant(
     auth: Authorized<ManageTenants>,
     ctx: RequestMeta,
     Json(body): Json<CreateTenantRequest>,
-) -> ApiResult<(StatusCode, axum::Json<CreateTenantResponse>)> {
+) -> ApiResult<Response> {
     let tenant_id = new_tenant_id();
     let key = key_format::generate();
     let now = OffsetDateTime::now_utc();
     let plan = body.plan.unwrap_or_default();
     let region = body.region.unwrap_or_else(|| "default".to_string());
+    let name = body.name;
     let command = TenantCommand::Create {
         tenant_id: tenant_id.clone(),
-        name: body.name,
+        name: name.clone(),
         plan: plan.into(),
         region: region.clone(),
         limits: body.limits.unwrap_or_default().into(),
@@ -103,23 +106,22 @@ pub async fn create_tenant(
         issuer: Issuer::Admin,
     };
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
+    // The answer (with its key shown once) is known before the command runs: kept with the
+    // idempotency claim first, so a retry after a crash at any moment gets exactly it.
+    let answer = CreateTenantResponse {
+        tenant_id: tenant_id.clone(),
+        api_key: key.full.clone(),
+        api_key_public_id: key.public_id.clone(),
+        name: name.trim().to_string(),
+        plan,
+        region,
+        created_at: now,
+    };
+    let body = plan_answer(&state, StatusCode::CREATED, &answer).await?;
     state.commands.create_tenant(&tenant_id, command, &key.public_id, issue, meta).await?;
     state.readmodels.wait_for_head().await;
     tracing::info!(tenant_id = %tenant_id, "tenant created");
-    let view = TenantView::load(&state.pool, &tenant_id).await?;
-    let name = view.map(|v| v.name).unwrap_or_default();
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreateTenantResponse {
-            tenant_id,
-            api_key: key.full,
-            api_key_public_id: key.public_id,
-            name,
-            plan,
-            region,
-            created_at: now,
-        }),
-    ))
+    Ok(planned_response(StatusCode::CREATED, body))
 }
 
 /// Query of `GET /admin/tenants`.

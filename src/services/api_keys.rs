@@ -253,17 +253,22 @@ pub async fn issue(
     principal: &Principal,
     ctx: &RequestMeta,
     new: NewKey,
+    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> ApiResult<()>,
 ) -> ApiResult<(GeneratedKey, StoredKey)> {
-    issue_many(state, principal, ctx, vec![new]).await?.pop().ok_or_else(key_not_found)
+    issue_many(state, principal, ctx, vec![new], before_commit).await?.pop().ok_or_else(key_not_found)
 }
 
 /// Issues every key of `batch` for `principal` in one transaction (all or none); each
 /// generated key (shown once) with the stored key, in the batch's order.
+/// `before_commit` sees the answer (the keys shown once with what is stored) once the
+/// commands are decided and before they are stored: the caller keeps it with an idempotency
+/// claim, so a retry after a crash at any moment gets exactly it.
 pub async fn issue_many(
     state: &AppState,
     principal: &Principal,
     ctx: &RequestMeta,
     batch: Vec<NewKey>,
+    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> ApiResult<()>,
 ) -> ApiResult<Vec<(GeneratedKey, StoredKey)>> {
     let issuer = issuer_of(state, principal)?;
     let mut batch = batch;
@@ -318,21 +323,24 @@ pub async fn issue_many(
         commands.push((generated.public_id.clone(), command, meta));
         generated_keys.push(generated);
     }
-    let decided = state.commands.issue_keys_together(commands).await?;
-    state.readmodels.wait_for_head().await;
-    if let Some(first) = generated_keys.first() {
-        tracing::info!(public_id = %first.public_id, count = generated_keys.len(), "api key issued");
-    }
-    // The answer is the projection's own fold of the key's events (what `api_keys` now holds
-    // for it): no read back on the commands' path.
-    generated_keys
+    let (decided, stored) = crate::commands::Commands::decide_keys(commands).await?;
+    // The answer is the projection's own fold of the key's events (what `api_keys` will hold
+    // for it): no read back on the commands' path, and known before anything is stored.
+    let answer = generated_keys
         .into_iter()
         .zip(decided)
         .map(|(generated, events)| {
             let record = record_of(&generated.public_id, events).ok_or_else(key_not_found)?;
             Ok((generated, StoredKey { record, last_used_at: None }))
         })
-        .collect()
+        .collect::<ApiResult<Vec<_>>>()?;
+    before_commit(&answer).await?;
+    state.commands.persist_keys(stored).await?;
+    state.readmodels.wait_for_head().await;
+    if let Some((first, _)) = answer.first() {
+        tracing::info!(public_id = %first.public_id, count = answer.len(), "api key issued");
+    }
+    Ok(answer)
 }
 
 /// The key record the `api_keys` projection makes of a new key's events.

@@ -107,9 +107,10 @@ pub async fn claim(
     };
     Ok(match row {
         Row { fingerprint: f, .. } if f != fingerprint[..] => Claim::Mismatch,
-        Row { kek_id: Some(kek_id), nonce: Some(nonce), answer: Some(ciphertext), .. } => {
-            Claim::Answered(SealedAnswer { kek_id, nonce, ciphertext })
-        }
+        // A planned answer counts only once its command committed.
+        Row {
+            committed: true, kek_id: Some(kek_id), nonce: Some(nonce), answer: Some(ciphertext), ..
+        } => Claim::Answered(SealedAnswer { kek_id, nonce, ciphertext }),
         Row { live: true, .. } => Claim::InUse,
         Row { committed: true, .. } => Claim::AnswerLost,
         // Uncommitted, lease over, same request: the insert above takes it over next time.
@@ -144,6 +145,24 @@ pub async fn finish(
             .await?;
     }
     Ok(())
+}
+
+/// Keeps the answer a request *will* give once its command commits, before the command runs:
+/// the commit marker (written in the events' own statement) then finds it in place, so a
+/// retry after a crash at any moment replays it (keys shown once included) instead of
+/// answering `idempotency_answer_lost`. A refused command's claim is dropped with it
+/// ([`finish`]).
+pub async fn plan(pool: &PgPool, scope: &[u8; 32], answer: &SealedAnswer) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_requests SET kek_id = $2, nonce = $3, answer = $4 WHERE scope = $1 AND NOT committed",
+    )
+    .bind(&scope[..])
+    .bind(&answer.kek_id)
+    .bind(&answer.nonce)
+    .bind(&answer.ciphertext)
+    .execute(pool)
+    .await
+    .map(drop)
 }
 
 /// Deletes records older than [`KEEP`]; returns how many.

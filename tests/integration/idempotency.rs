@@ -276,3 +276,99 @@ async fn idempotency_keys_are_scoped_per_person_not_per_role() {
     assert_ne!(c["api_key"], a["api_key"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_planned_answer_is_replayed_only_once_its_command_committed() {
+    let db = TestDb::new();
+    let pool = db.pool().await;
+    tokenhub::store::migrate(&pool).await.unwrap();
+    let (scope, fp) = ([7u8; 32], [8u8; 32]);
+    let claim = || {
+        let pool = pool.clone();
+        async move { idempotency::claim(&pool, &scope, &fp, Duration::from_secs(60)).await.unwrap() }
+    };
+    assert!(matches!(claim().await, Claim::Owned));
+    let planned =
+        idempotency::SealedAnswer { kek_id: "k".into(), nonce: vec![1; 24], ciphertext: vec![2; 40] };
+    idempotency::plan(&pool, &scope, &planned).await.unwrap();
+    // Planned, not committed: the first request still runs (its command may yet be refused).
+    assert!(matches!(claim().await, Claim::InUse));
+    // Committed (the marker is written with the events), then the server died before
+    // answering: the planned answer is the answer.
+    sqlx::query("UPDATE idempotency_requests SET committed = true, lease_until = now() - interval '1 s'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    match claim().await {
+        Claim::Answered(a) => assert_eq!((a.nonce, a.ciphertext), (planned.nonce, planned.ciphertext)),
+        other => panic!("a committed planned answer is replayed, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_create_killed_at_any_moment_is_retried_into_its_first_answer_or_created_once() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let http = reqwest::Client::new();
+    let mut rng = XorShift(0x5eed_1234);
+    let mut lost = Vec::new();
+    for i in 0..10 {
+        // A short request timeout: a claim whose request died before committing is taken
+        // over once its lease (the timeout plus 5 s) is over.
+        let env = [("MASTER_API_KEY", MASTER), ("HTTP_REQUEST_TIMEOUT_MS", "1000")];
+        let mut server = ServerProcess::start_with(&db, &stream, &env);
+        server.wait_ready(&http).await;
+        let base = server.base.clone();
+        let body = json!({"name": format!("Crash {i}"), "plan": "pro"});
+        let key = format!("crash-{i}");
+        // The request runs while the server is killed after a few milliseconds.
+        let first = {
+            let (http, base, body, key) = (http.clone(), base.clone(), body.clone(), key.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/admin/tenants"))
+                    .header("X-Master-Key", MASTER)
+                    .header("Idempotency-Key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_micros(rng.below(40_000))).await;
+        server.kill9();
+        let first = match first.await.unwrap() {
+            Some(res) if res.status().is_success() => res.text().await.ok(),
+            _ => None,
+        };
+        let server = ServerProcess::start_with(&db, &stream, &env);
+        server.wait_ready(&http).await;
+        // The retry a client makes: again while told to retry later (`idempotency_key_in_use`
+        // while the first request's claim is in force, a 503), never an answer lost.
+        let mut retry = post(&http, &server.base, "/admin/tenants", None, &key, &body).await;
+        for _ in 0..20 {
+            let later =
+                retry.status == 503 || (retry.status == 409 && retry.body.contains("idempotency_key_in_use"));
+            if !later {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            retry = post(&http, &server.base, "/admin/tenants", None, &key, &body).await;
+        }
+        if retry.status == 409 {
+            lost.push((i, retry.body.clone()));
+            continue;
+        }
+        assert_eq!(retry.status, 201, "retry {i}: {}", retry.body);
+        if let Some(first) = first {
+            assert_eq!(retry.body, first, "retry {i} answers the first answer");
+        }
+        let pool = db.pool().await;
+        let made: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE name = $1")
+            .bind(format!("Crash {i}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(made, 1, "retry {i} created once");
+    }
+    assert!(lost.is_empty(), "answers lost: {lost:?}");
+}
