@@ -79,11 +79,12 @@ impl Projection for UsersProjection {
                 .await?;
             }
             UserEvent::Erased { at } => {
-                // Crypto-shredding, as for a deleted tenant: the person's data key is destroyed,
+                // The person stays `disabled` (erasure is a further fact, on the record as an
+                // event). Crypto-shredding, as for a deleted tenant: the person's data key is destroyed,
                 // so what is sealed under it in the log (password hashes, the TOTP secret) can
                 // never be opened again. Derived from the log: it happens even after a crash.
                 sqlx::query(
-                    "UPDATE users SET status = 'erased', password_hash = NULL, totp_enrolled = false, \
+                    "UPDATE users SET password_hash = NULL, totp_enrolled = false, \
                      totp_nonce = NULL, totp_ciphertext = NULL, updated_at = $2 WHERE user_id = $1",
                 )
                 .bind(id)
