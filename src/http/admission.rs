@@ -51,6 +51,8 @@ pub struct Admission {
     pub ip: Option<IpAddr>,
     /// Who: the key's public id, the person's id, or `master`.
     pub who: String,
+    /// The person, as the request found them (a session's).
+    pub person: Option<UserRow>,
 }
 
 impl FromRequestParts<AppState> for Admission {
@@ -61,7 +63,8 @@ impl FromRequestParts<AppState> for Admission {
         let ip = client_ip(parts, &state.trusted_proxies);
         if let Some(session) = parts.extensions.get::<SessionUser>() {
             let who = session.user.user_id.clone();
-            return Ok(Self { credential: Credential::Session(session.session_id.clone()), ip, who });
+            let credential = Credential::Session(session.session_id.clone());
+            return Ok(Self { credential, ip, who, person: Some(session.user.clone()) });
         }
         let key = header_str(&parts.headers, "x-api-key").or_else(|| {
             let value = header_str(&parts.headers, header::AUTHORIZATION)?;
@@ -72,7 +75,7 @@ impl FromRequestParts<AppState> for Admission {
             (Principal::SuperAdmin, _) | (_, None) => (Credential::Master, "master".to_string()),
             (_, Some(key)) => (Credential::Key(Arc::from(key)), principal.actor().1),
         };
-        Ok(Self { credential, ip, who })
+        Ok(Self { credential, ip, who, person: None })
     }
 }
 

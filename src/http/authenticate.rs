@@ -230,7 +230,8 @@ impl FromRequestParts<AppState> for SessionUser {
         // exactly as the tenant's keys do.
         if let Some(tenant_id) = &user.user.tenant_id {
             let ip = client_ip(parts, &state.trusted_proxies);
-            tenant_gate(state.keys.tenant_admits(tenant_id, ip))?;
+            let code = state.keys.tenant_admits(tenant_id, ip);
+            crate::services::users::tenant_gate(code, invalid_session)?;
         }
         parts.extensions.insert(user.clone());
         Ok(user)
@@ -250,20 +251,6 @@ impl FromRequestParts<AppState> for EndingSession {
             return Err(ApiError::new(Code::InvalidSession, "sign in first: no tokenhub_session cookie"));
         };
         Ok(Self(session_user(parts, state, &token).await?))
-    }
-}
-
-/// The answer for a tenant's gate ([`crate::cache::KeyCache::tenant_admits`]): a deleted
-/// tenant's principals are gone (401), a suspended one's refused (403), as are callers from
-/// outside its allowlist (403).
-pub fn tenant_gate(code: VerifyCode) -> Result<(), ApiError> {
-    match code {
-        VerifyCode::Valid => Ok(()),
-        VerifyCode::TenantSuspended => Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended")),
-        VerifyCode::IpNotAllowed => {
-            Err(ApiError::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
-        }
-        _ => Err(invalid_session()),
     }
 }
 

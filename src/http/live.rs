@@ -185,8 +185,8 @@ async fn stream(
     tenant_id: Option<String>,
     after: Option<i64>,
 ) -> ApiResult<Response> {
-    let session = match &admission.credential {
-        crate::http::admission::Credential::Session(id) => Some(id.clone()),
+    let session = match (&admission.credential, &admission.person) {
+        (crate::http::admission::Credential::Session(id), Some(person)) => Some((id.clone(), person.clone())),
         _ => None,
     };
     let slot = state.live.open(admission.who.clone(), session).map_err(|too_many| {

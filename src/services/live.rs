@@ -101,12 +101,13 @@ impl LiveHub {
         })
     }
 
-    /// Takes a place for a stream of `principal` (the session's id for a person's stream,
-    /// whose session the hub then watches).
+    /// Takes a place for a stream of `principal` (for a person's stream, the session's id and
+    /// the person as the request found them: the hub watches that session from now on, so a
+    /// sign-out even before its next read is seen as a change).
     pub fn open(
         self: &Arc<Self>,
         principal: String,
-        session: Option<Vec<u8>>,
+        session: Option<(Vec<u8>, UserRow)>,
     ) -> Result<StreamSlot, TooMany> {
         let total = self.total.fetch_add(1, Ordering::Relaxed);
         if total >= self.max_total as usize {
@@ -128,9 +129,19 @@ impl LiveHub {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(TooMany::PerPrincipal(self.max_per_principal));
         }
-        if let Some(session) = &session {
-            *self.watched.entry(session.clone()).or_insert(0) += 1;
-        }
+        let session = session.map(|(id, person)| {
+            *self.watched.entry(id.clone()).or_insert(0) += 1;
+            self.sessions.send_if_modified(|known| {
+                if known.contains_key(&id) {
+                    return false;
+                }
+                let mut next = (**known).clone();
+                next.insert(id.clone(), person);
+                *known = Arc::new(next);
+                true
+            });
+            id
+        });
         metrics::gauge!("tokenhub_live_streams").set(self.total.load(Ordering::Relaxed) as f64);
         Ok(StreamSlot { hub: Arc::clone(self), principal, session })
     }
@@ -234,29 +245,49 @@ impl LiveHub {
         Ok(())
     }
 
-    /// Reads the watched sessions and their people once (nothing when none is watched).
+    /// Reads the watched sessions and their people once (no query when none is watched), and
+    /// changes only what it read: a session a stream registered meanwhile is kept as the
+    /// stream registered it.
     async fn refresh_sessions(&self, pool: &PgPool, idle: Duration) -> Result<(), sqlx::Error> {
         let ids: Vec<Vec<u8>> = self.watched.iter().map(|e| e.key().clone()).collect();
-        if ids.is_empty() {
-            if !self.sessions.borrow().is_empty() {
-                self.sessions.send_replace(Arc::new(HashMap::new()));
-            }
-            return Ok(());
+        let mut fresh: HashMap<Vec<u8>, UserRow> = HashMap::new();
+        if !ids.is_empty() {
+            let live = crate::store::sessions::live_among(pool, &ids, idle).await?;
+            let user_ids: Vec<String> = live.iter().map(|(_, u)| u.clone()).collect();
+            let people: HashMap<String, UserRow> =
+                users::by_ids(pool, &user_ids).await?.into_iter().map(|u| (u.user_id.clone(), u)).collect();
+            fresh = live
+                .into_iter()
+                .filter_map(|(id, user_id)| Some((id, people.get(&user_id)?.clone())))
+                .collect();
         }
-        let live = crate::store::sessions::live_among(pool, &ids, idle).await?;
-        let user_ids: Vec<String> = live.iter().map(|(_, u)| u.clone()).collect();
-        let people: HashMap<String, UserRow> =
-            users::by_ids(pool, &user_ids).await?.into_iter().map(|u| (u.user_id.clone(), u)).collect();
-        let sessions: HashMap<Vec<u8>, UserRow> =
-            live.into_iter().filter_map(|(id, user_id)| Some((id, people.get(&user_id)?.clone()))).collect();
         // Streams wake only when something they depend on changed.
-        let changed = {
-            let before = self.sessions.borrow();
-            before.len() != sessions.len()
-                || sessions.iter().any(|(id, now)| before.get(id).is_none_or(|was| !same_person(was, now)))
-        };
+        let changed = self.sessions.send_if_modified(|known| {
+            let mut next = (**known).clone();
+            let mut changed = false;
+            for id in &ids {
+                match (fresh.remove(id), next.get(id)) {
+                    (Some(now), Some(was)) if same_person(was, &now) => {}
+                    (Some(now), _) => {
+                        next.insert(id.clone(), now);
+                        changed = true;
+                    }
+                    (None, Some(_)) => {
+                        next.remove(id);
+                        changed = true;
+                    }
+                    (None, None) => {}
+                }
+            }
+            let before = next.len();
+            next.retain(|id, _| self.watched.contains_key(id));
+            changed |= next.len() != before;
+            if changed {
+                *known = Arc::new(next);
+            }
+            changed
+        });
         if changed {
-            self.sessions.send_replace(Arc::new(sessions));
             self.facts.send_modify(|g| *g += 1);
         }
         Ok(())

@@ -291,12 +291,19 @@ pub fn tenant_admits_person(
     deleted: impl FnOnce() -> ApiError,
 ) -> ApiResult<()> {
     let Some(tenant_id) = &user.tenant_id else { return Ok(()) };
-    match state.keys.tenant_admits(tenant_id, ctx.source_ip.parse().ok()) {
-        crate::cache::VerifyCode::Valid => Ok(()),
-        crate::cache::VerifyCode::TenantSuspended => {
-            Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended"))
-        }
-        crate::cache::VerifyCode::IpNotAllowed => {
+    tenant_gate(state.keys.tenant_admits(tenant_id, ctx.source_ip.parse().ok()), deleted)
+}
+
+/// The answer for a tenant's gate ([`crate::cache::KeyCache::tenant_admits`]) to a person:
+/// a suspended tenant's (403 `tenant_suspended`), an address outside its allowlist (403
+/// `ip_not_allowed`); a deleted tenant's people are gone (`deleted`: the caller's answer for
+/// that).
+pub fn tenant_gate(code: crate::cache::VerifyCode, deleted: impl FnOnce() -> ApiError) -> ApiResult<()> {
+    use crate::cache::VerifyCode;
+    match code {
+        VerifyCode::Valid => Ok(()),
+        VerifyCode::TenantSuspended => Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended")),
+        VerifyCode::IpNotAllowed => {
             Err(ApiError::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
         }
         _ => Err(deleted()),
