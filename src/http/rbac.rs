@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -18,6 +19,7 @@ use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, RequestMeta};
+use crate::http::idempotency::{plan_answer, planned_response};
 use crate::state::AppState;
 
 /// A role.
@@ -193,7 +195,7 @@ pub async fn create_role(
     auth: Authorized<ManageRbac>,
     ctx: RequestMeta,
     Json(body): Json<CreateRoleRequest>,
-) -> ApiResult<(StatusCode, axum::Json<RoleView>)> {
+) -> ApiResult<Response> {
     let tenant = auth.tenant().to_string();
     if !is_role_name(&body.name) {
         return Err(ApiError::new(Code::InvalidRole, "role name must match [a-z][a-z0-9_-]{0,31}"));
@@ -207,9 +209,23 @@ pub async fn create_role(
         at: OffsetDateTime::now_utc(),
     };
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
+    // The answer is what the role's event will say: kept with an idempotency claim before the
+    // command is stored, so a retry after a crash at any moment gets exactly it.
+    let RoleCommand::Create { name, description, permissions, .. } = &command else {
+        return Err(ApiError::internal(&"a create command"));
+    };
+    let answer = RoleView {
+        name: name.clone(),
+        description: description.clone(),
+        permissions: sqlx::types::Json(
+            tokenhub_aggregates::api_key::normalise_permissions(permissions)
+                .unwrap_or_else(|_| permissions.clone()),
+        ),
+    };
+    let planned = plan_answer(&state, StatusCode::CREATED, &answer).await?;
     execute(&state.commands.roles, &role_id(&tenant, &body.name), command, meta).await?;
     state.readmodels.wait_for_head().await;
-    Ok((StatusCode::CREATED, axum::Json(load_role(&state.pool, &tenant, &body.name).await?)))
+    Ok(planned_response(StatusCode::CREATED, planned))
 }
 
 /// Replace a role's description and permissions.

@@ -21,5 +21,6 @@ pub use error::ApiKeyError;
 pub use events::{ApiKeyEvent, KeyChanges};
 pub use issuer::{DisabledBy, Issuer, ManagerCredential, KEYS_MANAGE};
 pub use settings::{
-    KeyOwner, KeyRole, KeySettings, ParentLimits, QuotaPeriod, RateLimit, RESERVED_TAG_PREFIX,
+    normalise_permissions, KeyOwner, KeyRole, KeySettings, ParentLimits, QuotaPeriod, RateLimit,
+    RESERVED_TAG_PREFIX,
 };
