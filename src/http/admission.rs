@@ -8,13 +8,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use time::OffsetDateTime;
 
 use crate::auth::{authorize, Action, Principal};
 use crate::cache::VerifyCode;
-use crate::http::authenticate::{header_str, key_principal, SessionUser};
+use crate::http::authenticate::{bearer, header_str, key_principal, SessionUser};
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
 use crate::services::users::{principal_for, UserRow};
@@ -66,11 +65,7 @@ impl FromRequestParts<AppState> for Admission {
             let credential = Credential::Session(session.session_id.clone());
             return Ok(Self { credential, ip, who, person: Some(session.user.clone()) });
         }
-        let key = header_str(&parts.headers, "x-api-key").or_else(|| {
-            let value = header_str(&parts.headers, header::AUTHORIZATION)?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
+        let key = header_str(&parts.headers, "x-api-key").or_else(|| bearer(&parts.headers));
         let (credential, who) = match (&principal, key) {
             (Principal::SuperAdmin, _) | (_, None) => (Credential::Master, "master".to_string()),
             (_, Some(key)) => (Credential::Key(Arc::from(key)), principal.actor().1),
