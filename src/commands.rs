@@ -197,6 +197,18 @@ pub struct RequestMeta {
     pub user: Option<(String, String)>,
 }
 
+/// The events `command` gives on a new aggregate (a create), decided and not stored: a create
+/// whose answer must be kept before it is stored (an idempotent create) reads its answer from
+/// these, then runs the same command through [`execute`].
+pub async fn decide_create<A: Aggregate<Services = ()>>(
+    command: A::Command,
+) -> Result<Vec<A::Event>, CommandError>
+where
+    A::Error: DomainError,
+{
+    decide_new::<A>(command).await.map_err(user_error)
+}
+
 /// Runs `command` on a new (event-less) aggregate and returns its events, without storing.
 async fn decide_new<A: Aggregate<Services = ()>>(command: A::Command) -> Result<Vec<A::Event>, A::Error> {
     let mut aggregate = A::default();

@@ -7,3 +7,10 @@ use time::OffsetDateTime;
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
+
+/// Now, to the microsecond: what PostgreSQL keeps of a time, so that an answer given before a
+/// row is stored reads the same as the row read back.
+pub fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}

@@ -2,6 +2,8 @@
 //! names only; values leave only through `reveal`, which is recorded in the audit log.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -18,6 +20,7 @@ use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
+use crate::http::idempotency::{plan_answer, planned_response};
 use crate::state::AppState;
 
 /// Largest secret value, in bytes.
@@ -157,7 +160,7 @@ pub async fn store_secret(
     auth: Authorized<ManageSecrets>,
     ctx: RequestMeta,
     Json(body): Json<StoreSecretRequest>,
-) -> ApiResult<axum::Json<SecretAck>> {
+) -> ApiResult<Response> {
     let tenant = auth.tenant().to_string();
     if !is_secret_name(&body.key) {
         return Err(bad_name());
@@ -203,11 +206,15 @@ pub async fn store_secret(
         dek_version: DEK_VERSION,
         at: OffsetDateTime::now_utc(),
     };
+    // The answer is known before the command is stored: kept with an idempotency claim first,
+    // so a retry after a crash at any moment gets exactly it.
+    let answer = SecretAck { success: true, message: "Secret stored", version: Some(version) };
+    let planned = plan_answer(&state, StatusCode::OK, &answer).await?;
     let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
     execute(&state.commands.secrets, &secret_id(&tenant, &body.key), command, meta).await?;
     state.readmodels.wait_for_head().await;
     tracing::info!(tenant_id = %tenant, secret = %body.key, version, "secret stored");
-    Ok(axum::Json(SecretAck { success: true, message: "Secret stored", version: Some(version) }))
+    Ok(planned_response(StatusCode::OK, planned))
 }
 
 /// Delete a secret.

@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -18,6 +19,7 @@ use crate::http::authorized::Authorized;
 use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
+use crate::http::idempotency::{plan_answer, planned_response};
 use crate::http::paging;
 use crate::http::views::QuotaPeriodDto;
 use crate::services::sub_accounts::{self as service, NewSubAccount, SubAccountAction};
@@ -165,7 +167,7 @@ pub async fn create_sub_account(
     auth: Authorized<ManageSubAccounts>,
     ctx: RequestMeta,
     Json(body): Json<CreateSubAccountRequest>,
-) -> ApiResult<(StatusCode, axum::Json<SubAccountView>)> {
+) -> ApiResult<Response> {
     let tenant_id = auth.tenant().to_string();
     let new = NewSubAccount {
         name: body.name,
@@ -174,8 +176,48 @@ pub async fn create_sub_account(
         quota_period: body.quota_period.map(Into::into),
         permissions: body.permissions.unwrap_or_default(),
     };
-    let id = service::create(&state, &auth.principal, &ctx, &tenant_id, new).await?;
-    Ok((StatusCode::CREATED, axum::Json(load(&state.pool, &tenant_id, &id).await?)))
+    // The answer is what the sub-account's event says, kept with an idempotency claim before
+    // the command is stored (a retry after a crash at any moment gets exactly it).
+    let mut planned = None;
+    service::create(&state, &auth.principal, &ctx, &tenant_id, new, async |created| {
+        planned = Some(plan_answer(&state, StatusCode::CREATED, &SubAccountView::created(created)?).await?);
+        Ok(())
+    })
+    .await?;
+    let planned = planned.ok_or_else(|| ApiError::internal(&"no answer planned"))?;
+    Ok(planned_response(StatusCode::CREATED, planned))
+}
+
+impl SubAccountView {
+    /// The view of a sub-account its `Created` event describes, as the projection stores it.
+    fn created(event: &SubAccountEvent) -> ApiResult<Self> {
+        let SubAccountEvent::Created {
+            sub_account_id,
+            tenant_id,
+            name,
+            role,
+            quota_limit,
+            quota_period,
+            permissions,
+            created_at,
+        } = event
+        else {
+            return Err(ApiError::internal(&"a created event"));
+        };
+        Ok(Self {
+            sub_account_id: sub_account_id.clone(),
+            id: sub_account_id.clone(),
+            tenant_id: tenant_id.clone(),
+            name: name.clone(),
+            role: role.clone(),
+            status: "active".to_string(),
+            quota_limit: *quota_limit,
+            quota_period: quota_period.map(|p| p.as_str().to_string()),
+            permissions: sqlx::types::Json(permissions.clone()),
+            created_at: *created_at,
+            updated_at: *created_at,
+        })
+    }
 }
 
 /// List sub-accounts.

@@ -5,11 +5,13 @@
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::QuotaPeriod;
-use tokenhub_aggregates::sub_account::{SubAccountChanges, SubAccountCommand, SUB_ACCOUNT_ID_PREFIX};
+use tokenhub_aggregates::sub_account::{
+    SubAccount, SubAccountChanges, SubAccountCommand, SubAccountEvent, SUB_ACCOUNT_ID_PREFIX,
+};
 
 use crate::auth::{random_alphanumeric, Principal};
 use crate::commands::RequestMeta;
-use crate::commands::{execute, CommandMetadata};
+use crate::commands::{decide_create, execute, CommandMetadata};
 use crate::http::code::Code;
 use crate::http::error::ApiResult;
 use crate::services::caps;
@@ -54,14 +56,17 @@ pub struct NewSubAccount {
     pub permissions: Vec<String>,
 }
 
-/// Creates `new` in `tenant_id`; returns its id.
+/// Creates `new` in `tenant_id`; returns what its event says. `before_commit` sees that
+/// once the command is decided and before it is stored: the caller keeps its answer with an
+/// idempotency claim, so a retry after a crash at any moment gets exactly it.
 pub async fn create(
     state: &AppState,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: &str,
     new: NewSubAccount,
-) -> ApiResult<String> {
+    before_commit: impl AsyncFnOnce(&SubAccountEvent) -> ApiResult<()>,
+) -> ApiResult<SubAccountEvent> {
     check_limit(&state.pool, tenant_id).await?;
     let role = match new.role {
         Some(role) => role,
@@ -83,12 +88,18 @@ pub async fn create(
         quota_period: new.quota_period,
         permissions: new.permissions,
         tenant_quota: tenant_quota(&state.pool, tenant_id).await?,
-        at: OffsetDateTime::now_utc(),
+        at: crate::time_fmt::now_micros(),
     };
+    let created = decide_create::<SubAccount>(command.clone())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| crate::http::error::ApiError::internal(&"a create decided no event"))?;
+    before_commit(&created).await?;
     let meta = CommandMetadata::new(principal, ctx, Some(tenant_id));
     execute(&state.commands.sub_accounts, &id, command, meta).await?;
     state.readmodels.wait_for_head().await;
-    Ok(id)
+    Ok(created)
 }
 
 /// What to do to an existing sub-account.

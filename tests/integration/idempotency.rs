@@ -372,3 +372,97 @@ async fn a_create_killed_at_any_moment_is_retried_into_its_first_answer_or_creat
     }
     assert!(lost.is_empty(), "answers lost: {lost:?}");
 }
+
+/// The crash window of every create, hit on purpose: the server is killed the moment its
+/// events (and so the claim's commit marker) are committed, before it can answer. The retry
+/// after the restart answers the planned answer (replayed), and the create happened once.
+#[tokio::test]
+async fn every_create_killed_just_after_its_commit_is_retried_into_its_answer() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let http = reqwest::Client::new();
+    let env = [("MASTER_API_KEY", MASTER), ("HTTP_REQUEST_TIMEOUT_MS", "1000")];
+    let mut server = ServerProcess::start_with(&db, &stream, &env);
+    server.wait_ready(&http).await;
+    let made = post(&http, &server.base, "/admin/tenants", None, "setup", &json!({"name": "Window"})).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let tenant =
+        serde_json::from_str::<Value>(&made.body).unwrap()["tenant_id"].as_str().unwrap().to_string();
+    let pool = db.pool().await;
+    let cases: [(&str, Option<&str>, Value, &str, u16); 5] = [
+        ("/admin/tenants", None, json!({"name": "Window 2"}), "tenant.created", 201),
+        ("/tenant/api-keys", Some(&tenant), json!({"name": "k"}), "api_key.issued", 201),
+        (
+            "/tenant/sub-accounts",
+            Some(&tenant),
+            json!({"name": "team", "quota_limit": 5}),
+            "sub_account.created",
+            201,
+        ),
+        (
+            "/tenant/rbac/roles",
+            Some(&tenant),
+            json!({"name": "ops", "permissions": ["keys.read"]}),
+            "role.created",
+            201,
+        ),
+        (
+            "/tenant/secrets",
+            Some(&tenant),
+            json!({"key": "OPENAI", "value": "sk-window"}),
+            "secret.stored",
+            200,
+        ),
+    ];
+    for (n, (path, on, body, event_type, status)) in cases.into_iter().enumerate() {
+        let events = |pool: sqlx::PgPool| async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = $1")
+                .bind(event_type)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        let before = events(pool.clone()).await;
+        let key = format!("window-{n}");
+        let first = {
+            let (http, base, body, key, on) =
+                (http.clone(), server.base.clone(), body.clone(), key.clone(), on.map(str::to_string));
+            tokio::spawn(async move { post(&http, &base, path, on.as_deref(), &key, &body).await })
+        };
+        // Killed the moment the commit marker is visible (polled every millisecond).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut committed = false;
+        while !committed && tokio::time::Instant::now() < deadline {
+            committed =
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM idempotency_requests WHERE committed")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    > n as i64 + 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if !committed {
+            let first = first.await.unwrap();
+            panic!("{path}: the create did not commit: {} {}", first.status, first.body);
+        }
+        server.kill9();
+        let _ = first.await;
+        server = ServerProcess::start_with(&db, &stream, &env);
+        server.wait_ready(&http).await;
+        let retry = post(&http, &server.base, path, on, &key, &body).await;
+        assert_eq!(retry.status, status, "{path}: the retry answers the first answer: {}", retry.body);
+        assert!(retry.replayed, "{path}: the answer is replayed, not made again");
+        assert_eq!(events(pool.clone()).await, before + 1, "{path}: created once");
+        let answer: Value = serde_json::from_str(&retry.body).unwrap();
+        assert!(answer.is_object() && !answer.as_object().unwrap().is_empty(), "{path}: {answer}");
+        if let Some(id) = answer["sub_account_id"].as_str() {
+            // The planned answer reads exactly as the stored row.
+            let read = http
+                .get(format!("{}/tenant/sub-accounts/{id}", server.base))
+                .header("X-Master-Key", MASTER)
+                .header("X-Tenant-ID", &tenant);
+            assert_eq!(send(read).await, (200, answer.clone()), "{path}");
+        }
+    }
+    server.kill9();
+}
