@@ -54,7 +54,7 @@ pub enum SecretCommand {
 }
 
 /// An event of a secret (wire types `secret.<past>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum SecretEvent {
     /// `secret.stored`: the ciphertext and nonce never leave the process (see `redact`).
@@ -67,8 +67,10 @@ pub enum SecretEvent {
         /// Version.
         version: i64,
         /// Base64 ciphertext.
+        #[schema(ignore)]
         ciphertext: String,
         /// Base64 nonce.
+        #[schema(ignore)]
         nonce: String,
         /// Tenant data key version.
         dek_version: i32,

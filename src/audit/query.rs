@@ -95,9 +95,30 @@ pub struct AuditItem {
     pub source_ip: Option<String>,
     /// User agent.
     pub user_agent: Option<String>,
-    /// The event, with key hashes and ciphertext removed.
-    #[schema(value_type = Object)]
+    /// The event, with key hashes and ciphertext removed: its `type` is `event_type`, and
+    /// its fields are those of that event type.
+    #[schema(value_type = AuditPayload)]
     pub payload: serde_json::Value,
+}
+
+/// The payload of an audit record, per event type (the schema of [`AuditItem::payload`]; the
+/// aggregates' event types are the contract, so this cannot drift from what is stored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum AuditPayload {
+    /// `tenant.*`
+    Tenant(tokenhub_aggregates::tenant::TenantEvent),
+    /// `api_key.*`
+    ApiKey(tokenhub_aggregates::api_key::ApiKeyEvent),
+    /// `sub_account.*`
+    SubAccount(tokenhub_aggregates::sub_account::SubAccountEvent),
+    /// `role.*`
+    Role(tokenhub_aggregates::role::RoleEvent),
+    /// `secret.*`
+    Secret(tokenhub_aggregates::secret::SecretEvent),
+    /// `user.*`
+    User(tokenhub_aggregates::user::UserEvent),
 }
 
 impl From<StoredEvent> for AuditItem {

@@ -118,6 +118,7 @@ async fn admin_issues_a_key_with_the_requested_shape_and_never_shows_it_again() 
     assert_eq!(send(app.admin(Method::POST, "/admin/api-keys").json(&third)).await.0, 201);
     let (status, _) = send(app.admin(Method::POST, "/admin/api-keys").json(&third)).await;
     assert_eq!(status, 409, "full again");
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 
@@ -254,6 +255,7 @@ async fn rotation_with_and_without_grace() {
     )
     .await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_grace_period")));
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 

@@ -449,3 +449,46 @@ impl XorShift {
         self.next() % n.max(1)
     }
 }
+
+/// Reads the whole audit log through `GET /audit/events` (as the master key) and checks every
+/// record against the published schema of `AuditItem` (its payload typed per event type);
+/// returns the event types seen. Any field an event gains without its schema fails here.
+pub async fn assert_audit_matches_its_schema(base: &str) -> std::collections::BTreeSet<String> {
+    // A client of its own: a test's client may hold a session cookie.
+    let http = reqwest::Client::new();
+    let mut doc: Value =
+        serde_json::from_str(&tokenhub::http::openapi::document_json()).expect("the document");
+    doc["$ref"] = Value::from("#/components/schemas/AuditItem");
+    let validator = jsonschema::draft202012::new(&doc).expect("the schema compiles");
+    let (mut seen, mut cursor) = (std::collections::BTreeSet::new(), 0_i64);
+    loop {
+        let res = http
+            .get(format!("{base}/audit/events?limit=1000&cursor={cursor}"))
+            .header("X-Master-Key", MASTER)
+            .send()
+            .await
+            .expect("audit page");
+        assert_eq!(res.status(), 200);
+        let page: Value = res.json().await.expect("json");
+        for item in page["data"].as_array().expect("data") {
+            let errors: Vec<String> =
+                validator.iter_errors(item).map(|e| format!("{e} at {}", e.instance_path())).collect();
+            assert!(
+                errors.is_empty(),
+                "{} does not match its schema: {errors:?}\n{item}",
+                item["event_type"]
+            );
+            // The check can fail: the same record with another event type's fields does not pass.
+            let mut wrong = item.clone();
+            wrong["payload"]["type"] = Value::from("tenant.created");
+            if item["event_type"] != "tenant.created" {
+                assert!(!validator.is_valid(&wrong), "a mislabelled payload passes: {wrong}");
+            }
+            seen.insert(item["event_type"].as_str().unwrap_or_default().to_string());
+        }
+        match page["next_cursor"].as_i64() {
+            Some(next) => cursor = next,
+            None => return seen,
+        }
+    }
+}

@@ -118,6 +118,7 @@ async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name(
     assert_eq!(s, 204);
     let (s, body) = send(app.http.get(app.url("/auth/me")).header("Cookie", &signed.cookie)).await;
     assert_eq!((s, body["error"]["code"].as_str()), (401, Some("invalid_session")));
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 

@@ -135,5 +135,6 @@ async fn rbac_settings_roles_and_checks() {
     let (_, rbac) = call(Method::GET, "/tenant/rbac", None).await;
     assert_eq!(rbac["roles"].as_array().map(Vec::len), Some(2));
     let _ = other;
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }

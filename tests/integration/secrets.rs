@@ -139,6 +139,7 @@ async fn secrets_are_sealed_audited_isolated_and_shredded() {
     .await
     .unwrap();
     assert_eq!(stored_in_log, 3, "the ciphertext stays in the immutable log");
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 

@@ -121,6 +121,7 @@ async fn the_hierarchy_is_enforced_and_verification_follows_the_sub_account() {
     let (status, _) =
         as_tenant(&app, &other, Method::GET, &format!("/tenant/sub-accounts/{sub_id}"), None).await;
     assert_eq!(status, 404, "another tenant's sub-account");
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 

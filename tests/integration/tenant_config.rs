@@ -75,5 +75,6 @@ async fn configuration_is_validated_versioned_and_rolled_back() {
     call(Method::DELETE, "/tenant/secrets/STRIPE_SECRET_KEY", None).await;
     let (status, body) = call(Method::POST, "/tenant/config/rollback", Some(json!({"version": 1}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_config")));
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }

@@ -72,6 +72,7 @@ async fn tenant_lifecycle_over_http() {
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
     let (status, body) = send(app.admin(Method::DELETE, &format!("/admin/tenants/{id}"))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("tenant_deleted")));
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 

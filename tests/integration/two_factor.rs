@@ -178,6 +178,7 @@ async fn totp_sign_in_window_replay_recovery_codes_and_removal() {
         assert!(!dump.contains(canary), "{canary} in the database");
         assert!(!nats.contains(canary), "{canary} on NATS");
     }
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 
@@ -432,6 +433,7 @@ async fn tenant_admins_manage_only_their_tenants_people_and_can_require_2fa() {
     assert_eq!(send(viewer.request(&app, Method::GET, "/auth/me")).await.0, 401);
     let (s, got) = send(admin.request(&app, Method::GET, &format!("/tenant/users/{viewer_id}"))).await;
     assert_eq!((s, got["status"].as_str()), (200, Some("disabled")));
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }
 
@@ -539,5 +541,6 @@ async fn a_persons_secrets_are_sealed_in_the_log_and_erasure_leaves_none_that_op
     assert!(!dump.contains("$argon2id$") && !dump.contains(&secret), "erasure left a secret readable");
     let err = login(&app, email, "a much newer passphrase").await.err().unwrap();
     assert_eq!(err.0, 401);
+    assert_audit_matches_its_schema(&app.url("")).await;
     app.stop().await;
 }

@@ -15,7 +15,7 @@ fn is_admin(by: &DisabledBy) -> bool {
 use crate::serde_util::double_option;
 
 /// The fields an update changes; `None` = unchanged. For nullable fields, `Some(None)` clears.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct KeyChanges {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +102,7 @@ mod opt_opt_time {
 }
 
 /// An event of the `ApiKey` aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum ApiKeyEvent {
     /// `api_key.issued`
@@ -117,6 +117,7 @@ pub enum ApiKeyEvent {
         /// Name.
         name: String,
         /// Hex HMAC of the full key. Never exported.
+        #[schema(ignore)]
         secret_hash: String,
         /// Settings, normalised.
         settings: KeySettings,
@@ -155,9 +156,11 @@ pub enum ApiKeyEvent {
     #[serde(rename = "api_key.rotated")]
     Rotated {
         /// Hash of the new key. Never exported.
+        #[schema(ignore)]
         secret_hash: String,
         /// Hash of the replaced key, valid until `previous_valid_until`. Never exported.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(ignore)]
         previous_secret_hash: Option<String>,
         /// End of the grace period (none: the old key stopped at once).
         #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]

@@ -40,7 +40,7 @@ pub struct ManagerCredential {
 }
 
 /// Who disabled a key: a re-enable by a sub-account manager is refused when an admin did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DisabledBy {
     /// A tenant admin (or above). Also assumed for disables recorded before this was kept.

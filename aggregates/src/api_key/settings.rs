@@ -14,7 +14,7 @@ use super::error::ApiKeyError;
 pub const RESERVED_TAG_PREFIX: &str = "tokenhub.";
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyRole {
     /// Data-plane key: verified by gateways, no control-plane access.
@@ -52,7 +52,7 @@ impl KeyRole {
 }
 
 /// Who a key belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KeyOwner {
     /// A tenant, optionally one of its sub-accounts.
@@ -78,7 +78,7 @@ impl KeyOwner {
 }
 
 /// Per-key rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     /// Requests per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +89,7 @@ pub struct RateLimit {
 }
 
 /// The window of a periodic quota: calendar-aligned in UTC. No period: a lifetime quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaPeriod {
     /// From midnight UTC.
@@ -109,7 +109,7 @@ impl QuotaPeriod {
 }
 
 /// The mutable settings of a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct KeySettings {
     /// LLM-token quota: lifetime, or per `quota_period`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -62,7 +62,7 @@ pub enum RoleInUse {
 }
 
 /// An event of a role (wire types `role.<past>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum RoleEvent {
     /// `role.created`

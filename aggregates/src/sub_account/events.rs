@@ -8,7 +8,7 @@ use crate::api_key::QuotaPeriod;
 use crate::serde_util::double_option;
 
 /// Fields an update changes; `None` = unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct SubAccountChanges {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,7 +28,7 @@ pub struct SubAccountChanges {
 }
 
 /// An event of the `SubAccount` aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum SubAccountEvent {
     /// `sub_account.created`

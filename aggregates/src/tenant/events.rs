@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::limits::{Plan, TenantLimits};
 
 /// An event of the `Tenant` aggregate. The wire type is `tenant.<past participle>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum TenantEvent {
     /// `tenant.created`

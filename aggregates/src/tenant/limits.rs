@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A commercial plan. Each has default limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Small default limits.
@@ -53,7 +53,7 @@ impl Plan {
 }
 
 /// Limits of a tenant. `None` means "not set" in overrides and "unlimited" when effective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct TenantLimits {
     /// Most API keys the tenant may hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]

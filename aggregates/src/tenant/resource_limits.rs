@@ -13,7 +13,7 @@ pub const MAX_RESOURCE_LIMITS: usize = 100;
 pub const MAX_LIMIT_VALUE: u64 = 1_000_000_000_000_000;
 
 /// A calendar-aligned window, in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitPeriod {
     /// From second 0 of the minute.
@@ -48,7 +48,7 @@ impl From<crate::api_key::QuotaPeriod> for LimitPeriod {
 }
 
 /// What happens once a limit is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GateAction {
     /// Refuse the use (`check` answers `allowed: false`; `track` is refused).
@@ -72,7 +72,7 @@ impl GateAction {
 }
 
 /// Per-plan limits; a plan without an entry uses the flat `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tiers {
     /// Limit on the free plan.
@@ -87,7 +87,7 @@ pub struct Tiers {
 }
 
 /// One limit: `resource`/`metric` per `period`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResourceLimit {
     /// What is limited, e.g. `images`.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Where a user's role applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum Membership {
     /// Platform-wide: `super_admin`, `finance_admin` or `auditor`.
@@ -41,7 +41,7 @@ impl Membership {
 }
 
 /// How a sign-in was proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SignInMethod {
     /// Password only (no second factor enrolled).
@@ -55,7 +55,7 @@ pub enum SignInMethod {
 }
 
 /// An event of the `User` aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum UserEvent {
     /// `user.invited`: an account exists, waiting for its invite to be accepted.
@@ -68,6 +68,7 @@ pub enum UserEvent {
         /// Role and scope.
         membership: Membership,
         /// SHA-256 of the invite token (the token is only in the invite link).
+        #[schema(ignore)]
         invite_token_hash: String,
         /// When the invite stops working.
         #[serde(with = "time::serde::rfc3339")]
@@ -81,6 +82,7 @@ pub enum UserEvent {
     #[serde(rename = "user.activated")]
     Activated {
         /// argon2id PHC string of the password (`None` when activated through a provider).
+        #[schema(ignore)]
         password_hash: Option<String>,
         /// The OpenID provider that activated it, if one did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +116,7 @@ pub enum UserEvent {
     #[serde(rename = "user.password_set")]
     PasswordSet {
         /// argon2id PHC string.
+        #[schema(ignore)]
         password_hash: String,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
@@ -123,12 +126,15 @@ pub enum UserEvent {
     #[serde(rename = "user.totp_enrolled")]
     TotpEnrolled {
         /// The TOTP secret, sealed under the envelope encryption of secrets.
+        #[schema(ignore)]
         ciphertext: String,
         /// Its nonce.
+        #[schema(ignore)]
         nonce: String,
         /// The time step of the confirming code (never accepted again).
         step: u64,
         /// SHA-256 of each recovery code.
+        #[schema(ignore)]
         recovery_code_hashes: Vec<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
@@ -145,6 +151,7 @@ pub enum UserEvent {
     #[serde(rename = "user.recovery_codes_generated")]
     RecoveryCodesGenerated {
         /// SHA-256 of each code.
+        #[schema(ignore)]
         recovery_code_hashes: Vec<String>,
         /// The TOTP step that authorised it (never accepted again).
         step: u64,
@@ -156,6 +163,7 @@ pub enum UserEvent {
     #[serde(rename = "user.recovery_code_used")]
     RecoveryCodeUsed {
         /// SHA-256 of the spent code.
+        #[schema(ignore)]
         recovery_code_hash: String,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
