@@ -14,9 +14,10 @@ use crate::auth::hashing::KeyHasher;
 use crate::auth::master::{MasterKey, MasterKeyError};
 use crate::commands::Commands;
 use crate::config::Config;
-use crate::readmodels::{spawn_log_watcher, spawn_projections};
+use crate::follow::spawn_log_watcher;
+use crate::http::AppState;
+use crate::readmodels::spawn_projections;
 use crate::relay::Relay;
-use crate::state::AppState;
 use crate::store::{self, settings, StoreError};
 
 /// A failure to start.
@@ -115,7 +116,9 @@ impl App {
             &hasher,
         )
         .await?;
-        let (keks, created) = crate::crypto::load_keks(config).map_err(|e| StartError::Kek(e.to_string()))?;
+        let (keks, created) =
+            crate::crypto::load_keks(config.kek.as_deref(), &config.kek_file, config.kek_previous.as_deref())
+                .map_err(|e| StartError::Kek(e.to_string()))?;
         if created {
             tracing::warn!(file = %config.kek_file.display(), kek_id = %keks.current.id,
                 "TOKENHUB_KEK is not set: generated a key-encryption key file (mode 0600); back it up, or set TOKENHUB_KEK");
@@ -156,8 +159,12 @@ impl App {
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
         let readmodels = readmodels.with(keys.position());
         let webhooks = Arc::new(
-            crate::webhooks::sender::Sender::new(pool.clone(), keks.clone(), config.webhooks())
-                .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
+            crate::webhooks::sender::Sender::new(
+                pool.clone(),
+                keks.clone(),
+                crate::webhooks::WebhookSettings::from_config(config),
+            )
+            .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
         );
         let commands = Commands::new(pool.clone(), Some(committed));
         let webhook_position = crate::webhooks::sender::spawn(
@@ -168,7 +175,7 @@ impl App {
         );
         let rate_limit_notices = crate::webhooks::notices::RateLimitNotices::spawn(
             pool.clone(),
-            config.webhooks(),
+            crate::webhooks::WebhookSettings::from_config(config),
             shutdown.clone(),
         );
         let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
@@ -180,10 +187,9 @@ impl App {
         let live =
             crate::services::live::LiveHub::new(limits.live_streams_per_principal, limits.live_streams_max);
         live.spawn(pool.clone(), keys.position(), limits.session_idle, shutdown.clone());
-        let trusted_proxies = Arc::new(
-            crate::http::client_ip::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?,
-        );
-        let state = AppState::new(crate::state::Shared {
+        let trusted_proxies =
+            Arc::new(crate::config::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?);
+        let state = AppState::new(crate::services::Shared {
             commands,
             pool,
             hasher,

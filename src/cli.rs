@@ -553,7 +553,12 @@ async fn kek(config: &Config, action: KekAction) -> Result<(), StartError> {
         }
         KekAction::Rotate => {
             let pool = connect_and_migrate(config).await?;
-            let (keks, _) = crate::crypto::load_keks(config).map_err(|e| StartError::Kek(e.to_string()))?;
+            let (keks, _) = crate::crypto::load_keks(
+                config.kek.as_deref(),
+                &config.kek_file,
+                config.kek_previous.as_deref(),
+            )
+            .map_err(|e| StartError::Kek(e.to_string()))?;
             let throttle = Throttle::new();
             let progress = |done: u64, total: u64| {
                 if throttle.ready(done >= total) {

@@ -333,3 +333,22 @@ where
 {
     framework.execute_with_metadata(id, command, metadata.0).await.map_err(CommandError::from)
 }
+
+impl From<CommandError> for crate::error::Failure {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Refused { code, message } => match crate::error::Code::parse(code) {
+                Some(code) => crate::error::Failure::new(code, message),
+                None => {
+                    crate::error::Failure::internal(&format!("domain code {code} is not in the code table"))
+                }
+            },
+            CommandError::Conflict => crate::error::Failure::new(
+                crate::error::Code::AggregateConflict,
+                "the resource was changed by a concurrent request; retry",
+            ),
+            CommandError::Unavailable(e) => crate::error::Failure::unavailable(&e),
+            CommandError::Internal(e) => crate::error::Failure::internal(&e),
+        }
+    }
+}

@@ -1,10 +1,11 @@
 //! Configuration from the environment (or flags), with defaults that work against a local
 //! PostgreSQL and NATS. `tokenhub --help` lists every variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
+use ipnet::IpNet;
 
 use crate::nats::{EventsStreamConfig, UsageStreamConfig};
 
@@ -287,19 +288,6 @@ impl Config {
         Duration::from_millis(self.read_your_writes_timeout_ms)
     }
 
-    /// How webhooks are delivered.
-    pub fn webhooks(&self) -> crate::webhooks::WebhookSettings {
-        crate::webhooks::WebhookSettings {
-            allow_private: self.webhook_allow_private_targets,
-            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
-            retry_for: Duration::from_secs(self.webhook_retry_for_seconds),
-            disable_after: Duration::from_secs(self.webhook_disable_after_seconds),
-            timeout: Duration::from_millis(self.webhook_timeout_ms),
-            tenant_concurrency: self.webhook_tenant_concurrency as usize,
-            notice_interval: Duration::from_millis(self.webhook_notice_interval_ms),
-        }
-    }
-
     /// The server and tenant limits.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -320,7 +308,7 @@ impl Config {
             auth_failures_per_minute: self.auth_failures_per_minute,
             relay_stuck_after: (self.relay_stuck_after_seconds > 0)
                 .then(|| Duration::from_secs(self.relay_stuck_after_seconds)),
-            relay_checkpoint: crate::relay::checkpoint_name(&self.nats_events_stream),
+            relay_checkpoint: crate::nats::relay_checkpoint(&self.nats_events_stream),
             live_streams_per_principal: self.live_streams_per_principal,
             live_streams_max: self.live_streams_max,
         }
@@ -348,7 +336,7 @@ impl Config {
         if !token_ok(&self.usage_consumer) {
             return Err("USAGE_CONSUMER must be letters, digits, '_' or '-'".into());
         }
-        crate::http::client_ip::parse_trusted(&self.trusted_proxies)?;
+        parse_trusted(&self.trusted_proxies)?;
         if self.master_api_key.as_ref().is_some_and(|k| !k.is_empty() && k.chars().count() < 32) {
             return Err("MASTER_API_KEY must be at least 32 characters (or use MASTER_API_KEY_HASH)".into());
         }
@@ -363,4 +351,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Parses `TRUSTED_PROXIES`: comma-separated CIDRs or addresses.
+pub fn parse_trusted(raw: &str) -> Result<Vec<IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("TRUSTED_PROXIES: '{s}' is not an address or CIDR"))
+        })
+        .collect()
 }

@@ -131,3 +131,8 @@ pub async fn ensure_usage_stream(
 ) -> Result<stream::Stream, async_nats::Error> {
     ensure_stream(js, &config.stream, config.subjects(), "TokenHub usage records").await
 }
+
+/// The checkpoint name of the relay that publishes the log to events stream `stream`.
+pub fn relay_checkpoint(stream: &str) -> String {
+    format!("nats_relay:{stream}")
+}

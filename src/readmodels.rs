@@ -1,7 +1,6 @@
-//! Keeping the query tables fresh while the server runs.
+//! Keeping the query tables fresh while the server runs (the wake-up signal and the pacing
+//! every follower of the log shares are in [`crate::follow`]).
 //!
-//! - [`spawn_log_watcher`]: `LISTEN tokenhub_events` (sent by the insert trigger at commit)
-//!   turned into a watch channel, the wake-up signal of every catch-up reader.
 //! - [`spawn_projections`]: applies the batches this process's writer hands over as they
 //!   commit (no read of the log), and catches every projection up from the log on a wake-up
 //!   for events it was not handed (another instance's), on a gap, and at least once a second
@@ -15,89 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokenhub_projections::log::head_position;
 use tokenhub_projections::StoredEvent;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Fallback poll interval of catch-up readers.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The PostgreSQL notification channel raised by the events insert trigger.
-pub const EVENTS_CHANNEL: &str = "tokenhub_events";
-
-/// Spawns the listener; the channel carries the highest position announced so far.
-pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> watch::Receiver<i64> {
-    let (tx, rx) = watch::channel(0i64);
-    tokio::spawn(async move {
-        while !shutdown.is_cancelled() {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event listener cannot connect; retrying");
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
-                tracing::warn!(error = %e, "LISTEN failed; retrying");
-                tokio::time::sleep(POLL_INTERVAL).await;
-                continue;
-            }
-            loop {
-                let received = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => n,
-                };
-                match received {
-                    Ok(n) => {
-                        let position = n.payload().parse::<i64>().unwrap_or(0);
-                        tx.send_if_modified(|current| {
-                            let newer = position > *current;
-                            if newer {
-                                *current = position;
-                            }
-                            // Wake readers even when a payload could not be parsed.
-                            newer || position == 0
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a wake-up, the poll interval or shutdown; false on shutdown.
-pub async fn wait_for_wakeup(hint: &mut watch::Receiver<i64>, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = hint.changed() => true,
-        _ = tokio::time::sleep(POLL_INTERVAL) => true,
-    }
-}
-
-/// How long a reader off the commands' path (the relay, webhooks) lets commits gather after a
-/// wake-up before it reads, so that under load one read (and one checkpoint write) serves
-/// many commits: at 2,000 commands/s, 5 ms gave about 100 reads a second per reader.
-pub const GATHER: Duration = Duration::from_millis(20);
-
-/// [`wait_for_wakeup`], then [`GATHER`].
-pub async fn wait_and_gather(hint: &mut watch::Receiver<i64>, shutdown: &CancellationToken) -> bool {
-    if !wait_for_wakeup(hint, shutdown).await {
-        return false;
-    }
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(GATHER) => true,
-    }
-}
+use crate::follow::POLL_INTERVAL;
 
 /// Handle on the live projections, for read-your-writes.
 #[derive(Clone)]
@@ -149,8 +72,8 @@ impl ReadModels {
 
     /// The batches the projection runner commits from now on, in order (a receiver that lags
     /// is told so and must read the log), with the position the runner reaches.
-    pub fn handed_over(&self) -> crate::cache::HandOver {
-        crate::cache::HandOver {
+    pub fn handed_over(&self) -> crate::follow::HandOver {
+        crate::follow::HandOver {
             batches: self.hand_over.batches.subscribe(),
             runner: self.runner.clone(),
             handed: self.hand_over.handed.subscribe(),
@@ -386,7 +309,7 @@ fn report_position(projection: &'static str, position: i64) {
     metrics::gauge!("tokenhub_projection_position", "projection" => projection).set(position as f64);
 }
 
-/// The runner's side of [`crate::cache::HandOver`].
+/// The runner's side of [`crate::follow::HandOver`].
 #[derive(Clone)]
 struct Handing {
     batches: broadcast::Sender<Arc<Vec<StoredEvent>>>,

@@ -9,9 +9,11 @@
 //! - [`runner`]: catch-up, live following, rebuild.
 //! - [`tenants`], [`api_keys`], [`sub_accounts`], [`roles`], [`secrets`]: one module per
 //!   query table.
+//! - [`read`]: the typed reads of the query tables, one module per table.
 
 pub mod api_keys;
 pub mod log;
+pub mod read;
 pub mod roles;
 pub mod runner;
 pub mod secrets;

@@ -53,7 +53,7 @@ pub async fn verify_chain(
     let mut expected_position = 1i64;
     let mut previous_hash = vec![0u8; 32];
     let mut checked = 0i64;
-    let head_hex = crate::auth::hashing::hex(&head_hash);
+    let head_hex = crate::crypto::hex(&head_hash);
     let report = |first_break: Option<ChainBreak>, checked| ChainReport {
         ok: first_break.is_none(),
         checked,

@@ -16,6 +16,7 @@
 
 use tokenhub_aggregates::api_key::KeyRole;
 
+use crate::auth::denied::Denied;
 use crate::auth::principal::Principal;
 
 pub use tokenhub_aggregates::api_key::KEYS_MANAGE;
@@ -168,17 +169,6 @@ pub fn authorize(principal: &Principal, action: Action) -> Result<(), Denied> {
         tracing::info!(?action, actor = principal.actor().1, "forbidden");
         Err(Denied::Forbidden)
     }
-}
-
-/// Why [`authorize`] (or [`Principal::may_act_for`]) said no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Denied {
-    /// The principal may not perform the action.
-    #[error("this principal may not perform this action")]
-    Forbidden,
-    /// A platform key bound to tenants named another one.
-    #[error("this platform key is not bound to that tenant")]
-    TenantNotAllowed,
 }
 
 /// Declares the action a route needs; implemented by the marker types in [`requires`].

@@ -39,22 +39,13 @@ impl KeyHasher {
 
     /// Hex hash of `key`, as stored.
     pub fn hash_hex(&self, key: &str) -> String {
-        hex(&self.hash_bytes(key))
+        crate::crypto::hex(&self.hash_bytes(key))
     }
 }
 
 #[expect(clippy::panic, reason = "HMAC-SHA-256 accepts every key length; this is unreachable")]
 fn unreachable_hmac() -> HmacSha256 {
     panic!("HMAC rejected a key")
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

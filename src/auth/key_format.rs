@@ -7,7 +7,7 @@
 //!
 //! Parsing checks shape and checksum before any lookup, so garbage is refused for free.
 
-use crate::auth::random_alphanumeric;
+use crate::crypto::random_alphanumeric;
 
 /// Fixed prefix of every key.
 pub const KEY_PREFIX: &str = "thk_";

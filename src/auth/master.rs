@@ -22,8 +22,9 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tokio::sync::{RwLock, Semaphore};
 
-use crate::auth::hashing::{hex, KeyHasher};
-use crate::auth::random_alphanumeric;
+use crate::auth::hashing::KeyHasher;
+use crate::crypto::hex;
+use crate::crypto::random_alphanumeric;
 use crate::store::settings;
 
 /// Prefix of generated master keys.

@@ -12,6 +12,7 @@
 //! Nothing here knows axum.
 
 pub mod authorize;
+pub mod denied;
 pub mod hashing;
 pub mod key_format;
 pub mod master;
@@ -20,21 +21,15 @@ pub mod principal;
 pub mod throttle;
 pub mod totp;
 
-pub use authorize::{authorize, requires, Action, Denied};
+pub use authorize::{authorize, requires, Action};
+pub use denied::Denied;
 pub use principal::Principal;
-
-use rand::distr::{Alphanumeric, SampleString};
-
-/// `len` random characters from `[A-Za-z0-9]`, from the thread-local CSPRNG.
-pub fn random_alphanumeric(len: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), len)
-}
 
 /// A new tenant id, `ten_` and 20 random characters.
 pub fn new_tenant_id() -> String {
     format!(
         "{}{}",
         tokenhub_aggregates::ids::TENANT_ID_PREFIX,
-        random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN)
+        crate::crypto::random_alphanumeric(tokenhub_aggregates::ids::ID_RANDOM_LEN)
     )
 }

@@ -122,7 +122,7 @@ impl Default for Passwords {
 impl Passwords {
     /// [`SLOTS`] argon2 computations at a time; the typical check is measured once here.
     pub fn new() -> Self {
-        let sample = hash_now(crate::auth::random_alphanumeric(32).as_bytes());
+        let sample = hash_now(crate::crypto::random_alphanumeric(32).as_bytes());
         let started = Instant::now();
         verify_now(b"not the sample", &sample);
         let typical_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
@@ -164,6 +164,15 @@ impl Passwords {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| Some((avg * 7 + took) / 8));
         Ok(ok)
     }
+}
+
+/// 503 `authentication_busy`: every argon2 slot is taken.
+pub fn busy() -> crate::error::Failure {
+    crate::error::Failure::new(
+        crate::error::Code::AuthenticationBusy,
+        "too many sign-ins at once; retry later",
+    )
+    .retry_after(1)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokenhub_aggregates::api_key::KeyRole;
 
-use crate::auth::authorize::Denied;
+use crate::auth::denied::Denied;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

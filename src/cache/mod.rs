@@ -33,9 +33,9 @@ use tokenhub_projections::{ProjectionError, StoredEvent};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::hashing::hex;
 use crate::auth::key_format;
-use crate::readmodels::POLL_INTERVAL;
+use crate::crypto::hex;
+use crate::follow::{HandOver, HAND_OVER_WAIT, POLL_INTERVAL};
 
 pub use verify::{Verdict, VerifyCode, VerifyInput};
 
@@ -530,20 +530,6 @@ impl KeyCache {
         self.position.send_replace(position);
         outcome
     }
-}
-
-/// How long the follower waits, after a commit is announced, for the projection runner to hand
-/// the cache that commit's events before it reads them from the log itself.
-pub const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// What the projection runner gives the cache.
-pub struct HandOver {
-    /// The batches it commits, in order.
-    pub batches: broadcast::Receiver<Arc<Vec<StoredEvent>>>,
-    /// The position its catch-up passes reach (also when another instance applied the events).
-    pub runner: watch::Receiver<i64>,
-    /// The last position it handed over (set before the batch is sent).
-    pub handed: watch::Receiver<i64>,
 }
 
 /// Loads the cache and keeps it following the log until shutdown (see [`follow`]).

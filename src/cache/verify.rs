@@ -4,6 +4,8 @@
 //! rotation grace period) → key status → tenant status → expiry → client IP → model →
 //! quota (key, then sub-account) → per-minute rate (requests, then tokens).
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use super::usage::TokenTotals;
 use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
-use tokenhub_aggregates::api_key::KEYS_MANAGE;
+use tokenhub_aggregates::api_key::{KEYS_MANAGE, RESERVED_TAG_PREFIX};
 
 /// The answer code of a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +349,25 @@ impl KeyCache {
     }
 }
 
+/// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
+/// also under the reserved prefix.
+pub fn merge_tags<'a>(
+    client: Option<&'a BTreeMap<String, String>>,
+    bound: &'a [(Box<str>, Box<str>)],
+) -> BTreeMap<Cow<'a, str>, &'a str> {
+    let mut tags: BTreeMap<Cow<'a, str>, &'a str> = client
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX))
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.as_str()))
+        .collect();
+    for (k, v) in bound {
+        tags.insert(Cow::Borrowed(k), v);
+        tags.insert(Cow::Owned([RESERVED_TAG_PREFIX, k].concat()), v);
+    }
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -551,7 +572,7 @@ mod tests {
             ("tokenhub.other".to_string(), "evil".to_string()),
             ("session".to_string(), "s1".to_string()),
         ]);
-        let merged: BTreeMap<String, String> = crate::http::verify::merge_tags(Some(&client), &bound)
+        let merged: BTreeMap<String, String> = merge_tags(Some(&client), &bound)
             .into_iter()
             .map(|(k, v)| (k.into_owned(), v.to_string()))
             .collect();

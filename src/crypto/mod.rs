@@ -10,6 +10,7 @@
 //!   the immutable log and can no longer be opened by anyone.
 
 pub mod data_keys;
+pub mod secrets;
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
@@ -50,14 +51,14 @@ impl SecretKey {
         let array: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::Kek(format!("expected 32 bytes, got {}", bytes.len())))?;
-        let id = crate::auth::hashing::hex(&Sha256::digest(array)[..8]);
+        let id = hex(&Sha256::digest(array)[..8]);
         Ok(Self { key: array.into(), id })
     }
 
     /// A new random key.
     pub fn generate() -> Self {
         let key = Key::generate();
-        let id = crate::auth::hashing::hex(&Sha256::digest(key.as_slice())[..8]);
+        let id = hex(&Sha256::digest(key.as_slice())[..8]);
         Self { key, id }
     }
 
@@ -149,11 +150,30 @@ pub fn parse_previous(raw: Option<&str>) -> Result<Vec<SecretKey>, CryptoError> 
         .collect()
 }
 
-/// Loads the current KEK and the previous ones from the configuration.
-pub fn load_keks(config: &crate::config::Config) -> Result<(data_keys::Keks, bool), CryptoError> {
-    let (current, created) = load_kek(config.kek.as_deref(), &config.kek_file)?;
-    let previous = parse_previous(config.kek_previous.as_deref())?;
+/// Loads the current KEK (`TOKENHUB_KEK`, else the file at `kek_file`, created when absent)
+/// and the previous ones (`TOKENHUB_KEK_PREVIOUS`); true when the file was created.
+pub fn load_keks(
+    kek: Option<&str>,
+    kek_file: &std::path::Path,
+    previous: Option<&str>,
+) -> Result<(data_keys::Keks, bool), CryptoError> {
+    let (current, created) = load_kek(kek, kek_file)?;
+    let previous = parse_previous(previous)?;
     Ok((data_keys::Keks { current, previous }, created))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `len` random characters from `[A-Za-z0-9]`, from the thread-local CSPRNG.
+pub fn random_alphanumeric(len: usize) -> String {
+    rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), len)
 }
 
 #[cfg(test)]

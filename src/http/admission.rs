@@ -16,8 +16,8 @@ use crate::cache::VerifyCode;
 use crate::http::authenticate::{bearer, header_str, key_principal, SessionUser};
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::services::users::{principal_for, UserRow};
-use crate::state::AppState;
 
 /// The credential a request was admitted with.
 #[derive(Clone)]

@@ -7,16 +7,17 @@ use tokenhub_aggregates::api_key::KeyOwner;
 use crate::audit::as_of::{self, AsOf};
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::ManageApiKeys;
+use crate::error::Code;
 use crate::http::audit::AuditPage;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope, UpdateKeyRequest,
 };
-use crate::http::paging::{self, PageQuery};
-use crate::state::AppState;
+use crate::http::paging::PageQuery;
+use crate::http::AppState;
+use crate::paging;
 
 /// Issue a key for a tenant.
 #[utoipa::path(post, path = "/admin/api-keys", tag = "admin-api-keys",
@@ -28,7 +29,7 @@ use crate::state::AppState;
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
         (status = 409, body = ErrorBody, description = "`tenant_deleted`, `api_key_limit_reached`"),
-        (status = 422, body = ErrorBody, description = "`invalid_request`, `tenant_id_required`, `invalid_cidr`, `expiry_in_past`, `invalid_quota`, `reserved_tag_key`, `invalid_tag`, `invalid_list_item`, `too_many_entries`, `invalid_rate_limit`, `invalid_key_name`, `sub_account_not_found`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_cidr`, `expiry_in_past`, `invalid_quota`, `reserved_tag_key`, `invalid_tag`, `invalid_list_item`, `too_many_entries`, `invalid_rate_limit`, `invalid_key_name`, `unknown_sub_account`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn admin_issue_key(

@@ -9,15 +9,15 @@ use utoipa::ToSchema;
 
 use crate::auth::key_format::GeneratedKey;
 use crate::auth::requires::ManageApiKeys;
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, RequestMeta};
 use crate::http::idempotency::plan_answer;
 use crate::http::keys::{new_key, IssueKeyRequest, IssuedKey};
+use crate::http::AppState;
 use crate::services::api_keys as service;
 use crate::services::api_keys::StoredKey;
-use crate::state::AppState;
 
 /// Keys in one batch at most.
 pub const MAX_KEYS: usize = 1_000;
@@ -49,7 +49,7 @@ pub struct IssuedBatch {
         (status = 404, body = ErrorBody, description = "`tenant_not_found`"),
         (status = 409, body = ErrorBody, description = "`tenant_deleted`, `api_key_limit_reached`, `aggregate_conflict`"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-        (status = 422, body = ErrorBody, description = "`empty_batch`, `batch_too_large`, `invalid_request`, `invalid_cidr`, `expiry_in_past`, `invalid_quota`, `reserved_tag_key`, `invalid_tag`, `invalid_list_item`, `too_many_entries`, `invalid_rate_limit`, `invalid_key_name`, `sub_account_not_found`"),
+        (status = 422, body = ErrorBody, description = "`empty_batch`, `batch_too_large`, `invalid_request`, `invalid_cidr`, `expiry_in_past`, `invalid_quota`, `reserved_tag_key`, `invalid_tag`, `invalid_list_item`, `too_many_entries`, `invalid_rate_limit`, `invalid_key_name`, `unknown_sub_account`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn admin_issue_batch(

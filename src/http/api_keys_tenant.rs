@@ -6,15 +6,15 @@ use axum::http::StatusCode;
 use tokenhub_aggregates::api_key::KeyOwner;
 
 use crate::auth::requires::{ManageTenantKeys, ReadTenantKeys};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestMeta};
 use crate::http::keys::{
     self, IssueKeyRequest, IssuedKey, KeyAction, KeyPage, KeyView, ListKeysQuery, RotateKeyRequest,
     RotatedKey, Scope, UpdateKeyRequest,
 };
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// Issue a key in the caller's tenant.
 #[utoipa::path(post, path = "/tenant/api-keys", tag = "tenant-api-keys",

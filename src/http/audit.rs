@@ -15,8 +15,8 @@ use crate::auth::requires::{ReadAudit, ReadTenantAudit};
 use crate::http::authorized::Authorized;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Query;
-use crate::http::paging;
-use crate::state::AppState;
+use crate::http::AppState;
+use crate::paging;
 
 /// A page of audit records, oldest first (or newest first with `order=desc`).
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,15 +8,15 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ReadAudit, ReadTenantAudit};
+use crate::error::Code;
 use crate::http::api_keys_admin::key_as_of;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Query;
 use crate::http::keys::KeyView;
 use crate::http::tenants_admin::tenant_as_of;
 use crate::http::views::TenantView;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// Aggregates whose past state can be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]

@@ -20,10 +20,10 @@ use crate::auth::key_format;
 use crate::auth::master::MasterCheck;
 use crate::auth::Principal;
 use crate::cache::{VerifyCode, VerifyInput};
+use crate::error::Code;
 use crate::http::client_ip::client_ip;
-use crate::http::code::Code;
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// `X-Master-Key` (a constant name: looking up a `&str` parses it on every request).
 const X_MASTER_KEY: HeaderName = HeaderName::from_static("x-master-key");

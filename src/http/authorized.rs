@@ -9,9 +9,9 @@ use axum::http::request::Parts;
 
 use crate::auth::authorize::Requires;
 use crate::auth::{authorize, Action, Principal};
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// An authenticated and authorized caller of a route needing `R::ACTION`.
 #[derive(Debug, Clone)]

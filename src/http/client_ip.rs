@@ -47,24 +47,12 @@ pub fn client_ip(parts: &Parts, trusted: &[IpNet]) -> Option<IpAddr> {
     Some(client)
 }
 
-/// Parses `TRUSTED_PROXIES`: comma-separated CIDRs or addresses.
-pub fn parse_trusted(raw: &str) -> Result<Vec<IpNet>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("TRUSTED_PROXIES: '{s}' is not an address or CIDR"))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
 
     use super::*;
+    use crate::config::parse_trusted;
 
     fn parts(peer: &str, xff: &[&str]) -> Parts {
         let mut builder = Request::builder();

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::ApiError;
 
 /// The console's policy: everything from this origin only; images may be `data:` (the TOTP

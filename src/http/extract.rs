@@ -9,13 +9,13 @@ use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use crate::commands::RequestMeta;
+use crate::error::Code;
 use crate::http::authenticate::SessionUser;
 use crate::http::client_ip::client_ip;
-use crate::http::code::Code;
 use crate::http::error::ApiError;
 use crate::http::input::{parse_json, Top};
 use crate::http::request_id::current_request_id;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// A JSON object body; malformed JSON is 400 `invalid_json`, a wrong shape (an array, a
 /// control character, a missing field) 422 `invalid_request` (see [`crate::http::input`]).

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// Health answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::store::idempotency::{self, Claim, SealedAnswer};
 
 /// The request header.
@@ -67,7 +67,7 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 fn aad(scope: &[u8; 32]) -> Vec<u8> {
-    format!("tokenhub:idempotency:{}", crate::auth::hashing::hex(scope)).into_bytes()
+    format!("tokenhub:idempotency:{}", crate::crypto::hex(scope)).into_bytes()
 }
 
 /// The middleware: passes through every request but a create carrying the header.

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::http::strict::Strict;
 
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::ApiError;
 
 /// The top-level JSON shape a route takes.
@@ -236,7 +236,7 @@ mod tests {
     fn code(r: Result<Body, ApiError>) -> (u16, &'static str, String) {
         match r {
             Ok(_) => (200, "", String::new()),
-            Err(e) => (e.status().as_u16(), e.code.as_str(), e.message),
+            Err(e) => (e.code.status(), e.code.as_str(), e.message),
         }
     }
 

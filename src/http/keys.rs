@@ -18,7 +18,7 @@ use crate::commands::RequestMeta;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::idempotency::plan_answer;
 use crate::http::views::QuotaPeriodDto;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// Role of a tenant key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]

@@ -26,13 +26,13 @@ use utoipa::IntoParams;
 use crate::audit::query::{fetch_page, AuditFilter, AuditItem};
 use crate::auth::requires::{ReadAudit, ReadTenantAudit};
 use crate::auth::Action;
+use crate::error::Code;
 use crate::http::admission::Admission;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Query;
+use crate::http::AppState;
 use crate::services::live::{StreamSlot, TooMany};
-use crate::state::AppState;
 
 /// A comment line is sent when nothing happened for this long (keeps proxies from cutting).
 const KEEPALIVE: Duration = Duration::from_secs(15);

@@ -12,7 +12,6 @@ pub mod audit_state;
 pub mod authenticate;
 pub mod authorized;
 pub mod client_ip;
-pub mod code;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -53,9 +52,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::ApiError;
-use crate::state::AppState;
+
+/// What every handler reaches: the services' context (see [`crate::services::Ctx`]).
+pub type AppState = crate::services::Ctx;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -215,10 +216,10 @@ fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> Response {
 async fn shed_or_timeout(error: tower::BoxError) -> ApiError {
     let (code, message) = if error.is::<tower::timeout::error::Elapsed>() {
         metrics::counter!("tokenhub_http_timeouts_total").increment(1);
-        (code::Code::RequestTimeout, "the request took too long; retry later")
+        (Code::RequestTimeout, "the request took too long; retry later")
     } else {
         metrics::counter!("tokenhub_http_shed_total").increment(1);
-        (code::Code::Overloaded, "the server is at its limit of requests in flight; retry later")
+        (Code::Overloaded, "the server is at its limit of requests in flight; retry later")
     };
     ApiError::new(code, message).retry_after(1)
 }
@@ -239,7 +240,7 @@ async fn fail_fast(
     match tokio::time::timeout(crate::store::health::FAIL_FAST, next.run(req)).await {
         Ok(response) => response,
         Err(_) => axum::response::IntoResponse::into_response(
-            ApiError::new(code::Code::ServiceUnavailable, "the database does not answer; retry later")
+            ApiError::new(Code::ServiceUnavailable, "the database does not answer; retry later")
                 .retry_after(1),
         ),
     }

@@ -9,14 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::error::Code;
 use crate::http::authenticate::cookie;
 use crate::http::authenticate::SessionUser;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Path, Query, RequestMeta};
 use crate::http::sign_in::{session_response, LoginResponse, MfaChallenge};
+use crate::http::AppState;
 use crate::services::sign_in::{self, ProviderOutcome, SignIn};
-use crate::state::AppState;
 use crate::store::oidc_logins;
 use crate::store::oidc_logins::Intent;
 
@@ -103,7 +103,7 @@ pub struct StartQuery {
 async fn begin(state: &AppState, provider: &str, intent: Intent) -> ApiResult<(HeaderValue, HeaderValue)> {
     let provider = state.oidc.get(provider)?;
     let started = state.oidc.start(provider).await?;
-    let binding = crate::auth::random_alphanumeric(43);
+    let binding = crate::crypto::random_alphanumeric(43);
     let login = oidc_logins::NewLogin {
         state: &started.state,
         provider: provider.name(),

@@ -395,7 +395,7 @@ fn complete(doc: &mut serde_json::Value) {
         }
     }
     // The error body's code is one of the table's (src/http/code.rs).
-    let codes: Vec<&str> = crate::http::code::Code::ALL.iter().map(|c| c.as_str()).collect();
+    let codes: Vec<&str> = crate::error::Code::ALL.iter().map(|c| c.as_str()).collect();
     if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
         code["enum"] = json!(codes);
     }

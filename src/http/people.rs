@@ -10,13 +10,13 @@ use tokenhub_aggregates::user::Membership;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageTenantUsers, ManageTenants};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
-use crate::http::paging;
+use crate::http::AppState;
+use crate::paging;
 use crate::services::{accounts, users};
-use crate::state::AppState;
 
 /// A user role.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
@@ -380,7 +380,7 @@ pub async fn invite_tenant_user(
 
 /// List the tenant's people.
 #[utoipa::path(get, path = "/tenant/users", tag = "people",
-    params(paging::PageQuery),
+    params(crate::http::paging::PageQuery),
     security(("bearer" = []), ("api_key" = []), ("session" = [])),
     responses(
         (status = 200, body = UserPage),
@@ -390,7 +390,7 @@ pub async fn invite_tenant_user(
 pub async fn list_tenant_users(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantUsers>,
-    Query(query): Query<paging::PageQuery>,
+    Query(query): Query<crate::http::paging::PageQuery>,
 ) -> ApiResult<axum::Json<UserPage>> {
     let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
     let after = paging::after(query.cursor.as_deref())?;

@@ -12,7 +12,7 @@ use crate::http::authorized::Authorized;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::keys::{self, IssueKeyRequest, IssuedKey, KeyPage, KeyView, ListKeysQuery, Scope};
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// Role of a platform key.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]

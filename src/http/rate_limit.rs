@@ -10,7 +10,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::http::code::Code;
+use crate::error::Code;
 use crate::http::error::ApiError;
 use crate::usage::rate_limit::RateInfo;
 

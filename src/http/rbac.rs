@@ -7,20 +7,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use time::OffsetDateTime;
-use tokenhub_aggregates::role::{role_id, RoleCommand, RoleInUse};
-use tokenhub_aggregates::sub_account::{is_role_name, is_sub_account_id};
-use tokenhub_aggregates::tenant::TenantCommand;
+use tokenhub_aggregates::sub_account::is_sub_account_id;
 use utoipa::ToSchema;
 
 use crate::auth::requires::{CheckRbac, ManageRbac, ReadRbac};
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, RequestMeta};
 use crate::http::idempotency::{plan_answer, planned_response};
-use crate::state::AppState;
+use crate::http::AppState;
+use crate::services::roles::{self as service, NewRole};
 
 /// A role.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -146,7 +143,7 @@ pub async fn get_rbac(
     responses(
         (status = 200, body = RbacView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "`empty_update`, `role_not_found`, `invalid_role`"),
+        (status = 422, body = ErrorBody, description = "`empty_update`, `unknown_role`, `invalid_role`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn update_rbac(
@@ -155,19 +152,8 @@ pub async fn update_rbac(
     ctx: RequestMeta,
     Json(body): Json<UpdateRbacRequest>,
 ) -> ApiResult<axum::Json<RbacView>> {
-    let tenant = auth.tenant().to_string();
-    if let Some(role) = &body.default_role {
-        require_role(&state.pool, &tenant, role).await?;
-    }
-    let command = TenantCommand::ConfigureRbac {
-        enabled: body.enabled,
-        default_role: body.default_role,
-        at: OffsetDateTime::now_utc(),
-    };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    execute(&state.commands.tenants, &tenant, command, meta).await?;
-    state.readmodels.wait_for_head().await;
-    Ok(axum::Json(load(&state.pool, &tenant).await?))
+    service::configure(&state, &auth.principal, &ctx, auth.tenant(), body.enabled, body.default_role).await?;
+    Ok(axum::Json(load(&state.pool, auth.tenant()).await?))
 }
 
 async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<RoleView> {
@@ -196,35 +182,25 @@ pub async fn create_role(
     ctx: RequestMeta,
     Json(body): Json<CreateRoleRequest>,
 ) -> ApiResult<Response> {
-    let tenant = auth.tenant().to_string();
-    if !is_role_name(&body.name) {
-        return Err(ApiError::new(Code::InvalidRole, "role name must match [a-z][a-z0-9_-]{0,31}"));
-    }
-    crate::services::roles::check_role_cap(&state.pool, &tenant, state.limits.max_roles).await?;
-    let command = RoleCommand::Create {
-        tenant_id: tenant.clone(),
-        name: body.name.clone(),
+    let role = NewRole {
+        name: body.name,
         description: body.description.unwrap_or_default(),
         permissions: body.permissions,
-        at: OffsetDateTime::now_utc(),
     };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
     // The answer is what the role's event will say: kept with an idempotency claim before the
     // command is stored, so a retry after a crash at any moment gets exactly it.
-    let RoleCommand::Create { name, description, permissions, .. } = &command else {
-        return Err(ApiError::internal(&"a create command"));
-    };
-    let answer = RoleView {
-        name: name.clone(),
-        description: description.clone(),
-        permissions: sqlx::types::Json(
-            tokenhub_aggregates::api_key::normalise_permissions(permissions)
-                .unwrap_or_else(|_| permissions.clone()),
-        ),
-    };
-    let planned = plan_answer(&state, StatusCode::CREATED, &answer).await?;
-    execute(&state.commands.roles, &role_id(&tenant, &body.name), command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    let mut planned = None;
+    service::create(&state, &auth.principal, &ctx, auth.tenant(), role, async |role| {
+        let answer = RoleView {
+            name: role.name.clone(),
+            description: role.description.clone(),
+            permissions: sqlx::types::Json(role.permissions.clone()),
+        };
+        planned = Some(plan_answer(&state, StatusCode::CREATED, &answer).await?);
+        Ok(())
+    })
+    .await?;
+    let planned = planned.ok_or_else(|| ApiError::internal(&"no answer planned"))?;
     Ok(planned_response(StatusCode::CREATED, planned))
 }
 
@@ -247,19 +223,9 @@ pub async fn update_role(
     Path(name): Path<String>,
     Json(body): Json<UpdateRoleRequest>,
 ) -> ApiResult<axum::Json<RoleView>> {
-    let tenant = auth.tenant().to_string();
-    if !is_role_name(&name) {
-        return Err(ApiError::new(Code::RoleNotFound, "role not found"));
-    }
-    let command = RoleCommand::Update {
-        description: body.description,
-        permissions: body.permissions,
-        at: OffsetDateTime::now_utc(),
-    };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    execute(&state.commands.roles, &role_id(&tenant, &name), command, meta).await?;
-    state.readmodels.wait_for_head().await;
-    Ok(axum::Json(load_role(&state.pool, &tenant, &name).await?))
+    service::update(&state, &auth.principal, &ctx, auth.tenant(), &name, body.description, body.permissions)
+        .await?;
+    Ok(axum::Json(load_role(&state.pool, auth.tenant(), &name).await?))
 }
 
 /// Delete a role; refused while it is the default role or a sub-account has it.
@@ -279,29 +245,7 @@ pub async fn delete_role(
     ctx: RequestMeta,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let tenant = auth.tenant().to_string();
-    if !is_role_name(&name) {
-        return Err(ApiError::new(Code::RoleNotFound, "role not found"));
-    }
-    let view = load(&state.pool, &tenant).await?;
-    let used: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sub_accounts WHERE tenant_id = $1 AND role = $2 AND status <> 'deleted')",
-    )
-    .bind(&tenant)
-    .bind(&name)
-    .fetch_one(&state.pool)
-    .await?;
-    let in_use = if view.default_role == name {
-        Some(RoleInUse::Default)
-    } else if used {
-        Some(RoleInUse::SubAccount)
-    } else {
-        None
-    };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    let command = RoleCommand::Delete { in_use, at: OffsetDateTime::now_utc() };
-    execute(&state.commands.roles, &role_id(&tenant, &name), command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    service::delete(&state, &auth.principal, &ctx, auth.tenant(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,12 +8,11 @@ use tokenhub_aggregates::tenant::{GateAction, Plan, ResourceLimit, TenantCommand
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageResourceLimits, ReadResourceLimits, TrackResources};
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, JsonList, Query, RequestMeta};
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::usage::resource_limits::{self as limits, Decision};
 
 /// Largest amount one call may check or track.
@@ -217,9 +216,7 @@ pub async fn put_resource_limits(
 ) -> ApiResult<axum::Json<Vec<ResourceLimit>>> {
     let tenant = auth.tenant().to_string();
     let command = TenantCommand::SetResourceLimits { limits: body, at: OffsetDateTime::now_utc() };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    execute(&state.commands.tenants, &tenant, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    crate::services::tenants::act(&state, &auth.principal, &ctx, &tenant, command).await?;
     Ok(axum::Json(load(&state, &tenant).await?.1))
 }
 

@@ -4,18 +4,14 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManageTenantSecurity;
-use crate::auth::Principal;
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, RequestMeta};
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// The tenant's IP allowlist.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -101,30 +97,14 @@ pub async fn put_ip_allowlist(
         IpAllowlistBody::Document(doc) => doc.security.ip_whitelist,
     };
     let tenant = auth.tenant().to_string();
-    if body.enabled && matches!(auth.principal, Principal::TenantKey { .. }) {
-        let nets =
-            tokenhub_aggregates::api_key::settings::normalise_ips(&body.allowed_ips).unwrap_or_default();
-        let caller: Option<std::net::IpAddr> = ctx.source_ip.parse().ok();
-        let inside = caller.is_some_and(|ip| {
-            nets.iter().filter_map(|n| n.parse::<ipnet::IpNet>().ok()).any(|n| n.contains(&ip))
-        });
-        if !nets.is_empty() && !inside {
-            return Err(ApiError::new(
-                Code::AllowlistExcludesCaller,
-                format!(
-                    "the list does not include your address {}; you would lock yourself out",
-                    ctx.source_ip
-                ),
-            ));
-        }
-    }
-    let command = TenantCommand::SetIpAllowlist {
-        enabled: body.enabled,
-        allowed_ips: body.allowed_ips,
-        at: OffsetDateTime::now_utc(),
-    };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant));
-    execute(&state.commands.tenants, &tenant, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    crate::services::tenants::set_ip_allowlist(
+        &state,
+        &auth.principal,
+        &ctx,
+        &tenant,
+        body.enabled,
+        body.allowed_ips,
+    )
+    .await?;
     Ok(axum::Json(load(&state, &tenant).await?))
 }

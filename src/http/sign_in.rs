@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::error::Code;
 use crate::http::authenticate::{EndingSession, SessionUser, CSRF_COOKIE, SESSION_COOKIE};
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, RequestMeta};
 use crate::http::people::PersonView;
+use crate::http::AppState;
 use crate::services::sign_in::{self, SignIn};
 use crate::services::{accounts, users};
-use crate::state::AppState;
 use crate::store::sessions::{self, NewSession};
 
 /// Body of `POST /auth/login`.
@@ -254,7 +254,7 @@ pub async fn list_sessions(
     let data = rows
         .into_iter()
         .map(|s| SessionListingView {
-            id: crate::auth::hashing::hex(&s.id_hash),
+            id: crate::crypto::hex(&s.id_hash),
             current: s.id_hash == session.session_id,
             created_at: s.created_at,
             last_seen_at: s.last_seen_at,

@@ -15,15 +15,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
 use crate::http::idempotency::{plan_answer, planned_response};
-use crate::http::paging;
 use crate::http::views::QuotaPeriodDto;
+use crate::http::AppState;
+use crate::paging;
 use crate::services::sub_accounts::{self as service, NewSubAccount, SubAccountAction};
-use crate::state::AppState;
 
 /// Body of `POST /tenant/sub-accounts`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -159,7 +159,7 @@ async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountV
         (status = 201, body = SubAccountView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`sub_account_limit_reached`"),
-        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_sub_account_name`, `invalid_role`, `role_not_found`, `invalid_quota`, `quota_exceeds_tenant`, `invalid_list_item`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request`, `invalid_sub_account_name`, `invalid_role`, `unknown_role`, `invalid_quota`, `quota_exceeds_tenant`, `invalid_list_item`"),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn create_sub_account(

@@ -7,11 +7,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::requires::ReadTenant;
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::views::{PlanDto, TenantView};
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// The caller's tenant.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,7 +64,7 @@ pub struct InfoLimits {
         (status = 200, body = TenantInfo),
         (status = 400, body = ErrorBody, description = "Master key without `X-Tenant-ID` (`tenant_id_required`)"),
         (status = 401, body = ErrorBody, description = "`missing_credentials`, `invalid_api_key`"),
-        (status = 403, body = ErrorBody, description = "`tenant_suspended`, `tenant_deleted`, `tenant_mismatch`"),
+        (status = 403, body = ErrorBody, description = "`tenant_suspended`, `tenant_mismatch`"),
         (status = 404, body = ErrorBody, description = "`tenant_not_found` (master key naming an unknown tenant)"),
         (status = 503, body = ErrorBody),
     ))]

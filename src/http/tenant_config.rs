@@ -12,13 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::audit::{fetch_page, AuditFilter};
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
 use crate::auth::Principal;
-use crate::commands::{execute_retrying, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query, RequestMeta};
-use crate::http::paging;
-use crate::state::AppState;
+use crate::http::AppState;
+use crate::paging;
 
 /// The current configuration (internal: the GET answer is the document itself).
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,21 +199,15 @@ async fn save(
             refused.iter().map(|(i, why)| format!("$.webhooks[{i}].url: {why}")).collect();
         return Err(ApiError::new(Code::InvalidConfig, text.join("; ")));
     }
-    let secrets: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM secrets WHERE tenant_id = $1 AND NOT deleted")
-            .bind(tenant)
-            .fetch_all(&state.pool)
-            .await?;
+    let secrets = tokenhub_projections::read::secrets::names(&state.pool, tenant).await?;
     let command = || TenantCommand::SaveConfig {
         config: config.clone(),
         secrets: secrets.clone(),
         allow_private_webhooks: state.limits.webhook_allow_private_targets,
         at: OffsetDateTime::now_utc(),
     };
-    let meta = CommandMetadata::new(principal, ctx, Some(tenant));
     // A save replaces the whole document: concurrent saves each become a version.
-    execute_retrying(&state.commands.tenants, tenant, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    crate::services::tenants::set(state, principal, ctx, tenant, command).await?;
     // The version this request saved (a concurrent save may already be newer).
     let version: Option<i64> = sqlx::query_scalar(
         "SELECT (payload->>'version')::bigint FROM events WHERE aggregate_type = 'tenant' AND aggregate_id = $1 \

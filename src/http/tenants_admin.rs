@@ -5,24 +5,22 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::{ApiKeyCommand, Issuer, KeyOwner, KeyRole, KeySettings};
 use tokenhub_aggregates::ids::is_tenant_id;
 use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::ManageTenants;
-use crate::auth::{key_format, new_tenant_id};
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 
 use crate::audit::as_of::{self, AsOf};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, OptionalJson, Path, Query, RequestMeta};
 use crate::http::idempotency::{plan_answer, planned_response};
-use crate::http::paging;
 use crate::http::views::{LimitsDto, PlanDto, TenantView};
-use crate::state::AppState;
+use crate::http::AppState;
+use crate::paging;
+use crate::services::tenants::{self as service, NewTenant};
 
 /// Body of `POST /admin/tenants`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,48 +78,32 @@ pub async fn create_tenant(
     ctx: RequestMeta,
     Json(body): Json<CreateTenantRequest>,
 ) -> ApiResult<Response> {
-    let tenant_id = new_tenant_id();
-    let key = key_format::generate();
-    let now = OffsetDateTime::now_utc();
     let plan = body.plan.unwrap_or_default();
-    let region = body.region.unwrap_or_else(|| "default".to_string());
-    let name = body.name;
-    let command = TenantCommand::Create {
-        tenant_id: tenant_id.clone(),
-        name: name.clone(),
+    let new = NewTenant {
+        name: body.name,
         plan: plan.into(),
-        region: region.clone(),
+        region: body.region,
         limits: body.limits.unwrap_or_default().into(),
-        at: now,
     };
-    let issue = ApiKeyCommand::Issue {
-        public_id: key.public_id.clone(),
-        owner: KeyOwner::Tenant { tenant_id: tenant_id.clone(), sub_account_id: None },
-        role: KeyRole::TenantAdmin,
-        name: "tenant admin".into(),
-        secret_hash: state.hasher.hash_hex(&key.full),
-        settings: KeySettings::default(),
-        parent: None,
-        at: now,
-        issuer: Issuer::Admin,
-    };
-    let meta = CommandMetadata::new(&auth.principal, &ctx, Some(&tenant_id));
     // The answer (with its key shown once) is known before the command runs: kept with the
     // idempotency claim first, so a retry after a crash at any moment gets exactly it.
-    let answer = CreateTenantResponse {
-        tenant_id: tenant_id.clone(),
-        api_key: key.full.clone(),
-        api_key_public_id: key.public_id.clone(),
-        name: name.trim().to_string(),
-        plan,
-        region,
-        created_at: now,
-    };
-    let body = plan_answer(&state, StatusCode::CREATED, &answer).await?;
-    state.commands.create_tenant(&tenant_id, command, &key.public_id, issue, meta).await?;
-    state.readmodels.wait_for_head().await;
-    tracing::info!(tenant_id = %tenant_id, "tenant created");
-    Ok(planned_response(StatusCode::CREATED, body))
+    let mut planned = None;
+    service::create(&state, &auth.principal, &ctx, new, async |created| {
+        let answer = CreateTenantResponse {
+            tenant_id: created.tenant_id.clone(),
+            api_key: created.key.full.clone(),
+            api_key_public_id: created.key.public_id.clone(),
+            name: created.name.clone(),
+            plan,
+            region: created.region.clone(),
+            created_at: created.created_at,
+        };
+        planned = Some(plan_answer(&state, StatusCode::CREATED, &answer).await?);
+        Ok(())
+    })
+    .await?;
+    let planned = planned.ok_or_else(|| ApiError::internal(&"no answer planned"))?;
+    Ok(planned_response(StatusCode::CREATED, planned))
 }
 
 /// Query of `GET /admin/tenants`.
@@ -270,9 +252,7 @@ async fn run(
     command: TenantCommand,
 ) -> ApiResult<axum::Json<TenantView>> {
     checked_id(id)?;
-    let meta = CommandMetadata::new(&auth.principal, ctx, Some(id));
-    execute(&state.commands.tenants, id, command, meta).await?;
-    state.readmodels.wait_for_head().await;
+    service::act(state, &auth.principal, ctx, id, command).await?;
     view_or_404(state, id).await
 }
 

@@ -9,14 +9,13 @@ use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::ToSchema;
 
 use crate::auth::requires::ManageTenantSecurity;
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authenticate::SessionUser;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, RequestMeta};
+use crate::http::AppState;
 use crate::services::two_factor;
-use crate::state::AppState;
 
 /// What an authenticator app needs (shown once per enrolment).
 #[derive(Debug, Serialize, ToSchema)]
@@ -190,13 +189,6 @@ pub async fn put_policy(
     let tenant = auth.tenant();
     let command =
         TenantCommand::SetTwoFactorPolicy { require_2fa: body.require_2fa, at: OffsetDateTime::now_utc() };
-    execute(
-        &state.commands.tenants,
-        tenant,
-        command,
-        CommandMetadata::new(&auth.principal, &ctx, Some(tenant)),
-    )
-    .await?;
-    state.readmodels.wait_for_head().await;
+    crate::services::tenants::act(&state, &auth.principal, &ctx, tenant, command).await?;
     Ok(axum::Json(body))
 }

@@ -9,11 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ReadAllUsage, ReadUsage, ReportUsage};
 use crate::cache::caught_up::CaughtUp;
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Query};
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::usage::ingest::{IngestError, Outcome};
 use crate::usage::query::{self, Period, Totals, UsageFilter};
 use crate::usage::record::{prepare, UsageRecordInput, MAX_BATCH};
@@ -74,7 +74,7 @@ pub struct UsageBatchResult {
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`forbidden`, `tenant_not_allowed` (a record of a tenant the gateway is not bound to)"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`"),
-        (status = 422, body = ErrorBody, description = "`invalid_request` (an unknown field such as a prompt), `invalid_usage_record`, `unknown_key`, `full_key_not_accepted`, `tenant_mismatch`, `tenant_not_found`, `batch_too_large`, `empty_batch`"),
+        (status = 422, body = ErrorBody, description = "`invalid_request` (an unknown field such as a prompt), `invalid_usage_record`, `unknown_key`, `full_key_not_accepted`, `record_tenant_mismatch`, `unknown_tenant`, `batch_too_large`, `empty_batch`"),
         (status = 503, body = ErrorBody, description = "`usage_stream_unavailable`, `key_not_yet_known`: retry the batch after `Retry-After`"),
     ))]
 pub async fn report_usage(
@@ -394,7 +394,7 @@ pub async fn usage_breakdown(
     Query(q): Query<BreakdownQuery>,
 ) -> ApiResult<axum::Json<UsageBreakdown>> {
     let period = period_of(q.period.as_deref())?;
-    let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
+    let limit = crate::paging::page_size(q.limit, 100, 1000)?;
     let filter = UsageFilter {
         key: q.key.clone(),
         sub_account: q.sub_account.clone(),
@@ -469,7 +469,7 @@ pub async fn admin_usage(
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<axum::Json<AllTenantsUsage>> {
     let period = period_of(q.period.as_deref())?;
-    let limit = crate::http::paging::page_size(q.limit, 100, 1000)?;
+    let limit = crate::paging::page_size(q.limit, 100, 1000)?;
     if q.cursor.as_ref().is_some_and(|c| c.len() > 64) {
         return Err(ApiError::new(Code::InvalidQuery, "cursor is not one this API returned"));
     }

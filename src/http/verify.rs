@@ -10,19 +10,19 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX;
 use tokenhub_aggregates::tenant::LimitPeriod;
 use utoipa::ToSchema;
 
 use crate::auth::requires::VerifyKeys;
 use crate::cache::caught_up::CaughtUp;
+use crate::cache::verify::merge_tags;
 use crate::cache::{VerifyCode, VerifyInput};
 use crate::calendar::window_end;
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::time_fmt::rfc3339;
 
 /// What the gateway asks.
@@ -119,25 +119,6 @@ pub struct QuotaView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub resets_at: Option<String>,
-}
-
-/// Merges tags: client tags outside the reserved namespace, then key-bound tags on top, each
-/// also under the reserved prefix.
-pub fn merge_tags<'a>(
-    client: Option<&'a BTreeMap<String, String>>,
-    bound: &'a [(Box<str>, Box<str>)],
-) -> BTreeMap<Cow<'a, str>, &'a str> {
-    let mut tags: BTreeMap<Cow<'a, str>, &'a str> = client
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX))
-        .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.as_str()))
-        .collect();
-    for (k, v) in bound {
-        tags.insert(Cow::Borrowed(k), v);
-        tags.insert(Cow::Owned([RESERVED_TAG_PREFIX, k].concat()), v);
-    }
-    tags
 }
 
 /// Counts a verdict in `tokenhub_verifications_total{code}`. The counters are looked up once

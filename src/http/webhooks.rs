@@ -9,12 +9,11 @@ use tokenhub_aggregates::tenant::TenantCommand;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::requires::{ManageTenantConfig, ReadTenantConfig};
-use crate::commands::{execute, CommandMetadata};
+use crate::error::Code;
 use crate::http::authorized::Authorized;
-use crate::http::code::Code;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query, RequestMeta};
-use crate::state::AppState;
+use crate::http::AppState;
 use crate::webhooks::store::{self, AttemptView, DeliveryFilter, DeliveryView, EndpointView};
 
 /// Delivery states.
@@ -87,7 +86,7 @@ pub async fn list_deliveries(
     auth: Authorized<ReadTenantConfig>,
     Query(q): Query<DeliveryQuery>,
 ) -> ApiResult<axum::Json<DeliveryPage>> {
-    let limit = crate::http::paging::page_size(q.limit, 50, 200)?;
+    let limit = crate::paging::page_size(q.limit, 50, 200)?;
     short("endpoint_id", &q.endpoint_id)?;
     short("event_type", &q.event_type)?;
     let filter = DeliveryFilter {
@@ -214,13 +213,7 @@ pub async fn enable_endpoint(
         .ok_or_else(|| ApiError::new(Code::WebhookEndpointNotFound, "webhook endpoint not found"))?;
     if endpoint.disabled_at.is_some() {
         let command = TenantCommand::EnableWebhook { url: endpoint.url, at: OffsetDateTime::now_utc() };
-        execute(
-            &state.commands.tenants,
-            tenant,
-            command,
-            CommandMetadata::new(&auth.principal, &ctx, Some(tenant)),
-        )
-        .await?;
+        crate::services::tenants::act(&state, &auth.principal, &ctx, tenant, command).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -25,8 +25,8 @@ use tokenhub_projections::log::read_after;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::follow::wait_and_gather;
 use crate::nats::{ensure_events_stream, EventsStreamConfig};
-use crate::readmodels::wait_and_gather;
 
 /// Header carrying the event's global position.
 pub const POSITION_HEADER: &str = "Tokenhub-Position";
@@ -62,11 +62,6 @@ impl DropPublish {
 }
 
 type RelayError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The relay's checkpoint name for events stream `stream`.
-pub fn checkpoint_name(stream: &str) -> String {
-    format!("nats_relay:{stream}")
-}
 
 /// How far the relay is behind the log: (events not yet on NATS, age of the oldest of them).
 /// Any instance can tell, leader or not.
@@ -106,7 +101,7 @@ impl Relay {
     }
 
     fn checkpoint_name(&self) -> String {
-        checkpoint_name(&self.config.stream)
+        crate::nats::relay_checkpoint(&self.config.stream)
     }
 
     /// Runs until `shutdown`, retrying after every failure.

@@ -5,35 +5,30 @@
 use time::OffsetDateTime;
 use tokenhub_aggregates::user::{Membership, UserCommand};
 
+use crate::auth::password::busy;
 use crate::auth::password::check_policy;
 use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata, RequestMeta};
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
-use crate::services::sign_in::busy;
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
 use crate::services::users::{by_id, metadata_of, select, UserRow};
-use crate::state::AppState;
+use crate::services::Ctx;
 use crate::store::sessions;
 
 /// A page of people after log position `after`: all of them, or `tenant_id`'s.
-pub async fn list(
-    state: &AppState,
-    tenant_id: Option<&str>,
-    after: i64,
-    limit: i64,
-) -> ApiResult<Vec<UserRow>> {
+pub async fn list(state: &Ctx, tenant_id: Option<&str>, after: i64, limit: i64) -> Outcome<Vec<UserRow>> {
     let sql = select(
         "($1::text IS NULL OR u.tenant_id = $1) AND u.created_position > $2 ORDER BY u.created_position LIMIT $3",
     );
     Ok(sqlx::query_as(&sql).bind(tenant_id).bind(after).bind(limit).fetch_all(&state.pool).await?)
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(Code::UserNotFound, "no such user")
+fn not_found() -> Failure {
+    Failure::new(Code::UserNotFound, "no such user")
 }
 
 /// The person `user_id`, if `tenant_id` is `None` (platform) or is theirs.
-pub async fn get(state: &AppState, tenant_id: Option<&str>, user_id: &str) -> ApiResult<UserRow> {
+pub async fn get(state: &Ctx, tenant_id: Option<&str>, user_id: &str) -> Outcome<UserRow> {
     let user = by_id(&state.pool, user_id).await?.ok_or_else(not_found)?;
     if tenant_id.is_some() && user.tenant_id.as_deref() != tenant_id {
         return Err(not_found());
@@ -43,17 +38,17 @@ pub async fn get(state: &AppState, tenant_id: Option<&str>, user_id: &str) -> Ap
 
 /// Gives `user_id` the role and scope `membership` (the caller checked which it may give).
 pub async fn change_role(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: Option<&str>,
     user_id: &str,
     membership: Membership,
-) -> ApiResult<UserRow> {
+) -> Outcome<UserRow> {
     let user = get(state, tenant_id, user_id).await?;
     if let Some(new_tenant) = membership.tenant_id() {
         if state.keys.tenant_status(new_tenant).is_none() {
-            return Err(ApiError::new(Code::UnknownTenant, "no such tenant"));
+            return Err(Failure::new(Code::UnknownTenant, "no such tenant"));
         }
     }
     let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref().or(membership.tenant_id()));
@@ -66,13 +61,13 @@ pub async fn change_role(
 /// Runs `command` on `user_id` (of `tenant_id` when given) for `principal`, then ends every
 /// session of theirs.
 async fn end_person(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: Option<&str>,
     user_id: &str,
     command: UserCommand,
-) -> ApiResult<u64> {
+) -> Outcome<u64> {
     let user = get(state, tenant_id, user_id).await?;
     let meta = CommandMetadata::new(principal, ctx, user.tenant_id.as_deref());
     execute(&state.commands.users, &user.user_id, command, meta).await?;
@@ -83,12 +78,12 @@ async fn end_person(
 
 /// Disables `user_id` (terminal) and ends every session of theirs.
 pub async fn disable(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: Option<&str>,
     user_id: &str,
-) -> ApiResult<()> {
+) -> Outcome<()> {
     let command = UserCommand::Disable { at: OffsetDateTime::now_utc() };
     let ended = end_person(state, principal, ctx, tenant_id, user_id, command).await?;
     tracing::info!(user_id = %user_id, sessions_ended = ended, "user disabled");
@@ -99,12 +94,12 @@ pub async fn disable(
 /// projection shreds it), so the sealed password hashes and TOTP secret in the log can never
 /// be opened again.
 pub async fn erase(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: Option<&str>,
     user_id: &str,
-) -> ApiResult<()> {
+) -> Outcome<()> {
     let command = UserCommand::Erase { at: OffsetDateTime::now_utc() };
     end_person(state, principal, ctx, tenant_id, user_id, command).await?;
     tracing::info!(user_id = %user_id, "user erased");
@@ -113,24 +108,24 @@ pub async fn erase(
 
 /// The signed-in `user` changes their password; their other sessions end.
 pub async fn change_password(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     user: &UserRow,
     current_session: &[u8],
     current: &str,
     new: &str,
-) -> ApiResult<u64> {
-    crate::services::sign_in::step_up(state, ctx, user, async {
+) -> Outcome<u64> {
+    crate::services::lockout::step_up(state, ctx, user, async {
         let phc = crate::services::users::password_of(state, Some(user)).await?;
         let ok = state.passwords.verify(current, phc.as_deref()).await.map_err(|_| busy())?;
         if ok {
             Ok(())
         } else {
-            Err(ApiError::new(Code::WrongPassword, "the current password is wrong"))
+            Err(Failure::new(Code::WrongPassword, "the current password is wrong"))
         }
     })
     .await?;
-    check_policy(new, &user.email).map_err(|p| ApiError::new(Code::WeakPassword, p.to_string()))?;
+    check_policy(new, &user.email).map_err(|p| Failure::new(Code::WeakPassword, p.to_string()))?;
     let password_hash = state.passwords.hash(new).await.map_err(|_| busy())?;
     let password_hash = crate::services::users::seal_password(state, &user.user_id, &password_hash).await?;
     let command = UserCommand::SetPassword { password_hash, at: OffsetDateTime::now_utc() };

@@ -19,10 +19,10 @@ use crate::auth::key_format::{self, GeneratedKey};
 use crate::auth::Principal;
 use crate::commands::RequestMeta;
 use crate::commands::{execute, CommandMetadata};
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::paging;
-use crate::state::AppState;
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
+use crate::paging;
+use crate::services::Ctx;
 
 /// Where a key may be looked up.
 #[derive(Debug, Clone, Copy)]
@@ -86,12 +86,12 @@ impl From<KeyRow> for StoredKey {
 const KEY_SELECT: &str = "SELECT k.created_position, k.record, l.last_used_at FROM api_keys k \
                           LEFT JOIN api_key_last_used l ON l.public_id = k.public_id";
 
-fn key_not_found() -> ApiError {
-    ApiError::new(Code::ApiKeyNotFound, "api key not found")
+fn key_not_found() -> Failure {
+    Failure::new(Code::ApiKeyNotFound, "api key not found")
 }
 
 /// The key `public_id` if `scope` may see it, else 404.
-pub async fn load(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> ApiResult<StoredKey> {
+pub async fn load(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> Outcome<StoredKey> {
     if !key_format::is_public_id(public_id) {
         return Err(key_not_found());
     }
@@ -125,18 +125,18 @@ pub async fn list(
     pool: &PgPool,
     scope: Scope<'_>,
     filter: KeyFilter,
-) -> ApiResult<(Vec<StoredKey>, Option<String>)> {
+) -> Outcome<(Vec<StoredKey>, Option<String>)> {
     let limit = paging::page_size(filter.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
     let after = paging::after(filter.cursor.as_deref())?;
     if filter.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
-        return Err(ApiError::new(Code::InvalidQuery, "status must be active, disabled or revoked"));
+        return Err(Failure::new(Code::InvalidQuery, "status must be active, disabled or revoked"));
     }
     let tag = match filter.tag.as_deref() {
         None => None,
         Some(t) => Some(
             t.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| ApiError::new(Code::InvalidQuery, "tag must be key=value"))?,
+                .ok_or_else(|| Failure::new(Code::InvalidQuery, "tag must be key=value"))?,
         ),
     };
     let (tenant, sub_account) = match scope {
@@ -169,20 +169,20 @@ pub async fn list(
 }
 
 /// Checks that `tenant_id` exists and can receive keys.
-pub fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+pub fn require_tenant(state: &Ctx, tenant_id: &str) -> Outcome<()> {
     match state.keys.tenant_status(tenant_id) {
-        None => Err(ApiError::new(Code::TenantNotFound, "tenant not found")),
-        Some(TenantStatus::Deleted) => Err(ApiError::new(Code::TenantDeleted, "tenant is deleted")),
+        None => Err(Failure::new(Code::TenantNotFound, "tenant not found")),
+        Some(TenantStatus::Deleted) => Err(Failure::new(Code::TenantDeleted, "tenant is deleted")),
         Some(_) => Ok(()),
     }
 }
 
 /// Refuses `adding` more keys when the tenant's plan would be exceeded. Read from the key
 /// cache (which follows the log like the query tables): no query on the commands' path.
-fn check_key_limit(state: &AppState, tenant_id: &str, adding: i64) -> ApiResult<()> {
+fn check_key_limit(state: &Ctx, tenant_id: &str, adding: i64) -> Outcome<()> {
     let Some(max) = state.keys.max_api_keys(tenant_id) else { return Ok(()) };
     if state.keys.live_keys(tenant_id) + adding > max {
-        return Err(ApiError::new(
+        return Err(Failure::new(
             Code::ApiKeyLimitReached,
             format!("the tenant's plan allows {max} keys; revoke one or raise max_api_keys"),
         ));
@@ -192,7 +192,7 @@ fn check_key_limit(state: &AppState, tenant_id: &str, adding: i64) -> ApiResult<
 
 /// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
 /// when it does not exist there or is deleted.
-pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> ApiResult<ParentLimits> {
+pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> Outcome<ParentLimits> {
     let row: Option<(sqlx::types::Json<Vec<String>>, Option<i64>)> = sqlx::query_as(
         "SELECT permissions, quota_limit FROM sub_accounts \
          WHERE sub_account_id = $1 AND tenant_id = $2 AND status <> 'deleted'",
@@ -202,14 +202,14 @@ pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str)
     .fetch_optional(pool)
     .await?;
     let (permissions, quota_limit) =
-        row.ok_or_else(|| ApiError::new(Code::UnknownSubAccount, "sub-account not found in this tenant"))?;
+        row.ok_or_else(|| Failure::new(Code::UnknownSubAccount, "sub-account not found in this tenant"))?;
     Ok(ParentLimits { permissions: permissions.0, quota_limit })
 }
 
 /// Who `principal` is to the `ApiKey` aggregate: a sub-account key (with `keys:manage`, or
 /// authorization would not have let it here) is confined to its own credential, read from
 /// the key cache with its effective permissions; everyone else acts as an admin.
-pub fn issuer_of(state: &AppState, principal: &Principal) -> ApiResult<Issuer> {
+pub fn issuer_of(state: &Ctx, principal: &Principal) -> Outcome<Issuer> {
     let Principal::TenantKey {
         role: KeyRole::Data,
         sub_account_id: Some(sub),
@@ -223,7 +223,7 @@ pub fn issuer_of(state: &AppState, principal: &Principal) -> ApiResult<Issuer> {
     let key = state
         .keys
         .get(public_id)
-        .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "the API key is invalid"))?;
+        .ok_or_else(|| Failure::new(Code::InvalidApiKey, "the API key is invalid"))?;
     let mut settings = key.to_record().settings;
     settings.permissions = permissions.clone();
     Ok(Issuer::SubAccountManager(Box::new(ManagerCredential {
@@ -249,12 +249,12 @@ pub struct NewKey {
 
 /// Issues `new` for `principal`; returns the generated key (shown once) and the stored key.
 pub async fn issue(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     new: NewKey,
-    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> ApiResult<()>,
-) -> ApiResult<(GeneratedKey, StoredKey)> {
+    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> Outcome<()>,
+) -> Outcome<(GeneratedKey, StoredKey)> {
     issue_many(state, principal, ctx, vec![new], before_commit).await?.pop().ok_or_else(key_not_found)
 }
 
@@ -264,12 +264,12 @@ pub async fn issue(
 /// commands are decided and before they are stored: the caller keeps it with an idempotency
 /// claim, so a retry after a crash at any moment gets exactly it.
 pub async fn issue_many(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     batch: Vec<NewKey>,
-    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> ApiResult<()>,
-) -> ApiResult<Vec<(GeneratedKey, StoredKey)>> {
+    before_commit: impl AsyncFnOnce(&[(GeneratedKey, StoredKey)]) -> Outcome<()>,
+) -> Outcome<Vec<(GeneratedKey, StoredKey)>> {
     let issuer = issuer_of(state, principal)?;
     let mut batch = batch;
     if let Issuer::SubAccountManager(m) = &issuer {
@@ -333,7 +333,7 @@ pub async fn issue_many(
             let record = record_of(&generated.public_id, events).ok_or_else(key_not_found)?;
             Ok((generated, StoredKey { record, last_used_at: None }))
         })
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<Outcome<Vec<_>>>()?;
     before_commit(&answer).await?;
     state.commands.persist_keys(stored).await?;
     state.readmodels.wait_for_head().await;
@@ -376,13 +376,13 @@ pub enum KeyAction {
 /// Runs `action` on key `public_id` (visible in `scope`) for `principal`; returns the key
 /// after, and the new full key of a rotation (shown once).
 pub async fn act(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     public_id: &str,
     scope: Scope<'_>,
     action: KeyAction,
-) -> ApiResult<(StoredKey, Option<GeneratedKey>)> {
+) -> Outcome<(StoredKey, Option<GeneratedKey>)> {
     let before = load(&state.pool, public_id, scope).await?;
     let issuer = issuer_of(state, principal)?;
     let at = OffsetDateTime::now_utc();
@@ -400,7 +400,7 @@ pub async fn act(
         KeyAction::Revoke => ApiKeyCommand::Revoke { reason: None, at, issuer },
         KeyAction::Rotate { grace_seconds } => {
             if before.record.status == KeyStatus::Revoked {
-                return Err(ApiError::new(Code::ApiKeyRevoked, "api key is revoked"));
+                return Err(Failure::new(Code::ApiKeyRevoked, "api key is revoked"));
             }
             // Same public id, new secret: a key string has the public id inside it.
             let generated = key_format::generate_for(public_id);

@@ -4,11 +4,11 @@
 
 use sqlx::PgPool;
 
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
 
 /// The tenant's effective plan limit `name` (e.g. `max_api_keys`); `None`: unlimited.
-pub async fn plan_limit(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<Option<i64>> {
+pub async fn plan_limit(pool: &PgPool, tenant_id: &str, name: &str) -> Outcome<Option<i64>> {
     let limit: Option<Option<i64>> =
         sqlx::query_scalar("SELECT (limits->>$2)::bigint FROM tenants WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -27,10 +27,10 @@ pub async fn ensure_below(
     max: i64,
     code: Code,
     message: impl FnOnce(i64) -> String,
-) -> ApiResult<()> {
+) -> Outcome<()> {
     let count: i64 = sqlx::query_scalar(count_sql).bind(tenant_id).fetch_one(pool).await?;
     if count >= max {
-        return Err(ApiError::new(code, message(count)));
+        return Err(Failure::new(code, message(count)));
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ use openidconnect::{
 };
 use tokio::sync::RwLock;
 
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
 
 /// How long discovery (with the provider's keys) is kept before it is fetched again; a
 /// signature that fails against the kept keys fetches them again at once (key rotation).
@@ -97,18 +97,18 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-fn unavailable(provider: &str, e: impl std::fmt::Display) -> ApiError {
+fn unavailable(provider: &str, e: impl std::fmt::Display) -> Failure {
     tracing::warn!(provider, error = %e, "OpenID provider unavailable");
-    ApiError::new(
+    Failure::new(
         Code::OidcProviderUnavailable,
         format!("the provider {provider} could not be reached; retry later"),
     )
     .retry_after(5)
 }
 
-fn token_invalid(reason: impl std::fmt::Display) -> ApiError {
+fn token_invalid(reason: impl std::fmt::Display) -> Failure {
     tracing::info!(msg = "Sign-in failed", reason = %reason, "OpenID ID token refused");
-    ApiError::new(Code::OidcIdTokenInvalid, format!("the provider's ID token was refused: {reason}"))
+    Failure::new(Code::OidcIdTokenInvalid, format!("the provider's ID token was refused: {reason}"))
 }
 
 impl Provider {
@@ -165,15 +165,15 @@ impl Providers {
     }
 
     /// The provider `name`, or 404 `oidc_provider_unknown`.
-    pub fn get(&self, name: &str) -> ApiResult<&Provider> {
+    pub fn get(&self, name: &str) -> Outcome<&Provider> {
         self.providers.get(name).ok_or_else(|| {
-            ApiError::new(Code::OidcProviderUnknown, format!("no OpenID provider {name:?} is configured"))
+            Failure::new(Code::OidcProviderUnknown, format!("no OpenID provider {name:?} is configured"))
         })
     }
 
-    async fn metadata(&self, provider: &Provider, refresh: bool) -> ApiResult<CoreProviderMetadata> {
+    async fn metadata(&self, provider: &Provider, refresh: bool) -> Outcome<CoreProviderMetadata> {
         let Kind::Oidc { issuer } = &provider.kind else {
-            return Err(ApiError::internal(&"discovery of a provider that has none"));
+            return Err(Failure::internal(&"discovery of a provider that has none"));
         };
         if !refresh {
             if let Some((at, metadata)) = provider.discovered.read().await.as_ref() {
@@ -189,8 +189,8 @@ impl Providers {
         Ok(metadata)
     }
 
-    fn redirect(provider: &Provider) -> ApiResult<RedirectUrl> {
-        RedirectUrl::new(provider.redirect_uri.clone()).map_err(|e| ApiError::internal(&e))
+    fn redirect(provider: &Provider) -> Outcome<RedirectUrl> {
+        RedirectUrl::new(provider.redirect_uri.clone()).map_err(|e| Failure::internal(&e))
     }
 
     /// The OpenID client of `provider` over its discovered `metadata`.
@@ -209,7 +209,7 @@ impl Providers {
 
     /// Starts a sign-in at `provider`: the URL to send the browser to, with PKCE, state and
     /// nonce.
-    pub async fn start(&self, provider: &Provider) -> ApiResult<Started> {
+    pub async fn start(&self, provider: &Provider) -> Outcome<Started> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = CsrfToken::new_random().secret().clone();
         let nonce = Nonce::new_random().secret().clone();
@@ -252,7 +252,7 @@ impl Providers {
         code: &str,
         nonce: &str,
         verifier: &str,
-    ) -> ApiResult<Identity> {
+    ) -> Outcome<Identity> {
         match &provider.kind {
             Kind::Oidc { .. } => self.finish_oidc(provider, code, nonce, verifier).await,
             Kind::GitHub { api_url, .. } => self.finish_github(provider, api_url, code, verifier).await,
@@ -265,7 +265,7 @@ impl Providers {
         code: &str,
         nonce: &str,
         verifier: &str,
-    ) -> ApiResult<Identity> {
+    ) -> Outcome<Identity> {
         let metadata = self.metadata(provider, false).await?;
         let redirect = Self::redirect(provider)?;
         let client = |metadata| Self::oidc_client(provider, metadata, redirect.clone());
@@ -279,7 +279,7 @@ impl Providers {
             Ok(token) => token,
             Err(oauth2::RequestTokenError::ServerResponse(e)) => {
                 tracing::info!(msg = "Sign-in failed", provider = %provider.name, error = %e, "code exchange refused");
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     Code::OidcFailed,
                     format!("the provider refused the code: {}", e.error()),
                 ));
@@ -313,19 +313,13 @@ impl Providers {
                             other => unavailable(&provider.name, other),
                         })?;
                 let email = info.email().map(|e| e.as_str().to_string()).ok_or_else(|| {
-                    ApiError::new(
-                        Code::OidcEmailUnverified,
-                        "the provider sent no e-mail (the `email` scope)",
-                    )
+                    Failure::new(Code::OidcEmailUnverified, "the provider sent no e-mail (the `email` scope)")
                 })?;
                 (email, info.email_verified())
             }
         };
         if verified != Some(true) {
-            return Err(ApiError::new(
-                Code::OidcEmailUnverified,
-                "the provider has not verified this e-mail",
-            ));
+            return Err(Failure::new(Code::OidcEmailUnverified, "the provider has not verified this e-mail"));
         }
         Ok(Identity {
             issuer: claims.issuer().as_str().to_string(),
@@ -337,7 +331,7 @@ impl Providers {
     fn github_client(
         &self,
         provider: &Provider,
-    ) -> ApiResult<
+    ) -> Outcome<
         BasicClient<
             oauth2::EndpointSet,
             oauth2::EndpointNotSet,
@@ -347,9 +341,9 @@ impl Providers {
         >,
     > {
         let Kind::GitHub { auth_url, token_url, .. } = &provider.kind else {
-            return Err(ApiError::internal(&"not a GitHub provider"));
+            return Err(Failure::internal(&"not a GitHub provider"));
         };
-        let bad = |e: oauth2::url::ParseError| ApiError::internal(&e);
+        let bad = |e: oauth2::url::ParseError| Failure::internal(&e);
         Ok(BasicClient::new(ClientId::new(provider.client_id.clone()))
             .set_client_secret(ClientSecret::new(provider.client_secret.clone()))
             .set_auth_uri(oauth2::AuthUrl::new(auth_url.clone()).map_err(bad)?)
@@ -363,7 +357,7 @@ impl Providers {
         api_url: &str,
         code: &str,
         verifier: &str,
-    ) -> ApiResult<Identity> {
+    ) -> Outcome<Identity> {
         let exchange = self
             .github_client(provider)?
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -373,7 +367,7 @@ impl Providers {
         let token = match exchange {
             Ok(token) => token,
             Err(oauth2::RequestTokenError::ServerResponse(e)) => {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     Code::OidcFailed,
                     format!("GitHub refused the code: {}", e.error()),
                 ));
@@ -412,10 +406,10 @@ impl Providers {
         let user: GitHubUser = serde_json::from_slice(&read(get("/user").await).await?)
             .map_err(|e| unavailable(&provider.name, e))?;
         let primary = emails.into_iter().find(|e| e.primary).ok_or_else(|| {
-            ApiError::new(Code::OidcEmailUnverified, "GitHub has no primary e-mail for this account")
+            Failure::new(Code::OidcEmailUnverified, "GitHub has no primary e-mail for this account")
         })?;
         if !primary.verified {
-            return Err(ApiError::new(
+            return Err(Failure::new(
                 Code::OidcEmailUnverified,
                 "GitHub has not verified the primary e-mail",
             ));

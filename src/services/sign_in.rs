@@ -1,4 +1,5 @@
-//! Signing in: the first factor (password; OpenID providers call [`after_first_factor`] too),
+//! Signing in (the lock-out it shares with step-up checks is in [`crate::services::lockout`]):
+//! the first factor (password; OpenID providers call [`after_first_factor`] too),
 //! then, when TOTP is on, the second step with a code or a recovery code. Every failure is
 //! counted per account (`store::sign_in_locks`: back-off and a temporary lock, shared by every
 //! instance) and per client address (`auth::throttle`), and audited as `user.sign_in_failed`.
@@ -10,13 +11,15 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 use tokenhub_aggregates::user::{normalise_email, SignInMethod, UserCommand};
 
+use crate::auth::password::busy;
 use crate::commands::{execute_retrying, CommandError, RequestMeta};
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
+use crate::services::lockout::{check_address, check_locks, record_failure, Audit};
 use crate::services::oidc::Identity;
 use crate::services::two_factor;
 use crate::services::users::{by_id, metadata_of, user_id_for, UserRow};
-use crate::state::AppState;
+use crate::services::Ctx;
 use crate::store::oidc_logins::Intent;
 use crate::store::sessions::{self, NewSession};
 use crate::store::{mfa_challenges, sign_in_locks};
@@ -33,116 +36,26 @@ pub enum SignIn {
     },
 }
 
-/// 503 `authentication_busy`.
-pub fn busy() -> ApiError {
-    ApiError::new(Code::AuthenticationBusy, "too many sign-ins at once; retry later").retry_after(1)
+fn bad_credentials() -> Failure {
+    Failure::new(Code::InvalidCredentials, "the e-mail or the password is wrong")
 }
 
-fn bad_credentials() -> ApiError {
-    ApiError::new(Code::InvalidCredentials, "the e-mail or the password is wrong")
+fn bad_second_factor() -> Failure {
+    Failure::new(Code::InvalidSecondFactor, "the code is wrong")
 }
 
-fn bad_second_factor() -> ApiError {
-    ApiError::new(Code::InvalidSecondFactor, "the code is wrong")
-}
-
-fn bad_challenge() -> ApiError {
-    ApiError::new(Code::InvalidMfaToken, "the sign-in expired or ran out of tries; sign in again")
-}
-
-/// Refuses when the client address failed too often.
-fn check_address(state: &AppState, ip: Option<IpAddr>) -> ApiResult<()> {
-    match state.throttles.auth_blocked(ip) {
-        Some(retry) => {
-            let message = format!("too many failed sign-ins from this address; retry in {retry} s");
-            Err(ApiError::new(Code::RateLimited, message).retry_after(retry))
-        }
-        None => Ok(()),
-    }
-}
-
-/// Refuses when the client address or the account (`subject`) is locked out.
-async fn check_locks(state: &AppState, ip: Option<IpAddr>, subject: &str) -> ApiResult<()> {
-    check_address(state, ip)?;
-    if let Some(retry) = sign_in_locks::locked_for(&state.pool, subject).await? {
-        let message = format!("too many failed sign-ins for this account; retry in {retry} s");
-        return Err(ApiError::new(Code::SignInLocked, message).retry_after(retry));
-    }
-    Ok(())
-}
-
-/// When a failure's audit event is appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Audit {
-    /// Before answering (a signed-in person's step-up: no timing to hide).
-    Now,
-    /// After answering: a wrong password on an account must take the time an unknown e-mail
-    /// takes, and an unknown e-mail has no account to append to.
-    AfterAnswer,
-}
-
-/// Counts a failure against the address and the account (for an unknown e-mail too), and
-/// audits it for an account.
-async fn record_failure(
-    state: &AppState,
-    ctx: &RequestMeta,
-    ip: Option<IpAddr>,
-    subject: &str,
-    user: Option<&UserRow>,
-    reason: &str,
-    audit: Audit,
-) -> ApiResult<()> {
-    state.throttles.record_auth_failure(ip);
-    let lock = sign_in_locks::record_failure(&state.pool, subject).await?;
-    if let Some(user) = user {
-        let at = OffsetDateTime::now_utc();
-        let (commands, user_id, meta, reason) =
-            (state.commands.users.clone(), user.user_id.clone(), metadata_of(user, ctx), reason.to_string());
-        let append = async move {
-            let command = || UserCommand::RecordSignInFailure { reason: reason.clone(), at };
-            if let Err(e) = execute_retrying(&commands, &user_id, command, meta).await {
-                tracing::warn!(error = %e, "cannot record a failed sign-in");
-            }
-        };
-        match audit {
-            Audit::Now => append.await,
-            Audit::AfterAnswer => drop(tokio::spawn(append)),
-        }
-    }
-    tracing::info!(msg = "Sign-in failed", reason, lock_seconds = lock, "sign-in failed");
-    Ok(())
-}
-
-/// A signed-in person's step-up check (the password or a TOTP code asked before changing a
-/// factor or the password): it meets sign-in's lock-out and back-off (per account and per
-/// address), and a wrong answer counts there and is audited as `user.sign_in_failed` with
-/// reason `step_up_password` or `step_up_totp` — a stolen session cannot guess freely.
-pub async fn step_up<T>(
-    state: &AppState,
-    ctx: &RequestMeta,
-    user: &UserRow,
-    check: impl std::future::Future<Output = ApiResult<T>>,
-) -> ApiResult<T> {
-    let ip = ctx.source_ip.parse().ok();
-    check_locks(state, ip, &user.user_id).await?;
-    match check.await {
-        Err(e) if matches!(e.code, Code::WrongPassword | Code::InvalidTotpCode) => {
-            let reason = if e.code == Code::WrongPassword { "step_up_password" } else { "step_up_totp" };
-            record_failure(state, ctx, ip, &user.user_id, Some(user), reason, Audit::Now).await?;
-            Err(e)
-        }
-        other => other,
-    }
+fn bad_challenge() -> Failure {
+    Failure::new(Code::InvalidMfaToken, "the sign-in expired or ran out of tries; sign in again")
 }
 
 /// Signs in with e-mail and password.
 pub async fn with_password(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     ip: Option<IpAddr>,
     email: &str,
     password: &str,
-) -> ApiResult<SignIn> {
+) -> Outcome<SignIn> {
     let email = normalise_email(email).unwrap_or_default();
     let subject = user_id_for(&email);
     check_locks(state, ip, &subject).await?;
@@ -161,11 +74,11 @@ pub async fn with_password(
 
 /// After a first factor (`password` or `oidc`): a session, or the TOTP challenge.
 pub async fn after_first_factor(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     user: UserRow,
     method: &str,
-) -> ApiResult<SignIn> {
+) -> Outcome<SignIn> {
     crate::services::users::tenant_admits_person(state, &user, ctx, bad_credentials)?;
     if user.totp_enrolled {
         let mfa_token = mfa_challenges::create(&state.pool, &user.user_id, method).await?;
@@ -190,14 +103,14 @@ pub enum ProviderOutcome {
 /// an invite, accepted with the provider, activates its account (the provider's verified
 /// e-mail must be the invited one) and links it. Never creates an account.
 pub async fn with_provider(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     provider: &str,
     identity: &Identity,
     intent: Intent,
-) -> ApiResult<ProviderOutcome> {
+) -> Outcome<ProviderOutcome> {
     let no_account = || {
-        ApiError::new(
+        Failure::new(
             Code::OidcNoAccount,
             "no account is linked to this identity: sign in with your password and link it, or accept your invite with it",
         )
@@ -224,7 +137,7 @@ pub async fn with_provider(
                 .filter(|u| u.status == "active")
                 .ok_or_else(no_account)?;
             if let Some(other) = linked_to {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     Code::OidcIdentityInUse,
                     if other.user_id == user.user_id {
                         "this identity is linked to your account already"
@@ -241,18 +154,18 @@ pub async fn with_provider(
         }
         Intent::Invite { invite_token_hash } => {
             let invalid =
-                || ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)");
+                || Failure::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)");
             let user = crate::services::users::by_invite(&state.pool, &invite_token_hash)
                 .await?
                 .ok_or_else(invalid)?;
             if linked_to.is_some() {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     Code::OidcIdentityInUse,
                     "this identity is linked to another account",
                 ));
             }
             if normalise_email(&identity.email).as_deref() != Some(user.email.as_str()) {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     Code::OidcEmailMismatch,
                     "the provider's verified e-mail is not the invited one",
                 ));
@@ -277,13 +190,13 @@ pub async fn with_provider(
 /// The second factor of a sign-in: a TOTP `code` or a `recovery_code` for the challenge of
 /// `mfa_token`.
 pub async fn with_second_factor(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     ip: Option<IpAddr>,
     mfa_token: &str,
     code: Option<&str>,
     recovery_code: Option<&str>,
-) -> ApiResult<(UserRow, NewSession)> {
+) -> Outcome<(UserRow, NewSession)> {
     check_address(state, ip)?;
     let (user_id, first) =
         mfa_challenges::attempt(&state.pool, mfa_token).await?.ok_or_else(bad_challenge)?;
@@ -307,7 +220,7 @@ pub async fn with_second_factor(
             let hash = two_factor::recovery_code_hash(state, &user.user_id, recovery);
             finish(state, ctx, &user, SignInMethod::PasswordRecoveryCode, None, Some(hash)).await
         }
-        _ => return Err(ApiError::new(Code::InvalidRequest, "send either code or recovery_code")),
+        _ => return Err(Failure::new(Code::InvalidRequest, "send either code or recovery_code")),
     };
     match outcome {
         Ok(session) => {
@@ -327,13 +240,13 @@ pub async fn with_second_factor(
 /// Records the sign-in (the aggregate refuses a replayed step or a spent recovery code) and
 /// starts the session.
 async fn finish(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     user: &UserRow,
     method: SignInMethod,
     step: Option<u64>,
     recovery_code_hash: Option<String>,
-) -> ApiResult<NewSession> {
+) -> Outcome<NewSession> {
     crate::services::users::tenant_admits_person(state, user, ctx, bad_credentials)?;
     let at = OffsetDateTime::now_utc();
     let command = || UserCommand::SignIn { method, step, recovery_code_hash: recovery_code_hash.clone(), at };

@@ -9,16 +9,16 @@ use tokenhub_aggregates::sub_account::{
     SubAccount, SubAccountChanges, SubAccountCommand, SubAccountEvent, SUB_ACCOUNT_ID_PREFIX,
 };
 
-use crate::auth::{random_alphanumeric, Principal};
+use crate::auth::Principal;
 use crate::commands::RequestMeta;
 use crate::commands::{decide_create, execute, CommandMetadata};
-use crate::http::code::Code;
-use crate::http::error::ApiResult;
+use crate::crypto::random_alphanumeric;
+use crate::error::{Code, Failure, Outcome};
 use crate::services::caps;
 use crate::services::roles::require_role;
-use crate::state::AppState;
+use crate::services::Ctx;
 
-async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> {
+async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> Outcome<Option<u64>> {
     let quota: Option<Option<i64>> = sqlx::query_scalar(
         "SELECT (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = $1",
     )
@@ -28,7 +28,7 @@ async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> ApiResult<Option<u64>> 
     Ok(quota.flatten().map(|q| q.max(0) as u64))
 }
 
-async fn check_limit(pool: &PgPool, tenant_id: &str) -> ApiResult<()> {
+async fn check_limit(pool: &PgPool, tenant_id: &str) -> Outcome<()> {
     let Some(max) = caps::plan_limit(pool, tenant_id, "max_sub_accounts").await? else { return Ok(()) };
     caps::ensure_below(
         pool,
@@ -60,13 +60,13 @@ pub struct NewSubAccount {
 /// once the command is decided and before it is stored: the caller keeps its answer with an
 /// idempotency claim, so a retry after a crash at any moment gets exactly it.
 pub async fn create(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: &str,
     new: NewSubAccount,
-    before_commit: impl AsyncFnOnce(&SubAccountEvent) -> ApiResult<()>,
-) -> ApiResult<SubAccountEvent> {
+    before_commit: impl AsyncFnOnce(&SubAccountEvent) -> Outcome<()>,
+) -> Outcome<SubAccountEvent> {
     check_limit(&state.pool, tenant_id).await?;
     let role = match new.role {
         Some(role) => role,
@@ -94,7 +94,7 @@ pub async fn create(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| crate::http::error::ApiError::internal(&"a create decided no event"))?;
+        .ok_or_else(|| Failure::internal(&"a create decided no event"))?;
     before_commit(&created).await?;
     let meta = CommandMetadata::new(principal, ctx, Some(tenant_id));
     execute(&state.commands.sub_accounts, &id, command, meta).await?;
@@ -117,13 +117,13 @@ pub enum SubAccountAction {
 
 /// Runs `action` on sub-account `id` (which the caller has already found in its tenant).
 pub async fn act(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     tenant_id: &str,
     id: &str,
     action: SubAccountAction,
-) -> ApiResult<()> {
+) -> Outcome<()> {
     let at = OffsetDateTime::now_utc();
     let command = match action {
         SubAccountAction::Update(changes) => {

@@ -11,10 +11,10 @@ use tokenhub_aggregates::user::UserCommand;
 use crate::auth::totp;
 use crate::commands::{execute_retrying, RequestMeta};
 use crate::crypto::data_keys::tenant_dek;
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
 use crate::services::users::{metadata_of, UserRow};
-use crate::state::AppState;
+use crate::services::Ctx;
 
 /// Recovery codes per set.
 pub const RECOVERY_CODES: usize = 10;
@@ -25,24 +25,24 @@ fn aad(user_id: &str) -> Vec<u8> {
     format!("tokenhub:totp:{user_id}").into_bytes()
 }
 
-fn crypto_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(&format!("TOTP secret sealing: {e}"))
+fn crypto_error(e: impl std::fmt::Display) -> Failure {
+    Failure::internal(&format!("TOTP secret sealing: {e}"))
 }
 
-async fn seal(state: &AppState, user_id: &str, secret: &[u8]) -> ApiResult<(Vec<u8>, Vec<u8>)> {
+async fn seal(state: &Ctx, user_id: &str, secret: &[u8]) -> Outcome<(Vec<u8>, Vec<u8>)> {
     let dek = tenant_dek(&state.pool, &state.keks, user_id).await.map_err(crypto_error)?;
     dek.seal(&aad(user_id), secret).map_err(crypto_error)
 }
 
-async fn open(state: &AppState, user_id: &str, nonce: &[u8], ciphertext: &[u8]) -> ApiResult<Vec<u8>> {
+async fn open(state: &Ctx, user_id: &str, nonce: &[u8], ciphertext: &[u8]) -> Outcome<Vec<u8>> {
     let dek = tenant_dek(&state.pool, &state.keks, user_id).await.map_err(crypto_error)?;
     dek.open(&aad(user_id), nonce, ciphertext).map_err(crypto_error)
 }
 
 /// The enrolled secret of `user`.
-pub async fn enrolled_secret(state: &AppState, user: &UserRow) -> ApiResult<Vec<u8>> {
+pub async fn enrolled_secret(state: &Ctx, user: &UserRow) -> Outcome<Vec<u8>> {
     let (Some(nonce), Some(ciphertext)) = (&user.totp_nonce, &user.totp_ciphertext) else {
-        return Err(ApiError::new(Code::TotpNotEnrolled, "two-factor authentication is not on"));
+        return Err(Failure::new(Code::TotpNotEnrolled, "two-factor authentication is not on"));
     };
     let nonce = B64.decode(nonce).map_err(crypto_error)?;
     let ciphertext = B64.decode(ciphertext).map_err(crypto_error)?;
@@ -54,9 +54,9 @@ fn unix_now() -> u64 {
 }
 
 /// The step of `code` for `secret` now (±1 step), or 422 `invalid_totp_code`.
-pub fn check_code(secret: &[u8], code: &str) -> ApiResult<u64> {
+pub fn check_code(secret: &[u8], code: &str) -> Outcome<u64> {
     totp::verify(secret, code, unix_now()).ok_or_else(|| {
-        ApiError::new(Code::InvalidTotpCode, "the code is wrong: six digits from the authenticator app")
+        Failure::new(Code::InvalidTotpCode, "the code is wrong: six digits from the authenticator app")
     })
 }
 
@@ -67,17 +67,17 @@ pub fn code_step(secret: &[u8], code: &str) -> Option<u64> {
 
 /// A recovery code as stored: the HMAC under the pepper of the user and the normalised code
 /// (lower case, no dashes or spaces).
-pub fn recovery_code_hash(state: &AppState, user_id: &str, code: &str) -> String {
+pub fn recovery_code_hash(state: &Ctx, user_id: &str, code: &str) -> String {
     let normalised: String =
         code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
     state.hasher.hash_hex(&format!("recovery:{user_id}:{normalised}"))
 }
 
 /// A new set: the codes (shown once, `xxxx-xxxx-xxxx`) and their hashes.
-fn new_recovery_codes(state: &AppState, user_id: &str) -> (Vec<String>, Vec<String>) {
+fn new_recovery_codes(state: &Ctx, user_id: &str) -> (Vec<String>, Vec<String>) {
     (0..RECOVERY_CODES)
         .map(|_| {
-            let raw = crate::auth::random_alphanumeric(12).to_ascii_lowercase();
+            let raw = crate::crypto::random_alphanumeric(12).to_ascii_lowercase();
             let code = format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..]);
             let hash = recovery_code_hash(state, user_id, &code);
             (code, hash)
@@ -86,9 +86,9 @@ fn new_recovery_codes(state: &AppState, user_id: &str) -> (Vec<String>, Vec<Stri
 }
 
 /// Starts (or restarts) an enrolment: a new secret, kept sealed until confirmed.
-pub async fn enroll(state: &AppState, user: &UserRow) -> ApiResult<totp::Enrolment> {
+pub async fn enroll(state: &Ctx, user: &UserRow) -> Outcome<totp::Enrolment> {
     if user.totp_enrolled {
-        return Err(ApiError::new(Code::TotpAlreadyEnrolled, "two-factor authentication is already on"));
+        return Err(Failure::new(Code::TotpAlreadyEnrolled, "two-factor authentication is already on"));
     }
     let secret = totp::generate_secret();
     let (nonce, ciphertext) = seal(state, &user.user_id, &secret).await?;
@@ -101,24 +101,19 @@ pub async fn enroll(state: &AppState, user: &UserRow) -> ApiResult<totp::Enrolme
     .bind(ciphertext)
     .execute(&state.pool)
     .await?;
-    totp::enrolment(&secret, &user.email).ok_or_else(|| ApiError::internal(&"TOTP enrolment material"))
+    totp::enrolment(&secret, &user.email).ok_or_else(|| Failure::internal(&"TOTP enrolment material"))
 }
 
 /// Confirms the pending enrolment with a code of it: TOTP is on; answers the first recovery
 /// codes (shown once).
-pub async fn confirm(
-    state: &AppState,
-    ctx: &RequestMeta,
-    user: &UserRow,
-    code: &str,
-) -> ApiResult<Vec<String>> {
+pub async fn confirm(state: &Ctx, ctx: &RequestMeta, user: &UserRow, code: &str) -> Outcome<Vec<String>> {
     let pending: Option<(Vec<u8>, Vec<u8>)> =
         sqlx::query_as("SELECT nonce, ciphertext FROM totp_enrolments WHERE user_id = $1")
             .bind(&user.user_id)
             .fetch_optional(&state.pool)
             .await?;
     let Some((nonce, ciphertext)) = pending else {
-        return Err(ApiError::new(Code::TotpEnrolmentNotStarted, "start with POST /auth/totp/enroll"));
+        return Err(Failure::new(Code::TotpEnrolmentNotStarted, "start with POST /auth/totp/enroll"));
     };
     let secret = open(state, &user.user_id, &nonce, &ciphertext).await?;
     let step = check_code(&secret, code)?;
@@ -144,30 +139,30 @@ pub async fn confirm(
 
 /// Turns TOTP off: needs the password and a current code.
 pub async fn remove(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     user: &UserRow,
     password: &str,
     code: &str,
-) -> ApiResult<()> {
-    crate::services::sign_in::step_up(state, ctx, user, remove_checked(state, ctx, user, password, code))
+) -> Outcome<()> {
+    crate::services::lockout::step_up(state, ctx, user, remove_checked(state, ctx, user, password, code))
         .await
 }
 
 async fn remove_checked(
-    state: &AppState,
+    state: &Ctx,
     ctx: &RequestMeta,
     user: &UserRow,
     password: &str,
     code: &str,
-) -> ApiResult<()> {
+) -> Outcome<()> {
     let ok = state
         .passwords
         .verify(password, crate::services::users::password_of(state, Some(user)).await?.as_deref())
         .await
-        .map_err(|_| crate::services::sign_in::busy())?;
+        .map_err(|_| crate::auth::password::busy())?;
     if !ok {
-        return Err(ApiError::new(Code::WrongPassword, "the password is wrong"));
+        return Err(Failure::new(Code::WrongPassword, "the password is wrong"));
     }
     let secret = enrolled_secret(state, user).await?;
     let step = check_code(&secret, code)?;
@@ -180,15 +175,10 @@ async fn remove_checked(
 }
 
 /// Replaces the recovery codes (needs a current code); answers the new ones (shown once).
-pub async fn regenerate(
-    state: &AppState,
-    ctx: &RequestMeta,
-    user: &UserRow,
-    code: &str,
-) -> ApiResult<Vec<String>> {
+pub async fn regenerate(state: &Ctx, ctx: &RequestMeta, user: &UserRow, code: &str) -> Outcome<Vec<String>> {
     let secret = enrolled_secret(state, user).await?;
     let step =
-        crate::services::sign_in::step_up(state, ctx, user, async { check_code(&secret, code) }).await?;
+        crate::services::lockout::step_up(state, ctx, user, async { check_code(&secret, code) }).await?;
     let (codes, hashes) = new_recovery_codes(state, &user.user_id);
     let at = OffsetDateTime::now_utc();
     let command = || UserCommand::RegenerateRecoveryCodes { recovery_code_hashes: hashes.clone(), step, at };

@@ -12,9 +12,9 @@ use tokenhub_aggregates::user::{normalise_email, Membership, UserCommand, USER_I
 use crate::auth::password::{check_policy, PasswordProblem};
 use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata, RequestMeta};
-use crate::http::code::Code;
-use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::error::Code;
+use crate::error::{Failure, Outcome};
+use crate::services::Ctx;
 
 /// How long an invite works.
 pub const INVITE_LIFETIME: time::Duration = time::Duration::hours(72);
@@ -162,13 +162,13 @@ fn password_aad(user_id: &str) -> Vec<u8> {
     format!("tokenhub:password:{user_id}").into_bytes()
 }
 
-fn sealing_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(&format!("password hash sealing: {e}"))
+fn sealing_error(e: impl std::fmt::Display) -> Failure {
+    Failure::internal(&format!("password hash sealing: {e}"))
 }
 
 /// Seals an argon2id PHC string under the person's own data key: what events and the `users`
 /// table keep, `sealed:v1:<nonce>:<ciphertext>` (base64). Erasing the person destroys the key.
-pub async fn seal_password(state: &AppState, user_id: &str, phc: &str) -> ApiResult<String> {
+pub async fn seal_password(state: &Ctx, user_id: &str, phc: &str) -> Outcome<String> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let dek = crate::crypto::data_keys::tenant_dek(&state.pool, &state.keks, user_id)
@@ -180,7 +180,7 @@ pub async fn seal_password(state: &AppState, user_id: &str, phc: &str) -> ApiRes
 
 /// The PHC string of `user`'s password (`None`: no such user, no password, or erased). The
 /// person's data key is read for an unknown e-mail too (the decoy id), so both take one read.
-pub async fn password_of(state: &AppState, user: Option<&UserRow>) -> ApiResult<Option<String>> {
+pub async fn password_of(state: &Ctx, user: Option<&UserRow>) -> Outcome<Option<String>> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let owner = user.map_or("usr_decoy_never_a_user", |u| u.user_id.as_str());
@@ -200,7 +200,7 @@ pub async fn password_of(state: &AppState, user: Option<&UserRow>) -> ApiResult<
 
 /// What events and the query table keep of an invite token: its SHA-256, in hex.
 fn invite_token_hash(token: &str) -> String {
-    crate::auth::hashing::hex(&Sha256::digest(token.as_bytes()))
+    crate::crypto::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// An invite, shown once.
@@ -216,22 +216,22 @@ pub struct Invite {
 
 /// Invites `email` with `membership`.
 pub async fn invite(
-    state: &AppState,
+    state: &Ctx,
     principal: &Principal,
     ctx: &RequestMeta,
     email: &str,
     membership: Membership,
-) -> ApiResult<Invite> {
+) -> Outcome<Invite> {
     let email = normalise_email(email)
-        .ok_or_else(|| ApiError::new(Code::InvalidRequest, "email must be an address local@domain.tld"))?;
+        .ok_or_else(|| Failure::new(Code::InvalidRequest, "email must be an address local@domain.tld"))?;
     if let Some(tenant_id) = membership.tenant_id() {
         // A deleted tenant takes no new people.
         if matches!(state.keys.tenant_status(tenant_id), None | Some(TenantStatus::Deleted)) {
-            return Err(ApiError::new(Code::UnknownTenant, "no such tenant"));
+            return Err(Failure::new(Code::UnknownTenant, "no such tenant"));
         }
     }
     let user_id = user_id_for(&email);
-    let token = crate::auth::random_alphanumeric(43);
+    let token = crate::crypto::random_alphanumeric(43);
     let now = OffsetDateTime::now_utc();
     let expires = now + INVITE_LIFETIME;
     let command = UserCommand::Invite {
@@ -250,26 +250,26 @@ pub async fn invite(
     Ok(Invite { user_id, invite_url, invite_expires_at: expires })
 }
 
-fn password_error(problem: PasswordProblem) -> ApiError {
-    ApiError::new(Code::WeakPassword, problem.to_string())
+fn password_error(problem: PasswordProblem) -> Failure {
+    Failure::new(Code::WeakPassword, problem.to_string())
 }
 
 /// Accepts the invite of `token` with a first `password`.
-pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: &str) -> ApiResult<UserRow> {
+pub async fn accept(state: &Ctx, ctx: &RequestMeta, token: &str, password: &str) -> Outcome<UserRow> {
     let hash = invite_token_hash(token);
     let row: Option<UserRow> = sqlx::query_as(&format!("{SELECT} WHERE u.invite_token_hash = $1"))
         .bind(&hash)
         .fetch_optional(&state.pool)
         .await?;
     let Some(user) = row else {
-        return Err(ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)"));
+        return Err(Failure::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)"));
     };
     // An invite into a tenant that is gone is void; one that is suspended waits.
     tenant_admits_person(state, &user, ctx, || {
-        ApiError::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)")
+        Failure::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)")
     })?;
     check_policy(password, &user.email).map_err(password_error)?;
-    let password_hash = state.passwords.hash(password).await.map_err(|_| crate::services::sign_in::busy())?;
+    let password_hash = state.passwords.hash(password).await.map_err(|_| crate::auth::password::busy())?;
     let password_hash = seal_password(state, &user.user_id, &password_hash).await?;
     let command =
         UserCommand::AcceptInvite { invite_token_hash: hash, password_hash, at: OffsetDateTime::now_utc() };
@@ -285,11 +285,11 @@ pub async fn accept(state: &AppState, ctx: &RequestMeta, token: &str, password: 
 /// answer); a suspended one's are refused (`tenant_suspended`), as are addresses outside
 /// the allowlist (`ip_not_allowed`).
 pub fn tenant_admits_person(
-    state: &AppState,
+    state: &Ctx,
     user: &UserRow,
     ctx: &RequestMeta,
-    deleted: impl FnOnce() -> ApiError,
-) -> ApiResult<()> {
+    deleted: impl FnOnce() -> Failure,
+) -> Outcome<()> {
     let Some(tenant_id) = &user.tenant_id else { return Ok(()) };
     tenant_gate(state.keys.tenant_admits(tenant_id, ctx.source_ip.parse().ok()), deleted)
 }
@@ -298,13 +298,13 @@ pub fn tenant_admits_person(
 /// a suspended tenant's (403 `tenant_suspended`), an address outside its allowlist (403
 /// `ip_not_allowed`); a deleted tenant's people are gone (`deleted`: the caller's answer for
 /// that).
-pub fn tenant_gate(code: crate::cache::VerifyCode, deleted: impl FnOnce() -> ApiError) -> ApiResult<()> {
+pub fn tenant_gate(code: crate::cache::VerifyCode, deleted: impl FnOnce() -> Failure) -> Outcome<()> {
     use crate::cache::VerifyCode;
     match code {
         VerifyCode::Valid => Ok(()),
-        VerifyCode::TenantSuspended => Err(ApiError::new(Code::TenantSuspended, "the tenant is suspended")),
+        VerifyCode::TenantSuspended => Err(Failure::new(Code::TenantSuspended, "the tenant is suspended")),
         VerifyCode::IpNotAllowed => {
-            Err(ApiError::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
+            Err(Failure::new(Code::IpNotAllowed, "the tenant's IP allowlist does not include this address"))
         }
         _ => Err(deleted()),
     }

@@ -15,7 +15,7 @@ pub const LIFETIME_SECONDS: i64 = 300;
 
 /// Starts a challenge for `user_id` whose first factor was `method` (`password`, `oidc`).
 pub async fn create(pool: &PgPool, user_id: &str, method: &str) -> Result<String, sqlx::Error> {
-    let token = format!("{MFA_TOKEN_PREFIX}{}", crate::auth::random_alphanumeric(43));
+    let token = format!("{MFA_TOKEN_PREFIX}{}", crate::crypto::random_alphanumeric(43));
     sqlx::query(
         "INSERT INTO mfa_challenges (token_hash, user_id, method, expires_at) \
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",

@@ -56,8 +56,8 @@ pub async fn create(
     user_agent: &str,
     source_ip: &str,
 ) -> Result<NewSession, sqlx::Error> {
-    let token = format!("{SESSION_PREFIX}{}", crate::auth::random_alphanumeric(43));
-    let csrf = crate::auth::random_alphanumeric(32);
+    let token = format!("{SESSION_PREFIX}{}", crate::crypto::random_alphanumeric(43));
+    let csrf = crate::crypto::random_alphanumeric(32);
     let absolute_expires = OffsetDateTime::now_utc() + absolute;
     sqlx::query(
         "INSERT INTO user_sessions (id_hash, csrf_hash, user_id, absolute_expires, user_agent, source_ip) \

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::auth::key_format;
 use crate::cache::KeyCache;
-use crate::http::code::Code;
+use crate::error::Code;
 
 /// The CloudEvents `type` of a usage record.
 pub const USAGE_EVENT_TYPE: &str = "tokenhub.usage.v1";

@@ -44,6 +44,21 @@ pub struct WebhookSettings {
     pub notice_interval: Duration,
 }
 
+impl WebhookSettings {
+    /// The settings of `config`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            allow_private: config.webhook_allow_private_targets,
+            retry_base: Duration::from_millis(config.webhook_retry_base_ms),
+            retry_for: Duration::from_secs(config.webhook_retry_for_seconds),
+            disable_after: Duration::from_secs(config.webhook_disable_after_seconds),
+            timeout: Duration::from_millis(config.webhook_timeout_ms),
+            tenant_concurrency: config.webhook_tenant_concurrency as usize,
+            notice_interval: Duration::from_millis(config.webhook_notice_interval_ms),
+        }
+    }
+}
+
 impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
@@ -97,7 +112,7 @@ fn short_hash(parts: &[&str], len: usize) -> String {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    crate::auth::hashing::hex(&h.finalize())[..len].to_string()
+    crate::crypto::hex(&h.finalize())[..len].to_string()
 }
 
 /// The endpoint's id: stable for a tenant and URL.

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use sqlx::{Connection, PgPool};
 use time::OffsetDateTime;
 use tokenhub_aggregates::tenant::TenantCommand;
@@ -21,8 +20,7 @@ use super::sign::{decode_secret, signature};
 use super::target::check_url;
 use super::{notices, WebhookSettings};
 use crate::commands::{execute, CommandMetadata, Commands};
-use crate::crypto::data_keys::{tenant_dek, Keks};
-use crate::crypto::secret_aad;
+use crate::crypto::data_keys::Keks;
 
 /// Bytes of an answer's body that are kept.
 pub const BODY_KEPT: usize = 1024;
@@ -85,23 +83,10 @@ impl Sender {
     }
 
     async fn signing_key(&self, tenant: &str, name: &str) -> Result<Vec<u8>, String> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT version, nonce, ciphertext FROM secrets WHERE tenant_id = $1 AND name = $2 AND NOT deleted",
-        )
-        .bind(tenant)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-        let (version, nonce, ciphertext) = row.ok_or_else(|| format!("the secret {name} does not exist"))?;
-        let dek = tenant_dek(&self.pool, &self.keks, tenant).await.map_err(|e| format!("data key: {e}"))?;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let value = match (b64.decode(nonce), b64.decode(ciphertext)) {
-            (Ok(n), Ok(c)) => {
-                dek.open(&secret_aad(tenant, name, version), &n, &c).map_err(|e| e.to_string())?
-            }
-            _ => return Err(format!("the secret {name} cannot be read")),
-        };
+        let (_, value) = crate::crypto::secrets::open_current(&self.pool, &self.keks, tenant, name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the secret {name} does not exist"))?;
         let text = String::from_utf8(value).map_err(|_| format!("the secret {name} is not text"))?;
         decode_secret(&text)
             .ok_or_else(|| format!("the secret {name} is not a signing secret (whsec_ and base64)"))
@@ -445,7 +430,7 @@ impl Worker {
                 wait.min(Duration::from_secs(1)).min(next_scan.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = self.hint.changed() => tokio::time::sleep(crate::readmodels::GATHER).await,
+                _ = self.hint.changed() => tokio::time::sleep(crate::follow::GATHER).await,
                 done = done_rx.recv() => {
                     if let Some((endpoint, tenant)) = done { finish(&mut in_flight, &mut per_tenant, &endpoint, &tenant) }
                     while let Ok((endpoint, tenant)) = done_rx.try_recv() {

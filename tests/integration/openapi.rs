@@ -64,3 +64,36 @@ fn every_reference_resolves() {
     walk(&spec, &spec, &mut missing);
     assert!(missing.is_empty(), "unresolvable references: {missing:?}");
 }
+
+/// Every error code a response's description names (in backticks; other backticked words are
+/// field names) is documented under that code's one status: the document cannot list a code
+/// under a status it is never answered with.
+#[test]
+fn every_documented_error_code_is_under_its_status() {
+    use serde_json::Value;
+    use tokenhub::error::Code;
+    let spec: Value = serde_json::from_str(&tokenhub::http::openapi::document_json()).unwrap();
+    let mut wrong = Vec::new();
+    for (path, item) in spec["paths"].as_object().cloned().unwrap_or_default() {
+        for (method, op) in item.as_object().cloned().unwrap_or_default() {
+            for (status, response) in op["responses"].as_object().cloned().unwrap_or_default() {
+                let Ok(status) = status.parse::<u16>() else { continue };
+                if status < 400 {
+                    continue;
+                }
+                let description = response["description"].as_str().unwrap_or_default();
+                for name in description.split('`').skip(1).step_by(2) {
+                    match Code::parse(name) {
+                        Some(code) if code.status() == status => {}
+                        Some(code) => wrong.push(format!(
+                            "{method} {path}: `{name}` is documented under {status}, but answers {}",
+                            code.status()
+                        )),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} documented codes are wrong:\n{}", wrong.len(), wrong.join("\n"));
+}

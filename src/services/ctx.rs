@@ -1,4 +1,5 @@
-//! What every handler can reach. All fields are cheap handles (pools, `Arc`s, channels).
+//! [`Ctx`]: what every service (and so every handler) can reach. All fields are cheap handles
+//! (pools, `Arc`s, channels). The HTTP layer's `Ctx` is this context.
 
 use std::sync::Arc;
 
@@ -10,19 +11,19 @@ use crate::cache::KeyCache;
 use crate::commands::Commands;
 use crate::readmodels::ReadModels;
 
-/// Shared state of the HTTP server: one allocation shared by every request (extractors clone
-/// it, so a clone is one reference count, not one per field).
+/// The services' context: one allocation shared by every request (extractors clone it, so a
+/// clone is one reference count, not one per field).
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct Ctx(Arc<Shared>);
 
-impl AppState {
+impl Ctx {
     /// The state around `shared`.
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
 }
 
-impl std::ops::Deref for AppState {
+impl std::ops::Deref for Ctx {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
@@ -30,7 +31,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What [`AppState`] holds.
+/// What [`Ctx`] holds.
 pub struct Shared {
     /// PostgreSQL.
     pub pool: PgPool,
@@ -61,13 +62,13 @@ pub struct Shared {
     /// People's passwords (argon2id, bounded).
     pub passwords: crate::auth::password::Passwords,
     /// The OpenID providers people may sign in with.
-    pub oidc: Arc<crate::services::oidc::Providers>,
+    pub oidc: Arc<super::oidc::Providers>,
     /// Webhook attempts (test sends) and their settings.
     pub webhooks: Arc<crate::webhooks::sender::Sender>,
     /// `rate_limit.exceeded` notices from verification.
     pub rate_limit_notices: crate::webhooks::notices::RateLimitNotices,
     /// Live audit streams: their shared reader and their caps.
-    pub live: Arc<crate::services::live::LiveHub>,
+    pub live: Arc<super::live::LiveHub>,
     /// Whether PostgreSQL answers (requests fail fast while it does not).
     pub db: Arc<crate::store::health::DbHealth>,
 }
