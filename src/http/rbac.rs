@@ -10,6 +10,8 @@ use sqlx::PgPool;
 use tokenhub_aggregates::sub_account::is_sub_account_id;
 use utoipa::ToSchema;
 
+use tokenhub_projections::read;
+
 use crate::auth::requires::{CheckRbac, ManageRbac, ReadRbac};
 use crate::error::Code;
 use crate::http::authorized::Authorized;
@@ -29,6 +31,12 @@ pub struct RoleView {
     /// Permissions.
     #[schema(value_type = Vec<String>)]
     pub permissions: sqlx::types::Json<Vec<String>>,
+}
+
+impl From<read::roles::RoleRow> for RoleView {
+    fn from(r: read::roles::RoleRow) -> Self {
+        Self { name: r.name, description: r.description, permissions: r.permissions }
+    }
 }
 
 /// The tenant's RBAC settings and roles.
@@ -104,18 +112,10 @@ pub struct CheckResponse {
 
 /// Loads the RBAC view of `tenant_id`.
 async fn load(pool: &PgPool, tenant_id: &str) -> ApiResult<RbacView> {
-    let settings: Option<(bool, String)> =
-        sqlx::query_as("SELECT rbac_enabled, default_role FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
+    let settings = read::tenants::rbac(pool, tenant_id).await?;
     let (enabled, default_role) =
         settings.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
-    let roles =
-        sqlx::query_as("SELECT name, description, permissions FROM roles WHERE tenant_id = $1 ORDER BY name")
-            .bind(tenant_id)
-            .fetch_all(pool)
-            .await?;
+    let roles = read::roles::list(pool, tenant_id).await?.into_iter().map(RoleView::from).collect();
     Ok(RbacView { enabled, default_role, roles })
 }
 
@@ -157,11 +157,9 @@ pub async fn update_rbac(
 }
 
 async fn load_role(pool: &PgPool, tenant_id: &str, name: &str) -> ApiResult<RoleView> {
-    sqlx::query_as("SELECT name, description, permissions FROM roles WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(pool)
+    read::roles::get(pool, tenant_id, name)
         .await?
+        .map(RoleView::from)
         .ok_or_else(|| ApiError::new(Code::RoleNotFound, "role not found"))
 }
 

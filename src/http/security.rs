@@ -51,13 +51,10 @@ pub struct SecuritySettings {
 }
 
 async fn load(state: &AppState, tenant_id: &str) -> ApiResult<IpAllowlist> {
-    let row: Option<(bool, sqlx::types::Json<Vec<String>>)> =
-        sqlx::query_as("SELECT ip_allowlist_enabled, ip_allowlist FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (enabled, ips) = row.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
-    Ok(IpAllowlist { enabled, allowed_ips: ips.0 })
+    let row = tokenhub_projections::read::tenants::ip_allowlist(&state.pool, tenant_id).await?;
+    let (enabled, allowed_ips) =
+        row.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
+    Ok(IpAllowlist { enabled, allowed_ips })
 }
 
 /// The tenant's IP allowlist.

@@ -162,11 +162,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     auth: Authorized<ManageTenantSecurity>,
 ) -> ApiResult<axum::Json<TwoFactorPolicy>> {
-    let require_2fa: Option<bool> =
-        sqlx::query_scalar("SELECT require_2fa FROM tenants WHERE tenant_id = $1")
-            .bind(auth.tenant())
-            .fetch_optional(&state.pool)
-            .await?;
+    let require_2fa = tokenhub_projections::read::tenants::require_2fa(&state.pool, auth.tenant()).await?;
     let require_2fa = require_2fa.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     Ok(axum::Json(TwoFactorPolicy { require_2fa }))
 }

@@ -9,13 +9,7 @@ use crate::error::{Failure, Outcome};
 
 /// The tenant's effective plan limit `name` (e.g. `max_api_keys`); `None`: unlimited.
 pub async fn plan_limit(pool: &PgPool, tenant_id: &str, name: &str) -> Outcome<Option<i64>> {
-    let limit: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT (limits->>$2)::bigint FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(limit.flatten())
+    Ok(tokenhub_projections::read::tenants::plan_limit(pool, tenant_id, name).await?)
 }
 
 /// `Err(code)` with `message(count)` when `count_sql` (its `$1` is the tenant) counts `max` or

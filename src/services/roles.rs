@@ -8,20 +8,16 @@ use tokenhub_aggregates::role::{role_id, RoleCommand, RoleInUse};
 use tokenhub_aggregates::sub_account::is_role_name;
 use tokenhub_aggregates::tenant::TenantCommand;
 
+use tokenhub_projections::read;
+
 use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata, RequestMeta};
 use crate::error::{Code, Failure, Outcome};
-use crate::services::{caps, Ctx};
+use crate::services::Ctx;
 
 /// The permissions of role `name` in `tenant_id`, if it exists.
 pub async fn role_permissions(pool: &PgPool, tenant_id: &str, name: &str) -> Outcome<Option<Vec<String>>> {
-    let row: Option<sqlx::types::Json<Vec<String>>> =
-        sqlx::query_scalar("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|p| p.0))
+    Ok(read::roles::get(pool, tenant_id, name).await?.map(|r| r.permissions.0))
 }
 
 /// 422 `role_not_found` unless role `name` exists in `tenant_id`.
@@ -34,15 +30,14 @@ pub async fn require_role(pool: &PgPool, tenant_id: &str, name: &str) -> Outcome
 
 /// 409 `role_limit_reached` when `tenant_id` already has `max` roles.
 pub async fn check_role_cap(pool: &PgPool, tenant_id: &str, max: i64) -> Outcome<()> {
-    caps::ensure_below(
-        pool,
-        tenant_id,
-        "SELECT count(*) FROM roles WHERE tenant_id = $1",
-        max,
-        Code::RoleLimitReached,
-        |n| format!("the tenant has {n} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
-    )
-    .await
+    let n = read::roles::count(pool, tenant_id).await?;
+    if n >= max {
+        return Err(Failure::new(
+            Code::RoleLimitReached,
+            format!("the tenant has {n} roles, the most allowed (TENANT_MAX_ROLES); delete one first"),
+        ));
+    }
+    Ok(())
 }
 
 /// A role as its `Create` command describes it (what the event will say).
@@ -142,11 +137,7 @@ pub async fn delete(
     if !is_role_name(name) {
         return Err(role_not_found());
     }
-    let default_role: Option<String> =
-        sqlx::query_scalar("SELECT default_role FROM tenants WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_optional(&ctx.pool)
-            .await?;
+    let default_role = read::tenants::default_role(&ctx.pool, tenant).await?;
     let default_role = default_role.ok_or_else(|| Failure::new(Code::TenantNotFound, "tenant not found"))?;
     let used: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sub_accounts WHERE tenant_id = $1 AND role = $2 AND status <> 'deleted')",

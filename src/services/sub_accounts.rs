@@ -9,6 +9,8 @@ use tokenhub_aggregates::sub_account::{
     SubAccount, SubAccountChanges, SubAccountCommand, SubAccountEvent, SUB_ACCOUNT_ID_PREFIX,
 };
 
+use tokenhub_projections::read::tenants;
+
 use crate::auth::Principal;
 use crate::commands::RequestMeta;
 use crate::commands::{decide_create, execute, CommandMetadata};
@@ -19,13 +21,8 @@ use crate::services::roles::require_role;
 use crate::services::Ctx;
 
 async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> Outcome<Option<u64>> {
-    let quota: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(quota.flatten().map(|q| q.max(0) as u64))
+    let quota = tenants::plan_limit(pool, tenant_id, "monthly_token_quota").await?;
+    Ok(quota.map(|q| q.max(0) as u64))
 }
 
 async fn check_limit(pool: &PgPool, tenant_id: &str) -> Outcome<()> {
@@ -70,11 +67,7 @@ pub async fn create(
     check_limit(&state.pool, tenant_id).await?;
     let role = match new.role {
         Some(role) => role,
-        None => sqlx::query_scalar("SELECT default_role FROM tenants WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .unwrap_or_else(|| "viewer".to_string()),
+        None => tenants::default_role(&state.pool, tenant_id).await?.unwrap_or_else(|| "viewer".to_string()),
     };
     require_role(&state.pool, tenant_id, &role).await?;
     let id =

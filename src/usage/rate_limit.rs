@@ -144,12 +144,7 @@ impl TenantRateLimiter {
     /// Re-reads every tenant's limits: the super admin's `requests_per_minute` override (else
     /// the default) as the ceiling, and the configuration's `rateLimit` as the tenant's own.
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        let rows: Vec<(String, Option<serde_json::Value>, Option<i64>)> = sqlx::query_as(
-            "SELECT tenant_id, config -> 'rateLimit', (limit_overrides ->> 'requests_per_minute')::bigint \
-             FROM tenants WHERE config ? 'rateLimit' OR limit_overrides ? 'requests_per_minute'",
-        )
-        .fetch_all(pool)
-        .await?;
+        let rows = tokenhub_projections::read::tenants::rate_limit_overrides(pool).await?;
         let seen: std::collections::HashSet<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
         self.overrides.retain(|t, _| seen.contains(t.as_str()));
         for (tenant, config, per_minute) in &rows {

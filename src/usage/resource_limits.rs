@@ -5,7 +5,6 @@
 //! concurrent trackers on any number of instances never push a blocking limit past its value
 //! (overshoot 0). A new window is a new row: counts reset on their own.
 
-use sqlx::types::Json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::tenant::{GateAction, Plan, ResourceLimit};
@@ -14,12 +13,7 @@ use crate::calendar::{window_end, window_start};
 
 /// A tenant's plan and resource limits.
 pub async fn load(pool: &PgPool, tenant: &str) -> Result<Option<(Plan, Vec<ResourceLimit>)>, sqlx::Error> {
-    let row: Option<(Json<Plan>, Json<Vec<ResourceLimit>>)> =
-        sqlx::query_as("SELECT to_jsonb(plan), resource_limits FROM tenants WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(plan, limits)| (plan.0, limits.0)))
+    tokenhub_projections::read::tenants::resource_limits(pool, tenant).await
 }
 
 /// Where one limit stands for one end-user (or the whole tenant).

@@ -67,11 +67,7 @@ pub async fn configured_endpoints(
     conn: &mut PgConnection,
     tenant_id: &str,
 ) -> Result<Vec<Endpoint>, sqlx::Error> {
-    let config: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT config FROM tenants WHERE tenant_id = $1 AND status <> 'deleted'")
-            .bind(tenant_id)
-            .fetch_optional(conn)
-            .await?;
+    let config = tokenhub_projections::read::tenants::live_config(conn, tenant_id).await?;
     Ok(config.map(|c| super::endpoints_of(&c)).unwrap_or_default())
 }
 
