@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server and the background readers (migrations run first).
     Serve,
+    /// Run the OpenAI-compatible gateway on `GATEWAY_LISTEN_ADDR` (no admin routes): it
+    /// follows the log like another instance and forwards data keys' requests to providers.
+    Gateway,
     /// Apply database migrations and exit.
     Migrate,
     /// Query-table maintenance.
@@ -195,6 +198,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
     let config = cli.config;
     match cli.command {
         Command::Serve => serve(&config).await,
+        Command::Gateway => gateway(&config).await,
         Command::Migrate => {
             connect_and_migrate(&config).await?;
             eprintln!("migrations applied");
@@ -263,6 +267,30 @@ async fn create_user(
         invite.invite_url
     )?;
     Ok(())
+}
+
+async fn gateway(config: &Config) -> Result<(), StartError> {
+    let platform = crate::gateway::providers::platform_from_env(&config.gateway_providers)
+        .map_err(StartError::Config)?;
+    let app = App::build(config).await?;
+    let gateway = crate::gateway::Gateway::new(
+        app.state.clone(),
+        platform,
+        config.gateway_allow_private_upstreams,
+        std::time::Duration::from_millis(config.gateway_upstream_timeout_ms),
+    )
+    .map_err(|e| StartError::Config(format!("gateway client: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(config.gateway_listen_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    let token = app.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    let served = crate::gateway::serve(gateway, listener, app.shutdown.clone()).await;
+    app.drain().await;
+    served.map_err(StartError::from)
 }
 
 async fn serve(config: &Config) -> Result<(), StartError> {

@@ -119,6 +119,25 @@ pub struct Config {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 8192, global = true)]
     pub http_max_connections: usize,
 
+    /// Where `tokenhub gateway` listens (the OpenAI-compatible data plane).
+    #[arg(long, env = "GATEWAY_LISTEN_ADDR", default_value = "127.0.0.1:8081", global = true)]
+    pub gateway_listen_addr: SocketAddr,
+
+    /// Let the gateway forward to loopback, private and other internal upstream addresses
+    /// (local development and tests); also lets a tenant configuration name such a provider.
+    #[arg(long, env = "GATEWAY_ALLOW_PRIVATE_UPSTREAMS", default_value_t = false, global = true, action = clap::ArgAction::Set)]
+    pub gateway_allow_private_upstreams: bool,
+
+    /// Platform-wide providers of the gateway, for every tenant: a JSON array of
+    /// `{"name", "kind", "base_url", "models", "api_key_env"?}` (the upstream key is read from
+    /// the environment variable `api_key_env` at start).
+    #[arg(long, env = "GATEWAY_PROVIDERS", default_value = "[]", global = true)]
+    pub gateway_providers: String,
+
+    /// Longest wait for an upstream's answer (and between two chunks of a stream).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 120_000, global = true, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub gateway_upstream_timeout_ms: u64,
+
     /// Let webhooks target loopback, private, link-local and other internal addresses.
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false, global = true, action = clap::ArgAction::Set)]
     pub webhook_allow_private_targets: bool,
@@ -230,6 +249,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Webhooks may target internal addresses.
     pub webhook_allow_private_targets: bool,
+    /// Gateway providers may be internal addresses.
+    pub gateway_allow_private_upstreams: bool,
     /// Base URL for invite links.
     pub public_url: String,
     /// Session cookies are `Secure`.
@@ -296,6 +317,7 @@ impl Config {
             max_in_flight: self.http_max_in_flight,
             max_connections: self.http_max_connections,
             webhook_allow_private_targets: self.webhook_allow_private_targets,
+            gateway_allow_private_upstreams: self.gateway_allow_private_upstreams,
             public_url: self.public_url.trim_end_matches('/').to_string(),
             cookie_secure: self.cookie_secure,
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),

@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod dedicated;
 pub mod error;
 pub mod follow;
+pub mod gateway;
 pub mod http;
 pub mod nats;
 pub mod paging;

@@ -1,5 +1,5 @@
 //! `/tenant/config`: the tenant's gateway configuration (routes, credentials, rateLimit, cache,
-//! webhooks). Every save is a `tenant.config_saved` event with a version; history and
+//! webhooks, providers). Every save is a `tenant.config_saved` event with a version; history and
 //! rollback read those events. Invalid documents get 422 `invalid_config` naming each bad
 //! field's JSON path.
 
@@ -93,11 +93,7 @@ pub struct RollbackRequest {
 }
 
 async fn current(state: &AppState, tenant: &str) -> ApiResult<TenantConfig> {
-    let row: Option<(i64, serde_json::Value)> =
-        sqlx::query_as("SELECT config_version, config FROM tenants WHERE tenant_id = $1")
-            .bind(tenant)
-            .fetch_optional(&state.pool)
-            .await?;
+    let row = tokenhub_projections::read::tenants::config(&state.pool, tenant).await?;
     let (version, config) = row.ok_or_else(|| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     Ok(TenantConfig { version, config })
 }
@@ -203,7 +199,10 @@ async fn save(
     let command = || TenantCommand::SaveConfig {
         config: config.clone(),
         secrets: secrets.clone(),
-        allow_private_webhooks: state.limits.webhook_allow_private_targets,
+        // One flag for the aggregate's address rule: webhooks are checked again above (and at
+        // delivery) under their own setting; providers are checked again by the gateway.
+        allow_private_webhooks: state.limits.webhook_allow_private_targets
+            || state.limits.gateway_allow_private_upstreams,
         at: OffsetDateTime::now_utc(),
     };
     // A save replaces the whole document: concurrent saves each become a version.
@@ -248,7 +247,7 @@ pub async fn get_config(
 
 /// Save a new version of the configuration.
 #[utoipa::path(post, path = "/tenant/config", tag = "tenant-config",
-    request_body(content = Object, description = "`{routes?, credentials?, rateLimit?, cache?, webhooks?}`; route methods in any case (stored upper-case)"),
+    request_body(content = Object, description = "`{routes?, credentials?, rateLimit?, cache?, webhooks?, providers?}`; route methods in any case (stored upper-case)"),
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = ConfigSaved),

@@ -111,6 +111,16 @@ pub struct UsageData {
     pub storage_bytes: u64,
     /// The key's key-bound tags.
     pub tags: BTreeMap<String, String>,
+    /// The answer's HTTP status, for a request the gateway forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// How long the gateway's request took, in milliseconds (to its last byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// True when the upstream reported no usage: the token counts are unknown (pending a
+    /// correction), not zero.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usage_unknown: bool,
     /// When TokenHub accepted the record.
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
@@ -275,6 +285,9 @@ pub fn prepare(
         bandwidth_bytes: input.bandwidth_bytes,
         storage_bytes: input.storage_bytes,
         tags,
+        status: None,
+        latency_ms: None,
+        usage_unknown: false,
         received_at: now,
     };
     Ok(UsageEvent {

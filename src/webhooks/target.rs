@@ -98,12 +98,18 @@ impl Resolve for CheckedResolver {
     }
 }
 
-/// The HTTP client for deliveries: checked resolution, no redirects, no proxy, a timeout.
-pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// An HTTP client builder with the outbound rules of webhooks and upstreams: checked
+/// resolution (no internal address unless `allow_private`), no redirects, no proxy.
+pub fn checked_client(allow_private: bool) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(CheckedResolver { allow_private }))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+}
+
+/// The HTTP client for deliveries: [`checked_client`] with a timeout.
+pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    checked_client(allow_private)
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(concat!("TokenHub-Webhooks/", env!("CARGO_PKG_VERSION")))

@@ -6,8 +6,14 @@
 //!   "credentials": {"stripe": {"secret_ref": "STRIPE_SECRET_KEY", "header": "Authorization"}},
 //!   "rateLimit": {"enabled": true, "default": {"max": 100, "windowSeconds": 60}},
 //!   "cache": {"enabled": true, "ttlSeconds": 300},
-//!   "webhooks": [{"url": "https://example.com/hook", "events": ["api_key.revoked"], "secret_ref": "HOOK_SECRET"}] }
+//!   "webhooks": [{"url": "https://example.com/hook", "events": ["api_key.revoked"], "secret_ref": "HOOK_SECRET"}],
+//!   "providers": [{"name": "openai", "kind": "openai", "base_url": "https://api.openai.com/v1",
+//!                  "credential": "openai", "models": ["gpt-4o", "text-embedding-3-small"]}] }
 //! ```
+//!
+//! `providers` are the upstreams `tokenhub gateway` forwards to: `kind` is `openai` (any
+//! OpenAI-compatible API) or `tensorzero`; `base_url` includes `/v1`; `credential` names an
+//! entry of `credentials`; `models` are the model names it serves (`*`: any).
 
 use std::collections::HashSet;
 
@@ -170,6 +176,57 @@ impl Checker<'_> {
         }
     }
 
+    fn providers(&mut self, value: &Value, credentials: Option<&Value>) {
+        let Some(items) = value.as_array() else { return self.issue("$.providers", "must be an array") };
+        let mut names = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("$.providers[{i}]");
+            let Some(map) = self.object(item, &path, &["name", "kind", "base_url", "credential", "models"])
+            else {
+                continue;
+            };
+            if let Some(name) = self.string(map, &path, "name", true) {
+                let ok = (1..=64).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    self.issue(&format!("{path}.name"), "must be 1 to 64 of [A-Za-z0-9._-]");
+                } else if !names.insert(name.to_string()) {
+                    self.issue(&format!("{path}.name"), format!("duplicate provider '{name}'"));
+                }
+            }
+            if let Some(kind) = self.string(map, &path, "kind", true) {
+                if !PROVIDER_KINDS.contains(&kind) {
+                    self.issue(
+                        &format!("{path}.kind"),
+                        format!("'{kind}' is not one of {}", PROVIDER_KINDS.join(", ")),
+                    );
+                }
+            }
+            if let Some(url) = self.string(map, &path, "base_url", true) {
+                if let Some(problem) = upstream_url_problem(url, self.allow_private) {
+                    self.issue(&format!("{path}.base_url"), problem);
+                }
+            }
+            if let Some(name) = self.string(map, &path, "credential", false) {
+                if credentials.and_then(|c| c.get(name)).is_none() {
+                    self.issue(
+                        &format!("{path}.credential"),
+                        format!("credential '{name}' is not in $.credentials"),
+                    );
+                }
+            }
+            match map.get("models").and_then(Value::as_array) {
+                Some(models)
+                    if !models.is_empty()
+                        && models.len() <= 1000
+                        && models
+                            .iter()
+                            .all(|m| m.as_str().is_some_and(|s| (1..=256).contains(&s.len()))) => {}
+                _ => self.issue(&format!("{path}.models"), "must be a non-empty array of model names"),
+            }
+        }
+    }
+
     fn webhooks(&mut self, value: &Value) {
         let Some(items) = value.as_array() else { return self.issue("$.webhooks", "must be an array") };
         for (i, item) in items.iter().enumerate() {
@@ -199,6 +256,15 @@ pub fn is_http_token(s: &str) -> bool {
 }
 
 pub use crate::special_addresses::is_internal_address;
+
+/// The kinds of upstream provider the gateway speaks to.
+pub const PROVIDER_KINDS: &[&str] = &["openai", "tensorzero"];
+
+/// Why `raw` is not an acceptable upstream base URL, if it is not: the webhook rules (https,
+/// no user info, no internal address unless `allow_private`).
+pub fn upstream_url_problem(raw: &str, allow_private: bool) -> Option<&'static str> {
+    webhook_url_problem(raw, allow_private)
+}
 
 /// Why `raw` is not an acceptable webhook URL, if it is not. Parsed with the `url` crate (the
 /// WHATWG rules a client would follow, so `http://0x7f.1/` is 127.0.0.1): https only (http
@@ -255,7 +321,7 @@ pub fn validate(
 ) -> Result<(), Vec<ConfigIssue>> {
     let mut checker = Checker { issues: Vec::new(), secrets, allow_private: allow_private_webhooks };
     if let Some(map) =
-        checker.object(config, "$", &["routes", "credentials", "rateLimit", "cache", "webhooks"])
+        checker.object(config, "$", &["routes", "credentials", "rateLimit", "cache", "webhooks", "providers"])
     {
         let map = map.clone();
         if let Some(v) = map.get("routes") {
@@ -272,6 +338,9 @@ pub fn validate(
         }
         if let Some(v) = map.get("webhooks") {
             checker.webhooks(v);
+        }
+        if let Some(v) = map.get("providers") {
+            checker.providers(v, map.get("credentials"));
         }
     }
     if checker.issues.is_empty() {
@@ -294,6 +363,31 @@ mod tests {
             .into_iter()
             .map(|i| i.path)
             .collect()
+    }
+
+    #[test]
+    fn providers_are_checked_field_by_field() {
+        let creds = json!({"up": {"secret_ref": "STRIPE_SECRET_KEY"}});
+        let good = json!({"credentials": creds, "providers": [{"name": "openai", "kind": "openai",
+            "base_url": "https://api.openai.com/v1", "credential": "up", "models": ["gpt-4o"]}]});
+        assert!(paths(good).is_empty());
+        let bad = json!({"credentials": creds, "providers": [
+            {"name": "a b", "kind": "anthropic", "base_url": "http://10.0.0.1/v1", "credential": "nope", "models": []},
+            {"name": "x", "kind": "openai", "base_url": "https://example.com/v1", "models": ["m"], "extra": 1},
+            {"name": "x", "kind": "tensorzero", "base_url": "https://example.com/v1", "models": ["m"]}
+        ]});
+        assert_eq!(
+            paths(bad),
+            [
+                "$.providers[0].name",
+                "$.providers[0].kind",
+                "$.providers[0].base_url",
+                "$.providers[0].credential",
+                "$.providers[0].models",
+                "$.providers[1].extra",
+                "$.providers[2].name",
+            ]
+        );
     }
 
     #[test]

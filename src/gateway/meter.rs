@@ -1,0 +1,132 @@
+//! Metering what the gateway forwarded: one usage record per request (its id is the request
+//! id, so it is counted once), through the same path as `POST /v1/usage` — the NATS usage
+//! stream and the key cache's counters. Metadata only: never a prompt or a completion.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use crate::cache::CachedKey;
+use crate::services::Ctx;
+use crate::usage::ingest::Outcome;
+use crate::usage::record::{UsageData, UsageEvent, USAGE_EVENT_TYPE};
+
+/// Token counts an upstream reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt tokens.
+    pub prompt: u64,
+    /// Completion tokens.
+    pub completion: u64,
+}
+
+impl Tokens {
+    /// The `usage` object of an OpenAI answer or chunk, when it has one.
+    pub fn of(usage: &serde_json::Value) -> Option<Self> {
+        let prompt = usage.get("prompt_tokens")?.as_u64()?;
+        let completion = usage.get("completion_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(Self { prompt, completion })
+    }
+}
+
+/// One forwarded request, to be recorded once it ends (however it ends).
+pub struct Meter {
+    ctx: Ctx,
+    id: String,
+    key: Arc<CachedKey>,
+    model: String,
+    started: Instant,
+    /// The answer's status.
+    pub status: u16,
+    /// What the upstream reported, when it did.
+    pub tokens: Option<Tokens>,
+    recorded: bool,
+}
+
+impl Meter {
+    /// A meter for request `id` with `key` on `model`.
+    pub fn new(ctx: Ctx, id: String, key: Arc<CachedKey>, model: String) -> Self {
+        Self { ctx, id, key, model, started: Instant::now(), status: 0, tokens: None, recorded: false }
+    }
+
+    /// Records the request now (in the background); also done on drop.
+    pub fn record(mut self) {
+        self.spawn_record();
+    }
+
+    fn spawn_record(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let Some(tenant) = self.key.tenant_id.as_deref().map(str::to_string) else { return };
+        let now = OffsetDateTime::now_utc();
+        let tokens = self.tokens.unwrap_or_default();
+        let tags: BTreeMap<String, String> =
+            self.key.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let data = UsageData {
+            tenant_id: tenant.clone(),
+            key_id: Some(self.key.public_id.to_string()),
+            sub_account_id: self.key.sub_account_id.as_deref().map(str::to_string),
+            user_id: None,
+            model: Some(self.model.clone()),
+            api_calls: 1,
+            prompt_tokens: tokens.prompt,
+            completion_tokens: tokens.completion,
+            llm_tokens: tokens.prompt + tokens.completion,
+            bandwidth_bytes: 0,
+            storage_bytes: 0,
+            tags,
+            status: Some(self.status),
+            latency_ms: Some(self.started.elapsed().as_millis() as u64),
+            usage_unknown: self.tokens.is_none() && (200..300).contains(&self.status),
+            received_at: now,
+        };
+        let event = UsageEvent {
+            specversion: "1.0".into(),
+            id: self.id.clone(),
+            source: format!("/tokenhub/tenants/{tenant}/usage"),
+            event_type: USAGE_EVENT_TYPE.into(),
+            subject: tenant,
+            time: now,
+            datacontenttype: "application/json".into(),
+            data,
+        };
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            // Retried while NATS is briefly away; the record's id makes a repeat a duplicate.
+            for attempt in 0..20u32 {
+                match ctx.usage.publish(&ctx.pool, std::slice::from_ref(&event)).await {
+                    Ok(outcomes) => {
+                        if outcomes.first() == Some(&Outcome::Accepted) {
+                            let d = &event.data;
+                            ctx.keys.add_ingested(
+                                &d.tenant_id,
+                                d.key_id.as_deref(),
+                                d.sub_account_id.as_deref(),
+                                d.llm_tokens,
+                                event.time,
+                                now,
+                            );
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, request_id = %event.id, "cannot record a gateway request's usage; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt + 1)))
+                            .await;
+                    }
+                }
+            }
+            tracing::error!(request_id = %event.id, "a gateway request's usage was not recorded");
+        });
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.spawn_record();
+    }
+}

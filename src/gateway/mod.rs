@@ -1,0 +1,447 @@
+//! `tokenhub gateway`: the OpenAI-compatible data plane on the control plane's own keys.
+//!
+//! A request with a data key (`Authorization: Bearer thk_…`) passes the key's policy in memory
+//! (status, expiry, tenant and sub-account state, IP and model allowlists, sub-account
+//! permissions `chat` / `embeddings`, rate limits and quota: [`crate::cache::KeyCache::verify`]),
+//! goes to the provider that serves its model ([`providers`]) with the key-bound tags injected
+//! server-side, and is metered from the upstream's `usage` ([`meter`]). Content is forwarded,
+//! never stored or logged: pure forwarding with zero data retention.
+//!
+//! - `POST /v1/chat/completions` (streaming and not), `POST /v1/embeddings`, `GET /v1/models`.
+//! - Errors in OpenAI's shape ([`errors`]); an upstream's status passes through.
+
+pub mod errors;
+pub mod meter;
+pub mod providers;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use tokenhub_aggregates::api_key::KeyRole;
+use tokenhub_aggregates::tenant::config::upstream_url_problem;
+
+use crate::cache::{CachedKey, VerifyCode, VerifyInput};
+use crate::services::Ctx;
+use errors::GatewayError;
+use meter::{Meter, Tokens};
+use providers::{Kind, Provider, Providers};
+
+/// Largest request body the gateway forwards.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Largest non-streaming answer the gateway reads from an upstream.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// The header that carries key-bound tags to a plain OpenAI-compatible upstream (JSON object).
+pub const TAGS_HEADER: &str = "x-tokenhub-tags";
+
+/// The gateway's handles: the services' context (key cache, usage ingest, pool, KEKs), the
+/// upstream client and the providers.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+/// What [`Gateway`] holds.
+pub struct Inner {
+    ctx: Ctx,
+    client: reqwest::Client,
+    providers: Providers,
+    allow_private: bool,
+}
+
+impl Gateway {
+    /// A gateway over `ctx` with the platform's providers.
+    pub fn new(
+        ctx: Ctx,
+        platform: Vec<Provider>,
+        allow_private: bool,
+        upstream_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let client = crate::webhooks::target::checked_client(allow_private)
+            .connect_timeout(Duration::from_secs(10).min(upstream_timeout))
+            .read_timeout(upstream_timeout)
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self(Arc::new(Inner { ctx, client, providers: Providers::new(platform), allow_private })))
+    }
+}
+
+/// The gateway's routes (no admin route).
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(|| async {
+            GatewayError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such route")
+        })
+        .with_state(gateway)
+}
+
+/// Serves the gateway on `listener` until `shutdown`.
+pub async fn serve(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gateway).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Which permission of a sub-account an operation needs.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Chat,
+    Embeddings,
+}
+
+impl Operation {
+    fn permission(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Operation::Chat => "/chat/completions",
+            Operation::Embeddings => "/embeddings",
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
+    let missing = || {
+        GatewayError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "missing_credentials",
+            "send a TokenHub data key as Authorization: Bearer thk_…",
+        )
+    };
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?.to_str().map_err(|_| missing())?;
+    value.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()).ok_or_else(missing)
+}
+
+fn client_ip(gw: &Inner, headers: &HeaderMap, peer: SocketAddr) -> Option<std::net::IpAddr> {
+    let peer_ip = peer.ip();
+    let trusted = gw.ctx.trusted_proxies.iter().any(|n| n.contains(&peer_ip));
+    if !trusted {
+        return Some(peer_ip);
+    }
+    // Behind a trusted proxy: the right-most address the proxies did not add.
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !gw.ctx.trusted_proxies.iter().any(|n| n.contains(*ip)))
+        .copied()
+        .or(Some(peer_ip))
+}
+
+/// The key's policy: a data key that passes verify for `model`, whose sub-account (and own
+/// permissions, when it has any) allow `operation`.
+fn admit(
+    gw: &Inner,
+    key: &str,
+    ip: Option<std::net::IpAddr>,
+    model: Option<&str>,
+    operation: Option<Operation>,
+) -> Result<Arc<CachedKey>, GatewayError> {
+    let verdict =
+        gw.ctx.keys.verify(&gw.ctx.hasher, VerifyInput { key, ip, model }, OffsetDateTime::now_utc());
+    if verdict.code != VerifyCode::Valid {
+        return Err(GatewayError::of_verdict(verdict.code));
+    }
+    let Some(cached) = verdict.key else { return Err(GatewayError::of_verdict(VerifyCode::NotFound)) };
+    if cached.role != KeyRole::Data || cached.tenant_id.is_none() {
+        return Err(GatewayError::permission(
+            "data_key_required",
+            "only a tenant's data keys may call the gateway",
+        ));
+    }
+    if let Some(operation) = operation {
+        let wanted = operation.permission();
+        let own_ok = cached.permissions.is_empty() || cached.permissions.iter().any(|p| &**p == wanted);
+        let sub_ok = verdict
+            .sub_account
+            .as_ref()
+            .is_none_or(|s| s.permissions.is_empty() || s.permissions.iter().any(|p| p == wanted));
+        if !own_ok || !sub_ok {
+            return Err(GatewayError::permission(
+                "permission_denied",
+                format!("this key may not use {wanted} (its permissions or its sub-account's)"),
+            ));
+        }
+    }
+    Ok(cached)
+}
+
+/// The provider of `model` for the key's tenant.
+async fn provider_of(gw: &Inner, key: &CachedKey, model: &str) -> Result<Provider, GatewayError> {
+    let tenant = key.tenant_id.as_deref().unwrap_or_default();
+    let all = gw.ctx_providers(tenant).await?;
+    all.into_iter().find(|p| p.serves(model)).ok_or_else(|| {
+        GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("no provider serves the model '{model}'"),
+        )
+    })
+}
+
+impl Inner {
+    async fn ctx_providers(&self, tenant: &str) -> Result<Vec<Provider>, GatewayError> {
+        self.providers.of(&self.ctx.pool, &self.ctx.keks, tenant).await.map_err(|e| {
+            tracing::warn!(error = %e, tenant_id = %tenant, "cannot read the tenant's providers");
+            GatewayError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "service_unavailable",
+                "retry later",
+            )
+        })
+    }
+}
+
+fn tags_of(key: &CachedKey) -> Map<String, Value> {
+    key.tags.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+}
+
+/// A request id: the usage record's id and the `X-Request-Id` of the answer.
+fn request_id() -> String {
+    format!("gw_{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn chat_completions(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(&gw, peer, &headers, body, Operation::Chat).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn embeddings(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(&gw, peer, &headers, body, Operation::Embeddings)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn forward(
+    gw: &Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Bytes,
+    operation: Operation,
+) -> Result<Response, GatewayError> {
+    let gw = &gw.0;
+    let key = bearer(headers)?;
+    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(GatewayError::invalid("invalid_request", "the body must be a JSON object"));
+    };
+    let model = match request.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(GatewayError::invalid("invalid_request", "`model` is required")),
+    };
+    let ip = client_ip(gw, headers, peer);
+    let cached = admit(gw, key, ip, Some(&model), Some(operation))?;
+    let provider = provider_of(gw, &cached, &model).await?;
+    // The outbound rules hold whatever the configuration says (it may have been saved by a
+    // more permissive server): names are checked again when they resolve.
+    if let Some(problem) = upstream_url_problem(&provider.base_url, gw.allow_private) {
+        tracing::warn!(provider = %provider.name, problem, "upstream refused by the outbound rules");
+        return Err(GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "upstream_refused",
+            format!("the provider's address is refused: {problem} (GATEWAY_ALLOW_PRIVATE_UPSTREAMS)"),
+        ));
+    }
+
+    // Key-bound tags, injected server-side where the provider reads them; the client's own
+    // tags of the same names never win.
+    let bound = tags_of(&cached);
+    let mut upstream = gw.client.post(format!("{}{}", provider.base_url, operation.path()));
+    match provider.kind {
+        Kind::TensorZero => {
+            let mut tags = match request.remove("tensorzero::tags") {
+                Some(Value::Object(client)) => client,
+                _ => Map::new(),
+            };
+            tags.retain(|k, _| !k.starts_with(tokenhub_aggregates::api_key::RESERVED_TAG_PREFIX));
+            tags.extend(bound.clone());
+            request.insert("tensorzero::tags".into(), Value::Object(tags));
+        }
+        Kind::OpenAi => {
+            if !bound.is_empty() {
+                upstream = upstream.header(TAGS_HEADER, Value::Object(bound.clone()).to_string());
+            }
+        }
+    }
+    if let Some((name, value)) = &provider.auth {
+        upstream = upstream.header(name.clone(), value.clone());
+    }
+    let streaming = matches!(operation, Operation::Chat) && request.get("stream") == Some(&Value::Bool(true));
+    let client_wants_usage = request
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if streaming {
+        // Ask for the usage chunk to meter the stream; strip it if the client did not ask.
+        let options = request.entry("stream_options").or_insert_with(|| json!({}));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let id = request_id();
+    let mut meter = Meter::new(gw.ctx.clone(), id.clone(), cached.clone(), model);
+    let payload = match serde_json::to_vec(&Value::Object(request)) {
+        Ok(p) => p,
+        Err(_) => return Err(GatewayError::invalid("invalid_request", "the body cannot be forwarded")),
+    };
+    let answer = upstream
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, if streaming { "text/event-stream" } else { "application/json" })
+        .body(payload)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            let (status, code, message) = if e.is_timeout() {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the upstream did not answer in time")
+            } else {
+                (StatusCode::BAD_GATEWAY, "upstream_unavailable", "the upstream could not be reached")
+            };
+            tracing::warn!(provider = %provider.name, timeout = e.is_timeout(), "upstream request failed");
+            meter.status = status.as_u16();
+            return Err(GatewayError::new(status, "api_error", code, message));
+        }
+    };
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    meter.status = status.as_u16();
+    let content_type = answer
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+    let is_stream = content_type.as_ref().is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let mut response = if streaming && status.is_success() && is_stream {
+        let body = stream::metered(answer.bytes_stream(), meter, !client_wants_usage);
+        Response::new(Body::from_stream(body))
+    } else {
+        let bytes =
+            read_bounded(answer).await.inspect_err(|_| meter.status = StatusCode::BAD_GATEWAY.as_u16())?;
+        if status.is_success() {
+            meter.tokens = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("usage").and_then(Tokens::of));
+        }
+        meter.record();
+        Response::new(Body::from(bytes))
+    };
+    *response.status_mut() = status;
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+async fn read_bounded(mut answer: reqwest::Response) -> Result<Bytes, GatewayError> {
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(GatewayError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "api_error",
+                        "upstream_answer_too_large",
+                        "the upstream's answer is too large",
+                    ));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out.freeze()),
+            Err(e) => {
+                let (status, code) = if e.is_timeout() {
+                    (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+                } else {
+                    (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+                };
+                return Err(GatewayError::new(
+                    status,
+                    "api_error",
+                    code,
+                    "the upstream's answer was cut off",
+                ));
+            }
+        }
+    }
+}
+
+/// The models this key may use: those its providers serve (`*` providers add none), within
+/// the key's model allowlist. 503 until the gateway has caught up with the log.
+async fn models(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    let gw = &gw.0;
+    if gw.ctx.keys.caught_up(&gw.ctx.pool).await == crate::cache::caught_up::CaughtUp::NotYet {
+        return Err(GatewayError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "not_ready",
+            "catching up; retry",
+        ));
+    }
+    let key = bearer(&headers)?;
+    let ip = client_ip(gw, &headers, peer);
+    let cached = admit(gw, key, ip, None, None)?;
+    let providers = gw.ctx_providers(cached.tenant_id.as_deref().unwrap_or_default()).await?;
+    let mut seen = std::collections::BTreeMap::new();
+    for p in &providers {
+        for m in p.models.iter().filter(|m| *m != "*") {
+            let allowed = cached.allowed_models.is_empty() || cached.allowed_models.iter().any(|a| &**a == m);
+            if allowed {
+                seen.entry(m.clone()).or_insert_with(|| p.name.clone());
+            }
+        }
+    }
+    let data: Vec<Value> = seen
+        .into_iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+}

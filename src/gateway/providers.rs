@@ -1,0 +1,197 @@
+//! Where a model goes: the tenant configuration's `providers` (each with its credential, a
+//! tenant secret opened in memory only), then the platform's (`GATEWAY_PROVIDERS`). A tenant's
+//! upstreams are read from the query tables at most once a second ([`REFRESH`]) and kept in
+//! memory; the request path never calls the control API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::crypto::data_keys::Keks;
+
+/// How long a tenant's upstreams are used before they are read again.
+pub const REFRESH: Duration = Duration::from_secs(1);
+
+/// What an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any OpenAI-compatible API: key-bound tags go in the `X-TokenHub-Tags` header.
+    OpenAi,
+    /// TensorZero's OpenAI-compatible API: key-bound tags go in the body's `tensorzero::tags`.
+    TensorZero,
+}
+
+/// An upstream.
+#[derive(Clone)]
+pub struct Provider {
+    /// Name (the `owned_by` of `/v1/models`).
+    pub name: String,
+    /// What it speaks.
+    pub kind: Kind,
+    /// Its OpenAI base URL, with `/v1`, without a trailing slash.
+    pub base_url: String,
+    /// The header that carries its credential (sensitive: never logged).
+    pub auth: Option<(HeaderName, HeaderValue)>,
+    /// The models it serves (`*`: any).
+    pub models: Vec<String>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Whether it serves `model`.
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model || m == "*")
+    }
+}
+
+/// A platform provider as `GATEWAY_PROVIDERS` gives it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformProvider {
+    name: String,
+    kind: String,
+    base_url: String,
+    models: Vec<String>,
+    #[serde(default)]
+    api_key_env: Option<String>,
+}
+
+fn kind_of(raw: &str) -> Option<Kind> {
+    match raw {
+        "openai" => Some(Kind::OpenAi),
+        "tensorzero" => Some(Kind::TensorZero),
+        _ => None,
+    }
+}
+
+fn bearer(secret: &str) -> Option<(HeaderName, HeaderValue)> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {secret}")).ok()?;
+    value.set_sensitive(true);
+    Some((AUTHORIZATION, value))
+}
+
+/// Parses `GATEWAY_PROVIDERS`.
+pub fn platform_from_env(raw: &str) -> Result<Vec<Provider>, String> {
+    let parsed: Vec<PlatformProvider> = serde_json::from_str(raw)
+        .map_err(|e| format!("GATEWAY_PROVIDERS is not a JSON array of providers: {e}"))?;
+    parsed
+        .into_iter()
+        .map(|p| {
+            let kind = kind_of(&p.kind)
+                .ok_or_else(|| format!("GATEWAY_PROVIDERS: kind '{}' is not openai or tensorzero", p.kind))?;
+            let auth = match &p.api_key_env {
+                Some(var) => {
+                    let secret =
+                        std::env::var(var).map_err(|_| format!("GATEWAY_PROVIDERS: {var} is not set"))?;
+                    Some(
+                        bearer(&secret)
+                            .ok_or_else(|| format!("GATEWAY_PROVIDERS: {var} is not a header value"))?,
+                    )
+                }
+                None => None,
+            };
+            Ok(Provider {
+                name: p.name,
+                kind,
+                base_url: p.base_url.trim_end_matches('/').to_string(),
+                auth,
+                models: p.models,
+            })
+        })
+        .collect()
+}
+
+/// The upstreams of every tenant, cached.
+pub struct Providers {
+    platform: Vec<Provider>,
+    tenants: DashMap<String, (Instant, Arc<Vec<Provider>>)>,
+}
+
+impl Providers {
+    /// With the platform's providers.
+    pub fn new(platform: Vec<Provider>) -> Self {
+        Self { platform, tenants: DashMap::new() }
+    }
+
+    /// The tenant's providers, then the platform's.
+    pub async fn of(&self, pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Vec<Provider>, String> {
+        let cached = self.tenants.get(tenant).filter(|e| e.0.elapsed() < REFRESH).map(|e| e.1.clone());
+        let own = match cached {
+            Some(own) => own,
+            None => {
+                let own = Arc::new(load(pool, keks, tenant).await?);
+                self.tenants.insert(tenant.to_string(), (Instant::now(), own.clone()));
+                own
+            }
+        };
+        Ok(own.iter().chain(self.platform.iter()).cloned().collect())
+    }
+}
+
+/// Reads the tenant's `providers` and opens their credentials.
+async fn load(pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Vec<Provider>, String> {
+    let Some((_, config)) = tokenhub_projections::read::tenants::config(pool, tenant)
+        .await
+        .map_err(|e| format!("database: {e}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for p in config.get("providers").and_then(Value::as_array).into_iter().flatten() {
+        let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+        let (Some(name), Some(kind), Some(base_url)) =
+            (text("name"), text("kind").as_deref().and_then(kind_of), text("base_url"))
+        else {
+            continue;
+        };
+        let models = p
+            .get("models")
+            .and_then(Value::as_array)
+            .map(|m| m.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let auth = match text("credential") {
+            None => None,
+            Some(credential) => {
+                let c = config.get("credentials").and_then(|c| c.get(&credential));
+                let secret_ref = c.and_then(|c| c.get("secret_ref")).and_then(Value::as_str);
+                let Some(secret_ref) = secret_ref else { continue };
+                let opened = crate::crypto::secrets::open_current(pool, keks, tenant, secret_ref)
+                    .await
+                    .map_err(|e| format!("credential {credential}: {e}"))?;
+                let Some((_, secret)) = opened else { continue };
+                let secret =
+                    String::from_utf8(secret).map_err(|_| format!("credential {credential} is not text"))?;
+                match c.and_then(|c| c.get("header")).and_then(Value::as_str) {
+                    Some(header) => {
+                        let prefix =
+                            c.and_then(|c| c.get("prefix")).and_then(Value::as_str).unwrap_or_default();
+                        let (Ok(name), Ok(mut value)) = (
+                            HeaderName::try_from(header),
+                            HeaderValue::from_str(&format!("{prefix}{secret}")),
+                        ) else {
+                            continue;
+                        };
+                        value.set_sensitive(true);
+                        Some((name, value))
+                    }
+                    None => bearer(&secret),
+                }
+            }
+        };
+        out.push(Provider { name, kind, base_url: base_url.trim_end_matches('/').to_string(), auth, models });
+    }
+    Ok(out)
+}

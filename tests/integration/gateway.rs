@@ -1,0 +1,366 @@
+//! `tokenhub gateway` against an OpenAI-compatible upstream of the test's own (it records what
+//! it was sent): the key's policy before forwarding, the provider's credential from a tenant
+//! secret, key-bound tags injected (a header, or TensorZero's `tensorzero::tags`) and never
+//! overridable, streaming with the usage chunk asked for and stripped, usage metered once per
+//! request onto the NATS usage stream and into the tenant's totals, errors in OpenAI's shape,
+//! and no prompt or completion anywhere it could be kept.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
+
+/// What the upstream received.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(String, HeaderMap, Value)>,
+}
+
+const COMPLETION: &str = "canary-completion-7f3a9";
+
+async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    seen.lock().unwrap().requests.push((path.to_string(), headers, body.clone()));
+    if path.ends_with("/embeddings") {
+        return axum::Json(
+            json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+            "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}}),
+        )
+        .into_response();
+    }
+    if body["stream"] == true {
+        let mut events = String::new();
+        for word in ["Hello", " world"] {
+            events.push_str(&format!(
+                "data: {}\n\n",
+                json!({"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]})
+            ));
+        }
+        if body["stream_options"]["include_usage"] == true {
+            events.push_str(&format!(
+                "data: {}\n\n",
+                json!({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})
+            ));
+        }
+        events.push_str("data: [DONE]\n\n");
+        return ([("content-type", "text/event-stream")], events).into_response();
+    }
+    axum::Json(json!({"id": "c0", "object": "chat.completion", "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": COMPLETION}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20}}))
+    .into_response()
+}
+
+async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
+    let route = |path: &'static str| {
+        let seen = seen.clone();
+        post(move |headers: HeaderMap, body: Bytes| upstream(seen.clone(), path, headers, body))
+    };
+    let app = Router::new()
+        .route("/v1/chat/completions", route("/v1/chat/completions"))
+        .route("/v1/embeddings", route("/v1/embeddings"))
+        .route("/tz/v1/chat/completions", route("/tz/v1/chat/completions"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn start_gateway(app: &TestApp) -> (String, CancellationToken) {
+    let gateway =
+        tokenhub::gateway::Gateway::new(app.app.state.clone(), Vec::new(), true, Duration::from_secs(10))
+            .expect("client");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(tokenhub::gateway::serve(gateway, listener, stop.clone()));
+    (base, stop)
+}
+
+#[tokio::test]
+async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Gateway").await;
+    let as_tenant = |m: Method, p: &str| app.admin(m, p).header("X-Tenant-ID", &tenant);
+    let (status, body) = send(
+        as_tenant(Method::POST, "/tenant/secrets")
+            .json(&json!({"key": "UPSTREAM_KEY", "value": "sk-upstream-secret"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let config = json!({
+        "credentials": {"up": {"secret_ref": "UPSTREAM_KEY"}},
+        "providers": [
+            {"name": "local", "kind": "openai", "base_url": format!("http://{upstream_addr}/v1"), "credential": "up",
+             "models": ["gpt-test", "embed-test", "other-model"]},
+            {"name": "tz", "kind": "tensorzero", "base_url": format!("http://{upstream_addr}/tz/v1"), "credential": "up",
+             "models": ["tz-model"]}
+        ]
+    });
+    let (status, body) = send(as_tenant(Method::POST, "/tenant/config").json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (public_id, key) = app
+        .issue_key(&tenant, json!({"tags": {"customer_id": "acme"}, "allowed_models": ["gpt-test", "embed-test", "tz-model"]}))
+        .await;
+    let (gateway, stop) = start_gateway(&app).await;
+    let http = reqwest::Client::new();
+    let prompt = format!("canary-prompt-{}", uuid::Uuid::new_v4().simple());
+
+    // A plain completion: forwarded with the provider's credential and the bound tags.
+    let res = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("X-TokenHub-Tags", r#"{"customer_id":"spoofed"}"#)
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], COMPLETION);
+    {
+        let seen = seen.lock().unwrap();
+        let (path, headers, body) = seen.requests.last().unwrap();
+        assert_eq!(path, "/v1/chat/completions");
+        assert_eq!(headers["authorization"], "Bearer sk-upstream-secret");
+        assert_eq!(
+            headers["x-tokenhub-tags"], r#"{"customer_id":"acme"}"#,
+            "the bound tags, not the client's"
+        );
+        assert_eq!(body["messages"][0]["content"], prompt.as_str());
+    }
+
+    // Streaming without asking for usage: the gateway asks, meters, and strips the usage chunk.
+    let text = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "gpt-test", "stream": true, "messages": [{"role": "user", "content": prompt}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("Hello") && text.contains("[DONE]"), "{text}");
+    assert!(!text.contains("\"usage\""), "the client did not ask for the usage chunk: {text}");
+    assert_eq!(seen.lock().unwrap().requests.last().unwrap().2["stream_options"]["include_usage"], true);
+    // Asking for it, the client gets it.
+    let text = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-test", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"usage\""), "{text}");
+
+    // TensorZero: the tags go in the body, over the client's.
+    let res = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "tz-model", "messages": [{"role": "user", "content": "hi"}],
+            "tensorzero::tags": {"customer_id": "spoofed", "trace": "t1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    {
+        let seen = seen.lock().unwrap();
+        let (path, headers, body) = seen.requests.last().unwrap();
+        assert_eq!(path, "/tz/v1/chat/completions");
+        assert_eq!(body["tensorzero::tags"], json!({"customer_id": "acme", "trace": "t1"}));
+        assert!(headers.get("x-tokenhub-tags").is_none());
+    }
+
+    // Embeddings.
+    let res = http
+        .post(format!("{gateway}/v1/embeddings"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "embed-test", "input": prompt}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The models this key may use.
+    let (status, models) = send(http.get(format!("{gateway}/v1/models")).bearer_auth(&key)).await;
+    assert_eq!(status, 200, "{models}");
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["embed-test", "gpt-test", "tz-model"]);
+
+    // Refusals, in OpenAI's shape with TokenHub's code.
+    let refused = |body: Value, auth: Option<String>| {
+        let mut req = http.post(format!("{gateway}/v1/chat/completions")).json(&body);
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        send(req)
+    };
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+    let (status, body) = refused(chat("gpt-test"), None).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (401, Some("authentication_error")), "{body}");
+    let (status, body) = refused(chat("gpt-test"), Some(format!("{key}x"))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("MALFORMED")), "{body}");
+    let (status, body) = refused(chat("other-model"), Some(key.clone())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("MODEL_NOT_ALLOWED")), "{body}");
+    let (open_key_id, open_key) = app.issue_key(&tenant, json!({})).await;
+    let (status, body) = refused(chat("no-such-model"), Some(open_key)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("model_not_found")), "{body}");
+    let _ = open_key_id;
+    let (status, body) = refused(json!({"messages": []}), Some(key.clone())).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{body}");
+    let admin_key = app.create_tenant("Other").await.1;
+    let (status, body) = refused(chat("gpt-test"), Some(admin_key)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("data_key_required")), "{body}");
+
+    // Metered: 20 + 12 + 12 + 20 (tz) + 3 tokens on the key, once each, with the bound tags.
+    let summary_has = |want: u64| {
+        let app = &app;
+        let tenant = tenant.clone();
+        async move {
+            let (_, s) = send(app.admin(Method::GET, "/usage/summary").header("X-Tenant-ID", &tenant)).await;
+            s["llm_tokens"].as_u64() == Some(want)
+        }
+    };
+    assert!(eventually(Duration::from_secs(15), || summary_has(67)).await, "usage reached the totals");
+    let records: Vec<Value> = stream
+        .messages_of(&stream.usage_stream)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    let mine: Vec<&Value> = records.iter().filter(|r| r["data"]["key_id"] == public_id.as_str()).collect();
+    assert_eq!(mine.len(), 5, "one record per forwarded request");
+    for r in &mine {
+        assert_eq!(r["data"]["tags"], json!({"customer_id": "acme"}));
+        assert_eq!(r["data"]["status"], 200);
+        assert!(r["data"]["latency_ms"].is_u64());
+        assert!(r["id"].as_str().unwrap().starts_with("gw_"));
+    }
+
+    // Zero data retention: the prompt and the completion are nowhere.
+    for m in stream.messages_of(&stream.usage_stream).await.iter().chain(stream.messages().await.iter()) {
+        let text = String::from_utf8_lossy(&m.payload);
+        assert!(!text.contains(&prompt) && !text.contains(COMPLETION), "content on NATS: {text}");
+    }
+    let pool = db.pool().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for table in tables {
+        let found: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" t WHERE t::text LIKE '%' || $1 || '%' OR t::text LIKE '%' || $2 || '%'"
+        ))
+        .bind(&prompt)
+        .bind(COMPLETION)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(found, 0, "content kept in table {table}");
+    }
+    // A gateway that does not allow private upstreams refuses to forward to one, whatever
+    // the configuration says.
+    let strict =
+        tokenhub::gateway::Gateway::new(app.app.state.clone(), Vec::new(), false, Duration::from_secs(10))
+            .expect("client");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let strict_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(tokenhub::gateway::serve(strict, listener, stop.clone()));
+    let before = seen.lock().unwrap().requests.len();
+    let (status, body) = send(
+        http.post(format!("{strict_base}/v1/chat/completions")).bearer_auth(&key).json(&chat("gpt-test")),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("upstream_refused")), "{body}");
+    assert_eq!(seen.lock().unwrap().requests.len(), before, "nothing reached the upstream");
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Quota").await;
+    let as_tenant = |m: Method, p: &str| app.admin(m, p).header("X-Tenant-ID", &tenant);
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) = send(as_tenant(Method::POST, "/tenant/config").json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (gateway, stop) = start_gateway(&app).await;
+    let http = reqwest::Client::new();
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+
+    // 20 tokens per answer against a quota of 30: the second answer spends it.
+    let (_, key) = app.issue_key(&tenant, json!({"quota_limit": 30})).await;
+    for _ in 0..2 {
+        let (status, body) =
+            send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&key).json(&chat)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let spent = || async {
+        let (status, body) =
+            send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&key).json(&chat)).await;
+        status == 429
+            && body["error"]["code"] == "QUOTA_EXCEEDED"
+            && body["error"]["type"] == "insufficient_quota"
+    };
+    assert!(eventually(Duration::from_secs(10), spent).await, "QUOTA_EXCEEDED once the quota is spent");
+
+    // A sub-account allowed only embeddings: its keys may not chat.
+    let (status, sub) = send(
+        as_tenant(Method::POST, "/tenant/sub-accounts")
+            .json(&json!({"name": "emb", "permissions": ["embeddings"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let (_, sub_key) = app
+        .issue_key(&tenant, json!({"sub_account_id": sub["sub_account_id"], "permissions": ["embeddings"]}))
+        .await;
+    let (status, body) =
+        send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&sub_key).json(&chat)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("permission_denied")), "{body}");
+    let (status, body) = send(
+        http.post(format!("{gateway}/v1/embeddings"))
+            .bearer_auth(&sub_key)
+            .json(&json!({"model": "m", "input": "x"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    stop.cancel();
+    app.stop().await;
+}
