@@ -272,6 +272,43 @@ impl KeyCache {
         Verdict { code, key: Some(key), sub_account, quota }
     }
 
+    /// Every quota that binds `key` now — its own, its sub-account's, its tenant's — each with
+    /// the id of its owner (the key's public id, the sub-account id, the tenant id): what a
+    /// gateway reserves against before it forwards a request.
+    pub fn quotas(&self, key: &CachedKey, now: OffsetDateTime) -> Vec<(String, QuotaStatus)> {
+        let sub_account = key.sub_account_id.as_deref().and_then(|id| self.sub_account(id));
+        let tenant = key.tenant_id.as_deref().and_then(|t| self.tenants.get(t));
+        let status = |scope, limit: i64, period: Option<QuotaPeriod>, totals: &TokenTotals| {
+            let used = totals.used(period, now);
+            QuotaStatus { scope, limit, used, remaining: (limit - used).max(0), period }
+        };
+        let mut out = Vec::with_capacity(3);
+        if let Some(limit) = key.quota_limit {
+            out.push((
+                key.public_id.to_string(),
+                status(QuotaScope::Key, limit, key.quota_period, &key.usage.tokens),
+            ));
+        }
+        if let Some(sub) = sub_account.as_deref() {
+            if let Some(limit) = sub.quota_limit {
+                let totals = self.sub_account_usage(&sub.sub_account_id);
+                out.push((
+                    sub.sub_account_id.clone(),
+                    status(QuotaScope::SubAccount, limit, sub.quota_period, &totals),
+                ));
+            }
+        }
+        if let (Some(gate), Some(tenant_id)) = (tenant.as_deref(), key.tenant_id.as_deref()) {
+            if let Some(limit) = gate.quota {
+                out.push((
+                    tenant_id.to_string(),
+                    status(QuotaScope::Tenant, limit, Some(QuotaPeriod::Month), &gate.tokens),
+                ));
+            }
+        }
+        out
+    }
+
     /// The tightest (least remaining) of the key's, its sub-account's and its tenant's quotas.
     fn quota_of(
         &self,

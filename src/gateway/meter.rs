@@ -38,17 +38,29 @@ pub struct Meter {
     key: Arc<CachedKey>,
     model: String,
     started: Instant,
-    /// The answer's status.
+    /// The answer's status (499 while none: the client went away first).
     pub status: u16,
     /// What the upstream reported, when it did.
     pub tokens: Option<Tokens>,
+    /// The request's quota reservation, released once what it produced is counted.
+    pub reservation: Option<super::reserve::Reservation>,
     recorded: bool,
 }
 
 impl Meter {
     /// A meter for request `id` with `key` on `model`.
     pub fn new(ctx: Ctx, id: String, key: Arc<CachedKey>, model: String) -> Self {
-        Self { ctx, id, key, model, started: Instant::now(), status: 0, tokens: None, recorded: false }
+        Self {
+            ctx,
+            id,
+            key,
+            model,
+            started: Instant::now(),
+            status: 0,
+            tokens: None,
+            reservation: None,
+            recorded: false,
+        }
     }
 
     /// Records the request now (in the background); also done on drop.
@@ -94,22 +106,27 @@ impl Meter {
             datacontenttype: "application/json".into(),
             data,
         };
+        // Counted at once, then the reservation released: the tokens are never in neither.
+        // (The usage projection's totals, which every instance refreshes from, will include
+        // the same record; the cache keeps the larger of the two, so it is not counted twice.)
+        let d = &event.data;
+        self.ctx.keys.add_ingested(
+            &d.tenant_id,
+            d.key_id.as_deref(),
+            d.sub_account_id.as_deref(),
+            d.llm_tokens,
+            event.time,
+            now,
+        );
+        self.reservation = None;
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             // Retried while NATS is briefly away; the record's id makes a repeat a duplicate.
             for attempt in 0..20u32 {
                 match ctx.usage.publish(&ctx.pool, std::slice::from_ref(&event)).await {
                     Ok(outcomes) => {
-                        if outcomes.first() == Some(&Outcome::Accepted) {
-                            let d = &event.data;
-                            ctx.keys.add_ingested(
-                                &d.tenant_id,
-                                d.key_id.as_deref(),
-                                d.sub_account_id.as_deref(),
-                                d.llm_tokens,
-                                event.time,
-                                now,
-                            );
+                        if outcomes.first() != Some(&Outcome::Accepted) {
+                            tracing::warn!(request_id = %event.id, "a gateway usage record was a duplicate");
                         }
                         return;
                     }

@@ -13,6 +13,7 @@
 pub mod errors;
 pub mod meter;
 pub mod providers;
+pub mod reserve;
 mod stream;
 
 use std::net::SocketAddr;
@@ -56,9 +57,19 @@ pub struct Inner {
     client: reqwest::Client,
     providers: Providers,
     allow_private: bool,
+    reservations: Arc<reserve::Reservations>,
 }
 
+/// The completion tokens reserved for a request that names no `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: i64 = 4096;
+
 impl Gateway {
+    /// Tokens reserved now against the quota of `owner` (a key's public id, a sub-account id
+    /// or a tenant id): 0 once every request on it has settled.
+    pub fn reserved(&self, owner: &str) -> i64 {
+        self.0.reservations.reserved(owner)
+    }
+
     /// A gateway over `ctx` with the platform's providers.
     pub fn new(
         ctx: Ctx,
@@ -72,7 +83,13 @@ impl Gateway {
             .pool_max_idle_per_host(256)
             .user_agent(concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self(Arc::new(Inner { ctx, client, providers: Providers::new(platform), allow_private })))
+        Ok(Self(Arc::new(Inner {
+            ctx,
+            client,
+            providers: Providers::new(platform),
+            allow_private,
+            reservations: Arc::default(),
+        })))
     }
 }
 
@@ -321,8 +338,28 @@ async fn forward(
             options.insert("include_usage".into(), Value::Bool(true));
         }
     }
+    // The most this request can be counted for: its prompt (at most one token per byte of
+    // the body) and its completion (`max_tokens`, else a default). Reserved against every
+    // quota of the key before anything is sent.
+    let completion_bound = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| request.get(*k).and_then(Value::as_i64))
+        .filter(|n| *n >= 0)
+        .unwrap_or(if matches!(operation, Operation::Embeddings) { 0 } else { DEFAULT_MAX_TOKENS });
+    let bound = body.len() as i64 + completion_bound;
+    let quotas = gw.ctx.keys.quotas(&cached, OffsetDateTime::now_utc());
+    let reservation = if quotas.is_empty() {
+        None
+    } else {
+        Some(
+            gw.reservations
+                .reserve(&quotas, bound)
+                .ok_or_else(|| GatewayError::of_verdict(VerifyCode::QuotaExceeded))?,
+        )
+    };
     let id = request_id();
     let mut meter = Meter::new(gw.ctx.clone(), id.clone(), cached.clone(), model);
+    meter.reservation = reservation;
     let payload = match serde_json::to_vec(&Value::Object(request)) {
         Ok(p) => p,
         Err(_) => return Err(GatewayError::invalid("invalid_request", "the body cannot be forwarded")),

@@ -38,6 +38,12 @@ async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap
         )
         .into_response();
     }
+    // "big": a slow answer of 500 tokens, for the reservations test.
+    let big = body["model"] == "big";
+    if big {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (prompt_tokens, completion_tokens) = if big { (100, 400) } else { (7, 5) };
     if body["stream"] == true {
         let mut events = String::new();
         for word in ["Hello", " world"] {
@@ -49,7 +55,9 @@ async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap
         if body["stream_options"]["include_usage"] == true {
             events.push_str(&format!(
                 "data: {}\n\n",
-                json!({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})
+                json!({"id": "c1", "object": "chat.completion.chunk", "choices": [],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                              "total_tokens": prompt_tokens + completion_tokens}})
             ));
         }
         events.push_str("data: [DONE]\n\n");
@@ -77,14 +85,19 @@ async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
 }
 
 async fn start_gateway(app: &TestApp) -> (String, CancellationToken) {
+    let (base, stop, _) = start_gateway_with_handle(app).await;
+    (base, stop)
+}
+
+async fn start_gateway_with_handle(app: &TestApp) -> (String, CancellationToken, tokenhub::gateway::Gateway) {
     let gateway =
         tokenhub::gateway::Gateway::new(app.app.state.clone(), Vec::new(), true, Duration::from_secs(10))
             .expect("client");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    tokio::spawn(tokenhub::gateway::serve(gateway, listener, stop.clone()));
-    (base, stop)
+    tokio::spawn(tokenhub::gateway::serve(gateway.clone(), listener, stop.clone()));
+    (base, stop, gateway)
 }
 
 #[tokio::test]
@@ -325,21 +338,26 @@ async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
     let http = reqwest::Client::new();
     let chat = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
 
-    // 20 tokens per answer against a quota of 30: the second answer spends it.
-    let (_, key) = app.issue_key(&tenant, json!({"quota_limit": 30})).await;
-    for _ in 0..2 {
+    // 20 tokens per answer against a quota of 200; each request reserves its bound (its body's
+    // bytes and `max_tokens`), so it is refused once what remains cannot hold that bound.
+    let (_, key) = app.issue_key(&tenant, json!({"quota_limit": 200})).await;
+    let small = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
+    let mut answered = 0;
+    let refusal = loop {
         let (status, body) =
-            send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&key).json(&chat)).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let spent = || async {
-        let (status, body) =
-            send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&key).json(&chat)).await;
-        status == 429
-            && body["error"]["code"] == "QUOTA_EXCEEDED"
-            && body["error"]["type"] == "insufficient_quota"
+            send(http.post(format!("{gateway}/v1/chat/completions")).bearer_auth(&key).json(&small)).await;
+        if status != 200 {
+            break (status, body);
+        }
+        answered += 1;
+        assert!(answered <= 10, "the quota binds");
     };
-    assert!(eventually(Duration::from_secs(10), spent).await, "QUOTA_EXCEEDED once the quota is spent");
+    assert_eq!(refusal.0, 429, "{}", refusal.1);
+    assert_eq!(
+        (refusal.1["error"]["code"].as_str(), refusal.1["error"]["type"].as_str()),
+        (Some("QUOTA_EXCEEDED"), Some("insufficient_quota"))
+    );
+    assert!(answered * 20 <= 200 && answered >= 5, "{answered} answers");
 
     // A sub-account allowed only embeddings: its keys may not chat.
     let (status, sub) = send(
@@ -361,6 +379,97 @@ async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    stop.cancel();
+    app.stop().await;
+}
+
+/// 16 concurrent streaming clients against a 5,000-token quota, each answer counting 500
+/// tokens: without reservations all 16 would be admitted (8,000 tokens); with them the quota
+/// is never exceeded, the refused get `QUOTA_EXCEEDED`, and nothing stays reserved.
+#[tokio::test]
+async fn concurrent_streams_never_overshoot_a_quota() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Reserve").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (public_id, key) = app.issue_key(&tenant, json!({"quota_limit": 5000})).await;
+    let (gateway, stop, handle) = start_gateway_with_handle(&app).await;
+    let http = reqwest::Client::new();
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (http, gateway, key) = (http.clone(), gateway.clone(), key.clone());
+        clients.push(tokio::spawn(async move {
+            let res = http
+                .post(format!("{gateway}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "big", "stream": true, "max_tokens": 400,
+                    "messages": [{"role": "user", "content": "tell me a long story"}]}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap_or_default();
+            (status, text)
+        }));
+    }
+    let mut served = 0;
+    for client in clients {
+        let (status, text) = client.await.unwrap();
+        match status {
+            200 => served += 1,
+            429 => assert!(text.contains("QUOTA_EXCEEDED"), "{text}"),
+            other => panic!("{other}: {text}"),
+        }
+    }
+    assert!(served >= 8, "as many as fit were served: {served}");
+    let used = || async {
+        let (_, s) = send(app.admin(Method::GET, "/usage/summary").header("X-Tenant-ID", &tenant)).await;
+        s["llm_tokens"].as_i64().unwrap_or(-1)
+    };
+    assert!(eventually(Duration::from_secs(15), || async { used().await == served * 500 }).await);
+    assert!(used().await <= 5000, "overshoot: {} tokens over 5,000", used().await - 5000);
+    assert_eq!(handle.reserved(&public_id), 0, "every reservation settled");
+    assert_eq!(handle.reserved(&tenant), 0);
+
+    // A client that goes away before the answer: its reservation is released and the request
+    // is recorded (HTTP/1 notices the client gone when the answer starts: the stream is then
+    // dropped, and with it the upstream request).
+    let (other_id, other_key) = app.issue_key(&tenant, json!({"quota_limit": 100000})).await;
+    let abandoned = tokio::spawn({
+        let (http, gateway) = (http.clone(), gateway.clone());
+        async move {
+            let _ = http
+                .post(format!("{gateway}/v1/chat/completions"))
+                .bearer_auth(&other_key)
+                .json(&json!({"model": "big", "stream": true, "max_tokens": 400, "messages": []}))
+                .send()
+                .await;
+        }
+    });
+    assert!(eventually(Duration::from_secs(5), || async { handle.reserved(&other_id) > 0 }).await);
+    abandoned.abort();
+    assert!(
+        eventually(Duration::from_secs(5), || async { handle.reserved(&other_id) == 0 }).await,
+        "released"
+    );
+    let recorded = || async {
+        stream.messages_of(&stream.usage_stream).await.iter().any(|m| {
+            let r: Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            r["data"]["key_id"] == other_id.as_str()
+        })
+    };
+    assert!(eventually(Duration::from_secs(10), recorded).await, "the abandoned request is recorded");
     stop.cancel();
     app.stop().await;
 }
