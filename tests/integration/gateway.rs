@@ -473,3 +473,77 @@ async fn concurrent_streams_never_overshoot_a_quota() {
     stop.cancel();
     app.stop().await;
 }
+
+static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The Python of `tests/openai-sdk/.venv`, with the official `openai` SDK installed (pinned in
+/// `tests/openai-sdk/requirements.txt`; `pip install` on first use).
+fn sdk_python() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk");
+    let python = dir.join(".venv/bin/python");
+    let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    let ready =
+        std::process::Command::new(&python).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+    if !ready {
+        let venv = std::process::Command::new("python3").args(["-m", "venv"]).arg(dir.join(".venv")).status();
+        assert!(venv.is_ok_and(|s| s.success()), "python3 -m venv tests/openai-sdk/.venv");
+        let pip = std::process::Command::new(dir.join(".venv/bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(dir.join("requirements.txt"))
+            .status();
+        assert!(pip.is_ok_and(|s| s.success()), "pip install -r tests/openai-sdk/requirements.txt");
+    }
+    python
+}
+
+/// What a client of the official `openai` Python SDK sees: completions, streams, embeddings,
+/// the model list, and TokenHub's refusals as the SDK's own errors.
+#[tokio::test]
+async fn the_official_openai_sdk_works_against_the_gateway() {
+    let python = tokio::task::spawn_blocking(sdk_python).await.unwrap();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Sdk").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["sdk-model"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, key) = app.issue_key(&tenant, json!({})).await;
+    let (_, spent) = app.issue_key(&tenant, json!({"quota_limit": 1})).await;
+    let (gateway, stop) = start_gateway(&app).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk/client.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(python)
+            .arg(script)
+            .args([format!("{gateway}/v1"), key, "sdk-model".into(), spent])
+            .output(),
+    )
+    .await
+    .expect("the SDK client ends")
+    .expect("python runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let seen_by_sdk: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        seen_by_sdk,
+        json!({
+            "content": COMPLETION,
+            "usage": 20,
+            "streamed": "Hello world",
+            "embedding": 2,
+            "models": ["sdk-model"],
+            "wrong_key": {"status": 401, "code": "MALFORMED", "type": "authentication_error"},
+            "spent": {"status": 429, "code": "QUOTA_EXCEEDED", "type": "insufficient_quota"},
+        })
+    );
+    stop.cancel();
+    app.stop().await;
+}
