@@ -352,12 +352,27 @@ impl ServerProcess {
 
     /// Starts the binary with `env` added (an empty value removes a variable).
     pub fn start_with(db: &TestDb, stream: &TestStream, env: &[(&str, &str)]) -> Self {
+        Self::spawn(db, stream, "serve", env)
+    }
+
+    /// Starts `tokenhub gateway` on a free port (`base` is the gateway's address).
+    pub fn gateway(db: &TestDb, stream: &TestStream, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = env.to_vec();
+        env.push(("GATEWAY_LISTEN_ADDR", &listen));
+        let mut process = Self::spawn(db, stream, "gateway", &env);
+        process.base = format!("http://{listen}");
+        process
+    }
+
+    fn spawn(db: &TestDb, stream: &TestStream, subcommand: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = std::env::temp_dir().join(format!("tokenhub-{port}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"));
         command
-            .arg("serve")
+            .arg(subcommand)
             .env("DATABASE_URL", &db.url)
             .env("NATS_URL", &stream.url)
             .env("NATS_EVENTS_STREAM", &stream.stream)

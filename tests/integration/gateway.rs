@@ -547,3 +547,77 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
     stop.cancel();
     app.stop().await;
 }
+
+/// `kill -9` of a gateway process in the middle of a request, and a restart: the client gets
+/// an error, the restarted gateway serves again, and no reservation of the killed request
+/// survives to hold the key's quota.
+#[tokio::test]
+async fn a_gateway_killed_mid_request_restarts_with_no_reservation_held() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Crash").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    // Room for two 500-token answers (each reserves about 470 tokens), not three.
+    let (_, key) = app.issue_key(&tenant, json!({"quota_limit": 1000})).await;
+    let env = [
+        ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
+        ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
+    ];
+    let http = reqwest::Client::new();
+    let ready = |base: String| {
+        let (http, key) = (http.clone(), key.clone());
+        async move {
+            for _ in 0..300 {
+                let res = http.get(format!("{base}/v1/models")).bearer_auth(&key).send().await;
+                if res.is_ok_and(|r| r.status() == 200) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the gateway at {base} did not become ready");
+        }
+    };
+    let big = json!({"model": "big", "stream": true, "max_tokens": 400, "messages": []});
+    let mut gateway = ServerProcess::gateway(&db, &stream, &env);
+    ready(gateway.base.clone()).await;
+    let in_flight = tokio::spawn({
+        let (http, url, key, big) =
+            (http.clone(), format!("{}/v1/chat/completions", gateway.base), key.clone(), big.clone());
+        async move { http.post(url).bearer_auth(key).json(&big).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gateway.kill9();
+    assert!(in_flight.await.unwrap().is_err(), "the killed request ends in an error");
+
+    let gateway = ServerProcess::gateway(&db, &stream, &env);
+    ready(gateway.base.clone()).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{}/v1/chat/completions", gateway.base))
+            .bearer_auth(&key)
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        let _ = res.text().await;
+        // Let the settled tokens reach the key's totals before the next admission.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(statuses, [200, 200, 429], "two answers fit, as if the killed request had never been");
+    drop(gateway);
+    app.stop().await;
+}
