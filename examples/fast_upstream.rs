@@ -40,8 +40,17 @@ async fn chat(body: Bytes) -> Response {
 #[tokio::main]
 async fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {addr}: {e}");
+            std::process::exit(2);
+        }
+    };
     eprintln!("fast upstream on {addr}");
     let app = Router::new().route("/v1/chat/completions", post(chat));
-    axum::serve(listener, app).await.expect("serve");
+    if let Err(e) = axum::serve(listener, app).await {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
 }

@@ -28,11 +28,16 @@ fn rss_kib(pid: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let url = arg("--url").expect("--url");
-    let key = arg("--key").expect("--key");
+    let (Some(url), Some(key)) = (arg("--url"), arg("--key")) else {
+        eprintln!("usage: stream_load --url <gateway chat completions URL> --key <data key> [--streams N] [--pid P]");
+        std::process::exit(2);
+    };
     let streams: usize = arg("--streams").and_then(|s| s.parse().ok()).unwrap_or(2000);
     let pid = arg("--pid").unwrap_or_default();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(streams).build().expect("client");
+    let Ok(client) = reqwest::Client::builder().pool_max_idle_per_host(streams).build() else {
+        eprintln!("cannot build the HTTP client");
+        std::process::exit(2);
+    };
     let before = rss_kib(&pid);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(streams);
