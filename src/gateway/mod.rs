@@ -178,15 +178,22 @@ fn client_ip(gw: &Inner, headers: &HeaderMap, peer: SocketAddr) -> Option<std::n
 
 /// The key's policy: a data key that passes verify for `model`, whose sub-account (and own
 /// permissions, when it has any) allow `operation`.
-fn admit(
+async fn admit(
     gw: &Inner,
     key: &str,
     ip: Option<std::net::IpAddr>,
     model: Option<&str>,
     operation: Option<Operation>,
 ) -> Result<Arc<CachedKey>, GatewayError> {
-    let verdict =
-        gw.ctx.keys.verify(&gw.ctx.hasher, VerifyInput { key, ip, model }, OffsetDateTime::now_utc());
+    let input = VerifyInput { key, ip, model };
+    let mut verdict = gw.ctx.keys.verify(&gw.ctx.hasher, input, OffsetDateTime::now_utc());
+    // `NOT_FOUND` only once this gateway holds the log as of the request: a key issued a
+    // moment ago (on the server) is known here first.
+    if verdict.code == VerifyCode::NotFound
+        && gw.ctx.keys.caught_up(&gw.ctx.pool).await == crate::cache::caught_up::CaughtUp::Yes
+    {
+        verdict = gw.ctx.keys.verify(&gw.ctx.hasher, input, OffsetDateTime::now_utc());
+    }
     if verdict.code != VerifyCode::Valid {
         return Err(GatewayError::of_verdict(verdict.code));
     }
@@ -288,7 +295,7 @@ async fn forward(
         _ => return Err(GatewayError::invalid("invalid_request", "`model` is required")),
     };
     let ip = client_ip(gw, headers, peer);
-    let cached = admit(gw, key, ip, Some(&model), Some(operation))?;
+    let cached = admit(gw, key, ip, Some(&model), Some(operation)).await?;
     let provider = provider_of(gw, &cached, &model).await?;
     // The outbound rules hold whatever the configuration says (it may have been saved by a
     // more permissive server): names are checked again when they resolve.
@@ -465,7 +472,7 @@ async fn models(
     }
     let key = bearer(&headers)?;
     let ip = client_ip(gw, &headers, peer);
-    let cached = admit(gw, key, ip, None, None)?;
+    let cached = admit(gw, key, ip, None, None).await?;
     let providers = gw.ctx_providers(cached.tenant_id.as_deref().unwrap_or_default()).await?;
     let mut seen = std::collections::BTreeMap::new();
     for p in &providers {

@@ -38,6 +38,45 @@ async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap
         )
         .into_response();
     }
+    // Faults the gateway must answer cleanly.
+    match body["model"].as_str() {
+        Some("fail500") => {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": {"message": "boom", "type": "server_error"}})),
+            )
+                .into_response()
+        }
+        Some("slow") => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        Some("nousage") => {
+            return axum::Json(json!({"id": "c0", "object": "chat.completion", "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": "no usage here"}, "finish_reason": "stop"}]}))
+            .into_response()
+        }
+        Some("cut") => {
+            // A stream that stops in the middle: one chunk, then the connection drops.
+            let chunks = futures::stream::unfold(0, |n| async move {
+                match n {
+                    0 => Some((
+                        Ok(Bytes::from(
+                            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\n",
+                        )),
+                        1,
+                    )),
+                    1 => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Some((Err(std::io::Error::other("cut")), 2))
+                    }
+                    _ => None,
+                }
+            });
+            return ([("content-type", "text/event-stream")], axum::body::Body::from_stream(chunks))
+                .into_response();
+        }
+        _ => {}
+    }
     // "big": a slow answer of 500 tokens, for the reservations test.
     let big = body["model"] == "big";
     if big {
@@ -618,6 +657,114 @@ async fn a_gateway_killed_mid_request_restarts_with_no_reservation_held() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(statuses, [200, 200, 429], "two answers fit, as if the killed request had never been");
+
+    // Zero data retention in the logs: the gateway logs at debug level, and neither a prompt
+    // nor a completion appears in them.
+    let (_, other) = app.issue_key(&tenant, json!({})).await;
+    let prompt = format!("canary-prompt-{}", uuid::Uuid::new_v4().simple());
+    for stream_it in [false, true] {
+        let res = http
+            .post(format!("{}/v1/chat/completions", gateway.base))
+            .bearer_auth(&other)
+            .json(&json!({"model": "m", "stream": stream_it, "messages": [{"role": "user", "content": prompt}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+        let _ = res.text().await;
+    }
+    let mut gateway = gateway;
+    let logs = gateway.logs();
+    assert!(logs.contains("gateway listening"), "the log is the gateway's: {logs}");
+    assert!(!logs.contains(&prompt) && !logs.contains(COMPLETION), "content in the gateway's log");
     drop(gateway);
+    app.stop().await;
+}
+
+/// What the gateway answers when the upstream fails: a 500 passes through (the upstream's own
+/// body), a slow upstream is 504 `upstream_timeout`, a stream cut in the middle ends the
+/// client's stream in an error, an answer without `usage` is recorded as unknown (never as
+/// zero); each is recorded once with its status.
+#[tokio::test]
+async fn upstream_faults_are_answered_cleanly_and_recorded_with_their_status() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Faults").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (public_id, key) = app.issue_key(&tenant, json!({})).await;
+    let gateway =
+        tokenhub::gateway::Gateway::new(app.app.state.clone(), Vec::new(), true, Duration::from_secs(1))
+            .expect("client");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(tokenhub::gateway::serve(gateway, listener, stop.clone()));
+    let http = reqwest::Client::new();
+    let chat = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "x"}]});
+
+    let (status, body) = send(
+        http.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&chat("fail500", false)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (500, Some("boom")),
+        "the upstream's 500 passes through"
+    );
+    let (status, body) =
+        send(http.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&chat("slow", false)))
+            .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("upstream_timeout")), "{body}");
+    let (status, body) = send(
+        http.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&chat("nousage", false)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let cut = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat("cut", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 200);
+    assert!(cut.text().await.is_err(), "a cut stream ends the client's stream in an error");
+
+    let records = || async {
+        stream
+            .messages_of(&stream.usage_stream)
+            .await
+            .iter()
+            .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+            .filter(|r| r["data"]["key_id"] == public_id.as_str())
+            .map(|r| {
+                (
+                    r["data"]["status"].as_u64().unwrap_or(0),
+                    r["data"]["usage_unknown"].as_bool().unwrap_or(false),
+                    r["data"]["llm_tokens"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async { records().await.len() == 4 }).await,
+        "{:?}",
+        records().await
+    );
+    let mut got = records().await;
+    got.sort();
+    assert_eq!(got, [(200, true, 0), (500, false, 0), (502, false, 0), (504, false, 0)]);
+    stop.cancel();
     app.stop().await;
 }
