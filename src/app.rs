@@ -124,7 +124,9 @@ impl App {
                 "TOKENHUB_KEK is not set: generated a key-encryption key file (mode 0600); back it up, or set TOKENHUB_KEK");
         }
         crate::crypto::data_keys::check_kek(&pool, &keks).await.map_err(|e| {
-            StartError::Kek(format!("{e}: start with the KEK that wrapped the existing data keys"))
+            StartError::Kek(format!(
+                "{e}: every instance must start with the same TOKENHUB_KEK, the one that wrapped the existing data keys"
+            ))
         })?;
         let nats = crate::nats::connect(&config.nats_url).await?;
         let shutdown = CancellationToken::new();

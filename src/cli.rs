@@ -511,7 +511,9 @@ fn nats_error(e: &dyn std::fmt::Display) -> StartError {
 
 /// A JetStream context on `NATS_URL`, for the commands that read a stream.
 async fn jetstream(config: &Config) -> Result<async_nats::jetstream::Context, StartError> {
-    let client = async_nats::connect(&config.nats_url).await.map_err(|e| nats_error(&e))?;
+    // No retry in the background: a command that reads a stream fails at once when NATS is away.
+    let servers = crate::nats::servers(&config.nats_url).map_err(|e| nats_error(&e))?;
+    let client = async_nats::ConnectOptions::new().connect(servers).await.map_err(|e| nats_error(&e))?;
     Ok(async_nats::jetstream::new(client))
 }
 
@@ -594,6 +596,9 @@ async fn kek(config: &Config, action: KekAction) -> Result<(), StartError> {
                 }
             };
             let done = crate::crypto::data_keys::rewrap_all(&pool, &keks, &progress)
+                .await
+                .map_err(|e| StartError::Kek(e.to_string()))?;
+            crate::crypto::data_keys::record_kek(&pool, &keks.current.id)
                 .await
                 .map_err(|e| StartError::Kek(e.to_string()))?;
             eprintln!(

@@ -25,9 +25,14 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20, global = true)]
     pub database_max_connections: u32,
 
-    /// NATS server URL.
+    /// NATS server URL, or several separated by commas (the nodes of a cluster).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
     pub nats_url: String,
+
+    /// Replicas of the events and usage streams in a JetStream cluster (1 on a single server;
+    /// 3 on a three-node cluster keeps them through the loss of a node).
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = 1, global = true, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nats_stream_replicas: u64,
 
     /// Subject prefix: events go to `<prefix>.events.<tenant>.<aggregate>.<event>`.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "tokenhub", global = true)]
@@ -287,6 +292,7 @@ impl Config {
         EventsStreamConfig {
             stream: self.nats_events_stream.clone(),
             subject_prefix: self.nats_subject_prefix.clone(),
+            replicas: self.nats_stream_replicas as usize,
         }
     }
 
@@ -296,6 +302,7 @@ impl Config {
             stream: self.nats_usage_stream.clone(),
             subject_prefix: self.nats_subject_prefix.clone(),
             consumer: self.usage_consumer.clone(),
+            replicas: self.nats_stream_replicas as usize,
         }
     }
 

@@ -11,6 +11,8 @@ pub struct EventsStreamConfig {
     pub stream: String,
     /// Subject prefix, e.g. `tokenhub`; events go to `<prefix>.events.>`.
     pub subject_prefix: String,
+    /// Replicas of the stream in a JetStream cluster (`NATS_STREAM_REPLICAS`).
+    pub replicas: usize,
 }
 
 impl EventsStreamConfig {
@@ -37,13 +39,27 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Connects; the client keeps retrying in the background when the server is down, so the
 /// service starts (and commands work) during a NATS outage.
-pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(urls: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .name("tokenhub")
-        .connect(url)
+        .connect(servers(urls)?)
         .await
+}
+
+/// The servers of `NATS_URL`: one URL, or several separated by commas (the nodes of a
+/// cluster; the client connects to any that answers and fails over to the others).
+pub fn servers(urls: &str) -> Result<Vec<async_nats::ServerAddr>, async_nats::ConnectError> {
+    let parsed: Result<Vec<async_nats::ServerAddr>, _> =
+        urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::parse).collect();
+    match parsed {
+        Ok(list) if !list.is_empty() => Ok(list),
+        Ok(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "NATS_URL names no server").into())
+        }
+        Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("NATS_URL: {e}")).into()),
+    }
 }
 
 /// Creates the events stream when missing and returns it.
@@ -51,7 +67,7 @@ pub async fn ensure_events_stream(
     js: &jetstream::Context,
     config: &EventsStreamConfig,
 ) -> Result<stream::Stream, async_nats::Error> {
-    ensure_stream(js, &config.stream, config.subjects(), "TokenHub domain events").await
+    ensure_stream(js, &config.stream, config.subjects(), config.replicas, "TokenHub domain events").await
 }
 
 /// An existing stream of that name does not take our subjects (e.g. another deployment's or
@@ -73,11 +89,13 @@ async fn ensure_stream(
     js: &jetstream::Context,
     name: &str,
     subjects: String,
+    replicas: usize,
     what: &str,
 ) -> Result<stream::Stream, async_nats::Error> {
     let config = stream::Config {
         name: name.to_string(),
         subjects: vec![subjects.clone()],
+        num_replicas: replicas.max(1),
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         duplicate_window: DUPLICATE_WINDOW,
@@ -94,9 +112,24 @@ async fn ensure_stream(
             js.get_or_create_stream(config).await?
         }
     };
-    let found = stream.info().await?.config.subjects.clone();
-    if !found.contains(&subjects) {
-        return Err(Box::new(ForeignStream { name: name.to_string(), found, wanted: subjects }));
+    let existing = stream.info().await?.config.clone();
+    if !existing.subjects.contains(&subjects) {
+        return Err(Box::new(ForeignStream {
+            name: name.to_string(),
+            found: existing.subjects,
+            wanted: subjects,
+        }));
+    }
+    // A stream created with fewer (or more) replicas than configured is changed in place:
+    // JetStream moves its data; a single server refuses more than one, which is reported.
+    if existing.num_replicas != replicas.max(1) {
+        let wanted = stream::Config { num_replicas: replicas.max(1), ..existing };
+        match js.update_stream(wanted).await {
+            Ok(_) => tracing::info!(stream = name, replicas, "stream replicas changed"),
+            Err(e) => {
+                tracing::warn!(stream = name, replicas, error = %e, "cannot change the stream's replicas")
+            }
+        }
     }
     Ok(stream)
 }
@@ -110,6 +143,8 @@ pub struct UsageStreamConfig {
     pub subject_prefix: String,
     /// Durable consumer that builds the rollups.
     pub consumer: String,
+    /// Replicas of the stream in a JetStream cluster (`NATS_STREAM_REPLICAS`).
+    pub replicas: usize,
 }
 
 impl UsageStreamConfig {
@@ -129,7 +164,7 @@ pub async fn ensure_usage_stream(
     js: &jetstream::Context,
     config: &UsageStreamConfig,
 ) -> Result<stream::Stream, async_nats::Error> {
-    ensure_stream(js, &config.stream, config.subjects(), "TokenHub usage records").await
+    ensure_stream(js, &config.stream, config.subjects(), config.replicas, "TokenHub usage records").await
 }
 
 /// The checkpoint name of the relay that publishes the log to events stream `stream`.

@@ -21,8 +21,8 @@ pub enum DataKeyError {
     /// The tenant's key was destroyed.
     #[error("the tenant's data key was destroyed")]
     Shredded,
-    /// The key is wrapped by another KEK than the configured one.
-    #[error("the data key is wrapped by KEK {found}, the configured KEK is {configured}")]
+    /// The key is wrapped by (or the fleet recorded) another KEK than the configured one.
+    #[error("the data keys are wrapped by KEK {found}, the configured KEK is {configured}")]
     WrongKek {
         /// Id of the KEK that wrapped it.
         found: String,
@@ -164,6 +164,22 @@ pub async fn rewrap_all(
 
 /// Checks at start that every stored data key is wrapped by a configured KEK.
 pub async fn check_kek(pool: &PgPool, keks: &Keks) -> Result<(), DataKeyError> {
+    // The first instance to start records its KEK (setting `kek_id`); every other instance
+    // must hold it, as current or previous. Two hosts that each generated their own KEK
+    // would otherwise both serve, and a secret stored through one could not be read on the
+    // other.
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(KEK_SETTING)
+        .bind(&keks.current.id)
+        .execute(pool)
+        .await?;
+    let recorded: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(KEK_SETTING)
+        .fetch_optional(pool)
+        .await?;
+    if let Some(recorded) = recorded.filter(|r| !keks.ids().contains(r)) {
+        return Err(DataKeyError::WrongKek { found: recorded, configured: keks.current.id.clone() });
+    }
     let other: Option<String> = sqlx::query_scalar(
         "SELECT kek_id FROM tenant_data_keys WHERE wrapped IS NOT NULL AND NOT (kek_id = ANY($1)) LIMIT 1",
     )
@@ -174,4 +190,20 @@ pub async fn check_kek(pool: &PgPool, keks: &Keks) -> Result<(), DataKeyError> {
         Some(found) => Err(DataKeyError::WrongKek { found, configured: keks.current.id.clone() }),
         None => Ok(()),
     }
+}
+
+/// The setting that names the KEK every instance must hold.
+pub const KEK_SETTING: &str = "kek_id";
+
+/// Records `kek_id` as the KEK every instance must hold (after `tokenhub kek rotate`).
+pub async fn record_kek(pool: &PgPool, kek_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()",
+    )
+    .bind(KEK_SETTING)
+    .bind(kek_id)
+    .execute(pool)
+    .await
+    .map(drop)
 }

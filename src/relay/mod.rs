@@ -164,9 +164,26 @@ impl Relay {
             .bind(&name)
             .fetch_one(&mut *leader)
             .await?;
-        let last_seq = stream.info().await?.state.last_sequence;
-        if last_seq > 0 {
-            let last = stream.get_raw_message(last_seq).await?;
+        let state = stream.info().await?.state.clone();
+        // An empty stream whose sequence has moved on was purged (or lost its data): nothing
+        // to compare with, so the relay goes on from its checkpoint instead of stopping.
+        let last = if state.messages > 0 && state.last_sequence > 0 {
+            match stream.get_raw_message(state.last_sequence).await {
+                Ok(last) => Some(last),
+                Err(e) => {
+                    tracing::warn!(stream = %self.config.stream, error = %e,
+                        "the events stream's last message is gone (purged or lost); the relay goes on from its checkpoint");
+                    None
+                }
+            }
+        } else {
+            if state.last_sequence > 0 {
+                tracing::warn!(stream = %self.config.stream, checkpoint = position,
+                    "the events stream is empty (purged?); the relay goes on from its checkpoint");
+            }
+            None
+        };
+        if let Some(last) = last {
             let in_stream =
                 last.headers.get(POSITION_HEADER).and_then(|v| v.as_str().parse::<i64>().ok()).unwrap_or(0);
             // The stream's last message must be this log's event at that position (same event

@@ -410,6 +410,11 @@ impl ServerProcess {
         panic!("server {} did not become ready", self.base);
     }
 
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Kills it (SIGKILL) and returns its log.
     pub fn logs(&mut self) -> String {
         let _ = self.child.kill();

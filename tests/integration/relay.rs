@@ -290,3 +290,61 @@ async fn a_stream_of_another_database_is_refused_not_skipped() {
     assert!(lag.is_some_and(|l| l >= 4.0), "{lag:?}");
     b.stop().await;
 }
+
+/// The events stream purged under a running relay (or a replica that lost its data): the relay
+/// does not stop for good; it goes on from its checkpoint and the next events reach the stream.
+#[tokio::test]
+async fn a_purged_events_stream_does_not_stop_the_relay() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    app.create_tenant("Before").await;
+    app.wait_relayed(Duration::from_secs(10)).await;
+    // Purged while the relay runs, and again while no instance runs (the next start finds
+    // an empty stream whose sequence has moved on).
+    let js = stream.js().await;
+    js.get_stream(&stream.stream).await.unwrap().purge().await.unwrap();
+    app.create_tenant("Between").await;
+    app.wait_relayed(Duration::from_secs(15)).await;
+    app.stop().await;
+    js.get_stream(&stream.stream).await.unwrap().purge().await.unwrap();
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, _) = app.create_tenant("After").await;
+    app.wait_relayed(Duration::from_secs(15)).await;
+    let types: Vec<String> = stream
+        .messages()
+        .await
+        .iter()
+        .filter_map(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).ok())
+        .filter(|e| {
+            e["data"]["tenant_id"] == tenant.as_str()
+                || e["subject"].as_str().is_some_and(|s| s.contains(&tenant))
+        })
+        .filter_map(|e| e["type"].as_str().map(str::to_string))
+        .collect();
+    assert!(!types.is_empty(), "the events after the purge reached the stream");
+    app.stop().await;
+}
+
+/// `NATS_URL` names the nodes of a cluster: with the first one down at start, the instance
+/// uses another (a list used to be a startup error, and a single down node stopped it).
+#[tokio::test]
+async fn a_nats_url_list_with_a_node_down_still_connects() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let urls = format!("nats://127.0.0.1:{down},{}", stream.url);
+    let server = ServerProcess::start_with(&db, &stream, &[("MASTER_API_KEY", MASTER), ("NATS_URL", &urls)]);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let (status, body) = send(
+        http.post(format!("{}/admin/tenants", server.base))
+            .header("X-Master-Key", MASTER)
+            .json(&serde_json::json!({"name": "Listed"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        eventually(Duration::from_secs(10), || async { !stream.messages().await.is_empty() }).await,
+        "events reached the stream through the live node"
+    );
+}

@@ -296,3 +296,46 @@ async fn concurrent_reveals_of_one_secret_all_succeed_and_are_each_audited() {
     assert_eq!(after - before, 16, "every reveal is on the record");
     app.stop().await;
 }
+
+/// Two hosts started without `TOKENHUB_KEK` each generate a KEK file of their own: the second
+/// to start refuses (the first recorded its KEK), instead of serving secrets it cannot open.
+#[tokio::test]
+async fn a_second_host_with_another_generated_kek_refuses_to_start() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let http = reqwest::Client::new();
+    let dir = std::env::temp_dir().join(format!("tokenhub-kek-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a/kek").display().to_string(), dir.join("b/kek").display().to_string());
+    let first = ServerProcess::start_with(
+        &db,
+        &stream,
+        &[("MASTER_API_KEY", MASTER), ("TOKENHUB_KEK", ""), ("TOKENHUB_KEK_FILE", &a)],
+    );
+    first.wait_ready(&http).await;
+    let mut second = ServerProcess::start_with(
+        &db,
+        &stream,
+        &[("MASTER_API_KEY", MASTER), ("TOKENHUB_KEK", ""), ("TOKENHUB_KEK_FILE", &b)],
+    );
+    let mut exited = false;
+    for _ in 0..100 {
+        if second.exited() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = second.logs();
+    assert!(exited, "the second host must not serve: {logs}");
+    assert!(logs.contains("same TOKENHUB_KEK"), "{logs}");
+    // The first host's KEK file, given to the second, lets it start.
+    let third = ServerProcess::start_with(
+        &db,
+        &stream,
+        &[("MASTER_API_KEY", MASTER), ("TOKENHUB_KEK", ""), ("TOKENHUB_KEK_FILE", &a)],
+    );
+    third.wait_ready(&http).await;
+    drop((first, third));
+    let _ = std::fs::remove_dir_all(&dir);
+}
