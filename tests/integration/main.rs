@@ -22,6 +22,7 @@ mod input;
 mod ip_allowlist;
 mod live;
 mod master_key;
+mod nats_cluster;
 mod oidc;
 mod openapi;
 mod outage;
