@@ -28,6 +28,7 @@ fn rss_kib(pid: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
+    tokenhub::app::install_crypto_provider();
     let (Some(url), Some(key)) = (arg("--url"), arg("--key")) else {
         eprintln!("usage: stream_load --url <gateway chat completions URL> --key <data key> [--streams N] [--pid P]");
         std::process::exit(2);

@@ -23,7 +23,8 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 ulimit -n 65536 2>/dev/null || true
 
 echo "building (release)…"
-cargo build --release --quiet --bin tokenhub --example fast_upstream --example stream_load
+# TOKENHUB_BIN set: the binaries of an earlier release build are used as they are.
+[ -n "${TOKENHUB_BIN:-}" ] || cargo build --release --quiet --bin tokenhub --example fast_upstream --example stream_load
 export GATEWAY_ALLOW_PRIVATE_UPSTREAMS=true
 . scripts/scratch-server.sh
 
@@ -32,7 +33,7 @@ UP_PORT=$(free_port)
 UP_PID=$!
 GW_PORT=$(free_port)
 DATABASE_URL="$PG/$DB" NATS_URL="nats://127.0.0.1:$NATS_PORT" MASTER_API_KEY="$MASTER" LOG_LEVEL=warn \
-  GATEWAY_LISTEN_ADDR="127.0.0.1:$GW_PORT" ./target/release/tokenhub gateway 2>"$WORK/gateway.log" &
+  GATEWAY_LISTEN_ADDR="127.0.0.1:$GW_PORT" "${TOKENHUB_BIN:-./target/release/tokenhub}" gateway 2>"$WORK/gateway.log" &
 GW_PID=$!
 trap 'kill $UP_PID $GW_PID 2>/dev/null || true; cleanup' EXIT
 

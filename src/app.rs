@@ -101,9 +101,26 @@ pub async fn load_pepper(pool: &PgPool, configured: Option<&str>) -> Result<Vec<
         .map_err(|_| StartError::Config("the stored key pepper is not base64".into()))
 }
 
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `tokenhub serve`: the control API and every background worker.
+    Server,
+    /// `tokenhub gateway`: what the data plane reads (the key cache, tenants, secrets, the
+    /// usage ingest) and none of the server's workers (usage rollups, the relay, webhooks,
+    /// pruners) — those run on the servers.
+    Gateway,
+}
+
 impl App {
-    /// Connects, migrates and starts the background tasks.
+    /// Connects, migrates and starts the background tasks of a server.
     pub async fn build(config: &Config) -> Result<App, StartError> {
+        Self::build_as(config, Role::Server).await
+    }
+
+    /// Connects, migrates and starts what a process of `role` runs.
+    pub async fn build_as(config: &Config, role: Role) -> Result<App, StartError> {
+        let server = role == Role::Server;
         config.validate().map_err(StartError::Config)?;
         install_crypto_provider();
         let _ = crate::telemetry::metrics_handle();
@@ -146,16 +163,28 @@ impl App {
         crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
         crate::cache::usage::spawn_quota_refresher(keys.clone(), pool.clone(), shutdown.clone()).await;
         let (applied, usage_applied) = watch::channel(0);
-        let usage_projection = tokio::spawn(crate::usage::rollups::run(
-            pool.clone(),
-            nats.clone(),
-            config.usage_stream(),
-            applied,
-            shutdown.clone(),
-        ));
-        crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
-        crate::store::idempotency::spawn_pruner(pool.clone(), shutdown.clone());
-        crate::store::sessions::spawn_pruner(pool.clone(), config.limits().session_idle, shutdown.clone());
+        let usage_projection = if server {
+            let handle = tokio::spawn(crate::usage::rollups::run(
+                pool.clone(),
+                nats.clone(),
+                config.usage_stream(),
+                applied,
+                shutdown.clone(),
+            ));
+            crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
+            crate::store::idempotency::spawn_pruner(pool.clone(), shutdown.clone());
+            handle
+        } else {
+            drop(applied);
+            tokio::spawn(async {})
+        };
+        if server {
+            crate::store::sessions::spawn_pruner(
+                pool.clone(),
+                config.limits().session_idle,
+                shutdown.clone(),
+            );
+        }
         let rate_limiter =
             Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
         crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
@@ -169,20 +198,26 @@ impl App {
             .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
         );
         let commands = Commands::new(pool.clone(), Some(committed));
-        let webhook_position = crate::webhooks::sender::spawn(
-            webhooks.clone(),
-            commands.clone(),
-            hint.clone(),
-            shutdown.clone(),
-        );
+        let webhook_position = if server {
+            crate::webhooks::sender::spawn(webhooks.clone(), commands.clone(), hint.clone(), shutdown.clone())
+        } else {
+            watch::channel(0).1
+        };
         let rate_limit_notices = crate::webhooks::notices::RateLimitNotices::spawn(
             pool.clone(),
             crate::webhooks::WebhookSettings::from_config(config),
             shutdown.clone(),
         );
-        let (relay, relay_position) = Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
-        let relay_faults = relay.drop_publish();
-        tokio::spawn(relay.run(shutdown.clone()));
+        let (relay_position, relay_faults) = if server {
+            let (relay, relay_position) =
+                Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
+            let relay_faults = relay.drop_publish();
+            tokio::spawn(relay.run(shutdown.clone()));
+            (relay_position, relay_faults)
+        } else {
+            drop(hint);
+            (watch::channel(0).1, crate::relay::DropPublish::default())
+        };
         spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
         let db = crate::store::health::DbHealth::spawn(pool.clone(), shutdown.clone());
         let limits = config.limits();

@@ -272,7 +272,7 @@ async fn create_user(
 async fn gateway(config: &Config) -> Result<(), StartError> {
     let platform = crate::gateway::providers::platform_from_env(&config.gateway_providers)
         .map_err(StartError::Config)?;
-    let app = App::build(config).await?;
+    let app = App::build_as(config, crate::app::Role::Gateway).await?;
     let gateway = crate::gateway::Gateway::new(
         app.state.clone(),
         platform,

@@ -31,9 +31,69 @@ impl Tokens {
     }
 }
 
+/// Most records one publish carries.
+const BATCH: usize = 512;
+
+/// Publishes the gateway's usage records in the background, many per publish (their acks
+/// awaited together), retrying while NATS is away: a request never waits for its record.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: tokio::sync::mpsc::Sender<UsageEvent>,
+}
+
+impl Recorder {
+    /// Starts the publisher.
+    pub fn spawn(ctx: Ctx) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<UsageEvent>(65_536);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                publish_until_done(&ctx, &batch).await;
+                batch.clear();
+            }
+        });
+        Self { tx }
+    }
+
+    fn record(&self, event: UsageEvent) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+            // A burst beyond the queue: wait for room off the request's path.
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(event).await;
+            });
+        }
+    }
+}
+
+async fn publish_until_done(ctx: &Ctx, batch: &[UsageEvent]) {
+    // Retried while NATS is away; a record's id makes a repeat a duplicate.
+    for attempt in 0..40u32 {
+        match ctx.usage.publish_fresh(batch).await {
+            Ok(outcomes) => {
+                let repeats = outcomes.iter().filter(|o| **o != Outcome::Accepted).count();
+                if repeats > 0 {
+                    tracing::info!(
+                        repeats,
+                        "gateway usage records already in the stream (a retried publish)"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, records = batch.len(), "cannot publish gateway usage records; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt.min(20) + 1)))
+                    .await;
+            }
+        }
+    }
+    tracing::error!(records = batch.len(), "gateway usage records were not published");
+}
+
 /// One forwarded request, to be recorded once it ends (however it ends).
 pub struct Meter {
     ctx: Ctx,
+    recorder: Recorder,
     id: String,
     key: Arc<CachedKey>,
     model: String,
@@ -49,14 +109,17 @@ pub struct Meter {
 
 impl Meter {
     /// A meter for request `id` with `key` on `model`.
-    pub fn new(ctx: Ctx, id: String, key: Arc<CachedKey>, model: String) -> Self {
+    pub fn new(ctx: Ctx, recorder: Recorder, id: String, key: Arc<CachedKey>, model: String) -> Self {
+        // 499 (client closed request) until an answer is known: a request whose client went away
+        // before the upstream answered is recorded so.
         Self {
             ctx,
+            recorder,
             id,
             key,
             model,
             started: Instant::now(),
-            status: 0,
+            status: 499,
             tokens: None,
             reservation: None,
             recorded: false,
@@ -119,26 +182,7 @@ impl Meter {
             now,
         );
         self.reservation = None;
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            // Retried while NATS is briefly away; the record's id makes a repeat a duplicate.
-            for attempt in 0..20u32 {
-                match ctx.usage.publish(&ctx.pool, std::slice::from_ref(&event)).await {
-                    Ok(outcomes) => {
-                        if outcomes.first() != Some(&Outcome::Accepted) {
-                            tracing::warn!(request_id = %event.id, "a gateway usage record was a duplicate");
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, request_id = %event.id, "cannot record a gateway request's usage; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt + 1)))
-                            .await;
-                    }
-                }
-            }
-            tracing::error!(request_id = %event.id, "a gateway request's usage was not recorded");
-        });
+        self.recorder.record(event);
     }
 }
 

@@ -58,6 +58,7 @@ pub struct Inner {
     providers: Providers,
     allow_private: bool,
     reservations: Arc<reserve::Reservations>,
+    recorder: meter::Recorder,
 }
 
 /// The completion tokens reserved for a request that names no `max_tokens`.
@@ -84,11 +85,12 @@ impl Gateway {
             .user_agent(concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self(Arc::new(Inner {
-            ctx,
             client,
             providers: Providers::new(platform),
             allow_private,
             reservations: Arc::default(),
+            recorder: meter::Recorder::spawn(ctx.clone()),
+            ctx,
         })))
     }
 }
@@ -365,7 +367,7 @@ async fn forward(
         )
     };
     let id = request_id();
-    let mut meter = Meter::new(gw.ctx.clone(), id.clone(), cached.clone(), model);
+    let mut meter = Meter::new(gw.ctx.clone(), gw.recorder.clone(), id.clone(), cached.clone(), model);
     meter.reservation = reservation;
     let payload = match serde_json::to_vec(&Value::Object(request)) {
         Ok(p) => p,

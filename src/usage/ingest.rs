@@ -59,8 +59,22 @@ impl UsageIngest {
         &self.config
     }
 
+    /// Publishes records whose ids were made fresh by this process (the gateway's request
+    /// ids): no re-post to tell apart, so the counted records are not looked up.
+    pub async fn publish_fresh(&self, events: &[UsageEvent]) -> Result<Vec<Outcome>, IngestError> {
+        self.publish_checked(events, None).await
+    }
+
     /// Publishes `events` and waits for every acknowledgement; outcomes in input order.
     pub async fn publish(&self, pool: &PgPool, events: &[UsageEvent]) -> Result<Vec<Outcome>, IngestError> {
+        self.publish_checked(events, Some(pool)).await
+    }
+
+    async fn publish_checked(
+        &self,
+        events: &[UsageEvent],
+        pool: Option<&PgPool>,
+    ) -> Result<Vec<Outcome>, IngestError> {
         // Fail fast while disconnected instead of waiting for every acknowledgement to time out.
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(IngestError::Stream("not connected to NATS".into()));
@@ -74,13 +88,16 @@ impl UsageIngest {
         // Re-posts older than JetStream's window are told apart by the counted records; with
         // the database down that look is skipped (the usage projection counts a record once
         // whatever is published), so usage is taken during a database outage.
-        let counted = match tokio::time::timeout(COUNTED_LOOKUP, already_counted(pool, events)).await {
-            Ok(Ok(counted)) => counted,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "usage: counted records not looked up; JetStream de-duplicates");
-                vec![false; events.len()]
-            }
-            Err(_) => vec![false; events.len()],
+        let counted = match pool {
+            None => vec![false; events.len()],
+            Some(pool) => match tokio::time::timeout(COUNTED_LOOKUP, already_counted(pool, events)).await {
+                Ok(Ok(counted)) => counted,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "usage: counted records not looked up; JetStream de-duplicates");
+                    vec![false; events.len()]
+                }
+                Err(_) => vec![false; events.len()],
+            },
         };
         let mut pending: Vec<Option<PublishAckFuture>> = Vec::with_capacity(events.len());
         for (event, counted) in events.iter().zip(&counted) {
