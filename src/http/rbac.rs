@@ -270,17 +270,13 @@ pub async fn check_permission(
             .ok_or_else(|| ApiError::new(Code::RoleNotFound, "role not found"))?
             .contains(&body.permission),
         (None, Some(sub)) => {
-            let row: Option<(String, String, sqlx::types::Json<Vec<String>>)> = if is_sub_account_id(sub) {
-                sqlx::query_as("SELECT status, role, permissions FROM sub_accounts WHERE sub_account_id = $1 AND tenant_id = $2")
-                    .bind(sub)
-                    .bind(tenant)
-                    .fetch_optional(&state.pool)
-                    .await?
+            let row = if is_sub_account_id(sub) {
+                read::sub_accounts::get(&state.pool, tenant, sub).await?
             } else {
                 None
             };
-            let (status, role, own) =
-                row.ok_or_else(|| ApiError::new(Code::SubAccountNotFound, "sub-account not found"))?;
+            let row = row.ok_or_else(|| ApiError::new(Code::SubAccountNotFound, "sub-account not found"))?;
+            let (status, role, own) = (row.status, row.role, row.permissions);
             let from_role = role_permissions(&state.pool, tenant, &role).await?.unwrap_or_default();
             status == "active" && (own.0.contains(&body.permission) || from_role.contains(&body.permission))
         }

@@ -13,6 +13,8 @@ use tokenhub_aggregates::sub_account::SubAccountEvent;
 use tokenhub_aggregates::sub_account::{is_sub_account_id, SubAccountChanges};
 use utoipa::{IntoParams, ToSchema};
 
+use tokenhub_projections::read::sub_accounts as read;
+
 use crate::audit::as_of::{self, AsOf};
 use crate::auth::requires::{ManageSubAccounts, ReadSubAccounts};
 use crate::error::Code;
@@ -76,7 +78,7 @@ pub struct UpdateSubAccountRequest {
 }
 
 /// A sub-account.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubAccountView {
     /// Id, `sub_…`.
     pub sub_account_id: String,
@@ -130,9 +132,6 @@ pub struct SubAccountPage {
     pub next_cursor: Option<String>,
 }
 
-const COLUMNS: &str =
-    "sub_account_id, sub_account_id AS id, tenant_id, name, role, status, quota_limit, quota_period, permissions, created_at, updated_at";
-
 fn not_found() -> ApiError {
     ApiError::new(Code::SubAccountNotFound, "sub-account not found")
 }
@@ -141,14 +140,25 @@ async fn load(pool: &PgPool, tenant_id: &str, id: &str) -> ApiResult<SubAccountV
     if !is_sub_account_id(id) {
         return Err(not_found());
     }
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sub_accounts WHERE sub_account_id = $1 AND tenant_id = $2"
-    ))
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(not_found)
+    read::get(pool, tenant_id, id).await?.map(SubAccountView::from).ok_or_else(not_found)
+}
+
+impl From<read::SubAccountRow> for SubAccountView {
+    fn from(r: read::SubAccountRow) -> Self {
+        Self {
+            id: r.sub_account_id.clone(),
+            sub_account_id: r.sub_account_id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            role: r.role,
+            status: r.status,
+            quota_limit: r.quota_limit,
+            quota_period: r.quota_period,
+            permissions: r.permissions,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// Create a sub-account.
@@ -237,24 +247,9 @@ pub async fn list_sub_accounts(
 ) -> ApiResult<axum::Json<SubAccountPage>> {
     let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
     let after = paging::after(query.cursor.as_deref())?;
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        created_position: i64,
-        #[sqlx(flatten)]
-        view: SubAccountView,
-    }
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT created_position, {COLUMNS} FROM sub_accounts WHERE tenant_id = $1 AND created_position > $2 \
-         AND ($3::text IS NULL OR status = $3) ORDER BY created_position LIMIT $4"
-    ))
-    .bind(auth.tenant())
-    .bind(after)
-    .bind(query.status)
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = read::page(&state.pool, auth.tenant(), after, query.status.as_deref(), limit).await?;
     let next_cursor = paging::next_cursor(rows.len(), limit, rows.last().map(|r| r.created_position));
-    Ok(axum::Json(SubAccountPage { data: rows.into_iter().map(|r| r.view).collect(), next_cursor }))
+    Ok(axum::Json(SubAccountPage { data: rows.into_iter().map(SubAccountView::from).collect(), next_cursor }))
 }
 
 /// Get a sub-account, now or (`as_of`) as it was at a past moment.

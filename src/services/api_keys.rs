@@ -193,17 +193,11 @@ fn check_key_limit(state: &Ctx, tenant_id: &str, adding: i64) -> Outcome<()> {
 /// The limits of sub-account `sub_account_id` of `tenant_id`; 422 `sub_account_not_found`
 /// when it does not exist there or is deleted.
 pub async fn parent_limits(pool: &PgPool, tenant_id: &str, sub_account_id: &str) -> Outcome<ParentLimits> {
-    let row: Option<(sqlx::types::Json<Vec<String>>, Option<i64>)> = sqlx::query_as(
-        "SELECT permissions, quota_limit FROM sub_accounts \
-         WHERE sub_account_id = $1 AND tenant_id = $2 AND status <> 'deleted'",
-    )
-    .bind(sub_account_id)
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await?;
-    let (permissions, quota_limit) =
-        row.ok_or_else(|| Failure::new(Code::UnknownSubAccount, "sub-account not found in this tenant"))?;
-    Ok(ParentLimits { permissions: permissions.0, quota_limit })
+    let row = tokenhub_projections::read::sub_accounts::get(pool, tenant_id, sub_account_id)
+        .await?
+        .filter(|s| s.status != "deleted")
+        .ok_or_else(|| Failure::new(Code::UnknownSubAccount, "sub-account not found in this tenant"))?;
+    Ok(ParentLimits { permissions: row.permissions.0, quota_limit: row.quota_limit })
 }
 
 /// Who `principal` is to the `ApiKey` aggregate: a sub-account key (with `keys:manage`, or

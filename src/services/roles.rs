@@ -139,13 +139,7 @@ pub async fn delete(
     }
     let default_role = read::tenants::default_role(&ctx.pool, tenant).await?;
     let default_role = default_role.ok_or_else(|| Failure::new(Code::TenantNotFound, "tenant not found"))?;
-    let used: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sub_accounts WHERE tenant_id = $1 AND role = $2 AND status <> 'deleted')",
-    )
-    .bind(tenant)
-    .bind(name)
-    .fetch_one(&ctx.pool)
-    .await?;
+    let used = read::sub_accounts::role_in_use(&ctx.pool, tenant, name).await?;
     let in_use = if default_role == name {
         Some(RoleInUse::Default)
     } else if used {

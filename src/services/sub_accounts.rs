@@ -27,15 +27,13 @@ async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> Outcome<Option<u64>> {
 
 async fn check_limit(pool: &PgPool, tenant_id: &str) -> Outcome<()> {
     let Some(max) = caps::plan_limit(pool, tenant_id, "max_sub_accounts").await? else { return Ok(()) };
-    caps::ensure_below(
-        pool,
-        tenant_id,
-        "SELECT count(*) FROM sub_accounts WHERE tenant_id = $1 AND status <> 'deleted'",
-        max,
-        Code::SubAccountLimitReached,
-        |_| format!("the tenant's plan allows {max} sub-accounts"),
-    )
-    .await
+    if tokenhub_projections::read::sub_accounts::count_live(pool, tenant_id).await? >= max {
+        return Err(Failure::new(
+            Code::SubAccountLimitReached,
+            format!("the tenant's plan allows {max} sub-accounts"),
+        ));
+    }
+    Ok(())
 }
 
 /// A sub-account to create.

@@ -4,4 +4,5 @@
 
 pub mod roles;
 pub mod secrets;
+pub mod sub_accounts;
 pub mod tenants;
