@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::cache::CachedKey;
 use crate::services::Ctx;
 use crate::usage::ingest::Outcome;
-use crate::usage::record::{UsageData, UsageEvent, USAGE_EVENT_TYPE};
+use crate::usage::record::{UsageData, UsageEvent};
 
 /// Token counts an upstream reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,28 +159,11 @@ impl Meter {
             usage_unknown: self.tokens.is_none() && (200..300).contains(&self.status),
             received_at: now,
         };
-        let event = UsageEvent {
-            specversion: "1.0".into(),
-            id: self.id.clone(),
-            source: format!("/tokenhub/tenants/{tenant}/usage"),
-            event_type: USAGE_EVENT_TYPE.into(),
-            subject: tenant,
-            time: now,
-            datacontenttype: "application/json".into(),
-            data,
-        };
+        let event = UsageEvent::new(self.id.clone(), now, data);
         // Counted at once, then the reservation released: the tokens are never in neither.
         // (The usage projection's totals, which every instance refreshes from, will include
         // the same record; the cache keeps the larger of the two, so it is not counted twice.)
-        let d = &event.data;
-        self.ctx.keys.add_ingested(
-            &d.tenant_id,
-            d.key_id.as_deref(),
-            d.sub_account_id.as_deref(),
-            d.llm_tokens,
-            event.time,
-            now,
-        );
+        self.ctx.keys.add_event(&event, now);
         self.reservation = None;
         self.recorder.record(event);
     }

@@ -122,15 +122,7 @@ pub async fn report_usage(
         let status = match outcome {
             Outcome::Accepted => {
                 result.accepted += 1;
-                let d = &event.data;
-                state.keys.add_ingested(
-                    &d.tenant_id,
-                    d.key_id.as_deref(),
-                    d.sub_account_id.as_deref(),
-                    d.llm_tokens,
-                    event.time,
-                    now,
-                );
+                state.keys.add_event(event, now);
                 "accepted"
             }
             Outcome::Duplicate => {

@@ -290,14 +290,22 @@ pub fn prepare(
         usage_unknown: false,
         received_at: now,
     };
-    Ok(UsageEvent {
-        specversion: "1.0".into(),
-        id: input.id,
-        source: format!("/tokenhub/tenants/{tenant_id}/usage"),
-        event_type: USAGE_EVENT_TYPE.into(),
-        subject: tenant_id,
-        time: input.timestamp,
-        datacontenttype: "application/json".into(),
-        data,
-    })
+    Ok(UsageEvent::new(input.id, input.timestamp, data))
+}
+
+impl UsageEvent {
+    /// The CloudEvent of record `id` (unique per tenant) of usage that happened at `time`.
+    pub fn new(id: String, time: OffsetDateTime, data: UsageData) -> Self {
+        let tenant_id = data.tenant_id.clone();
+        Self {
+            specversion: "1.0".into(),
+            id,
+            source: format!("/tokenhub/tenants/{tenant_id}/usage"),
+            event_type: USAGE_EVENT_TYPE.into(),
+            subject: tenant_id,
+            time,
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
 }

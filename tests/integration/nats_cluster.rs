@@ -9,19 +9,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::*;
+use crate::relay::nats_server_bin;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn nats_server_bin() -> String {
-    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
-        ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "nats-server".into())
-    })
 }
 
 struct Cluster {

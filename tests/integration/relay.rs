@@ -121,7 +121,7 @@ pub struct PrivateNats {
     dir: std::path::PathBuf,
 }
 
-fn nats_server_bin() -> String {
+pub fn nats_server_bin() -> String {
     std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
         ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
             .iter()
