@@ -187,19 +187,6 @@ impl KeyCache {
         shared(&self.tenant_usage, tenant_id)
     }
 
-    /// [`KeyCache::add_ingested`] for the tokens of a usage record.
-    pub fn add_event(&self, event: &crate::usage::record::UsageEvent, now: OffsetDateTime) {
-        let d = &event.data;
-        self.add_ingested(
-            &d.tenant_id,
-            d.key_id.as_deref(),
-            d.sub_account_id.as_deref(),
-            d.llm_tokens,
-            event.time,
-            now,
-        );
-    }
-
     /// Counts tokens this instance just ingested for a tenant, key and sub-account (a record
     /// made at `at`, reported at `now`).
     pub fn add_ingested(

@@ -163,7 +163,7 @@ impl Meter {
         // Counted at once, then the reservation released: the tokens are never in neither.
         // (The usage projection's totals, which every instance refreshes from, will include
         // the same record; the cache keeps the larger of the two, so it is not counted twice.)
-        self.ctx.keys.add_event(&event, now);
+        event.count_in(&self.ctx.keys, now);
         self.reservation = None;
         self.recorder.record(event);
     }

@@ -122,7 +122,7 @@ pub async fn report_usage(
         let status = match outcome {
             Outcome::Accepted => {
                 result.accepted += 1;
-                state.keys.add_event(event, now);
+                event.count_in(&state.keys, now);
                 "accepted"
             }
             Outcome::Duplicate => {

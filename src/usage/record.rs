@@ -294,6 +294,20 @@ pub fn prepare(
 }
 
 impl UsageEvent {
+    /// Counts this record's tokens in `cache` at once (its key's, sub-account's and tenant's
+    /// totals), as an accepted record is.
+    pub fn count_in(&self, cache: &KeyCache, now: OffsetDateTime) {
+        let d = &self.data;
+        cache.add_ingested(
+            &d.tenant_id,
+            d.key_id.as_deref(),
+            d.sub_account_id.as_deref(),
+            d.llm_tokens,
+            self.time,
+            now,
+        );
+    }
+
     /// The CloudEvent of record `id` (unique per tenant) of usage that happened at `time`.
     pub fn new(id: String, time: OffsetDateTime, data: UsageData) -> Self {
         let tenant_id = data.tenant_id.clone();
