@@ -153,10 +153,10 @@ fn user_error<E: DomainError>(e: E) -> CommandError {
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The aggregate refused it: a domain code (one of the code table's) and a message.
-    #[error("{code}: {message}")]
+    #[error("{}: {message}", code.as_str())]
     Refused {
-        /// The domain code, e.g. `tenant_suspended`.
-        code: &'static str,
+        /// The domain code, e.g. [`Code::TenantDeleted`](crate::error::Code::TenantDeleted).
+        code: crate::error::Code,
         /// What the caller is told.
         message: String,
     },
@@ -337,12 +337,7 @@ where
 impl From<CommandError> for crate::error::Failure {
     fn from(e: CommandError) -> Self {
         match e {
-            CommandError::Refused { code, message } => match crate::error::Code::parse(code) {
-                Some(code) => crate::error::Failure::new(code, message),
-                None => {
-                    crate::error::Failure::internal(&format!("domain code {code} is not in the code table"))
-                }
-            },
+            CommandError::Refused { code, message } => crate::error::Failure::new(code, message),
             CommandError::Conflict => crate::error::Failure::new(
                 crate::error::Code::AggregateConflict,
                 "the resource was changed by a concurrent request; retry",

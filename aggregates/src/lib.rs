@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`ids`]: the stable identifier formats (`ten_…`, public key ids).
-//! - [`error_code`]: the kinds of domain failure and the trait that gives each a stable code.
+//! - [`error_code`]: the one table of error codes ([`Code`]) and the trait every domain error implements.
 //! - [`tenant`]: the `Tenant` aggregate (one folder: commands, events, aggregate, errors, tests).
 //! - [`api_key`]: the `ApiKey` aggregate (tenant and platform keys).
 //! - [`sub_account`]: the `SubAccount` aggregate.
@@ -27,7 +27,7 @@ pub mod sub_account;
 pub mod tenant;
 pub mod user;
 
-pub use error_code::{DomainError, ErrorKind};
+pub use error_code::{Code, DomainError};
 
 /// The largest token count any quota or limit takes (10^15): every quota (a key's, a
 /// sub-account's, a tenant's monthly) is at most this, so sums of usage and percentages

@@ -6,7 +6,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 
 /// The aggregate id of secret `name` of `tenant_id`.
 pub fn secret_id(tenant_id: &str, name: &str) -> String {
@@ -126,19 +126,11 @@ pub enum SecretError {
 }
 
 impl DomainError for SecretError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            SecretError::InvalidName => "invalid_secret_name",
-            SecretError::NotFound => "secret_not_found",
-            SecretError::VersionConflict => "aggregate_conflict",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            SecretError::InvalidName => ErrorKind::InvalidInput,
-            SecretError::NotFound => ErrorKind::NotFound,
-            SecretError::VersionConflict => ErrorKind::Conflict,
+            SecretError::InvalidName => Code::InvalidSecretName,
+            SecretError::NotFound => Code::SecretNotFound,
+            SecretError::VersionConflict => Code::AggregateConflict,
         }
     }
 }

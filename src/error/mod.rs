@@ -52,10 +52,7 @@ impl Failure {
 
     /// The failure of a domain error: its code from the table.
     pub fn domain<E: DomainError>(e: &E) -> Self {
-        match Code::parse(e.code()) {
-            Some(code) => Self::new(code, e.to_string()),
-            None => Self::internal(&format!("domain code {} is not in the code table", e.code())),
-        }
+        Self::new(e.code(), e.to_string())
     }
 }
 

@@ -252,7 +252,7 @@ async fn finish(
     let command = || UserCommand::SignIn { method, step, recovery_code_hash: recovery_code_hash.clone(), at };
     match execute_retrying(&state.commands.users, &user.user_id, command, metadata_of(user, ctx)).await {
         Ok(()) => {}
-        Err(CommandError::Refused { code: "recovery_code_invalid", .. }) => return Err(bad_second_factor()),
+        Err(CommandError::Refused { code: Code::RecoveryCodeInvalid, .. }) => return Err(bad_second_factor()),
         Err(e) => return Err(e.into()),
     }
     sign_in_locks::clear(&state.pool, &user.user_id).await?;

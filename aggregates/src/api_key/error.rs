@@ -1,6 +1,6 @@
 //! Why an API-key command was refused.
 
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 
 /// A refused API-key command. Each variant has a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,44 +87,30 @@ pub enum ApiKeyError {
 }
 
 impl DomainError for ApiKeyError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            ApiKeyError::AlreadyExists => "api_key_already_exists",
-            ApiKeyError::NotFound => "api_key_not_found",
-            ApiKeyError::Revoked => "api_key_revoked",
-            ApiKeyError::AlreadyDisabled => "api_key_already_disabled",
-            ApiKeyError::NotDisabled => "api_key_not_disabled",
-            ApiKeyError::InvalidName => "invalid_key_name",
-            ApiKeyError::InvalidCidr(_) => "invalid_cidr",
-            ApiKeyError::InvalidListItem { .. } => "invalid_list_item",
-            ApiKeyError::TooMany(_) => "too_many_entries",
-            ApiKeyError::ExpiryInPast => "expiry_in_past",
-            ApiKeyError::InvalidQuota => "invalid_quota",
-            ApiKeyError::InvalidRateLimit => "invalid_rate_limit",
-            ApiKeyError::ReservedTagKey(_) => "reserved_tag_key",
-            ApiKeyError::InvalidTag(_) => "invalid_tag",
-            ApiKeyError::InvalidGracePeriod => "invalid_grace_period",
-            ApiKeyError::InvalidRole => "invalid_role",
-            ApiKeyError::EmptyUpdate => "empty_update",
-            ApiKeyError::PermissionsExceedSubAccount(_) => "permissions_exceed_sub_account",
-            ApiKeyError::QuotaExceedsSubAccount { .. } => "quota_exceeds_sub_account",
-            ApiKeyError::ExceedsIssuer(_) => "permissions_exceed_issuer",
-            ApiKeyError::OutsideIssuerScope | ApiKeyError::DisabledByAdmin => "forbidden",
-            ApiKeyError::SubAccountKeyNotData => "sub_account_key_not_data",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            ApiKeyError::NotFound => ErrorKind::NotFound,
-            ApiKeyError::AlreadyExists
-            | ApiKeyError::Revoked
-            | ApiKeyError::AlreadyDisabled
-            | ApiKeyError::NotDisabled => ErrorKind::Conflict,
-            ApiKeyError::ExceedsIssuer(_)
-            | ApiKeyError::OutsideIssuerScope
-            | ApiKeyError::DisabledByAdmin => ErrorKind::Forbidden,
-            _ => ErrorKind::InvalidInput,
+            ApiKeyError::AlreadyExists => Code::ApiKeyAlreadyExists,
+            ApiKeyError::NotFound => Code::ApiKeyNotFound,
+            ApiKeyError::Revoked => Code::ApiKeyRevoked,
+            ApiKeyError::AlreadyDisabled => Code::ApiKeyAlreadyDisabled,
+            ApiKeyError::NotDisabled => Code::ApiKeyNotDisabled,
+            ApiKeyError::InvalidName => Code::InvalidKeyName,
+            ApiKeyError::InvalidCidr(_) => Code::InvalidCidr,
+            ApiKeyError::InvalidListItem { .. } => Code::InvalidListItem,
+            ApiKeyError::TooMany(_) => Code::TooManyEntries,
+            ApiKeyError::ExpiryInPast => Code::ExpiryInPast,
+            ApiKeyError::InvalidQuota => Code::InvalidQuota,
+            ApiKeyError::InvalidRateLimit => Code::InvalidRateLimit,
+            ApiKeyError::ReservedTagKey(_) => Code::ReservedTagKey,
+            ApiKeyError::InvalidTag(_) => Code::InvalidTag,
+            ApiKeyError::InvalidGracePeriod => Code::InvalidGracePeriod,
+            ApiKeyError::InvalidRole => Code::InvalidRole,
+            ApiKeyError::EmptyUpdate => Code::EmptyUpdate,
+            ApiKeyError::PermissionsExceedSubAccount(_) => Code::PermissionsExceedSubAccount,
+            ApiKeyError::QuotaExceedsSubAccount { .. } => Code::QuotaExceedsSubAccount,
+            ApiKeyError::ExceedsIssuer(_) => Code::PermissionsExceedIssuer,
+            ApiKeyError::OutsideIssuerScope | ApiKeyError::DisabledByAdmin => Code::Forbidden,
+            ApiKeyError::SubAccountKeyNotData => Code::SubAccountKeyNotData,
         }
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::api_key::settings::normalise_permissions;
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 use crate::sub_account::is_role_name;
 
 /// The aggregate id of role `name` in `tenant_id`.
@@ -142,25 +142,15 @@ pub enum RoleError {
 }
 
 impl DomainError for RoleError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            RoleError::AlreadyExists => "role_already_exists",
-            RoleError::NotFound => "role_not_found",
-            RoleError::InvalidName => "invalid_role",
-            RoleError::InvalidPermission(_) => "invalid_list_item",
-            RoleError::InvalidDescription => "invalid_request",
-            RoleError::IsDefault => "role_is_default",
-            RoleError::UsedBySubAccount => "role_in_use",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            RoleError::NotFound => ErrorKind::NotFound,
-            RoleError::AlreadyExists | RoleError::IsDefault | RoleError::UsedBySubAccount => {
-                ErrorKind::Conflict
-            }
-            _ => ErrorKind::InvalidInput,
+            RoleError::AlreadyExists => Code::RoleAlreadyExists,
+            RoleError::NotFound => Code::RoleNotFound,
+            RoleError::InvalidName => Code::InvalidRole,
+            RoleError::InvalidPermission(_) => Code::InvalidListItem,
+            RoleError::InvalidDescription => Code::InvalidRequest,
+            RoleError::IsDefault => Code::RoleIsDefault,
+            RoleError::UsedBySubAccount => Code::RoleInUse,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Why a sub-account command was refused.
 
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 
 /// A refused sub-account command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,30 +46,19 @@ pub enum SubAccountError {
 }
 
 impl DomainError for SubAccountError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            SubAccountError::AlreadyExists => "sub_account_already_exists",
-            SubAccountError::NotFound => "sub_account_not_found",
-            SubAccountError::Deleted => "sub_account_deleted",
-            SubAccountError::AlreadyDisabled => "sub_account_already_disabled",
-            SubAccountError::NotDisabled => "sub_account_not_disabled",
-            SubAccountError::InvalidName => "invalid_sub_account_name",
-            SubAccountError::InvalidRole => "invalid_role",
-            SubAccountError::InvalidQuota => "invalid_quota",
-            SubAccountError::QuotaExceedsTenant { .. } => "quota_exceeds_tenant",
-            SubAccountError::InvalidPermission(_) => "invalid_list_item",
-            SubAccountError::EmptyUpdate => "empty_update",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            SubAccountError::NotFound => ErrorKind::NotFound,
-            SubAccountError::AlreadyExists
-            | SubAccountError::Deleted
-            | SubAccountError::AlreadyDisabled
-            | SubAccountError::NotDisabled => ErrorKind::Conflict,
-            _ => ErrorKind::InvalidInput,
+            SubAccountError::AlreadyExists => Code::SubAccountAlreadyExists,
+            SubAccountError::NotFound => Code::SubAccountNotFound,
+            SubAccountError::Deleted => Code::SubAccountDeleted,
+            SubAccountError::AlreadyDisabled => Code::SubAccountAlreadyDisabled,
+            SubAccountError::NotDisabled => Code::SubAccountNotDisabled,
+            SubAccountError::InvalidName => Code::InvalidSubAccountName,
+            SubAccountError::InvalidRole => Code::InvalidRole,
+            SubAccountError::InvalidQuota => Code::InvalidQuota,
+            SubAccountError::QuotaExceedsTenant { .. } => Code::QuotaExceedsTenant,
+            SubAccountError::InvalidPermission(_) => Code::InvalidListItem,
+            SubAccountError::EmptyUpdate => Code::EmptyUpdate,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Why a tenant command was refused.
 
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 
 /// A refused tenant command. Each variant has a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,41 +50,22 @@ pub enum TenantError {
 }
 
 impl DomainError for TenantError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            TenantError::AlreadyExists => "tenant_already_exists",
-            TenantError::NotFound => "tenant_not_found",
-            TenantError::Deleted => "tenant_deleted",
-            TenantError::AlreadySuspended => "tenant_already_suspended",
-            TenantError::NotSuspended => "tenant_not_suspended",
-            TenantError::InvalidName => "invalid_tenant_name",
-            TenantError::InvalidRegion => "invalid_region",
-            TenantError::InvalidLimits(_) => "invalid_limits",
-            TenantError::InvalidRole => "invalid_role",
-            TenantError::InvalidCidr(_) => "invalid_cidr",
-            TenantError::EmptyAllowlist => "empty_allowlist",
-            TenantError::InvalidConfig(_) => "invalid_config",
-            TenantError::InvalidResourceLimits(_) => "invalid_resource_limits",
-            TenantError::EmptyUpdate => "empty_update",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            TenantError::NotFound => ErrorKind::NotFound,
-            TenantError::AlreadyExists
-            | TenantError::Deleted
-            | TenantError::AlreadySuspended
-            | TenantError::NotSuspended => ErrorKind::Conflict,
-            TenantError::InvalidName
-            | TenantError::InvalidRegion
-            | TenantError::InvalidLimits(_)
-            | TenantError::InvalidRole
-            | TenantError::InvalidCidr(_)
-            | TenantError::EmptyAllowlist
-            | TenantError::InvalidConfig(_)
-            | TenantError::InvalidResourceLimits(_)
-            | TenantError::EmptyUpdate => ErrorKind::InvalidInput,
+            TenantError::AlreadyExists => Code::TenantAlreadyExists,
+            TenantError::NotFound => Code::TenantNotFound,
+            TenantError::Deleted => Code::TenantDeleted,
+            TenantError::AlreadySuspended => Code::TenantAlreadySuspended,
+            TenantError::NotSuspended => Code::TenantNotSuspended,
+            TenantError::InvalidName => Code::InvalidTenantName,
+            TenantError::InvalidRegion => Code::InvalidRegion,
+            TenantError::InvalidLimits(_) => Code::InvalidLimits,
+            TenantError::InvalidRole => Code::InvalidRole,
+            TenantError::InvalidCidr(_) => Code::InvalidCidr,
+            TenantError::EmptyAllowlist => Code::EmptyAllowlist,
+            TenantError::InvalidConfig(_) => Code::InvalidConfig,
+            TenantError::InvalidResourceLimits(_) => Code::InvalidResourceLimits,
+            TenantError::EmptyUpdate => Code::EmptyUpdate,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Why a user command was refused.
 
-use crate::error_code::{DomainError, ErrorKind};
+use crate::error_code::{Code, DomainError};
 
 /// A refused user command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,40 +59,25 @@ pub enum UserError {
 }
 
 impl DomainError for UserError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            UserError::AlreadyExists => "user_already_exists",
-            UserError::NotFound => "user_not_found",
-            UserError::InvalidEmail => "invalid_email",
-            UserError::InvalidRole => "invalid_user_role",
-            UserError::InviteInvalid => "invite_invalid",
-            UserError::InviteExpired => "invite_expired",
-            UserError::NotActive => "user_not_active",
-            UserError::Disabled => "user_disabled",
-            UserError::TotpAlreadyEnrolled => "totp_already_enrolled",
-            UserError::TotpNotEnrolled => "totp_not_enrolled",
-            UserError::TotpReplayed => "totp_replayed",
-            UserError::RecoveryCodeInvalid => "recovery_code_invalid",
-            UserError::SecondFactorRequired => "second_factor_required",
-            UserError::InvalidIdentity => "oidc_identity_invalid",
-            UserError::IdentityAlreadyLinked => "oidc_identity_in_use",
-            UserError::NotDisabled => "user_not_disabled",
-            UserError::Erased => "user_erased",
-        }
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            UserError::NotFound => ErrorKind::NotFound,
-            UserError::AlreadyExists
-            | UserError::NotActive
-            | UserError::Disabled
-            | UserError::TotpAlreadyEnrolled
-            | UserError::TotpNotEnrolled
-            | UserError::IdentityAlreadyLinked
-            | UserError::NotDisabled
-            | UserError::Erased => ErrorKind::Conflict,
-            _ => ErrorKind::InvalidInput,
+            UserError::AlreadyExists => Code::UserAlreadyExists,
+            UserError::NotFound => Code::UserNotFound,
+            UserError::InvalidEmail => Code::InvalidEmail,
+            UserError::InvalidRole => Code::InvalidUserRole,
+            UserError::InviteInvalid => Code::InviteInvalid,
+            UserError::InviteExpired => Code::InviteExpired,
+            UserError::NotActive => Code::UserNotActive,
+            UserError::Disabled => Code::UserDisabled,
+            UserError::TotpAlreadyEnrolled => Code::TotpAlreadyEnrolled,
+            UserError::TotpNotEnrolled => Code::TotpNotEnrolled,
+            UserError::TotpReplayed => Code::TotpReplayed,
+            UserError::RecoveryCodeInvalid => Code::RecoveryCodeInvalid,
+            UserError::SecondFactorRequired => Code::SecondFactorRequired,
+            UserError::InvalidIdentity => Code::OidcIdentityInvalid,
+            UserError::IdentityAlreadyLinked => Code::OidcIdentityInUse,
+            UserError::NotDisabled => Code::UserNotDisabled,
+            UserError::Erased => Code::UserErased,
         }
     }
 }
