@@ -5,6 +5,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::QuotaPeriod;
 use tokenhub_aggregates::tenant::{Plan, TenantLimits};
+use tokenhub_projections::read::tenants::{self, TenantPage, TenantRow};
 use utoipa::ToSchema;
 
 /// A plan.
@@ -90,7 +91,7 @@ impl From<LimitsDto> for TenantLimits {
 }
 
 /// A tenant as the super admin sees it.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TenantView {
     /// Id.
     pub tenant_id: String,
@@ -120,16 +121,27 @@ pub struct TenantView {
     pub version: i64,
 }
 
-const TENANT_COLUMNS: &str =
-    "tenant_id, name, plan, region, status, limits, limit_overrides, created_at, updated_at, version";
+impl From<TenantRow> for TenantView {
+    fn from(r: TenantRow) -> Self {
+        Self {
+            tenant_id: r.tenant_id,
+            name: r.name,
+            plan: r.plan,
+            region: r.region,
+            status: r.status,
+            limits: r.limits,
+            limit_overrides: r.limit_overrides,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
 
 impl TenantView {
     /// The tenant `id` from the query table.
     pub async fn load(pool: &PgPool, id: &str) -> Result<Option<Self>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+        Ok(tenants::get(pool, id).await?.map(Into::into))
     }
 
     /// Up to `limit` tenants matching `filter` created after position `after`; also the last
@@ -140,28 +152,10 @@ impl TenantView {
         limit: i64,
         filter: &TenantFilter<'_>,
     ) -> Result<(Vec<Self>, i64), sqlx::Error> {
-        // The search is a substring of the name: LIKE's own characters are taken literally.
-        let pattern = filter.search.map(|q| {
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            format!("%{escaped}%")
-        });
-        let rows: Vec<PageRow> = sqlx::query_as(&format!(
-            "SELECT created_position, {TENANT_COLUMNS} FROM tenants \
-             WHERE created_position > $1 AND ($2::text IS NULL OR status = $2) \
-             AND ($4::text IS NULL OR plan = $4) \
-             AND ($5::text IS NULL OR tenant_id = $6 OR name ILIKE $5) \
-             ORDER BY created_position LIMIT $3"
-        ))
-        .bind(after)
-        .bind(filter.status)
-        .bind(limit)
-        .bind(filter.plan)
-        .bind(pattern)
-        .bind(filter.search)
-        .fetch_all(pool)
-        .await?;
-        let last = rows.last().map(|r| r.created_position).unwrap_or(after);
-        Ok((rows.into_iter().map(|r| r.view).collect(), last))
+        let page =
+            TenantPage { status: filter.status, plan: filter.plan, search: filter.search, after, limit };
+        let (rows, last) = tenants::page(pool, &page).await?;
+        Ok((rows.into_iter().map(Into::into).collect(), last))
     }
 }
 
@@ -174,11 +168,4 @@ pub struct TenantFilter<'a> {
     pub plan: Option<&'a str>,
     /// Id, or a substring of the name (case-insensitive).
     pub search: Option<&'a str>,
-}
-
-#[derive(sqlx::FromRow)]
-struct PageRow {
-    created_position: i64,
-    #[sqlx(flatten)]
-    view: TenantView,
 }

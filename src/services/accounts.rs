@@ -11,16 +11,13 @@ use crate::auth::Principal;
 use crate::commands::{execute, CommandMetadata, RequestMeta};
 use crate::error::Code;
 use crate::error::{Failure, Outcome};
-use crate::services::users::{by_id, metadata_of, select, UserRow};
+use crate::services::users::{by_id, metadata_of, UserRow};
 use crate::services::Ctx;
 use crate::store::sessions;
 
 /// A page of people after log position `after`: all of them, or `tenant_id`'s.
 pub async fn list(state: &Ctx, tenant_id: Option<&str>, after: i64, limit: i64) -> Outcome<Vec<UserRow>> {
-    let sql = select(
-        "($1::text IS NULL OR u.tenant_id = $1) AND u.created_position > $2 ORDER BY u.created_position LIMIT $3",
-    );
-    Ok(sqlx::query_as(&sql).bind(tenant_id).bind(after).bind(limit).fetch_all(&state.pool).await?)
+    Ok(tokenhub_projections::read::users::page(&state.pool, tenant_id, after, limit).await?)
 }
 
 fn not_found() -> Failure {

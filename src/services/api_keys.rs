@@ -61,30 +61,8 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// A key as stored, with its last use.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    /// The record.
-    pub record: KeyRecord,
-    /// Last successful verification (batched).
-    pub last_used_at: Option<OffsetDateTime>,
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    created_position: i64,
-    record: sqlx::types::Json<KeyRecord>,
-    last_used_at: Option<OffsetDateTime>,
-}
-
-impl From<KeyRow> for StoredKey {
-    fn from(r: KeyRow) -> Self {
-        Self { record: r.record.0, last_used_at: r.last_used_at }
-    }
-}
-
-const KEY_SELECT: &str = "SELECT k.created_position, k.record, l.last_used_at FROM api_keys k \
-                          LEFT JOIN api_key_last_used l ON l.public_id = k.public_id";
+pub use tokenhub_projections::read::api_keys::StoredKey;
+use tokenhub_projections::read::api_keys::{self as key_rows, KeyPage};
 
 fn key_not_found() -> Failure {
     Failure::new(Code::ApiKeyNotFound, "api key not found")
@@ -95,12 +73,8 @@ pub async fn load(pool: &PgPool, public_id: &str, scope: Scope<'_>) -> Outcome<S
     if !key_format::is_public_id(public_id) {
         return Err(key_not_found());
     }
-    let row: Option<KeyRow> = sqlx::query_as(&format!("{KEY_SELECT} WHERE k.public_id = $1"))
-        .bind(public_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) if scope.sees(&row.record.0) => Ok(row.into()),
+    match key_rows::get(pool, public_id).await? {
+        Some(key) if scope.sees(&key.record) => Ok(key),
         _ => Err(key_not_found()),
     }
 }
@@ -133,39 +107,28 @@ pub async fn list(
     }
     let tag = match filter.tag.as_deref() {
         None => None,
-        Some(t) => Some(
-            t.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| Failure::new(Code::InvalidQuery, "tag must be key=value"))?,
-        ),
+        Some(t) => {
+            Some(t.split_once('=').ok_or_else(|| Failure::new(Code::InvalidQuery, "tag must be key=value"))?)
+        }
     };
-    let (tenant, sub_account) = match scope {
-        Scope::Tenant(t) => (Some(t.to_string()), None),
-        Scope::SubAccount(t, sub) => (Some(t.to_string()), Some(sub.to_string())),
-        _ => (filter.tenant_id.clone(), None),
+    let (tenant_id, sub_account_id) = match scope {
+        Scope::Tenant(t) => (Some(t), None),
+        Scope::SubAccount(t, sub) => (Some(t), Some(sub)),
+        _ => (filter.tenant_id.as_deref(), None),
     };
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "{KEY_SELECT} WHERE k.created_position > $1 \
-         AND ($2::text IS NULL OR k.tenant_id = $2) \
-         AND ($3::text IS NULL OR k.status = $3) \
-         AND ($4::text IS NULL OR k.record->'settings'->'tags'->>$4 = $5) \
-         AND ($6 = false OR k.tenant_id IS NULL) \
-         AND ($8::text IS NULL OR k.sub_account_id = $8) \
-         ORDER BY k.created_position LIMIT $7"
-    ))
-    .bind(after)
-    .bind(tenant)
-    .bind(filter.status)
-    .bind(tag.as_ref().map(|(k, _)| k.clone()))
-    .bind(tag.map(|(_, v)| v))
-    .bind(matches!(scope, Scope::Platform))
-    .bind(limit)
-    .bind(sub_account)
-    .fetch_all(pool)
-    .await?;
-    let last = rows.last().map(|r| r.created_position);
+    let page = KeyPage {
+        tenant_id,
+        sub_account_id,
+        platform_only: matches!(scope, Scope::Platform),
+        status: filter.status.as_deref(),
+        tag,
+        after,
+        limit,
+    };
+    let rows = key_rows::page(pool, &page).await?;
+    let last = rows.last().map(|(position, _)| *position);
     let next_cursor = paging::next_cursor(rows.len(), limit, last);
-    Ok((rows.into_iter().map(Into::into).collect(), next_cursor))
+    Ok((rows.into_iter().map(|(_, key)| key).collect(), next_cursor))
 }
 
 /// Checks that `tenant_id` exists and can receive keys.

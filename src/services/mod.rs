@@ -7,7 +7,6 @@
 //! - [`sub_accounts`]: plan limits, tenant quota, default role.
 //! - [`roles`]: role existence and the per-tenant cap.
 //! - [`secrets`]: store (sealed), delete, reveal (audited).
-//! - [`caps`]: plan limits and operator caps, checked one way.
 //! - [`users`]: people — invites, the principal of a person.
 //! - [`accounts`]: managing people — list, role, disable, password change.
 //! - [`sign_in`]: password, then TOTP or a recovery code.
@@ -19,7 +18,7 @@
 
 pub mod accounts;
 pub mod api_keys;
-pub mod caps;
+
 mod ctx;
 pub mod live;
 pub mod lockout;

@@ -16,7 +16,6 @@ use crate::commands::RequestMeta;
 use crate::commands::{decide_create, execute, CommandMetadata};
 use crate::crypto::random_alphanumeric;
 use crate::error::{Code, Failure, Outcome};
-use crate::services::caps;
 use crate::services::roles::require_role;
 use crate::services::Ctx;
 
@@ -26,7 +25,7 @@ async fn tenant_quota(pool: &PgPool, tenant_id: &str) -> Outcome<Option<u64>> {
 }
 
 async fn check_limit(pool: &PgPool, tenant_id: &str) -> Outcome<()> {
-    let Some(max) = caps::plan_limit(pool, tenant_id, "max_sub_accounts").await? else { return Ok(()) };
+    let Some(max) = tenants::plan_limit(pool, tenant_id, "max_sub_accounts").await? else { return Ok(()) };
     if tokenhub_projections::read::sub_accounts::count_live(pool, tenant_id).await? >= max {
         return Err(Failure::new(
             Code::SubAccountLimitReached,

@@ -3,7 +3,6 @@
 //! decision table (`auth::authorize`) decides for keys and people alike.
 
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
 use tokenhub_aggregates::tenant::TenantStatus;
@@ -19,100 +18,11 @@ use crate::services::Ctx;
 /// How long an invite works.
 pub const INVITE_LIFETIME: time::Duration = time::Duration::hours(72);
 
-/// A user as sign-in reads it (`users`). Its `Debug` leaves the hashes and the sealed secret
-/// out.
-#[derive(Clone, sqlx::FromRow)]
-pub struct UserRow {
-    /// Id.
-    pub user_id: String,
-    /// E-mail.
-    pub email: String,
-    /// `platform` or `tenant`.
-    pub scope: String,
-    /// Tenant, for tenant users.
-    pub tenant_id: Option<String>,
-    /// Role.
-    pub role: String,
-    /// `invited`, `active`, `disabled`.
-    pub status: String,
-    /// argon2id PHC string.
-    pub password_hash: Option<String>,
-    /// TOTP on.
-    pub totp_enrolled: bool,
-    /// The sealed TOTP secret (base64), while enrolled.
-    pub totp_nonce: Option<String>,
-    /// Its ciphertext (base64).
-    pub totp_ciphertext: Option<String>,
-    /// The user's tenant requires TOTP (`require_2fa`).
-    pub tenant_requires_2fa: bool,
-    /// When invited.
-    pub created_at: OffsetDateTime,
-    /// Position of the invite in the log (the listings' cursor).
-    pub created_position: i64,
-}
-
-impl std::fmt::Debug for UserRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRow")
-            .field("user_id", &self.user_id)
-            .field("email", &self.email)
-            .field("role", &self.role)
-            .field("tenant_id", &self.tenant_id)
-            .field("status", &self.status)
-            .field("totp_enrolled", &self.totp_enrolled)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UserRow {
-    /// TOTP is required of this person: platform roles always, tenant roles when the
-    /// tenant's `require_2fa` is on.
-    pub fn requires_totp(&self) -> bool {
-        self.scope == "platform" || self.tenant_requires_2fa
-    }
-}
-
-const SELECT: &str = "SELECT u.user_id, u.email, u.scope, u.tenant_id, u.role, u.status, u.password_hash, \
-     u.totp_enrolled, u.totp_nonce, u.totp_ciphertext, coalesce(t.require_2fa, false) AS tenant_requires_2fa, \
-     u.created_at, u.created_position FROM users u LEFT JOIN tenants t ON t.tenant_id = u.tenant_id";
-
-/// The rows of `users` with `filter` (a `WHERE` clause on `u`, parameters from `$1`).
-pub(crate) fn select(filter: &str) -> String {
-    format!("{SELECT} WHERE {filter}")
-}
-
-/// The user with `user_id`.
-pub async fn by_id(pool: &PgPool, user_id: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE u.user_id = $1")).bind(user_id).fetch_optional(pool).await
-}
-
-/// The person an OpenID identity is linked to.
-pub async fn by_identity(pool: &PgPool, issuer: &str, subject: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE u.user_id = (SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2)"
-    ))
-    .bind(issuer)
-    .bind(subject)
-    .fetch_optional(pool)
-    .await
-}
-
-/// The invited person whose invite token hashes to `invite_token_hash`.
-pub async fn by_invite(pool: &PgPool, invite_token_hash: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE u.invite_token_hash = $1 AND u.status = 'invited'"))
-        .bind(invite_token_hash)
-        .fetch_optional(pool)
-        .await
-}
+pub use tokenhub_projections::read::users::{by_id, by_identity, by_ids, by_invite, UserRow};
 
 /// What events and the query table keep of an invite token: its SHA-256, in hex.
 pub fn hash_of_invite(token: &str) -> String {
     invite_token_hash(token)
-}
-
-/// The users with these ids (those that exist).
-pub async fn by_ids(pool: &PgPool, user_ids: &[String]) -> Result<Vec<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE u.user_id = ANY($1)")).bind(user_ids).fetch_all(pool).await
 }
 
 /// The id of the account of (normalised) `email`: derived from it, so the event store's
@@ -257,10 +167,7 @@ fn password_error(problem: PasswordProblem) -> Failure {
 /// Accepts the invite of `token` with a first `password`.
 pub async fn accept(state: &Ctx, ctx: &RequestMeta, token: &str, password: &str) -> Outcome<UserRow> {
     let hash = invite_token_hash(token);
-    let row: Option<UserRow> = sqlx::query_as(&format!("{SELECT} WHERE u.invite_token_hash = $1"))
-        .bind(&hash)
-        .fetch_optional(&state.pool)
-        .await?;
+    let row = tokenhub_projections::read::users::by_invite_token(&state.pool, &hash).await?;
     let Some(user) = row else {
         return Err(Failure::new(Code::InviteInvalid, "the invite is not valid (wrong, expired or used)"));
     };

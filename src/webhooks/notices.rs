@@ -85,15 +85,8 @@ pub async fn raise(
 /// Keys expiring within 7 days: `api_key.expiring` at 7 days and at 1 day.
 pub async fn scan_expiring(pool: &PgPool, settings: &WebhookSettings) -> Result<(), sqlx::Error> {
     let now = OffsetDateTime::now_utc();
-    let rows: Vec<(String, String, OffsetDateTime)> = sqlx::query_as(
-        "SELECT public_id, tenant_id, (record->'settings'->>'expires_at')::timestamptz AS expires_at FROM api_keys \
-         WHERE tenant_id IS NOT NULL AND status = 'active' AND record->'settings' ? 'expires_at' \
-         AND (record->'settings'->>'expires_at')::timestamptz > $1 \
-         AND (record->'settings'->>'expires_at')::timestamptz <= $1 + interval '7 days'",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        tokenhub_projections::read::api_keys::expiring(pool, now, now + time::Duration::days(7)).await?;
     for (public_id, tenant, expires_at) in rows {
         let left = expires_at - now;
         let steps: &[&str] = if left <= time::Duration::DAY { &["1d", "7d"] } else { &["7d"] };

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool};
+use time::OffsetDateTime;
 use tokenhub_aggregates::tenant::{Plan, ResourceLimit};
 
 /// A plan limit of the tenant (`limits->>name`), if set.
@@ -97,4 +98,89 @@ pub async fn rate_limit_overrides(
     )
     .fetch_all(pool)
     .await
+}
+
+/// A tenant as the listings show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    /// Id.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    pub plan: String,
+    /// Region.
+    pub region: String,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// Effective limits (plan defaults with overrides).
+    pub limits: Value,
+    /// Overrides set by an admin.
+    pub limit_overrides: Value,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Number of events of the tenant (its aggregate version).
+    pub version: i64,
+}
+
+const ROW_COLUMNS: &str =
+    "tenant_id, name, plan, region, status, limits, limit_overrides, created_at, updated_at, version";
+
+/// The tenant `tenant_id`.
+pub async fn get(pool: &PgPool, tenant_id: &str) -> Result<Option<TenantRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {ROW_COLUMNS} FROM tenants WHERE tenant_id = $1"))
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Which tenants a page holds.
+#[derive(Debug, Default)]
+pub struct TenantPage<'a> {
+    /// Only this status.
+    pub status: Option<&'a str>,
+    /// Only this plan.
+    pub plan: Option<&'a str>,
+    /// The tenant with this id, or those whose name holds it (case-insensitive).
+    pub search: Option<&'a str>,
+    /// Tenants created after this position.
+    pub after: i64,
+    /// At most this many.
+    pub limit: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    created_position: i64,
+    #[sqlx(flatten)]
+    row: TenantRow,
+}
+
+/// The tenants of `page`, oldest first, and the last position returned (`page.after` when
+/// none).
+pub async fn page(pool: &PgPool, page: &TenantPage<'_>) -> Result<(Vec<TenantRow>, i64), sqlx::Error> {
+    // The search is a substring of the name: LIKE's own characters are taken literally.
+    let pattern = page.search.map(|q| {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let rows: Vec<PageRow> = sqlx::query_as(&format!(
+        "SELECT created_position, {ROW_COLUMNS} FROM tenants \
+         WHERE created_position > $1 AND ($2::text IS NULL OR status = $2) \
+         AND ($4::text IS NULL OR plan = $4) \
+         AND ($5::text IS NULL OR tenant_id = $6 OR name ILIKE $5) \
+         ORDER BY created_position LIMIT $3"
+    ))
+    .bind(page.after)
+    .bind(page.status)
+    .bind(page.limit)
+    .bind(page.plan)
+    .bind(pattern)
+    .bind(page.search)
+    .fetch_all(pool)
+    .await?;
+    let last = rows.last().map(|r| r.created_position).unwrap_or(page.after);
+    Ok((rows.into_iter().map(|r| r.row).collect(), last))
 }
