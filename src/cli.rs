@@ -455,7 +455,7 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
             };
             let started = Instant::now();
             let throttle = Throttle::new();
-            let mut stream = std::pin::pin!(crate::http::audit::ndjson_stream(pool.clone(), filter));
+            let mut stream = std::pin::pin!(crate::audit::export::ndjson_stream(pool.clone(), filter));
             let (mut lines, mut bytes) = (0u64, 0u64);
             while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
                 let chunk = chunk?;

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::audit::export::ndjson_stream;
 use crate::audit::query::{fetch_page_before, AuditOrder};
 use crate::audit::{fetch_page, verify_chain, AuditFilter, AuditItem, ChainReport};
 use crate::auth::requires::{ReadAudit, ReadTenantAudit};
@@ -78,37 +79,6 @@ pub async fn list_tenant_audit_events(
 ) -> ApiResult<axum::Json<AuditPage>> {
     filter.tenant_id = Some(auth.tenant().to_string());
     Ok(axum::Json(page(&state, filter).await?))
-}
-
-/// Pages of this size are read while exporting: memory stays constant whatever the log size.
-pub const EXPORT_BATCH: i64 = 1_000;
-
-/// The records matching `filter` as NDJSON chunks, one page at a time.
-pub fn ndjson_stream(
-    pool: sqlx::PgPool,
-    filter: AuditFilter,
-) -> impl futures::Stream<Item = Result<Vec<u8>, sqlx::Error>> + Send {
-    let start = filter.cursor.unwrap_or(0).max(0);
-    futures::stream::unfold(Some(start), move |cursor| {
-        let (pool, filter) = (pool.clone(), filter.clone());
-        async move {
-            let after = cursor?;
-            match fetch_page(&pool, &filter, after, EXPORT_BATCH).await {
-                Ok(items) if items.is_empty() => None,
-                Ok(items) => {
-                    let next = items.last().map(|i| i.position);
-                    let mut chunk = Vec::with_capacity(items.len() * 512);
-                    for item in &items {
-                        if serde_json::to_writer(&mut chunk, item).is_ok() {
-                            chunk.push(b'\n');
-                        }
-                    }
-                    Some((Ok(chunk), next))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        }
-    })
 }
 
 /// Export audit records as NDJSON (one JSON object a line), streamed in constant memory.

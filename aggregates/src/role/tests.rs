@@ -4,7 +4,6 @@ use cqrs_es::test::TestFramework;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use super::aggregate::RoleInUse;
 use super::*;
 
 const T0: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
