@@ -110,6 +110,107 @@ pub enum Role {
     /// usage ingest) and none of the server's workers (usage rollups, the relay, webhooks,
     /// pruners) — those run on the servers.
     Gateway,
+    /// A one-shot command of the CLI (`tokenhub users create`): the services' context and
+    /// the followers it reads through (query tables, key cache), and no background worker.
+    Tool,
+}
+
+/// Which background workers a process of each role runs (see [`start_workers`]).
+const WORKERS: &[(&str, &[Role])] = &[
+    ("last-used flusher", &[Role::Server, Role::Gateway]),
+    ("quota totals refresher", &[Role::Server, Role::Gateway]),
+    ("rate-limit overrides refresher", &[Role::Server, Role::Gateway]),
+    ("rate-limit notices", &[Role::Server, Role::Gateway]),
+    ("master key refresher", &[Role::Server, Role::Gateway]),
+    ("database probe", &[Role::Server, Role::Gateway]),
+    ("live streams", &[Role::Server, Role::Gateway]),
+    ("usage rollups", &[Role::Server]),
+    ("usage pruner", &[Role::Server]),
+    ("idempotency pruner", &[Role::Server]),
+    ("session pruner", &[Role::Server]),
+    ("webhook sender", &[Role::Server]),
+    ("relay", &[Role::Server]),
+];
+
+fn runs(role: Role, worker: &str) -> bool {
+    WORKERS.iter().any(|(name, roles)| *name == worker && roles.contains(&role))
+}
+
+/// What the workers need beyond the context (the ends of their channels).
+struct WorkerInputs {
+    hint: watch::Receiver<i64>,
+    usage_applied: watch::Sender<u64>,
+    webhook_position: watch::Sender<i64>,
+    notices: crate::webhooks::notices::NoticeQueue,
+    relay: Relay,
+}
+
+/// Starts the background workers of `role` (the table [`WORKERS`]); the followers every
+/// role runs (log watcher, projection runner, key cache) were started with the context.
+/// Returns the usage projection's task, when it runs.
+async fn start_workers(
+    role: Role,
+    config: &Config,
+    state: &AppState,
+    inputs: WorkerInputs,
+    shutdown: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let pool = &state.pool;
+    let on = |worker: &str| runs(role, worker);
+    if on("last-used flusher") {
+        crate::cache::last_used::spawn_flusher(state.keys.clone(), pool.clone(), shutdown.clone());
+    }
+    if on("quota totals refresher") {
+        crate::cache::usage::spawn_quota_refresher(state.keys.clone(), pool.clone(), shutdown.clone()).await;
+    }
+    if on("rate-limit overrides refresher") {
+        crate::usage::rate_limit::spawn_refresher(state.rate_limiter.clone(), pool.clone(), shutdown.clone());
+    }
+    if on("rate-limit notices") {
+        let settings = crate::webhooks::WebhookSettings::from_config(config);
+        tokio::spawn(inputs.notices.run(pool.clone(), settings, shutdown.clone()));
+    }
+    if on("master key refresher") {
+        spawn_master_refresh(pool.clone(), state.master.clone(), shutdown.clone());
+    }
+    if on("database probe") {
+        tokio::spawn(state.db.clone().probe(pool.clone(), shutdown.clone()));
+    }
+    if on("live streams") {
+        let idle = state.limits.session_idle;
+        state.live.spawn(pool.clone(), state.keys.position(), idle, shutdown.clone());
+    }
+    let usage_projection = on("usage rollups").then(|| {
+        tokio::spawn(crate::usage::rollups::run(
+            pool.clone(),
+            state.nats.clone(),
+            config.usage_stream(),
+            inputs.usage_applied,
+            shutdown.clone(),
+        ))
+    });
+    if on("usage pruner") {
+        crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
+    }
+    if on("idempotency pruner") {
+        crate::store::idempotency::spawn_pruner(pool.clone(), shutdown.clone());
+    }
+    if on("session pruner") {
+        crate::store::sessions::spawn_pruner(pool.clone(), state.limits.session_idle, shutdown.clone());
+    }
+    if on("webhook sender") {
+        tokio::spawn(crate::webhooks::sender::run(
+            state.webhooks.clone(),
+            state.commands.clone(),
+            inputs.hint,
+            inputs.webhook_position,
+            shutdown.clone(),
+        ));
+    }
+    if on("relay") {
+        tokio::spawn(inputs.relay.run(shutdown.clone()));
+    }
+    usage_projection
 }
 
 impl App {
@@ -118,9 +219,8 @@ impl App {
         Self::build_as(config, Role::Server).await
     }
 
-    /// Connects, migrates and starts what a process of `role` runs.
+    /// Connects, migrates, builds the context and starts what a process of `role` runs.
     pub async fn build_as(config: &Config, role: Role) -> Result<App, StartError> {
-        let server = role == Role::Server;
         config.validate().map_err(StartError::Config)?;
         install_crypto_provider();
         let _ = crate::telemetry::metrics_handle();
@@ -147,8 +247,9 @@ impl App {
         })?;
         let nats = crate::nats::connect(&config.nats_url).await?;
         let shutdown = CancellationToken::new();
+        // The followers every role runs: the log watcher, the projection runner (what this
+        // process's writer commits goes straight to it) and the key cache.
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
-        // What this process's writer commits goes straight to its projection runner.
         let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
         let readmodels = spawn_projections(
             pool.clone(),
@@ -160,35 +261,13 @@ impl App {
         let keys =
             crate::cache::start(pool.clone(), hint.clone(), readmodels.handed_over(), shutdown.clone())
                 .await?;
-        crate::cache::last_used::spawn_flusher(keys.clone(), pool.clone(), shutdown.clone());
-        crate::cache::usage::spawn_quota_refresher(keys.clone(), pool.clone(), shutdown.clone()).await;
-        let (applied, usage_applied) = watch::channel(0);
-        let usage_projection = if server {
-            let handle = tokio::spawn(crate::usage::rollups::run(
-                pool.clone(),
-                nats.clone(),
-                config.usage_stream(),
-                applied,
-                shutdown.clone(),
-            ));
-            crate::usage::rollups::spawn_pruner(pool.clone(), config.usage_max_age(), shutdown.clone());
-            crate::store::idempotency::spawn_pruner(pool.clone(), shutdown.clone());
-            handle
-        } else {
-            drop(applied);
-            tokio::spawn(async {})
-        };
-        if server {
-            crate::store::sessions::spawn_pruner(
-                pool.clone(),
-                config.limits().session_idle,
-                shutdown.clone(),
-            );
-        }
-        let rate_limiter =
-            Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit));
-        crate::usage::rate_limit::spawn_refresher(rate_limiter.clone(), pool.clone(), shutdown.clone());
         let readmodels = readmodels.with(keys.position());
+        let (usage_applied_tx, usage_applied) = watch::channel(0);
+        let (webhook_position_tx, webhook_position) = watch::channel(0);
+        let (relay, relay_position) =
+            Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint.clone());
+        let relay_faults = relay.drop_publish();
+        let (rate_limit_notices, notices) = crate::webhooks::notices::RateLimitNotices::new();
         let webhooks = Arc::new(
             crate::webhooks::sender::Sender::new(
                 pool.clone(),
@@ -197,37 +276,13 @@ impl App {
             )
             .map_err(|e| StartError::Config(format!("webhook client: {e}")))?,
         );
-        let commands = Commands::new(pool.clone(), Some(committed));
-        let webhook_position = if server {
-            crate::webhooks::sender::spawn(webhooks.clone(), commands.clone(), hint.clone(), shutdown.clone())
-        } else {
-            watch::channel(0).1
-        };
-        let rate_limit_notices = crate::webhooks::notices::RateLimitNotices::spawn(
-            pool.clone(),
-            crate::webhooks::WebhookSettings::from_config(config),
-            shutdown.clone(),
-        );
-        let (relay_position, relay_faults) = if server {
-            let (relay, relay_position) =
-                Relay::new(pool.clone(), nats.clone(), config.events_stream(), hint);
-            let relay_faults = relay.drop_publish();
-            tokio::spawn(relay.run(shutdown.clone()));
-            (relay_position, relay_faults)
-        } else {
-            drop(hint);
-            (watch::channel(0).1, crate::relay::DropPublish::default())
-        };
-        spawn_master_refresh(pool.clone(), master.clone(), shutdown.clone());
-        let db = crate::store::health::DbHealth::spawn(pool.clone(), shutdown.clone());
         let limits = config.limits();
         let live =
             crate::services::live::LiveHub::new(limits.live_streams_per_principal, limits.live_streams_max);
-        live.spawn(pool.clone(), keys.position(), limits.session_idle, shutdown.clone());
         let trusted_proxies =
             Arc::new(crate::config::parse_trusted(&config.trusted_proxies).map_err(StartError::Config)?);
         let state = AppState::new(crate::services::Shared {
-            commands,
+            commands: Commands::new(pool.clone(), Some(committed)),
             pool,
             hasher,
             master,
@@ -241,7 +296,9 @@ impl App {
                 config.usage_max_age(),
             ),
             nats,
-            rate_limiter,
+            rate_limiter: Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(
+                config.default_rate_limit,
+            )),
             limits: Arc::new(limits),
             throttles: Arc::new(
                 crate::auth::throttle::Throttles::new(
@@ -261,15 +318,23 @@ impl App {
             webhooks,
             rate_limit_notices,
             live,
-            db,
+            db: Arc::new(crate::store::health::DbHealth::default()),
         });
+        let inputs = WorkerInputs {
+            hint,
+            usage_applied: usage_applied_tx,
+            webhook_position: webhook_position_tx,
+            notices,
+            relay,
+        };
+        let usage_projection = start_workers(role, config, &state, inputs, &shutdown).await;
         Ok(App {
             state,
             shutdown,
             relay_position,
             generated_master_key,
             usage_applied,
-            usage_projection,
+            usage_projection: usage_projection.unwrap_or_else(|| tokio::spawn(async {})),
             relay_faults,
             webhook_position,
         })

@@ -240,7 +240,8 @@ async fn create_user(
         None => Membership::Platform { role: role.to_string() },
         Some(tenant_id) => Membership::Tenant { tenant_id, role: role.to_string() },
     };
-    let app = App::build(config).await?;
+    // The services' context and the followers it reads through; no server, no worker.
+    let app = App::build_as(config, crate::app::Role::Tool).await?;
     let ctx = crate::commands::RequestMeta {
         request_id: "cli".into(),
         user_agent: "tokenhub users create".into(),

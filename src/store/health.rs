@@ -30,11 +30,10 @@ impl DbHealth {
         self.down.load(Ordering::Relaxed)
     }
 
-    /// Starts probing `pool` until `shutdown`.
-    pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> Arc<Self> {
-        let health = Arc::new(Self::default());
-        let probe = Arc::clone(&health);
-        tokio::spawn(async move {
+    /// Probes `pool` every [`PROBE_EVERY`] until `shutdown` (a background task).
+    pub async fn probe(self: Arc<Self>, pool: PgPool, shutdown: CancellationToken) {
+        let probe = self;
+        {
             let mut every = tokio::time::interval(PROBE_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -57,7 +56,6 @@ impl DbHealth {
                 }
                 metrics::gauge!("tokenhub_database_up").set(if answered { 1.0 } else { 0.0 });
             }
-        });
-        health
+        }
     }
 }

@@ -200,28 +200,10 @@ pub struct RateLimitNotices {
 }
 
 impl RateLimitNotices {
-    /// Starts the task that raises the queued notices.
-    pub fn spawn(pool: PgPool, settings: WebhookSettings, shutdown: CancellationToken) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(String, String, i64)>(1024);
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    next = rx.recv() => next,
-                };
-                let Some((public_id, tenant, minute)) = next else { return };
-                let id = format!("rate_limit.exceeded:{public_id}:{minute}");
-                let data = json!({"public_id": public_id, "minute": crate::time_fmt::rfc3339(
-                    OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(OffsetDateTime::UNIX_EPOCH))});
-                if let Err(e) =
-                    raise(&pool, &settings, &tenant, "rate_limit.exceeded", &id, &public_id, data).await
-                {
-                    tracing::warn!(error = %e, "rate_limit.exceeded notice not recorded");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        });
-        Self { last: Arc::new(DashMap::new()), tx }
+    /// The notices and their queue, whose [`NoticeQueue::run`] raises them.
+    pub fn new() -> (Self, NoticeQueue) {
+        let (tx, rx) = mpsc::channel::<(String, String, i64)>(1024);
+        (Self { last: Arc::new(DashMap::new()), tx }, NoticeQueue(rx))
     }
 
     /// A key of `tenant` was refused with `RATE_LIMITED` at `now`.
@@ -245,6 +227,32 @@ impl RateLimitNotices {
         }
         if self.last.len() > 100_000 {
             self.last.retain(|_, m| *m >= minute);
+        }
+    }
+}
+
+/// The queued `rate_limit.exceeded` notices of [`RateLimitNotices`].
+pub struct NoticeQueue(mpsc::Receiver<(String, String, i64)>);
+
+impl NoticeQueue {
+    /// Raises the queued notices until `shutdown` (a background task).
+    pub async fn run(self, pool: PgPool, settings: WebhookSettings, shutdown: CancellationToken) {
+        let mut rx = self.0;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = rx.recv() => next,
+            };
+            let Some((public_id, tenant, minute)) = next else { return };
+            let id = format!("rate_limit.exceeded:{public_id}:{minute}");
+            let data = json!({"public_id": public_id, "minute": crate::time_fmt::rfc3339(
+                OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(OffsetDateTime::UNIX_EPOCH))});
+            if let Err(e) =
+                raise(&pool, &settings, &tenant, "rate_limit.exceeded", &id, &public_id, data).await
+            {
+                tracing::warn!(error = %e, "rate_limit.exceeded notice not recorded");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
 }

@@ -309,32 +309,30 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
-/// Starts the worker; it runs until `shutdown`.
-pub fn spawn(
+/// Runs the worker until `shutdown` (a background task): it leads while it holds the lock,
+/// publishing how far it has read the log on `position`.
+pub async fn run(
     sender: Arc<Sender>,
     commands: Commands,
     hint: watch::Receiver<i64>,
+    position: watch::Sender<i64>,
     shutdown: CancellationToken,
-) -> watch::Receiver<i64> {
-    let (position, rx) = watch::channel(0);
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        let mut worker = Worker { sender, commands, hint, position };
-        while !shutdown.is_cancelled() {
-            match worker.lead(&shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "webhook worker interrupted");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut worker = Worker { sender, commands, hint, position };
+    while !shutdown.is_cancelled() {
+        match worker.lead(&shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "webhook worker interrupted");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-    });
-    rx
+    }
 }
 
 struct Worker {

@@ -268,3 +268,51 @@ async fn anonymous_junk_from_many_addresses_never_exhausts_real_sign_ins() {
     );
     app.stop().await;
 }
+
+/// `tokenhub users create` builds the services' context, not a server: it invites, the link
+/// works on the server, and the command starts none of the server's workers (no relay or
+/// webhook leader, which would compete with a server's).
+#[tokio::test]
+async fn the_command_line_invites_a_person_without_starting_a_server() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tokenhub"))
+            .args(["users", "create", "--email", "Ops@Example.com", "--role", "auditor"])
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", &stream.url)
+            .env("NATS_EVENTS_STREAM", &stream.stream)
+            .env("NATS_SUBJECT_PREFIX", &stream.prefix)
+            .env("NATS_USAGE_STREAM", &stream.usage_stream)
+            .env("TOKENHUB_KEY_PEPPER", PEPPER)
+            .env("TOKENHUB_KEK", TEST_KEK)
+            .env("PUBLIC_URL", "http://tokenhub.example")
+            .env("LOG_LEVEL", "debug")
+            .output(),
+    )
+    .await
+    .expect("users create ends within 60 s")
+    .expect("tokenhub runs");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{out}\n{err}");
+    for worker in ["relay leading", "webhook worker leading"] {
+        assert!(!err.contains(worker), "the command started a worker ({worker}):\n{err}");
+    }
+    // The server starts after it (the command alone leads nothing), and the link works there.
+    tokenhub::app::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let server = ServerProcess::start(&db, &stream);
+    server.wait_ready(&http).await;
+    let link = out.split_whitespace().find(|w| w.contains("/invites/")).expect("an invite link");
+    let token = link.trim_end_matches('/').rsplit('/').next().unwrap().trim_end_matches("/accept");
+    let (s, person) = send(
+        http.post(format!("{}/auth/invites/{token}/accept", server.base))
+            .json(&json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        (s, person["email"].as_str(), person["role"].as_str()),
+        (200, Some("ops@example.com"), Some("auditor")),
+        "{person}"
+    );
+}
