@@ -128,6 +128,7 @@ const WORKERS: &[(&str, &[Role])] = &[
     ("usage pruner", &[Role::Server]),
     ("idempotency pruner", &[Role::Server]),
     ("session pruner", &[Role::Server]),
+    ("rate window pruner", &[Role::Server]),
     ("webhook sender", &[Role::Server]),
     ("relay", &[Role::Server]),
 ];
@@ -198,6 +199,9 @@ async fn start_workers(
     if on("session pruner") {
         crate::store::sessions::spawn_pruner(pool.clone(), state.limits.session_idle, shutdown.clone());
     }
+    if on("rate window pruner") {
+        crate::store::rate_windows::spawn_pruner(pool.clone(), shutdown.clone());
+    }
     if on("webhook sender") {
         tokio::spawn(crate::webhooks::sender::run(
             state.webhooks.clone(),
@@ -250,6 +254,7 @@ impl App {
         // The followers every role runs: the log watcher, the projection runner (what this
         // process's writer commits goes straight to it) and the key cache.
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
+        let leaser = crate::cache::leases::Leaser::new(config.fleet_rate_limits.then(|| pool.clone()));
         let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
         let readmodels = spawn_projections(
             pool.clone(),
@@ -258,9 +263,14 @@ impl App {
             config.read_your_writes_timeout(),
             shutdown.clone(),
         );
-        let keys =
-            crate::cache::start(pool.clone(), hint.clone(), readmodels.handed_over(), shutdown.clone())
-                .await?;
+        let keys = crate::cache::start(
+            pool.clone(),
+            hint.clone(),
+            readmodels.handed_over(),
+            leaser.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let readmodels = readmodels.with(keys.position());
         let (usage_applied_tx, usage_applied) = watch::channel(0);
         let (webhook_position_tx, webhook_position) = watch::channel(0);
@@ -296,9 +306,10 @@ impl App {
                 config.usage_max_age(),
             ),
             nats,
-            rate_limiter: Arc::new(crate::usage::rate_limit::TenantRateLimiter::new(
-                config.default_rate_limit,
-            )),
+            rate_limiter: Arc::new(
+                crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit)
+                    .with_leaser(leaser.clone()),
+            ),
             limits: Arc::new(limits),
             throttles: Arc::new(
                 crate::auth::throttle::Throttles::new(

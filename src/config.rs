@@ -104,6 +104,12 @@ pub struct Config {
     #[arg(long, env = "DEFAULT_RATE_LIMIT", default_value_t = 1000, global = true)]
     pub default_rate_limit: u32,
 
+    /// Count every per-minute limit (a key's requests, a tenant's control-API rate) once for
+    /// the fleet, from leases of each window in PostgreSQL; `false`: each instance counts on
+    /// its own (N instances admit up to N × a limit).
+    #[arg(long, env = "FLEET_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub fleet_rate_limits: bool,
+
     /// Where a generated master key is written (mode 0600) when stderr is not a terminal.
     #[arg(long, env = "MASTER_KEY_FILE", default_value = "data/master-key", global = true)]
     pub master_key_file: std::path::PathBuf,

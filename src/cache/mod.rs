@@ -11,9 +11,11 @@
 //! - [`verify`]: the verification decision.
 //! - [`caught_up`]: a miss is answered only once the cache holds the log as of the request.
 //! - [`last_used`]: batched `last_used_at` writes (no event per verification).
+//! - [`leases`]: per-minute limits counted once for the fleet (leases of each window).
 
 pub mod caught_up;
 pub mod last_used;
+pub mod leases;
 pub mod usage;
 pub mod verify;
 
@@ -226,6 +228,8 @@ pub struct KeyCache {
     /// Held while events are applied: the follower and the projection runner's hand-over
     /// ([`follow`]) never apply one event twice.
     applying: std::sync::Mutex<()>,
+    /// Leases of the fleet's per-minute counts ([`leases`]).
+    pub leaser: leases::Leaser,
 }
 
 impl Default for KeyCache {
@@ -240,6 +244,7 @@ impl Default for KeyCache {
             live_keys: DashMap::new(),
             position: watch::channel(0).0,
             applying: std::sync::Mutex::new(()),
+            leaser: leases::Leaser::default(),
         }
     }
 }
@@ -537,9 +542,10 @@ pub async fn start(
     pool: PgPool,
     hint: watch::Receiver<i64>,
     handed_over: HandOver,
+    leaser: leases::Leaser,
     shutdown: CancellationToken,
 ) -> Result<Arc<KeyCache>, ProjectionError> {
-    let cache = Arc::new(KeyCache::default());
+    let cache = Arc::new(KeyCache { leaser, ..KeyCache::default() });
     let started = std::time::Instant::now();
     cache.load(&pool).await?;
     cache.catch_up(&pool).await?;

@@ -112,10 +112,10 @@ impl TokenTotals {
 pub struct KeyUsage {
     /// LLM tokens (quota).
     pub tokens: TokenTotals,
-    /// The minute (Unix seconds / 60) the two counters below count.
+    /// Verified requests: this instance's lease of the key's per-minute budget.
+    pub requests: super::leases::Lease,
+    /// The minute (Unix seconds / 60) the counter below counts.
     minute: AtomicI64,
-    /// Verified requests in that minute.
-    minute_requests: AtomicU64,
     /// Tokens reported in that minute.
     minute_tokens: AtomicU64,
 }
@@ -126,21 +126,8 @@ impl KeyUsage {
         if seen != minute
             && self.minute.compare_exchange(seen, minute, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
-            self.minute_requests.store(0, Ordering::Release);
             self.minute_tokens.store(0, Ordering::Release);
         }
-    }
-
-    /// Counts a request in the minute of `now` unless `limit` requests were counted already;
-    /// true when counted.
-    pub fn take_request(&self, now: OffsetDateTime, limit: u32) -> bool {
-        self.roll(now.unix_timestamp().div_euclid(60));
-        let before = self.minute_requests.fetch_add(1, Ordering::AcqRel);
-        if before >= u64::from(limit) {
-            self.minute_requests.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        true
     }
 
     /// Tokens reported in the minute of `now`.

@@ -17,6 +17,7 @@ use tokenhub_aggregates::sub_account::SubAccountStatus;
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::sub_accounts::SubAccountRecord;
 
+use super::leases::Take;
 use super::usage::TokenTotals;
 use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
@@ -118,6 +119,16 @@ pub struct Verdict {
     pub sub_account: Option<Arc<SubAccountRecord>>,
     /// The tightest of the key's, its sub-account's and its tenant's monthly quotas, when any.
     pub quota: Option<QuotaStatus>,
+    /// `RATE_LIMITED` only because this instance's lease of the key's requests per minute (this
+    /// many) is used up: [`KeyCache::verify_counted`] leases more and verifies again.
+    pub lease_needed: Option<u32>,
+}
+
+/// Where a key stands against its per-minute limits.
+enum Rate {
+    Within,
+    Over,
+    NeedsLease(u32),
 }
 
 /// Where a quota stands.
@@ -208,9 +219,42 @@ impl KeyCache {
     }
 
     /// Counts one request of `key` against its per-minute limits (the control API's rate for
-    /// a tenant key); false when over either.
-    pub fn take_request(&self, key: &CachedKey, now: OffsetDateTime) -> bool {
-        Self::within_rate(key, now)
+    /// a tenant key), leasing from the fleet's count when this instance's share is used up;
+    /// false when over either.
+    pub async fn take_request(&self, key: &CachedKey, now: OffsetDateTime) -> bool {
+        for _ in 0..4 {
+            match self.within_rate(key, now) {
+                Rate::Within => return true,
+                Rate::Over => return false,
+                Rate::NeedsLease(rpm) => self.fill_lease(key, rpm, now).await,
+            }
+        }
+        false
+    }
+
+    /// [`KeyCache::verify`], leasing from the fleet's count of the key's requests per minute
+    /// when this instance's share is used up (then verifying again): what every verifier
+    /// calls on the request path (`/v1/keys/verify`, the gateway).
+    pub async fn verify_counted(
+        &self,
+        hasher: &KeyHasher,
+        input: VerifyInput<'_>,
+        now: OffsetDateTime,
+    ) -> Verdict {
+        let mut verdict = self.verify(hasher, input, now);
+        // Each fill grants, finds the window spent or counts alone: a second verify decides.
+        for _ in 0..4 {
+            let (Some(rpm), Some(key)) = (verdict.lease_needed, verdict.key.as_ref()) else { break };
+            self.fill_lease(key, rpm, now).await;
+            verdict = self.verify(hasher, input, now);
+        }
+        verdict
+    }
+
+    async fn fill_lease(&self, key: &CachedKey, rpm: u32, now: OffsetDateTime) {
+        let window = now.unix_timestamp().div_euclid(60) * 60;
+        let scope = format!("key:{}", key.public_id);
+        self.leaser.fill(&key.usage.requests, &scope, u64::from(rpm), window).await;
     }
 
     /// Whether the tenant `tenant_id` admits a caller from `ip` now: its state and its IP
@@ -230,7 +274,7 @@ impl KeyCache {
         now: OffsetDateTime,
         account: bool,
     ) -> Verdict {
-        let verdict = |code, key| Verdict { code, key, sub_account: None, quota: None };
+        let verdict = |code, key| Verdict { code, key, sub_account: None, quota: None, lease_needed: None };
         let Ok(public_id) = key_format::parse(input.key) else { return verdict(VerifyCode::Malformed, None) };
         let Some(key) = self.get(public_id) else { return verdict(VerifyCode::NotFound, None) };
         let presented = hasher.hash_bytes(input.key);
@@ -255,7 +299,7 @@ impl KeyCache {
             if code == VerifyCode::Valid {
                 key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
             }
-            return Verdict { code, key: Some(key), sub_account, quota: None };
+            return Verdict { code, key: Some(key), sub_account, quota: None, lease_needed: None };
         }
         let quota = self.quota_of(&key, tenant.as_deref(), sub_account.as_deref(), now);
         // Release the tenant's shard before counting the request.
@@ -263,13 +307,21 @@ impl KeyCache {
         if code == VerifyCode::Valid && quota.is_some_and(|q| q.remaining == 0) {
             code = VerifyCode::QuotaExceeded;
         }
-        if code == VerifyCode::Valid && !Self::within_rate(&key, now) {
-            code = VerifyCode::RateLimited;
+        let mut lease_needed = None;
+        if code == VerifyCode::Valid {
+            match self.within_rate(&key, now) {
+                Rate::Within => {}
+                Rate::Over => code = VerifyCode::RateLimited,
+                Rate::NeedsLease(rpm) => {
+                    code = VerifyCode::RateLimited;
+                    lease_needed = Some(rpm);
+                }
+            }
         }
         if code == VerifyCode::Valid {
             key.last_used.store(now.unix_timestamp(), Ordering::Relaxed);
         }
-        Verdict { code, key: Some(key), sub_account, quota }
+        Verdict { code, key: Some(key), sub_account, quota, lease_needed }
     }
 
     /// Every quota that binds `key` now — its own, its sub-account's, its tenant's — each with
@@ -340,12 +392,18 @@ impl KeyCache {
     }
 
     /// Counts the request against the key's per-minute limits; false when over either.
-    fn within_rate(key: &CachedKey, now: OffsetDateTime) -> bool {
-        let Some(rate) = key.rate_limit else { return true };
+    fn within_rate(&self, key: &CachedKey, now: OffsetDateTime) -> Rate {
+        let Some(rate) = key.rate_limit else { return Rate::Within };
         if rate.tokens_per_minute.is_some_and(|tpm| key.usage.minute_tokens(now) >= tpm) {
-            return false;
+            return Rate::Over;
         }
-        rate.requests_per_minute.is_none_or(|rpm| key.usage.take_request(now, rpm))
+        let Some(rpm) = rate.requests_per_minute else { return Rate::Within };
+        let window = now.unix_timestamp().div_euclid(60) * 60;
+        match key.usage.requests.try_take(u64::from(rpm), window) {
+            Take::Admitted { .. } => Rate::Within,
+            Take::Refused => Rate::Over,
+            Take::NeedsLease => Rate::NeedsLease(rpm),
+        }
     }
 
     fn check_active(

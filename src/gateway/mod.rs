@@ -188,13 +188,13 @@ async fn admit(
     operation: Option<Operation>,
 ) -> Result<Arc<CachedKey>, GatewayError> {
     let input = VerifyInput { key, ip, model };
-    let mut verdict = gw.ctx.keys.verify(&gw.ctx.hasher, input, OffsetDateTime::now_utc());
+    let mut verdict = gw.ctx.keys.verify_counted(&gw.ctx.hasher, input, OffsetDateTime::now_utc()).await;
     // `NOT_FOUND` only once this gateway holds the log as of the request: a key issued a
     // moment ago (on the server) is known here first.
     if verdict.code == VerifyCode::NotFound
         && gw.ctx.keys.caught_up(&gw.ctx.pool).await == crate::cache::caught_up::CaughtUp::Yes
     {
-        verdict = gw.ctx.keys.verify(&gw.ctx.hasher, input, OffsetDateTime::now_utc());
+        verdict = gw.ctx.keys.verify_counted(&gw.ctx.hasher, input, OffsetDateTime::now_utc()).await;
     }
     if verdict.code != VerifyCode::Valid {
         return Err(GatewayError::of_verdict(verdict.code));

@@ -54,10 +54,10 @@ fn invalid_key_because(reason: &str) -> ApiError {
 
 /// Authenticates a key through the in-memory cache (no database round trip); a tenant key's
 /// own per-minute limits hold on the control API as well (429).
-fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+async fn authenticate_key(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
     let now = OffsetDateTime::now_utc();
     let (principal, cached) = key_principal(state, key, ip, now)?;
-    if matches!(principal, Principal::TenantKey { .. }) && !state.keys.take_request(&cached, now) {
+    if matches!(principal, Principal::TenantKey { .. }) && !state.keys.take_request(&cached, now).await {
         let retry = 60 - u64::from(now.second());
         return Err(
             ApiError::new(Code::RateLimited, "this key is over its own rate limit").retry_after(retry)
@@ -179,11 +179,11 @@ impl FromRequestParts<AppState> for Principal {
             Principal::SuperAdmin
         } else if let Some(key) = header_str(headers, &X_API_KEY) {
             seen_or_caught_up(state, key).await;
-            authenticate_key(state, key, ip)?
+            authenticate_key(state, key, ip).await?
         } else if let Some(token) = bearer(headers) {
             if token.starts_with(key_format::KEY_PREFIX) {
                 seen_or_caught_up(state, token).await;
-                authenticate_key(state, token, ip)?
+                authenticate_key(state, token, ip).await?
             } else {
                 check_master(state, token, ip).await.map_err(|e| e.unwrap_or_else(invalid_key))?;
                 Principal::SuperAdmin

@@ -43,7 +43,7 @@ impl<R: Requires> FromRequestParts<AppState> for Authorized<R> {
             let slot = parts.extensions.get::<crate::http::rate_limit::RateSlot>();
             // The tenant's own `rateLimit` never blocks the routes that undo it.
             let own = !matches!(R::ACTION, Action::ReadTenantConfig | Action::ManageTenantConfig);
-            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant, own)?;
+            crate::http::rate_limit::check(slot, &state.rate_limiter, tenant, own).await?;
         }
         Ok(Self { principal, tenant_id, _action: PhantomData })
     }

@@ -27,14 +27,14 @@ impl RateSlot {
 
 /// Counts one request of `tenant`; 429 when over its limit (`own`: whether the tenant's own
 /// `rateLimit` applies, see [`crate::usage::rate_limit::TenantRateLimiter::hit`]).
-pub fn check(
+pub async fn check(
     slot: Option<&RateSlot>,
     limiter: &crate::usage::rate_limit::TenantRateLimiter,
     tenant: &str,
     own: bool,
 ) -> Result<(), ApiError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let Some(info) = limiter.hit(tenant, now, own) else { return Ok(()) };
+    let Some(info) = limiter.hit(tenant, now, own).await else { return Ok(()) };
     if let Some(slot) = slot {
         slot.set(info);
     }

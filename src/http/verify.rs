@@ -158,11 +158,11 @@ pub async fn verify_key(
     };
     let input = VerifyInput { key: &body.key, ip, model: body.model.as_deref() };
     let now = OffsetDateTime::now_utc();
-    let mut verdict = state.keys.verify(&state.hasher, input, now);
+    let mut verdict = state.keys.verify_counted(&state.hasher, input, now).await;
     // `NOT_FOUND` only once this instance holds the log as of the request (a key issued on
     // another instance a moment ago is known here first).
     if verdict.code == VerifyCode::NotFound && state.keys.caught_up(&state.pool).await == CaughtUp::Yes {
-        verdict = state.keys.verify(&state.hasher, input, now);
+        verdict = state.keys.verify_counted(&state.hasher, input, now).await;
     }
     // A gateway bound to tenants verifies only their keys.
     if let Some(tenant) = verdict.key.as_ref().and_then(|k| k.tenant_id.as_deref()) {

@@ -3,8 +3,8 @@
 //! configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`) adds a
 //! limit of its own that is counted beside the ceiling, so it can only lower it: `enabled:
 //! false` or a larger `max` leaves the ceiling in force. Fixed windows aligned on the Unix epoch, counted in
-//! memory by each instance: with N instances behind a balancer a tenant gets up to N times
-//! its limit (see README).
+//! memory from leases of the fleet's count ([`crate::cache::leases`]): N instances together
+//! admit the limit once, not N times.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::cache::leases::{Lease, Leaser, Take};
 
 /// How often tenant overrides are re-read from the tenants table.
 pub const OVERRIDE_REFRESH: Duration = Duration::from_secs(2);
@@ -53,7 +55,9 @@ pub struct TenantRates {
 pub struct TenantRateLimiter {
     default: Rate,
     overrides: DashMap<String, TenantRates>,
-    windows: DashMap<String, [(i64, u32); 2]>,
+    /// Per tenant, the leases of its two limits (the ceiling, its own).
+    windows: DashMap<String, Arc<[Lease; 2]>>,
+    leaser: Leaser,
 }
 
 fn usable(rate: Option<Rate>) -> Option<Rate> {
@@ -67,7 +71,14 @@ impl TenantRateLimiter {
             default: Rate { max: default_per_minute, window: 60 },
             overrides: DashMap::new(),
             windows: DashMap::new(),
+            leaser: Leaser::default(),
         }
+    }
+
+    /// The same limiter counting from the fleet's leases (`leaser`).
+    pub fn with_leaser(mut self, leaser: Leaser) -> Self {
+        self.leaser = leaser;
+        self
     }
 
     fn rates_of(&self, tenant: &str) -> [Option<Rate>; 2] {
@@ -83,7 +94,7 @@ impl TenantRateLimiter {
     /// the limit that binds (the refusing one, else the one with fewer requests left). With
     /// `own` false only the operator's ceiling applies: the routes that read and change the
     /// tenant's own `rateLimit` are never blocked by it (a tenant cannot lock itself out).
-    pub fn hit(&self, tenant: &str, now: i64, own: bool) -> Option<RateInfo> {
+    pub async fn hit(&self, tenant: &str, now: i64, own: bool) -> Option<RateInfo> {
         let mut rates = self.rates_of(tenant);
         if !own {
             rates[1] = None;
@@ -91,28 +102,41 @@ impl TenantRateLimiter {
         if rates.iter().all(Option::is_none) {
             return None;
         }
-        let mut entry = self.windows.entry(tenant.to_string()).or_insert([(0, 0); 2]);
+        let leases = match self.windows.get(tenant) {
+            Some(l) => Arc::clone(l.value()),
+            None => Arc::clone(self.windows.entry(tenant.to_string()).or_default().value()),
+        };
         let mut infos: [Option<RateInfo>; 2] = [None, None];
+        let mut taken: [Option<i64>; 2] = [None, None];
         for (i, rate) in rates.iter().enumerate() {
             let Some(rate) = rate else { continue };
             let window = i64::from(rate.window);
             let start = now.div_euclid(window) * window;
-            if entry[i].0 != start {
-                entry[i] = (start, 0);
+            let scope = || format!("tenant:{tenant}:{}:{}/{}", ["ceiling", "own"][i], rate.max, rate.window);
+            let (allowed, remaining) =
+                match self.leaser.take(&leases[i], scope, u64::from(rate.max), start).await {
+                    Take::Admitted { remaining } => (true, remaining.min(u64::from(u32::MAX)) as u32),
+                    Take::Refused | Take::NeedsLease => (false, 0),
+                };
+            if allowed {
+                taken[i] = Some(start);
             }
             infos[i] = Some(RateInfo {
                 limit: rate.max,
-                remaining: rate.max.saturating_sub(entry[i].1),
+                remaining,
                 reset_in: (start + window - now).max(1) as u64,
-                allowed: entry[i].1 < rate.max,
+                allowed,
             });
         }
         let allowed = infos.iter().flatten().all(|i| i.allowed);
-        if allowed {
-            for (i, info) in infos.iter_mut().enumerate() {
-                if let Some(info) = info {
-                    entry[i].1 += 1;
-                    info.remaining -= 1;
+        if !allowed {
+            // Counted against both only when both allow it.
+            for (i, start) in taken.iter().enumerate() {
+                if let Some(start) = start {
+                    leases[i].give_back(*start);
+                    if let Some(info) = &mut infos[i] {
+                        info.remaining = info.remaining.saturating_add(1);
+                    }
                 }
             }
         }
@@ -121,6 +145,12 @@ impl TenantRateLimiter {
             .flatten()
             .min_by_key(|i| (i.allowed, i.remaining))
             .map(|i| RateInfo { allowed, ..i })
+    }
+
+    /// Forgets the leases of windows that ended before Unix second `before` (the refresher
+    /// calls it, so the map holds only tenants active lately).
+    pub fn forget_before(&self, before: i64) {
+        self.windows.retain(|_, leases| leases.iter().any(|l| l.current(before)));
     }
 
     /// The control-API requests per minute the tenant is held to: the operator's ceiling (its
@@ -179,6 +209,8 @@ pub fn spawn_refresher(limiter: Arc<TenantRateLimiter>, pool: PgPool, shutdown: 
             if let Err(e) = limiter.refresh(&pool).await {
                 tracing::warn!(error = %e, "cannot refresh tenant rate limits");
             }
+            // Windows are at most a day long (`windowSeconds` ≤ 86,400).
+            limiter.forget_before(time::OffsetDateTime::now_utc().unix_timestamp() - 86_400);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(OVERRIDE_REFRESH) => {}
@@ -191,50 +223,55 @@ pub fn spawn_refresher(limiter: Arc<TenantRateLimiter>, pool: PgPool, shutdown: 
 mod tests {
     use super::*;
 
-    #[test]
-    fn fixed_window_counts_and_resets() {
+    #[tokio::test]
+    async fn fixed_window_counts_and_resets() {
         let limiter = TenantRateLimiter::new(2);
         let t0 = 1_800_000_000; // a multiple of 60
-        let a = limiter.hit("t", t0 + 10, true);
+        let a = limiter.hit("t", t0 + 10, true).await;
         assert_eq!(a, Some(RateInfo { limit: 2, remaining: 1, reset_in: 50, allowed: true }));
-        assert!(limiter.hit("t", t0 + 11, true).is_some_and(|i| i.allowed && i.remaining == 0));
-        assert!(limiter.hit("t", t0 + 12, true).is_some_and(|i| !i.allowed && i.reset_in == 48));
-        assert!(limiter.hit("other", t0 + 12, true).is_some_and(|i| i.allowed), "per tenant");
+        assert!(limiter.hit("t", t0 + 11, true).await.is_some_and(|i| i.allowed && i.remaining == 0));
+        assert!(limiter.hit("t", t0 + 12, true).await.is_some_and(|i| !i.allowed && i.reset_in == 48));
+        assert!(limiter.hit("other", t0 + 12, true).await.is_some_and(|i| i.allowed), "per tenant");
         assert!(
-            limiter.hit("t", t0 + 60, true).is_some_and(|i| i.allowed && i.remaining == 1),
+            limiter.hit("t", t0 + 60, true).await.is_some_and(|i| i.allowed && i.remaining == 1),
             "next window"
         );
     }
 
-    #[test]
-    fn tenant_configuration_overrides() {
+    #[tokio::test]
+    async fn tenant_configuration_overrides() {
         let default = Rate { max: 100, window: 60 };
         let on = serde_json::json!({"enabled": true, "default": {"max": 5, "windowSeconds": 10}});
         assert_eq!(parse_config(&on, default), Some(Rate { max: 5, window: 10 }));
         assert_eq!(parse_config(&serde_json::json!({"enabled": false}), default), None);
         assert_eq!(parse_config(&serde_json::json!({}), default), Some(default));
         let limiter = TenantRateLimiter::new(0);
-        assert_eq!(limiter.hit("t", 0, true), None, "0: unlimited");
+        assert_eq!(limiter.hit("t", 0, true).await, None, "0: unlimited");
         limiter.set_rates("t", TenantRates { ceiling: None, own: Some(Rate { max: 1, window: 10 }) });
-        assert!(limiter.hit("t", 5, true).is_some_and(|i| i.allowed && i.reset_in == 5));
+        assert!(limiter.hit("t", 5, true).await.is_some_and(|i| i.allowed && i.reset_in == 5));
     }
 
-    #[test]
-    fn the_tenants_own_limit_never_blocks_the_routes_that_change_it() {
+    #[tokio::test]
+    async fn the_tenants_own_limit_never_blocks_the_routes_that_change_it() {
         let t0 = 1_800_000_000;
         let limiter = TenantRateLimiter::new(1000);
         let own = Some(Rate { max: 1, window: 65_536 });
         limiter.set_rates("t", TenantRates { ceiling: Some(Rate { max: 5, window: 60 }), own });
-        assert!(limiter.hit("t", t0, true).is_some_and(|i| i.allowed));
-        assert!(limiter.hit("t", t0 + 1, true).is_some_and(|i| !i.allowed), "its own limit binds elsewhere");
+        assert!(limiter.hit("t", t0, true).await.is_some_and(|i| i.allowed));
+        assert!(
+            limiter.hit("t", t0 + 1, true).await.is_some_and(|i| !i.allowed),
+            "its own limit binds elsewhere"
+        );
         // The configuration routes: only the operator's ceiling counts.
-        let passed =
-            (0..10).filter(|i| limiter.hit("t", t0 + 2 + i, false).is_some_and(|r| r.allowed)).count();
+        let mut passed = 0;
+        for i in 0..10 {
+            passed += usize::from(limiter.hit("t", t0 + 2 + i, false).await.is_some_and(|r| r.allowed));
+        }
         assert_eq!(passed, 4, "the ceiling (5, one already spent) still holds");
     }
 
-    #[test]
-    fn a_tenant_can_only_lower_its_ceiling() {
+    #[tokio::test]
+    async fn a_tenant_can_only_lower_its_ceiling() {
         let t0 = 1_800_000_000;
         let ceiling = Some(Rate { max: 3, window: 60 });
         // Whatever the tenant's own limit, no more than the ceiling passes in a window.
@@ -246,8 +283,10 @@ mod tests {
         ] {
             let limiter = TenantRateLimiter::new(1000);
             limiter.set_rates("t", TenantRates { ceiling, own });
-            let passed =
-                (0..100).filter(|i| limiter.hit("t", t0 + i % 30, true).is_some_and(|r| r.allowed)).count();
+            let mut passed = 0;
+            for i in 0..100 {
+                passed += usize::from(limiter.hit("t", t0 + i % 30, true).await.is_some_and(|r| r.allowed));
+            }
             let expected = own.map_or(3, |o| if o.max < 3 { o.max as usize } else { 3 });
             assert_eq!(passed, expected, "own {own:?}");
         }
