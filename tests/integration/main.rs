@@ -16,6 +16,7 @@ mod caps;
 mod client_ip;
 mod common;
 mod event_store;
+mod fleet_limits;
 mod gateway;
 mod idempotency;
 mod input;
