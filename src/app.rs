@@ -119,6 +119,7 @@ pub enum Role {
 const WORKERS: &[(&str, &[Role])] = &[
     ("last-used flusher", &[Role::Server, Role::Gateway]),
     ("quota totals refresher", &[Role::Server, Role::Gateway]),
+    ("tokens-per-minute sync", &[Role::Server, Role::Gateway]),
     ("rate-limit overrides refresher", &[Role::Server, Role::Gateway]),
     ("rate-limit notices", &[Role::Server, Role::Gateway]),
     ("master key refresher", &[Role::Server, Role::Gateway]),
@@ -163,6 +164,9 @@ async fn start_workers(
     }
     if on("quota totals refresher") {
         crate::cache::usage::spawn_quota_refresher(state.keys.clone(), pool.clone(), shutdown.clone()).await;
+    }
+    if on("tokens-per-minute sync") && config.fleet_rate_limits {
+        crate::cache::usage::spawn_minute_token_sync(state.keys.clone(), pool.clone(), shutdown.clone());
     }
     if on("rate-limit overrides refresher") {
         crate::usage::rate_limit::spawn_refresher(state.rate_limiter.clone(), pool.clone(), shutdown.clone());

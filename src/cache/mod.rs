@@ -230,6 +230,8 @@ pub struct KeyCache {
     applying: std::sync::Mutex<()>,
     /// Leases of the fleet's per-minute counts ([`leases`]).
     pub leaser: leases::Leaser,
+    /// Keys whose tokens per minute are shared with the fleet this minute (the minute).
+    minute_watch: DashMap<IdKey, i64>,
 }
 
 impl Default for KeyCache {
@@ -245,6 +247,7 @@ impl Default for KeyCache {
             position: watch::channel(0).0,
             applying: std::sync::Mutex::new(()),
             leaser: leases::Leaser::default(),
+            minute_watch: DashMap::new(),
         }
     }
 }

@@ -116,8 +116,14 @@ pub struct KeyUsage {
     pub requests: super::leases::Lease,
     /// The minute (Unix seconds / 60) the counter below counts.
     minute: AtomicI64,
-    /// Tokens reported in that minute.
+    /// Tokens reported to this instance in that minute and not yet added to the fleet's
+    /// count (all of them when limits are counted per instance).
     minute_tokens: AtomicU64,
+    /// The minute of `fleet_tokens`.
+    fleet_minute: AtomicI64,
+    /// The fleet's count of the key's tokens in `fleet_minute`, as last read (this instance's
+    /// added ones included).
+    fleet_tokens: AtomicU64,
 }
 
 impl KeyUsage {
@@ -130,10 +136,36 @@ impl KeyUsage {
         }
     }
 
-    /// Tokens reported in the minute of `now`.
+    /// Tokens reported in the minute of `now`: the fleet's count as last read, and what this
+    /// instance has not added to it yet.
     pub fn minute_tokens(&self, now: OffsetDateTime) -> u64 {
-        self.roll(now.unix_timestamp().div_euclid(60));
-        self.minute_tokens.load(Ordering::Acquire)
+        let minute = now.unix_timestamp().div_euclid(60);
+        self.roll(minute);
+        let fleet = if self.fleet_minute.load(Ordering::Acquire) == minute {
+            self.fleet_tokens.load(Ordering::Acquire)
+        } else {
+            0
+        };
+        self.minute_tokens.load(Ordering::Acquire) + fleet
+    }
+
+    /// Takes the tokens of `minute` not yet added to the fleet's count.
+    fn take_unshared(&self, minute: i64) -> u64 {
+        self.roll(minute);
+        self.minute_tokens.swap(0, Ordering::AcqRel)
+    }
+
+    /// Puts back tokens [`KeyUsage::take_unshared`] took (the fleet's count was not reached).
+    fn put_back(&self, minute: i64, tokens: u64) {
+        if self.minute.load(Ordering::Acquire) == minute {
+            self.minute_tokens.fetch_add(tokens, Ordering::AcqRel);
+        }
+    }
+
+    /// The fleet's count of `minute`, as just read.
+    fn set_fleet(&self, minute: i64, tokens: u64) {
+        self.fleet_tokens.store(tokens, Ordering::Release);
+        self.fleet_minute.store(minute, Ordering::Release);
     }
 
     /// Adds ingested tokens of a record made at `at`: to the quota totals, and to the minute
@@ -187,6 +219,9 @@ impl KeyCache {
     ) {
         if let Some(usage) = key_id.and_then(|k| self.key_usage(k)) {
             usage.add_tokens(tokens, at, now);
+            if let Some(key) = key_id.and_then(|k| self.get(k)) {
+                self.watch_minute_tokens(&key, now);
+            }
         }
         if let Some(sub) = sub_account_id {
             self.sub_account_usage(sub).add(tokens as i64, at);
@@ -249,6 +284,93 @@ pub async fn spawn_quota_refresher(cache: Arc<KeyCache>, pool: PgPool, shutdown:
             match cache.refresh_quota_totals(&pool, version).await {
                 Ok(v) => version = v,
                 Err(e) => tracing::warn!(error = %e, "cannot refresh quota totals"),
+            }
+        }
+    });
+}
+
+/// How often an instance adds the tokens reported to it to the fleet's per-minute count of
+/// each key with a `tokens_per_minute` limit, and reads the others' (the bound of what other
+/// instances may have admitted past the limit: about this long of the key's traffic).
+pub const MINUTE_TOKENS_SYNC: Duration = Duration::from_millis(250);
+
+impl KeyCache {
+    /// Notes that `key`'s tokens per minute are in use now (verified or reported), so the
+    /// fleet's count is kept for it this minute. Only when limits are counted for the fleet.
+    pub(super) fn watch_minute_tokens(&self, key: &super::CachedKey, now: OffsetDateTime) {
+        let limited = key.rate_limit.is_some_and(|r| r.tokens_per_minute.is_some());
+        if !limited || !self.leaser.fleet() {
+            return;
+        }
+        let Some(id) = super::id_key(&key.public_id) else { return };
+        let minute = now.unix_timestamp().div_euclid(60);
+        if self.minute_watch.get(&id).is_none_or(|m| *m != minute) {
+            self.minute_watch.insert(id, minute);
+        }
+    }
+
+    /// Adds this instance's unshared tokens of the watched keys to the fleet's count of this
+    /// minute (`rate_windows`, scope `tpm:<public id>`), and reads the fleet's count back.
+    pub async fn sync_minute_tokens(&self, pool: &PgPool, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+        let minute = now.unix_timestamp().div_euclid(60);
+        self.minute_watch.retain(|_, m| *m == minute);
+        let mut watched: Vec<(String, Arc<KeyUsage>)> = self
+            .minute_watch
+            .iter()
+            .filter_map(|e| {
+                let usage = Arc::clone(self.usage.get(e.key())?.value());
+                Some((format!("tpm:{}", String::from_utf8_lossy(e.key())), usage))
+            })
+            .collect();
+        if watched.is_empty() {
+            return Ok(());
+        }
+        // One lock order for every instance: no deadlock between their upserts.
+        watched.sort_by(|a, b| a.0.cmp(&b.0));
+        let taken: Vec<u64> = watched.iter().map(|(_, u)| u.take_unshared(minute)).collect();
+        let scopes: Vec<&str> = watched.iter().map(|(s, _)| s.as_str()).collect();
+        let deltas: Vec<i64> = taken.iter().map(|t| (*t).min(i64::MAX as u64) as i64).collect();
+        let counted: Result<Vec<(String, i64)>, sqlx::Error> = sqlx::query_as(
+            "INSERT INTO rate_windows (scope, window_start, leased) \
+             SELECT s, $2, d FROM unnest($1::text[], $3::bigint[]) AS t(s, d) \
+             ON CONFLICT (scope, window_start) DO UPDATE SET leased = rate_windows.leased + EXCLUDED.leased \
+             RETURNING scope, leased",
+        )
+        .bind(&scopes)
+        .bind(minute * 60)
+        .bind(&deltas)
+        .fetch_all(pool)
+        .await;
+        let counted = match counted {
+            Ok(rows) => rows,
+            Err(e) => {
+                for ((_, usage), tokens) in watched.iter().zip(taken) {
+                    usage.put_back(minute, tokens);
+                }
+                return Err(e);
+            }
+        };
+        let by_scope: std::collections::HashMap<String, i64> = counted.into_iter().collect();
+        for (scope, usage) in &watched {
+            if let Some(total) = by_scope.get(scope) {
+                usage.set_fleet(minute, (*total).max(0) as u64);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the fleet's per-minute token counts of `cache` in step every
+/// [`MINUTE_TOKENS_SYNC`] until shutdown.
+pub fn spawn_minute_token_sync(cache: Arc<KeyCache>, pool: PgPool, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(MINUTE_TOKENS_SYNC) => {}
+            }
+            if let Err(e) = cache.sync_minute_tokens(&pool, OffsetDateTime::now_utc()).await {
+                tracing::warn!(error = %e, "cannot share tokens per minute with the fleet; counted here meanwhile");
             }
         }
     });

@@ -394,6 +394,9 @@ impl KeyCache {
     /// Counts the request against the key's per-minute limits; false when over either.
     fn within_rate(&self, key: &CachedKey, now: OffsetDateTime) -> Rate {
         let Some(rate) = key.rate_limit else { return Rate::Within };
+        if rate.tokens_per_minute.is_some() {
+            self.watch_minute_tokens(key, now);
+        }
         if rate.tokens_per_minute.is_some_and(|tpm| key.usage.minute_tokens(now) >= tpm) {
             return Rate::Over;
         }

@@ -1,7 +1,8 @@
 //! Issue 31: per-minute limits are counted once for the fleet. Three `tokenhub serve` on one
 //! PostgreSQL, requests spread round-robin: a key's requests per minute and a tenant's
 //! control-API rate admit exactly the limit in a window (not 3 ×); with
-//! `FLEET_RATE_LIMITS=false` each instance counts on its own (the old behaviour, 3 ×).
+//! `FLEET_RATE_LIMITS=false` each instance counts on its own (the old behaviour, 3 ×). A key's
+//! tokens per minute reported to one instance hold it on the others within a second.
 
 use std::time::Duration;
 
@@ -133,4 +134,40 @@ async fn with_fleet_limits_off_each_instance_counts_alone() {
     room_in_this_minute(20).await;
     let admitted = verified(&http, &servers, &gateway, &key, 60).await;
     assert_eq!(admitted, 30, "10 per minute on each of three instances");
+}
+
+async fn report_tokens(http: &reqwest::Client, base: &str, gateway: &str, public_id: &str, tokens: u64) {
+    let record = json!({"id": format!("r-{}", uuid::Uuid::new_v4().simple()), "key": public_id, "model": "m",
+        "api_calls": 1, "prompt_tokens": tokens, "completion_tokens": 0, "bandwidth_bytes": 0, "storage_bytes": 0,
+        "timestamp": tokenhub::time_fmt::rfc3339(time::OffsetDateTime::now_utc())});
+    let (s, body) =
+        send(http.post(format!("{base}/v1/usage")).bearer_auth(gateway).json(&json!({"records": [record]})))
+            .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test]
+async fn tokens_per_minute_reported_to_one_instance_hold_the_key_on_the_others() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let (servers, http, gateway, tenant, _) = fleet(&db, &stream, &[]).await;
+    let issued = post(
+        &http,
+        format!("{}/admin/api-keys", servers[0].base),
+        json!({"tenant_id": tenant, "name": "tpm", "rate_limit": {"tokens_per_minute": 1000}}),
+    )
+    .await;
+    let (public_id, key) = (issued["public_id"].as_str().unwrap(), issued["api_key"].as_str().unwrap());
+    room_in_this_minute(15).await;
+    // Verified on the first and third (so they follow the key's count), used through the second.
+    assert_eq!(verified(&http, &servers[..1], &gateway, key, 1).await, 1);
+    assert_eq!(verified(&http, &servers[2..], &gateway, key, 1).await, 1);
+    report_tokens(&http, &servers[1].base, &gateway, public_id, 1200).await;
+    let started = std::time::Instant::now();
+    for server in [&servers[0], &servers[2]] {
+        while verified(&http, std::slice::from_ref(server), &gateway, key, 1).await == 1 {
+            assert!(started.elapsed() < Duration::from_secs(3), "{} still admits the key", server.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    println!("tokens per minute reached the other instances in {:?}", started.elapsed());
 }
