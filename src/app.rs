@@ -258,7 +258,7 @@ impl App {
         // The followers every role runs: the log watcher, the projection runner (what this
         // process's writer commits goes straight to it) and the key cache.
         let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
-        let leaser = crate::cache::leases::Leaser::new(config.fleet_rate_limits.then(|| pool.clone()));
+        let leaser = crate::fleet::leases::Leaser::new(config.fleet_rate_limits.then(|| pool.clone()));
         let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
         let readmodels = spawn_projections(
             pool.clone(),
@@ -320,7 +320,8 @@ impl App {
                     config.auth_failures_per_minute,
                     config.platform_reveals_per_minute,
                 )
-                .with_sign_in_starts(config.oidc_starts_per_minute),
+                .with_sign_in_starts(config.oidc_starts_per_minute)
+                .with_leaser(leaser.clone()),
             ),
             passwords: crate::auth::password::Passwords::new(),
             oidc: Arc::new(

@@ -8,6 +8,7 @@
 //! - [`readmodels`]: keeps the query tables (`tokenhub-projections`) fresh; read-your-writes.
 //! - [`relay`], [`nats`]: publishing the log to NATS JetStream.
 //! - [`cache`]: the in-memory key cache and the verification decision (the hot path).
+//! - [`fleet`]: per-minute limits counted once for all instances (leases of each window).
 //! - [`usage`], [`calendar`]: usage metering, quotas, resource and rate limits; UTC windows.
 //! - [`crypto`]: envelope encryption of tenant secrets (KEK, per-tenant DEKs).
 //! - [`auth`]: key format, hashing, master key, principals.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod crypto;
 pub mod dedicated;
 pub mod error;
+pub mod fleet;
 pub mod follow;
 pub mod gateway;
 pub mod http;

@@ -11,11 +11,11 @@
 //! - [`verify`]: the verification decision.
 //! - [`caught_up`]: a miss is answered only once the cache holds the log as of the request.
 //! - [`last_used`]: batched `last_used_at` writes (no event per verification).
-//! - [`leases`]: per-minute limits counted once for the fleet (leases of each window).
+//! - per-minute limits are counted for the fleet through [`crate::fleet::leases`].
 
 pub mod caught_up;
 pub mod last_used;
-pub mod leases;
+
 pub mod usage;
 pub mod verify;
 
@@ -228,8 +228,8 @@ pub struct KeyCache {
     /// Held while events are applied: the follower and the projection runner's hand-over
     /// ([`follow`]) never apply one event twice.
     applying: std::sync::Mutex<()>,
-    /// Leases of the fleet's per-minute counts ([`leases`]).
-    pub leaser: leases::Leaser,
+    /// Leases of the fleet's per-minute counts ([`crate::fleet::leases`]).
+    pub leaser: crate::fleet::leases::Leaser,
     /// Keys whose tokens per minute are shared with the fleet this minute (the minute).
     minute_watch: DashMap<IdKey, i64>,
 }
@@ -246,7 +246,7 @@ impl Default for KeyCache {
             live_keys: DashMap::new(),
             position: watch::channel(0).0,
             applying: std::sync::Mutex::new(()),
-            leaser: leases::Leaser::default(),
+            leaser: crate::fleet::leases::Leaser::default(),
             minute_watch: DashMap::new(),
         }
     }
@@ -545,7 +545,7 @@ pub async fn start(
     pool: PgPool,
     hint: watch::Receiver<i64>,
     handed_over: HandOver,
-    leaser: leases::Leaser,
+    leaser: crate::fleet::leases::Leaser,
     shutdown: CancellationToken,
 ) -> Result<Arc<KeyCache>, ProjectionError> {
     let cache = Arc::new(KeyCache { leaser, ..KeyCache::default() });

@@ -113,7 +113,7 @@ pub struct KeyUsage {
     /// LLM tokens (quota).
     pub tokens: TokenTotals,
     /// Verified requests: this instance's lease of the key's per-minute budget.
-    pub requests: super::leases::Lease,
+    pub requests: crate::fleet::leases::Lease,
     /// The minute (Unix seconds / 60) the counter below counts.
     minute: AtomicI64,
     /// Tokens reported to this instance in that minute and not yet added to the fleet's

@@ -17,11 +17,11 @@ use tokenhub_aggregates::sub_account::SubAccountStatus;
 use tokenhub_aggregates::tenant::TenantStatus;
 use tokenhub_projections::sub_accounts::SubAccountRecord;
 
-use super::leases::Take;
 use super::usage::TokenTotals;
 use super::{CachedKey, KeyCache, TenantGate};
 use crate::auth::hashing::KeyHasher;
 use crate::auth::key_format;
+use crate::fleet::leases::Take;
 use tokenhub_aggregates::api_key::{KEYS_MANAGE, RESERVED_TAG_PREFIX};
 
 /// The answer code of a verification.

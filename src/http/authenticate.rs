@@ -142,7 +142,7 @@ async fn check_master(state: &AppState, presented: &str, ip: Option<IpAddr>) -> 
         }
         MasterCheck::Invalid => {
             tracing::info!("invalid master key");
-            state.throttles.record_auth_failure(ip);
+            state.throttles.record_auth_failure(ip).await;
             Err(None)
         }
     }

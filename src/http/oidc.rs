@@ -65,7 +65,7 @@ pub async fn start(
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
     // Each start stores a login attempt: counted per address before anything else.
-    count_start(&state, &ctx)?;
+    count_start(&state, &ctx).await?;
     state.oidc.get(&provider)?;
     let intent = match query.invite.as_deref() {
         None => Intent::SignIn,
@@ -121,8 +121,8 @@ async fn begin(state: &AppState, provider: &str, intent: Intent) -> ApiResult<(H
 
 /// Counts a start (each stores a login attempt) against `OIDC_STARTS_PER_MINUTE` of the
 /// client's address: 429 beyond.
-fn count_start(state: &AppState, ctx: &RequestMeta) -> ApiResult<()> {
-    state.throttles.sign_in_start(ctx.source_ip.parse().ok()).map_err(|retry| {
+async fn count_start(state: &AppState, ctx: &RequestMeta) -> ApiResult<()> {
+    state.throttles.sign_in_start(ctx.source_ip.parse().ok()).await.map_err(|retry| {
         ApiError::new(
             Code::RateLimited,
             format!("too many sign-in starts from this address; retry in {retry} s"),
@@ -158,7 +158,7 @@ pub async fn link(
     Path(provider): Path<String>,
     ctx: RequestMeta,
 ) -> ApiResult<Response> {
-    count_start(&state, &ctx)?;
+    count_start(&state, &ctx).await?;
     let intent = Intent::Link { user_id: session.user.user_id.clone() };
     let (location, cookie) = begin(&state, &provider, intent).await?;
     let url = location.to_str().map_err(|e| ApiError::internal(&e))?.to_string();

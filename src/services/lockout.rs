@@ -55,7 +55,7 @@ pub(crate) async fn record_failure(
     reason: &str,
     audit: Audit,
 ) -> Outcome<()> {
-    state.throttles.record_auth_failure(ip);
+    state.throttles.record_auth_failure(ip).await;
     let lock = sign_in_locks::record_failure(&state.pool, subject).await?;
     if let Some(user) = user {
         let at = OffsetDateTime::now_utc();

@@ -137,7 +137,7 @@ pub async fn reveal(
         return Err(Failure::new(Code::TenantSuspended, "the tenant is suspended"));
     }
     if let Principal::PlatformKey { public_id, .. } = principal {
-        if let Err(retry) = ctx.throttles.reveal(public_id) {
+        if let Err(retry) = ctx.throttles.reveal(public_id).await {
             let e = Failure::new(
                 Code::RateLimited,
                 format!("this platform key's secret reveals per minute are used up; retry in {retry} s"),

@@ -1,6 +1,6 @@
 //! The fleet's shared count of each rate limit's window (`rate_windows`): an instance leases a
 //! share of a window's budget, and the database grants no more than is left, so the fleet
-//! together never admits more than the limit. See [`crate::cache::leases`] for the in-memory
+//! together never admits more than the limit. See [`crate::fleet::leases`] for the in-memory
 //! side.
 
 use sqlx::PgPool;

@@ -3,7 +3,7 @@
 //! configuration's `rateLimit` (`{"enabled", "default": {"max", "windowSeconds"}}`) adds a
 //! limit of its own that is counted beside the ceiling, so it can only lower it: `enabled:
 //! false` or a larger `max` leaves the ceiling in force. Fixed windows aligned on the Unix epoch, counted in
-//! memory from leases of the fleet's count ([`crate::cache::leases`]): N instances together
+//! memory from leases of the fleet's count ([`crate::fleet::leases`]): N instances together
 //! admit the limit once, not N times.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::leases::{Lease, Leaser, Take};
+use crate::fleet::leases::{Lease, Leaser, Take};
 
 /// How often tenant overrides are re-read from the tenants table.
 pub const OVERRIDE_REFRESH: Duration = Duration::from_secs(2);

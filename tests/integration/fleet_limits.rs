@@ -171,3 +171,26 @@ async fn tokens_per_minute_reported_to_one_instance_hold_the_key_on_the_others()
     }
     println!("tokens per minute reached the other instances in {:?}", started.elapsed());
 }
+
+/// Failed master-key attempts from one address are counted for the fleet: at most the limit
+/// plus one try per other instance (the one that tells it the address is spent), not 3 ×.
+#[tokio::test]
+async fn failed_master_key_attempts_are_counted_once_across_instances() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let (servers, http, _, _, _) = fleet(&db, &stream, &[("AUTH_FAILURES_PER_MINUTE", "6")]).await;
+    room_in_this_minute(20).await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let res = http
+            .get(format!("{}/admin/tenants", servers[i % 3].base))
+            .header("X-Master-Key", "not-the-master-key-not-the-master-key")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert!((6..=8).contains(&tried), "{tried} wrong keys were tried (limit 6, 3 instances): {statuses:?}");
+    assert!(statuses[12..].iter().all(|s| *s == 429), "{statuses:?}");
+}

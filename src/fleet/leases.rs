@@ -82,6 +82,13 @@ impl Lease {
         }
     }
 
+    /// Whether the window of `limit` starting at `window` is spent as far as this instance
+    /// knows (its lease used up, and the fleet's budget with it).
+    pub fn spent(&self, limit: u64, window: i64) -> bool {
+        let s = self.state();
+        s.window == window && s.limit == limit && s.spent && s.taken >= s.granted
+    }
+
     /// Whether this lease still counts the window starting at `window` or later.
     pub fn current(&self, window: i64) -> bool {
         self.state().window >= window
@@ -145,7 +152,8 @@ impl Leaser {
                 metrics::counter!("tokenhub_rate_leases_total").increment(1);
                 s.granted += g.granted;
                 s.fleet_leased = s.fleet_leased.max(g.leased);
-                s.spent = g.granted == 0;
+                // Nothing is left to lease once the fleet has leased the whole limit.
+                s.spent = g.granted == 0 || g.leased >= limit;
             }
             Err(failure) => {
                 // The instance counts the (rest of the) window on its own: without a database

@@ -1,0 +1,5 @@
+//! What the instances of a fleet share beyond the event log: per-minute limits counted once
+//! for all of them ([`leases`]: each instance admits from a share of a window's budget that
+//! PostgreSQL grants, `store::rate_windows`).
+
+pub mod leases;
