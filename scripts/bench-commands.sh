@@ -5,6 +5,8 @@
 # bulk route (POST /admin/api-keys:batch, 1,000 keys a request) in keys/s.
 #
 #   scripts/bench-commands.sh [seconds]          (default 10 per run)
+#   INSTANCES=3 scripts/bench-commands.sh        (three servers on one database, the writers
+#                                                 spread over them; also counts deadlocks)
 #
 # A scratch database and a private nats-server on a free port, removed afterwards. Needs wrk
 # (apt-get install -y wrk), pgbench (postgresql-contrib / the PostgreSQL client), curl, python3.
@@ -43,12 +45,22 @@ percentile() { awk -v p="$1" '$1 == p"%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v
 
 echo "on $(nproc) cores; wrk, pgbench, the server and PostgreSQL share them"
 printf '%-12s %14s %10s %10s %16s %7s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio
+DEADLOCKS_BEFORE=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
 for C in 8 32; do
-  wrk -t2 -c"$C" -d"${DURATION}s" --latency -s "$WORK/issue.lua" "$BASE/admin/api-keys" >"$WORK/wrk-$C.txt"
-  if grep -q "Non-2xx" "$WORK/wrk-$C.txt"; then grep "Non-2xx" "$WORK/wrk-$C.txt" >&2; fi
-  RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-$C.txt")
-  P50=$(percentile 50 "$WORK/wrk-$C.txt")
-  P99=$(percentile 99 "$WORK/wrk-$C.txt")
+  # The writers spread evenly over the instances (one wrk each, run together).
+  PER=$(( C / INSTANCES )); [ "$PER" -ge 1 ] || PER=1
+  WRK_PIDS=()
+  for i in "${!BASES[@]}"; do
+    wrk -t1 -c"$PER" -d"${DURATION}s" --latency -s "$WORK/issue.lua" "${BASES[$i]}/admin/api-keys" >"$WORK/wrk-$C-$i.txt" &
+    WRK_PIDS+=($!)
+  done
+  wait "${WRK_PIDS[@]}"
+  for f in "$WORK"/wrk-"$C"-*.txt; do
+    if grep -q "Non-2xx" "$f"; then grep "Non-2xx" "$f" >&2; fi
+  done
+  RPS=$(cat "$WORK"/wrk-"$C"-*.txt | awk '/Requests\/sec/ {s += $2} END {print s}')
+  P50=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 50 "$f"; done | sort -g | tail -1)
+  P99=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 99 "$f"; done | sort -g | tail -1)
   TPS=$(pgbench -n -c"$C" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
   python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" <<'PY'
 import sys
@@ -56,6 +68,8 @@ c, rps, p50, p99, tps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), flo
 print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f}")
 PY
 done
+DEADLOCKS_AFTER=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
+echo "instances: $INSTANCES; deadlocks during the runs: $((DEADLOCKS_AFTER - DEADLOCKS_BEFORE)) (p50/p99: the slowest instance's)"
 
 # Bulk: 1,000 keys a request, all-or-nothing.
 python3 - "$TENANT" >"$WORK/batch.json" <<'PY'

@@ -2,6 +2,12 @@
 //! relay, the webhook dispatcher, live streams): the wake-up signal (`LISTEN tokenhub_events`,
 //! raised by the insert trigger at commit), the fallback poll, the pause that lets commits
 //! gather before a read, and the batches the projection runner hands over.
+//!
+//! - [`leading`]: the loop of the followers one instance runs at a time (relay, webhooks).
+//! - [`checkpoint`]: a follower's stored position.
+
+pub mod checkpoint;
+pub mod leading;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,7 +20,7 @@ pub mod cloudevent;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokenhub_projections::log::read_after;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -104,46 +104,11 @@ impl Relay {
         crate::nats::relay_checkpoint(&self.config.stream)
     }
 
-    /// Runs until `shutdown`, retrying after every failure.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        let mut failures = 0u32;
-        let mut reached = *self.published.borrow();
-        while !shutdown.is_cancelled() {
-            match self.lead(&shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    // Consecutive failures: progress since the last one starts the count again.
-                    let now_at = *self.published.borrow();
-                    failures = if now_at > reached { 1 } else { failures + 1 };
-                    reached = now_at;
-                    let retry_in_ms = backoff.as_millis() as u64;
-                    if failures < 3 {
-                        tracing::warn!(error = %e, retry_in_ms, "relay interrupted");
-                    } else {
-                        // Named as what it is: events are not reaching NATS, and how to fix it.
-                        tracing::error!(error = %e, failures, retry_in_ms,
-                            remedy = "check that PostgreSQL and NATS answer and that the events stream belongs to this database (NATS_EVENTS_STREAM, NATS_SUBJECT_PREFIX: one per database); tokenhub_relay_lag_events shows the backlog",
-                            "relay stuck: events are not reaching NATS");
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), RelayError> {
-        let lock_key = format!("tokenhub_relay:{}", self.config.stream);
-        let Some(mut leader) = crate::store::leader::acquire(&self.pool, &lock_key, shutdown).await? else {
-            return Ok(());
-        };
-        let result = self.relay_as_leader(&mut leader, shutdown).await;
-        let _ = leader.close().await;
-        result
+    /// Runs until `shutdown`, leading while it holds the relay's lock, retrying after every
+    /// failure ([`crate::follow::leading::run`]).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let pool = self.pool.clone();
+        crate::follow::leading::run(self, pool, shutdown).await
     }
 
     async fn relay_as_leader(
@@ -156,14 +121,7 @@ impl Relay {
         // commits need not wait for the disk.
         sqlx::query("SET synchronous_commit = off").execute(&mut *leader).await?;
         let name = self.checkpoint_name();
-        sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(&name)
-            .execute(&mut *leader)
-            .await?;
-        let mut position: i64 = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
-            .bind(&name)
-            .fetch_one(&mut *leader)
-            .await?;
+        let mut position = crate::follow::checkpoint::load(&mut *leader, &name).await?;
         let state = stream.info().await?.state.clone();
         // An empty stream whose sequence has moved on was purged (or lost its data): nothing
         // to compare with, so the relay goes on from its checkpoint instead of stopping.
@@ -207,7 +165,7 @@ impl Relay {
             if in_stream > position {
                 tracing::info!(checkpoint = position, in_stream, "relay skips events already in the stream");
                 position = in_stream;
-                store(leader, &name, position).await?;
+                crate::follow::checkpoint::store(&mut *leader, &name, position).await?;
             }
         }
         self.published.send_replace(position);
@@ -265,7 +223,7 @@ impl Relay {
                     }
                 }
             }
-            store(leader, &name, position).await?;
+            crate::follow::checkpoint::store(&mut *leader, &name, position).await?;
             self.published.send_replace(position);
             metrics::gauge!("tokenhub_relay_position").set(position as f64);
             if let Some(e) = failure {
@@ -279,11 +237,28 @@ impl Relay {
     }
 }
 
-async fn store(conn: &mut PgConnection, name: &str, position: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-        .bind(name)
-        .bind(position)
-        .execute(conn)
-        .await?;
-    Ok(())
+impl crate::follow::leading::Leading for Relay {
+    fn lock_key(&self) -> String {
+        format!("tokenhub_relay:{}", self.config.stream)
+    }
+
+    fn name(&self) -> &'static str {
+        "relay"
+    }
+
+    fn remedy(&self) -> &'static str {
+        "events are not reaching NATS: check that PostgreSQL and NATS answer and that the events stream belongs to this database (NATS_EVENTS_STREAM, NATS_SUBJECT_PREFIX: one per database); tokenhub_relay_lag_events shows the backlog"
+    }
+
+    fn progress(&self) -> i64 {
+        *self.published.borrow()
+    }
+
+    async fn lead(
+        &mut self,
+        leader: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RelayError> {
+        self.relay_as_leader(leader, shutdown).await
+    }
 }

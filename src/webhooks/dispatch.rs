@@ -39,14 +39,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher resuming at the stored checkpoint.
     pub async fn resume(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(CHECKPOINT)
-            .execute(pool)
-            .await?;
-        let position: i64 = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
-            .bind(CHECKPOINT)
-            .fetch_one(pool)
-            .await?;
+        let position = crate::follow::checkpoint::load(pool, CHECKPOINT).await?;
         Ok(Self { position, tenants: HashMap::new() })
     }
 
@@ -66,11 +59,7 @@ impl Dispatcher {
         for event in &events {
             created += self.handle(&mut tx, event, settings).await?;
         }
-        sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-            .bind(CHECKPOINT)
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
+        crate::follow::checkpoint::store(&mut *tx, CHECKPOINT, last).await?;
         tx.commit().await?;
         self.position = last;
         metrics::counter!("tokenhub_webhook_deliveries_created_total").increment(created);

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokenhub_aggregates::tenant::TenantCommand;
 use tokio::sync::{mpsc, watch};
@@ -318,21 +318,8 @@ pub async fn run(
     position: watch::Sender<i64>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    let mut worker = Worker { sender, commands, hint, position };
-    while !shutdown.is_cancelled() {
-        match worker.lead(&shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "webhook worker interrupted");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    let pool = sender.pool.clone();
+    crate::follow::leading::run(Worker { sender, commands, hint, position }, pool, shutdown).await
 }
 
 struct Worker {
@@ -344,18 +331,33 @@ struct Worker {
 
 type WorkerError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Worker {
-    async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
-        let Some(mut leader) =
-            crate::store::leader::acquire(&self.sender.pool, "tokenhub_webhooks", shutdown).await?
-        else {
-            return Ok(());
-        };
-        let result = self.work(&mut leader, shutdown).await;
-        let _ = leader.close().await;
-        result
+impl crate::follow::leading::Leading for Worker {
+    fn lock_key(&self) -> String {
+        "tokenhub_webhooks".to_string()
     }
 
+    fn name(&self) -> &'static str {
+        "webhook worker"
+    }
+
+    fn remedy(&self) -> &'static str {
+        "webhooks are not being delivered: check that PostgreSQL answers; tokenhub_webhook_backlog_age_seconds shows the wait"
+    }
+
+    fn progress(&self) -> i64 {
+        *self.position.borrow()
+    }
+
+    async fn lead(
+        &mut self,
+        leader: &mut sqlx::PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        self.work(leader, shutdown).await
+    }
+}
+
+impl Worker {
     async fn work(
         &mut self,
         leader: &mut sqlx::PgConnection,
@@ -364,14 +366,7 @@ impl Worker {
         let pool = self.sender.pool.clone();
         let settings = self.sender.settings.clone();
         let mut dispatcher = Dispatcher::resume(&pool).await?;
-        sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(QUOTA_CHECKPOINT)
-            .execute(&pool)
-            .await?;
-        let mut quota_version: i64 = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
-            .bind(QUOTA_CHECKPOINT)
-            .fetch_one(&pool)
-            .await?;
+        let mut quota_version = crate::follow::checkpoint::load(&pool, QUOTA_CHECKPOINT).await?;
         tracing::info!(position = dispatcher.position(), "webhook worker leading");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, String)>();
         let mut in_flight: HashSet<String> = HashSet::new();
@@ -407,11 +402,7 @@ impl Worker {
                 };
                 if newest > quota_version {
                     quota_version = newest;
-                    sqlx::query("UPDATE checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-                        .bind(QUOTA_CHECKPOINT)
-                        .bind(quota_version)
-                        .execute(&pool)
-                        .await?;
+                    crate::follow::checkpoint::store(&pool, QUOTA_CHECKPOINT, quota_version).await?;
                 }
                 next_scan = Instant::now() + settings.notice_interval;
             }
