@@ -768,3 +768,94 @@ async fn upstream_faults_are_answered_cleanly_and_recorded_with_their_status() {
     stop.cancel();
     app.stop().await;
 }
+
+/// The gateway's authorization matrix: every route of `tokenhub gateway`, called by every kind
+/// of credential. Only an active data key of an active tenant passes; no credential, a
+/// malformed, unknown, revoked or disabled key is 401 (`authentication_error`); a key that is
+/// not a tenant's data key (the tenant's admin key, platform keys, the master key as a bearer)
+/// or a suspended tenant's key is 403 (`permission_error`) — all in OpenAI's error shape.
+#[tokio::test]
+async fn the_gateways_routes_admit_only_a_tenants_active_data_keys() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let providers = |tenant: &str| {
+        let config = json!({"providers": [{"name": "local", "kind": "openai",
+            "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+        app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", tenant).json(&config)
+    };
+    let (tenant, admin_key) = app.create_tenant("Matrix").await;
+    assert_eq!(send(providers(&tenant)).await.0, 200);
+    let (suspended, _) = app.create_tenant("Suspended").await;
+    assert_eq!(send(providers(&suspended)).await.0, 200);
+    let (_, data_key) = app.issue_key(&tenant, json!({})).await;
+    let (revoked_id, revoked) = app.issue_key(&tenant, json!({})).await;
+    let (disabled_id, disabled) = app.issue_key(&tenant, json!({})).await;
+    let (_, suspended_key) = app.issue_key(&suspended, json!({})).await;
+    assert_eq!(send(app.admin(Method::DELETE, &format!("/admin/api-keys/{revoked_id}"))).await.0, 200);
+    let (s, body) = send(
+        app.http.post(app.url(&format!("/tenant/api-keys/{disabled_id}/disable"))).bearer_auth(&admin_key),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = send(app.admin(Method::POST, &format!("/admin/tenants/{suspended}/suspend"))).await;
+    assert_eq!(s, 200, "{body}");
+    let gateway_key = app.platform_key("gateway").await;
+    let finance_key = app.platform_key("finance_admin").await;
+    app.app.state.readmodels.wait_for_head().await;
+    let (gateway, stop) = start_gateway(&app).await;
+    let http = reqwest::Client::new();
+
+    let unknown = "thk_AAAAAAAAAAAAAAAA_0000000000000000000000000000000000000000000";
+    let cases: &[(&str, Option<&str>, u16, &str)] = &[
+        ("none", None, 401, "authentication_error"),
+        ("malformed", Some("not-a-key"), 401, "authentication_error"),
+        ("unknown", Some(unknown), 401, "authentication_error"),
+        ("revoked", Some(&revoked), 401, "authentication_error"),
+        ("disabled", Some(&disabled), 401, "authentication_error"),
+        ("master key", Some(MASTER), 401, "authentication_error"),
+        ("tenant admin key", Some(&admin_key), 403, "permission_error"),
+        ("gateway platform key", Some(&gateway_key), 403, "permission_error"),
+        ("finance platform key", Some(&finance_key), 403, "permission_error"),
+        ("suspended tenant's key", Some(&suspended_key), 403, "permission_error"),
+        ("data key", Some(&data_key), 200, ""),
+    ];
+    let routes: &[(Method, &str, Value)] = &[
+        (
+            Method::POST,
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        (Method::POST, "/v1/embeddings", json!({"model": "m", "input": "x"})),
+        (Method::GET, "/v1/models", Value::Null),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body) in routes {
+        for (who, key, status, kind) in cases {
+            let mut req = http.request(method.clone(), format!("{gateway}{path}"));
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            if !body.is_null() {
+                req = req.json(body);
+            }
+            let (got, answer) = send(req).await;
+            let got_kind = answer["error"]["type"].as_str().unwrap_or_default();
+            if got != *status || (*status != 200 && got_kind != *kind) {
+                wrong.push(format!("{method} {path} as {who}: {got} {answer} (expected {status} {kind})"));
+            }
+            if *status != 200 {
+                assert!(answer["error"]["message"].is_string(), "{method} {path} as {who}: {answer}");
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    stop.cancel();
+    app.stop().await;
+}
