@@ -194,3 +194,55 @@ async fn failed_master_key_attempts_are_counted_once_across_instances() {
     assert!((6..=8).contains(&tried), "{tried} wrong keys were tried (limit 6, 3 instances): {statuses:?}");
     assert!(statuses[12..].iter().all(|s| *s == 429), "{statuses:?}");
 }
+
+/// The class, not the case: generated fleets (1–5 instances, each its own [`Leaser`] on the
+/// real database), limits (1–300) and bursts of concurrent takes spread at random over the
+/// instances. The fleet never admits more than the limit; once every instance has been
+/// refused, none holds an unused share, so it admitted exactly the limit.
+#[tokio::test]
+async fn generated_fleets_never_admit_more_than_the_limit() {
+    use rand::{Rng, SeedableRng};
+    use tokenhub::fleet::leases::{Lease, Leaser, Take};
+
+    let db = TestDb::new();
+    let pool = db.pool().await;
+    tokenhub::store::migrate(&pool).await.unwrap();
+    let seed: u64 =
+        std::env::var("LEASE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut spent_cases = 0;
+    for case in 0..40 {
+        let instances = rng.random_range(1..=5usize);
+        let limit = rng.random_range(1..=300u64);
+        let attempts = rng.random_range(0..=(limit as usize * 2 + 10));
+        let window = 60 * (1_000 + case);
+        let fleet: Vec<(Leaser, std::sync::Arc<Lease>)> = (0..instances)
+            .map(|_| (Leaser::new(Some(pool.clone())), std::sync::Arc::new(Lease::default())))
+            .collect();
+        let picks: Vec<usize> = (0..attempts).map(|_| rng.random_range(0..instances)).collect();
+        let takes = picks.iter().map(|&i| {
+            let (leaser, lease) = (fleet[i].0.clone(), std::sync::Arc::clone(&fleet[i].1));
+            async move { (i, leaser.take(&lease, || format!("generated:{case}"), limit, window).await) }
+        });
+        // Completion order: each outcome carries the instance that took it.
+        let taken: Vec<(usize, Take)> = futures::stream::iter(takes).buffer_unordered(16).collect().await;
+        let outcomes: Vec<Take> = taken.iter().map(|(_, t)| *t).collect();
+        let admitted = outcomes.iter().filter(|t| matches!(t, Take::Admitted { .. })).count() as u64;
+        let context =
+            format!("seed {seed}, case {case}: {instances} instances, limit {limit}, {attempts} attempts");
+        assert!(admitted <= limit, "{admitted} admitted past the limit ({context})");
+        assert!(!outcomes.contains(&Take::NeedsLease), "{context}");
+        // A refused instance has used its whole share: when all were, the fleet's budget is
+        // exactly spent.
+        let refused_everywhere =
+            (0..instances).all(|i| taken.iter().any(|(p, t)| *p == i && *t == Take::Refused));
+        if refused_everywhere {
+            assert_eq!(admitted, limit, "({context})");
+            spent_cases += 1;
+        }
+        if attempts as u64 <= limit && instances == 1 {
+            assert_eq!(admitted, attempts as u64, "one instance under its limit admits all ({context})");
+        }
+    }
+    assert!(spent_cases > 0, "seed {seed}: no generated case spent a window");
+}
