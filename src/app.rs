@@ -120,6 +120,7 @@ const WORKERS: &[(&str, &[Role])] = &[
     ("last-used flusher", &[Role::Server, Role::Gateway]),
     ("quota totals refresher", &[Role::Server, Role::Gateway]),
     ("tokens-per-minute sync", &[Role::Server, Role::Gateway]),
+    ("live usage", &[Role::Server, Role::Gateway]),
     ("rate-limit overrides refresher", &[Role::Server, Role::Gateway]),
     ("rate-limit notices", &[Role::Server, Role::Gateway]),
     ("master key refresher", &[Role::Server, Role::Gateway]),
@@ -167,6 +168,9 @@ async fn start_workers(
     }
     if on("tokens-per-minute sync") && config.fleet_rate_limits {
         crate::cache::usage::spawn_minute_token_sync(state.keys.clone(), pool.clone(), shutdown.clone());
+    }
+    if on("live usage") {
+        tokio::spawn(state.live_usage.clone().follow(state.keys.clone(), shutdown.clone()));
     }
     if on("rate-limit overrides refresher") {
         crate::usage::rate_limit::spawn_refresher(state.rate_limiter.clone(), pool.clone(), shutdown.clone());
@@ -309,6 +313,7 @@ impl App {
                 config.usage_stream(),
                 config.usage_max_age(),
             ),
+            live_usage: crate::usage::live::LiveUsage::new(nats.clone(), &config.nats_subject_prefix),
             nats,
             rate_limiter: Arc::new(
                 crate::usage::rate_limit::TenantRateLimiter::new(config.default_rate_limit)

@@ -229,6 +229,25 @@ impl KeyCache {
         self.tenant_usage(tenant_id).add(tokens as i64, at);
     }
 
+    /// Counts tokens another instance accepted (its live announcement): the quota totals
+    /// only — its tokens per minute reach this instance through the fleet's count.
+    pub fn add_announced(
+        &self,
+        tenant_id: &str,
+        key_id: Option<&str>,
+        sub_account_id: Option<&str>,
+        tokens: u64,
+        at: OffsetDateTime,
+    ) {
+        if let Some(usage) = key_id.and_then(|k| self.key_usage(k)) {
+            usage.tokens.add(tokens as i64, at);
+        }
+        if let Some(sub) = sub_account_id {
+            self.sub_account_usage(sub).add(tokens as i64, at);
+        }
+        self.tenant_usage(tenant_id).add(tokens as i64, at);
+    }
+
     /// Reads the quota totals changed after `version`; returns the highest version seen.
     pub async fn refresh_quota_totals(&self, pool: &PgPool, version: i64) -> Result<i64, sqlx::Error> {
         let rows: Vec<(String, String, String, Date, i64, i64)> = sqlx::query_as(

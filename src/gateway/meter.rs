@@ -164,6 +164,7 @@ impl Meter {
         // (The usage projection's totals, which every instance refreshes from, will include
         // the same record; the cache keeps the larger of the two, so it is not counted twice.)
         event.count_in(&self.ctx.keys, now);
+        self.ctx.live_usage.share([&event]);
         self.reservation = None;
         self.recorder.record(event);
     }

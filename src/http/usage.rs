@@ -132,6 +132,8 @@ pub async fn report_usage(
         };
         result.records.push(RecordResult { id: event.id.clone(), status });
     }
+    let accepted = events.iter().zip(&result.records).filter(|(_, r)| r.status == "accepted");
+    state.live_usage.share(accepted.map(|(e, _)| e));
     metrics::counter!("tokenhub_usage_records_total", "status" => "accepted")
         .increment(result.accepted as u64);
     metrics::counter!("tokenhub_usage_records_total", "status" => "duplicate")

@@ -53,6 +53,8 @@ pub struct Shared {
     pub nats: async_nats::Client,
     /// Publishes usage records to the usage stream.
     pub usage: crate::usage::ingest::UsageIngest,
+    /// Announces accepted tokens to the other instances (and counts theirs).
+    pub live_usage: crate::usage::live::LiveUsage,
     /// The per-tenant control-API rate limit.
     pub rate_limiter: Arc<crate::usage::rate_limit::TenantRateLimiter>,
     /// Server and per-tenant limits.
