@@ -33,26 +33,32 @@ pub async fn lease(
     Ok(Granted { granted: granted.max(0) as u64, leased: leased.max(0) as u64 })
 }
 
-/// Deletes the rows of windows that started before Unix second `before`.
-pub async fn prune(pool: &PgPool, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM rate_windows WHERE window_start < $1")
-        .bind(before)
-        .execute(pool)
-        .await?
-        .rows_affected())
+/// Deletes the rows of windows that ended: per-minute windows (every scope but a tenant's
+/// control-API limits) started before `minutes_before`, a tenant's (at most a day long)
+/// before `days_before`. Unix seconds.
+pub async fn prune(pool: &PgPool, minutes_before: i64, days_before: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM rate_windows WHERE window_start < $1 \
+         AND (scope NOT LIKE 'tenant:%' OR window_start < $2)",
+    )
+    .bind(minutes_before)
+    .bind(days_before)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
-/// Prunes the rows of windows that ended more than a day ago, every ten minutes, until
-/// `shutdown` (windows are at most a day long).
+/// Prunes ended windows every minute until `shutdown`, so the table holds about the last
+/// few minutes of each active limit (and a day of tenants' windows).
 pub fn spawn_pruner(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             }
-            let before = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400;
-            if let Err(e) = prune(&pool, before).await {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if let Err(e) = prune(&pool, now - 300, now - 2 * 86_400).await {
                 tracing::warn!(error = %e, "cannot prune rate windows");
             }
         }

@@ -248,6 +248,19 @@ async fn generated_fleets_never_admit_more_than_the_limit() {
         }
     }
     assert!(spent_cases > 0, "seed {seed}: no generated case spent a window");
+
+    // Ended windows are pruned: per-minute ones after minutes, a tenant's after days.
+    let rows = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rate_windows").fetch_one(&pool);
+    let generated = rows().await.unwrap();
+    assert!(generated > 0);
+    sqlx::query("INSERT INTO rate_windows (scope, window_start, leased) VALUES ('tenant:t:ceiling:5/86400', 60000, 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pruned = tokenhub::store::rate_windows::prune(&pool, 60 * 2_000, 0).await.unwrap();
+    assert_eq!((pruned as i64, rows().await.unwrap()), (generated, 1), "the tenant's window stays");
+    tokenhub::store::rate_windows::prune(&pool, 60 * 2_000, 60 * 2_000).await.unwrap();
+    assert_eq!(rows().await.unwrap(), 0);
 }
 
 /// A key's quota with verification on one instance and its usage reported to another: every
