@@ -168,12 +168,10 @@ impl KeyUsage {
         self.fleet_minute.store(minute, Ordering::Release);
     }
 
-    /// Adds ingested tokens of a record made at `at`: to the quota totals, and to the minute
-    /// of `now` (when it was reported).
-    pub fn add_tokens(&self, tokens: u64, at: OffsetDateTime, now: OffsetDateTime) {
+    /// Adds tokens reported to this instance at `now` to the minute's count.
+    fn add_minute_tokens(&self, tokens: u64, now: OffsetDateTime) {
         self.roll(now.unix_timestamp().div_euclid(60));
         self.minute_tokens.fetch_add(tokens, Ordering::AcqRel);
-        self.tokens.add(tokens as i64, at);
     }
 }
 
@@ -217,20 +215,18 @@ impl KeyCache {
         at: OffsetDateTime,
         now: OffsetDateTime,
     ) {
+        self.add_announced(tenant_id, key_id, sub_account_id, tokens, at);
         if let Some(usage) = key_id.and_then(|k| self.key_usage(k)) {
-            usage.add_tokens(tokens, at, now);
+            usage.add_minute_tokens(tokens, now);
             if let Some(key) = key_id.and_then(|k| self.get(k)) {
                 self.watch_minute_tokens(&key, now);
             }
         }
-        if let Some(sub) = sub_account_id {
-            self.sub_account_usage(sub).add(tokens as i64, at);
-        }
-        self.tenant_usage(tenant_id).add(tokens as i64, at);
     }
 
-    /// Counts tokens another instance accepted (its live announcement): the quota totals
-    /// only — its tokens per minute reach this instance through the fleet's count.
+    /// Counts tokens in the quota totals of a tenant, key and sub-account: what another
+    /// instance accepted (its live announcement; its tokens per minute reach this instance
+    /// through the fleet's count), and the totals part of [`KeyCache::add_ingested`].
     pub fn add_announced(
         &self,
         tenant_id: &str,
