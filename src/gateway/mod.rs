@@ -35,7 +35,7 @@ use crate::cache::{CachedKey, VerifyCode, VerifyInput};
 use crate::services::Ctx;
 use errors::GatewayError;
 use meter::{Meter, Tokens};
-use providers::{Kind, Provider, Providers};
+use providers::{Kind, NoProvider, Provider, Providers};
 
 /// Largest request body the gateway forwards.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -135,10 +135,19 @@ impl Operation {
         }
     }
 
+    /// Its path at the provider, after the provider's base URL (which ends in `/v1`).
     fn path(self) -> &'static str {
         match self {
             Operation::Chat => "/chat/completions",
             Operation::Embeddings => "/embeddings",
+        }
+    }
+
+    /// Its route on the gateway (what a tenant's `routes` name).
+    fn route(self) -> &'static str {
+        match self {
+            Operation::Chat => "/v1/chat/completions",
+            Operation::Embeddings => "/v1/embeddings",
         }
     }
 }
@@ -223,22 +232,33 @@ async fn admit(
     Ok(cached)
 }
 
-/// The provider of `model` for the key's tenant.
-async fn provider_of(gw: &Inner, key: &CachedKey, model: &str) -> Result<Provider, GatewayError> {
-    let tenant = key.tenant_id.as_deref().unwrap_or_default();
-    let all = gw.ctx_providers(tenant).await?;
-    all.into_iter().find(|p| p.serves(model)).ok_or_else(|| {
-        GatewayError::new(
+/// The provider of `model` for a request of the key's tenant on `operation`'s route.
+async fn provider_of(
+    gw: &Inner,
+    key: &CachedKey,
+    operation: Operation,
+    model: &str,
+) -> Result<Provider, GatewayError> {
+    let own = gw.tenant_upstreams(key.tenant_id.as_deref().unwrap_or_default()).await?;
+    let route = operation.route();
+    match gw.providers.pick(&own, route, model) {
+        Ok(provider) => Ok(provider.clone()),
+        Err(why) => Err(GatewayError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "model_not_found",
-            format!("no provider serves the model '{model}'"),
-        )
-    })
+            match why {
+                NoProvider::Model => format!("no provider serves the model '{model}'"),
+                NoProvider::Routed(name) => format!(
+                    "the tenant's routes send POST {route} to the provider '{name}', which does not serve the model '{model}'"
+                ),
+            },
+        )),
+    }
 }
 
 impl Inner {
-    async fn ctx_providers(&self, tenant: &str) -> Result<Vec<Provider>, GatewayError> {
+    async fn tenant_upstreams(&self, tenant: &str) -> Result<Arc<providers::TenantUpstreams>, GatewayError> {
         self.providers.of(&self.ctx.pool, &self.ctx.keks, tenant).await.map_err(|e| {
             tracing::warn!(error = %e, tenant_id = %tenant, "cannot read the tenant's providers");
             GatewayError::new(
@@ -298,7 +318,7 @@ async fn forward(
     };
     let ip = client_ip(gw, headers, peer);
     let cached = admit(gw, key, ip, Some(&model), Some(operation)).await?;
-    let provider = provider_of(gw, &cached, &model).await?;
+    let provider = provider_of(gw, &cached, operation, &model).await?;
     // The outbound rules hold whatever the configuration says (it may have been saved by a
     // more permissive server): names are checked again when they resolve.
     if let Some(problem) = upstream_url_problem(&provider.base_url, gw.allow_private) {
@@ -475,9 +495,9 @@ async fn models(
     let key = bearer(&headers)?;
     let ip = client_ip(gw, &headers, peer);
     let cached = admit(gw, key, ip, None, None).await?;
-    let providers = gw.ctx_providers(cached.tenant_id.as_deref().unwrap_or_default()).await?;
+    let own = gw.tenant_upstreams(cached.tenant_id.as_deref().unwrap_or_default()).await?;
     let mut seen = std::collections::BTreeMap::new();
-    for p in &providers {
+    for p in own.providers.iter().chain(gw.providers.platform()) {
         for m in p.models.iter().filter(|m| *m != "*") {
             let allowed = cached.allowed_models.is_empty() || cached.allowed_models.iter().any(|a| &**a == m);
             if allowed {

@@ -1,5 +1,6 @@
-//! Where a model goes: the tenant configuration's `providers` (each with its credential, a
-//! tenant secret opened in memory only), then the platform's (`GATEWAY_PROVIDERS`). A tenant's
+//! Where a request goes: the provider a tenant's `routes` name for its path, else the first
+//! of the tenant configuration's `providers` (each with its credential, a tenant secret opened
+//! in memory only), then of the platform's (`GATEWAY_PROVIDERS`), that serves its model. A tenant's
 //! upstreams are read from the query tables at most once a second ([`REFRESH`]) and kept in
 //! memory; the request path never calls the control API.
 
@@ -114,10 +115,28 @@ pub fn platform_from_env(raw: &str) -> Result<Vec<Provider>, String> {
         .collect()
 }
 
+/// A tenant's own upstreams: its providers, and the gateway routes it sends to one of them.
+#[derive(Debug, Default)]
+pub struct TenantUpstreams {
+    /// Its providers, in the configuration's order.
+    pub providers: Vec<Provider>,
+    /// (gateway path, provider name): requests on the path go to that provider.
+    pub routes: Vec<(String, String)>,
+}
+
+/// Why no provider takes a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoProvider {
+    /// No provider serves the model.
+    Model,
+    /// The tenant routes the path to this provider, and it does not serve the model (or is gone).
+    Routed(String),
+}
+
 /// The upstreams of every tenant, cached.
 pub struct Providers {
     platform: Vec<Provider>,
-    tenants: DashMap<String, (Instant, Arc<Vec<Provider>>)>,
+    tenants: DashMap<String, (Instant, Arc<TenantUpstreams>)>,
 }
 
 impl Providers {
@@ -126,29 +145,61 @@ impl Providers {
         Self { platform, tenants: DashMap::new() }
     }
 
-    /// The tenant's providers, then the platform's.
-    pub async fn of(&self, pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Vec<Provider>, String> {
+    /// The platform's providers (`GATEWAY_PROVIDERS`), after every tenant's own.
+    pub fn platform(&self) -> &[Provider] {
+        &self.platform
+    }
+
+    /// The tenant's own upstreams (read at most once per [`REFRESH`]).
+    pub async fn of(&self, pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Arc<TenantUpstreams>, String> {
         let cached = self.tenants.get(tenant).filter(|e| e.0.elapsed() < REFRESH).map(|e| e.1.clone());
-        let own = match cached {
-            Some(own) => own,
+        match cached {
+            Some(own) => Ok(own),
             None => {
                 let own = Arc::new(load(pool, keks, tenant).await?);
                 self.tenants.insert(tenant.to_string(), (Instant::now(), own.clone()));
-                own
+                Ok(own)
             }
-        };
-        Ok(own.iter().chain(self.platform.iter()).cloned().collect())
+        }
+    }
+
+    /// Where a request on `path` for `model` goes: the provider the tenant routes the path to,
+    /// else the first of its own, then the platform's, that serves the model.
+    pub fn pick<'a>(
+        &'a self,
+        own: &'a TenantUpstreams,
+        path: &str,
+        model: &str,
+    ) -> Result<&'a Provider, NoProvider> {
+        if let Some((_, name)) = own.routes.iter().find(|(p, _)| p == path) {
+            return own
+                .providers
+                .iter()
+                .find(|p| &p.name == name && p.serves(model))
+                .ok_or_else(|| NoProvider::Routed(name.clone()));
+        }
+        own.providers.iter().chain(&self.platform).find(|p| p.serves(model)).ok_or(NoProvider::Model)
     }
 }
 
 /// Reads the tenant's `providers` and opens their credentials.
-async fn load(pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Vec<Provider>, String> {
+async fn load(pool: &PgPool, keks: &Keks, tenant: &str) -> Result<TenantUpstreams, String> {
     let Some((_, config)) = tokenhub_projections::read::tenants::config(pool, tenant)
         .await
         .map_err(|e| format!("database: {e}"))?
     else {
-        return Ok(Vec::new());
+        return Ok(TenantUpstreams::default());
     };
+    let routes = config
+        .get("routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("method").and_then(Value::as_str) == Some("POST"))
+        .filter_map(|r| {
+            Some((r.get("path")?.as_str()?.to_string(), r.get("provider")?.as_str()?.to_string()))
+        })
+        .collect();
     let mut out = Vec::new();
     for p in config.get("providers").and_then(Value::as_array).into_iter().flatten() {
         let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
@@ -193,5 +244,5 @@ async fn load(pool: &PgPool, keks: &Keks, tenant: &str) -> Result<Vec<Provider>,
         };
         out.push(Provider { name, kind, base_url: base_url.trim_end_matches('/').to_string(), auth, models });
     }
-    Ok(out)
+    Ok(TenantUpstreams { providers: out, routes })
 }

@@ -327,7 +327,22 @@ fn tenant_config_schema() -> serde_json::Value {
                 "properties": {
                     "path": {"type": "string", "maxLength": 2048, "pattern": "^/[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"},
                     "method": {"type": "string", "pattern": format!("^({methods})$"), "description": "Any letter case; stored upper-case"},
-                    "description": text(2048)
+                    "description": text(2048),
+                    "provider": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                        "description": "The name of one of `providers`: `tokenhub gateway` sends this route's requests there (only `POST /v1/chat/completions` and `POST /v1/embeddings`)"}
+                }
+            }},
+            "providers": {"type": "array", "description": "The upstreams of `tokenhub gateway` (docs/gateway.md)", "items": {
+                "type": "object", "additionalProperties": false, "required": ["name", "kind", "base_url", "models"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                    "kind": {"type": "string", "enum": ["openai", "tensorzero"]},
+                    "base_url": {"type": "string", "format": "uri", "maxLength": 2048,
+                        "description": "The provider's OpenAI base URL, with `/v1`; https and a public host (GATEWAY_ALLOW_PRIVATE_UPSTREAMS allows others)"},
+                    "credential": {"type": "string", "maxLength": 2048, "pattern": BODY_TEXT, "description": "The name of an entry of `credentials`"},
+                    "models": {"type": "array", "minItems": 1, "maxItems": 1000,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": BODY_TEXT},
+                        "description": "The model names it serves; `*` serves any"}
                 }
             }},
             "credentials": {"type": "object", "propertyNames": {"pattern": BODY_TEXT}, "additionalProperties": {

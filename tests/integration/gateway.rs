@@ -859,3 +859,88 @@ async fn the_gateways_routes_admit_only_a_tenants_active_data_keys() {
     stop.cancel();
     app.stop().await;
 }
+
+/// A tenant's `routes` send a gateway path to one of its providers: chat completions to the
+/// second provider although the first serves every model, embeddings to the first; a route
+/// to a provider that does not serve the model is a 404 naming the route; a route that names
+/// no provider of the tenant, or a path the gateway does not serve, is refused when saved.
+#[tokio::test]
+async fn a_tenants_routes_send_each_gateway_path_to_the_provider_they_name() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Routes").await;
+    let save = |config: Value| {
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config))
+    };
+    let providers = json!([
+        {"name": "first", "kind": "openai", "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]},
+        {"name": "second", "kind": "tensorzero", "base_url": format!("http://{upstream_addr}/tz/v1"), "models": ["*"]},
+        {"name": "narrow", "kind": "openai", "base_url": format!("http://{upstream_addr}/v1"), "models": ["only-this"]}
+    ]);
+    let (status, body) = save(json!({"providers": providers, "routes": [
+        {"path": "/v1/chat/completions", "method": "post", "provider": "second"},
+        {"path": "/v1/embeddings", "method": "POST", "provider": "first", "description": "embeddings stay on first"}
+    ]}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Refused when saved, every problem named by its path.
+    let (status, body) = save(json!({"providers": providers, "routes": [
+        {"path": "/v1/embeddings", "method": "POST", "provider": "ghost"},
+        {"path": "/v1/responses", "method": "POST", "provider": "first"}
+    ]}))
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_config")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("$.routes[0].provider: provider 'ghost' is not in $.providers"), "{message}");
+    assert!(message.contains("$.routes[1]: only POST"), "{message}");
+
+    let (_, key) = app.issue_key(&tenant, json!({})).await;
+    let (gateway, stop) = start_gateway(&app).await;
+    let http = reqwest::Client::new();
+    let post =
+        |path: &str, body: Value| send(http.post(format!("{gateway}{path}")).bearer_auth(&key).json(&body));
+    let chat = json!({"model": "any-model", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, body) = post("/v1/chat/completions", chat.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        seen.lock().unwrap().requests.last().unwrap().0,
+        "/tz/v1/chat/completions",
+        "routed to second"
+    );
+    let (status, body) = post("/v1/embeddings", json!({"model": "any-model", "input": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.lock().unwrap().requests.last().unwrap().0, "/v1/embeddings", "routed to first");
+
+    // Embeddings to the narrow provider: its model passes, another is a 404 naming the route.
+    let (status, body) = save(json!({"providers": providers, "routes": [
+        {"path": "/v1/embeddings", "method": "POST", "provider": "narrow"}
+    ]}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let before = seen.lock().unwrap().requests.len();
+    let refused_in_time = eventually(Duration::from_secs(5), || async {
+        post("/v1/embeddings", json!({"model": "any-model", "input": "hi"})).await.0 == 404
+    })
+    .await;
+    assert!(refused_in_time, "the new routes reach the gateway within its refresh");
+    let (status, body) = post("/v1/embeddings", json!({"model": "any-model", "input": "hi"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("model_not_found")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("'narrow'"), "{body}");
+    let (status, body) = post("/v1/embeddings", json!({"model": "only-this", "input": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    // Chat is no longer routed: the first provider serving the model takes it.
+    let (status, body) = post("/v1/chat/completions", chat).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.lock().unwrap().requests.last().unwrap().0, "/v1/chat/completions");
+    let forwarded = seen.lock().unwrap().requests.len() - before;
+    assert!(forwarded >= 2, "the refused requests never reached an upstream");
+    stop.cancel();
+    app.stop().await;
+}

@@ -13,7 +13,8 @@
 //!
 //! `providers` are the upstreams `tokenhub gateway` forwards to: `kind` is `openai` (any
 //! OpenAI-compatible API) or `tensorzero`; `base_url` includes `/v1`; `credential` names an
-//! entry of `credentials`; `models` are the model names it serves (`*`: any).
+//! entry of `credentials`; `models` are the model names it serves (`*`: any). A route of the
+//! gateway ([`GATEWAY_ROUTES`]) may name a `provider`: its requests go there.
 
 use std::collections::HashSet;
 
@@ -103,12 +104,14 @@ impl Checker<'_> {
         }
     }
 
-    fn routes(&mut self, value: &Value) {
+    fn routes(&mut self, value: &Value, providers: Option<&Value>) {
         let Some(items) = value.as_array() else { return self.issue("$.routes", "must be an array") };
         let mut seen = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("$.routes[{i}]");
-            let Some(map) = self.object(item, &path, &["path", "method", "description"]) else { continue };
+            let Some(map) = self.object(item, &path, &["path", "method", "description", "provider"]) else {
+                continue;
+            };
             let route = self.string(map, &path, "path", true);
             if route.is_some_and(|r| !r.starts_with('/')) {
                 self.issue(&format!("{path}.path"), "must start with /");
@@ -118,6 +121,24 @@ impl Checker<'_> {
                 self.issue(&format!("{path}.method"), format!("'{m}' is not one of {}", METHODS.join(", ")));
             }
             self.string(map, &path, "description", false);
+            if let Some(provider) = self.string(map, &path, "provider", false) {
+                let named = providers.and_then(Value::as_array).is_some_and(|ps| {
+                    ps.iter().any(|p| p.get("name").and_then(Value::as_str) == Some(provider))
+                });
+                if !named {
+                    self.issue(
+                        &format!("{path}.provider"),
+                        format!("provider '{provider}' is not in $.providers"),
+                    );
+                }
+                let routable = method == Some("POST") && route.is_some_and(|r| GATEWAY_ROUTES.contains(&r));
+                if !routable {
+                    self.issue(
+                        &path,
+                        format!("only POST {} can be sent to a provider", GATEWAY_ROUTES.join(" and POST ")),
+                    );
+                }
+            }
             if let (Some(route), Some(method)) = (route, method) {
                 if !seen.insert((route.to_string(), method.to_string())) {
                     self.issue(&path, format!("duplicate route {method} {route}"));
@@ -257,6 +278,10 @@ pub fn is_http_token(s: &str) -> bool {
 
 pub use crate::special_addresses::is_internal_address;
 
+/// The gateway's routes a tenant's `routes` may send to one of its providers (`provider`):
+/// requests on such a path go to that provider instead of the first that serves the model.
+pub const GATEWAY_ROUTES: &[&str] = &["/v1/chat/completions", "/v1/embeddings"];
+
 /// The kinds of upstream provider the gateway speaks to.
 pub const PROVIDER_KINDS: &[&str] = &["openai", "tensorzero"];
 
@@ -325,7 +350,7 @@ pub fn validate(
     {
         let map = map.clone();
         if let Some(v) = map.get("routes") {
-            checker.routes(v);
+            checker.routes(v, map.get("providers"));
         }
         if let Some(v) = map.get("credentials") {
             checker.credentials(v);
@@ -388,6 +413,24 @@ mod tests {
                 "$.providers[2].name",
             ]
         );
+    }
+
+    #[test]
+    fn a_route_sends_a_gateway_path_to_a_named_provider() {
+        let providers = json!([{"name": "embed", "kind": "openai", "base_url": "https://e.example.com/v1", "models": ["*"]}]);
+        let good = json!({"providers": providers, "routes": [
+            {"path": "/v1/embeddings", "method": "post", "provider": "embed"}]});
+        let mut normalised = good.clone();
+        normalise(&mut normalised);
+        assert!(paths(normalised).is_empty());
+        let bad = json!({"providers": providers, "routes": [
+            {"path": "/v1/embeddings", "method": "POST", "provider": "nope"},
+            {"path": "/v1/other", "method": "POST", "provider": "embed"},
+            {"path": "/v1/chat/completions", "method": "GET", "provider": "embed"}]});
+        assert_eq!(paths(bad), ["$.routes[0].provider", "$.routes[1]", "$.routes[2]"]);
+        let no_providers =
+            json!({"routes": [{"path": "/v1/embeddings", "method": "POST", "provider": "embed"}]});
+        assert_eq!(paths(no_providers), ["$.routes[0].provider"]);
     }
 
     #[test]
