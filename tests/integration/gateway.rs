@@ -123,7 +123,7 @@ async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     addr
 }
 
-async fn start_gateway(app: &TestApp) -> (String, CancellationToken) {
+pub(crate) async fn start_gateway(app: &TestApp) -> (String, CancellationToken) {
     let (base, stop, _) = start_gateway_with_handle(app).await;
     (base, stop)
 }
@@ -517,7 +517,7 @@ static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The Python of `tests/openai-sdk/.venv`, with the official `openai` SDK installed (pinned in
 /// `tests/openai-sdk/requirements.txt`; `pip install` on first use).
-fn sdk_python() -> std::path::PathBuf {
+pub(crate) fn sdk_python() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai-sdk");
     let python = dir.join(".venv/bin/python");
     let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,7 +1,7 @@
 """The official `openai` SDK against `tokenhub gateway`: what a client holding a TokenHub data
 key sees. Prints one JSON object with what each call gave; the Rust test checks it.
 
-    python client.py <gateway base url with /v1> <data key> <model> <spent key>
+    python client.py <gateway base url with /v1> <data key> <model> <spent key> [<embedding model>]
 """
 
 import json
@@ -11,6 +11,7 @@ import openai
 from openai import OpenAI
 
 base_url, key, model, spent_key = sys.argv[1:5]
+embedding_model = sys.argv[5] if len(sys.argv) > 5 else model
 out = {}
 client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=30)
 
@@ -23,7 +24,7 @@ chunks = client.chat.completions.create(
 )
 out["streamed"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-embedding = client.embeddings.create(model=model, input="Hi")
+embedding = client.embeddings.create(model=embedding_model, input="Hi")
 out["embedding"] = len(embedding.data[0].embedding)
 
 out["models"] = [m.id for m in client.models.list()]
