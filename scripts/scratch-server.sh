@@ -14,9 +14,13 @@ NATS_PORT=$(free_port)
 WORK=$(mktemp -d)
 
 INSTANCES=${INSTANCES:-1}
+# Every instance (and a gateway started beside them) opens secrets with the same KEK, kept
+# with the scratch files, not in the checkout's data/.
+export TOKENHUB_KEK_FILE="$WORK/kek"
 SERVER_PIDS=()
+EXTRA_PIDS=()
 cleanup() {
-  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  for pid in "${SERVER_PIDS[@]}" "${EXTRA_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
   [ -n "${NATS_PID:-}" ] && kill "$NATS_PID" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"

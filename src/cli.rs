@@ -76,8 +76,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Print the OpenAPI document.
-    Openapi,
+    /// Print the OpenAPI document (of the gateway with --gateway).
+    Openapi {
+        /// The gateway's document (`openapi/gateway.json`) instead of the server's.
+        #[arg(long)]
+        gateway: bool,
+    },
 }
 
 /// `kek` actions.
@@ -117,6 +121,10 @@ pub enum UsageAction {
         /// Keep waiting for new records.
         #[arg(long)]
         follow: bool,
+        /// Print each new record too (its CloudEvent: key, sub-account, model, tags, tokens,
+        /// status, latency), one JSON line, before the totals.
+        #[arg(long)]
+        records: bool,
     },
 }
 
@@ -214,16 +222,28 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Events { action: EventsAction::Tail { last, follow } } => {
             tail_events(&config, last, follow).await
         }
-        Command::Usage { action: UsageAction::Tail { consumer, follow } } => {
+        Command::Usage { action: UsageAction::Tail { consumer, follow, records } } => {
             let js = jetstream(&config).await?;
             let mut out = std::io::stdout().lock();
-            crate::usage::tail::tail(&js, &config.nats_usage_stream, &consumer, follow, &mut out)
-                .await
-                .map_err(|e| nats_error(&e))?;
+            crate::usage::tail::tail_printing(
+                &js,
+                &config.nats_usage_stream,
+                &consumer,
+                follow,
+                records,
+                &mut out,
+            )
+            .await
+            .map_err(|e| nats_error(&e))?;
             Ok(())
         }
-        Command::Openapi => {
-            std::io::stdout().write_all(crate::http::openapi::document_json().as_bytes())?;
+        Command::Openapi { gateway } => {
+            let document = if gateway {
+                crate::gateway::openapi::document_json()
+            } else {
+                crate::http::openapi::document_json()
+            };
+            std::io::stdout().write_all(document.as_bytes())?;
             Ok(())
         }
     }

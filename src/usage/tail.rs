@@ -1,6 +1,6 @@
 //! `tokenhub usage tail`: the example billing subscriber. It reads the usage stream through a
 //! durable pull consumer of its own (so a restart continues where the last run acknowledged),
-//! sums each tenant's records and prints the totals.
+//! sums each tenant's records and prints the totals (and, with `--records`, each record).
 //!
 //! A real billing system would store its totals in the same transaction as the last stream
 //! sequence it counted; this example keeps them in memory and counts each CloudEvent `id`
@@ -77,6 +77,18 @@ pub async fn tail(
     follow: bool,
     out: &mut impl Write,
 ) -> Result<Totals, async_nats::Error> {
+    tail_printing(js, stream, durable, follow, false, out).await
+}
+
+/// [`tail`], printing also each new record (its CloudEvent, one JSON line) when `records`.
+pub async fn tail_printing(
+    js: &jetstream::Context,
+    stream: &str,
+    durable: &str,
+    follow: bool,
+    records: bool,
+    out: &mut impl Write,
+) -> Result<Totals, async_nats::Error> {
     let stream = js.get_stream(stream).await?;
     let consumer = stream
         .get_or_create_consumer(
@@ -97,7 +109,13 @@ pub async fn tail(
         while let Some(message) = batch.next().await {
             let message = message?;
             match serde_json::from_slice::<UsageEvent>(&message.payload) {
-                Ok(event) => new += usize::from(totals.add(&event)),
+                Ok(event) => {
+                    let counted = totals.add(&event);
+                    if counted && records {
+                        writeln!(out, "{}", serde_json::to_string(&event)?)?;
+                    }
+                    new += usize::from(counted);
+                }
                 Err(e) => {
                     tracing::warn!(subject = %message.subject, error = %e, "not a usage event; skipped")
                 }

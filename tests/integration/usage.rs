@@ -375,6 +375,21 @@ async fn the_example_subscriber_prints_per_tenant_totals() {
     let expected: BTreeMap<String, u64> = [(a.clone(), 1)].into();
     let got: BTreeMap<String, u64> = totals.tenants.iter().map(|(t, v)| (t.clone(), v.llm_tokens)).collect();
     assert_eq!(got, expected);
+    // `--records`: each new record is printed too, as its CloudEvent, before the totals.
+    assert_eq!(post_usage(&app, &gateway, vec![record("4", &key_b, 7, 0)]).await.0, 200);
+    let mut out = Vec::new();
+    tokenhub::usage::tail::tail_printing(&js, &stream.usage_stream, "billing", false, true, &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let event: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        (event["data"]["key_id"].as_str(), event["data"]["llm_tokens"].as_u64()),
+        (Some(key_b.as_str()), Some(7))
+    );
+    assert!(lines[1].starts_with(&format!("tenant={b} records=1")), "{text}");
     app.stop().await;
 }
 
