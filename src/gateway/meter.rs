@@ -103,7 +103,7 @@ pub struct Meter {
     /// What the upstream reported, when it did.
     pub tokens: Option<Tokens>,
     /// The request's quota reservation, released once what it produced is counted.
-    pub reservation: Option<super::reserve::Reservation>,
+    pub reservation: Option<super::reserve::Held>,
     recorded: bool,
 }
 
@@ -165,7 +165,9 @@ impl Meter {
         // the same record; the cache keeps the larger of the two, so it is not counted twice.)
         event.count_in(&self.ctx.keys, now);
         self.ctx.live_usage.share([&event]);
-        self.reservation = None;
+        if let Some(held) = self.reservation.take() {
+            held.settle(event.data.llm_tokens as i64);
+        }
         self.recorder.record(event);
     }
 }

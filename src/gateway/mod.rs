@@ -12,7 +12,9 @@
 
 pub mod errors;
 pub mod meter;
+pub mod openapi;
 pub mod providers;
+mod request;
 pub mod reserve;
 mod stream;
 
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +61,9 @@ pub struct Inner {
     providers: Providers,
     allow_private: bool,
     reservations: Arc<reserve::Reservations>,
+    /// The fleet's quota rooms (with `FLEET_RATE_LIMITS`): reservations held once for every
+    /// gateway on the database.
+    rooms: Option<Arc<crate::fleet::quota_rooms::QuotaRooms>>,
     recorder: meter::Recorder,
 }
 
@@ -69,6 +75,12 @@ impl Gateway {
     /// or a tenant id): 0 once every request on it has settled.
     pub fn reserved(&self, owner: &str) -> i64 {
         self.0.reservations.reserved(owner)
+    }
+
+    /// Tokens reserved now in the fleet's room of `owner`'s quota by this gateway (0 once
+    /// every request on it has settled; always 0 without `FLEET_RATE_LIMITS`).
+    pub fn reserved_in_fleet_rooms(&self, owner: &str) -> i64 {
+        self.0.rooms.as_ref().map_or(0, |r| r.reserved(owner))
     }
 
     /// A gateway over `ctx` with the platform's providers.
@@ -89,6 +101,11 @@ impl Gateway {
             providers: Providers::new(platform),
             allow_private,
             reservations: Arc::default(),
+            rooms: ctx
+                .keys
+                .leaser
+                .fleet()
+                .then(|| crate::fleet::quota_rooms::QuotaRooms::start(ctx.pool.clone())),
             recorder: meter::Recorder::spawn(ctx.clone()),
             ctx,
         })))
@@ -102,6 +119,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async {
             GatewayError::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", "no such route")
@@ -284,7 +302,7 @@ async fn chat_completions(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     forward(&gw, peer, &headers, body, Operation::Chat).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -293,7 +311,7 @@ async fn embeddings(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     forward(&gw, peer, &headers, body, Operation::Embeddings)
         .await
@@ -304,20 +322,38 @@ async fn forward(
     gw: &Gateway,
     peer: SocketAddr,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     operation: Operation,
 ) -> Result<Response, GatewayError> {
     let gw = &gw.0;
     let key = bearer(headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            GatewayError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                format!("the body is over {} MiB", MAX_BODY_BYTES / (1024 * 1024)),
+            )
+        } else {
+            GatewayError::invalid("invalid_body", "the body could not be read")
+        }
+    })?;
     let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
         return Err(GatewayError::invalid("invalid_request", "the body must be a JSON object"));
     };
     let model = match request.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => return Err(GatewayError::invalid("invalid_request", "`model` is required")),
+        Some(Value::String(m)) if (1..=256).contains(&m.chars().count()) => m.clone(),
+        _ => {
+            return Err(GatewayError::invalid(
+                "invalid_request",
+                "`model` must be a string of 1 to 256 characters",
+            ))
+        }
     };
     let ip = client_ip(gw, headers, peer);
     let cached = admit(gw, key, ip, Some(&model), Some(operation)).await?;
+    request::check(operation, &request)?;
     let provider = provider_of(gw, &cached, operation, &model).await?;
     // The outbound rules hold whatever the configuration says (it may have been saved by a
     // more permissive server): names are checked again when they resolve.
@@ -372,19 +408,25 @@ async fn forward(
     // quota of the key before anything is sent.
     let completion_bound = ["max_completion_tokens", "max_tokens"]
         .iter()
-        .find_map(|k| request.get(*k).and_then(Value::as_i64))
-        .filter(|n| *n >= 0)
+        .find_map(|k| request.get(*k).and_then(request::token_count))
         .unwrap_or(if matches!(operation, Operation::Embeddings) { 0 } else { DEFAULT_MAX_TOKENS });
     let bound = body.len() as i64 + completion_bound;
-    let quotas = gw.ctx.keys.quotas(&cached, OffsetDateTime::now_utc());
+    // Reserved in this gateway's view (its key cache's use, which also counts usage reported
+    // through `POST /v1/usage`) and, with fleet limits, in the fleet's room of each quota.
+    let now = OffsetDateTime::now_utc();
+    let quotas = gw.ctx.keys.quotas(&cached, now);
     let reservation = if quotas.is_empty() {
         None
     } else {
-        Some(
-            gw.reservations
-                .reserve(&quotas, bound)
-                .ok_or_else(|| GatewayError::of_verdict(VerifyCode::QuotaExceeded))?,
-        )
+        let exceeded = || GatewayError::of_verdict(VerifyCode::QuotaExceeded);
+        let local = gw.reservations.reserve(&quotas, bound).ok_or_else(exceeded)?;
+        let fleet = match &gw.rooms {
+            Some(rooms) => {
+                Some(rooms.reserve(&reserve::in_rooms(&quotas, now), bound).await.ok_or_else(exceeded)?)
+            }
+            None => None,
+        };
+        Some(reserve::Held { local, fleet })
     };
     let id = request_id();
     let mut meter = Meter::new(gw.ctx.clone(), gw.recorder.clone(), id.clone(), cached.clone(), model);

@@ -3,13 +3,52 @@
 //! each quota's use plus what is already reserved plus its bound fits. The reservation is
 //! settled when the request ends: what was produced is counted at once (in the key cache's
 //! totals) and the reservation released, in that order, so the tokens are never in neither.
-//! Concurrent requests on one gateway therefore never overshoot a quota. (Across gateways the
-//! reservations are per instance; see the fleet issue.)
+//! Concurrent requests on one gateway therefore never overshoot a quota; across gateways the
+//! fleet's rooms ([`crate::fleet::quota_rooms`]) hold the same promise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::cache::verify::QuotaStatus;
+
+/// A request's reservations: in this gateway's view, and in the fleet's rooms
+/// ([`crate::fleet::quota_rooms`]) when limits are counted for the fleet.
+pub struct Held {
+    /// In this gateway's view.
+    pub local: Reservation,
+    /// In the fleet's rooms.
+    pub fleet: Option<crate::fleet::quota_rooms::RoomHold>,
+}
+
+impl Held {
+    /// Releases both, `spent` tokens staying spent in the fleet's rooms.
+    pub fn settle(mut self, spent: i64) {
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.settle(spent);
+        }
+    }
+}
+
+/// The fleet's rooms of `quotas` at `now` (each in the period it counts in).
+pub fn in_rooms(
+    quotas: &[(String, QuotaStatus)],
+    now: time::OffsetDateTime,
+) -> Vec<crate::fleet::quota_rooms::Quota> {
+    use tokenhub_aggregates::api_key::QuotaPeriod;
+    quotas
+        .iter()
+        .map(|(owner, q)| crate::fleet::quota_rooms::Quota {
+            owner: owner.clone(),
+            period_start: match q.period {
+                None => 0,
+                Some(QuotaPeriod::Day) => crate::cache::usage::day_index(now),
+                Some(QuotaPeriod::Month) => crate::cache::usage::month_index(now),
+            },
+            limit: q.limit,
+            used: q.used,
+        })
+        .collect()
+}
 
 /// Reserved tokens per quota owner (key public id, sub-account id or tenant id).
 #[derive(Default)]

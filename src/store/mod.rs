@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod leader;
 pub mod mfa_challenges;
 pub mod oidc_logins;
+pub mod quota_rooms;
 pub mod rate_windows;
 pub mod repository;
 pub mod sessions;

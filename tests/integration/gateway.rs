@@ -22,7 +22,7 @@ use crate::common::*;
 
 /// What the upstream received.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     requests: Vec<(String, HeaderMap, Value)>,
 }
 
@@ -108,7 +108,7 @@ async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap
     .into_response()
 }
 
-async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
+pub(crate) async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     let route = |path: &'static str| {
         let seen = seen.clone();
         post(move |headers: HeaderMap, body: Bytes| upstream(seen.clone(), path, headers, body))
@@ -491,7 +491,7 @@ async fn concurrent_streams_never_overshoot_a_quota() {
             let _ = http
                 .post(format!("{gateway}/v1/chat/completions"))
                 .bearer_auth(&other_key)
-                .json(&json!({"model": "big", "stream": true, "max_tokens": 400, "messages": []}))
+                .json(&json!({"model": "big", "stream": true, "max_tokens": 400, "messages": [{"role": "user", "content": "x"}]}))
                 .send()
                 .await;
         }
@@ -628,7 +628,7 @@ async fn a_gateway_killed_mid_request_restarts_with_no_reservation_held() {
             panic!("the gateway at {base} did not become ready");
         }
     };
-    let big = json!({"model": "big", "stream": true, "max_tokens": 400, "messages": []});
+    let big = json!({"model": "big", "stream": true, "max_tokens": 400, "messages": [{"role": "user", "content": "x"}]});
     let mut gateway = ServerProcess::gateway(&db, &stream, &env);
     ready(gateway.base.clone()).await;
     let in_flight = tokio::spawn({
@@ -642,6 +642,25 @@ async fn a_gateway_killed_mid_request_restarts_with_no_reservation_held() {
 
     let gateway = ServerProcess::gateway(&db, &stream, &env);
     ready(gateway.base.clone()).await;
+    // The killed gateway's room in the fleet's quota (its open reservation) is given back
+    // once it has been quiet for five seconds (reported every half second by the others).
+    let pool = db.pool().await;
+    let killed_at = std::time::Instant::now();
+    let released = eventually(Duration::from_secs(10), || async {
+        let held: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(unspent), 0)::bigint FROM quota_room_holders")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        held == 0
+    })
+    .await;
+    assert!(released, "the killed gateway's room is given back");
+    assert!(
+        killed_at.elapsed() < Duration::from_millis(6_500),
+        "within the stated time: {:?}",
+        killed_at.elapsed()
+    );
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let res = http

@@ -18,6 +18,7 @@ mod common;
 mod event_store;
 mod fleet_limits;
 mod gateway;
+mod gateway_fleet;
 mod gateway_litellm;
 mod idempotency;
 mod input;

@@ -1,0 +1,115 @@
+//! Quotas exact across gateways (issue 31, item 2): three `tokenhub gateway` processes on one
+//! database, 16 streaming clients spread over them against a 5,000-token quota. The fleet's
+//! quota rooms (`fleet::quota_rooms`) let the gateways together reserve no more than the quota:
+//! the overshoot is 0, the room each gateway holds is given back once it is idle, and what is
+//! left unused at the end is less than one request's bound per gateway.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+use crate::gateway::{start_upstream, Seen};
+
+#[tokio::test]
+async fn sixteen_clients_over_three_gateways_never_overshoot_a_quota() {
+    tokenhub::app::install_crypto_provider();
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
+    let (tenant, _) = app.create_tenant("Fleet quota").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (public_id, key) = app.issue_key(&tenant, json!({"quota_limit": 5000})).await;
+    let env = [
+        ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
+        ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
+    ];
+    let gateways: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::gateway(&db, &stream, &env)).collect();
+    let http = reqwest::Client::new();
+    for gateway in &gateways {
+        let ready = eventually(Duration::from_secs(20), || async {
+            let res = http.get(format!("{}/v1/models", gateway.base)).bearer_auth(&key).send().await;
+            res.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        assert!(ready, "gateway {} ready", gateway.base);
+    }
+    // Each answer counts 500 tokens (the upstream's "big" model); the body is long enough
+    // that the bound it reserves (its bytes plus `max_tokens`) covers them.
+    let body = json!({"model": "big", "stream": true, "max_tokens": 400,
+        "messages": [{"role": "user", "content": "a long story, please: ".repeat(6)}]});
+    let bound = serde_json::to_vec(&body).unwrap().len() as i64 + 400;
+    assert!(bound >= 500);
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let url = format!("{}/v1/chat/completions", gateways[w % 3].base);
+        let (http, key, body) = (http.clone(), key.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut served = 0;
+            for _ in 0..10 {
+                let res = http.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+                let status = res.status().as_u16();
+                let text = res.text().await.unwrap_or_default();
+                match status {
+                    200 => served += 1,
+                    429 => {
+                        assert!(text.contains("QUOTA_EXCEEDED"), "{text}");
+                        break;
+                    }
+                    other => panic!("{other}: {text}"),
+                }
+            }
+            served
+        }));
+    }
+    let mut served = 0i64;
+    for worker in workers {
+        served += worker.await.unwrap();
+    }
+    let used = || async {
+        let (_, s) = send(app.admin(Method::GET, "/usage/summary").header("X-Tenant-ID", &tenant)).await;
+        s["llm_tokens"].as_i64().unwrap_or(-1)
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || async { used().await == served * 500 }).await,
+        "every answer recorded once: {} vs {}",
+        used().await,
+        served * 500
+    );
+    let used = used().await;
+    println!("served {served} answers, {used} of 5,000 tokens, bound {bound}");
+    assert!(used <= 5000, "overshoot: {} tokens over 5,000", used - 5000);
+    assert!(used > 5000 - 3 * bound, "less than a bound per gateway left unused: {used}");
+
+    // The room each gateway held is given back once idle (two seconds, reported every half).
+    let pool = db.pool().await;
+    let held = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(unspent), 0)::bigint FROM quota_room_holders WHERE owner = $1",
+        )
+        .bind(&public_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(eventually(Duration::from_secs(6), || async { held().await == 0 }).await, "room given back");
+    let lent: i64 = sqlx::query_scalar("SELECT lent FROM quota_rooms WHERE owner = $1")
+        .bind(&public_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(lent, used, "the fleet's room holds exactly what was spent");
+    drop(gateways);
+    app.stop().await;
+}
