@@ -245,6 +245,26 @@ impl App {
             &hasher,
         )
         .await?;
+        // The pepper and the master key are the fleet's, not the host's.
+        let fingerprint = |what: &str| crate::crypto::hex(&hasher.hash_bytes(what));
+        let master_fingerprint =
+            match (config.master_api_key.as_deref(), config.master_api_key_hash.as_deref()) {
+                (Some(plain), _) if !plain.is_empty() => {
+                    fingerprint(&format!("tokenhub.fleet.master:plain:{plain}"))
+                }
+                (_, Some(phc)) if !phc.is_empty() => fingerprint(&format!("tokenhub.fleet.master:phc:{phc}")),
+                // Generated: held in the database, the same for every instance.
+                _ => fingerprint("tokenhub.fleet.master:stored"),
+            };
+        let mismatch = |e: crate::fleet::shared::Mismatch| StartError::Config(e.to_string());
+        crate::fleet::shared::check_pepper(&pool, &fingerprint("tokenhub.fleet.pepper-check"))
+            .await
+            .map_err(mismatch)?;
+        if role == Role::Server {
+            crate::fleet::shared::check_master_key(&pool, &master_fingerprint, config.fleet_adopt_master_key)
+                .await
+                .map_err(mismatch)?;
+        }
         let (keks, created) =
             crate::crypto::load_keks(config.kek.as_deref(), &config.kek_file, config.kek_previous.as_deref())
                 .map_err(|e| StartError::Kek(e.to_string()))?;

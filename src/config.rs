@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "TOKENHUB_KEK", hide_env_values = true, global = true)]
     pub kek: Option<String>,
 
+    /// Make this instance's master key the fleet's (when changing a configured master key:
+    /// start one instance with it, then restart the others with the new key). Without it an
+    /// instance whose master key differs from the fleet's refuses to start.
+    #[arg(long, env = "FLEET_ADOPT_MASTER_KEY", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub fleet_adopt_master_key: bool,
+
     /// Previous KEKs (comma-separated base64) still accepted while `tokenhub kek rotate` re-wraps.
     #[arg(long, env = "TOKENHUB_KEK_PREVIOUS", hide_env_values = true, global = true)]
     pub kek_previous: Option<String>,

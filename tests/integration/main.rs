@@ -17,6 +17,7 @@ mod client_ip;
 mod common;
 mod event_store;
 mod fleet_limits;
+mod fleet_settings;
 mod gateway;
 mod gateway_fleet;
 mod gateway_litellm;
