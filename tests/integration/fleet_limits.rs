@@ -287,3 +287,78 @@ async fn a_quota_holds_when_verify_and_usage_reach_different_instances() {
     println!("{reported} tokens reported against a quota of 5,000");
     assert!(reported <= 6_000, "{reported} tokens reported against a quota of 5,000");
 }
+
+/// Issue 31, item 5, at three instances: a key issued on one instance verifies at once on
+/// another (the verify waits for the log head instead of answering `NOT_FOUND`), and its
+/// revocation reaches both others; 20 samples, the time from the revocation's answer to the
+/// first `REVOKED` on each of the other two. Bound held here: every sample within the stated
+/// second; the figures are printed (docs/operations.md states them).
+#[tokio::test]
+async fn three_instances_know_a_new_key_at_once_and_its_revocation_within_the_bound() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let (servers, http, gateway, tenant, _) = fleet(&db, &stream, &[]).await;
+    let verify = |base: String, key: String| {
+        let (http, gateway) = (http.clone(), gateway.clone());
+        async move {
+            let res = http
+                .post(format!("{base}/v1/keys/verify"))
+                .bearer_auth(gateway)
+                .json(&json!({"key": key}))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = res.json().await.unwrap();
+            body["code"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let mut samples = Vec::new();
+    for i in 0..20 {
+        let (on, others) = (&servers[i % 3], [&servers[(i + 1) % 3], &servers[(i + 2) % 3]]);
+        let issued = post(
+            &http,
+            format!("{}/admin/api-keys", on.base),
+            json!({"tenant_id": tenant, "name": format!("k{i}")}),
+        )
+        .await;
+        let (key, public_id) = (
+            issued["api_key"].as_str().unwrap().to_string(),
+            issued["public_id"].as_str().unwrap().to_string(),
+        );
+        for other in others {
+            assert_eq!(
+                verify(other.base.clone(), key.clone()).await,
+                "VALID",
+                "a new key is known on every instance"
+            );
+        }
+        let res = http
+            .delete(format!("{}/admin/api-keys/{public_id}", on.base))
+            .header("X-Master-Key", MASTER)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+        let revoked_at = std::time::Instant::now();
+        let mut slowest = Duration::ZERO;
+        for other in others {
+            loop {
+                if verify(other.base.clone(), key.clone()).await == "REVOKED" {
+                    slowest = slowest.max(revoked_at.elapsed());
+                    break;
+                }
+                assert!(
+                    revoked_at.elapsed() < Duration::from_secs(1),
+                    "revocation reached {} within 1 s",
+                    other.base
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        samples.push(slowest);
+    }
+    samples.sort();
+    println!(
+        "revocation seen on both other instances: p50 {:?}, p95 {:?}, max {:?} (20 samples)",
+        samples[9], samples[18], samples[19]
+    );
+}
