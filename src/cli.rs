@@ -1,5 +1,6 @@
 //! The `tokenhub` command line: `serve`, `migrate`, `projections rebuild`,
-//! `master-key rotate`, `kek`, `users create`, `events tail`, `usage tail`, `audit`, `openapi`.
+//! `master-key rotate`, `kek`, `users create`, `events tail`, `usage tail`, `audit`, `openapi`,
+//! `probe`.
 
 use std::io::Write;
 use std::time::Instant;
@@ -75,6 +76,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Exit 0 when `url` answers 2xx within two seconds, else 1: a container health check for
+    /// images without a shell or curl (`tokenhub probe http://127.0.0.1:8080/readyz`).
+    Probe {
+        /// What to ask.
+        #[arg(default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
     },
     /// Print the OpenAPI document (of the gateway with --gateway).
     Openapi {
@@ -236,6 +244,18 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             .await
             .map_err(|e| nats_error(&e))?;
             Ok(())
+        }
+        Command::Probe { url } => {
+            crate::app::install_crypto_provider();
+            let answer = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build() {
+                Ok(client) => client.get(&url).send().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match answer {
+                Ok(res) if res.status().is_success() => Ok(()),
+                Ok(res) => Err(StartError::Config(format!("{url} answered {}", res.status()))),
+                Err(e) => Err(StartError::Config(format!("{url}: {e}"))),
+            }
         }
         Command::Openapi { gateway } => {
             let document = if gateway {
