@@ -1,5 +1,5 @@
 //! The `tokenhub` command line: `serve`, `migrate`, `projections rebuild`,
-//! `master-key rotate`, `kek`, `users create`, `events tail`, `usage tail`, `audit`, `openapi`,
+//! `master-key rotate`, `kek`, `users create`, `events tail|republish`, `usage tail`, `audit`, `openapi`,
 //! `probe`.
 
 use std::io::Write;
@@ -115,6 +115,13 @@ pub enum EventsAction {
         #[arg(long)]
         follow: bool,
     },
+    /// Repair the events stream from the log: publish every event the stream lacks (after a
+    /// purge, or a replica that lost data), as the relay would; idempotent. Progress on stderr.
+    Republish {
+        /// Only count what is missing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `usage` actions.
@@ -229,6 +236,34 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
         }
         Command::Events { action: EventsAction::Tail { last, follow } } => {
             tail_events(&config, last, follow).await
+        }
+        Command::Events { action: EventsAction::Republish { dry_run } } => {
+            let pool = connect_and_migrate(&config).await?;
+            let js = jetstream(&config).await?;
+            let started = Instant::now();
+            let mut progress = |done: i64, of: i64| {
+                eprintln!(
+                    "events republish: {done} of {of} positions checked ({} s)",
+                    started.elapsed().as_secs()
+                );
+            };
+            let report = crate::relay::republish::republish(
+                &pool,
+                &js,
+                &config.events_stream(),
+                dry_run,
+                &mut progress,
+            )
+            .await
+            .map_err(|e| nats_error(&e))?;
+            let verb = if dry_run { "missing (dry run)" } else { "republished" };
+            println!(
+                "log: {} events; stream held {}; {verb}: {}",
+                report.in_log,
+                report.in_stream,
+                if dry_run { report.in_log - report.in_stream } else { report.republished }
+            );
+            Ok(())
         }
         Command::Usage { action: UsageAction::Tail { consumer, follow, records } } => {
             let js = jetstream(&config).await?;

@@ -16,6 +16,7 @@
 //! - If NATS is down, commands keep working; the relay retries and catches up.
 
 pub mod cloudevent;
+pub mod republish;
 
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ impl DropPublish {
     }
 }
 
-type RelayError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type RelayError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How far the relay is behind the log: (events not yet on NATS, age of the oldest of them).
 /// Any instance can tell, leader or not.

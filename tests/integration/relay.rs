@@ -348,3 +348,73 @@ async fn a_nats_url_list_with_a_node_down_still_connects() {
         "events reached the stream through the live node"
     );
 }
+
+/// `tokenhub events republish` repairs a stream that lost messages: after a purge and a message
+/// deleted in the middle, every event of the log is in the stream again (by position, with its
+/// event id), a second run publishes nothing, and the relay goes on publishing new events.
+#[tokio::test]
+async fn republish_refills_a_stream_that_lost_messages_and_is_idempotent() {
+    use tokenhub::relay::republish::republish;
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    for name in ["One", "Two", "Three"] {
+        app.create_tenant(name).await;
+    }
+    app.wait_relayed(Duration::from_secs(10)).await;
+    let js = stream.js().await;
+    let positions = |messages: Vec<async_nats::jetstream::message::StreamMessage>| {
+        let mut found: Vec<(i64, String)> = messages
+            .iter()
+            .map(|m| {
+                let h = &m.headers;
+                (
+                    h.get("Tokenhub-Position").unwrap().as_str().parse::<i64>().unwrap(),
+                    h.get("Nats-Msg-Id").unwrap().as_str().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let before = positions(stream.messages().await);
+    assert!(before.len() >= 6, "{before:?}");
+    // A short duplicate window, so the copies lost a moment ago can be published again soon.
+    let mut settings = js.get_stream(&stream.stream).await.unwrap().info().await.unwrap().config.clone();
+    settings.duplicate_window = Duration::from_secs(1);
+    js.update_stream(&settings).await.unwrap();
+    // Lost: everything (a purge), then new events, then one of them deleted in the middle.
+    js.get_stream(&stream.stream).await.unwrap().purge().await.unwrap();
+    app.create_tenant("Four").await;
+    app.create_tenant("Five").await;
+    app.wait_relayed(Duration::from_secs(15)).await;
+    let mut s = js.get_stream(&stream.stream).await.unwrap();
+    let first = s.info().await.unwrap().state.first_sequence;
+    s.delete_message(first + 1).await.unwrap();
+
+    let config = config(&db, &stream, &[]).events_stream();
+    let mut ticks = 0;
+    let report = republish(&app.pool, &js, &config, true, &mut |_, _| ticks += 1).await.unwrap();
+    assert!(report.in_log > report.in_stream && report.republished == 0, "{report:?}");
+    let report = republish(&app.pool, &js, &config, false, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.republished, report.in_log - report.in_stream, "{report:?}");
+    assert!(ticks > 0, "progress is reported");
+    let log: Vec<(i64, String)> =
+        sqlx::query_as::<_, (i64, uuid::Uuid)>("SELECT position, event_id FROM events ORDER BY position")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, id)| (p, id.to_string()))
+            .collect();
+    assert_eq!(positions(stream.messages().await), log, "every event of the log, once, with its id");
+    let again = republish(&app.pool, &js, &config, false, &mut |_, _| {}).await.unwrap();
+    assert_eq!((again.republished, again.in_stream), (0, again.in_log), "idempotent");
+    // The relay goes on after the repair.
+    app.create_tenant("Six").await;
+    app.wait_relayed(Duration::from_secs(15)).await;
+    let head: i64 =
+        sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(&app.pool).await.unwrap();
+    let after = positions(stream.messages().await);
+    assert!(head > log.len() as i64 && after.len() as i64 == head, "{} messages, head {head}", after.len());
+    app.stop().await;
+}
