@@ -257,12 +257,13 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             .await
             .map_err(|e| nats_error(&e))?;
             let verb = if dry_run { "missing (dry run)" } else { "republished" };
-            println!(
+            writeln!(
+                std::io::stdout().lock(),
                 "log: {} events; stream held {}; {verb}: {}",
                 report.in_log,
                 report.in_stream,
                 if dry_run { report.in_log - report.in_stream } else { report.republished }
-            );
+            )?;
             Ok(())
         }
         Command::Usage { action: UsageAction::Tail { consumer, follow, records } } => {
