@@ -74,13 +74,9 @@ impl Gateway {
     /// Tokens reserved now against the quota of `owner` (a key's public id, a sub-account id
     /// or a tenant id): 0 once every request on it has settled.
     pub fn reserved(&self, owner: &str) -> i64 {
-        self.0.reservations.reserved(owner)
-    }
-
-    /// Tokens reserved now in the fleet's room of `owner`'s quota by this gateway (0 once
-    /// every request on it has settled; always 0 without `FLEET_RATE_LIMITS`).
-    pub fn reserved_in_fleet_rooms(&self, owner: &str) -> i64 {
-        self.0.rooms.as_ref().map_or(0, |r| r.reserved(owner))
+        // The same requests hold both (this gateway's view and the fleet's rooms).
+        let in_rooms = self.0.rooms.as_ref().map_or(0, |r| r.reserved(owner));
+        self.0.reservations.reserved(owner).max(in_rooms)
     }
 
     /// A gateway over `ctx` with the platform's providers.
