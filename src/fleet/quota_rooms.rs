@@ -272,12 +272,9 @@ impl QuotaRooms {
                 Ok(lost) => {
                     for key in lost {
                         // The fleet gave this room back while this gateway was quiet: spend
-                        // nothing more from it; lease again.
-                        if let Some(room) = self.rooms.get(&key) {
-                            let mut s = room.state();
-                            s.free = s.free.min(0);
-                            s.lent_known = None;
-                        }
+                        // nothing more from it (requests in flight settle into the forgotten
+                        // room); the next request leases a new one.
+                        self.rooms.remove(&key);
                         tracing::warn!(owner = %key.0, "quota room expired while this gateway was quiet; leasing again");
                     }
                 }
