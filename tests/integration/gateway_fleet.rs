@@ -113,3 +113,75 @@ async fn sixteen_clients_over_three_gateways_never_overshoot_a_quota() {
     drop(gateways);
     app.stop().await;
 }
+
+/// The class, not the case: generated fleets of gateways (1–4 `QuotaRooms` on the real
+/// database), quotas (limits 1–20,000, some already partly used), bursts of concurrent
+/// reservations with random bounds, each spending a random part of its bound. The gateways
+/// together never spend past the quota; once everything settled and the idle room went back,
+/// the fleet's room holds exactly what was used before plus what was spent.
+#[tokio::test]
+async fn generated_gateway_fleets_never_reserve_past_a_quota() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use futures::StreamExt;
+    use rand::{Rng, SeedableRng};
+    use tokenhub::fleet::quota_rooms::{Quota, QuotaRooms};
+
+    let db = TestDb::new();
+    let pool = db.pool().await;
+    tokenhub::store::migrate(&pool).await.unwrap();
+    let seed: u64 = std::env::var("ROOM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for case in 0..12 {
+        let gateways: Vec<Arc<QuotaRooms>> =
+            (0..rng.random_range(1..=4usize)).map(|_| QuotaRooms::start(pool.clone())).collect();
+        let limit = rng.random_range(1..=20_000i64);
+        let used_before = if rng.random_bool(0.3) { rng.random_range(0..=limit) } else { 0 };
+        let quota = Quota { owner: format!("owner-{case}"), period_start: 1, limit, used: used_before };
+        let requests: Vec<(usize, i64, f64)> = (0..rng.random_range(1..=60))
+            .map(|_| {
+                (
+                    rng.random_range(0..gateways.len()),
+                    rng.random_range(1..=limit.max(2) / 2 + 1),
+                    rng.random::<f64>(),
+                )
+            })
+            .collect();
+        let spent = Arc::new(AtomicI64::new(0));
+        let admitted = Arc::new(AtomicI64::new(0));
+        let runs = requests.iter().map(|&(g, bound, part)| {
+            let (rooms, quota, spent, admitted) =
+                (gateways[g].clone(), quota.clone(), spent.clone(), admitted.clone());
+            async move {
+                if let Some(mut hold) = rooms.reserve(std::slice::from_ref(&quota), bound).await {
+                    admitted.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis((part * 20.0) as u64)).await;
+                    let used = (bound as f64 * part) as i64;
+                    spent.fetch_add(used, Ordering::Relaxed);
+                    hold.settle(used);
+                }
+            }
+        });
+        futures::stream::iter(runs).buffer_unordered(16).collect::<Vec<()>>().await;
+        let (spent, admitted) = (spent.load(Ordering::Relaxed), admitted.load(Ordering::Relaxed));
+        let context = format!(
+            "seed {seed}, case {case}: {} gateways, limit {limit}, used before {used_before}, {} requests, {admitted} admitted",
+            gateways.len(),
+            requests.len()
+        );
+        assert!(used_before + spent <= limit, "spent {spent} past the quota ({context})");
+        // Idle room goes back within two seconds and a report: the room is then what was used.
+        let lent = || async {
+            sqlx::query_scalar::<_, i64>("SELECT lent FROM quota_rooms WHERE owner = $1")
+                .bind(&quota.owner)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+        };
+        let settled = eventually(Duration::from_secs(6), || async {
+            lent().await.is_none_or(|l| l == used_before + spent)
+        })
+        .await;
+        assert!(settled, "lent {:?}, used {} ({context})", lent().await, used_before + spent);
+    }
+}
