@@ -5,7 +5,7 @@
 //! position header). Idempotent: a second run finds nothing missing and publishes nothing.
 //! Events lost within the stream's duplicate window (JetStream still remembers their ids and
 //! drops a new copy as a repeat) are published again once the window has passed (the
-//! command waits; 2 minutes by default).
+//! command waits; TokenHub creates the stream with a 10-minute window).
 //! Repaired events arrive after newer ones; consumers order by the position header and
 //! recognise repeats by the event id, as they must for any redelivery.
 //!
