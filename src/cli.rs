@@ -358,16 +358,25 @@ async fn gateway(config: &Config) -> Result<(), StartError> {
     )
     .map_err(|e| StartError::Config(format!("gateway client: {e}")))?;
     let listener = tokio::net::TcpListener::bind(config.gateway_listen_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    tracing::info!(addr = %listener.local_addr()?, tls = app.tls.is_some(), "gateway listening");
     let token = app.shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         token.cancel();
     });
-    let served = crate::gateway::serve(gateway, listener, app.shutdown.clone()).await;
+    let limits = app.state.limits.clone();
+    let served = crate::app::serve_router(
+        crate::gateway::router(gateway),
+        limits.max_connections,
+        limits.header_read_timeout,
+        app.tls.clone(),
+        app.shutdown.clone(),
+        listener,
+    )
+    .await;
     app.drain().await;
-    served.map_err(StartError::from)
+    served
 }
 
 async fn serve(config: &Config) -> Result<(), StartError> {
@@ -376,7 +385,7 @@ async fn serve(config: &Config) -> Result<(), StartError> {
         show_generated_master_key(config, key)?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
+    tracing::info!(addr = %listener.local_addr()?, tls = app.tls.is_some(), "listening");
     let token = app.shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -590,7 +599,10 @@ fn nats_error(e: &dyn std::fmt::Display) -> StartError {
 async fn jetstream(config: &Config) -> Result<async_nats::jetstream::Context, StartError> {
     // No retry in the background: a command that reads a stream fails at once when NATS is away.
     let servers = crate::nats::servers(&config.nats_url).map_err(|e| nats_error(&e))?;
-    let client = async_nats::ConnectOptions::new().connect(servers).await.map_err(|e| nats_error(&e))?;
+    let client = crate::nats::options(config.nats_tls_ca_file.as_deref())
+        .connect(servers)
+        .await
+        .map_err(|e| nats_error(&e))?;
     Ok(async_nats::jetstream::new(client))
 }
 

@@ -46,6 +46,20 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub listen_addr: SocketAddr,
 
+    /// Certificate chain (PEM) to serve HTTPS with, TLS 1.3 only (`serve` and `gateway`);
+    /// with `TLS_KEY_FILE`. Unset: plain HTTP (behind a TLS-terminating proxy).
+    #[arg(long, env = "TLS_CERT_FILE", global = true)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TLS_KEY_FILE", global = true)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+
+    /// CA certificate (PEM) that NATS servers must present a certificate from; set, the
+    /// connection to NATS requires TLS.
+    #[arg(long, env = "NATS_TLS_CA_FILE", global = true)]
+    pub nats_tls_ca_file: Option<std::path::PathBuf>,
+
     /// Log filter, e.g. `info` or `tokenhub=debug,info`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
@@ -357,6 +371,9 @@ impl Config {
 
     /// Checks values clap cannot check.
     pub fn validate(&self) -> Result<(), String> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err("TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither".into());
+        }
         let token_ok =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !token_ok(&self.nats_subject_prefix) {

@@ -38,5 +38,6 @@ pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod time_fmt;
+pub mod tls;
 pub mod usage;
 pub mod webhooks;

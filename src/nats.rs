@@ -38,14 +38,27 @@ impl EventsStreamConfig {
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Connects; the client keeps retrying in the background when the server is down, so the
-/// service starts (and commands work) during a NATS outage.
-pub async fn connect(urls: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
+/// service starts (and commands work) during a NATS outage. With `tls_ca` (`NATS_TLS_CA_FILE`)
+/// the connection requires TLS and a server certificate from that CA.
+pub async fn connect(
+    urls: &str,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    options(tls_ca)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .name("tokenhub")
         .connect(servers(urls)?)
         .await
+}
+
+/// Connection options: TLS with `tls_ca` as the only trusted CA, when given.
+pub fn options(tls_ca: Option<&std::path::Path>) -> async_nats::ConnectOptions {
+    let options = async_nats::ConnectOptions::new();
+    match tls_ca {
+        Some(ca) => options.add_root_certificates(ca.to_path_buf()).require_tls(true),
+        None => options,
+    }
 }
 
 /// The servers of `NATS_URL`: one URL, or several separated by commas (the nodes of a

@@ -216,9 +216,9 @@ impl TestApp {
         let listener =
             tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
-        let (state, token) = (app.state.clone(), app.shutdown.clone());
+        let (state, token, tls) = (app.state.clone(), app.shutdown.clone(), app.tls.clone());
         let server = tokio::spawn(async move {
-            let _ = tokenhub::app::serve_http(state, token, listener).await;
+            let _ = tokenhub::app::serve_http(state, token, listener, tls).await;
         });
         let pool = app.state.pool.clone();
         Self { addr, app, http: reqwest::Client::new(), pool, server }

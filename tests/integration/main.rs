@@ -47,6 +47,7 @@ mod server_limits;
 mod sub_accounts;
 mod tenant_config;
 mod tenants_http;
+mod tls;
 mod two_factor;
 mod two_instances;
 mod usage;

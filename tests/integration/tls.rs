@@ -1,0 +1,220 @@
+//! TLS 1.3 on the hops the product owns (issue 31, item 8): `serve` with `TLS_CERT_FILE` and
+//! `TLS_KEY_FILE` answers HTTPS with TLS 1.3 only — checked with `openssl s_client`, a client
+//! nobody here wrote: TLS 1.3 verifies against the right CA, a TLS 1.2-only client is refused,
+//! the wrong CA fails verification, plain HTTP gets nothing — and NATS with
+//! `NATS_TLS_CA_FILE` is reached over TLS to a `nats-server --tls` (events reach its stream),
+//! while a wrong CA never connects. A test CA and the server's certificate are made by
+//! `openssl` for the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::common::*;
+use crate::relay::nats_server_bin;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let ran = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(ran.success(), "openssl {args:?}");
+}
+
+/// A test CA named `name` and a server certificate it signed for 127.0.0.1 / localhost:
+/// (the CA's certificate, the server's certificate, the server's key).
+fn ca_and_server(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca-key.pem"));
+    let (cert, key, csr, ext) =
+        (format!("{name}.pem"), format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}.ext"));
+    openssl(
+        dir,
+        &[
+            &["req", "-x509", "-days", "1", "-subj", "/CN=TokenHub test CA"][..],
+            &ec,
+            &["-keyout", &ca_key, "-out", &ca],
+        ]
+        .concat(),
+    );
+    openssl(dir, &[&["req", "-subj", "/CN=localhost"][..], &ec, &["-keyout", &key, "-out", &csr]].concat());
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &cert,
+            "-extfile",
+            &ext,
+        ],
+    );
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// `openssl s_client` against `port` with `version` (`-tls1_2` / `-tls1_3`) trusting `ca`:
+/// whether the handshake and the verification succeeded, and what it printed.
+fn s_client(port: u16, version: &str, ca: &Path) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            version,
+            "-brief",
+            "-verify_return_error",
+        ])
+        .arg("-CAfile")
+        .arg(ca)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[tokio::test]
+async fn serve_speaks_tls_1_3_only_and_nats_is_reached_over_tls() {
+    tokenhub::app::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("tokenhub-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = ca_and_server(&dir, "server");
+    let (other_ca, _, _) = ca_and_server(&dir, "other");
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--tls-cert-file", &cert_s, "--tls-key-file", &key_s],
+    ))
+    .await;
+    let port = app.addr.port();
+
+    // A client trusting the certificate: HTTPS works, over TLS 1.3.
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let https = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let res = https.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (ok, said) = tokio::task::spawn_blocking({
+        let ca = ca.clone();
+        move || s_client(port, "-tls1_3", &ca)
+    })
+    .await
+    .unwrap();
+    assert!(ok && said.contains("TLSv1.3"), "{said}");
+    // TLS 1.2 only: refused.
+    let (ok, said) = tokio::task::spawn_blocking({
+        let ca = ca.clone();
+        move || s_client(port, "-tls1_2", &ca)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "a TLS 1.2-only client must be refused: {said}");
+    // The wrong CA: verification fails (in openssl and in an HTTP client).
+    let (ok, said) = tokio::task::spawn_blocking({
+        let other_ca = other_ca.clone();
+        move || s_client(port, "-tls1_3", &other_ca)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "the wrong CA must not verify: {said}");
+    let wrong = reqwest::Certificate::from_pem(&std::fs::read(&other_ca).unwrap()).unwrap();
+    let strict = reqwest::Client::builder().add_root_certificate(wrong).build().unwrap();
+    assert!(strict.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_err());
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err());
+    app.stop().await;
+
+    // NATS over TLS: a private nats-server with the same certificate.
+    let nats_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut nats = Command::new(nats_server_bin())
+        .args(["-a", "127.0.0.1", "-p", &nats_port.to_string(), "-js", "-sd"])
+        .arg(dir.join("nats"))
+        .args(["--tls", "--tlscert", &cert_s, "--tlskey", &key_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let started = eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", nats_port)).await.is_ok()
+    })
+    .await;
+    assert!(started, "nats-server --tls listening");
+    let over_tls = |ca: &Path| {
+        let mut args: Vec<String> = [
+            "tokenhub",
+            "--database-url",
+            &db.url,
+            "--nats-url",
+            &nats_url,
+            "--key-pepper",
+            "test-pepper-test-pepper-test-pepper-0000",
+            "--kek",
+            TEST_KEK,
+            "--master-api-key",
+            MASTER,
+            "--database-max-connections",
+            "8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--nats-tls-ca-file".to_string(), ca.display().to_string(), "serve".to_string()]);
+        tokenhub::cli::Cli::try_parse_from(args).unwrap().config
+    };
+    let db2 = TestDb::new();
+    let mut right = over_tls(&ca);
+    right.database_url = db2.url.clone();
+    let app = TestApp::start_with(right).await;
+    app.create_tenant("Over TLS").await;
+    let tls_client =
+        tokenhub::nats::options(Some(&ca)).connect(&nats_url).await.expect("a TLS client connects");
+    let js = async_nats::jetstream::new(tls_client);
+    let relayed = eventually(Duration::from_secs(15), || async {
+        match js.get_stream("TOKENHUB_EVENTS").await {
+            Ok(mut s) => s.info().await.is_ok_and(|i| i.state.messages > 0),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(relayed, "events reached the stream over TLS");
+    app.stop().await;
+    // A plain client is refused by the TLS server; a client trusting another CA never connects.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), async_nats::connect(&nats_url))
+            .await
+            .map_or(true, |r| r.is_err()),
+        "a plain client must not connect"
+    );
+    let wrong = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokenhub::nats::options(Some(&other_ca)).connect(&nats_url),
+    )
+    .await;
+    assert!(wrong.map_or(true, |r| r.is_err()), "a client trusting another CA must not connect");
+    let _ = nats.kill();
+    let _ = nats.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
