@@ -148,13 +148,22 @@ async fn serve_speaks_tls_1_3_only_and_nats_is_reached_over_tls() {
 
     // NATS over TLS: a private nats-server with the same certificate.
     let nats_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut nats = Command::new(nats_server_bin())
+    // Killed when dropped, also when an assertion fails first.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let nats = Command::new(nats_server_bin())
         .args(["-a", "127.0.0.1", "-p", &nats_port.to_string(), "-js", "-sd"])
         .arg(dir.join("nats"))
         .args(["--tls", "--tlscert", &cert_s, "--tlskey", &key_s])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("nats-server starts");
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let started = eventually(Duration::from_secs(10), || async {
@@ -214,7 +223,112 @@ async fn serve_speaks_tls_1_3_only_and_nats_is_reached_over_tls() {
     )
     .await;
     assert!(wrong.map_or(true, |r| r.is_err()), "a client trusting another CA must not connect");
-    let _ = nats.kill();
-    let _ = nats.wait();
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PostgreSQL connections honour `sslmode=verify-full` in `DATABASE_URL`: against a private
+/// PostgreSQL cluster with `ssl=on` and a certificate from the test CA, an instance trusting
+/// that CA (`sslrootcert`) starts and works; one trusting another CA refuses to start.
+#[tokio::test]
+async fn postgres_connections_honour_sslmode_verify_full() {
+    tokenhub::app::install_crypto_provider();
+    let Some(bin) = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|mut versions| versions.find_map(|v| v.ok()))
+        .map(|v| v.path().join("bin"))
+    else {
+        panic!("PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) are needed");
+    };
+    let dir = std::env::temp_dir().join(format!("tokenhub-pgtls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = ca_and_server(&dir, "pg");
+    let (other_ca, _, _) = ca_and_server(&dir, "other");
+    let data = dir.join("data");
+    let as_postgres = |program: &Path, args: &[&str]| {
+        let ran = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("runuser runs");
+        assert!(ran.success(), "{} {args:?}", program.display());
+    };
+    // The cluster runs as `postgres`: it owns the directory and the key (0600).
+    let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
+    assert!(chown.success());
+    as_postgres(&bin.join("initdb"), &["-D", &data.display().to_string(), "--auth=trust", "-U", "postgres"]);
+    std::fs::copy(&cert, data.join("server.crt")).unwrap();
+    std::fs::copy(&key, data.join("server.key")).unwrap();
+    let _ = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(data.join("server.crt"))
+        .arg(data.join("server.key"))
+        .status();
+    let _ = Command::new("chmod").args(["600"]).arg(data.join("server.key")).status();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c ssl=on -c unix_socket_directories={} -c max_connections=30",
+        data.display()
+    );
+    as_postgres(
+        &bin.join("pg_ctl"),
+        &[
+            "-D",
+            &data.display().to_string(),
+            "-l",
+            &data.join("log").display().to_string(),
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ],
+    );
+    // Stopped when dropped, also when an assertion fails first.
+    struct Cluster(PathBuf, PathBuf);
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&self.0)
+                .arg("-D")
+                .arg(&self.1)
+                .args(["-m", "immediate", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let cluster = Cluster(bin.join("pg_ctl"), data.clone());
+    let stream = TestStream::new();
+    let unused = TestDb::new();
+    let with_url = |url: String| {
+        let mut config = config(&unused, &stream, &["--master-api-key", MASTER]);
+        config.database_url = url;
+        config
+    };
+    let url = |root: &Path| {
+        format!(
+            "postgres://postgres@127.0.0.1:{port}/tokenhub_tls?sslmode=verify-full&sslrootcert={}",
+            root.display()
+        )
+    };
+    // The right CA: the instance starts, and works.
+    let app = TestApp::start_with(with_url(url(&ca))).await;
+    let (tenant, _) = app.create_tenant("Over TLS to PostgreSQL").await;
+    assert!(tenant.starts_with("ten_"));
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(ssl, "the pool's connections are encrypted");
+    app.stop().await;
+    // Another CA: refused at start, with the reason.
+    let refused = tokenhub::app::App::build(&with_url(url(&other_ca))).await;
+    let reason = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(!reason.is_empty(), "an instance trusting another CA must not start");
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
