@@ -7,6 +7,10 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+/// How often a follower that does not lead asks for the lock again: a killed leader is
+/// replaced within about this (a trivial query; a handful per second across a fleet).
+pub const RETRY: Duration = Duration::from_millis(250);
+
 /// Waits until this process holds the lock `name`; the connection that holds it (keep it
 /// open while leading), or `None` on shutdown.
 pub async fn acquire(
@@ -25,7 +29,7 @@ pub async fn acquire(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(RETRY) => {}
         }
     }
 }

@@ -415,6 +415,11 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Its log so far (it keeps running).
+    pub fn log_so_far(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Kills it (SIGKILL) and returns its log.
     pub fn logs(&mut self) -> String {
         let _ = self.child.kill();
