@@ -159,24 +159,20 @@ run_in_image() {
   env -i "${IMAGE_ENV[@]}" DATABASE_URL="$PG/$DB" NATS_URL="nats://127.0.0.1:$NATS_PORT" \
     MASTER_API_KEY=oci-smoke-master-key-0123456789abcdefghij "$@"
 }
-run_in_image LISTEN_ADDR="127.0.0.1:$PORT" "$CHROOT" --userspec=65534:65534 "$SMOKE_DIR/rootfs" \
-  $ENTRY serve >"$SMOKE_DIR/serve.log" 2>&1 &
-PIDS+=($!)
-ready=0
-for _ in $(seq 1 300); do
-  curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && { ready=1; break; }
-  sleep 0.2
-done
-[ "$ready" = 1 ] || { echo "the image's serve did not become ready:" >&2; cat "$SMOKE_DIR/serve.log" >&2; exit 1; }
-run_in_image GATEWAY_LISTEN_ADDR="127.0.0.1:$GW_PORT" "$CHROOT" --userspec=65534:65534 "$SMOKE_DIR/rootfs" \
-  $ENTRY gateway >"$SMOKE_DIR/gateway.log" 2>&1 &
-PIDS+=($!)
-ready=0
-for _ in $(seq 1 300); do
-  curl -fs "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 2>&1 && { ready=1; break; }
-  sleep 0.2
-done
-[ "$ready" = 1 ] || { echo "the image's gateway did not answer:" >&2; cat "$SMOKE_DIR/gateway.log" >&2; exit 1; }
+# Starts the image's entrypoint with `what` (serve, gateway) and `env`, then waits for `url`.
+start_in_image() {
+  local what=$1 env=$2 url=$3
+  run_in_image "$env" "$CHROOT" --userspec=65534:65534 "$SMOKE_DIR/rootfs" $ENTRY "$what" \
+    >"$SMOKE_DIR/$what.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do
+    curl -fs "$url" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "the image's $what did not answer $url:" >&2; cat "$SMOKE_DIR/$what.log" >&2; exit 1
+}
+start_in_image serve "LISTEN_ADDR=127.0.0.1:$PORT" "http://127.0.0.1:$PORT/readyz"
+start_in_image gateway "GATEWAY_LISTEN_ADDR=127.0.0.1:$GW_PORT" "http://127.0.0.1:$GW_PORT/healthz"
 tenant=$(curl -fsS -X POST "http://127.0.0.1:$PORT/admin/tenants" -H 'X-Master-Key: oci-smoke-master-key-0123456789abcdefghij' \
   -H 'Content-Type: application/json' -d '{"name": "Image smoke"}')
 echo "$tenant" | python3 -c 'import json,sys; assert json.load(sys.stdin)["tenant_id"].startswith("ten_")'

@@ -78,19 +78,7 @@ pub async fn report(pool: &PgPool, holder: &str, held: &[Held]) -> Result<Vec<(S
     .bind(&unspent)
     .fetch_all(&mut *tx)
     .await?;
-    // Rooms locked in one order (owner, period), as the lease locks one: no cycle.
-    sqlx::query(
-        "UPDATE quota_rooms r SET lent = r.lent - v.back FROM ( \
-           SELECT owner, period_start, sum(back) AS back \
-           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(owner, period_start, back) \
-           WHERE back > 0 GROUP BY owner, period_start ORDER BY owner, period_start \
-         ) v WHERE r.owner = v.owner AND r.period_start = v.period_start",
-    )
-    .bind(&owners)
-    .bind(&periods)
-    .bind(&back)
-    .execute(&mut *tx)
-    .await?;
+    lend_less(&mut tx, &owners, &periods, &back).await?;
     tx.commit().await?;
     let lost = held.iter().filter(|h| !found.iter().any(|(o, p)| *o == h.owner && *p == h.period_start));
     Ok(lost.map(|h| (h.owner.clone(), h.period_start)).collect())
@@ -157,18 +145,7 @@ pub async fn expire(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let owners: Vec<&str> = gone.iter().map(|g| g.0.as_str()).collect();
     let periods: Vec<i64> = gone.iter().map(|g| g.1).collect();
     let back: Vec<i64> = gone.iter().map(|g| g.2.max(0)).collect();
-    sqlx::query(
-        "UPDATE quota_rooms r SET lent = r.lent - v.back FROM ( \
-           SELECT owner, period_start, sum(back) AS back \
-           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(owner, period_start, back) \
-           GROUP BY owner, period_start ORDER BY owner, period_start \
-         ) v WHERE r.owner = v.owner AND r.period_start = v.period_start",
-    )
-    .bind(&owners)
-    .bind(&periods)
-    .bind(&back)
-    .execute(&mut *tx)
-    .await?;
+    lend_less(&mut tx, &owners, &periods, &back).await?;
     sqlx::query(
         "DELETE FROM quota_rooms r WHERE r.leased_at < now() - make_interval(secs => $1) \
          AND NOT EXISTS (SELECT 1 FROM quota_room_holders h WHERE h.owner = r.owner AND h.period_start = r.period_start)",
@@ -178,4 +155,27 @@ pub async fn expire(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .await?;
     tx.commit().await?;
     Ok(gone.len() as u64)
+}
+
+/// Takes `back[i]` off what the fleet has lent of room (`owners[i]`, `periods[i]`), summed per
+/// room; rooms are locked in one order (owner, period), as a lease locks one: no cycle.
+async fn lend_less(
+    tx: &mut sqlx::PgConnection,
+    owners: &[&str],
+    periods: &[i64],
+    back: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE quota_rooms r SET lent = r.lent - v.back FROM ( \
+           SELECT owner, period_start, sum(back) AS back \
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(owner, period_start, back) \
+           WHERE back > 0 GROUP BY owner, period_start ORDER BY owner, period_start \
+         ) v WHERE r.owner = v.owner AND r.period_start = v.period_start",
+    )
+    .bind(owners)
+    .bind(periods)
+    .bind(back)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
