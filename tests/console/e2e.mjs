@@ -276,7 +276,9 @@ try {
   assert.equal(await shown('summary-llm-tokens'), summary.llm_tokens);
   assert.equal(await shown('chart-api-calls'), summary.api_calls);
   // The breakdowns add up to the same totals.
+  // The breakdown tables arrive after the charts: wait for them before reading.
   for (const by of ['key', 'sub_account', 'model']) {
+    await page.getByTestId(`breakdown-${by}`).waitFor();
     const cells = await page.getByTestId(`breakdown-${by}`).locator('tbody tr td:nth-child(2)').allTextContents();
     assert.equal(cells.reduce((sum, c) => sum + Number(c.replace(/[^0-9]/g, '')), 0), summary.llm_tokens, `breakdown by ${by}`);
   }
