@@ -287,12 +287,14 @@ impl App {
         let shutdown = CancellationToken::new();
         // The followers every role runs: the log watcher, the projection runner (what this
         // process's writer commits goes straight to it) and the key cache.
-        let hint = spawn_log_watcher(pool.clone(), shutdown.clone());
+        let log = spawn_log_watcher(pool.clone(), shutdown.clone());
+        let hint = log.events;
         let leaser = crate::fleet::leases::Leaser::new(config.fleet_rate_limits.then(|| pool.clone()));
         let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
         let readmodels = spawn_projections(
             pool.clone(),
             hint.clone(),
+            log.projected,
             handed,
             config.read_your_writes_timeout(),
             shutdown.clone(),

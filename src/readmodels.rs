@@ -1,10 +1,12 @@
 //! Keeping the query tables fresh while the server runs (the wake-up signal and the pacing
 //! every follower of the log shares are in [`crate::follow`]).
 //!
-//! - [`spawn_projections`]: applies the batches this process's writer hands over as they
-//!   commit (no read of the log), and catches every projection up from the log on a wake-up
-//!   for events it was not handed (another instance's), on a gap, and at least once a second
-//!   in case a notification was missed. It runs on a thread of its own ([`crate::dedicated`]).
+//! - [`spawn_projections`]: on the one instance of a fleet that leads them, applies the
+//!   batches this process's writer hands over as they commit (no read of the log), and
+//!   catches every projection up from the log on a wake-up for events it was not handed
+//!   (another instance's), on a gap, and at least once a second in case a notification was
+//!   missed; on the others, follows the position the leader announces. It runs on a thread
+//!   of its own ([`crate::dedicated`]).
 //! - [`ReadModels::wait_for_head`]: read-your-writes for command handlers, which answer after
 //!   the query tables include their own events (bounded by a timeout).
 //! - [`ReadModels::handed_over`]: the batches the runner committed, so that the key cache
@@ -155,12 +157,18 @@ async fn catch_up(
     reached
 }
 
-/// Spawns the live projection runner: it applies the batches this process's writer hands it
+/// Spawns the live projection runner. One instance of a fleet applies the projections (the
+/// one holding the [`LEAD_LOCK`]): it applies the batches this process's writer hands it
 /// (`committed`) as they come, and catches up from the log on a wake-up that announces more
-/// than it has, on a gap, and at least every [`POLL_INTERVAL`].
+/// than it has, on a gap, and at least every [`POLL_INTERVAL`]. The others follow it: their
+/// position is what it announces (`projected`, read from the checkpoints every
+/// [`POLL_INTERVAL`] in case a notification was missed), so the work is done once for the
+/// fleet and no two runners queue on the checkpoint rows. Should two lead at once for a
+/// moment, the checkpoint locks still apply every event exactly once.
 pub fn spawn_projections(
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
+    mut projected: watch::Receiver<i64>,
     mut committed: mpsc::Receiver<Vec<StoredEvent>>,
     timeout: Duration,
     shutdown: CancellationToken,
@@ -172,6 +180,7 @@ pub fn spawn_projections(
     let runner_hand_over = hand_over.clone();
     let handed_batches = Arc::new(AtomicU64::new(0));
     let runner_handed = Arc::clone(&handed_batches);
+    let mut leading = spawn_lead(pool.clone(), shutdown.clone());
     crate::dedicated::spawn("projections", move || async move {
         let runner_pool = crate::dedicated::connection(options);
         let projections = tokenhub_projections::all();
@@ -186,6 +195,28 @@ pub fn spawn_projections(
         };
         let mut catch_up_now = true;
         loop {
+            if !*leading.borrow_and_update() {
+                // Another instance applies the projections: take its word for the position.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    // Leading now: catch up from the log first.
+                    Ok(()) = leading.changed() => catch_up_now = true,
+                    // The leader reads this process's events from the log.
+                    Some(_) = committed.recv() => {}
+                    Ok(()) = projected.changed() => {
+                        reached(*projected.borrow_and_update());
+                    }
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {
+                        match tokenhub_projections::position_of_all(&runner_pool, &projections).await {
+                            Ok(position) => {
+                                reached(position);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot read the projections' checkpoints"),
+                        }
+                    }
+                }
+                continue;
+            }
             if catch_up_now {
                 let known = *tx.borrow();
                 reached(catch_up(&runner_pool, &projections, known, &runner_hand_over).await);
@@ -193,6 +224,11 @@ pub fn spawn_projections(
             let known = *tx.borrow();
             let handed = tokio::select! {
                 _ = shutdown.cancelled() => return,
+                // No longer leading (its lock's connection failed): follow.
+                Ok(()) = leading.changed() => {
+                    catch_up_now = true;
+                    continue;
+                }
                 Some(batch) = committed.recv() => Some(batch),
                 Ok(()) = hint.changed() => {
                     if *hint.borrow_and_update() <= known {
@@ -302,6 +338,46 @@ async fn apply_handed(
             None
         }
     }
+}
+
+/// The advisory lock whose holder applies the projections for the fleet.
+pub const LEAD_LOCK: &str = "tokenhub:projections";
+
+/// How often the leader checks that the connection holding its lock still answers.
+const LEAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Competes for [`LEAD_LOCK`]; the receiver says whether this process holds it. A killed
+/// leader's lock goes with its connection, and another instance takes it within
+/// [`crate::store::leader::RETRY`].
+fn spawn_lead(pool: PgPool, shutdown: CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            let mut held = match crate::store::leader::acquire(&pool, LEAD_LOCK, &shutdown).await {
+                Ok(Some(connection)) => connection,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot compete for the projection lead; retrying");
+                    tokio::time::sleep(crate::store::leader::RETRY).await;
+                    continue;
+                }
+            };
+            tracing::info!("this instance applies the projections");
+            tx.send_replace(true);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LEAD_CHECK) => {}
+                }
+                if let Err(e) = sqlx::query("SELECT 1").execute(&mut held).await {
+                    tracing::warn!(error = %e, "the projection lead's connection failed; competing again");
+                    break;
+                }
+            }
+            tx.send_replace(false);
+        }
+    });
+    rx
 }
 
 /// Exports the position a projection reached.

@@ -22,7 +22,10 @@ pub mod tenants;
 pub mod users;
 
 pub use log::StoredEvent;
-pub use runner::{apply_committed, catch_up, catch_up_all, rebuild, rebuild_all, Progress, BEGIN_DERIVED};
+pub use runner::{
+    apply_committed, catch_up, catch_up_all, position_of_all, rebuild, rebuild_all, Progress, BEGIN_DERIVED,
+    PROJECTED_CHANNEL,
+};
 
 use sqlx::PgConnection;
 

@@ -16,6 +16,34 @@ pub const BEGIN_DERIVED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 /// Events read and applied per transaction.
 pub const BATCH: i64 = 1_000;
 
+/// The PostgreSQL notification channel on which a runner announces, at commit, the position
+/// every projection reached (the payload): instances that do not apply the projections
+/// themselves learn from it when the query tables include their writes.
+pub const PROJECTED_CHANNEL: &str = "tokenhub_projected";
+
+/// Announces on [`PROJECTED_CHANNEL`] that every projection reached `position`, when `conn`'s
+/// transaction commits (not before, and not at all if it rolls back).
+async fn announce(conn: &mut PgConnection, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(PROJECTED_CHANNEL)
+        .bind(position.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The position every one of `projections` reached (the lowest checkpoint; 0 for one that has
+/// none yet): what a follower of the runner reads when a notification may have been missed.
+pub async fn position_of_all(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result<i64, sqlx::Error> {
+    let names = sorted_names(projections);
+    let (found, lowest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), min(position) FROM checkpoints WHERE name = ANY($1)")
+            .bind(&names)
+            .fetch_one(pool)
+            .await?;
+    Ok(if found < names.len() as i64 { 0 } else { lowest.unwrap_or(0) })
+}
+
 /// Called after every batch with (projection, position reached, head position).
 pub type Progress<'a> = &'a (dyn Fn(&str, i64, i64) + Send + Sync);
 
@@ -126,6 +154,7 @@ pub async fn catch_up_all(
             .bind(last)
             .execute(&mut *tx)
             .await?;
+        announce(&mut tx, last).await?;
         tx.commit().await?;
         let short = (events.len() as i64) < BATCH;
         committed(events);
@@ -172,6 +201,7 @@ pub async fn apply_committed(
     for projection in projections {
         projection.apply_batch(&mut tx, events).await?;
     }
+    announce(&mut tx, last.position).await?;
     tx.commit().await?;
     Ok(Some(last.position))
 }

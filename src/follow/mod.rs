@@ -24,20 +24,31 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The PostgreSQL notification channel raised by the events insert trigger.
 pub const EVENTS_CHANNEL: &str = "tokenhub_events";
 
-/// Spawns the listener of [`EVENTS_CHANNEL`]; the channel carries the highest position announced so far.
-pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> watch::Receiver<i64> {
-    let (tx, rx) = watch::channel(0i64);
+/// What the log watcher hears, each as the highest position announced so far.
+pub struct LogWatch {
+    /// Commits to the log ([`EVENTS_CHANNEL`], raised by the events insert trigger).
+    pub events: watch::Receiver<i64>,
+    /// What the fleet's projection runner applied
+    /// ([`tokenhub_projections::PROJECTED_CHANNEL`], raised at its commit).
+    pub projected: watch::Receiver<i64>,
+}
+
+/// Spawns the listener of both channels, on one connection.
+pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> LogWatch {
+    let (events_tx, events) = watch::channel(0i64);
+    let (projected_tx, projected) = watch::channel(0i64);
+    let channels = [EVENTS_CHANNEL, tokenhub_projections::PROJECTED_CHANNEL];
     tokio::spawn(async move {
         while !shutdown.is_cancelled() {
             let mut listener = match PgListener::connect_with(&pool).await {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event listener cannot connect; retrying");
+                    tracing::warn!(error = %e, "log listener cannot connect; retrying");
                     tokio::time::sleep(POLL_INTERVAL).await;
                     continue;
                 }
             };
-            if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
+            if let Err(e) = listener.listen_all(channels).await {
                 tracing::warn!(error = %e, "LISTEN failed; retrying");
                 tokio::time::sleep(POLL_INTERVAL).await;
                 continue;
@@ -49,6 +60,7 @@ pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> watch::Re
                 };
                 match received {
                     Ok(n) => {
+                        let tx = if n.channel() == EVENTS_CHANNEL { &events_tx } else { &projected_tx };
                         let position = n.payload().parse::<i64>().unwrap_or(0);
                         tx.send_if_modified(|current| {
                             let newer = position > *current;
@@ -60,14 +72,14 @@ pub fn spawn_log_watcher(pool: PgPool, shutdown: CancellationToken) -> watch::Re
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                        tracing::warn!(error = %e, "log listener lost its connection; reconnecting");
                         break;
                     }
                 }
             }
         }
     });
-    rx
+    LogWatch { events, projected }
 }
 
 /// Waits for a wake-up, the poll interval or shutdown; false on shutdown.
