@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the write path: POST /admin/api-keys (one command, one event) at 8 and 32
 # concurrent writers with wrk, against pgbench's single-row INSERT commits at the same
-# concurrency on the same PostgreSQL, and prints commands/s, p50/p99 and the ratio. Then the
+# concurrency on the same PostgreSQL, and prints commands/s, p50/p99, the ratio, and the CPU
+# time the servers and PostgreSQL spent per command (what a fleet must not multiply). Then the
 # bulk route (POST /admin/api-keys:batch, 1,000 keys a request) in keys/s.
 #
 #   scripts/bench-commands.sh [seconds]          (default 10 per run)
@@ -40,21 +41,31 @@ psql "$PG/postgres" -qc "CREATE DATABASE $PGBENCH_DB" >/dev/null
 psql "$PG/$PGBENCH_DB" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, payload jsonb NOT NULL, at timestamptz NOT NULL DEFAULT now())" >/dev/null
 echo "INSERT INTO t (payload) VALUES ('{\"a\": 1}');" >"$WORK/insert.sql"
 
+# CPU time in clock ticks: of the servers, and of every PostgreSQL process (all databases;
+# nothing else uses it during the run on a bench machine).
+ticks_of() { awk '{ s += $14 + $15 } END { print s + 0 }' "$@" 2>/dev/null || echo 0; }
+server_ticks() { ticks_of $(for pid in "${SERVER_PIDS[@]}"; do echo "/proc/$pid/stat"; done); }
+postgres_ticks() { ticks_of $(for pid in $(pgrep -x postgres); do echo "/proc/$pid/stat"; done); }
+HZ=$(getconf CLK_TCK)
+
 # wrk's latency distribution: p50 and p99 in milliseconds.
 percentile() { awk -v p="$1" '$1 == p"%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 } print v }' "$2"; }
 
 echo "on $(nproc) cores; wrk, pgbench, the server and PostgreSQL share them"
-printf '%-12s %14s %10s %10s %16s %7s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio
+printf '%-12s %14s %10s %10s %16s %7s %14s %14s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio \
+  "server µs/cmd" "postgres µs/cmd"
 DEADLOCKS_BEFORE=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
 for C in 8 32; do
   # The writers spread evenly over the instances (one wrk each, run together).
   PER=$(( C / INSTANCES )); [ "$PER" -ge 1 ] || PER=1
   WRK_PIDS=()
+  SERVER_BEFORE=$(server_ticks); POSTGRES_BEFORE=$(postgres_ticks)
   for i in "${!BASES[@]}"; do
     wrk -t1 -c"$PER" -d"${DURATION}s" --latency -s "$WORK/issue.lua" "${BASES[$i]}/admin/api-keys" >"$WORK/wrk-$C-$i.txt" &
     WRK_PIDS+=($!)
   done
   wait "${WRK_PIDS[@]}"
+  SERVER_TICKS=$(( $(server_ticks) - SERVER_BEFORE )); POSTGRES_TICKS=$(( $(postgres_ticks) - POSTGRES_BEFORE ))
   for f in "$WORK"/wrk-"$C"-*.txt; do
     if grep -q "Non-2xx" "$f"; then grep "Non-2xx" "$f" >&2; fi
   done
@@ -62,14 +73,17 @@ for C in 8 32; do
   P50=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 50 "$f"; done | sort -g | tail -1)
   P99=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 99 "$f"; done | sort -g | tail -1)
   TPS=$(pgbench -n -c"$C" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
-  python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" <<'PY'
+  python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" "$SERVER_TICKS" "$POSTGRES_TICKS" "$HZ" "$DURATION" <<'PY'
 import sys
-c, rps, p50, p99, tps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f}")
+c, rps, p50, p99, tps, server, postgres, hz, seconds = sys.argv[1], *map(float, sys.argv[2:])
+commands = rps * seconds
+per = lambda ticks: ticks / hz / commands * 1e6
+print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f} {per(server):14.0f} {per(postgres):14.0f}")
 PY
 done
 DEADLOCKS_AFTER=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
-echo "instances: $INSTANCES; deadlocks during the runs: $((DEADLOCKS_AFTER - DEADLOCKS_BEFORE)) (p50/p99: the slowest instance's)"
+echo "instances: $INSTANCES; deadlocks during the runs: $((DEADLOCKS_AFTER - DEADLOCKS_BEFORE)) (p50/p99: the slowest instance's;"
+echo "µs/cmd: CPU time of all the servers, and of PostgreSQL, per command)"
 
 # Bulk: 1,000 keys a request, all-or-nothing.
 python3 - "$TENANT" >"$WORK/batch.json" <<'PY'

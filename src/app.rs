@@ -290,7 +290,7 @@ impl App {
         let log = spawn_log_watcher(pool.clone(), shutdown.clone());
         let hint = log.events;
         let leaser = crate::fleet::leases::Leaser::new(config.fleet_rate_limits.then(|| pool.clone()));
-        let (committed, handed) = tokio::sync::mpsc::channel(crate::store::group_commit::COMMITTED_BATCHES);
+        let (committed, handed) = crate::store::group_commit::hand_over();
         let readmodels = spawn_projections(
             pool.clone(),
             hint.clone(),
@@ -307,7 +307,10 @@ impl App {
             shutdown.clone(),
         )
         .await?;
-        let readmodels = readmodels.with(keys.position());
+        let readmodels = readmodels.with(keys.position(), {
+            let keys = Arc::clone(&keys);
+            move |position| keys.want(position)
+        });
         let (usage_applied_tx, usage_applied) = watch::channel(0);
         let (webhook_position_tx, webhook_position) = watch::channel(0);
         let (relay, relay_position) =

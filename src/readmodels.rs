@@ -40,6 +40,10 @@ pub struct ReadModels {
     runner: watch::Receiver<i64>,
     /// Batches the runner applied as this process's writer handed them over (not read back).
     handed_batches: Arc<AtomicU64>,
+    /// Whether this process applies the projections for the fleet.
+    leading: watch::Receiver<bool>,
+    /// Told the position a wait is for (followers that let commits gather otherwise).
+    wants: Vec<Arc<dyn Fn(i64) + Send + Sync>>,
 }
 
 /// How long a command waits for its own events while the projections are stalled.
@@ -79,12 +83,19 @@ impl ReadModels {
             batches: self.hand_over.batches.subscribe(),
             runner: self.runner.clone(),
             handed: self.hand_over.handed.subscribe(),
+            leading: self.leading.clone(),
         }
     }
 
-    /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`].
-    pub fn with(mut self, position: watch::Receiver<i64>) -> Self {
+    /// Also waits for `position` (e.g. the key cache's) in [`Self::wait_for_head`], telling
+    /// `want` the position waited for first.
+    pub fn with(
+        mut self,
+        position: watch::Receiver<i64>,
+        want: impl Fn(i64) + Send + Sync + 'static,
+    ) -> Self {
         self.positions.push(position);
+        self.wants.push(Arc::new(want));
         self
     }
 
@@ -100,6 +111,9 @@ impl ReadModels {
                 Err(_) => return,
             },
         };
+        for want in &self.wants {
+            want(head);
+        }
         let all = async {
             for position in &self.positions {
                 let mut position = position.clone();
@@ -169,7 +183,7 @@ pub fn spawn_projections(
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
     mut projected: watch::Receiver<i64>,
-    mut committed: mpsc::Receiver<Vec<StoredEvent>>,
+    mut committed: crate::store::group_commit::Handed,
     timeout: Duration,
     shutdown: CancellationToken,
 ) -> ReadModels {
@@ -180,7 +194,8 @@ pub fn spawn_projections(
     let runner_hand_over = hand_over.clone();
     let handed_batches = Arc::new(AtomicU64::new(0));
     let runner_handed = Arc::clone(&handed_batches);
-    let mut leading = spawn_lead(pool.clone(), shutdown.clone());
+    let lead = spawn_lead(pool.clone(), shutdown.clone());
+    let mut leading = lead.clone();
     crate::dedicated::spawn("projections", move || async move {
         let runner_pool = crate::dedicated::connection(options);
         let projections = tokenhub_projections::all();
@@ -202,7 +217,7 @@ pub fn spawn_projections(
                     // Leading now: catch up from the log first.
                     Ok(()) = leading.changed() => catch_up_now = true,
                     // The leader reads this process's events from the log.
-                    Some(_) = committed.recv() => {}
+                    Some(_) = committed.batches.recv() => {}
                     Ok(()) = projected.changed() => {
                         reached(*projected.borrow_and_update());
                     }
@@ -229,7 +244,7 @@ pub fn spawn_projections(
                     catch_up_now = true;
                     continue;
                 }
-                Some(batch) = committed.recv() => Some(batch),
+                Some(batch) = committed.batches.recv() => Some(batch),
                 Ok(()) = hint.changed() => {
                     if *hint.borrow_and_update() <= known {
                         // What the handed batches already brought.
@@ -237,14 +252,19 @@ pub fn spawn_projections(
                         continue;
                     }
                     // The notification can overtake this process's writer handing the same
-                    // batch over: give it a moment before reading the log.
-                    tokio::time::timeout(HAND_OVER_GRACE, committed.recv()).await.ok().flatten()
+                    // batch over: while it is appending, give it a moment before reading the
+                    // log (otherwise the events are another instance's, or already handed).
+                    if committed.writer_appending() {
+                        tokio::time::timeout(HAND_OVER_GRACE, committed.batches.recv()).await.ok().flatten()
+                    } else {
+                        committed.batches.try_recv().ok()
+                    }
                 }
                 _ = tokio::time::sleep(POLL_INTERVAL) => None,
             };
             catch_up_now = match handed {
                 Some(batch) => {
-                    let (events, gap) = following(known, batch, &mut committed);
+                    let (events, gap) = following(known, batch, &mut committed.batches);
                     match apply_handed(
                         &runner_pool,
                         &projections,
@@ -274,6 +294,8 @@ pub fn spawn_projections(
         hand_over,
         runner: rx,
         handed_batches,
+        leading: lead,
+        wants: Vec::new(),
     }
 }
 

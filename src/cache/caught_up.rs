@@ -37,6 +37,7 @@ impl KeyCache {
         let head: Result<i64, sqlx::Error> =
             sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(pool).await;
         let Ok(head) = head else { return CaughtUp::NotYet };
+        self.want(head);
         let mut position = self.position();
         let reached = tokio::time::timeout(WAIT, position.wait_for(|p| *p >= head)).await;
         if matches!(reached, Ok(Ok(_))) {

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::key_format;
 use crate::crypto::hex;
-use crate::follow::{HandOver, HAND_OVER_WAIT, POLL_INTERVAL};
+use crate::follow::{HandOver, GATHER, HAND_OVER_WAIT, POLL_INTERVAL};
 
 pub use verify::{Verdict, VerifyCode, VerifyInput};
 
@@ -225,6 +225,10 @@ pub struct KeyCache {
     /// Keys not revoked, per tenant (what the plan's `max_api_keys` counts).
     live_keys: DashMap<Arc<str>, i64>,
     position: watch::Sender<i64>,
+    /// The highest position a request on this instance waits for the cache to reach: where
+    /// another instance leads the projections, the follower reads the log at once for it, and
+    /// lets other commits gather otherwise ([`follow`]).
+    wanted: watch::Sender<i64>,
     /// Held while events are applied: the follower and the projection runner's hand-over
     /// ([`follow`]) never apply one event twice.
     applying: std::sync::Mutex<()>,
@@ -245,6 +249,7 @@ impl Default for KeyCache {
             tenant_usage: DashMap::new(),
             live_keys: DashMap::new(),
             position: watch::channel(0).0,
+            wanted: watch::channel(0).0,
             applying: std::sync::Mutex::new(()),
             leaser: crate::fleet::leases::Leaser::default(),
             minute_watch: DashMap::new(),
@@ -293,6 +298,18 @@ impl KeyCache {
     /// Position of the log the cache includes.
     pub fn position(&self) -> watch::Receiver<i64> {
         self.position.subscribe()
+    }
+
+    /// Says that a request waits for the cache to reach `position` (it follows the log at
+    /// once instead of letting commits gather).
+    pub fn want(&self, position: i64) {
+        self.wanted.send_if_modified(|wanted| {
+            let more = position > *wanted;
+            if more {
+                *wanted = position;
+            }
+            more
+        });
     }
 
     /// Inserts or replaces a key, keeping its usage stamp.
@@ -567,7 +584,7 @@ fn follow(
     cache: Arc<KeyCache>,
     pool: PgPool,
     mut hint: watch::Receiver<i64>,
-    HandOver { batches: mut handed_over, runner, handed }: HandOver,
+    HandOver { batches: mut handed_over, runner, handed, leading }: HandOver,
     shutdown: CancellationToken,
 ) {
     let report = |cache: &KeyCache, outcome: Result<(), ProjectionError>| {
@@ -596,18 +613,32 @@ fn follow(
         }
     });
     tokio::spawn(async move {
+        let mut wanted = cache.wanted.subscribe();
         loop {
-            let announced = tokio::select! {
+            let (announced, asked) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = hint.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    true
+                    (true, false)
                 }
-                _ = tokio::time::sleep(POLL_INTERVAL) => false,
+                Ok(()) = wanted.changed() => (false, true),
+                _ = tokio::time::sleep(POLL_INTERVAL) => (false, false),
             };
-            if announced {
+            let following = !*leading.borrow();
+            if asked && (!following || *wanted.borrow() <= *cache.position.borrow()) {
+                // Already there; or the runner here hands the cache every batch, and announced
+                // commits are waited for below.
+                continue;
+            }
+            if announced && following {
+                // Another instance applies the projections: nothing is handed over, the cache
+                // reads the log. Commits gather for up to GATHER before one read serves them
+                // all, unless a request here waits for the cache (its own write, a miss).
+                let behind = |w: &i64| *w > *cache.position.borrow();
+                let _ = tokio::time::timeout(GATHER, wanted.wait_for(behind)).await;
+            } else if announced {
                 // Wait for the hand-over, but only while the runner of this process may still
                 // bring one: when another instance applied the batch, the runner only moves
                 // its position without handing it over, and the cache reads at once.

@@ -119,4 +119,7 @@ pub struct HandOver {
     pub runner: watch::Receiver<i64>,
     /// The last position it handed over (set before the batch is sent).
     pub handed: watch::Receiver<i64>,
+    /// Whether it applies the projections (leads them for the fleet); when it does not, it
+    /// hands nothing over.
+    pub leading: watch::Receiver<bool>,
 }

@@ -24,6 +24,8 @@
 //! fails on a value, each command is appended alone, so only the bad one fails.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::PgPool;
@@ -41,7 +43,35 @@ const LOCK_TIMEOUT: &str = "5s";
 /// Where the writer hands every batch it appended in one statement, in position order, once
 /// committed: the projection runner of this process applies them without reading them back.
 /// A batch that does not fit is dropped (the runner reads the log instead).
-pub type Committed = mpsc::Sender<Vec<StoredEvent>>;
+#[derive(Clone, Debug)]
+pub struct Committed {
+    batches: mpsc::Sender<Vec<StoredEvent>>,
+    appending: Arc<AtomicBool>,
+}
+
+/// The runner's end of [`Committed`].
+#[derive(Debug)]
+pub struct Handed {
+    /// The batches, in position order.
+    pub batches: mpsc::Receiver<Vec<StoredEvent>>,
+    appending: Arc<AtomicBool>,
+}
+
+impl Handed {
+    /// True while the writer is between starting an append and handing its batch over: only
+    /// then can an announced commit be this process's own and not handed over yet. When false,
+    /// what it committed is already in [`Self::batches`].
+    pub fn writer_appending(&self) -> bool {
+        self.appending.load(Ordering::Acquire)
+    }
+}
+
+/// The writer's and the runner's ends of the hand-over.
+pub fn hand_over() -> (Committed, Handed) {
+    let (tx, rx) = mpsc::channel(COMMITTED_BATCHES);
+    let appending = Arc::new(AtomicBool::new(false));
+    (Committed { batches: tx, appending: Arc::clone(&appending) }, Handed { batches: rx, appending })
+}
 
 /// Batches kept for the runner before the writer drops them.
 pub const COMMITTED_BATCHES: usize = 256;
@@ -101,6 +131,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Append>, committed: Option<Com
         }
         metrics::histogram!("tokenhub_group_commit_batch_size").record(batch.len() as f64);
         let appends: Vec<Append> = std::mem::take(&mut batch);
+        let _appending = committed.as_ref().map(|c| Appending::start(&c.appending));
         // The common case: every command continues its aggregates, one statement appends all.
         let everything = vec![true; appends.len()];
         let stored = append(
@@ -209,7 +240,23 @@ fn answer_and_hand_over(appends: Vec<Append>, mut stored: Vec<Appended>, committ
         })
         .collect();
     // Full (the runner is behind or stuck): it reads the log instead.
-    let _ = committed.try_send(batch);
+    let _ = committed.batches.try_send(batch);
+}
+
+/// Marks the writer as appending until dropped (after the batch was handed over, or failed).
+struct Appending<'a>(&'a AtomicBool);
+
+impl<'a> Appending<'a> {
+    fn start(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// The events of the `accepted` commands, in order.
