@@ -56,6 +56,9 @@ export async function api(method, path, options = {}) {
     if (res.status === 204) return null;
     const data = await res.json().catch(() => null);
     if (!res.ok) {
+      // The session ended (signed out elsewhere, expired, ended from another browser): the
+      // console sends the person to sign in instead of showing the API's message.
+      if (res.status === 401) window.dispatchEvent(new CustomEvent('tokenhub:unauthenticated'));
       throw new ApiError(res.status, data?.error?.code ?? 'error', data?.error?.message ?? res.statusText);
     }
     return data;

@@ -50,7 +50,7 @@ function renderNav() {
   if (may('tenant') && me.tenant_id) links.push([`#/tenant/${me.tenant_id}`, may('keys') ? 'Tenant & keys' : 'Tenant']);
   if (may('usage')) links.push(['#/usage', 'Usage']);
   if (may('audit')) links.push(['#/audit', 'Audit']);
-  links.push(['#/security', 'Security']);
+  links.push(['#/account', 'My account']);
   for (const [href, label] of links) {
     const current = location.hash.startsWith(href.split('?')[0]);
     nav.append(pages.h('a', { href, 'aria-current': current ? 'page' : undefined }, label));
@@ -76,6 +76,8 @@ const ctx = {
   may,
   navigate,
   toast,
+  /** Reads the person again (after a change to their own account) and redraws the page. */
+  reload: async () => { await refreshMe(); renderNav(); await route(); },
   /** Live updates for the current page only. */
   onLive: (/** @type {string} */ path, /** @type {string | undefined} */ tenant, /** @type {(e: any) => void} */ fn) => {
     live(path, tenant, fn, pageScope.signal);
@@ -114,16 +116,18 @@ async function route() {
       return;
     }
     renderNav();
-    if (me.totp_enrolment_required || path === '#/security') {
+    if (me.totp_enrolment_required) {
       await pages.enrol(view, me, async () => { await refreshMe(); navigate(home()); });
       return;
     }
+    if (path === '#/security') { navigate('#/account'); return; }
     const tenantMatch = path.match(/^#\/tenant\/([^/]+)$/);
     const usageMatch = path.match(/^#\/usage(?:\/([^/]+))?$/);
     if (path === '#/tenants' && may('tenants')) await pages.tenants(view, ctx);
     else if (tenantMatch && may('tenant')) await pages.tenant(view, ctx, tenantMatch[1]);
     else if (path === '#/audit' && may('audit')) await pages.audit(view, ctx);
     else if (usageMatch && may('usage')) await pages.usage(view, ctx, usageMatch[1]);
+    else if (path === '#/account') await pages.account(view, ctx);
     else if (path === '#/nothing') view.replaceChildren(pages.h('h1', {}, 'Nothing to show yet'), pages.h('p', {}, 'Your role has no console page yet; the API serves it (see /docs).'));
     else { navigate(home()); return; }
     view.focus({ preventScroll: true });
@@ -139,5 +143,13 @@ async function signedIn(answer) {
   navigate(home());
 }
 
+// A 401 while signed in: the session ended; sign in again (the page asked for stays the hash
+// to come back to after).
+window.addEventListener('tokenhub:unauthenticated', () => {
+  if (!me) return;
+  me = null;
+  toast('Your session ended: sign in again.');
+  route();
+});
 window.addEventListener('hashchange', route);
 route();

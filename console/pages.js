@@ -139,6 +139,17 @@ export function secondFactor(view, token, done) {
 
 /** @param {HTMLElement} view @param {any} me @param {() => void} done */
 export async function enrol(view, me, done) {
+  const requiredBy = me.tenant_id ? 'Your tenant requires' : 'Your role requires';
+  const why = me.totp_enrolment_required
+    ? `${requiredBy} two-factor authentication before anything else.`
+    : 'Protect your account with a second factor.';
+  const linking = me.totp_enrolment_required ? [] : await providerLinks();
+  page(view, 'Two-factor authentication', h('p', {}, why), ...enrolment(done), ...linking);
+}
+
+/** The enrolment flow: a start button, the QR code and key, the confirming code, then the
+ * recovery codes. @param {() => void} done called once the codes are acknowledged */
+function enrolment(done) {
   const error = h('div');
   const start = h('button', { type: 'button' }, 'Set up an authenticator app');
   const area = h('div');
@@ -156,34 +167,136 @@ export async function enrol(view, me, done) {
           const { recovery_codes } = await api('POST', '/auth/totp/confirm', { body: { code: code.value } });
           const ok = h('button', { type: 'button' }, 'I have stored them');
           ok.addEventListener('click', done);
-          area.replaceChildren(h('div', { class: 'notice' },
-            h('strong', {}, 'Recovery codes'),
-            h('p', {}, 'Each signs you in once if you lose the app. Shown only now.'),
-            h('ul', { 'data-testid': 'recovery-codes' }, ...recovery_codes.map((c) => h('li', {}, h('code', {}, c))))), ok);
+          area.replaceChildren(recoveryCodes(recovery_codes), ok);
           ok.focus();
         } catch (e2) { error.replaceChildren(errorBox(e2)); }
       });
+      start.hidden = true;
       area.replaceChildren(h('div', { class: 'qr' }, qr),
         h('p', {}, 'Or type this key: ', h('code', { 'data-testid': 'totp-secret' }, e.secret)), form);
       code.focus();
     } catch (e) { error.replaceChildren(errorBox(e)); }
   });
-  const why = me.totp_enrolment_required
-    ? 'Your role requires two-factor authentication before anything else.'
-    : 'Protect your account with a second factor.';
-  // Sign-in providers: an identity signs in only once its person links it here.
+  return [error, start, area];
+}
+
+/** Recovery codes, shown once, to copy or download. @param {string[]} codes */
+function recoveryCodes(codes) {
+  const text = `TokenHub recovery codes (each signs you in once)\n${codes.join('\n')}\n`;
+  const copy = h('button', { type: 'button', class: 'secondary' }, 'Copy');
+  copy.addEventListener('click', () => navigator.clipboard?.writeText(text).then(() => { copy.textContent = 'Copied'; }, () => {}));
+  const download = h('a', { class: 'button secondary', download: 'tokenhub-recovery-codes.txt',
+    href: URL.createObjectURL(new Blob([text], { type: 'text/plain' })) }, 'Download');
+  return h('div', { class: 'notice' },
+    h('strong', {}, 'Recovery codes'),
+    h('p', {}, 'Each signs you in once if you lose the app. Shown only now: copy or download them.'),
+    h('ul', { 'data-testid': 'recovery-codes' }, ...codes.map((c) => h('li', {}, h('code', {}, c)))),
+    h('p', { class: 'actions' }, copy, download));
+}
+
+/** Buttons that link an identity at a sign-in provider to this person. */
+async function providerLinks() {
+  const error = h('div');
   const providers = await api('GET', '/auth/oidc').catch(() => ({ providers: [] }));
-  const linkButtons = providers.providers.map((p) => {
+  const buttons = providers.providers.map((/** @type {string} */ p) => {
     const b = h('button', { type: 'button', class: 'secondary' }, `Link ${p}`);
     b.addEventListener('click', async () => {
       try { location.href = (await api('POST', `/auth/oidc/${encodeURIComponent(p)}/link`)).url; } catch (e) { error.replaceChildren(errorBox(e)); }
     });
     return b;
   });
-  const linking = linkButtons.length && !me.totp_enrolment_required
-    ? [h('h2', {}, 'Sign-in providers'), h('p', {}, 'Link an account at a provider to sign in with it.'), h('p', { class: 'actions' }, ...linkButtons)]
-    : [];
-  page(view, 'Two-factor authentication', h('p', {}, why), error, start, area, ...linking);
+  if (!buttons.length) return [];
+  return [h('h2', {}, 'Sign-in providers'), h('p', {}, 'Link an account at a provider to sign in with it.'), error, h('p', { class: 'actions' }, ...buttons)];
+}
+
+// ---- My account ----------------------------------------------------------------------------
+
+/** The signed-in person's own account: password, two-factor, sessions, sign-in providers.
+ * @param {HTMLElement} view @param {any} ctx */
+export async function account(view, ctx) {
+  const me = ctx.me;
+  const sessions = h('div');
+  const loadSessions = async () => {
+    try {
+      const list = await api('GET', '/auth/sessions');
+      const rows = list.data.map((/** @type {any} */ s) => {
+        const end = h('button', { type: 'button', class: 'secondary' }, 'End');
+        end.addEventListener('click', async () => {
+          if (!window.confirm('End this session? The browser using it is signed out at its next request.')) return;
+          try { await api('DELETE', `/auth/sessions/${s.id}`); ctx.toast('Session ended'); await loadSessions(); } catch (e) { sessions.prepend(errorBox(e)); }
+        });
+        return h('tr', { 'data-session': s.current ? 'current' : 'other' },
+          h('td', {}, s.user_agent || 'unknown browser'), h('td', {}, h('code', {}, s.source_ip)),
+          h('td', {}, time(s.created_at)), h('td', {}, time(s.last_seen_at)),
+          h('td', {}, s.current ? h('strong', {}, 'This session') : end));
+      });
+      sessions.replaceChildren(table(['Browser', 'Address', 'Signed in', 'Last seen', ''], rows, 'No session.'));
+    } catch (e) { sessions.replaceChildren(errorBox(e)); }
+  };
+
+  // Password: the other sessions end with the change.
+  const current = h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password', minlength: 12, maxlength: 256, required: true });
+  const passwordOut = h('div');
+  const passwordForm = h('form', { class: 'stack', 'aria-label': 'Change password' },
+    h('label', {}, 'Current password', current), h('label', {}, 'New password (12 characters or more)', next),
+    h('button', { type: 'submit' }, 'Change password'));
+  passwordForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const changed = await api('POST', '/auth/password', { body: { current_password: current.value, new_password: next.value } });
+      passwordForm.reset();
+      const others = changed.sessions_ended === 1 ? '1 other session' : `${changed.sessions_ended} other sessions`;
+      passwordOut.replaceChildren(h('div', { class: 'notice', role: 'status' }, `Password changed; ${others} ended.`));
+      await loadSessions();
+    } catch (e) { passwordOut.replaceChildren(errorBox(e)); }
+  });
+
+  // Two-factor: on (new recovery codes, or off), or the enrolment.
+  const twoFactor = h('div');
+  if (me.totp_enrolled) {
+    const out = h('div');
+    const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, required: true });
+    const codesForm = h('form', { class: 'stack', 'aria-label': 'New recovery codes' },
+      h('label', {}, 'Code from your authenticator app', code),
+      h('button', { type: 'submit', class: 'secondary' }, 'New recovery codes'));
+    codesForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        const { recovery_codes } = await api('POST', '/auth/recovery-codes', { body: { code: code.value } });
+        codesForm.reset();
+        out.replaceChildren(recoveryCodes(recovery_codes), h('p', {}, 'The previous codes no longer work.'));
+      } catch (e) { out.replaceChildren(errorBox(e)); }
+    });
+    const offPassword = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+    const offCode = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, required: true });
+    const offForm = h('form', { class: 'stack', 'aria-label': 'Turn off two-factor' },
+      h('label', {}, 'Password', offPassword), h('label', {}, 'Code from your authenticator app', offCode),
+      h('button', { type: 'submit', class: 'danger' }, 'Turn off two-factor'));
+    offForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const what = 'Turn off two-factor? Signing in then asks only for your password, and your recovery codes stop working.';
+      if (!window.confirm(what)) return;
+      try {
+        await api('DELETE', '/auth/totp', { body: { password: offPassword.value, code: offCode.value } });
+        ctx.toast('Two-factor is off');
+        await ctx.reload();
+      } catch (e) { out.replaceChildren(errorBox(e)); }
+    });
+    twoFactor.replaceChildren(h('p', { 'data-testid': 'two-factor-state' }, 'Two-factor authentication is on.'), out,
+      h('div', { class: 'grid' }, codesForm, offForm));
+  } else {
+    twoFactor.replaceChildren(h('p', { 'data-testid': 'two-factor-state' }, 'Two-factor authentication is off.'),
+      ...enrolment(() => ctx.reload()));
+  }
+
+  page(view, 'My account',
+    h('p', {}, `${me.email} · ${me.role}`),
+    h('h2', {}, 'Password'), passwordForm, passwordOut,
+    h('h2', {}, 'Two-factor authentication'), twoFactor,
+    h('h2', {}, 'Sessions'), h('p', {}, 'Where you are signed in. Ending a session signs that browser out.'), sessions,
+    ...await providerLinks());
+  await loadSessions();
 }
 
 // ---- Tenants -------------------------------------------------------------------------------
@@ -417,6 +530,7 @@ export async function tenant(view, ctx, tenantId) {
   await configuration(view, ctx, tenantHeader);
   await ipAllowlist(view, ctx, tenantHeader);
   await members(view, ctx, tenantHeader);
+  await twoFactorPolicy(view, ctx, tenantHeader);
 }
 
 /**
@@ -709,6 +823,29 @@ export async function members(view, ctx, tenant) {
       email.value = '';
       await s.reload();
     } catch (e) { s.result.replaceChildren(errorBox(e)); }
+  });
+}
+
+/** Whether the tenant's people must use two-factor. @param {HTMLElement} view @param {any} ctx
+ * @param {string | undefined} tenant */
+export async function twoFactorPolicy(view, ctx, tenant) {
+  const required = h('input', { type: 'checkbox', name: 'require_2fa' });
+  const out = h('div');
+  const form = h('form', { 'aria-label': 'Two-factor policy' },
+    h('label', { class: 'inline' }, required, "Require two-factor for this tenant's people"),
+    h('button', { type: 'submit' }, 'Save policy'));
+  view.append(h('h2', {}, 'Two-factor policy'),
+    h('p', {}, 'When required, a member without two-factor must set it up at their next sign-in before anything else.'), form, out);
+  try {
+    required.checked = (await api('GET', '/tenant/security/two-factor', { tenant })).require_2fa;
+  } catch (e) { out.replaceChildren(errorBox(e)); }
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    out.replaceChildren();
+    try {
+      const saved = await api('PUT', '/tenant/security/two-factor', { tenant, body: { require_2fa: required.checked } });
+      ctx.toast(saved.require_2fa ? 'Two-factor is now required' : 'Two-factor is no longer required');
+    } catch (e) { out.replaceChildren(errorBox(e)); }
   });
 }
 
