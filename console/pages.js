@@ -209,6 +209,74 @@ async function providerLinks() {
   return [h('h2', {}, 'Sign-in providers'), h('p', {}, 'Link an account at a provider to sign in with it.'), error, h('p', { class: 'actions' }, ...buttons)];
 }
 
+// ---- People (platform) ---------------------------------------------------------------------
+
+const PLATFORM_ROLES = ['super_admin', 'finance_admin', 'auditor'];
+
+/** Everyone with a sign-in (super admin): invite platform people, change a platform person's
+ * role, disable anyone. @param {HTMLElement} view @param {any} ctx */
+export async function people(view, ctx) {
+  const email = h('input', { name: 'email', type: 'email', required: true });
+  const role = h('select', { name: 'role' }, ...PLATFORM_ROLES.map((r) => h('option', { value: r }, r)));
+  const invited = h('div');
+  const form = h('form', { 'aria-label': 'Invite a platform person' },
+    h('label', {}, 'E-mail', email), h('label', {}, 'Platform role', role), h('button', { type: 'submit' }, 'Invite'));
+  const list = h('div');
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More people');
+  /** @type {any[]} */
+  let shown = [];
+  /** @type {string | null} */
+  let cursor = null;
+  const row = (/** @type {any} */ u) => {
+    const active = u.status !== 'disabled';
+    const platform = !u.tenant_id;
+    let roleCell = u.role;
+    if (active && platform && u.user_id !== ctx.me.user_id) {
+      const change = h('select', { 'aria-label': `Role of ${u.email}` }, ...PLATFORM_ROLES.map((r) => h('option', { value: r, selected: r === u.role }, r)));
+      change.addEventListener('change', async () => {
+        try { await api('PATCH', `/admin/users/${u.user_id}`, { body: { role: change.value } }); ctx.toast(`${u.email} is now ${change.value}`); } catch (e) { ctx.toast(String(/** @type {any} */ (e).message ?? e)); }
+      });
+      roleCell = change;
+    }
+    const disable = h('button', { type: 'button', class: 'danger' }, 'Disable');
+    disable.addEventListener('click', async () => {
+      if (!window.confirm(`Disable ${u.email}? They are signed out at once and can no longer sign in; this cannot be undone.`)) return;
+      try { await api('DELETE', `/admin/users/${u.user_id}`); ctx.toast(`${u.email} is disabled`); await reload(); } catch (e) { ctx.toast(String(/** @type {any} */ (e).message ?? e)); }
+    });
+    return h('tr', { 'data-user': u.email },
+      h('td', {}, u.email), h('td', {}, roleCell), h('td', {}, u.tenant_id ? h('code', {}, u.tenant_id) : 'platform'),
+      h('td', {}, badge(u.status)), h('td', {}, u.totp_enrolled ? 'on' : 'off'), h('td', { class: 'wide' }, time(u.created_at)),
+      h('td', {}, active && u.user_id !== ctx.me.user_id ? disable : ''));
+  };
+  const render = () => {
+    list.replaceChildren(table(['E-mail', 'Role', 'Tenant', 'Status', 'Two-factor', 'Invited', ''], shown.map(row), 'Nobody yet.'),
+      cursor ? h('p', { class: 'empty' }, `The first ${shown.length}, in invitation order; more below.`) : '');
+    more.hidden = !cursor;
+  };
+  const fetchPage = async () => {
+    const query = new URLSearchParams({ limit: '100' });
+    if (cursor) query.set('cursor', cursor);
+    const data = await api('GET', `/admin/users?${query}`);
+    shown = shown.concat(data.data);
+    cursor = data.next_cursor ?? null;
+    render();
+  };
+  const reload = async () => { shown = []; cursor = null; await fetchPage(); };
+  more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const invite = await api('POST', '/admin/users', { body: { email: email.value, role: role.value } });
+      invited.replaceChildren(shownOnce(`Invite link for ${email.value} (72 hours, single use)`, invite.invite_url));
+      email.value = '';
+      await reload();
+    } catch (e) { invited.replaceChildren(errorBox(e)); }
+  });
+  page(view, 'People', h('p', {}, 'Platform people are invited here; a tenant\'s people are invited from its page.'),
+    form, invited, list, more);
+  try { await reload(); } catch (e) { list.replaceChildren(errorBox(e)); }
+}
+
 // ---- My account ----------------------------------------------------------------------------
 
 /** The signed-in person's own account: password, two-factor, sessions, sign-in providers.

@@ -427,6 +427,27 @@ try {
   await check(small, '08-tenants-phone');
   await phone.close();
 
+  // People: a platform person invited, their role changed, then disabled (confirmed first).
+  await page.getByRole('link', { name: 'People' }).click();
+  await page.getByRole('heading', { name: 'People', exact: true }).waitFor();
+  await page.getByLabel('E-mail').fill('finn@console.test');
+  await page.getByLabel('Platform role').selectOption('finance_admin');
+  await page.getByRole('button', { name: 'Invite' }).click();
+  assert.match((await page.getByTestId('shown-once').getByTestId('secret-value').textContent()).trim(), /\/auth\/invites\/[A-Za-z0-9]+$/);
+  const finn = page.locator('tr[data-user="finn@console.test"]');
+  await finn.waitFor();
+  await finn.getByLabel('Role of finn@console.test').selectOption('auditor');
+  await page.getByText('finn@console.test is now auditor').waitFor();
+  const everyone = await (await fetch(`${BASE}/admin/users?limit=200`, { headers: { 'X-Master-Key': MASTER } })).json();
+  assert.equal(everyone.data.find((u) => u.email === 'finn@console.test')?.role, 'auditor');
+  assert.equal(await page.locator('tr[data-user="ada@console.test"]').getByRole('button', { name: 'Disable' }).count(), 0, 'no disabling oneself');
+  const disableDialogs = [];
+  page.once('dialog', (d) => { disableDialogs.push(d.message()); d.accept(); });
+  await finn.getByRole('button', { name: 'Disable' }).click();
+  await finn.getByText('disabled').waitFor();
+  assert.match(disableDialogs[0] ?? '', /cannot be undone/);
+  await check(page, '07b-people');
+
   // An auditor sees the audit log, not tenants or keys.
   const auditorContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const auditor = await auditorContext.newPage();
