@@ -456,6 +456,50 @@ function tenantRow(t, ctx, reload) {
     h('td', {}, badge(t.status)), h('td', { class: 'wide' }, time(t.created_at)), h('td', {}, actions));
 }
 
+/** The limits a tenant can override, with their labels. */
+const LIMITS = [
+  ['max_api_keys', 'Most API keys'],
+  ['max_sub_accounts', 'Most sub-accounts'],
+  ['monthly_token_quota', 'LLM tokens per month'],
+  ['requests_per_minute', 'Control-API requests per minute'],
+];
+
+/** Name, plan and limit overrides of a tenant (super admin), each limit beside the one
+ * enforced now. @param {HTMLElement} view @param {any} ctx @param {string} tenantId */
+async function tenantSettings(view, ctx, tenantId) {
+  const out = h('div');
+  const form = h('form', { class: 'settings', 'aria-label': 'Tenant settings' });
+  view.append(h('h2', {}, 'Settings'), form, out);
+  const fill = (/** @type {any} */ t) => {
+    const name = h('input', { name: 'name', value: t.name, required: true, maxlength: 128 });
+    const plan = h('select', { name: 'plan' }, ...['free', 'pro', 'enterprise'].map((p) => h('option', { value: p, selected: p === t.plan }, p)));
+    const inputs = LIMITS.map(([field, label]) => {
+      const enforced = t.limits?.[field];
+      const input = h('input', { name: field, type: 'number', min: 1, step: 1, inputmode: 'numeric',
+        value: t.limit_overrides?.[field] ?? '', placeholder: 'plan default' });
+      return [field, input, h('label', {}, `${label} (override)`, input,
+        h('span', { class: 'hint', 'data-testid': `enforced-${field}` }, `enforced now: ${enforced == null ? 'unlimited' : num(enforced)}`))];
+    });
+    form.replaceChildren(h('label', {}, 'Tenant name', name), h('label', {}, 'Plan', plan),
+      ...inputs.map(([, , label]) => label),
+      h('p', { class: 'hint' }, `Region: ${t.region} (chosen at creation). A plan change keeps the overrides.`),
+      h('button', { type: 'submit' }, 'Save settings'));
+    form.onsubmit = async (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      out.replaceChildren();
+      /** @type {Record<string, number>} */
+      const limits = {};
+      for (const [field, input] of inputs) if (input.value !== '') limits[field] = Number(input.value);
+      const body = { name: name.value, plan: plan.value, ...(Object.keys(limits).length ? { limits } : {}) };
+      try {
+        fill(await api('PATCH', `/admin/tenants/${tenantId}`, { body }));
+        ctx.toast('Settings saved');
+      } catch (e) { out.replaceChildren(errorBox(e)); }
+    };
+  };
+  try { fill(await api('GET', `/admin/tenants/${tenantId}`)); } catch (e) { out.replaceChildren(errorBox(e)); }
+}
+
 // ---- One tenant: overview and keys ---------------------------------------------------------
 
 /** @param {HTMLElement} view @param {any} ctx @param {string} tenantId */
@@ -488,6 +532,7 @@ export async function tenant(view, ctx, tenantId) {
       card('Limits', `${num(info.limits?.requests_per_minute)} requests/min · ${keysLimit}`),
       usageCard);
   } catch (e) { overview.replaceChildren(errorBox(e)); }
+  if (ctx.may('tenants')) await tenantSettings(view, ctx, tenantId);
   if (!ctx.may('keys')) return;
 
   const name = h('input', { name: 'name', maxlength: 128 });

@@ -120,6 +120,15 @@ try {
   await page.locator('tr', { hasText: 'Acme Console' }).waitFor();
   await row.getByRole('link', { name: 'Open' }).click();
 
+  // Settings (super admin): a limit override saved, shown beside the limit enforced now.
+  await page.getByRole('heading', { name: 'Settings', exact: true }).waitFor();
+  await page.getByLabel('Most API keys (override)').fill('25');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByTestId('enforced-max_api_keys').getByText('enforced now: 25').waitFor();
+  const acmeId = page.url().split('/tenant/')[1];
+  const acme = await (await fetch(`${BASE}/admin/tenants/${acmeId}`, { headers: { 'X-Master-Key': MASTER } })).json();
+  assert.equal(acme.limits.max_api_keys, 25, JSON.stringify(acme.limits));
+
   // Issue a key with tags; it is in the list.
   await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
   await page.getByLabel('Key name').fill('search-prod');
