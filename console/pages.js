@@ -55,10 +55,11 @@ function table(head, rows, empty) {
     h('tbody', {}, ...rows)));
 }
 
-/** @param {HTMLElement} view @param {string} title @param {...Node} content */
+/** @param {HTMLElement} view @param {string} title @param {...(Node | string | null | undefined | false)} content
+ * (what is null, undefined or false is left out: `replaceChildren` would print "null") */
 function page(view, title, ...content) {
   document.title = `${title} · TokenHub`;
-  view.replaceChildren(h('h1', {}, title), ...content);
+  view.replaceChildren(h('h1', {}, title), ...content.filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 // ---- Sign in -------------------------------------------------------------------------------
@@ -530,7 +531,7 @@ export async function tenant(view, ctx, tenantId) {
     overview.replaceChildren(card('Plan', info.plan ?? '—'), card('Status', info.status ?? '—'),
       card('Tenant id', h('code', {}, info.id ?? tenantId)),
       card('Limits', `${num(info.limits?.requests_per_minute)} requests/min · ${keysLimit}`),
-      usageCard);
+      usageCard ?? '');
   } catch (e) { overview.replaceChildren(errorBox(e)); }
   if (ctx.may('tenants')) await tenantSettings(view, ctx, tenantId);
   if (!ctx.may('keys')) return;
@@ -1045,13 +1046,18 @@ export async function configuration(view, ctx, tenant) {
       const b = JSON.stringify(versions[Number(to.value)].config, null, 2);
       diff.replaceChildren(h('pre', { class: 'diff', 'data-testid': 'config-diff' }, ...diffLines(a, b).map(([k, line]) => h('span', { class: k === '+' ? 'add' : k === '-' ? 'del' : '' }, `${k} ${line}\n`))));
     });
-    const rows = versions.map((v) => {
+    const rows = versions.map((v, i) => {
+      // The newest version is the one in force (a rollback saves a new one): nothing to roll back to.
+      if (i === 0) {
+        return h('tr', { 'data-version': v.version }, h('td', { class: 'num' }, `v${v.version}`), h('td', {}, time(v.saved_at)),
+          h('td', {}, v.actor?.email ?? v.actor?.id ?? '—'), h('td', {}, h('strong', {}, 'current')));
+      }
       const back = h('button', { type: 'button', class: 'secondary' }, `Roll back to v${v.version}`);
       back.addEventListener('click', async () => {
         if (!window.confirm(`Make version ${v.version} the current configuration again?`)) return;
         try { await api('POST', '/tenant/config/rollback', { tenant, body: { version: v.version } }); await load(); ctx.toast(`Rolled back to version ${v.version}`); } catch (e) { ctx.toast(String(e.message ?? e)); }
       });
-      return h('tr', {}, h('td', { class: 'num' }, `v${v.version}`), h('td', {}, time(v.saved_at)), h('td', {}, v.actor?.email ?? v.actor?.id ?? '—'), h('td', {}, back));
+      return h('tr', { 'data-version': v.version }, h('td', { class: 'num' }, `v${v.version}`), h('td', {}, time(v.saved_at)), h('td', {}, v.actor?.email ?? v.actor?.id ?? '—'), h('td', {}, back));
     });
     history.replaceChildren(table(['Version', 'Saved', 'By', ''], rows, 'Never saved: the tenant runs on defaults.'),
       versions.length > 1 ? h('div', { class: 'actions' }, from, to, compare) : '');

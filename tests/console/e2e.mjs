@@ -87,6 +87,7 @@ try {
   // Sign in, forced enrolment (a platform role), recovery codes shown once.
   await page.goto(`${BASE}/console/`);
   await page.getByLabel('E-mail').waitFor();
+  assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b/, 'no stray "null" on the sign-in page');
   await check(page, '01-sign-in');
   const { secret, at } = await signInAndEnrol(page, 'ada@console.test');
   await check(page, '02-enrolment');
@@ -213,6 +214,10 @@ try {
   await elsewhere.getByLabel('Password').fill(PASSWORD);
   await elsewhere.getByRole('button', { name: 'Sign in' }).click();
   await elsewhere.getByRole('button', { name: 'Sign out' }).waitFor();
+  await invited.getByRole('link', { name: 'Audit' }).click();
+  await invited.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
+  await invited.locator('tbody tr[data-position]').first().waitFor();
+  assert.doesNotMatch(await invited.locator('main').innerText(), /\bnull\b/, 'no stray "null" on a tenant admin\'s audit page');
   await invited.getByRole('link', { name: 'My account' }).click();
   await invited.getByRole('heading', { name: 'My account' }).waitFor();
   await invited.locator('tr[data-session="other"]').waitFor();
@@ -299,10 +304,11 @@ try {
   assert.match(await page.getByTestId('config-problems').textContent(), /\$\.rateLimit\.default\.max/);
   await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: 100, windowSeconds: 60 } } }));
   await page.getByRole('button', { name: 'Save configuration' }).click();
-  await page.getByRole('button', { name: 'Roll back to v1' }).waitFor();
+  await page.locator('tr[data-version="1"]').getByText('current').waitFor();
   await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: 200, windowSeconds: 60 } } }));
   await page.getByRole('button', { name: 'Save configuration' }).click();
-  await page.getByRole('button', { name: 'Roll back to v2' }).waitFor();
+  await page.getByRole('button', { name: 'Roll back to v1' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Roll back to v2' }).count(), 0, 'no roll back to the version in force');
   await page.getByRole('button', { name: 'Compare' }).click();
   const diffText = await page.getByTestId('config-diff').textContent();
   assert.match(diffText, /- +"max": 100/);
