@@ -50,7 +50,8 @@ function shownOnce(label, value) {
 /** @param {string[]} head @param {Node[]} rows @param {string} empty */
 function table(head, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty);
-  return h('div', { class: 'table-wrap' }, h('table', {},
+  // Focusable, so that a table wider than the screen scrolls from the keyboard too.
+  return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', {},
     h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, ...rows)));
 }

@@ -442,6 +442,33 @@ try {
   await check(small, '08-tenants-phone');
   await phone.close();
 
+  // Dark mode, following the system's setting: the same pages pass axe (contrast included).
+  for (const [label, viewport] of [['desktop', { width: 1440, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
+    const darkContext = await browser.newContext({ viewport, colorScheme: 'dark', storageState: await context.storageState() });
+    const dark = await darkContext.newPage();
+    watchConsole(dark, `dark ${label}`);
+    await dark.goto(`${BASE}/console/#/tenants`);
+    await dark.getByRole('heading', { name: 'Tenants', exact: true }).waitFor();
+    const background = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(background, 'rgb(13, 17, 23)', 'the dark theme is on');
+    await check(dark, `10-dark-${label}-tenants`);
+    await dark.goto(`${BASE}/console/#/tenant/${acmeId}`);
+    await dark.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
+    await dark.locator('tr[data-key]').first().waitFor();
+    await check(dark, `10-dark-${label}-tenant`);
+    await dark.goto(`${BASE}/console/#/usage/${acmeId}`);
+    await dark.getByTestId('chart-llm-tokens').waitFor();
+    await dark.getByTestId('breakdown-model').waitFor();
+    await check(dark, `10-dark-${label}-usage`);
+    await dark.goto(`${BASE}/console/#/audit`);
+    await dark.locator('tbody tr[data-position]').first().waitFor();
+    await check(dark, `10-dark-${label}-audit`);
+    await dark.goto(`${BASE}/console/#/account`);
+    await dark.locator('tr[data-session="current"]').waitFor();
+    await check(dark, `10-dark-${label}-account`);
+    await darkContext.close();
+  }
+
   // People: a platform person invited, their role changed, then disabled (confirmed first).
   await page.getByRole('link', { name: 'People' }).click();
   await page.getByRole('heading', { name: 'People', exact: true }).waitFor();
