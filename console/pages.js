@@ -444,7 +444,12 @@ function tenantRow(t, ctx, reload) {
     return b;
   };
   if (t.status !== 'deleted') actions.append(h('a', { href: `#/tenant/${t.tenant_id}` }, 'Open'));
-  if (t.status === 'active') actions.append(act('Suspend', 'secondary', () => api('POST', `/admin/tenants/${t.tenant_id}/suspend`, { body: {} })));
+  if (t.status === 'active') {
+    actions.append(act('Suspend', 'secondary', async () => {
+      if (!window.confirm(`Suspend “${t.name}”? Its keys are refused (403 tenant_suspended) and its people cannot act until it is reactivated.`)) return;
+      await api('POST', `/admin/tenants/${t.tenant_id}/suspend`, { body: {} });
+    }));
+  }
   if (t.status === 'suspended') actions.append(act('Reactivate', 'secondary', () => api('POST', `/admin/tenants/${t.tenant_id}/reactivate`)));
   if (t.status !== 'deleted') {
     actions.append(act('Delete', 'danger', async () => {

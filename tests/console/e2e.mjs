@@ -432,6 +432,17 @@ try {
   await page.keyboard.type('Keyboard Co');
   await page.keyboard.press('Enter');
   await page.getByTestId('shown-once').getByText('Admin key of Keyboard Co').waitFor();
+  // Suspending asks first and says what happens; declined, nothing changes.
+  const keyboardRow = page.locator('tr', { hasText: 'Keyboard Co' });
+  const suspendDialogs = [];
+  page.once('dialog', (d) => { suspendDialogs.push(d.message()); d.dismiss(); });
+  await keyboardRow.getByRole('button', { name: 'Suspend' }).click();
+  await page.waitForTimeout(300);
+  assert.match(suspendDialogs[0] ?? '', /keys are refused/);
+  await keyboardRow.getByText('active').waitFor();
+  page.once('dialog', (d) => d.accept());
+  await keyboardRow.getByRole('button', { name: 'Suspend' }).click();
+  await keyboardRow.getByText('suspended').waitFor();
 
   // A phone-width screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
@@ -475,11 +486,29 @@ try {
   await page.getByLabel('E-mail').fill('finn@console.test');
   await page.getByLabel('Platform role').selectOption('finance_admin');
   await page.getByRole('button', { name: 'Invite' }).click();
-  assert.match((await page.getByTestId('shown-once').getByTestId('secret-value').textContent()).trim(), /\/auth\/invites\/[A-Za-z0-9]+$/);
+  const finnInvite = (await page.getByTestId('shown-once').getByTestId('secret-value').textContent()).trim();
+  assert.match(finnInvite, /\/auth\/invites\/[A-Za-z0-9]+$/);
   const finn = page.locator('tr[data-user="finn@console.test"]');
   await finn.waitFor();
   await finn.getByLabel('Role of finn@console.test').selectOption('auditor');
   await page.getByText('finn@console.test is now auditor').waitFor();
+  // Finn accepts in the browser: a password, then the enrolment a platform role requires,
+  // then the auditor's page.
+  const finnContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const finnPage = await finnContext.newPage();
+  watchConsole(finnPage, 'finn');
+  await finnPage.goto(finnInvite.replace(/^https?:\/\/[^/]+/, BASE));
+  await finnPage.getByRole('heading', { name: 'Welcome to TokenHub' }).waitFor();
+  await finnPage.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await finnPage.getByLabel('Password again').fill(PASSWORD);
+  await finnPage.getByRole('button', { name: 'Accept the invite' }).click();
+  await finnPage.getByText('Your role requires two-factor authentication').waitFor();
+  await finnPage.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  const finnSecret = (await finnPage.getByTestId('totp-secret').textContent()).trim();
+  await finnPage.getByLabel('The code it shows now').fill(totp(finnSecret));
+  await finnPage.getByRole('button', { name: 'Turn on two-factor' }).click();
+  await finnPage.getByRole('button', { name: 'I have stored them' }).click();
+  await finnPage.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
   const everyone = await (await fetch(`${BASE}/admin/users?limit=200`, { headers: { 'X-Master-Key': MASTER } })).json();
   assert.equal(everyone.data.find((u) => u.email === 'finn@console.test')?.role, 'auditor');
   assert.equal(await page.locator('tr[data-user="ada@console.test"]').getByRole('button', { name: 'Disable' }).count(), 0, 'no disabling oneself');
@@ -488,6 +517,10 @@ try {
   await finn.getByRole('button', { name: 'Disable' }).click();
   await finn.getByText('disabled').waitFor();
   assert.match(disableDialogs[0] ?? '', /cannot be undone/);
+  // Disabled, finn is sent to sign in at the next click.
+  await finnPage.getByRole('link', { name: 'My account' }).click();
+  await finnPage.getByLabel('E-mail').waitFor();
+  await finnContext.close();
   await check(page, '07b-people');
 
   // An auditor sees the audit log, not tenants or keys.
