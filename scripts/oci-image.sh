@@ -146,7 +146,9 @@ CHROOT=$(command -v chroot)
 NATS_PID=$!
 PIDS=("$NATS_PID")
 stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A server started from a function in the background runs as a child of that job's
+  # subshell (env, then chroot, exec it): stop the children too.
+  for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   cleanup
