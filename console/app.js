@@ -11,7 +11,7 @@ const status = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 /** What each role may open (the server decides again on every call). */
 const ROLE_PAGES = {
-  super_admin: ['tenants', 'tenant', 'keys', 'verify', 'usage', 'audit', 'audit-all', 'people'],
+  super_admin: ['tenants', 'tenant', 'keys', 'verify', 'usage', 'audit', 'audit-all', 'people', 'platform-keys'],
   auditor: ['audit', 'audit-all'],
   finance_admin: ['usage'],
   tenant_admin: ['tenant', 'keys', 'usage', 'audit'],
@@ -51,6 +51,7 @@ function renderNav() {
   if (may('usage')) links.push(['#/usage', 'Usage']);
   if (may('audit')) links.push(['#/audit', 'Audit']);
   if (may('people')) links.push(['#/people', 'People']);
+  if (may('platform-keys')) links.push(['#/platform-keys', 'Platform keys']);
   links.push(['#/account', 'My account']);
   for (const [href, label] of links) {
     const current = location.hash.startsWith(href.split('?')[0]);
@@ -130,6 +131,7 @@ async function route() {
     else if (usageMatch && may('usage')) await pages.usage(view, ctx, usageMatch[1]);
     else if (path === '#/account') await pages.account(view, ctx);
     else if (path === '#/people' && may('people')) await pages.people(view, ctx);
+    else if (path === '#/platform-keys' && may('platform-keys')) await pages.platformKeys(view, ctx);
     else if (path === '#/nothing') view.replaceChildren(pages.h('h1', {}, 'Nothing to show yet'), pages.h('p', {}, 'Your role has no console page yet; the API serves it (see /docs).'));
     else { navigate(home()); return; }
     view.focus({ preventScroll: true });

@@ -279,6 +279,70 @@ export async function people(view, ctx) {
   try { await reload(); } catch (e) { list.replaceChildren(errorBox(e)); }
 }
 
+// ---- Platform keys -------------------------------------------------------------------------
+
+/** Keys of the platform's own services — gateways, finance, audit (super admin): issue them
+ * bound to tenants and networks, revoke them. @param {HTMLElement} view @param {any} ctx */
+export async function platformKeys(view, ctx) {
+  const name = h('input', { name: 'name', required: true, maxlength: 128, placeholder: 'edge gateway eu-west-1' });
+  const role = h('select', { name: 'role' }, ...[['gateway', 'gateway (verify keys, report usage)'], ['finance_admin', 'finance (every tenant\'s usage)'], ['auditor', 'auditor (the audit log)']]
+    .map(([value, label]) => h('option', { value }, label)));
+  const tenants = h('input', { name: 'tenant_ids', placeholder: 'all tenants' });
+  const networks = h('input', { name: 'allowed_ips', placeholder: 'any network' });
+  const issued = h('div');
+  const form = h('form', { 'aria-label': 'Issue a platform key' },
+    h('label', {}, 'Key name', name), h('label', {}, 'Role', role),
+    h('label', {}, 'Only for these tenants (ids, comma-separated)', tenants),
+    h('label', {}, 'Only from these networks (comma-separated)', networks),
+    h('button', { type: 'submit' }, 'Issue platform key'));
+  const list = h('div');
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More keys');
+  /** @type {any[]} */
+  let shown = [];
+  /** @type {string | null} */
+  let cursor = null;
+  const split = (/** @type {string} */ text) => text.split(',').map((t) => t.trim()).filter(Boolean);
+  const row = (/** @type {any} */ k) => {
+    const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
+    revoke.addEventListener('click', async () => {
+      if (!window.confirm(`Revoke “${k.name}”? Every service using it is refused from its next request; this cannot be undone.`)) return;
+      try { await api('DELETE', `/admin/platform-keys/${k.public_id}`); ctx.toast(`${k.name} is revoked`); await reload(); } catch (e) { ctx.toast(String(/** @type {any} */ (e).message ?? e)); }
+    });
+    return h('tr', { 'data-key': k.public_id },
+      h('td', {}, k.name), h('td', {}, h('code', {}, k.public_id)), h('td', {}, k.role), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
+      h('td', {}, k.tenant_ids?.length ? k.tenant_ids.join(', ') : 'all'), h('td', {}, k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any'),
+      h('td', { class: 'wide' }, time(k.last_used_at)), h('td', {}, k.status === 'revoked' ? '' : revoke));
+  };
+  const render = () => {
+    list.replaceChildren(table(['Name', 'Id', 'Role', 'Status', 'Tenants', 'Networks', 'Last used', ''], shown.map(row), 'No platform key yet. Issue one above.'),
+      cursor ? h('p', { class: 'empty' }, `The first ${shown.length}; more below.`) : '');
+    more.hidden = !cursor;
+  };
+  const fetchPage = async () => {
+    const query = new URLSearchParams({ limit: '100' });
+    if (cursor) query.set('cursor', cursor);
+    const data = await api('GET', `/admin/platform-keys?${query}`);
+    shown = shown.concat(data.data);
+    cursor = data.next_cursor ?? null;
+    render();
+  };
+  const reload = async () => { shown = []; cursor = null; await fetchPage(); };
+  more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = { name: name.value, role: role.value, tenant_ids: split(tenants.value), allowed_ips: split(networks.value) };
+    try {
+      const key = await api('POST', '/admin/platform-keys', { body });
+      issued.replaceChildren(shownOnce(`Platform key ${name.value}`, key.api_key));
+      name.value = ''; tenants.value = ''; networks.value = '';
+      await reload();
+    } catch (e) { issued.replaceChildren(errorBox(e)); }
+  });
+  page(view, 'Platform keys', h('p', {}, 'Keys of your own services: gateways verify keys and report usage, finance reads every tenant\'s usage, auditors read the audit log.'),
+    form, issued, list, more);
+  try { await reload(); } catch (e) { list.replaceChildren(errorBox(e)); }
+}
+
 // ---- My account ----------------------------------------------------------------------------
 
 /** The signed-in person's own account: password, two-factor, sessions, sign-in providers.

@@ -523,6 +523,30 @@ try {
   await finnContext.close();
   await check(page, '07b-people');
 
+  // Platform keys: a gateway key bound to one tenant and one network verifies, then is
+  // revoked (confirmed first) and refused.
+  await page.getByRole('link', { name: 'Platform keys' }).click();
+  await page.getByRole('heading', { name: 'Platform keys', exact: true }).waitFor();
+  await page.getByLabel('Key name').fill('edge gateway');
+  await page.getByLabel('Role').selectOption('gateway');
+  await page.getByLabel('Only for these tenants').fill(acmeId);
+  await page.getByLabel('Only from these networks').fill('127.0.0.0/8');
+  await page.getByRole('button', { name: 'Issue platform key' }).click();
+  const gatewayKey = (await page.getByTestId('secret-value').textContent()).trim();
+  const gatewayRow = page.locator('tr', { hasText: 'edge gateway' });
+  await gatewayRow.waitFor();
+  assert.match(await gatewayRow.textContent(), new RegExp(`${acmeId}.*127\\.0\\.0\\.0/8`));
+  const asGateway = (tenant) => fetch(`${BASE}/v1/keys/verify`, { method: 'POST', headers: { Authorization: `Bearer ${gatewayKey}`, 'Content-Type': 'application/json', ...(tenant ? { 'X-Tenant-ID': tenant } : {}) }, body: JSON.stringify({ key: adminKey }) });
+  assert.equal((await asGateway()).status, 200, 'the gateway key verifies a key of its tenant');
+  await check(page, '07c-platform-keys');
+  const revokeDialogs = [];
+  page.once('dialog', (d) => { revokeDialogs.push(d.message()); d.accept(); });
+  await gatewayRow.getByRole('button', { name: 'Revoke' }).click();
+  await gatewayRow.getByText('revoked').waitFor();
+  assert.match(revokeDialogs[0] ?? '', /cannot be undone/);
+  const afterRevoke = (await asGateway()).status;
+  assert.ok([401, 403].includes(afterRevoke), `the revoked gateway key is refused: ${afterRevoke}`);
+
   // An auditor sees the audit log, not tenants or keys.
   const auditorContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const auditor = await auditorContext.newPage();
