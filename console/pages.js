@@ -56,6 +56,37 @@ function table(head, rows, empty) {
     h('tbody', {}, ...rows)));
 }
 
+/**
+ * A list read 100 at a time from a cursor-paged route (`data`, `next_cursor`), with a button
+ * for the next page and a note while it is cut. `row` builds a row; `reload` starts again.
+ * @param {string} path @param {string[]} head @param {(item: any) => Node} row @param {string} empty
+ * @param {string} moreLabel
+ */
+function pagedList(path, head, row, empty, moreLabel) {
+  const list = h('div');
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, moreLabel);
+  /** @type {any[]} */
+  let shown = [];
+  /** @type {string | null} */
+  let cursor = null;
+  const fetchPage = async () => {
+    const query = new URLSearchParams({ limit: '100' });
+    if (cursor) query.set('cursor', cursor);
+    const data = await api('GET', `${path}?${query}`);
+    shown = shown.concat(data.data);
+    cursor = data.next_cursor ?? null;
+    list.replaceChildren(table(head, shown.map(row), empty),
+      cursor ? h('p', { class: 'empty' }, `The first ${shown.length}; more below.`) : '');
+    more.hidden = !cursor;
+  };
+  more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
+  const reload = async () => {
+    shown = []; cursor = null;
+    try { await fetchPage(); } catch (e) { list.replaceChildren(errorBox(e)); }
+  };
+  return { nodes: [list, more], reload };
+}
+
 /** @param {HTMLElement} view @param {string} title @param {...(Node | string | null | undefined | false)} content
  * (what is null, undefined or false is left out: `replaceChildren` would print "null") */
 function page(view, title, ...content) {
@@ -223,12 +254,6 @@ export async function people(view, ctx) {
   const invited = h('div');
   const form = h('form', { 'aria-label': 'Invite a platform person' },
     h('label', {}, 'E-mail', email), h('label', {}, 'Platform role', role), h('button', { type: 'submit' }, 'Invite'));
-  const list = h('div');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More people');
-  /** @type {any[]} */
-  let shown = [];
-  /** @type {string | null} */
-  let cursor = null;
   const row = (/** @type {any} */ u) => {
     const active = u.status !== 'disabled';
     const platform = !u.tenant_id;
@@ -250,21 +275,7 @@ export async function people(view, ctx) {
       h('td', {}, badge(u.status)), h('td', {}, u.totp_enrolled ? 'on' : 'off'), h('td', { class: 'wide' }, time(u.created_at)),
       h('td', {}, active && u.user_id !== ctx.me.user_id ? disable : ''));
   };
-  const render = () => {
-    list.replaceChildren(table(['E-mail', 'Role', 'Tenant', 'Status', 'Two-factor', 'Invited', ''], shown.map(row), 'Nobody yet.'),
-      cursor ? h('p', { class: 'empty' }, `The first ${shown.length}, in invitation order; more below.`) : '');
-    more.hidden = !cursor;
-  };
-  const fetchPage = async () => {
-    const query = new URLSearchParams({ limit: '100' });
-    if (cursor) query.set('cursor', cursor);
-    const data = await api('GET', `/admin/users?${query}`);
-    shown = shown.concat(data.data);
-    cursor = data.next_cursor ?? null;
-    render();
-  };
-  const reload = async () => { shown = []; cursor = null; await fetchPage(); };
-  more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
+  const { nodes, reload } = pagedList('/admin/users', ['E-mail', 'Role', 'Tenant', 'Status', 'Two-factor', 'Invited', ''], row, 'Nobody yet.', 'More people');
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
@@ -275,8 +286,8 @@ export async function people(view, ctx) {
     } catch (e) { invited.replaceChildren(errorBox(e)); }
   });
   page(view, 'People', h('p', {}, 'Platform people are invited here; a tenant\'s people are invited from its page.'),
-    form, invited, list, more);
-  try { await reload(); } catch (e) { list.replaceChildren(errorBox(e)); }
+    form, invited, ...nodes);
+  await reload();
 }
 
 // ---- Platform keys -------------------------------------------------------------------------
@@ -295,12 +306,6 @@ export async function platformKeys(view, ctx) {
     h('label', {}, 'Only for these tenants (ids, comma-separated)', tenants),
     h('label', {}, 'Only from these networks (comma-separated)', networks),
     h('button', { type: 'submit' }, 'Issue platform key'));
-  const list = h('div');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More keys');
-  /** @type {any[]} */
-  let shown = [];
-  /** @type {string | null} */
-  let cursor = null;
   const split = (/** @type {string} */ text) => text.split(',').map((t) => t.trim()).filter(Boolean);
   const row = (/** @type {any} */ k) => {
     const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
@@ -313,21 +318,7 @@ export async function platformKeys(view, ctx) {
       h('td', {}, k.tenant_ids?.length ? k.tenant_ids.join(', ') : 'all'), h('td', {}, k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any'),
       h('td', { class: 'wide' }, time(k.last_used_at)), h('td', {}, k.status === 'revoked' ? '' : revoke));
   };
-  const render = () => {
-    list.replaceChildren(table(['Name', 'Id', 'Role', 'Status', 'Tenants', 'Networks', 'Last used', ''], shown.map(row), 'No platform key yet. Issue one above.'),
-      cursor ? h('p', { class: 'empty' }, `The first ${shown.length}; more below.`) : '');
-    more.hidden = !cursor;
-  };
-  const fetchPage = async () => {
-    const query = new URLSearchParams({ limit: '100' });
-    if (cursor) query.set('cursor', cursor);
-    const data = await api('GET', `/admin/platform-keys?${query}`);
-    shown = shown.concat(data.data);
-    cursor = data.next_cursor ?? null;
-    render();
-  };
-  const reload = async () => { shown = []; cursor = null; await fetchPage(); };
-  more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
+  const { nodes, reload } = pagedList('/admin/platform-keys', ['Name', 'Id', 'Role', 'Status', 'Tenants', 'Networks', 'Last used', ''], row, 'No platform key yet. Issue one above.', 'More keys');
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const body = { name: name.value, role: role.value, tenant_ids: split(tenants.value), allowed_ips: split(networks.value) };
@@ -339,8 +330,8 @@ export async function platformKeys(view, ctx) {
     } catch (e) { issued.replaceChildren(errorBox(e)); }
   });
   page(view, 'Platform keys', h('p', {}, 'Keys of your own services: gateways verify keys and report usage, finance reads every tenant\'s usage, auditors read the audit log.'),
-    form, issued, list, more);
-  try { await reload(); } catch (e) { list.replaceChildren(errorBox(e)); }
+    form, issued, ...nodes);
+  await reload();
 }
 
 // ---- My account ----------------------------------------------------------------------------
