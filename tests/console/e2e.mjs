@@ -58,7 +58,7 @@ function watchConsole(page, label) {
 
 async function signInAndEnrol(page, email) {
   await page.goto(`${BASE}/console/`);
-  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('E-mail', { exact: true }).fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
@@ -86,7 +86,7 @@ try {
 
   // Sign in, forced enrolment (a platform role), recovery codes shown once.
   await page.goto(`${BASE}/console/`);
-  await page.getByLabel('E-mail').waitFor();
+  await page.getByLabel('E-mail', { exact: true }).waitFor();
   assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b/, 'no stray "null" on the sign-in page');
   await check(page, '01-sign-in');
   const { secret, at } = await signInAndEnrol(page, 'ada@console.test');
@@ -95,7 +95,7 @@ try {
 
   // Sign out, and in again with password + TOTP code.
   await page.getByRole('button', { name: 'Sign out' }).click();
-  await page.getByLabel('E-mail').fill('ada@console.test');
+  await page.getByLabel('E-mail', { exact: true }).fill('ada@console.test');
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByLabel('Code from your authenticator app').fill(totp(secret, at + 30));
@@ -210,7 +210,7 @@ try {
   const elsewhere = await elsewhereContext.newPage();
   watchConsole(elsewhere, 'grace elsewhere');
   await elsewhere.goto(`${BASE}/console/`);
-  await elsewhere.getByLabel('E-mail').fill('grace@console.test');
+  await elsewhere.getByLabel('E-mail', { exact: true }).fill('grace@console.test');
   await elsewhere.getByLabel('Password').fill(PASSWORD);
   await elsewhere.getByRole('button', { name: 'Sign in' }).click();
   await elsewhere.getByRole('button', { name: 'Sign out' }).waitFor();
@@ -228,8 +228,9 @@ try {
   await invited.locator('tr[data-session="other"]').waitFor({ state: 'detached' });
   assert.match(endDialogs[0] ?? '', /signed out/);
   await elsewhere.getByRole('link', { name: 'Usage', exact: true }).click();
-  await elsewhere.getByLabel('E-mail').waitFor();
-  assert.match(await elsewhere.locator('#status').textContent(), /session ended/i);
+  // The sign-in form (exact: the tenant page also has a "Member e-mail" field) and the reason.
+  await elsewhere.getByLabel('E-mail', { exact: true }).waitFor();
+  await elsewhere.locator('#status', { hasText: /session ended/i }).waitFor();
   assert.doesNotMatch(await elsewhere.locator('main').innerText(), /Authorization/);
   await elsewhereContext.close();
   const NEW_PASSWORD = 'a different horse battery staple';
@@ -277,7 +278,7 @@ try {
   const graceAgain = await graceContext.newPage();
   watchConsole(graceAgain, 'grace again');
   await graceAgain.goto(`${BASE}/console/`);
-  await graceAgain.getByLabel('E-mail').fill('grace@console.test');
+  await graceAgain.getByLabel('E-mail', { exact: true }).fill('grace@console.test');
   await graceAgain.getByLabel('Password').fill(NEW_PASSWORD);
   await graceAgain.getByRole('button', { name: 'Sign in' }).click();
   await graceAgain.getByText('Your tenant requires two-factor authentication').waitFor();
@@ -483,7 +484,7 @@ try {
   // People: a platform person invited, their role changed, then disabled (confirmed first).
   await page.getByRole('link', { name: 'People' }).click();
   await page.getByRole('heading', { name: 'People', exact: true }).waitFor();
-  await page.getByLabel('E-mail').fill('finn@console.test');
+  await page.getByLabel('E-mail', { exact: true }).fill('finn@console.test');
   await page.getByLabel('Platform role').selectOption('finance_admin');
   await page.getByRole('button', { name: 'Invite' }).click();
   const finnInvite = (await page.getByTestId('shown-once').getByTestId('secret-value').textContent()).trim();
@@ -519,7 +520,7 @@ try {
   assert.match(disableDialogs[0] ?? '', /cannot be undone/);
   // Disabled, finn is sent to sign in at the next click.
   await finnPage.getByRole('link', { name: 'My account' }).click();
-  await finnPage.getByLabel('E-mail').waitFor();
+  await finnPage.getByLabel('E-mail', { exact: true }).waitFor();
   await finnContext.close();
   await check(page, '07b-people');
 
