@@ -123,10 +123,10 @@ async function route() {
       return;
     }
     if (path === '#/security') { navigate('#/account'); return; }
-    const tenantMatch = path.match(/^#\/tenant\/([^/]+)$/);
+    const tenantMatch = path.match(/^#\/tenant\/([^/]+)(?:\/([a-z-]+))?$/);
     const usageMatch = path.match(/^#\/usage(?:\/([^/]+))?$/);
     if (path === '#/tenants' && may('tenants')) await pages.tenants(view, ctx);
-    else if (tenantMatch && may('tenant')) await pages.tenant(view, ctx, tenantMatch[1]);
+    else if (tenantMatch && may('tenant')) await pages.tenant(view, ctx, tenantMatch[1], tenantMatch[2]);
     else if (path === '#/audit' && may('audit')) await pages.audit(view, ctx);
     else if (usageMatch && may('usage')) await pages.usage(view, ctx, usageMatch[1]);
     else if (path === '#/account') await pages.account(view, ctx);

@@ -564,13 +564,25 @@ async function tenantSettings(view, ctx, tenantId) {
 
 // ---- One tenant: overview and keys ---------------------------------------------------------
 
-/** @param {HTMLElement} view @param {any} ctx @param {string} tenantId */
-export async function tenant(view, ctx, tenantId) {
+/** The tenant page's tabs: id (its deep link `#/tenant/<id>/<tab>`), label, the permission
+ * that shows it. */
+const TENANT_TABS = [
+  ['keys', 'Keys', 'keys'], ['sub-accounts', 'Sub-accounts', 'keys'], ['roles', 'Roles', 'keys'],
+  ['secrets', 'Secrets', 'keys'], ['configuration', 'Configuration', 'keys'], ['webhooks', 'Webhooks', 'keys'],
+  ['security', 'Security', 'keys'], ['members', 'Members', 'keys'], ['settings', 'Settings', 'tenants'],
+];
+
+/** One tenant: its overview cards, then the tab asked for (the first the person may see when
+ * none is). @param {HTMLElement} view @param {any} ctx @param {string} tenantId @param {string} [tab] */
+export async function tenant(view, ctx, tenantId, tab) {
   const tenantHeader = ctx.platform ? tenantId : undefined;
   const overview = h('div', { class: 'grid' });
-  const keys = h('div');
-  const issued = h('div');
-  page(view, 'Tenant', overview);
+  const tabs = TENANT_TABS.filter(([, , what]) => ctx.may(what));
+  const current = tabs.find(([id]) => id === tab)?.[0] ?? tabs[0]?.[0];
+  const panel = h('div', { id: 'tab-panel' });
+  const tabNav = tabs.length === 0 ? null : h('nav', { class: 'tabs', 'aria-label': 'Tenant sections' },
+    ...tabs.map(([id, label]) => h('a', { href: `#/tenant/${tenantId}/${id}`, 'aria-current': id === current ? 'page' : undefined }, label)));
+  page(view, 'Tenant', overview, tabNav, panel);
   try {
     const info = await api('GET', '/tenant/info', { tenant: tenantHeader });
     document.querySelector('h1').textContent = info.name ?? 'Tenant';
@@ -594,9 +606,32 @@ export async function tenant(view, ctx, tenantId) {
       card('Limits', `${num(info.limits?.requests_per_minute)} requests/min · ${keysLimit}`),
       usageCard ?? '');
   } catch (e) { overview.replaceChildren(errorBox(e)); }
-  if (ctx.may('tenants')) await tenantSettings(view, ctx, tenantId);
-  if (!ctx.may('keys')) return;
+  switch (current) {
+    case 'keys': await keysTab(panel, ctx, tenantHeader); break;
+    case 'sub-accounts': await subAccounts(panel, ctx, tenantHeader); break;
+    case 'roles': await roles(panel, ctx, tenantHeader); break;
+    case 'secrets': await secrets(panel, ctx, tenantHeader); break;
+    case 'configuration': await configuration(panel, ctx, tenantHeader); break;
+    case 'webhooks': await webhooks(panel, ctx, tenantHeader); break;
+    case 'security':
+      await ipAllowlist(panel, ctx, tenantHeader);
+      await twoFactorPolicy(panel, ctx, tenantHeader);
+      break;
+    case 'members': await members(panel, ctx, tenantHeader); break;
+    case 'settings': await tenantSettings(panel, ctx, tenantId); break;
+    default: break;
+  }
+}
 
+/** Keys issued or rotated in this browser tab, kept in memory only (gone when the page is
+ * reloaded), so that verify can be tried on them from the keys tab. */
+const secretsShown = new Map();
+
+/** A tenant's keys: issue (with tags and limits), rotate, disable, revoke, try verify; live.
+ * @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenantHeader */
+async function keysTab(view, ctx, tenantHeader) {
+  const keys = h('div');
+  const issued = h('div');
   const name = h('input', { name: 'name', maxlength: 128 });
   const tags = h('input', { name: 'tags', placeholder: 'team=search, env=prod' });
   const models = h('input', { name: 'allowed_models', placeholder: 'gpt-4o, claude-3-5-sonnet' });
@@ -611,8 +646,6 @@ export async function tenant(view, ctx, tenantId) {
       h('label', {}, 'Allowed models', models), h('label', {}, 'Allowed networks', ips),
       h('label', {}, 'LLM-token quota', quota), h('label', {}, 'Quota window', period), h('label', {}, 'Expires (your time)', expiry)),
     h('button', { type: 'submit' }, 'Issue key')));
-  /** Keys issued on this page, kept in memory only, so that verify can be tried on them. */
-  const secretsShown = new Map();
   const verdict = h('div', { 'aria-live': 'polite' });
   /** @param {any} k */
   async function tryVerify(k) {
@@ -699,13 +732,6 @@ export async function tenant(view, ctx, tenantId) {
   view.append(h('h2', {}, 'Keys'), form, issued, verdict, keys, more);
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
-  await subAccounts(view, ctx, tenantHeader);
-  await roles(view, ctx, tenantHeader);
-  await secrets(view, ctx, tenantHeader);
-  await configuration(view, ctx, tenantHeader);
-  await ipAllowlist(view, ctx, tenantHeader);
-  await members(view, ctx, tenantHeader);
-  await twoFactorPolicy(view, ctx, tenantHeader);
 }
 
 /**
@@ -1191,4 +1217,153 @@ export async function ipAllowlist(view, ctx, tenant) {
     const allowed_ips = nets.value.split('\n').map((l) => l.trim()).filter(Boolean);
     try { await api('PUT', '/tenant/security/ip-allowlist', { tenant, body: { enabled: enabled.checked, allowed_ips } }); ctx.toast('Allowlist saved'); } catch (e) { problems.replaceChildren(errorBox(e)); }
   });
+}
+
+// ---- One tenant: webhooks --------------------------------------------------------------------
+
+/** Event types a delivery can carry (suggested in the filter; any other can be typed). */
+const WEBHOOK_EVENT_TYPES = [
+  'api_key.issued', 'api_key.updated', 'api_key.rotated', 'api_key.disabled', 'api_key.enabled', 'api_key.revoked',
+  'api_key.expiring', 'quota.threshold', 'rate_limit.exceeded', 'sub_account.created', 'sub_account.updated',
+  'sub_account.disabled', 'sub_account.enabled', 'sub_account.deleted', 'role.created', 'role.updated', 'role.deleted',
+  'secret.stored', 'secret.revealed', 'secret.deleted', 'tenant.updated', 'tenant.suspended', 'tenant.reactivated',
+  'tenant.config_saved', 'tenant.ip_allowlist_set', 'tenant.two_factor_policy_set', 'tenant.webhook_disabled',
+  'tenant.webhook_enabled', 'webhook.test',
+];
+
+/**
+ * Webhooks: the endpoints (configured or ever delivered to) with "failing since", disabled and
+ * waiting counts, enable and send a test; the deliveries newest first, filtered by status,
+ * event type and endpoint, 50 at a time, each with its attempts (status, error, latency), and
+ * retry for a failed one.
+ * @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenant
+ */
+export async function webhooks(view, ctx, tenant) {
+  const endpointsOut = h('div');
+  const testOut = h('div', { 'aria-live': 'polite' });
+  const status = h('select', { name: 'status', 'aria-label': 'Delivery status' }, ...['', 'pending', 'delivered', 'failed'].map((s) => h('option', { value: s }, s || 'any status')));
+  const eventType = h('input', { name: 'event_type', 'aria-label': 'Event type', list: 'webhook-event-types', placeholder: 'api_key.issued', maxlength: 128 });
+  const endpoint = h('select', { name: 'endpoint_id', 'aria-label': 'Endpoint' }, h('option', { value: '' }, 'any endpoint'));
+  const filters = h('form', { class: 'filters', 'aria-label': 'Delivery filters' },
+    h('label', {}, 'Status', status), h('label', {}, 'Event type', eventType),
+    h('datalist', { id: 'webhook-event-types' }, ...WEBHOOK_EVENT_TYPES.map((t) => h('option', { value: t }))),
+    h('label', {}, 'Endpoint', endpoint), h('button', { type: 'submit' }, 'Show deliveries'));
+  const detail = h('div');
+  const list = h('div');
+  const older = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Older deliveries');
+  view.append(h('h2', {}, 'Webhook endpoints'),
+    h('p', { class: 'hint' }, 'The endpoints are the configuration\'s webhooks (Configuration tab). An endpoint receives its deliveries in log order; one that fails holds up only itself.'),
+    endpointsOut, testOut, h('h2', {}, 'Deliveries'), filters, detail, list, older);
+
+  /** @type {Map<string, string>} endpoint id → URL */
+  const urls = new Map();
+  async function loadEndpoints() {
+    const [known, config] = await Promise.all([
+      api('GET', '/tenant/webhooks/endpoints', { tenant }),
+      api('GET', '/tenant/config', { tenant }),
+    ]);
+    const configured = new Set((config?.webhooks ?? []).map((/** @type {any} */ w) => w.url));
+    /** @type {any[]} */
+    const rows = known.data.slice();
+    for (const url of configured) if (!rows.some((e) => e.url === url)) rows.push({ url, pending: 0, fresh: true });
+    for (const e of known.data) urls.set(e.endpoint_id, e.url);
+    const chosen = endpoint.value;
+    endpoint.replaceChildren(h('option', { value: '' }, 'any endpoint'),
+      ...known.data.map((/** @type {any} */ e) => h('option', { value: e.endpoint_id, selected: e.endpoint_id === chosen }, e.url)));
+    endpointsOut.replaceChildren(table(['URL', 'State', 'Waiting', ''], rows.map((e) => {
+      const state = e.disabled_at
+        ? h('span', {}, badge('disabled'), ' since ', time(e.disabled_at), e.disabled_reason ? h('div', { class: 'hint' }, e.disabled_reason) : '')
+        : e.failing_since ? h('span', { class: 'bad' }, 'failing since ', time(e.failing_since))
+        : e.fresh ? h('span', { class: 'hint' }, 'nothing sent yet') : h('span', {}, badge('ok'));
+      const actions = h('div', { class: 'actions' });
+      if (e.disabled_at) {
+        actions.append(h('button', { type: 'button', class: 'secondary', onclick: async () => {
+          try {
+            await api('POST', `/tenant/webhooks/endpoints/${e.endpoint_id}/enable`, { tenant });
+            ctx.toast(`${e.url} is enabled again`);
+            await Promise.all([loadEndpoints(), loadDeliveries(null)]);
+          } catch (err) { ctx.toast(String(/** @type {any} */ (err).message ?? err)); }
+        } }, 'Enable'));
+      }
+      if (configured.has(e.url)) {
+        actions.append(h('button', { type: 'button', class: 'secondary', onclick: async () => {
+          testOut.replaceChildren(h('p', { class: 'hint' }, `Sending a test to ${e.url}…`));
+          try {
+            const r = await api('POST', '/tenant/webhooks/test', { tenant, body: { url: e.url } });
+            const answer = r.status_code ? `HTTP ${r.status_code}` : 'no answer';
+            testOut.replaceChildren(h('div', { class: r.delivered ? 'notice' : 'notice error', 'data-testid': 'webhook-test-result' },
+              r.delivered ? `Test delivered to ${e.url}: ${answer} in ${num(r.latency_ms)} ms.`
+                : `Test not delivered to ${e.url}: ${r.error ?? answer} (${num(r.latency_ms)} ms).`));
+            await loadDeliveries(null);
+          } catch (err) { testOut.replaceChildren(errorBox(err)); }
+        } }, 'Send test'));
+      }
+      if (e.endpoint_id) {
+        actions.append(h('button', { type: 'button', class: 'secondary', onclick: () => { endpoint.value = e.endpoint_id; loadDeliveries(null); } }, 'Its deliveries'));
+      }
+      return h('tr', { 'data-endpoint': e.url }, h('td', {}, h('code', {}, e.url)), h('td', { 'data-testid': 'endpoint-state' }, state),
+        h('td', { class: 'num' }, num(e.pending)), h('td', {}, actions));
+    }), 'No webhooks configured: add {"webhooks": [{"url", "events", "secret_ref"}]} to the configuration.'));
+  }
+
+  /** @param {any} d */
+  async function showAttempts(d) {
+    try {
+      const full = await api('GET', `/tenant/webhooks/deliveries/${d.delivery_id}`, { tenant });
+      const rows = full.attempts_made.map((/** @type {any} */ a) => h('tr', {},
+        h('td', { class: 'num' }, String(a.attempt)), h('td', {}, time(a.started_at)),
+        h('td', {}, a.status_code == null ? '—' : String(a.status_code)), h('td', {}, a.error ?? '—'),
+        h('td', { class: 'num' }, `${num(a.latency_ms)} ms`)));
+      detail.replaceChildren(h('div', { class: 'notice', 'data-testid': 'delivery-attempts' },
+        h('strong', {}, `${d.event_type} to ${d.url}`), h('p', { class: 'hint' }, `Delivery ${d.delivery_id} (sent as webhook-id on every attempt)`),
+        table(['Attempt', 'Started', 'Status', 'Error', 'Latency'], rows, 'No attempt yet.')));
+      detail.scrollIntoView({ block: 'nearest' });
+    } catch (e) { detail.replaceChildren(errorBox(e)); }
+  }
+
+  /** @type {any[]} */
+  let shown = [];
+  /** @param {number | null} cursor */
+  async function loadDeliveries(cursor) {
+    const q = new URLSearchParams({ limit: '50' });
+    if (status.value) q.set('status', status.value);
+    if (eventType.value.trim()) q.set('event_type', eventType.value.trim());
+    if (endpoint.value) q.set('endpoint_id', endpoint.value);
+    if (cursor) q.set('cursor', String(cursor));
+    try {
+      const data = await api('GET', `/tenant/webhooks/deliveries?${q}`, { tenant });
+      shown = cursor ? shown.concat(data.data) : data.data;
+      older.hidden = data.next_cursor == null;
+      older.onclick = () => { loadDeliveries(data.next_cursor); };
+      list.replaceChildren(table(['Created', 'Event', 'Endpoint', 'Status', 'Attempts', 'Last answer', 'Next / delivered', ''], shown.map((d) => {
+        const actions = h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'secondary', onclick: () => showAttempts(d), 'aria-label': `Attempts of ${d.event_type} to ${d.url}` }, 'Attempts'));
+        if (d.status === 'failed') {
+          actions.append(h('button', { type: 'button', class: 'secondary', onclick: async () => {
+            try {
+              await api('POST', `/tenant/webhooks/deliveries/${d.delivery_id}/retry`, { tenant });
+              ctx.toast(`${d.event_type} to ${d.url} will be sent again`);
+              await Promise.all([loadEndpoints(), loadDeliveries(null)]);
+            } catch (e) { ctx.toast(String(/** @type {any} */ (e).message ?? e)); }
+          } }, 'Retry'));
+        }
+        const last = d.last_status != null ? `HTTP ${d.last_status}${d.last_error ? `: ${d.last_error}` : ''}` : d.last_error ?? '—';
+        return h('tr', { 'data-delivery': d.delivery_id, 'data-status': d.status },
+          h('td', {}, time(d.created_at)), h('td', {}, h('code', {}, d.event_type)), h('td', { class: 'wide' }, d.url),
+          h('td', {}, badge(d.status)), h('td', { class: 'num' }, String(d.attempts)), h('td', {}, last),
+          h('td', { class: 'wide' }, d.status === 'delivered' ? time(d.delivered_at) : d.status === 'pending' ? time(d.next_attempt_at) : '—'),
+          h('td', {}, actions));
+      }), 'No delivery matches these filters.'),
+      data.next_cursor != null ? h('p', { class: 'empty' }, `The newest ${shown.length}; older ones below.`) : '');
+    } catch (e) { list.replaceChildren(errorBox(e)); }
+  }
+  // Showing the deliveries again reads the endpoints' state again too.
+  filters.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    detail.replaceChildren();
+    try { await loadEndpoints(); } catch (e) { endpointsOut.replaceChildren(errorBox(e)); }
+    await loadDeliveries(null);
+  });
+  try { await loadEndpoints(); } catch (e) { endpointsOut.replaceChildren(errorBox(e)); }
+  await loadDeliveries(null);
 }

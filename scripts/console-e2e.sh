@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 DB=tokenhub_console_$$
 export COOKIE_SECURE=false DEFAULT_RATE_LIMIT=0 AUTH_FAILURES_PER_MINUTE=0
+# Webhooks to the test's own receiver on 127.0.0.1, retried and given up within seconds.
+export WEBHOOK_ALLOW_PRIVATE_TARGETS=true WEBHOOK_RETRY_BASE_MS=200 WEBHOOK_RETRY_FOR_SECONDS=3 WEBHOOK_DISABLE_AFTER_SECONDS=2
 CHROMIUM=${CHROMIUM:-$(command -v chromium || echo /usr/bin/chromium)}
 [ -x "$CHROMIUM" ] || { echo "Chromium is needed: apt-get install -y chromium" >&2; exit 1; }
 [ -d tests/console/node_modules/playwright-core ] || npm ci --prefix tests/console --no-audit --no-fund --loglevel=error

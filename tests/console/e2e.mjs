@@ -7,6 +7,7 @@
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import assert from 'node:assert/strict';
 
 const { BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE } = process.env;
@@ -35,6 +36,12 @@ async function accept(invite) {
 }
 
 const checked = [];
+
+/** Opens a tab of the tenant page (each has its deep link). */
+async function tab(page, name) {
+  await page.getByRole('navigation', { name: 'Tenant sections' }).getByRole('link', { name, exact: true }).click();
+  await page.locator('nav.tabs a[aria-current="page"]', { hasText: name }).waitFor();
+}
 async function check(page, name) {
   // axe-core, evaluated through the debugging protocol (the page's CSP forbids inline script).
   await page.evaluate(axeSource);
@@ -122,15 +129,18 @@ try {
   await row.getByRole('link', { name: 'Open' }).click();
 
   // Settings (super admin): a limit override saved, shown beside the limit enforced now.
+  await tab(page, 'Settings');
   await page.getByRole('heading', { name: 'Settings', exact: true }).waitFor();
   await page.getByLabel('Most API keys (override)').fill('25');
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.getByTestId('enforced-max_api_keys').getByText('enforced now: 25').waitFor();
-  const acmeId = page.url().split('/tenant/')[1];
+  const acmeId = page.url().split('/tenant/')[1].split('/')[0];
+  assert.match(page.url(), /\/tenant\/[^/]+\/settings$/, 'the tab is in the address');
   const acme = await (await fetch(`${BASE}/admin/tenants/${acmeId}`, { headers: { 'X-Master-Key': MASTER } })).json();
   assert.equal(acme.limits.max_api_keys, 25, JSON.stringify(acme.limits));
 
   // Issue a key with tags; it is in the list.
+  await tab(page, 'Keys');
   await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
   await page.getByLabel('Key name').fill('search-prod');
   await page.getByLabel('Tags').fill('team=search, env=prod');
@@ -176,11 +186,13 @@ try {
   const grace = new Date(afterRotate.previous_key_valid_until).getTime() - Date.now();
   assert.ok(grace > 23.9 * 3600_000 && grace <= 24 * 3600_000, `the old key works for 24 h: ${afterRotate.previous_key_valid_until}`);
   // A secret (its value never shown again) and a member invited from the console.
+  await tab(page, 'Secrets');
   await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
   await page.getByLabel('Value').fill('sk-console-e2e-secret-value');
   await page.getByRole('button', { name: 'Store secret' }).click();
   await page.locator('tr[data-secret="OPENAI_API_KEY"]').waitFor();
   assert.ok(!(await page.content()).includes('sk-console-e2e-secret-value') || (await page.getByLabel('Value').inputValue()) === '', 'the value is not shown');
+  await tab(page, 'Members');
   await page.getByLabel('Member e-mail').fill('grace@console.test');
   await page.getByRole('button', { name: 'Invite' }).click();
   await page.locator('tr[data-user="grace@console.test"]').waitFor();
@@ -271,6 +283,7 @@ try {
   assert.match(offDialogs[0] ?? '', /recovery codes stop working/);
   await invitedContext.close();
   // The tenant now requires two-factor: grace, without it, must set it up at her next sign-in.
+  await tab(page, 'Security');
   await page.getByLabel("Require two-factor for this tenant's people").check();
   await page.getByRole('button', { name: 'Save policy' }).click();
   await page.getByText('Two-factor is now required').waitFor();
@@ -285,10 +298,12 @@ try {
   await graceAgain.getByRole('button', { name: 'Set up an authenticator app' }).waitFor();
   await graceContext.close();
   // A role; an allowlist with a malformed network is refused with the server's reason.
+  await tab(page, 'Roles');
   await page.getByLabel('Role name').fill('support');
   await page.getByLabel('Permissions').fill('read, chat');
   await page.getByRole('button', { name: 'Create role' }).click();
   await page.locator('tr', { hasText: 'support' }).getByText('chat, read').waitFor();
+  await tab(page, 'Security');
   await page.getByLabel('Only from these networks').check();
   await page.getByLabel('Networks, one per line').fill('203.0.113.0/24\nnot-a-network');
   await page.getByRole('button', { name: 'Save allowlist' }).click();
@@ -299,6 +314,7 @@ try {
   await page.getByText('Allowlist saved').waitFor();
   // The configuration editor shows the server's errors at their paths, then saves; two
   // versions compare.
+  await tab(page, 'Configuration');
   const editor = page.getByLabel('Configuration (JSON)');
   await editor.fill(JSON.stringify({ rateLimit: { enabled: true, default: { max: -5, windowSeconds: 60 } } }));
   await page.getByRole('button', { name: 'Save configuration' }).click();
@@ -314,6 +330,83 @@ try {
   const diffText = await page.getByTestId('config-diff').textContent();
   assert.match(diffText, /- +"max": 100/);
   assert.match(diffText, /\+ +"max": 200/);
+  await check(page, '05c-tenant-configuration');
+
+  // Webhooks (task 6): two endpoints on a receiver of the test's own, one answering 500 until
+  // told otherwise. The failing one is disabled (WEBHOOK_DISABLE_AFTER_SECONDS=2 here) with its
+  // delivery failed, each attempt's status and latency shown; enabled and retried, the delivery
+  // arrives with the same webhook-id; a test send answers at once.
+  let hookFails = true;
+  const hookIds = [];
+  const hooks = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      hookIds.push([req.url, req.headers['webhook-id']]);
+      const fail = req.url === '/fail' && hookFails;
+      res.writeHead(fail ? 500 : 200, { 'Content-Type': 'text/plain' });
+      res.end(fail ? 'down for the test' : 'ok');
+    });
+  });
+  await new Promise((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+  const hookBase = `http://127.0.0.1:${hooks.address().port}`;
+  await editor.fill(JSON.stringify({
+    rateLimit: { enabled: true, default: { max: 200, windowSeconds: 60 } },
+    webhooks: [{ url: `${hookBase}/ok`, events: ['api_key.*'] }, { url: `${hookBase}/fail`, events: ['api_key.*'] }],
+  }));
+  await page.getByRole('button', { name: 'Save configuration' }).click();
+  await page.locator('tr[data-version="3"]').getByText('current').waitFor();
+  const hooked = await fetch(`${BASE}/admin/api-keys`, { method: 'POST', headers: { 'X-Master-Key': MASTER, 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant_id: acmeId, name: 'hooked' }) });
+  assert.ok(hooked.ok, await hooked.text());
+  await tab(page, 'Webhooks');
+  assert.match(page.url(), /\/webhooks$/);
+  const failRow = page.locator(`tr[data-endpoint="${hookBase}/fail"]`);
+  const okRow = page.locator(`tr[data-endpoint="${hookBase}/ok"]`);
+  await failRow.waitFor();
+  const stateOf = async (r) => ((await r.count()) ? (await r.getByTestId('endpoint-state').textContent()) : '');
+  const showDeliveries = () => page.getByRole('button', { name: 'Show deliveries' }).click();
+  for (let i = 0; i < 80 && !/disabled/.test(await stateOf(failRow)); i++) {
+    await page.waitForTimeout(250);
+    await showDeliveries();
+  }
+  assert.match(await stateOf(failRow), /disabled since.*every attempt failed/s);
+  assert.match(await stateOf(okRow), /ok/);
+  await check(page, '05d-webhooks');
+  // Only the failed deliveries of one event type: each attempt's status and latency.
+  await page.getByLabel('Delivery status').selectOption('failed');
+  await page.getByLabel('Event type').fill('api_key.issued');
+  await showDeliveries();
+  const failedRow = page.locator('tr[data-status="failed"]', { hasText: `${hookBase}/fail` }).first();
+  await failedRow.waitFor();
+  await page.waitForTimeout(200);
+  assert.equal(await page.locator('tr[data-delivery]').count(), await page.locator('tr[data-status="failed"]').count(), 'only failed deliveries');
+  await failedRow.getByRole('button', { name: 'Attempts' }).click();
+  const attemptsShown = await page.getByTestId('delivery-attempts').textContent();
+  assert.match(attemptsShown, /api_key\.issued/);
+  assert.match(attemptsShown, /500/);
+  assert.match(attemptsShown, /\d+ ms/);
+  // Enabled again, then the failed delivery retried: it arrives, with the same webhook-id.
+  hookFails = false;
+  const retriedId = await failedRow.getAttribute('data-delivery');
+  await failRow.getByRole('button', { name: 'Enable' }).click();
+  await page.getByText(`${hookBase}/fail is enabled again`).waitFor();
+  await page.locator(`tr[data-delivery="${retriedId}"]`).getByRole('button', { name: 'Retry' }).click();
+  await page.getByText('will be sent again').waitFor();
+  await page.getByLabel('Delivery status').selectOption('delivered');
+  for (let i = 0; i < 40 && (await page.locator(`tr[data-delivery="${retriedId}"]`).count()) === 0; i++) {
+    await page.waitForTimeout(250);
+    await showDeliveries();
+  }
+  await page.locator(`tr[data-delivery="${retriedId}"][data-status="delivered"]`).waitFor({ timeout: 2000 });
+  assert.ok(hookIds.some(([url, id]) => url === '/fail' && id === retriedId), `the retry carries webhook-id ${retriedId}: ${JSON.stringify(hookIds)}`);
+  assert.doesNotMatch(await stateOf(failRow), /disabled/);
+  await okRow.getByRole('button', { name: 'Send test' }).click();
+  const tested = page.getByTestId('webhook-test-result');
+  await tested.getByText('Test delivered').waitFor();
+  assert.match(await tested.textContent(), /HTTP 200 in \d+ ms/);
+  hooks.close();
+
+  await tab(page, 'Keys');
+  await keyRow.waitFor();
   await check(page, '05-tenant-keys');
 
   // A second open console sees the revocation within a second; verification refuses the key.
@@ -350,7 +443,7 @@ try {
   }));
   const posted = await fetch(`${BASE}/v1/usage`, { method: 'POST', headers: { 'X-Master-Key': MASTER, 'Content-Type': 'application/json' }, body: JSON.stringify({ records }) });
   assert.equal(posted.status, 200, await posted.text());
-  const tenantId = page.url().split('/tenant/')[1];
+  const tenantId = acmeId;
   const period = new Date().toISOString().slice(0, 7);
   let summary;
   for (let i = 0; i < 50; i++) {
@@ -468,6 +561,9 @@ try {
     await dark.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
     await dark.locator('tr[data-key]').first().waitFor();
     await check(dark, `10-dark-${label}-tenant`);
+    await dark.goto(`${BASE}/console/#/tenant/${acmeId}/webhooks`);
+    await dark.locator('tr[data-delivery]').first().waitFor();
+    await check(dark, `10-dark-${label}-webhooks`);
     await dark.goto(`${BASE}/console/#/usage/${acmeId}`);
     await dark.getByTestId('chart-llm-tokens').waitFor();
     await dark.getByTestId('breakdown-model').waitFor();
