@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::cache::CachedKey;
 use crate::services::Ctx;
-use crate::usage::ingest::Outcome;
+use crate::usage::ingest::{Outcome, UsageIngest};
 use crate::usage::record::{UsageData, UsageEvent};
 
 /// Token counts an upstream reported.
@@ -22,17 +22,45 @@ pub struct Tokens {
     pub completion: u64,
 }
 
-impl Tokens {
-    /// The `usage` object of an OpenAI answer or chunk, when it has one.
-    pub fn of(usage: &serde_json::Value) -> Option<Self> {
+/// What the meter reads of an OpenAI answer or stream chunk; everything else is skipped
+/// while parsing, never built.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Metered {
+    /// The `usage` object, when there is one.
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+    /// The `choices` (only how many).
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+impl Metered {
+    /// The answer or chunk `json`, when it is a JSON object.
+    pub fn of(json: &[u8]) -> Option<Self> {
+        serde_json::from_slice(json).ok()
+    }
+
+    /// Its token counts: `usage.prompt_tokens` (required) and `usage.completion_tokens`
+    /// (0 when absent).
+    pub fn tokens(&self) -> Option<Tokens> {
+        let usage = self.usage.as_ref()?;
         let prompt = usage.get("prompt_tokens")?.as_u64()?;
         let completion = usage.get("completion_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        Some(Self { prompt, completion })
+        Some(Tokens { prompt, completion })
+    }
+
+    /// True for a chunk that carries usage and no choices (the one a stream ends with when
+    /// `stream_options.include_usage` asks for it).
+    pub fn usage_only(&self) -> bool {
+        self.usage.as_ref().is_some_and(|u| !u.is_null()) && self.choices.as_ref().is_some_and(Vec::is_empty)
     }
 }
 
 /// Most records one publish carries.
 const BATCH: usize = 512;
+
+/// How long records gather before they are published together.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Publishes the gateway's usage records in the background, many per publish (their acks
 /// awaited together), retrying while NATS is away: a request never waits for its record.
@@ -41,17 +69,14 @@ pub struct Recorder {
     tx: tokio::sync::mpsc::Sender<UsageEvent>,
 }
 
+/// Records waiting for the publisher at most (a burst beyond waits off the request's path).
+const QUEUE: usize = 65_536;
+
 impl Recorder {
-    /// Starts the publisher.
-    pub fn spawn(ctx: Ctx) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<UsageEvent>(65_536);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                publish_until_done(&ctx, &batch).await;
-                batch.clear();
-            }
-        });
+    /// Starts the publisher on the current runtime, on `usage`'s NATS connection.
+    pub fn spawn(usage: UsageIngest) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel::<UsageEvent>(QUEUE);
+        tokio::spawn(publish_all(usage, rx));
         Self { tx }
     }
 
@@ -66,10 +91,29 @@ impl Recorder {
     }
 }
 
-async fn publish_until_done(ctx: &Ctx, batch: &[UsageEvent]) {
+/// Publishes what `rx` brings until every sender is gone.
+async fn publish_all(usage: UsageIngest, mut rx: tokio::sync::mpsc::Receiver<UsageEvent>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // Records gather for a moment (unless a batch is full): one round of publishes for
+        // many records wakes NATS and the ingesting server far less often.
+        let until = tokio::time::Instant::now() + GATHER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        publish_until_done(&usage, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn publish_until_done(usage: &UsageIngest, batch: &[UsageEvent]) {
     // Retried while NATS is away; a record's id makes a repeat a duplicate.
     for attempt in 0..40u32 {
-        match ctx.usage.publish_fresh(batch).await {
+        match usage.publish_fresh(batch).await {
             Ok(outcomes) => {
                 let repeats = outcomes.iter().filter(|o| **o != Outcome::Accepted).count();
                 if repeats > 0 {
@@ -175,5 +219,40 @@ impl Meter {
 impl Drop for Meter {
     fn drop(&mut self) {
         self.spawn_record();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_reads_usage_and_nothing_else() {
+        let answer = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
+        let m = Metered::of(answer).expect("an object");
+        assert_eq!(m.tokens(), Some(Tokens { prompt: 7, completion: 3 }));
+        assert!(!m.usage_only());
+
+        let last_chunk = br#"{"choices":[],"usage":{"prompt_tokens":7}}"#;
+        let m = Metered::of(last_chunk).expect("an object");
+        assert_eq!(m.tokens(), Some(Tokens { prompt: 7, completion: 0 }));
+        assert!(m.usage_only(), "the usage chunk a stream ends with");
+
+        for none in [
+            &br#"{"choices":[]}"#[..],
+            br#"{"usage":null,"choices":[]}"#,
+            br#"{"usage":{"prompt_tokens":-1}}"#,
+        ] {
+            let m = Metered::of(none).expect("an object");
+            assert_eq!(m.tokens(), None, "{}", String::from_utf8_lossy(none));
+            assert!(!m.usage_only());
+        }
+        for odd in [&b"[1,2]"[..], b"not json", b"", br#"{"choices": 5}"#] {
+            assert!(
+                Metered::of(odd).is_none_or(|m| m.tokens().is_none()),
+                "{}",
+                String::from_utf8_lossy(odd)
+            );
+        }
     }
 }

@@ -32,12 +32,11 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::KeyRole;
-use tokenhub_aggregates::tenant::config::upstream_url_problem;
 
 use crate::cache::{CachedKey, VerifyCode, VerifyInput};
 use crate::services::Ctx;
 use errors::GatewayError;
-use meter::{Meter, Tokens};
+use meter::{Meter, Metered};
 use providers::{Kind, NoProvider, Provider, Providers};
 
 /// Largest request body the gateway forwards.
@@ -102,7 +101,7 @@ impl Gateway {
                 .leaser
                 .fleet()
                 .then(|| crate::fleet::quota_rooms::QuotaRooms::start(ctx.pool.clone())),
-            recorder: meter::Recorder::spawn(ctx.clone()),
+            recorder: meter::Recorder::spawn(ctx.usage.clone()),
             ctx,
         })))
     }
@@ -146,14 +145,6 @@ impl Operation {
         match self {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
-        }
-    }
-
-    /// Its path at the provider, after the provider's base URL (which ends in `/v1`).
-    fn path(self) -> &'static str {
-        match self {
-            Operation::Chat => "/chat/completions",
-            Operation::Embeddings => "/embeddings",
         }
     }
 
@@ -252,7 +243,7 @@ async fn provider_of(
     key: &CachedKey,
     operation: Operation,
     model: &str,
-) -> Result<Provider, GatewayError> {
+) -> Result<Arc<Provider>, GatewayError> {
     let own = gw.tenant_upstreams(key.tenant_id.as_deref().unwrap_or_default()).await?;
     let route = operation.route();
     match gw.providers.pick(&own, route, model) {
@@ -353,20 +344,27 @@ async fn forward(
     let provider = provider_of(gw, &cached, operation, &model).await?;
     // The outbound rules hold whatever the configuration says (it may have been saved by a
     // more permissive server): names are checked again when they resolve.
-    if let Some(problem) = upstream_url_problem(&provider.base_url, gw.allow_private) {
-        tracing::warn!(provider = %provider.name, problem, "upstream refused by the outbound rules");
-        return Err(GatewayError::new(
-            StatusCode::BAD_GATEWAY,
-            "api_error",
-            "upstream_refused",
-            format!("the provider's address is refused: {problem} (GATEWAY_ALLOW_PRIVATE_UPSTREAMS)"),
-        ));
-    }
+    let url = match (
+        provider.url(matches!(operation, Operation::Embeddings)),
+        provider.problem(gw.allow_private),
+    ) {
+        (Some(url), None) => url,
+        (_, problem) => {
+            let problem = problem.unwrap_or("must be an absolute URL");
+            tracing::warn!(provider = %provider.name, problem, "upstream refused by the outbound rules");
+            return Err(GatewayError::new(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_refused",
+                format!("the provider's address is refused: {problem} (GATEWAY_ALLOW_PRIVATE_UPSTREAMS)"),
+            ));
+        }
+    };
 
     // Key-bound tags, injected server-side where the provider reads them; the client's own
     // tags of the same names never win.
     let bound = tags_of(&cached);
-    let mut upstream = gw.client.post(format!("{}{}", provider.base_url, operation.path()));
+    let mut upstream = gw.client.post(url.clone());
     match provider.kind {
         Kind::TensorZero => {
             let mut tags = match request.remove("tensorzero::tags") {
@@ -464,9 +462,7 @@ async fn forward(
         let bytes =
             read_bounded(answer).await.inspect_err(|_| meter.status = StatusCode::BAD_GATEWAY.as_u16())?;
         if status.is_success() {
-            meter.tokens = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("usage").and_then(Tokens::of));
+            meter.tokens = Metered::of(&bytes).and_then(|m| m.tokens());
         }
         meter.record();
         Response::new(Body::from(bytes))

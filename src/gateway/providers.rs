@@ -12,6 +12,7 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokenhub_aggregates::tenant::config::upstream_url_problem;
 
 use crate::crypto::data_keys::Keks;
 
@@ -40,6 +41,10 @@ pub struct Provider {
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The models it serves (`*`: any).
     pub models: Vec<String>,
+    /// Its chat and embeddings URLs, parsed once (`None`: `base_url` is not a URL).
+    urls: Option<[reqwest::Url; 2]>,
+    /// Why the outbound rules refuse `base_url`: without and with private upstreams allowed.
+    problems: [Option<&'static str>; 2],
 }
 
 impl std::fmt::Debug for Provider {
@@ -52,6 +57,33 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
+    /// A provider at `base_url` (its trailing slash dropped), its URLs parsed and its outbound
+    /// rules checked once, not on every request: `base_url` is the provider's OpenAI base
+    /// with `/v1`, so requests go to `{base_url}/chat/completions` and `{base_url}/embeddings`.
+    pub fn new(
+        name: String,
+        kind: Kind,
+        base_url: &str,
+        auth: Option<(HeaderName, HeaderValue)>,
+        models: Vec<String>,
+    ) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = |path: &str| reqwest::Url::parse(&format!("{base_url}{path}")).ok();
+        let urls = url("/chat/completions").zip(url("/embeddings")).map(|(c, e)| [c, e]);
+        let problems = [upstream_url_problem(&base_url, false), upstream_url_problem(&base_url, true)];
+        Self { name, kind, base_url, auth, models, urls, problems }
+    }
+
+    /// Where a request goes: `embeddings` or chat completions.
+    pub fn url(&self, embeddings: bool) -> Option<&reqwest::Url> {
+        self.urls.as_ref().map(|u| &u[usize::from(embeddings)])
+    }
+
+    /// Why the outbound rules refuse it, if they do.
+    pub fn problem(&self, allow_private: bool) -> Option<&'static str> {
+        self.problems[usize::from(allow_private)]
+    }
+
     /// Whether it serves `model`.
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == model || m == "*")
@@ -104,13 +136,7 @@ pub fn platform_from_env(raw: &str) -> Result<Vec<Provider>, String> {
                 }
                 None => None,
             };
-            Ok(Provider {
-                name: p.name,
-                kind,
-                base_url: p.base_url.trim_end_matches('/').to_string(),
-                auth,
-                models: p.models,
-            })
+            Ok(Provider::new(p.name, kind, &p.base_url, auth, p.models))
         })
         .collect()
 }
@@ -119,7 +145,7 @@ pub fn platform_from_env(raw: &str) -> Result<Vec<Provider>, String> {
 #[derive(Debug, Default)]
 pub struct TenantUpstreams {
     /// Its providers, in the configuration's order.
-    pub providers: Vec<Provider>,
+    pub providers: Vec<Arc<Provider>>,
     /// (gateway path, provider name): requests on the path go to that provider.
     pub routes: Vec<(String, String)>,
 }
@@ -135,18 +161,18 @@ pub enum NoProvider {
 
 /// The upstreams of every tenant, cached.
 pub struct Providers {
-    platform: Vec<Provider>,
+    platform: Vec<Arc<Provider>>,
     tenants: DashMap<String, (Instant, Arc<TenantUpstreams>)>,
 }
 
 impl Providers {
     /// With the platform's providers.
     pub fn new(platform: Vec<Provider>) -> Self {
-        Self { platform, tenants: DashMap::new() }
+        Self { platform: platform.into_iter().map(Arc::new).collect(), tenants: DashMap::new() }
     }
 
     /// The platform's providers (`GATEWAY_PROVIDERS`), after every tenant's own.
-    pub fn platform(&self) -> &[Provider] {
+    pub fn platform(&self) -> &[Arc<Provider>] {
         &self.platform
     }
 
@@ -170,7 +196,7 @@ impl Providers {
         own: &'a TenantUpstreams,
         path: &str,
         model: &str,
-    ) -> Result<&'a Provider, NoProvider> {
+    ) -> Result<&'a Arc<Provider>, NoProvider> {
         if let Some((_, name)) = own.routes.iter().find(|(p, _)| p == path) {
             return own
                 .providers
@@ -242,7 +268,36 @@ async fn load(pool: &PgPool, keks: &Keks, tenant: &str) -> Result<TenantUpstream
                 }
             }
         };
-        out.push(Provider { name, kind, base_url: base_url.trim_end_matches('/').to_string(), auth, models });
+        out.push(Arc::new(Provider::new(name, kind, &base_url, auth, models)));
     }
     Ok(TenantUpstreams { providers: out, routes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(base_url: &str) -> Provider {
+        Provider::new("p".into(), Kind::OpenAi, base_url, None, vec!["*".into()])
+    }
+
+    #[test]
+    fn urls_are_parsed_and_checked_once_with_the_outbound_rules() {
+        let public = provider("https://api.example.com/v1/");
+        assert_eq!(
+            public.url(false).map(|u| u.as_str()),
+            Some("https://api.example.com/v1/chat/completions")
+        );
+        assert_eq!(public.url(true).map(|u| u.as_str()), Some("https://api.example.com/v1/embeddings"));
+        assert_eq!((public.problem(false), public.problem(true)), (None, None));
+
+        let local = provider("http://127.0.0.1:9000/v1");
+        assert!(local.problem(false).is_some(), "a private upstream is refused by default");
+        assert_eq!(local.problem(true), None, "and allowed with GATEWAY_ALLOW_PRIVATE_UPSTREAMS");
+
+        for odd in ["", "not a url", "ftp://example.com/v1", "https://user:pw@example.com/v1"] {
+            let p = provider(odd);
+            assert!(p.url(false).is_none() || p.problem(true).is_some(), "{odd:?} is refused");
+        }
+    }
 }

@@ -5,9 +5,8 @@
 
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
-use serde_json::Value;
 
-use super::meter::{Meter, Tokens};
+use super::meter::{Meter, Metered};
 
 /// Longest server-sent event kept while waiting for its end (one event, not the answer).
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -32,14 +31,12 @@ fn filter_event(event: &[u8], meter: &mut Meter, strip_usage: bool) -> bool {
     if data.is_empty() || data == "[DONE]" {
         return true;
     }
-    let Ok(chunk) = serde_json::from_str::<Value>(&data) else { return true };
-    let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) else { return true };
-    if let Some(tokens) = Tokens::of(usage) {
+    let Some(chunk) = Metered::of(data.as_bytes()) else { return true };
+    if let Some(tokens) = chunk.tokens() {
         meter.tokens = Some(tokens);
     }
     // The chunk the gateway asked for carries no choices: drop it unless the client asked.
-    let usage_only = chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
-    !(strip_usage && usage_only)
+    !(strip_usage && chunk.usage_only())
 }
 
 /// Splits `pending` into complete events (ended by a blank line) and keeps the rest.

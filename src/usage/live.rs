@@ -7,6 +7,11 @@
 //! A lost announcement only delays the count until the projection's totals arrive (the cache
 //! keeps the larger of the two); one that arrives after those totals already hold the record
 //! counts it twice until the quota's window ends — early refusal, never overshoot.
+//!
+//! At most one announcement goes out per [`GATHER`]: the first count after a quiet moment is
+//! announced at once, those that follow within the interval together at its end. At thousands
+//! of records a second (every gateway request is one) an announcement per record cost NATS and
+//! every instance more than the request itself.
 
 use std::sync::Arc;
 
@@ -43,12 +48,30 @@ struct Announcement {
     counts: Vec<Count>,
 }
 
+/// The least time between two announcements of an instance.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Counts not announced yet.
+#[derive(Default)]
+struct Waiting {
+    counts: Vec<Count>,
+    /// When the last announcement went out.
+    last: Option<std::time::Instant>,
+    /// An announcement is due at the end of the interval (it takes what waits then).
+    due: bool,
+}
+
+/// Most counts one announcement carries (the rest go in the next).
+const MOST_COUNTS: usize = 4_096;
+
 /// This instance's side of the live usage counts.
 #[derive(Clone)]
 pub struct LiveUsage {
     client: async_nats::Client,
     subject: String,
     from: Arc<str>,
+    /// Counts waiting for the next announcement.
+    waiting: Arc<std::sync::Mutex<Waiting>>,
 }
 
 impl LiveUsage {
@@ -58,6 +81,7 @@ impl LiveUsage {
             client,
             subject: format!("{prefix}.live.usage"),
             from: uuid::Uuid::new_v4().simple().to_string().into(),
+            waiting: Arc::default(),
         }
     }
 
@@ -77,15 +101,51 @@ impl LiveUsage {
         if counts.is_empty() {
             return;
         }
-        let Ok(payload) = serde_json::to_vec(&Announcement { from: self.from.to_string(), counts }) else {
-            return;
+        let now = std::time::Instant::now();
+        let (ready, wait) = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.counts.extend(counts);
+            if waiting.due {
+                return; // the announcement due at the interval's end takes these too
+            }
+            match waiting.last.map(|last| last + GATHER).filter(|next| *next > now) {
+                // Within the interval: announced together at its end.
+                Some(next) => {
+                    waiting.due = true;
+                    (Vec::new(), Some(next - now))
+                }
+                None => {
+                    waiting.last = Some(now);
+                    (std::mem::take(&mut waiting.counts), None)
+                }
+            }
         };
-        let (client, subject) = (self.client.clone(), self.subject.clone());
+        let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = client.publish(subject, payload.into()).await {
+            let mut counts = ready;
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+                let mut waiting = this.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                waiting.due = false;
+                waiting.last = Some(std::time::Instant::now());
+                counts = std::mem::take(&mut waiting.counts);
+            }
+            this.announce(counts).await;
+        });
+    }
+
+    async fn announce(&self, counts: Vec<Count>) {
+        let mut counts = counts.into_iter().peekable();
+        while counts.peek().is_some() {
+            let part: Vec<Count> = counts.by_ref().take(MOST_COUNTS).collect();
+            let Ok(payload) = serde_json::to_vec(&Announcement { from: self.from.to_string(), counts: part })
+            else {
+                return;
+            };
+            if let Err(e) = self.client.publish(self.subject.clone(), payload.into()).await {
                 tracing::debug!(error = %e, "live usage not announced; the projection's totals will carry it");
             }
-        });
+        }
     }
 
     /// Adds what the other instances announce to `cache` until `shutdown`.
