@@ -672,11 +672,87 @@ async function keysTab(view, ctx, tenantHeader) {
     try {
       const k = await api('POST', '/tenant/api-keys', { tenant: tenantHeader, body });
       secretsShown.set(k.public_id, k.api_key);
+      pinned.add(k.public_id);
       issued.replaceChildren(shownOnce(`Key ${k.public_id}`, k.api_key));
       form.reset();
       await load();
     } catch (e) { issued.replaceChildren(errorBox(e)); }
   });
+
+  // Keys issued on this visit stay on top of the list (the list is oldest first, so at
+  // thousands of keys a new one would be pages away).
+  /** @type {Set<string>} */
+  const pinned = new Set();
+  // The list's filters are the API's (status, tag); "Find" opens one key by its id or by the
+  // whole key pasted (its public id is the part after `thk_`).
+  const find = h('input', { name: 'find', 'aria-label': 'Find a key', placeholder: 'key id or thk_… key', autocomplete: 'off' });
+  const statusFilter = h('select', { name: 'status', 'aria-label': 'Key status' }, ...['', 'active', 'disabled', 'revoked'].map((v) => h('option', { value: v }, v || 'any status')));
+  const tagFilter = h('input', { name: 'tag', 'aria-label': 'Tag', placeholder: 'team=search' });
+  const filters = h('form', { class: 'filters', 'aria-label': 'Key filters' },
+    h('label', {}, 'Find', find), h('label', {}, 'Status', statusFilter), h('label', {}, 'Tag', tagFilter),
+    h('button', { type: 'submit' }, 'Show keys'));
+  const detail = h('div');
+  filters.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const wantedKey = find.value.trim();
+    if (wantedKey) {
+      const id = wantedKey.startsWith('thk_') ? wantedKey.split('_')[1] ?? '' : wantedKey;
+      find.value = id; // a pasted key's secret part is not kept on the page
+      await showKey(id);
+    }
+    wanted = 100;
+    try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
+  });
+
+  /** One key: its settings, its usage this month, its history, and an edit of name and tags.
+   * @param {string} publicId */
+  async function showKey(publicId) {
+    detail.replaceChildren(h('p', { class: 'hint' }, 'Loading the key…'));
+    try {
+      const k = await api('GET', `/tenant/api-keys/${encodeURIComponent(publicId)}`, { tenant: tenantHeader });
+      const [usage, history] = await Promise.all([
+        ctx.may('usage') ? api('GET', `/usage/summary?key=${k.public_id}`, { tenant: tenantHeader }).catch(() => null) : null,
+        api('GET', `/tenant/audit/events?aggregate_id=${k.public_id}&order=desc&limit=20`, { tenant: tenantHeader }).catch(() => null),
+      ]);
+      const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
+      const editName = h('input', { name: 'name', value: k.name ?? '', maxlength: 128 });
+      const editTags = h('input', { name: 'tags', value: tagText });
+      const saved = h('div', { 'aria-live': 'polite' });
+      const edit = h('form', { class: 'filters', 'aria-label': 'Edit the key' },
+        h('label', {}, 'New name', editName), h('label', {}, 'New tags', editTags), h('button', { type: 'submit' }, 'Save key'));
+      edit.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        /** @type {Record<string, string>} */
+        const tagMap = {};
+        for (const pair of items(editTags.value)) {
+          const [a, ...b] = pair.split('=');
+          tagMap[a.trim()] = b.join('=').trim();
+        }
+        try {
+          await api('PATCH', `/tenant/api-keys/${k.public_id}`, { tenant: tenantHeader, body: { name: editName.value, tags: tagMap } });
+          ctx.toast(`${editName.value || k.public_id} saved`);
+          await Promise.all([showKey(k.public_id), load()]);
+        } catch (e) { saved.replaceChildren(errorBox(e)); }
+      });
+      const fact = (/** @type {string} */ label, /** @type {Node | string} */ value) => h('div', {}, h('dt', {}, label), h('dd', {}, value));
+      const quota = k.quota_limit ? `${num(k.quota_limit)} LLM tokens${k.quota_period ? ` per ${k.quota_period}` : ' (lifetime)'}` : 'none';
+      const events = history?.data ?? [];
+      detail.replaceChildren(h('section', { class: 'notice', 'data-testid': 'key-detail', 'aria-label': `Key ${k.name ?? k.public_id}` },
+        h('h3', {}, k.name ?? k.public_id, ' ', badge(k.status)),
+        h('dl', { class: 'facts' }, fact('Id', h('code', {}, k.public_id)), fact('Created', time(k.created_at)), fact('Last used', time(k.last_used_at)),
+          fact('Expires', time(k.expiration)), fact('Tags', tagText || '—'), fact('Models', (k.allowed_models ?? []).join(', ') || 'any'),
+          fact('Networks', (k.allowed_ips ?? []).join(', ') || 'any'), fact('Quota', quota),
+          usage ? fact('This month', h('span', { 'data-testid': 'key-usage' }, `${num(usage.llm_tokens)} LLM tokens, ${num(usage.api_calls)} calls`)) : null),
+        edit, saved,
+        h('h4', {}, 'History'),
+        table(['Time', 'Event', 'By'], events.map((/** @type {any} */ e) => h('tr', { 'data-event': e.event_type },
+          h('td', {}, time(e.time)), h('td', {}, h('code', {}, e.event_type)), h('td', {}, e.actor?.email ?? e.actor?.id ?? '—'))), 'No history.'),
+        history?.next_cursor ? h('p', { class: 'hint' }, 'The 20 newest; the Audit page has the rest.') : null));
+    } catch (e) {
+      detail.replaceChildren(e instanceof ApiError && e.status === 404
+        ? h('div', { class: 'notice error', role: 'alert' }, `No key ${publicId} in this tenant.`) : errorBox(e));
+    }
+  }
 
   // Pages of 100, as many as the person asked to see ("More keys"); a refresh keeps them.
   let wanted = 100;
@@ -688,13 +764,18 @@ async function keysTab(view, ctx, tenantHeader) {
     let cursor = null;
     do {
       const q = new URLSearchParams({ limit: '100' });
+      if (statusFilter.value) q.set('status', statusFilter.value);
+      if (tagFilter.value.trim()) q.set('tag', tagFilter.value.trim());
       if (cursor) q.set('cursor', cursor);
       const data = await api('GET', `/tenant/api-keys?${q}`, { tenant: tenantHeader });
       all.push(...data.data);
       cursor = data.next_cursor ?? null;
     } while (cursor && all.length < wanted);
     more.hidden = !cursor;
-    const rows = all.map((k) => {
+    const filtered = Boolean(statusFilter.value || tagFilter.value.trim());
+    const top = filtered ? [] : await Promise.all([...pinned].map((id) => api('GET', `/tenant/api-keys/${id}`, { tenant: tenantHeader }).catch(() => null)));
+    const shown = [...top.filter(Boolean), ...all.filter((k) => filtered || !pinned.has(k.public_id))];
+    const rows = shown.map((k) => {
       const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
       revoke.addEventListener('click', async () => {
         if (!window.confirm(`Revoke the key ${k.name ?? k.public_id}? It stops working at once, everywhere.`)) return;
@@ -722,14 +803,17 @@ async function keysTab(view, ctx, tenantHeader) {
       const check = secretsShown.has(k.public_id) && ctx.may('verify')
         ? h('button', { type: 'button', class: 'secondary', onclick: () => tryVerify(k) }, 'Try verify') : null;
       const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
-      return h('tr', { 'data-key': k.public_id },
-        h('td', {}, k.name ?? '—'), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
+      const open = h('button', { type: 'button', class: 'link', onclick: () => showKey(k.public_id), 'aria-label': `Details of ${k.name ?? k.public_id}` }, k.name ?? '—');
+      return h('tr', { 'data-key': k.public_id, class: pinned.has(k.public_id) && !filtered ? 'pinned' : undefined },
+        h('td', {}, open), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
         h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
         h('td', {}, h('div', { class: 'actions' }, ...(k.status === 'revoked' ? [] : [rotate, toggle, revoke]), check)));
     });
-    keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows, 'No keys yet. Issue one above.'));
+    keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows,
+      filtered ? 'No key matches these filters.' : 'No keys yet. Issue one above.'),
+    cursor ? h('p', { class: 'empty' }, `The first ${all.length}; more below.`) : '');
   }
-  view.append(h('h2', {}, 'Keys'), form, issued, verdict, keys, more);
+  view.append(h('h2', {}, 'Keys'), form, issued, verdict, filters, detail, keys, more);
   try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
   ctx.onLive('/tenant/audit/events/stream', tenantHeader, (item) => { if (item.aggregate_type === 'api_key') load(); });
 }

@@ -185,6 +185,29 @@ try {
   const afterRotate = await (await fetch(`${BASE}/admin/api-keys/${batchId}`, { headers: { 'X-Master-Key': MASTER } })).json();
   const grace = new Date(afterRotate.previous_key_valid_until).getTime() - Date.now();
   assert.ok(grace > 23.9 * 3600_000 && grace <= 24 * 3600_000, `the old key works for 24 h: ${afterRotate.previous_key_valid_until}`);
+  // Keys at size: the keys issued on this visit are pinned on top; a key found by the whole
+  // key pasted opens its detail (settings, history) and is edited there; the status filter is
+  // the API's.
+  assert.equal(await page.locator('tr.pinned').count(), 2, 'the two new keys are pinned on top');
+  await page.getByLabel('Find a key').fill(key);
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  const keyDetail = page.getByTestId('key-detail');
+  await keyDetail.locator('tr[data-event="api_key.issued"]').waitFor();
+  assert.match(await keyDetail.textContent(), /search-prod/);
+  assert.equal(await page.getByLabel('Find a key').inputValue(), key.split('_')[1], 'only the public id stays in the field');
+  await keyDetail.getByLabel('New tags').fill('team=search, env=prod, tier=gold');
+  await keyDetail.getByRole('button', { name: 'Save key' }).click();
+  await keyRow.getByText('tier=gold').waitFor();
+  await keyDetail.locator('tr[data-event="api_key.updated"]').waitFor();
+  await check(page, '05e-key-detail');
+  await page.getByLabel('Find a key').fill('');
+  await page.getByLabel('Key status').selectOption('revoked');
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  await page.getByText('No key matches these filters.').waitFor();
+  await page.getByLabel('Key status').selectOption('');
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  await keyRow.waitFor();
+
   // A secret (its value never shown again) and a member invited from the console.
   await tab(page, 'Secrets');
   await page.getByLabel('Secret name').fill('OPENAI_API_KEY');
