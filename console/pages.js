@@ -606,6 +606,21 @@ export async function tenant(view, ctx, tenantId, tab) {
       card('Limits', `${num(info.limits?.requests_per_minute)} requests/min · ${keysLimit}`),
       usageCard ?? '');
   } catch (e) { overview.replaceChildren(errorBox(e)); }
+  // Busy until the tab has loaded (assistive technology is told; tests wait for it).
+  panel.setAttribute('aria-busy', 'true');
+  panel.append(h('p', { class: 'hint', 'data-testid': 'tab-loading' }, 'Loading…'));
+  const loading = panel.lastElementChild;
+  try {
+    await tenantTab(panel, ctx, tenantId, tenantHeader, current);
+  } finally {
+    loading?.remove();
+    panel.removeAttribute('aria-busy');
+  }
+}
+
+/** @param {HTMLElement} panel @param {any} ctx @param {string} tenantId
+ * @param {string | undefined} tenantHeader @param {string | undefined} current */
+async function tenantTab(panel, ctx, tenantId, tenantHeader, current) {
   switch (current) {
     case 'keys': await keysTab(panel, ctx, tenantHeader); break;
     case 'sub-accounts': await subAccounts(panel, ctx, tenantHeader); break;

@@ -41,6 +41,7 @@ const checked = [];
 async function tab(page, name) {
   await page.getByRole('navigation', { name: 'Tenant sections' }).getByRole('link', { name, exact: true }).click();
   await page.locator('nav.tabs a[aria-current="page"]', { hasText: name }).waitFor();
+  await page.locator('#tab-panel:not([aria-busy])').waitFor();
 }
 async function check(page, name) {
   // axe-core, evaluated through the debugging protocol (the page's CSP forbids inline script).
