@@ -868,13 +868,15 @@ export async function audit(view, ctx) {
     .map((t) => h('option', { value: t, selected: t === (params.get('aggregate_type') ?? '') }, t || 'any aggregate')));
   const aggregateId = field('aggregate_id', 'id');
   const eventType = field('event_type', 'api_key.revoked');
+  eventType.setAttribute('list', 'audit-event-types');
   const actor = field('actor_id', 'usr_… or master');
   const from = field('from', '', 'datetime-local');
   const to = field('to', '', 'datetime-local');
   const inputs = { tenant_id: tenantId, aggregate_type: aggregateType, aggregate_id: aggregateId, event_type: eventType, actor_id: actor, from, to };
   const filters = h('form', { 'aria-label': 'Filter events', class: 'filters' },
     platform ? h('label', {}, 'Tenant', tenantId) : null, h('label', {}, 'Aggregate', aggregateType), h('label', {}, 'Aggregate id', aggregateId),
-    h('label', {}, 'Event type', eventType), h('label', {}, 'Actor id', actor), h('label', {}, 'From (your time)', from), h('label', {}, 'To', to),
+    h('label', {}, 'Event type', eventType), h('datalist', { id: 'audit-event-types' }, ...AUDIT_EVENT_TYPES.map((t) => h('option', { value: t }))),
+    h('label', {}, 'Actor id', actor), h('label', {}, 'From (your time)', from), h('label', {}, 'To', to),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
   filters.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -1319,6 +1321,19 @@ export async function ipAllowlist(view, ctx, tenant) {
 }
 
 // ---- One tenant: webhooks --------------------------------------------------------------------
+
+/** Event types of the audit log (suggested in its filter; any other can be typed). */
+const AUDIT_EVENT_TYPES = [
+  'tenant.created', 'tenant.updated', 'tenant.suspended', 'tenant.reactivated', 'tenant.deleted', 'tenant.config_saved',
+  'tenant.ip_allowlist_set', 'tenant.rbac_configured', 'tenant.resource_limits_set', 'tenant.two_factor_policy_set',
+  'tenant.webhook_disabled', 'tenant.webhook_enabled',
+  'api_key.issued', 'api_key.updated', 'api_key.rotated', 'api_key.disabled', 'api_key.enabled', 'api_key.revoked',
+  'sub_account.created', 'sub_account.updated', 'sub_account.disabled', 'sub_account.enabled', 'sub_account.deleted',
+  'role.created', 'role.updated', 'role.deleted', 'secret.stored', 'secret.revealed', 'secret.deleted',
+  'user.invited', 'user.activated', 'user.password_set', 'user.role_changed', 'user.disabled', 'user.erased',
+  'user.signed_in', 'user.sign_in_failed', 'user.totp_enrolled', 'user.totp_removed', 'user.recovery_codes_generated',
+  'user.recovery_code_used', 'user.identity_linked',
+];
 
 /** Event types a delivery can carry (suggested in the filter; any other can be typed). */
 const WEBHOOK_EVENT_TYPES = [

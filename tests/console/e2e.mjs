@@ -497,6 +497,9 @@ try {
   await page.getByRole('link', { name: 'Audit' }).click();
   const revokedRow = page.locator('tr[data-event="api_key.revoked"]');
   await revokedRow.first().waitFor();
+  // Event types are offered from a list (typing another still filters).
+  assert.equal(await page.locator('#audit-event-types option[value="api_key.revoked"]').count(), 1);
+  assert.equal(await page.getByLabel('Event type').getAttribute('list'), 'audit-event-types');
   // Newest first.
   const positions = (await page.locator('tbody tr[data-position]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-position')))));
   assert.ok(positions.length > 5 && positions.every((p, i) => i === 0 || p < positions[i - 1]), `newest first: ${positions}`);
