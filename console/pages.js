@@ -638,6 +638,20 @@ async function tenantTab(panel, ctx, tenantId, tenantHeader, current) {
   }
 }
 
+/** Tags typed as `a=b, c=d` (a value may hold `=`). @param {string} text */
+function parseTags(text) {
+  /** @type {Record<string, string>} */
+  const tags = {};
+  for (const pair of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+    const [k, ...v] = pair.split('=');
+    tags[k.trim()] = v.join('=').trim();
+  }
+  return tags;
+}
+
+/** Tags as they are typed (`a=b, c=d`). @param {Record<string, string> | null | undefined} tags */
+const tagsText = (tags) => Object.entries(tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
+
 /** Keys issued or rotated in this browser tab, kept in memory only (gone when the page is
  * reloaded), so that verify can be tried on them from the keys tab. */
 const secretsShown = new Map();
@@ -672,14 +686,8 @@ async function keysTab(view, ctx, tenantHeader) {
   }
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    /** @type {Record<string, string>} */
-    const tagMap = {};
-    for (const pair of items(tags.value)) {
-      const [k, ...v] = pair.split('=');
-      tagMap[k.trim()] = v.join('=').trim();
-    }
     /** @type {Record<string, unknown>} */
-    const body = { name: name.value || undefined, tags: tagMap };
+    const body = { name: name.value || undefined, tags: parseTags(tags.value) };
     if (models.value.trim()) body.allowed_models = items(models.value);
     if (ips.value.trim()) body.allowed_ips = items(ips.value);
     if (quota.value) { body.quota_limit = Number(quota.value); if (period.value) body.quota_period = period.value; }
@@ -729,7 +737,7 @@ async function keysTab(view, ctx, tenantHeader) {
         ctx.may('usage') ? api('GET', `/usage/summary?key=${k.public_id}`, { tenant: tenantHeader }).catch(() => null) : null,
         api('GET', `/tenant/audit/events?aggregate_id=${k.public_id}&order=desc&limit=20`, { tenant: tenantHeader }).catch(() => null),
       ]);
-      const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
+      const tagText = tagsText(k.tags);
       const editName = h('input', { name: 'name', value: k.name ?? '', maxlength: 128 });
       const editTags = h('input', { name: 'tags', value: tagText });
       const saved = h('div', { 'aria-live': 'polite' });
@@ -737,14 +745,8 @@ async function keysTab(view, ctx, tenantHeader) {
         h('label', {}, 'New name', editName), h('label', {}, 'New tags', editTags), h('button', { type: 'submit' }, 'Save key'));
       edit.addEventListener('submit', async (ev) => {
         ev.preventDefault();
-        /** @type {Record<string, string>} */
-        const tagMap = {};
-        for (const pair of items(editTags.value)) {
-          const [a, ...b] = pair.split('=');
-          tagMap[a.trim()] = b.join('=').trim();
-        }
         try {
-          await api('PATCH', `/tenant/api-keys/${k.public_id}`, { tenant: tenantHeader, body: { name: editName.value, tags: tagMap } });
+          await api('PATCH', `/tenant/api-keys/${k.public_id}`, { tenant: tenantHeader, body: { name: editName.value, tags: parseTags(editTags.value) } });
           ctx.toast(`${editName.value || k.public_id} saved`);
           await Promise.all([showKey(k.public_id), load()]);
         } catch (e) { saved.replaceChildren(errorBox(e)); }
@@ -817,7 +819,7 @@ async function keysTab(view, ctx, tenantHeader) {
       });
       const check = secretsShown.has(k.public_id) && ctx.may('verify')
         ? h('button', { type: 'button', class: 'secondary', onclick: () => tryVerify(k) }, 'Try verify') : null;
-      const tagText = Object.entries(k.tags ?? {}).map(([a, b]) => `${a}=${b}`).join(', ');
+      const tagText = tagsText(k.tags);
       const open = h('button', { type: 'button', class: 'link', onclick: () => showKey(k.public_id), 'aria-label': `Details of ${k.name ?? k.public_id}` }, k.name ?? '—');
       return h('tr', { 'data-key': k.public_id, class: pinned.has(k.public_id) && !filtered ? 'pinned' : undefined },
         h('td', {}, open), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
