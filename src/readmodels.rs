@@ -194,7 +194,8 @@ pub fn spawn_projections(
     let runner_hand_over = hand_over.clone();
     let handed_batches = Arc::new(AtomicU64::new(0));
     let runner_handed = Arc::clone(&handed_batches);
-    let lead = spawn_lead(pool.clone(), shutdown.clone());
+    let lead =
+        crate::follow::leading::hold(pool.clone(), LEAD_LOCK, "applies the projections", shutdown.clone());
     let mut leading = lead.clone();
     crate::dedicated::spawn("projections", move || async move {
         let runner_pool = crate::dedicated::connection(options);
@@ -364,43 +365,6 @@ async fn apply_handed(
 
 /// The advisory lock whose holder applies the projections for the fleet.
 pub const LEAD_LOCK: &str = "tokenhub:projections";
-
-/// How often the leader checks that the connection holding its lock still answers.
-const LEAD_CHECK: Duration = Duration::from_secs(1);
-
-/// Competes for [`LEAD_LOCK`]; the receiver says whether this process holds it. A killed
-/// leader's lock goes with its connection, and another instance takes it within
-/// [`crate::store::leader::RETRY`].
-fn spawn_lead(pool: PgPool, shutdown: CancellationToken) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        while !shutdown.is_cancelled() {
-            let mut held = match crate::store::leader::acquire(&pool, LEAD_LOCK, &shutdown).await {
-                Ok(Some(connection)) => connection,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot compete for the projection lead; retrying");
-                    tokio::time::sleep(crate::store::leader::RETRY).await;
-                    continue;
-                }
-            };
-            tracing::info!("this instance applies the projections");
-            tx.send_replace(true);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(LEAD_CHECK) => {}
-                }
-                if let Err(e) = sqlx::query("SELECT 1").execute(&mut held).await {
-                    tracing::warn!(error = %e, "the projection lead's connection failed; competing again");
-                    break;
-                }
-            }
-            tx.send_replace(false);
-        }
-    });
-    rx
-}
 
 /// Exports the position a projection reached.
 fn report_position(projection: &'static str, position: i64) {

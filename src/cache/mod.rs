@@ -29,7 +29,6 @@ use time::OffsetDateTime;
 use tokenhub_aggregates::api_key::{KeyRole, KeySettings, KeyStatus, QuotaPeriod, RateLimit};
 use tokenhub_aggregates::tenant::{Plan, TenantEvent, TenantLimits, TenantStatus};
 use tokenhub_projections::api_keys::{change_for, decode, KeyLookupChange, KeyLookupEvent, KeyRecord};
-use tokenhub_projections::log::read_after;
 use tokenhub_projections::sub_accounts::{record_after, SubAccountRecord};
 use tokenhub_projections::{ProjectionError, StoredEvent};
 use tokio::sync::{broadcast, watch};
@@ -518,18 +517,7 @@ impl KeyCache {
 
     /// Applies every committed event after the cache's position.
     pub async fn catch_up(&self, pool: &PgPool) -> Result<(), ProjectionError> {
-        loop {
-            let from = *self.position.borrow();
-            let events = read_after(pool, from, 1_000).await?;
-            if events.is_empty() {
-                return Ok(());
-            }
-            self.apply_following(&events)?;
-            // A short batch reached the head: the next wake-up brings more.
-            if events.len() < 1_000 {
-                return Ok(());
-            }
-        }
+        crate::follow::apply::catch_up(pool, &mut Reading(self)).await.map(|_| ())
     }
 
     /// Applies the events of `events` (in position order) after the cache's position, when they
@@ -666,4 +654,21 @@ fn follow(
             report(&cache, outcome);
         }
     });
+}
+
+/// The cache's apply step when it reads the log itself ([`KeyCache::catch_up`]).
+struct Reading<'a>(&'a KeyCache);
+
+impl crate::follow::apply::Apply for Reading<'_> {
+    type Error = ProjectionError;
+    const BATCH: i64 = 1_000;
+
+    fn position(&self) -> i64 {
+        *self.0.position.borrow()
+    }
+
+    async fn apply(&mut self, events: Vec<StoredEvent>) -> Result<(), ProjectionError> {
+        // Read after the position it had: a hand-over applied meanwhile is skipped, never a gap.
+        self.0.apply_following(&events).map(|_| ())
+    }
 }

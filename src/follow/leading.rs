@@ -3,12 +3,14 @@
 //! ([`crate::store::leader`]); the others wait and take over when its connection goes away.
 //! [`run`] is the loop they share: compete for the lock, work while holding it, and after a
 //! failure let go, wait (200 ms, doubling to 5 s) and compete again, saying in the log when
-//! the follower is stuck (three failures in a row without progress).
+//! the follower is stuck (three failures in a row without progress). [`hold`] is that loop
+//! for a leadership that is only a flag (the projection runner's).
 
 use std::future::Future;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Why leading stopped.
@@ -69,5 +71,68 @@ pub async fn run<L: Leading>(mut follower: L, pool: PgPool, shutdown: Cancellati
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How often a [`hold`]er checks that the connection holding its lock still answers.
+const HOLD_CHECK: Duration = Duration::from_secs(1);
+
+/// Competes for the lock `lock` until `shutdown`; the receiver says whether this process
+/// holds it (logged as "this instance `doing`"). A killed holder's lock goes with its connection, and another instance takes it
+/// within [`crate::store::leader::RETRY`].
+pub fn hold(
+    pool: PgPool,
+    lock: &'static str,
+    doing: &'static str,
+    shutdown: CancellationToken,
+) -> watch::Receiver<bool> {
+    let (held, rx) = watch::channel(false);
+    tokio::spawn(run(Holding { lock, doing, held }, pool, shutdown));
+    rx
+}
+
+/// A leadership whose work is done elsewhere: while it lasts, the flag is set.
+struct Holding {
+    lock: &'static str,
+    doing: &'static str,
+    held: watch::Sender<bool>,
+}
+
+impl Leading for Holding {
+    fn lock_key(&self) -> String {
+        self.lock.to_string()
+    }
+
+    fn name(&self) -> &'static str {
+        self.lock
+    }
+
+    fn remedy(&self) -> &'static str {
+        "check that PostgreSQL answers"
+    }
+
+    fn progress(&self) -> i64 {
+        0
+    }
+
+    async fn lead(
+        &mut self,
+        leader: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), LeadError> {
+        tracing::info!(lock = self.lock, "this instance {}", self.doing);
+        self.held.send_replace(true);
+        let outcome = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = tokio::time::sleep(HOLD_CHECK) => {}
+            }
+            // The lock lives on this connection: if it is gone, so is the lead.
+            if let Err(e) = sqlx::query("SELECT 1").execute(&mut *leader).await {
+                break Err(format!("the connection holding the lead failed: {e}").into());
+            }
+        };
+        self.held.send_replace(false);
+        outcome
     }
 }

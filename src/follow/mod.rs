@@ -3,9 +3,12 @@
 //! raised by the insert trigger at commit), the fallback poll, the pause that lets commits
 //! gather before a read, and the batches the projection runner hands over.
 //!
+//! - [`apply`]: a follower as an apply step; reading the log up to the head and waiting for
+//!   the next commit, for all of them.
 //! - [`leading`]: the loop of the followers one instance runs at a time (relay, webhooks).
 //! - [`checkpoint`]: a follower's stored position.
 
+pub mod apply;
 pub mod checkpoint;
 pub mod leading;
 

@@ -22,11 +22,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use sqlx::{PgConnection, PgPool};
-use tokenhub_projections::log::read_after;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::follow::wait_and_gather;
 use crate::nats::{ensure_events_stream, EventsStreamConfig};
 
 /// Header carrying the event's global position.
@@ -173,67 +171,90 @@ impl Relay {
         tracing::info!(position, stream = %self.config.stream, "relay leading");
         // The first publish after a start carries no expectation: the stream's last message
         // was just checked to be this log's event at `position` (or the stream is empty).
-        let mut last_id: Option<String> = None;
-        loop {
-            let events = read_after(&self.pool, position, BATCH).await?;
-            if events.is_empty() {
-                if !wait_and_gather(&mut self.hint, shutdown).await {
-                    return Ok(());
-                }
+        let mut publishing = Publishing { relay: self, leader, checkpoint: name, position, last_id: None };
+        let (pool, mut hint) = (publishing.relay.pool.clone(), publishing.relay.hint.clone());
+        crate::follow::apply::follow(&pool, &mut publishing, &mut hint, shutdown).await.map_err(|Failed(e)| e)
+    }
+}
+
+/// The relay's apply step, while it leads: publishes a batch (pipelined, each chained to the
+/// one before), then stores how far JetStream acknowledged.
+struct Publishing<'a> {
+    relay: &'a mut Relay,
+    leader: &'a mut PgConnection,
+    checkpoint: String,
+    position: i64,
+    /// The id of the event published last (the next one's expected predecessor).
+    last_id: Option<String>,
+}
+
+/// A relay failure that is a database error.
+struct Failed(RelayError);
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        Failed(e.into())
+    }
+}
+
+impl crate::follow::apply::Apply for Publishing<'_> {
+    type Error = Failed;
+    const BATCH: i64 = BATCH;
+
+    fn position(&self) -> i64 {
+        self.position
+    }
+
+    async fn apply(&mut self, events: Vec<tokenhub_projections::StoredEvent>) -> Result<(), Failed> {
+        let relay = &mut *self.relay;
+        let mut pending: Vec<(i64, Option<PublishAckFuture>)> = Vec::with_capacity(events.len());
+        let mut failure: Option<RelayError> = None;
+        for event in &events {
+            let subject =
+                relay.config.subject(event.tenant_id.as_deref(), &event.aggregate_type, &event.event_type);
+            let body = cloudevent::to_json_bytes(event);
+            let mut message = PublishMessage::build()
+                .payload(body.into())
+                .message_id(event.event_id.to_string())
+                .header(POSITION_HEADER, event.position.to_string().as_str())
+                .header("Content-Type", cloudevent::CONTENT_TYPE);
+            if let Some(previous) = &self.last_id {
+                message = message.expected_last_message_id(previous.as_str());
+            }
+            self.last_id = Some(event.event_id.to_string());
+            let lost = relay.faults.take(event.position);
+            if lost {
+                pending.push((event.position, None));
                 continue;
             }
-            let mut pending: Vec<(i64, Option<PublishAckFuture>)> = Vec::with_capacity(events.len());
-            let mut failure: Option<RelayError> = None;
-            for event in &events {
-                let subject =
-                    self.config.subject(event.tenant_id.as_deref(), &event.aggregate_type, &event.event_type);
-                let body = cloudevent::to_json_bytes(event);
-                let mut message = PublishMessage::build()
-                    .payload(body.into())
-                    .message_id(event.event_id.to_string())
-                    .header(POSITION_HEADER, event.position.to_string().as_str())
-                    .header("Content-Type", cloudevent::CONTENT_TYPE);
-                if let Some(previous) = &last_id {
-                    message = message.expected_last_message_id(previous.as_str());
-                }
-                last_id = Some(event.event_id.to_string());
-                let lost = self.faults.take(event.position);
-                if lost {
-                    pending.push((event.position, None));
-                    continue;
-                }
-                match self.js.send_publish(subject, message).await {
-                    Ok(ack) => pending.push((event.position, Some(ack))),
-                    Err(e) => {
-                        failure = Some(e.into());
-                        break;
-                    }
+            match relay.js.send_publish(subject, message).await {
+                Ok(ack) => pending.push((event.position, Some(ack))),
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
                 }
             }
-            for (event_position, ack) in pending {
-                // Await every ack, even after a failure, so none is left in flight.
-                let result = match ack {
-                    Some(ack) => ack.await.map(|_| ()).map_err(RelayError::from),
-                    None => Err(format!("publish of position {event_position} lost (injected)").into()),
-                };
-                match result {
-                    Ok(()) if failure.is_none() => position = event_position,
-                    Ok(()) => {}
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                    }
+        }
+        for (event_position, ack) in pending {
+            // Await every ack, even after a failure, so none is left in flight.
+            let result = match ack {
+                Some(ack) => ack.await.map(|_| ()).map_err(RelayError::from),
+                None => Err(format!("publish of position {event_position} lost (injected)").into()),
+            };
+            match result {
+                Ok(()) if failure.is_none() => self.position = event_position,
+                Ok(()) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
                 }
             }
-            crate::follow::checkpoint::store(&mut *leader, &name, position).await?;
-            self.published.send_replace(position);
-            metrics::gauge!("tokenhub_relay_position").set(position as f64);
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            // A short batch reached the head: wait for the next commit instead of reading again.
-            if (events.len() as i64) < BATCH && !wait_and_gather(&mut self.hint, shutdown).await {
-                return Ok(());
-            }
+        }
+        crate::follow::checkpoint::store(&mut *self.leader, &self.checkpoint, self.position).await?;
+        relay.published.send_replace(self.position);
+        metrics::gauge!("tokenhub_relay_position").set(self.position as f64);
+        match failure {
+            Some(e) => Err(Failed(e)),
+            None => Ok(()),
         }
     }
 }

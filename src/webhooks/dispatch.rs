@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
-use tokenhub_projections::log::read_after;
 use tokenhub_projections::StoredEvent;
 
 use super::store::{insert_delivery, NewDelivery};
@@ -29,46 +28,20 @@ struct TenantHooks {
     disabled: HashSet<String>,
 }
 
-/// The log reader.
-#[derive(Debug, Default)]
+/// The log reader: the webhook worker's apply step ([`crate::follow::apply`]).
+#[derive(Debug)]
 pub struct Dispatcher {
+    pool: PgPool,
+    settings: WebhookSettings,
     position: i64,
     tenants: HashMap<String, TenantHooks>,
 }
 
 impl Dispatcher {
     /// A dispatcher resuming at the stored checkpoint.
-    pub async fn resume(pool: &PgPool) -> Result<Self, sqlx::Error> {
+    pub async fn resume(pool: &PgPool, settings: WebhookSettings) -> Result<Self, sqlx::Error> {
         let position = crate::follow::checkpoint::load(pool, CHECKPOINT).await?;
-        Ok(Self { position, tenants: HashMap::new() })
-    }
-
-    /// The position read up to.
-    pub fn position(&self) -> i64 {
-        self.position
-    }
-
-    /// Handles the next batch of events; the number of events read (0: at the head).
-    pub async fn step(&mut self, pool: &PgPool, settings: &WebhookSettings) -> Result<usize, sqlx::Error> {
-        let events = read_after(pool, self.position, BATCH).await?;
-        let Some(last) = events.last().map(|e| e.position) else { return Ok(0) };
-        // Derived from the log with the checkpoint in the same transaction: a database crash
-        // takes both back together, and the batch is made again with the same ids.
-        let mut tx = pool.begin_with(tokenhub_projections::BEGIN_DERIVED).await?;
-        let mut created = 0u64;
-        for event in &events {
-            created += self.handle(&mut tx, event, settings).await?;
-        }
-        crate::follow::checkpoint::store(&mut *tx, CHECKPOINT, last).await?;
-        tx.commit().await?;
-        self.position = last;
-        metrics::counter!("tokenhub_webhook_deliveries_created_total").increment(created);
-        Ok(events.len())
-    }
-
-    /// Forgets the cached configurations (after a failed batch, whose changes rolled back).
-    pub fn forget(&mut self) {
-        self.tenants.clear();
+        Ok(Self { pool: pool.clone(), settings, position, tenants: HashMap::new() })
     }
 
     async fn hooks(
@@ -102,12 +75,7 @@ impl Dispatcher {
     }
 
     /// Records `event`'s deliveries; how many were new.
-    async fn handle(
-        &mut self,
-        conn: &mut PgConnection,
-        event: &StoredEvent,
-        settings: &WebhookSettings,
-    ) -> Result<u64, sqlx::Error> {
+    async fn handle(&mut self, conn: &mut PgConnection, event: &StoredEvent) -> Result<u64, sqlx::Error> {
         let Some(tenant) = event.tenant_id.clone() else { return Ok(0) };
         if !DELIVERED.contains(&event.aggregate_type.as_str()) {
             return Ok(0);
@@ -157,7 +125,7 @@ impl Dispatcher {
                 position: Some(event.position),
                 body: &body,
             };
-            if insert_delivery(conn, &new, now, settings.retry_for).await? {
+            if insert_delivery(conn, &new, now, self.settings.retry_for).await? {
                 created += 1;
             }
             if *is_disabling {
@@ -222,4 +190,42 @@ async fn set_disabled(
         .await?;
     }
     Ok(())
+}
+
+impl crate::follow::apply::Apply for Dispatcher {
+    type Error = sqlx::Error;
+    const BATCH: i64 = BATCH;
+
+    fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// Records the batch's deliveries, with the checkpoint in the same transaction: a database
+    /// crash takes both back together, and the batch is made again with the same ids. After a
+    /// failure the cached configurations are forgotten (their changes rolled back).
+    async fn apply(&mut self, events: Vec<StoredEvent>) -> Result<(), sqlx::Error> {
+        let Some(last) = events.last().map(|e| e.position) else { return Ok(()) };
+        let outcome = async {
+            let mut tx = self.pool.begin_with(tokenhub_projections::BEGIN_DERIVED).await?;
+            let mut created = 0u64;
+            for event in &events {
+                created += self.handle(&mut tx, event).await?;
+            }
+            crate::follow::checkpoint::store(&mut *tx, CHECKPOINT, last).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(created)
+        }
+        .await;
+        match outcome {
+            Ok(created) => {
+                self.position = last;
+                metrics::counter!("tokenhub_webhook_deliveries_created_total").increment(created);
+                Ok(())
+            }
+            Err(e) => {
+                self.tenants.clear();
+                Err(e)
+            }
+        }
+    }
 }

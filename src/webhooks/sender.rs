@@ -21,6 +21,7 @@ use super::target::check_url;
 use super::{notices, WebhookSettings};
 use crate::commands::{execute, CommandMetadata, Commands};
 use crate::crypto::data_keys::Keks;
+use crate::follow::apply::Apply;
 
 /// Bytes of an answer's body that are kept.
 pub const BODY_KEPT: usize = 1024;
@@ -365,7 +366,7 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let pool = self.sender.pool.clone();
         let settings = self.sender.settings.clone();
-        let mut dispatcher = Dispatcher::resume(&pool).await?;
+        let mut dispatcher = Dispatcher::resume(&pool, settings.clone()).await?;
         let mut quota_version = crate::follow::checkpoint::load(&pool, QUOTA_CHECKPOINT).await?;
         tracing::info!(position = dispatcher.position(), "webhook worker leading");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, String)>();
@@ -375,13 +376,7 @@ impl Worker {
         let mut next_expiry_scan = Instant::now();
         let mut next_ping = Instant::now() + Duration::from_secs(5);
         loop {
-            let read = match dispatcher.step(&pool, &settings).await {
-                Ok(n) => n,
-                Err(e) => {
-                    dispatcher.forget();
-                    return Err(e.into());
-                }
-            };
+            let read = crate::follow::apply::step(&pool, &mut dispatcher).await?;
             self.position.send_replace(dispatcher.position());
             if Instant::now() >= next_scan {
                 // Expiry is looked for less often: it reads every active key with an expiry.
@@ -412,7 +407,7 @@ impl Worker {
                 next_ping = Instant::now() + Duration::from_secs(5);
             }
             let wait = self.start_due(&done_tx, &mut in_flight, &mut per_tenant).await?;
-            if read as i64 == super::dispatch::BATCH {
+            if read as i64 == Dispatcher::BATCH {
                 continue;
             }
             let wait =
