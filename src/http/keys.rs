@@ -304,13 +304,19 @@ pub struct ListKeysQuery {
     pub status: Option<String>,
     /// Only keys with this key-bound tag, as `key=value` (e.g. `customer_id=acme-corp`).
     pub tag: Option<String>,
+    /// Only keys whose name contains this, in any case (at most 100 characters).
+    pub q: Option<String>,
+    /// The order: `created` (oldest first, the default), `newest`, `name` (A to Z, any case),
+    /// `last_used` (most recently used first, never used last), `expires` (soonest first, no
+    /// expiry last). A cursor continues the order it was returned for.
+    pub sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-/// A page of keys, oldest first.
+/// A page of keys, in the order asked for (oldest first by default).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyPage {
     /// Keys.
@@ -340,6 +346,8 @@ pub async fn list_keys(pool: &PgPool, scope: Scope<'_>, query: ListKeysQuery) ->
         tenant_id: query.tenant_id,
         status: query.status,
         tag: query.tag,
+        q: query.q,
+        sort: query.sort,
         limit: query.limit,
         cursor: query.cursor,
     };

@@ -22,7 +22,7 @@ use crate::commands::{execute, CommandMetadata};
 use crate::error::Code;
 use crate::error::{Failure, Outcome};
 use crate::paging;
-use crate::services::Ctx;
+use crate::services::{key_cursor, Ctx};
 
 /// Where a key may be looked up.
 #[derive(Debug, Clone, Copy)]
@@ -88,20 +88,35 @@ pub struct KeyFilter {
     pub status: Option<String>,
     /// A key-bound tag `key=value`.
     pub tag: Option<String>,
+    /// Only keys whose name contains this, in any case.
+    pub q: Option<String>,
+    /// The order: `created` (default), `newest`, `name`, `last_used`, `expires`.
+    pub sort: Option<String>,
     /// Page size.
     pub limit: Option<i64>,
     /// Cursor.
     pub cursor: Option<String>,
 }
 
-/// A page of keys visible in `scope`, oldest first, and the next cursor.
+/// The longest `q` of a key listing.
+pub const MAX_Q: usize = 100;
+
+/// A page of keys visible in `scope`, in the filter's order, and the next cursor.
 pub async fn list(
     pool: &PgPool,
     scope: Scope<'_>,
     filter: KeyFilter,
 ) -> Outcome<(Vec<StoredKey>, Option<String>)> {
     let limit = paging::page_size(filter.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
-    let after = paging::after(filter.cursor.as_deref())?;
+    let order = key_cursor::order(filter.sort.as_deref(), filter.cursor.as_deref())?;
+    if let Some(q) = filter.q.as_deref() {
+        if q.chars().count() > MAX_Q || q.chars().any(char::is_control) {
+            return Err(Failure::new(
+                Code::InvalidQuery,
+                format!("q must be at most {MAX_Q} characters, without control characters"),
+            ));
+        }
+    }
     if filter.status.as_deref().is_some_and(|s| !["active", "disabled", "revoked"].contains(&s)) {
         return Err(Failure::new(Code::InvalidQuery, "status must be active, disabled or revoked"));
     }
@@ -122,13 +137,16 @@ pub async fn list(
         platform_only: matches!(scope, Scope::Platform),
         status: filter.status.as_deref(),
         tag,
-        after,
+        name_contains: filter.q.as_deref().filter(|q| !q.is_empty()),
+        order,
         limit,
     };
     let rows = key_rows::page(pool, &page).await?;
-    let last = rows.last().map(|(position, _)| *position);
-    let next_cursor = paging::next_cursor(rows.len(), limit, last);
-    Ok((rows.into_iter().map(|(_, key)| key).collect(), next_cursor))
+    let next_cursor = match rows.last() {
+        Some(last) if rows.len() as i64 == limit => Some(key_cursor::after(&page.order, last)),
+        _ => None,
+    };
+    Ok((rows.into_iter().map(|row| row.key).collect(), next_cursor))
 }
 
 /// Checks that `tenant_id` exists and can receive keys.

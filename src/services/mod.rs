@@ -3,6 +3,7 @@
 //! and maps the answer.
 //!
 //! - [`api_keys`]: scope, issuer, plan limits and every key command.
+//! - [`key_cursor`]: the orders of a key listing and their cursors.
 //! - [`tenants`]: creation with the tenant-admin key; every other tenant command.
 //! - [`sub_accounts`]: plan limits, tenant quota, default role.
 //! - [`roles`]: role existence and the per-tenant cap.
@@ -18,6 +19,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod key_cursor;
 
 mod ctx;
 pub mod live;
