@@ -658,6 +658,11 @@ const secretsShown = new Map();
 
 /** A tenant's keys: issue (with tags and limits), rotate, disable, revoke, try verify; live.
  * @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenantHeader */
+/** The orders of the key list (the API's `sort`). */
+const KEY_SORTS = [['created', 'oldest first'], ['newest', 'newest first'], ['name', 'name'], ['last_used', 'last used'], ['expires', 'expiry']];
+/** A key's public id (16 base62 characters). */
+const PUBLIC_ID = /^[0-9A-Za-z]{16}$/;
+
 async function keysTab(view, ctx, tenantHeader) {
   const keys = h('div');
   const issued = h('div');
@@ -706,22 +711,32 @@ async function keysTab(view, ctx, tenantHeader) {
   // thousands of keys a new one would be pages away).
   /** @type {Set<string>} */
   const pinned = new Set();
-  // The list's filters are the API's (status, tag); "Find" opens one key by its id or by the
-  // whole key pasted (its public id is the part after `thk_`).
-  const find = h('input', { name: 'find', 'aria-label': 'Find a key', placeholder: 'key id or thk_… key', autocomplete: 'off' });
+  // The list's filters and orders are the API's (name search, status, tag, sort); "Find" also
+  // opens one key by its id or by the whole key pasted (its public id is the part after `thk_`).
+  const find = h('input', { name: 'find', 'aria-label': 'Find a key', placeholder: 'name, key id or thk_… key', autocomplete: 'off', maxlength: 100 });
   const statusFilter = h('select', { name: 'status', 'aria-label': 'Key status' }, ...['', 'active', 'disabled', 'revoked'].map((v) => h('option', { value: v }, v || 'any status')));
   const tagFilter = h('input', { name: 'tag', 'aria-label': 'Tag', placeholder: 'team=search' });
+  const sort = h('select', { name: 'sort', 'aria-label': 'Order' }, ...KEY_SORTS.map(([v, label]) => h('option', { value: v }, label)));
   const filters = h('form', { class: 'filters', 'aria-label': 'Key filters' },
     h('label', {}, 'Find', find), h('label', {}, 'Status', statusFilter), h('label', {}, 'Tag', tagFilter),
-    h('button', { type: 'submit' }, 'Show keys'));
+    h('label', {}, 'Order', sort), h('button', { type: 'submit' }, 'Show keys'));
+  sort.addEventListener('change', () => { wanted = 100; load().catch((e) => keys.replaceChildren(errorBox(e))); });
   const detail = h('div');
+  // What the list searches names for (a key id or a pasted key opens that key instead).
+  let nameSearch = '';
   filters.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const wantedKey = find.value.trim();
-    if (wantedKey) {
-      const id = wantedKey.startsWith('thk_') ? wantedKey.split('_')[1] ?? '' : wantedKey;
+    nameSearch = '';
+    if (wantedKey.startsWith('thk_')) {
+      const id = wantedKey.split('_')[1] ?? '';
       find.value = id; // a pasted key's secret part is not kept on the page
       await showKey(id);
+    } else if (PUBLIC_ID.test(wantedKey)) {
+      await showKey(wantedKey);
+    } else {
+      nameSearch = wantedKey;
+      if (!wantedKey) detail.replaceChildren();
     }
     wanted = 100;
     try { await load(); } catch (e) { keys.replaceChildren(errorBox(e)); }
@@ -781,6 +796,8 @@ async function keysTab(view, ctx, tenantHeader) {
     let cursor = null;
     do {
       const q = new URLSearchParams({ limit: '100' });
+      if (sort.value !== 'created') q.set('sort', sort.value);
+      if (nameSearch) q.set('q', nameSearch);
       if (statusFilter.value) q.set('status', statusFilter.value);
       if (tagFilter.value.trim()) q.set('tag', tagFilter.value.trim());
       if (cursor) q.set('cursor', cursor);
@@ -789,7 +806,7 @@ async function keysTab(view, ctx, tenantHeader) {
       cursor = data.next_cursor ?? null;
     } while (cursor && all.length < wanted);
     more.hidden = !cursor;
-    const filtered = Boolean(statusFilter.value || tagFilter.value.trim());
+    const filtered = Boolean(statusFilter.value || tagFilter.value.trim() || nameSearch);
     const top = filtered ? [] : await Promise.all([...pinned].map((id) => api('GET', `/tenant/api-keys/${id}`, { tenant: tenantHeader }).catch(() => null)));
     const shown = [...top.filter(Boolean), ...all.filter((k) => filtered || !pinned.has(k.public_id))];
     const rows = shown.map((k) => {
@@ -872,14 +889,24 @@ export async function audit(view, ctx) {
   const eventType = field('event_type', 'api_key.revoked');
   eventType.setAttribute('list', 'audit-event-types');
   const actor = field('actor_id', 'usr_… or master');
+  const actorEmail = field('actor_email', 'ada@example.com', 'email');
   const from = field('from', '', 'datetime-local');
   const to = field('to', '', 'datetime-local');
-  const inputs = { tenant_id: tenantId, aggregate_type: aggregateType, aggregate_id: aggregateId, event_type: eventType, actor_id: actor, from, to };
+  const inputs = { tenant_id: tenantId, aggregate_type: aggregateType, aggregate_id: aggregateId, event_type: eventType, actor_id: actor, actor_email: actorEmail, from, to };
+  // Tenants are chosen by name (the list offers each tenant's name beside its id).
+  const tenantNames = h('datalist', { id: 'audit-tenants' });
+  tenantId.setAttribute('list', 'audit-tenants');
   const filters = h('form', { 'aria-label': 'Filter events', class: 'filters' },
-    platform ? h('label', {}, 'Tenant', tenantId) : null, h('label', {}, 'Aggregate', aggregateType), h('label', {}, 'Aggregate id', aggregateId),
+    platform ? h('label', {}, 'Tenant', tenantId) : null, platform ? tenantNames : null,
+    h('label', {}, 'Aggregate', aggregateType), h('label', {}, 'Aggregate id', aggregateId),
     h('label', {}, 'Event type', eventType), h('datalist', { id: 'audit-event-types' }, ...AUDIT_EVENT_TYPES.map((t) => h('option', { value: t }))),
-    h('label', {}, 'Actor id', actor), h('label', {}, 'From (your time)', from), h('label', {}, 'To', to),
+    h('label', {}, 'Actor e-mail', actorEmail), h('label', {}, 'Actor id', actor), h('label', {}, 'From (your time)', from), h('label', {}, 'To', to),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  if (platform) {
+    api('GET', '/admin/tenants?limit=200').then((t) => {
+      tenantNames.replaceChildren(...t.data.map((/** @type {any} */ x) => h('option', { value: x.tenant_id }, x.name)));
+    }).catch(() => {});
+  }
   filters.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const next = new URLSearchParams();
@@ -913,10 +940,19 @@ export async function audit(view, ctx) {
       h('pre', { class: 'mono' }, JSON.stringify(e.payload, null, 2))));
     detail.scrollIntoView({ block: 'nearest' });
   };
+  // The current names of the ids on the pages read so far (the server sends them with each page).
+  /** @type {Record<string, string>} */
+  const names = {};
+  /** An id with its name beside it, when it has one. @param {string} id */
+  const named = (id) => names[id]
+    ? h('span', { title: id }, names[id], ' ', h('code', { class: 'id' }, id.length > 14 ? `${id.slice(0, 12)}…` : id)) : h('code', {}, id);
   const row = (e) => h('tr', { 'data-event': e.event_type, 'data-position': String(e.position) },
-    h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)), h('td', { class: 'wide' }, h('code', {}, e.aggregate_id)),
-    h('td', { 'data-testid': 'actor' }, e.actor.email ?? e.actor.id), h('td', { class: 'wide' }, e.source_ip ?? '—'),
+    h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)),
+    platform ? h('td', { 'data-testid': 'tenant' }, e.tenant_id ? named(e.tenant_id) : '—') : null,
+    h('td', { class: 'wide', 'data-testid': 'aggregate' }, named(e.aggregate_id)),
+    h('td', { 'data-testid': 'actor' }, e.actor.email ?? (names[e.actor.id] ? named(e.actor.id) : e.actor.id)), h('td', { class: 'wide' }, e.source_ip ?? '—'),
     h('td', { class: 'wide' }, e.user_agent ?? '—'));
+  const headers = ['Time', 'Event', ...(platform ? ['Tenant'] : []), 'Aggregate', 'Actor', 'Address', 'User agent'];
   // Newest first, a page at a time: "Older events" reads the next page from the cursor.
   const query = new URLSearchParams({ limit: '100', order: 'desc' });
   for (const [k, input] of Object.entries(inputs)) {
@@ -934,6 +970,7 @@ export async function audit(view, ctx) {
     const q = new URLSearchParams(query);
     if (cursor) q.set('cursor', cursor);
     const data = await api('GET', `${path}?${q}`, {});
+    Object.assign(names, data.names ?? {});
     tbody.append(...data.data.map(row));
     older.hidden = data.next_cursor == null;
     older.onclick = () => { load(String(data.next_cursor)).catch((e) => list.append(errorBox(e))); };
@@ -942,13 +979,14 @@ export async function audit(view, ctx) {
   try {
     const shown = await load(null);
     list.replaceChildren(shown === 0 ? h('p', { class: 'empty' }, 'No events match these filters.') :
-      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ...['Time', 'Event', 'Aggregate', 'Actor', 'Address', 'User agent'].map((c) => h('th', { scope: 'col' }, c)))), tbody)));
+      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ...headers.map((c) => h('th', { scope: 'col' }, c)))), tbody)));
   } catch (e) { list.replaceChildren(errorBox(e)); }
   if (platform) {
     api('GET', '/audit/verify').then((r) => { chain.textContent = r.ok ? `Hash chain verified: ${num(r.checked)} events intact.` : `Hash chain broken at position ${r.first_break?.position ?? '?'}.`; }).catch(() => {});
   }
   ctx.onLive(platform ? '/audit/events/stream' : '/tenant/audit/events/stream', undefined, (e) => {
     if ((eventType.value && e.event_type !== eventType.value) || (actor.value && e.actor.id !== actor.value)) return;
+    if (actorEmail.value && (e.actor.email ?? '').toLowerCase() !== actorEmail.value.toLowerCase()) return;
     if ((aggregateType.value && e.aggregate_type !== aggregateType.value) || (aggregateId.value && e.aggregate_id !== aggregateId.value)) return;
     if (platform && tenantId.value && e.tenant_id !== tenantId.value) return;
     if (to.value) return; // a closed time range gets no live additions

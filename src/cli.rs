@@ -528,6 +528,7 @@ async fn audit(config: &Config, action: AuditAction) -> Result<(), StartError> {
                 aggregate_id,
                 event_type,
                 actor_id,
+                actor_email: None,
                 from,
                 to,
                 limit: None,

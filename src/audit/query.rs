@@ -22,6 +22,8 @@ pub struct AuditFilter {
     pub event_type: Option<String>,
     /// Only events by this actor id (a key's public id, or `master`).
     pub actor_id: Option<String>,
+    /// Only events by the person with this e-mail (as it was at the time; any case).
+    pub actor_email: Option<String>,
     /// Only events at or after this time (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
@@ -151,8 +153,8 @@ impl From<StoredEvent> for AuditItem {
     }
 }
 
-/// The filters of [`AuditFilter`] on `events`, parameters `$2`–`$8` (`$1` bounds the
-/// position, `$9` is the page size).
+/// The filters of [`AuditFilter`] on `events`, parameters `$2`–`$8` and `$10` (`$1` bounds
+/// the position, `$9` is the page size).
 macro_rules! filtered_events {
     ($bound:literal, $order:literal) => {
         concat!(
@@ -164,6 +166,7 @@ macro_rules! filtered_events {
              AND ($4::text IS NULL OR aggregate_id = $4) \
              AND ($5::text IS NULL OR event_type = $5) \
              AND ($6::text IS NULL OR metadata->>'actor_id' = $6) \
+             AND ($10::text IS NULL OR lower(metadata->>'actor_email') = lower($10)) \
              AND ($7::timestamptz IS NULL OR recorded_at >= $7) \
              AND ($8::timestamptz IS NULL OR recorded_at < $8) \
              ORDER BY position ",
@@ -190,6 +193,7 @@ async fn fetch(
         .bind(filter.from)
         .bind(filter.to)
         .bind(limit)
+        .bind(&filter.actor_email)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(AuditItem::from).collect())

@@ -120,7 +120,11 @@ pub async fn admin_key_history(
     let limit = paging::page_size(query.limit, paging::DEFAULT_LIMIT, paging::MAX_LIMIT)?;
     let data = fetch_page(&state.pool, &filter, paging::after(query.cursor.as_deref())?, limit).await?;
     let next_cursor = paging::next_cursor(data.len(), limit, data.last().map(|i| i.position));
-    Ok(axum::Json(AuditPage { data, next_cursor: next_cursor.and_then(|c| c.parse().ok()) }))
+    Ok(axum::Json(AuditPage {
+        data,
+        next_cursor: next_cursor.and_then(|c| c.parse().ok()),
+        names: Default::default(),
+    }))
 }
 
 /// Update a key's settings.

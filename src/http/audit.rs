@@ -1,6 +1,8 @@
 //! The audit log over HTTP: `/audit/events` (super admin, `auditor`), `/tenant/audit/events`
 //! (tenant admins, their tenant only), a streaming NDJSON export, and chain verification.
 
+use std::collections::BTreeMap;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
@@ -26,9 +28,13 @@ pub struct AuditPage {
     pub data: Vec<AuditItem>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<i64>,
+    /// The current names of the tenants, keys and sub-accounts the records name (by id; a
+    /// tenant's page names only its own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, String>,
 }
 
-async fn page(state: &AppState, filter: AuditFilter) -> ApiResult<AuditPage> {
+async fn page(state: &AppState, filter: AuditFilter, scope: Option<&str>) -> ApiResult<AuditPage> {
     let limit = paging::page_size(filter.limit, 100, 1000)?;
     let (data, from) = match filter.order.unwrap_or_default() {
         AuditOrder::Asc => {
@@ -41,7 +47,8 @@ async fn page(state: &AppState, filter: AuditFilter) -> ApiResult<AuditPage> {
         }
     };
     let next_cursor = (data.len() as i64 == limit).then(|| data.last().map(|i| i.position).unwrap_or(from));
-    Ok(AuditPage { data, next_cursor })
+    let names = crate::audit::names::of(&state.pool, scope, &data).await?;
+    Ok(AuditPage { data, next_cursor, names })
 }
 
 /// Audit records of all tenants.
@@ -59,7 +66,7 @@ pub async fn list_audit_events(
     _auth: Authorized<ReadAudit>,
     Query(filter): Query<AuditFilter>,
 ) -> ApiResult<axum::Json<AuditPage>> {
-    Ok(axum::Json(page(&state, filter).await?))
+    Ok(axum::Json(page(&state, filter, None).await?))
 }
 
 /// Audit records of the caller's tenant.
@@ -78,7 +85,7 @@ pub async fn list_tenant_audit_events(
     Query(mut filter): Query<AuditFilter>,
 ) -> ApiResult<axum::Json<AuditPage>> {
     filter.tenant_id = Some(auth.tenant().to_string());
-    Ok(axum::Json(page(&state, filter).await?))
+    Ok(axum::Json(page(&state, filter, Some(auth.tenant())).await?))
 }
 
 /// Export audit records as NDJSON (one JSON object a line), streamed in constant memory.

@@ -208,6 +208,27 @@ try {
   await page.getByLabel('Key status').selectOption('');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor();
+  // A name searched (any case) is the API's `q`; the order is the API's `sort`.
+  await page.getByLabel('Find a key').fill('BATCH');
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  await keyRow.waitFor({ state: 'detached' });
+  assert.deepEqual(await page.locator('tr[data-key] td:first-child').allTextContents(), ['batch-jobs'], 'only the key named like the search');
+  await page.getByLabel('Find a key').fill('');
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  await keyRow.waitFor();
+  // The rows keep the API's order (the keys pinned on this visit stay on top).
+  const sortedByName = page.waitForResponse((r) => r.url().includes('sort=name'));
+  await page.getByLabel('Order').selectOption('name');
+  const apiOrder = (await (await sortedByName).json()).data.map((k) => k.public_id);
+  const pinnedIds = await page.locator('tr.pinned').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+  let listed = [];
+  for (let i = 0; i < 50; i++) {
+    listed = await page.locator('tr[data-key]:not(.pinned)').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+    if (JSON.stringify(listed) === JSON.stringify(apiOrder.filter((id) => !pinnedIds.includes(id)))) break;
+    await page.waitForTimeout(100);
+  }
+  assert.deepEqual(listed, apiOrder.filter((id) => !pinnedIds.includes(id)), 'the list in the order of sort=name');
+  await page.getByLabel('Order').selectOption('created');
 
   // A secret (its value never shown again) and a member invited from the console.
   await tab(page, 'Secrets');
@@ -504,6 +525,18 @@ try {
   const positions = (await page.locator('tbody tr[data-position]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-position')))));
   assert.ok(positions.length > 5 && positions.every((p, i) => i === 0 || p < positions[i - 1]), `newest first: ${positions}`);
   assert.match(await revokedRow.first().getByTestId('actor').textContent(), /ada@console\.test/);
+  // Names beside ids: the key's and the tenant's; tenants are offered by name in the filter.
+  assert.match(await revokedRow.first().getByTestId('aggregate').textContent(), /search-prod/);
+  assert.ok((await revokedRow.first().getByTestId('tenant').textContent()).includes(acme.name), 'the tenant by name');
+  assert.equal(await page.locator(`#audit-tenants option[value="${acmeId}"]`).textContent(), acme.name);
+  // The person's events found by their e-mail, in any case.
+  await page.getByLabel('Actor e-mail').fill('ADA@console.test');
+  const byEmail = page.waitForResponse((r) => r.url().includes('actor_email=') && r.url().includes('/audit/events?'));
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const answered = (await (await byEmail).json()).data.length;
+  await page.waitForFunction((n) => document.querySelectorAll('tbody tr[data-position]').length === n, answered);
+  const actors = await page.getByTestId('actor').allTextContents();
+  assert.ok(actors.length > 0 && actors.every((a) => a === 'ada@console.test'), `only Ada's events: ${actors}`);
   await revokedRow.first().getByRole('button').click();
   assert.match(await page.getByTestId('event-detail').textContent(), /api_key\.revoked/);
   // The revoked key as it was before the revocation, rebuilt from the log.

@@ -592,6 +592,20 @@ async fn key_listings_page_through_every_order_and_search_exactly_once() {
                 };
                 assert!(ordered, "sort={sort}: {} before {}", a, b);
             }
+            if sort == "name" && whole.len() > 1 {
+                // A to Z, any case, as the database's collation orders names.
+                let lower: Vec<String> =
+                    whole.iter().map(|k| k["name"].as_str().unwrap().to_lowercase()).collect();
+                let ordered: bool = sqlx::query_scalar(
+                    "SELECT bool_and(lower(a) <= lower(b)) FROM unnest($1::text[], $2::text[]) AS t(a, b)",
+                )
+                .bind(&lower[..lower.len() - 1])
+                .bind(&lower[1..])
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+                assert!(ordered, "sort=name q={q:?}: {lower:?}");
+            }
             // Paged at an odd size: the same keys in the same order, each once.
             let size = 1 + rng.below(9);
             let mut paged: Vec<Value> = Vec::new();

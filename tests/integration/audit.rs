@@ -66,6 +66,23 @@ async fn audit_query_is_filtered_scoped_and_redacted() {
     assert_eq!(status, 200);
     let own = own["data"].as_array().unwrap();
     assert!(!own.is_empty() && own.iter().all(|i| i["tenant_id"] == a.as_str()));
+
+    // Names beside ids: the tenants' and keys' current names; a tenant's page names only its
+    // own (no other tenant's, no platform key's).
+    let (_, named) = send(app.http.get(app.url("/audit/events?limit=1000")).bearer_auth(&auditor)).await;
+    assert_eq!(named["names"][&a], "A", "{}", named["names"]);
+    assert_eq!(named["names"][&b], "B");
+    assert_eq!(named["names"][&key_id], "k");
+    let (_, own) = send(app.http.get(app.url("/tenant/audit/events?limit=1000")).bearer_auth(&a_admin)).await;
+    let own_names = own["names"].as_object().unwrap();
+    assert_eq!(own_names.get(&a).and_then(Value::as_str), Some("A"));
+    assert_eq!(own_names.get(&key_id).and_then(Value::as_str), Some("k"));
+    assert!(own_names.get(&b).is_none(), "{own_names:?}");
+    let platform: Vec<String> = sqlx::query_scalar("SELECT public_id FROM api_keys WHERE tenant_id IS NULL")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(!platform.is_empty() && platform.iter().all(|p| !own_names.contains_key(p)));
     app.stop().await;
 }
 

@@ -89,6 +89,16 @@ async fn a_person_is_invited_sets_a_password_signs_in_and_acts_under_their_name(
     .unwrap();
     assert_eq!((actor_kind.as_str(), email.as_str()), ("user", "ada@example.com"));
     assert_eq!(actor_id, person["user_id"].as_str().unwrap());
+    // The audit log finds what a person did by their e-mail, in any case.
+    let (s, by_ada) = send(app.admin(Method::GET, "/audit/events?actor_email=ADA@Example.com")).await;
+    assert_eq!(s, 200, "{by_ada}");
+    let by_ada = by_ada["data"].as_array().unwrap();
+    assert!(by_ada
+        .iter()
+        .any(|e| e["event_type"] == "tenant.created" && e["aggregate_id"] == tenant_id.as_str()));
+    assert!(by_ada.iter().all(|e| e["actor"]["email"] == "ada@example.com"), "{by_ada:?}");
+    let (_, by_nobody) = send(app.admin(Method::GET, "/audit/events?actor_email=nobody@example.com")).await;
+    assert_eq!(by_nobody["data"].as_array().map(Vec::len), Some(0));
     let signed_in: (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE event_type = 'user.signed_in'")
         .fetch_one(&app.pool)
         .await

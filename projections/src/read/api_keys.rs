@@ -213,3 +213,18 @@ pub async fn expiring(
     .fetch_all(pool)
     .await
 }
+
+/// The names of the keys `ids` (of `tenant_id` only, when given): (public id, name).
+pub async fn names(
+    pool: &PgPool,
+    tenant_id: Option<&str>,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT public_id, name FROM api_keys WHERE public_id = ANY($1) AND ($2::text IS NULL OR tenant_id = $2)",
+    )
+    .bind(ids)
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+}

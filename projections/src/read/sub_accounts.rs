@@ -85,3 +85,19 @@ pub async fn role_in_use(pool: &PgPool, tenant_id: &str, role: &str) -> Result<b
     .fetch_one(pool)
     .await
 }
+
+/// The names of the sub-accounts `ids` (of `tenant_id` only, when given): (id, name).
+pub async fn names(
+    pool: &PgPool,
+    tenant_id: Option<&str>,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sub_account_id, name FROM sub_accounts WHERE sub_account_id = ANY($1) \
+         AND ($2::text IS NULL OR tenant_id = $2)",
+    )
+    .bind(ids)
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+}

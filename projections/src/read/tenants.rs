@@ -184,3 +184,11 @@ pub async fn page(pool: &PgPool, page: &TenantPage<'_>) -> Result<(Vec<TenantRow
     let last = rows.last().map(|r| r.created_position).unwrap_or(page.after);
     Ok((rows.into_iter().map(|r| r.row).collect(), last))
 }
+
+/// The names of the tenants `ids` (those that exist): (id, name).
+pub async fn names(pool: &PgPool, ids: &[String]) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, name FROM tenants WHERE tenant_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
