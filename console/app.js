@@ -100,6 +100,32 @@ async function route() {
   pageScope = new AbortController();
   const hash = location.hash || '#/';
   const path = hash.split('?')[0];
+  // While a page loads it is aria-busy, and says so after a moment (a fast page just appears);
+  // `data-loaded` names the address it finished loading (tests wait for it).
+  const routing = ++routed;
+  view.setAttribute('aria-busy', 'true');
+  delete view.dataset.loaded;
+  const previous = view.firstChild;
+  const slow = setTimeout(() => {
+    // Only while the page has drawn nothing yet (one that draws, then loads, shows its own).
+    if (routing === routed && view.firstChild === previous) view.replaceChildren(pages.h('p', { class: 'hint', role: 'status' }, 'Loading…'));
+  }, 300);
+  try {
+    await routeTo(path);
+  } finally {
+    clearTimeout(slow);
+    if (routing === routed) {
+      view.setAttribute('aria-busy', 'false');
+      view.dataset.loaded = hash;
+    }
+  }
+}
+
+/** Pages started so far (a newer one supersedes the one loading). */
+let routed = 0;
+
+/** @param {string} path */
+async function routeTo(path) {
   try {
     if (path.startsWith('#/invite/')) {
       // An invite link: set a password, then sign in (and enrol TOTP where the role needs it).
