@@ -145,7 +145,8 @@ pub async fn report_usage(
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
-    /// `YYYY-MM` (UTC); the current month when absent.
+    /// `YYYY-MM` (a calendar month, UTC), `last-7-days` or `last-30-days` (up to and including
+    /// today, UTC; today is partial); the current month when absent.
     pub period: Option<String>,
     /// Only this key (public id).
     pub key: Option<String>,
@@ -159,13 +160,13 @@ pub struct UsageQuery {
     pub model: Option<String>,
 }
 
-/// `YYYY-MM`, or the current month (UTC) when absent.
+/// `YYYY-MM`, `last-7-days` or `last-30-days`, or the current month (UTC) when absent.
 fn period_of(raw: Option<&str>) -> ApiResult<Period> {
     match raw {
         None => Ok(Period::of(OffsetDateTime::now_utc().date())),
-        Some(raw) => {
-            Period::parse(raw).ok_or_else(|| ApiError::new(Code::InvalidPeriod, "period must be YYYY-MM"))
-        }
+        Some(raw) => Period::parse(raw, OffsetDateTime::now_utc().date()).ok_or_else(|| {
+            ApiError::new(Code::InvalidPeriod, "period must be YYYY-MM, last-7-days or last-30-days")
+        }),
     }
 }
 
@@ -185,7 +186,7 @@ impl UsageQuery {
 pub struct UsageSummary {
     /// The tenant.
     pub tenant_id: String,
-    /// `YYYY-MM`.
+    /// The period asked for: `YYYY-MM`, `last-7-days` or `last-30-days`.
     #[schema(example = "2024-01")]
     pub period: String,
     /// API calls.
@@ -262,7 +263,7 @@ pub struct UsageDay {
 pub struct UsageHistory {
     /// The tenant.
     pub tenant_id: String,
-    /// `YYYY-MM`.
+    /// The period asked for: `YYYY-MM`, `last-7-days` or `last-30-days`.
     pub period: String,
     /// Days with usage, oldest first.
     pub history: Vec<UsageDay>,
@@ -322,7 +323,8 @@ pub struct BreakdownQuery {
     pub by: UsageDimension,
     /// Groups to return, 1 to 1000 (default 100), most LLM tokens first.
     pub limit: Option<i64>,
-    /// `YYYY-MM` (UTC); the current month when absent.
+    /// `YYYY-MM` (a calendar month, UTC), `last-7-days` or `last-30-days` (up to and including
+    /// today, UTC; today is partial); the current month when absent.
     pub period: Option<String>,
     /// Only this key (public id).
     pub key: Option<String>,
@@ -358,7 +360,7 @@ pub struct UsageGroup {
 pub struct UsageBreakdown {
     /// The tenant.
     pub tenant_id: String,
-    /// `YYYY-MM`.
+    /// The period asked for: `YYYY-MM`, `last-7-days` or `last-30-days`.
     pub period: String,
     /// The dimension.
     pub by: UsageDimension,
@@ -367,6 +369,9 @@ pub struct UsageBreakdown {
     pub groups: Vec<UsageGroup>,
     /// True when more groups exist than `limit` returned.
     pub truncated: bool,
+    /// The current names of the keys or sub-accounts among the groups, by id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// The tenant's usage in a month (UTC) per key, sub-account, end-user or model, with the
@@ -404,6 +409,8 @@ pub async fn usage_breakdown(
     let mut rows = query::breakdown(&state.pool, auth.tenant(), period, &filter, by, limit + 1).await?;
     let truncated = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
+    let values: Vec<String> = rows.iter().filter_map(|(value, _)| value.clone()).collect();
+    let names = query::group_names(&state.pool, auth.tenant(), by, &values).await?;
     let groups = rows
         .into_iter()
         .map(|(value, t)| UsageGroup {
@@ -421,6 +428,7 @@ pub async fn usage_breakdown(
         by: q.by,
         groups,
         truncated,
+        names,
     }))
 }
 
@@ -428,7 +436,8 @@ pub async fn usage_breakdown(
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
-    /// `YYYY-MM` (UTC); the current month when absent.
+    /// `YYYY-MM` (a calendar month, UTC), `last-7-days` or `last-30-days` (up to and including
+    /// today, UTC; today is partial); the current month when absent.
     pub period: Option<String>,
     /// Tenants per page, 1 to 1000 (default 100).
     pub limit: Option<i64>,
@@ -439,7 +448,7 @@ pub struct PeriodQuery {
 /// Every tenant's usage in a month.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AllTenantsUsage {
-    /// `YYYY-MM`.
+    /// The period asked for: `YYYY-MM`, `last-7-days` or `last-30-days`.
     pub period: String,
     /// One entry per tenant with usage, by tenant id.
     pub tenants: Vec<UsageSummary>,

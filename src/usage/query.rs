@@ -5,38 +5,69 @@ use sqlx::query::QueryAs;
 use sqlx::{PgPool, Postgres};
 use time::{Date, Month};
 
-/// A calendar month, `YYYY-MM`.
+/// The days a usage query covers: a calendar month (`YYYY-MM`, read from the monthly
+/// rollups) or the last 7 or 30 days up to today (`last-7-days`, `last-30-days`, read from the
+/// daily rollups; today is partial).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
     /// Its first day.
     pub start: Date,
+    /// The day after its last.
+    end: Date,
+    /// The last days up to today (`None`: a calendar month).
+    last_days: Option<u8>,
 }
 
+/// The rolling periods, as `period` names them.
+pub const LAST_DAYS: [(&str, u8); 2] = [("last-7-days", 7), ("last-30-days", 30)];
+
 impl Period {
-    /// Parses `YYYY-MM`.
-    pub fn parse(raw: &str) -> Option<Period> {
+    /// Parses `YYYY-MM`, `last-7-days` or `last-30-days` (up to `today`).
+    pub fn parse(raw: &str, today: Date) -> Option<Period> {
+        if let Some((_, days)) = LAST_DAYS.iter().find(|(name, _)| *name == raw) {
+            return Some(Period::last_days(today, *days));
+        }
         let (year, month) = raw.split_once('-')?;
         if year.len() != 4 || month.len() != 2 {
             return None;
         }
         let year: i32 = year.parse().ok()?;
         let month = Month::try_from(month.parse::<u8>().ok()?).ok()?;
-        Some(Period { start: Date::from_calendar_date(year, month, 1).ok()? })
+        Some(Period::of(Date::from_calendar_date(year, month, 1).ok()?))
     }
 
     /// The month of `date`.
     pub fn of(date: Date) -> Period {
-        Period { start: crate::calendar::month_start(date) }
+        let start = crate::calendar::month_start(date);
+        Period { start, end: crate::calendar::next_month_start(start), last_days: None }
     }
 
-    /// The first day of the next month.
+    /// The `days` days up to and including `today`.
+    pub fn last_days(today: Date, days: u8) -> Period {
+        let end = today.next_day().unwrap_or(today);
+        Period { start: end - time::Duration::days(days.into()), end, last_days: Some(days) }
+    }
+
+    /// The day after its last.
     pub fn end(&self) -> Date {
-        crate::calendar::next_month_start(self.start)
+        self.end
     }
 
-    /// `YYYY-MM`.
+    /// `YYYY-MM`, or `last-N-days`.
     pub fn label(&self) -> String {
-        format!("{:04}-{:02}", self.start.year(), self.start.month() as u8)
+        match self.last_days {
+            Some(days) => format!("last-{days}-days"),
+            None => format!("{:04}-{:02}", self.start.year(), self.start.month() as u8),
+        }
+    }
+
+    /// The rollups that cover it whole: `month` for a calendar month, else `day`.
+    fn granularity(&self) -> &'static str {
+        if self.last_days.is_some() {
+            "day"
+        } else {
+            "month"
+        }
     }
 }
 
@@ -100,7 +131,7 @@ fn filtered<'q, O>(
         .bind(&filter.model)
 }
 
-/// A tenant's totals for a month.
+/// A tenant's totals for a period.
 pub async fn summary(
     pool: &PgPool,
     tenant: &str,
@@ -108,12 +139,17 @@ pub async fn summary(
     filter: &UsageFilter,
 ) -> Result<Totals, sqlx::Error> {
     let sql = format!(
-        "SELECT {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'month' AND bucket = $2 AND {FILTERS}"
+        "SELECT {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = $8 AND bucket >= $2 AND bucket < $7 \
+         AND {FILTERS}"
     );
-    filtered(sqlx::query_as(&sql), tenant, period, filter).fetch_one(pool).await
+    filtered(sqlx::query_as(&sql), tenant, period, filter)
+        .bind(period.end())
+        .bind(period.granularity())
+        .fetch_one(pool)
+        .await
 }
 
-/// A tenant's totals per day of a month (days without usage are absent).
+/// A tenant's totals per day of a period (days without usage are absent).
 pub async fn history(
     pool: &PgPool,
     tenant: &str,
@@ -159,7 +195,7 @@ impl Dimension {
     }
 }
 
-/// A tenant's totals for a month per value of `by` (`None` = usage without one), most LLM
+/// A tenant's totals for a period per value of `by` (`None` = usage without one), most LLM
 /// tokens first, then most API calls: up to `limit` groups.
 pub async fn breakdown(
     pool: &PgPool,
@@ -177,16 +213,38 @@ pub async fn breakdown(
     }
     let column = by.column();
     let sql = format!(
-        "SELECT {column} AS value, {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = 'month' \
-         AND bucket = $2 AND {FILTERS} GROUP BY {column} \
-         ORDER BY SUM(prompt_tokens) + SUM(completion_tokens) DESC, SUM(api_calls) DESC, {column} LIMIT $7"
+        "SELECT {column} AS value, {SUMS} FROM usage_rollups WHERE tenant_id = $1 AND granularity = $8 \
+         AND bucket >= $2 AND bucket < $7 AND {FILTERS} GROUP BY {column} \
+         ORDER BY SUM(prompt_tokens) + SUM(completion_tokens) DESC, SUM(api_calls) DESC, {column} LIMIT $9"
     );
-    let rows: Vec<Row> =
-        filtered(sqlx::query_as(&sql), tenant, period, filter).bind(limit).fetch_all(pool).await?;
+    let rows: Vec<Row> = filtered(sqlx::query_as(&sql), tenant, period, filter)
+        .bind(period.end())
+        .bind(period.granularity())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|r| ((!r.value.is_empty()).then_some(r.value), r.totals)).collect())
 }
 
-/// Tenants' totals for a month, by tenant id: up to `limit` tenants after `after`.
+/// The current names of a breakdown's keys or sub-accounts (of `tenant` only): id → name.
+/// End-users and models have none.
+pub async fn group_names(
+    pool: &PgPool,
+    tenant: &str,
+    by: Dimension,
+    values: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, sqlx::Error> {
+    use tokenhub_projections::read;
+    let names = match by {
+        _ if values.is_empty() => Vec::new(),
+        Dimension::Key => read::api_keys::names(pool, Some(tenant), values).await?,
+        Dimension::SubAccount => read::sub_accounts::names(pool, Some(tenant), values).await?,
+        Dimension::User | Dimension::Model => Vec::new(),
+    };
+    Ok(names.into_iter().collect())
+}
+
+/// Tenants' totals for a period, by tenant id: up to `limit` tenants after `after`.
 pub async fn all_tenants(
     pool: &PgPool,
     period: Period,
@@ -200,12 +258,14 @@ pub async fn all_tenants(
         totals: Totals,
     }
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT tenant_id, {SUMS} FROM usage_rollups WHERE granularity = 'month' AND bucket = $1 \
+        "SELECT tenant_id, {SUMS} FROM usage_rollups WHERE granularity = $5 AND bucket >= $1 AND bucket < $4 \
          AND ($2::text IS NULL OR tenant_id > $2) GROUP BY tenant_id ORDER BY tenant_id LIMIT $3"
     ))
     .bind(period.start)
     .bind(after)
     .bind(limit)
+    .bind(period.end())
+    .bind(period.granularity())
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|r| (r.tenant_id, r.totals)).collect())
@@ -219,12 +279,21 @@ mod tests {
 
     #[test]
     fn periods() {
-        assert_eq!(Period::parse("2024-01").map(|p| p.start), Some(date!(2024 - 01 - 01)));
-        assert_eq!(Period::parse("2024-12").map(|p| p.end()), Some(date!(2025 - 01 - 01)));
-        assert_eq!(Period::parse("2024-02").map(|p| p.end()), Some(date!(2024 - 03 - 01)));
-        for bad in ["2024-13", "2024-1", "24-01", "2024-00", "2024/01", ""] {
-            assert!(Period::parse(bad).is_none(), "{bad}");
+        let today = date!(2024 - 03 - 05);
+        let parse = |raw| Period::parse(raw, today);
+        assert_eq!(parse("2024-01").map(|p| p.start), Some(date!(2024 - 01 - 01)));
+        assert_eq!(parse("2024-12").map(|p| p.end()), Some(date!(2025 - 01 - 01)));
+        assert_eq!(parse("2024-02").map(|p| p.end()), Some(date!(2024 - 03 - 01)));
+        for bad in ["2024-13", "2024-1", "24-01", "2024-00", "2024/01", "", "last-8-days", "last-7-day"] {
+            assert!(parse(bad).is_none(), "{bad}");
         }
+        // The last 7 days: today and the 6 before it, across a month's end.
+        let week = parse("last-7-days").unwrap();
+        assert_eq!(
+            (week.start, week.end(), week.label().as_str()),
+            (date!(2024 - 02 - 28), date!(2024 - 03 - 06), "last-7-days")
+        );
+        assert_eq!(parse("last-30-days").map(|p| p.start), Some(date!(2024 - 02 - 05)));
         assert_eq!(Period::of(date!(2024 - 02 - 29)).label(), "2024-02");
     }
 }

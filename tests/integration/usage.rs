@@ -511,3 +511,53 @@ async fn a_usage_stream_with_other_subjects_is_refused_not_used() {
     assert!(err.to_string().contains("exists with subjects"), "{err}");
     app.stop().await;
 }
+
+/// The last 7 and 30 days (today partial) beside calendar months: summaries, days, breakdowns
+/// and every tenant's totals sum exactly the records of those days; breakdowns name their keys
+/// and sub-accounts (the tenant's own only).
+#[tokio::test]
+async fn the_last_days_sum_exactly_their_records_and_breakdowns_name_their_keys() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Rolling").await;
+    let (key, _) = app.issue_key(&tenant, json!({"name": "nightly-batch"})).await;
+    let gateway = app.platform_key("gateway").await;
+    let at = |days_ago: i64| {
+        (OffsetDateTime::now_utc() - time::Duration::days(days_ago)).format(&Rfc3339).unwrap()
+    };
+    // (days ago, prompt tokens): one record each.
+    let days = [(0, 1), (3, 10), (6, 100), (10, 1_000), (29, 10_000), (33, 100_000)];
+    let records: Vec<Value> = days
+        .iter()
+        .map(|(ago, tokens)| {
+            let mut r = record(&format!("r-{ago}"), &key, *tokens, 0);
+            r["timestamp"] = json!(at(*ago));
+            r
+        })
+        .collect();
+    let (status, answer) = post_usage(&app, &gateway, records).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_counted(&app, &stream).await;
+    let within = |n: i64| days.iter().filter(|(ago, _)| *ago < n).map(|(_, t)| *t as i64).sum::<i64>();
+    for (period, n) in [("last-7-days", 7), ("last-30-days", 30)] {
+        let (status, summary) = get(&app, &admin, &format!("/usage/summary?period={period}")).await;
+        assert_eq!(status, 200, "{summary}");
+        assert_eq!(
+            (summary["period"].as_str(), summary["llm_tokens"].as_i64()),
+            (Some(period), Some(within(n)))
+        );
+        let (_, history) = get(&app, &admin, &format!("/usage/history?period={period}")).await;
+        let daily: i64 =
+            history["history"].as_array().unwrap().iter().map(|d| d["llm_tokens"].as_i64().unwrap()).sum();
+        assert_eq!(daily, within(n), "{period}: {history}");
+        let (_, b) = get(&app, &admin, &format!("/usage/breakdown?by=key&period={period}")).await;
+        assert_eq!(b["groups"][0]["llm_tokens"].as_i64(), Some(within(n)), "{b}");
+        assert_eq!(b["names"][&key], "nightly-batch", "{b}");
+        let (status, all) = send(app.admin(Method::GET, &format!("/admin/usage?period={period}"))).await;
+        assert_eq!(status, 200, "{all}");
+        assert_eq!(all["tenants"][0]["llm_tokens"].as_i64(), Some(within(n)), "{all}");
+    }
+    let (status, bad) = get(&app, &admin, "/usage/summary?period=last-8-days").await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("invalid_period")), "{bad}");
+    app.stop().await;
+}
