@@ -944,8 +944,7 @@ export async function audit(view, ctx) {
   /** @type {Record<string, string>} */
   const names = {};
   /** An id with its name beside it, when it has one. @param {string} id */
-  const named = (id) => names[id]
-    ? h('span', { title: id }, names[id], ' ', h('code', { class: 'id' }, id.length > 14 ? `${id.slice(0, 12)}…` : id)) : h('code', {}, id);
+  const named = (id) => names[id] ? h('span', {}, names[id], ' ', idTag(id)) : h('code', {}, id);
   const row = (e) => h('tr', { 'data-event': e.event_type, 'data-position': String(e.position) },
     h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)),
     platform ? h('td', { 'data-testid': 'tenant' }, e.tenant_id ? named(e.tenant_id) : '—') : null,
@@ -998,52 +997,151 @@ export async function audit(view, ctx) {
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-/** A daily bar chart, drawn as SVG through the DOM (no inline style, no library).
- * @param {string} title @param {{ date: string, value: number }[]} days @param {string} testid */
-function barChart(title, days, testid) {
-  const width = 720, height = 180, pad = 28;
-  const max = Math.max(1, ...days.map((d) => d.value));
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${width} ${height + pad}`);
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `${title}, by day`);
-  svg.setAttribute('class', 'chart');
-  const step = (width - pad) / Math.max(days.length, 1);
-  days.forEach((d, i) => {
-    const bar = document.createElementNS(SVG, 'rect');
-    const hgt = Math.round((d.value / max) * height);
-    bar.setAttribute('x', String(pad + i * step + 1));
-    bar.setAttribute('y', String(height - hgt));
-    bar.setAttribute('width', String(Math.max(step - 2, 1)));
-    bar.setAttribute('height', String(hgt));
-    bar.setAttribute('fill', '#0b5cad');
-    const tip = document.createElementNS(SVG, 'title');
-    tip.textContent = `${d.date}: ${num(d.value)}`;
-    bar.append(tip);
-    svg.append(bar);
-    if (i % 5 === 0 || i === days.length - 1) {
-      const label = document.createElementNS(SVG, 'text');
-      label.setAttribute('x', String(pad + i * step));
-      label.setAttribute('y', String(height + 18));
-      label.setAttribute('font-size', '11');
-      label.setAttribute('fill', '#57606a');
-      label.textContent = d.date.slice(8);
-      svg.append(label);
-    }
-  });
-  const total = days.reduce((sum, d) => sum + d.value, 0);
-  return h('figure', {}, h('figcaption', {}, `${title}: `, h('strong', { 'data-testid': testid }, num(total))), svg);
+/** An id shown beside a name: shortened, whole in its tooltip. @param {string} id */
+function idTag(id) {
+  return h('code', { class: 'id', title: id }, id.length > 14 ? `${id.slice(0, 12)}…` : id);
 }
 
-/** Every day of `period` (YYYY-MM), with the history's values or 0. @param {string} period @param {any[]} history @param {string} field */
-function daysOf(period, history, field) {
+/** The smallest 1, 2 or 5 × 10^k at or above `n` (the chart's top). @param {number} n */
+function niceCeiling(n) {
+  if (n <= 1) return 1;
+  const power = 10 ** Math.floor(Math.log10(n));
+  return [1, 2, 5, 10].map((f) => f * power).find((v) => v >= n) ?? 10 * power;
+}
+
+/** A daily bar chart, drawn as SVG through the DOM (no inline style, no library): a y-axis in
+ * `unit` with gridlines, the dates below, and today's bar marked as partial.
+ * @param {string} title @param {string} unit @param {{ date: string, value: number }[]} days @param {string} testid */
+function barChart(title, unit, days, testid) {
+  const width = 720, height = 180, left = 64, bottom = 34, top = 10;
+  const max = niceCeiling(Math.max(1, ...days.map((d) => d.value)));
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + bottom + top}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${title} by day, in ${unit}; the scale goes to ${num(max)}`);
+  svg.setAttribute('class', 'chart');
+  /** @param {string} name @param {Record<string, string | number>} attrs @param {string} [text] */
+  const el = (name, attrs, text) => {
+    const node = document.createElementNS(SVG, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  const y = (/** @type {number} */ v) => top + height - (v / max) * height;
+  for (const tick of [0, max / 4, max / 2, (3 * max) / 4, max]) {
+    el('line', { x1: left, x2: width, y1: y(tick), y2: y(tick), class: 'grid' });
+    el('text', { x: left - 6, y: y(tick) + 4, 'text-anchor': 'end', class: 'tick' }, num(Math.round(tick)));
+  }
+  el('text', { x: 12, y: top + height / 2, class: 'tick', transform: `rotate(-90 12 ${top + height / 2})`, 'text-anchor': 'middle' }, unit);
+  const today = new Date().toISOString().slice(0, 10);
+  const step = (width - left) / Math.max(days.length, 1);
+  const labelEvery = Math.ceil(days.length / 12);
+  days.forEach((d, i) => {
+    const partial = d.date === today;
+    const bar = el('rect', { x: left + i * step + 1, y: y(d.value), width: Math.max(step - 2, 1), height: Math.max(top + height - y(d.value), 0), class: partial ? 'bar partial' : 'bar' });
+    const tip = document.createElementNS(SVG, 'title');
+    tip.textContent = `${d.date}: ${num(d.value)} ${unit}${partial ? ' (today, so far)' : ''}`;
+    bar.append(tip);
+    if (i % labelEvery === 0 || i === days.length - 1) {
+      el('text', { x: left + i * step + step / 2, y: top + height + 16, 'text-anchor': 'middle', class: 'tick' }, d.date.slice(5));
+    }
+    if (partial) el('text', { x: left + i * step + step / 2, y: top + height + 30, 'text-anchor': 'middle', class: 'tick' }, 'today');
+  });
+  const total = days.reduce((sum, d) => sum + d.value, 0);
+  return h('figure', {}, h('figcaption', {}, `${title}: `, h('strong', { 'data-testid': testid }, num(total)),
+    days.some((d) => d.date === today) ? h('span', { class: 'hint' }, ' (today is partial, its bar outlined)') : ''), svg);
+}
+
+/** The days of `period` (YYYY-MM, last-7-days or last-30-days, UTC), oldest first. @param {string} period */
+function datesOf(period) {
+  const rolling = period.match(/^last-(\d+)-days$/);
+  if (rolling) {
+    const n = Number(rolling[1]);
+    const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+    return Array.from({ length: n }, (_, i) => new Date(today - (n - 1 - i) * 86400_000).toISOString().slice(0, 10));
+  }
   const [y, m] = period.split('-').map(Number);
   const count = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  return Array.from({ length: count }, (_, i) => `${period}-${String(i + 1).padStart(2, '0')}`);
+}
+
+/** Every day of `period`, with the history's values or 0. @param {string} period @param {any[]} history @param {string} field */
+function daysOf(period, history, field) {
   const byDate = new Map(history.map((d) => [d.date, d[field]]));
-  return Array.from({ length: count }, (_, i) => {
-    const date = `${period}-${String(i + 1).padStart(2, '0')}`;
-    return { date, value: Number(byDate.get(date) ?? 0) };
+  return datesOf(period).map((date) => ({ date, value: Number(byDate.get(date) ?? 0) }));
+}
+
+/** The periods offered: the last 7 and 30 days, then this month and the eleven before it. */
+function usagePeriods() {
+  const now = new Date();
+  const months = Array.from({ length: 12 }, (_, i) => {
+    const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - i, 1));
+    const value = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    return [value, i === 0 ? `this month (${value})` : value];
   });
+  return [['last-7-days', 'last 7 days'], ['last-30-days', 'last 30 days'], ...months];
+}
+
+/** A period as a heading says it. @param {string} period */
+function periodName(period) {
+  return usagePeriods().find(([v]) => v === period)?.[1] ?? period;
+}
+
+/** Every page of `path` (a listing with `next_cursor`), as one list: `field` of each page.
+ * @param {string} path @param {string} field */
+async function everyPage(path, field) {
+  /** @type {any[]} */
+  const all = [];
+  let cursor = null;
+  do {
+    const data = await api('GET', `${path}${path.includes('?') ? '&' : '?'}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    all.push(...data[field]);
+    cursor = data.next_cursor ?? null;
+  } while (cursor);
+  return all;
+}
+
+/** Text as one CSV field. @param {unknown} v */
+const csvField = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
+
+/** Every tenant's usage in a period: a table that sorts by any column, with totals, the share
+ * of each tenant's monthly quota (calendar months) and a CSV download.
+ * @param {HTMLElement} list @param {string} period */
+async function allTenantsUsage(list, period) {
+  const [usageRows, tenants] = await Promise.all([everyPage(`/admin/usage?period=${period}`, 'tenants'), everyPage('/admin/tenants', 'data')]);
+  const byId = new Map(tenants.map((t) => [t.tenant_id, t]));
+  const month = /^\d{4}-\d{2}$/.test(period);
+  const rows = usageRows.map((u) => {
+    const t = byId.get(u.tenant_id);
+    const quota = month ? t?.limits?.monthly_token_quota ?? null : null;
+    return { id: u.tenant_id, name: t?.name ?? u.tenant_id, llm_tokens: u.llm_tokens, api_calls: u.api_calls, records: u.records, quota,
+      used: quota ? (100 * u.llm_tokens) / quota : null };
+  });
+  const columns = [['name', 'Tenant'], ['llm_tokens', 'LLM tokens'], ['api_calls', 'API calls'], ['records', 'Records'], ['quota', 'Monthly quota'], ['used', 'Quota used']];
+  let sortBy = 'llm_tokens', descending = true;
+  const totals = rows.reduce((t, r) => ({ llm_tokens: t.llm_tokens + r.llm_tokens, api_calls: t.api_calls + r.api_calls, records: t.records + r.records }), { llm_tokens: 0, api_calls: 0, records: 0 });
+  const csv = [columns.map(([, label]) => label).concat('Tenant id').join(','),
+    ...rows.map((r) => [r.name, r.llm_tokens, r.api_calls, r.records, r.quota ?? '', r.used === null ? '' : r.used.toFixed(1), r.id].map(csvField).join(','))].join('\n');
+  const download = h('a', { href: URL.createObjectURL(new Blob([`${csv}\n`], { type: 'text/csv' })), download: `usage-${period}.csv`, class: 'button', 'data-testid': 'usage-csv' }, 'Download CSV');
+  const draw = () => {
+    const sorted = [...rows].sort((a, b) => {
+      const x = a[sortBy], y = b[sortBy];
+      const order = typeof x === 'string' ? x.localeCompare(y) : (x ?? -1) - (y ?? -1);
+      return descending ? -order : order;
+    });
+    const head = h('tr', {}, ...columns.map(([key, label]) => h('th', { scope: 'col', 'aria-sort': key === sortBy ? (descending ? 'descending' : 'ascending') : 'none' },
+      h('button', { type: 'button', class: 'link', onclick: () => { descending = key === sortBy ? !descending : key !== 'name'; sortBy = key; draw(); } }, label))));
+    const body = sorted.map((r) => h('tr', { 'data-tenant': r.id },
+      h('td', {}, h('a', { href: `#/usage/${r.id}?period=${period}` }, r.name), ' ', idTag(r.id)),
+      h('td', { class: 'num' }, num(r.llm_tokens)), h('td', { class: 'num' }, num(r.api_calls)), h('td', { class: 'num wide' }, num(r.records)),
+      h('td', { class: 'num wide' }, r.quota ? num(r.quota) : month ? 'none' : '—'), h('td', { class: 'num', 'data-testid': 'quota-used' }, r.used === null ? '—' : `${r.used.toFixed(1)} %`)));
+    const foot = h('tr', { 'data-testid': 'usage-totals' }, h('th', { scope: 'row' }, `All ${rows.length} tenants with usage`), h('td', { class: 'num' }, num(totals.llm_tokens)),
+      h('td', { class: 'num' }, num(totals.api_calls)), h('td', { class: 'num wide' }, num(totals.records)), h('td', { class: 'wide' }), h('td', {}));
+    list.replaceChildren(rows.length === 0 ? h('p', { class: 'empty' }, 'No usage in this period.') :
+      h('div', {}, download, h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'all-tenants-usage' }, h('thead', {}, head), h('tbody', {}, ...body), h('tfoot', {}, foot)))));
+  };
+  draw();
 }
 
 /** @param {HTMLElement} view @param {any} ctx @param {string | undefined} tenantId */
@@ -1051,30 +1149,27 @@ export async function usage(view, ctx, tenantId) {
   const now = new Date();
   const params = new URLSearchParams(location.hash.split('?')[1] ?? '');
   const period = params.get('period') ?? `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+  const periodPicker = h('select', { name: 'period' }, ...usagePeriods().map(([v, label]) => h('option', { value: v, selected: v === period }, label)));
+  if (![...periodPicker.querySelectorAll('option')].some((o) => o.value === period)) periodPicker.append(h('option', { value: period, selected: true }, period));
   if (ctx.platform && !tenantId) {
-    // Finance roles: every tenant's month.
+    // Finance roles: every tenant's usage in the period.
     const list = h('div');
-    page(view, `Usage ${period}`, list);
-    try {
-      const all = await api('GET', `/admin/usage?period=${period}&limit=200`);
-      const rows = all.tenants.map((t) => h('tr', {},
-        h('td', {}, h('a', { href: `#/usage/${t.tenant_id}?period=${period}` }, h('code', {}, t.tenant_id))),
-        h('td', { class: 'num' }, num(t.llm_tokens)), h('td', { class: 'num' }, num(t.api_calls)), h('td', { class: 'num wide' }, num(t.records))));
-      list.replaceChildren(table(['Tenant', 'LLM tokens', 'API calls', 'Records'], rows, 'No usage this month yet.'));
-    } catch (e) { list.replaceChildren(errorBox(e)); }
+    const choose = h('form', { 'aria-label': 'Choose a period' }, h('label', {}, 'Period', periodPicker), h('button', { type: 'submit', class: 'secondary' }, 'Show'));
+    choose.addEventListener('submit', (ev) => { ev.preventDefault(); ctx.navigate(`#/usage?period=${periodPicker.value}`); });
+    page(view, `Usage, ${periodName(period)}`, choose, list);
+    try { await allTenantsUsage(list, period); } catch (e) { list.replaceChildren(errorBox(e)); }
     return;
   }
   const tenant = ctx.platform ? tenantId : undefined;
   const key = h('input', { name: 'key', value: params.get('key') ?? '', placeholder: 'key public id' });
   const model = h('input', { name: 'model', value: params.get('model') ?? '', placeholder: 'gpt-4o' });
   const sub = h('input', { name: 'sub_account', value: params.get('sub_account') ?? '', placeholder: 'sub-account id' });
-  const month = h('input', { name: 'period', type: 'month', value: period });
-  const filters = h('form', { 'aria-label': 'Filter usage' }, h('label', {}, 'Month', month), h('label', {}, 'Key', key),
+  const filters = h('form', { 'aria-label': 'Filter usage' }, h('label', {}, 'Period', periodPicker), h('label', {}, 'Key', key),
     h('label', {}, 'Sub-account', sub), h('label', {}, 'Model', model), h('button', { type: 'submit', class: 'secondary' }, 'Show'));
   const base = ctx.platform ? `#/usage/${tenantId}` : '#/usage';
   filters.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const q = new URLSearchParams({ period: month.value || period });
+    const q = new URLSearchParams({ period: periodPicker.value || period });
     if (key.value) q.set('key', key.value);
     if (sub.value) q.set('sub_account', sub.value);
     if (model.value) q.set('model', model.value);
@@ -1083,7 +1178,7 @@ export async function usage(view, ctx, tenantId) {
   const summary = h('div', { class: 'grid' });
   const charts = h('div');
   const breakdowns = h('div', { class: 'breakdowns' });
-  page(view, `Usage ${period}`, filters, summary, charts, h('h2', {}, 'Breakdown'), breakdowns);
+  page(view, `Usage, ${periodName(period)}`, filters, summary, charts, h('h2', {}, 'Breakdown'), breakdowns);
   const q = new URLSearchParams({ period });
   for (const [name, input] of [['key', key], ['sub_account', sub], ['model', model]]) if (input.value) q.set(name, input.value);
   try {
@@ -1095,25 +1190,27 @@ export async function usage(view, ctx, tenantId) {
     summary.replaceChildren(card('LLM tokens (summary)', s.llm_tokens, 'summary-llm-tokens'), card('API calls (summary)', s.api_calls, 'summary-api-calls'),
       card('Prompt tokens', s.prompt_tokens), card('Completion tokens', s.completion_tokens), card('Records', s.records));
     charts.replaceChildren(
-      hist.history.length === 0 ? h('p', { class: 'empty' }, 'No usage in this month yet: gateways report it with POST /v1/usage.') : '',
-      barChart('LLM tokens', daysOf(period, hist.history, 'llm_tokens'), 'chart-llm-tokens'),
-      barChart('API calls', daysOf(period, hist.history, 'api_calls'), 'chart-api-calls'));
+      hist.history.length === 0 ? h('p', { class: 'empty' }, 'No usage in this period yet: gateways report it with POST /v1/usage.') : '',
+      barChart('LLM tokens', 'tokens', daysOf(period, hist.history, 'llm_tokens'), 'chart-llm-tokens'),
+      barChart('API calls', 'calls', daysOf(period, hist.history, 'api_calls'), 'chart-api-calls'));
   } catch (e) { charts.replaceChildren(errorBox(e)); }
   const dimensions = [['key', 'Key'], ['sub_account', 'Sub-account'], ['model', 'Model']];
   const tables = await Promise.all(dimensions.map(async ([by, column]) => {
     const title = `By ${column.toLowerCase()}`;
     try {
       const b = await api('GET', `/usage/breakdown?by=${by}&limit=20&${q}`, { tenant });
+      const names = b.names ?? {};
       const rows = b.groups.map((g) => {
         const label = g.value ?? '(none)';
         const drill = new URLSearchParams(q);
         if (g.value) drill.set(by, g.value);
+        const shown = g.value && names[g.value] ? h('span', {}, names[g.value], ' ', idTag(g.value)) : h('code', {}, label);
         return h('tr', { 'data-group': label },
-          h('td', {}, g.value ? h('a', { href: `${base}?${drill}` }, h('code', {}, label)) : label),
+          h('td', {}, g.value ? h('a', { href: `${base}?${drill}` }, shown) : label),
           h('td', { class: 'num' }, num(g.llm_tokens)), h('td', { class: 'num' }, num(g.api_calls)), h('td', { class: 'num wide' }, num(g.records)));
       });
       return h('section', { 'data-testid': `breakdown-${by}`, 'aria-label': title }, h('h3', {}, title),
-        table([column, 'LLM tokens', 'API calls', 'Records'], rows, 'Nothing this month.'),
+        table([column, 'LLM tokens', 'API calls', 'Records'], rows, 'Nothing in this period.'),
         b.truncated ? h('p', { class: 'empty' }, 'The 20 largest; narrow the filters to see the rest.') : '');
     } catch (e) { return errorBox(e); }
   }));

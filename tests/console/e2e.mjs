@@ -692,6 +692,36 @@ try {
   assert.equal(await page.getByTestId('more-keys').isVisible(), true, 'the list says there are more');
   await check(page, '11-at-size-keys');
 
+  // Usage at size: the last 7 days of Big Corp, with key names beside ids, the chart equal to
+  // the summary; every tenant's month in a table that sorts, totals, quota share and CSV.
+  const weekSummary = await (await fetch(`${BASE}/usage/summary?period=last-7-days`, { headers: { 'X-Master-Key': MASTER, 'X-Tenant-ID': bigId } })).json();
+  await timed('usage, Big Corp, last 7 days', `#/usage/${bigId}?period=last-7-days`);
+  assert.equal(Number((await page.getByTestId('chart-llm-tokens').textContent()).replace(/[^0-9]/g, '')), weekSummary.llm_tokens, JSON.stringify(weekSummary));
+  assert.equal(await page.locator('svg.chart rect.partial').count(), 2, "today's bars are marked partial");
+  assert.match(await page.getByTestId('breakdown-key').textContent(), /service-00\d\d/);
+  await check(page, '12-usage-last-7-days');
+  const thisMonth = new Date().toISOString().slice(0, 7);
+  await timed('usage, all tenants, this month', `#/usage?period=${thisMonth}`);
+  const allTable = page.getByTestId('all-tenants-usage');
+  assert.equal(await allTable.locator('tbody tr').first().getAttribute('data-tenant'), bigId, 'most tokens first');
+  const cellsOf = async (n) => (await allTable.locator(`tbody tr td:nth-child(${n})`).allTextContents()).map((c) => Number(c.replace(/[^0-9]/g, '')));
+  const totalRow = Number((await page.getByTestId('usage-totals').locator('td').first().textContent()).replace(/[^0-9]/g, ''));
+  assert.equal((await cellsOf(2)).reduce((a, b) => a + b, 0), totalRow, 'the totals row adds up');
+  const acmeNow = await (await fetch(`${BASE}/admin/tenants/${acmeId}`, { headers: { 'X-Master-Key': MASTER } })).json();
+  const acmeUsage = (await (await fetch(`${BASE}/admin/usage?period=${thisMonth}&limit=1000`, { headers: { 'X-Master-Key': MASTER } })).json()).tenants.find((t) => t.tenant_id === acmeId);
+  const acmeQuota = acmeNow.limits.monthly_token_quota;
+  assert.equal(await allTable.locator(`tr[data-tenant="${acmeId}"] [data-testid="quota-used"]`).textContent(),
+    acmeQuota ? `${((100 * acmeUsage.llm_tokens) / acmeQuota).toFixed(1)} %` : '—', `quota ${acmeQuota}, used ${acmeUsage.llm_tokens}`);
+  await allTable.getByRole('button', { name: 'Tenant' }).click();
+  const tenantNamesShown = await allTable.locator('tbody tr td:first-child a').allTextContents();
+  assert.deepEqual(tenantNamesShown, [...tenantNamesShown].sort((a, b) => a.localeCompare(b)), 'sorted by name');
+  const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByTestId('usage-csv').click()]);
+  const csvText = fs.readFileSync(await csvDownload.path(), 'utf8').trim().split('\n');
+  assert.equal(csvText.length, tenantNamesShown.length + 1, 'a line per tenant and the header');
+  assert.ok(csvText.some((line) => line.startsWith('Big Corp,')), csvText[1]);
+  await check(page, '12-usage-all-tenants');
+  for (const label of ['usage, Big Corp, last 7 days', 'usage, all tenants, this month']) assert.ok(timings[label] < 1000, `${label} took ${timings[label]} ms at size`);
+
   // People: a platform person invited, their role changed, then disabled (confirmed first).
   await page.getByRole('link', { name: 'People' }).click();
   await page.getByRole('heading', { name: 'People', exact: true }).waitFor();
