@@ -51,9 +51,16 @@ function shownOnce(label, value) {
 function table(head, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty);
   // Focusable, so that a table wider than the screen scrolls from the keyboard too.
-  return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', {},
+  return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', { class: 'cards' },
     h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, ...rows)));
+    h('tbody', {}, ...rows.map((r) => labelled(r, head)))));
+}
+
+/** Names each cell of `row` after its column (`data-label`), so that on a phone a row can be
+ * shown as a card of labelled lines. @template {Node} T @param {T} row @param {string[]} head */
+function labelled(row, head) {
+  if (row instanceof HTMLElement) [...row.children].forEach((cell, i) => cell.setAttribute('data-label', head[i] ?? ''));
+  return row;
 }
 
 /**
@@ -839,7 +846,7 @@ async function keysTab(view, ctx, tenantHeader) {
       const tagText = tagsText(k.tags);
       const open = h('button', { type: 'button', class: 'link', onclick: () => showKey(k.public_id), 'aria-label': `Details of ${k.name ?? k.public_id}` }, k.name ?? '—');
       return h('tr', { 'data-key': k.public_id, class: pinned.has(k.public_id) && !filtered ? 'pinned' : undefined },
-        h('td', {}, open), h('td', {}, h('code', {}, k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
+        h('td', {}, open), h('td', {}, idTag(k.public_id)), h('td', { 'data-testid': 'key-status' }, badge(k.status)),
         h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
         h('td', {}, h('div', { class: 'actions' }, ...(k.status === 'revoked' ? [] : [rotate, toggle, revoke]), check)));
     });
@@ -945,13 +952,13 @@ export async function audit(view, ctx) {
   const names = {};
   /** An id with its name beside it, when it has one. @param {string} id */
   const named = (id) => names[id] ? h('span', {}, names[id], ' ', idTag(id)) : h('code', {}, id);
-  const row = (e) => h('tr', { 'data-event': e.event_type, 'data-position': String(e.position) },
+  const headers = ['Time', 'Event', ...(platform ? ['Tenant'] : []), 'Aggregate', 'Actor', 'Address', 'User agent'];
+  const row = (e) => labelled(h('tr', { 'data-event': e.event_type, 'data-position': String(e.position) },
     h('td', {}, time(e.time)), h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => show(e), 'aria-label': `Details of ${e.event_type} at position ${e.position}` }, e.event_type)),
     platform ? h('td', { 'data-testid': 'tenant' }, e.tenant_id ? named(e.tenant_id) : '—') : null,
     h('td', { class: 'wide', 'data-testid': 'aggregate' }, named(e.aggregate_id)),
     h('td', { 'data-testid': 'actor' }, e.actor.email ?? (names[e.actor.id] ? named(e.actor.id) : e.actor.id)), h('td', { class: 'wide' }, e.source_ip ?? '—'),
-    h('td', { class: 'wide' }, e.user_agent ?? '—'));
-  const headers = ['Time', 'Event', ...(platform ? ['Tenant'] : []), 'Aggregate', 'Actor', 'Address', 'User agent'];
+    h('td', { class: 'wide' }, e.user_agent ?? '—')), headers);
   // Newest first, a page at a time: "Older events" reads the next page from the cursor.
   const query = new URLSearchParams({ limit: '100', order: 'desc' });
   for (const [k, input] of Object.entries(inputs)) {
@@ -978,7 +985,7 @@ export async function audit(view, ctx) {
   try {
     const shown = await load(null);
     list.replaceChildren(shown === 0 ? h('p', { class: 'empty' }, 'No events match these filters.') :
-      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ...headers.map((c) => h('th', { scope: 'col' }, c)))), tbody)));
+      h('div', { class: 'table-wrap' }, h('table', { class: 'cards' }, h('thead', {}, h('tr', {}, ...headers.map((c) => h('th', { scope: 'col' }, c)))), tbody)));
   } catch (e) { list.replaceChildren(errorBox(e)); }
   if (platform) {
     api('GET', '/audit/verify').then((r) => { chain.textContent = r.ok ? `Hash chain verified: ${num(r.checked)} events intact.` : `Hash chain broken at position ${r.first_break?.position ?? '?'}.`; }).catch(() => {});
@@ -997,9 +1004,17 @@ export async function audit(view, ctx) {
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-/** An id shown beside a name: shortened, whole in its tooltip. @param {string} id */
+/** An id shown beside a name: shortened (whole in its tooltip), with a button that copies it.
+ * @param {string} id */
 function idTag(id) {
-  return h('code', { class: 'id', title: id }, id.length > 14 ? `${id.slice(0, 12)}…` : id);
+  const copy = h('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${id}`, title: 'Copy the id' }, 'copy');
+  copy.addEventListener('click', async (ev) => {
+    ev.preventDefault();
+    ev.stopPropagation();
+    try { await navigator.clipboard.writeText(id); copy.textContent = 'copied'; } catch { copy.textContent = 'select it'; }
+    setTimeout(() => { copy.textContent = 'copy'; }, 1500);
+  });
+  return h('span', { class: 'idtag' }, h('code', { class: 'id', title: id }, id.length > 16 ? `${id.slice(0, 12)}…` : id), copy);
 }
 
 /** The smallest 1, 2 or 5 × 10^k at or above `n` (the chart's top). @param {number} n */
@@ -1132,14 +1147,15 @@ async function allTenantsUsage(list, period) {
     });
     const head = h('tr', {}, ...columns.map(([key, label]) => h('th', { scope: 'col', 'aria-sort': key === sortBy ? (descending ? 'descending' : 'ascending') : 'none' },
       h('button', { type: 'button', class: 'link', onclick: () => { descending = key === sortBy ? !descending : key !== 'name'; sortBy = key; draw(); } }, label))));
-    const body = sorted.map((r) => h('tr', { 'data-tenant': r.id },
+    const labels = columns.map(([, label]) => label);
+    const body = sorted.map((r) => labelled(h('tr', { 'data-tenant': r.id },
       h('td', {}, h('a', { href: `#/usage/${r.id}?period=${period}` }, r.name), ' ', idTag(r.id)),
       h('td', { class: 'num' }, num(r.llm_tokens)), h('td', { class: 'num' }, num(r.api_calls)), h('td', { class: 'num wide' }, num(r.records)),
-      h('td', { class: 'num wide' }, r.quota ? num(r.quota) : month ? 'none' : '—'), h('td', { class: 'num', 'data-testid': 'quota-used' }, r.used === null ? '—' : `${r.used.toFixed(1)} %`)));
-    const foot = h('tr', { 'data-testid': 'usage-totals' }, h('th', { scope: 'row' }, `All ${rows.length} tenants with usage`), h('td', { class: 'num' }, num(totals.llm_tokens)),
-      h('td', { class: 'num' }, num(totals.api_calls)), h('td', { class: 'num wide' }, num(totals.records)), h('td', { class: 'wide' }), h('td', {}));
+      h('td', { class: 'num wide' }, r.quota ? num(r.quota) : month ? 'none' : '—'), h('td', { class: 'num', 'data-testid': 'quota-used' }, r.used === null ? '—' : `${r.used.toFixed(1)} %`)), labels));
+    const foot = labelled(h('tr', { 'data-testid': 'usage-totals' }, h('th', { scope: 'row' }, `All ${rows.length} tenants with usage`), h('td', { class: 'num' }, num(totals.llm_tokens)),
+      h('td', { class: 'num' }, num(totals.api_calls)), h('td', { class: 'num wide' }, num(totals.records)), h('td', { class: 'wide' }), h('td', {})), ['', ...labels.slice(1, 4), '', '']);
     list.replaceChildren(rows.length === 0 ? h('p', { class: 'empty' }, 'No usage in this period.') :
-      h('div', {}, download, h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'all-tenants-usage' }, h('thead', {}, head), h('tbody', {}, ...body), h('tfoot', {}, foot)))));
+      h('div', {}, download, h('div', { class: 'table-wrap' }, h('table', { 'data-testid': 'all-tenants-usage', class: 'cards' }, h('thead', {}, head), h('tbody', {}, ...body), h('tfoot', {}, foot)))));
   };
   draw();
 }

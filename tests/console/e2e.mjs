@@ -539,7 +539,7 @@ try {
   await page.waitForFunction((n) => document.querySelectorAll('tbody tr[data-position]').length === n, answered);
   const actors = await page.getByTestId('actor').allTextContents();
   assert.ok(actors.length > 0 && actors.every((a) => a === 'ada@console.test'), `only Ada's events: ${actors}`);
-  await revokedRow.first().getByRole('button').click();
+  await revokedRow.first().getByRole('button', { name: /^Details of/ }).click();
   assert.match(await page.getByTestId('event-detail').textContent(), /api_key\.revoked/);
   // The revoked key as it was before the revocation, rebuilt from the log.
   const keyId = key.split('_')[1];
@@ -691,6 +691,36 @@ try {
   assert.equal(await page.locator('tr[data-key]').count(), 100);
   assert.equal(await page.getByTestId('more-keys').isVisible(), true, 'the list says there are more');
   await check(page, '11-at-size-keys');
+  // On a phone the rows are cards of labelled lines: 100 keys stay a short scroll.
+  const phoneAtSize = await browser.newContext({ viewport: { width: 390, height: 844 }, storageState: await context.storageState() });
+  const phoneKeys = await phoneAtSize.newPage();
+  watchConsole(phoneKeys, 'phone at size');
+  await phoneKeys.goto(`${BASE}/console/#/tenant/${bigId}/keys`);
+  await phoneKeys.waitForFunction((h) => document.getElementById('view')?.dataset.loaded === h && !document.querySelector('[aria-busy="true"]'), `#/tenant/${bigId}/keys`);
+  assert.equal(await phoneKeys.locator('tr[data-key]').count(), 100);
+  assert.equal(await phoneKeys.locator('tr[data-key]').first().evaluate((row) => getComputedStyle(row).display), 'block', 'a card');
+  assert.equal(await phoneKeys.locator('tr[data-key] td[data-label="Status"]').first().evaluate((cell) => getComputedStyle(cell, '::before').content), '"Status"');
+  const phoneHeight = await phoneKeys.evaluate(() => document.documentElement.scrollHeight);
+  console.log(`100 keys at 390 px: ${phoneHeight} px tall`);
+  assert.ok(phoneHeight < 40_000, `100 keys at 390 px: ${phoneHeight} px`);
+  await check(phoneKeys, '11-at-size-keys-phone');
+  await phoneAtSize.close();
+
+  // Every page, light and dark, at 1440 and 390 px, at size: axe (0 serious or critical
+  // findings), no horizontal scrolling, a screenshot each.
+  for (const scheme of ['light', 'dark']) {
+    for (const [width, height] of [[1440, 900], [390, 844]]) {
+      const variant = await browser.newContext({ viewport: { width, height }, colorScheme: scheme, storageState: await context.storageState() });
+      const p = await variant.newPage();
+      watchConsole(p, `${scheme} ${width}`);
+      for (const [label, hash] of sizedPages) {
+        await p.goto(`${BASE}/console/${hash}`);
+        await p.waitForFunction((h) => document.getElementById('view')?.dataset.loaded === h && !document.querySelector('[aria-busy="true"]'), hash);
+        await check(p, `13-${scheme}-${width}-${label.toLowerCase().replaceAll(/[^a-z0-9]+/g, '-')}`);
+      }
+      await variant.close();
+    }
+  }
 
   // Usage at size: the last 7 days of Big Corp, with key names beside ids, the chart equal to
   // the summary; every tenant's month in a table that sorts, totals, quota share and CSV.
