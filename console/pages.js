@@ -1103,18 +1103,18 @@ function periodName(period) {
   return usagePeriods().find(([v]) => v === period)?.[1] ?? period;
 }
 
-/** Every page of `path` (a listing with `next_cursor`), as one list: `field` of each page.
- * @param {string} path @param {string} field */
-async function everyPage(path, field) {
+/** Every page of `path` (a listing with `next_cursor`), as the list of its pages.
+ * @param {string} path */
+async function everyPage(path) {
   /** @type {any[]} */
-  const all = [];
+  const pages = [];
   let cursor = null;
   do {
     const data = await api('GET', `${path}${path.includes('?') ? '&' : '?'}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    all.push(...data[field]);
+    pages.push(data);
     cursor = data.next_cursor ?? null;
   } while (cursor);
-  return all;
+  return pages;
 }
 
 /** Text as one CSV field. @param {unknown} v */
@@ -1124,15 +1124,13 @@ const csvField = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"'
  * of each tenant's monthly quota (calendar months) and a CSV download.
  * @param {HTMLElement} list @param {string} period */
 async function allTenantsUsage(list, period) {
-  const [usageRows, tenants] = await Promise.all([everyPage(`/admin/usage?period=${period}`, 'tenants'), everyPage('/admin/tenants', 'data')]);
-  const byId = new Map(tenants.map((t) => [t.tenant_id, t]));
+  const pages = await everyPage(`/admin/usage?period=${period}`);
   const month = /^\d{4}-\d{2}$/.test(period);
-  const rows = usageRows.map((u) => {
-    const t = byId.get(u.tenant_id);
-    const quota = month ? t?.limits?.monthly_token_quota ?? null : null;
-    return { id: u.tenant_id, name: t?.name ?? u.tenant_id, llm_tokens: u.llm_tokens, api_calls: u.api_calls, records: u.records, quota,
+  const rows = pages.flatMap((p) => p.tenants.map((/** @type {any} */ u) => {
+    const quota = month ? p.monthly_token_quotas?.[u.tenant_id] ?? null : null;
+    return { id: u.tenant_id, name: p.names?.[u.tenant_id] ?? u.tenant_id, llm_tokens: u.llm_tokens, api_calls: u.api_calls, records: u.records, quota,
       used: quota ? (100 * u.llm_tokens) / quota : null };
-  });
+  }));
   const columns = [['name', 'Tenant'], ['llm_tokens', 'LLM tokens'], ['api_calls', 'API calls'], ['records', 'Records'], ['quota', 'Monthly quota'], ['used', 'Quota used']];
   let sortBy = 'llm_tokens', descending = true;
   const totals = rows.reduce((t, r) => ({ llm_tokens: t.llm_tokens + r.llm_tokens, api_calls: t.api_calls + r.api_calls, records: t.records + r.records }), { llm_tokens: 0, api_calls: 0, records: 0 });

@@ -24,9 +24,11 @@ fi
 
 ADMIN_INVITE=$(admin /admin/users '{"email": "ada@console.test", "role": "super_admin"}' | json invite_url)
 AUDITOR_INVITE=$(admin /admin/users '{"email": "audrey@console.test", "role": "auditor"}' | json invite_url)
+FINANCE_INVITE=$(admin /admin/users '{"email": "fay@console.test", "role": "finance_admin"}' | json invite_url)
 # The invite links name PUBLIC_URL; the server here listens on BASE.
 ADMIN_INVITE="$BASE/auth/invites/${ADMIN_INVITE##*/}"
 AUDITOR_INVITE="$BASE/auth/invites/${AUDITOR_INVITE##*/}"
+FINANCE_INVITE="$BASE/auth/invites/${FINANCE_INVITE##*/}"
 
-BASE=$BASE MASTER=$MASTER ADMIN_INVITE=$ADMIN_INVITE AUDITOR_INVITE=$AUDITOR_INVITE CHROMIUM=$CHROMIUM \
-  SCREENSHOTS=${SCREENSHOTS:-target/console-screenshots} timeout 300 node tests/console/e2e.mjs
+BASE=$BASE MASTER=$MASTER ADMIN_INVITE=$ADMIN_INVITE AUDITOR_INVITE=$AUDITOR_INVITE FINANCE_INVITE=$FINANCE_INVITE \
+  CHROMIUM=$CHROMIUM SCREENSHOTS=${SCREENSHOTS:-target/console-screenshots} timeout 600 node tests/console/e2e.mjs

@@ -2,6 +2,8 @@
 //! `/usage/history` (a tenant's month and its days), `/admin/usage` (finance admins, every
 //! tenant).
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -454,6 +456,10 @@ pub struct AllTenantsUsage {
     pub tenants: Vec<UsageSummary>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
+    /// The current names of this page's tenants, by id.
+    pub names: std::collections::BTreeMap<String, String>,
+    /// The effective monthly LLM-token quota of this page's tenants that have one, by id.
+    pub monthly_token_quotas: std::collections::BTreeMap<String, i64>,
 }
 
 /// Every tenant's usage in a month (finance admins), a page of tenants at a time.
@@ -479,8 +485,16 @@ pub async fn admin_usage(
     let rows = query::all_tenants(&state.pool, period, q.cursor.as_deref(), limit).await?;
     let next_cursor =
         if rows.len() as i64 == limit { rows.last().map(|(tenant, _)| tenant.clone()) } else { None };
+    let ids: Vec<String> = rows.iter().map(|(tenant, _)| tenant.clone()).collect();
+    let (mut names, mut monthly_token_quotas) = (BTreeMap::new(), BTreeMap::new());
+    for (id, name, quota) in query::tenant_names_and_quotas(&state.pool, &ids).await? {
+        if let Some(quota) = quota {
+            monthly_token_quotas.insert(id.clone(), quota);
+        }
+        names.insert(id, name);
+    }
     let label = period.label();
     let tenants: Vec<UsageSummary> =
         rows.into_iter().map(|(tenant, totals)| summary_of(tenant, label.clone(), totals)).collect();
-    Ok(axum::Json(AllTenantsUsage { period: label, tenants, next_cursor }))
+    Ok(axum::Json(AllTenantsUsage { period: label, tenants, next_cursor, names, monthly_token_quotas }))
 }

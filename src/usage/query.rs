@@ -244,6 +244,17 @@ pub async fn group_names(
     Ok(names.into_iter().collect())
 }
 
+/// The names and effective monthly LLM-token quotas of the tenants `ids` (`None`: unlimited).
+pub async fn tenant_names_and_quotas(
+    pool: &PgPool,
+    ids: &[String],
+) -> Result<Vec<(String, String, Option<i64>)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    tokenhub_projections::read::tenants::names_and_monthly_quotas(pool, ids).await
+}
+
 /// Tenants' totals for a period, by tenant id: up to `limit` tenants after `after`.
 pub async fn all_tenants(
     pool: &PgPool,

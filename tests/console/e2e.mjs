@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 
-const { BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE } = process.env;
+const { BASE, MASTER, ADMIN_INVITE, AUDITOR_INVITE, FINANCE_INVITE } = process.env;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOTS || 'target/console-screenshots';
 const PASSWORD = 'correct horse battery staple';
@@ -85,6 +85,7 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-s
 try {
   await accept(ADMIN_INVITE);
   await accept(AUDITOR_INVITE);
+  await accept(FINANCE_INVITE);
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   watchConsole(page, 'admin');
@@ -751,6 +752,23 @@ try {
   assert.ok(csvText.some((line) => line.startsWith('Big Corp,')), csvText[1]);
   await check(page, '12-usage-all-tenants');
   for (const label of ['usage, Big Corp, last 7 days', 'usage, all tenants, this month']) assert.ok(timings[label] < 1000, `${label} took ${timings[label]} ms at size`);
+
+  // A finance admin's task: every tenant's last 30 days, then one tenant's.
+  const financeContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const finance = await financeContext.newPage();
+  watchConsole(finance, 'finance');
+  await signInAndEnrol(finance, 'fay@console.test');
+  await finance.getByRole('button', { name: 'I have stored them' }).click();
+  await finance.getByRole('link', { name: 'Usage', exact: true }).click();
+  await finance.getByLabel('Period').selectOption('last-30-days');
+  await finance.getByRole('button', { name: 'Show' }).click();
+  await finance.getByRole('heading', { name: 'Usage, last 30 days' }).waitFor();
+  const financeTable = finance.getByTestId('all-tenants-usage');
+  await financeTable.locator(`tr[data-tenant="${bigId}"]`).getByRole('link', { name: 'Big Corp' }).click();
+  await finance.getByTestId('chart-llm-tokens').waitFor();
+  assert.ok(!/Tenants|People/.test(await finance.locator('nav').textContent()), 'a finance admin sees usage, not tenants or people');
+  await check(finance, '12-finance-usage');
+  await financeContext.close();
 
   // People: a platform person invited, their role changed, then disabled (confirmed first).
   await page.getByRole('link', { name: 'People' }).click();

@@ -647,4 +647,5 @@ async fn key_listings_page_through_every_order_and_search_exactly_once() {
     let long = "a".repeat(101);
     assert_eq!(get(format!("q={long}")).await.0, 422);
     assert_eq!(get(format!("q={}", &long[..100])).await.0, 200);
+    app.stop().await;
 }

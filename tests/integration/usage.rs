@@ -556,6 +556,14 @@ async fn the_last_days_sum_exactly_their_records_and_breakdowns_name_their_keys(
         let (status, all) = send(app.admin(Method::GET, &format!("/admin/usage?period={period}"))).await;
         assert_eq!(status, 200, "{all}");
         assert_eq!(all["tenants"][0]["llm_tokens"].as_i64(), Some(within(n)), "{all}");
+        // With each tenant's name and effective monthly quota (finance admins cannot list tenants).
+        let (_, view) = send(app.admin(Method::GET, &format!("/admin/tenants/{tenant}"))).await;
+        assert_eq!(all["names"][&tenant], "Rolling", "{all}");
+        assert_eq!(
+            all["monthly_token_quotas"].get(&tenant),
+            view["limits"].get("monthly_token_quota"),
+            "{all} {view}"
+        );
     }
     let (status, bad) = get(&app, &admin, "/usage/summary?period=last-8-days").await;
     assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("invalid_period")), "{bad}");

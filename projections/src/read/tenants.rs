@@ -192,3 +192,17 @@ pub async fn names(pool: &PgPool, ids: &[String]) -> Result<Vec<(String, String)
         .fetch_all(pool)
         .await
 }
+
+/// The names and effective monthly LLM-token quotas (`None`: unlimited) of the tenants `ids`
+/// that exist: (id, name, quota).
+pub async fn names_and_monthly_quotas(
+    pool: &PgPool,
+    ids: &[String],
+) -> Result<Vec<(String, String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant_id, name, (limits->>'monthly_token_quota')::bigint FROM tenants WHERE tenant_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
