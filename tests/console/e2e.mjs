@@ -760,7 +760,7 @@ try {
   await signInAndEnrol(finance, 'fay@console.test');
   await finance.getByRole('button', { name: 'I have stored them' }).click();
   await finance.getByRole('link', { name: 'Usage', exact: true }).click();
-  await finance.getByLabel('Period').selectOption('last-30-days');
+  await finance.locator('select[name="period"]').selectOption('last-30-days');
   await finance.getByRole('button', { name: 'Show' }).click();
   await finance.getByRole('heading', { name: 'Usage, last 30 days' }).waitFor();
   const financeTable = finance.getByTestId('all-tenants-usage');
