@@ -94,6 +94,37 @@ function pagedList(path, head, row, empty, moreLabel) {
   return { nodes: [list, more], reload };
 }
 
+/** `limit=100`, and the cursor of the page before when there is one. @param {string | null} cursor */
+function pageQuery(cursor) {
+  const query = new URLSearchParams({ limit: '100' });
+  if (cursor) query.set('cursor', cursor);
+  return query;
+}
+
+/**
+ * A table read a page at a time (`load(cursor)` answers `data` and `next_cursor`): while the
+ * list is cut it says so, with a button for the next page.
+ * @param {(cursor: string | null) => Promise<any>} load @param {string} moreLabel
+ * @param {(rows: any[]) => Node} draw
+ */
+async function pagedTable(load, moreLabel, draw) {
+  const box = h('div');
+  /** @type {any[]} */
+  let shown = [];
+  /** @type {string | null} */
+  let cursor = null;
+  const more = h('button', { type: 'button', class: 'secondary' }, moreLabel);
+  const next = async () => {
+    const data = await load(cursor);
+    shown = shown.concat(data.data);
+    cursor = data.next_cursor ?? null;
+    box.replaceChildren(draw(shown), cursor ? h('p', { class: 'empty' }, `The first ${shown.length}; more below.`) : '', cursor ? more : '');
+  };
+  more.addEventListener('click', () => next().catch((e) => box.append(errorBox(e))));
+  await next();
+  return box;
+}
+
 /** @param {HTMLElement} view @param {string} title @param {...(Node | string | null | undefined | false)} content
  * (what is null, undefined or false is left out: `replaceChildren` would print "null") */
 function page(view, title, ...content) {
@@ -1250,9 +1281,8 @@ export async function members(view, ctx, tenant) {
   const email = h('input', { name: 'email', type: 'email', required: true });
   const role = h('select', { name: 'role' }, ...roles.map((r) => h('option', { value: r }, r)));
   const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Invite a member' }, h('label', {}, 'Member e-mail', email), h('label', {}, 'Role', role), h('button', { type: 'submit' }, 'Invite')));
-  const list = async () => {
-    const data = await api('GET', '/tenant/users?limit=200', { tenant });
-    return table(['E-mail', 'Role', 'Status', 'Two-factor', ''], data.data.map((u) => {
+  const list = async () => pagedTable((cursor) => api('GET', `/tenant/users?${pageQuery(cursor)}`, { tenant }), 'More members', (rows) => {
+    return table(['E-mail', 'Role', 'Status', 'Two-factor', ''], rows.map((u) => {
       const change = h('select', { 'aria-label': `Role of ${u.email}` }, ...roles.map((r) => h('option', { value: r, selected: r === u.role }, r)));
       change.addEventListener('change', async () => {
         try { await api('PATCH', `/tenant/users/${u.user_id}`, { tenant, body: { role: change.value } }); ctx.toast(`${u.email} is now ${change.value}`); } catch (e) { ctx.toast(String(e.message ?? e)); }
@@ -1266,7 +1296,7 @@ export async function members(view, ctx, tenant) {
       return h('tr', { 'data-user': u.email }, h('td', {}, u.email), h('td', {}, active ? change : u.role), h('td', {}, badge(u.status)),
         h('td', {}, u.totp_enrolled ? 'on' : 'off'), h('td', {}, active ? remove : ''));
     }), 'No members yet. Invite one above.');
-  };
+  });
   const s = await section(view, 'Members', form, list);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -1306,12 +1336,10 @@ export async function twoFactorPolicy(view, ctx, tenant) {
 export async function subAccounts(view, ctx, tenant) {
   const name = h('input', { name: 'name', required: true, maxlength: 128 });
   const form = /** @type {HTMLFormElement} */ (h('form', { 'aria-label': 'Create a sub-account' }, h('label', {}, 'Sub-account name', name), h('button', { type: 'submit' }, 'Create sub-account')));
-  const list = async () => {
-    const data = await api('GET', '/tenant/sub-accounts?limit=200', { tenant });
-    return table(['Name', 'Id', 'Role', 'Status', 'Created'], data.data.map((a) => h('tr', {},
-      h('td', {}, a.name), h('td', {}, h('code', {}, a.sub_account_id)), h('td', {}, a.role), h('td', {}, badge(a.status)), h('td', { class: 'wide' }, time(a.created_at)))),
-    'No sub-accounts yet.');
-  };
+  const list = async () => pagedTable((cursor) => api('GET', `/tenant/sub-accounts?${pageQuery(cursor)}`, { tenant }), 'More sub-accounts',
+    (rows) => table(['Name', 'Id', 'Role', 'Status', 'Created'], rows.map((a) => h('tr', {},
+      h('td', {}, a.name), h('td', {}, idTag(a.sub_account_id)), h('td', {}, a.role), h('td', {}, badge(a.status)), h('td', { class: 'wide' }, time(a.created_at)))),
+    'No sub-accounts yet.'));
   const s = await section(view, 'Sub-accounts', form, list);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
