@@ -285,6 +285,9 @@ impl App {
         })?;
         let nats = crate::nats::connect(&config.nats_url, config.nats_tls_ca_file.as_deref()).await?;
         let shutdown = CancellationToken::new();
+        // A start that fails from here stops what it started (the projection thread, the log
+        // watcher), instead of leaving it running in a process that goes on (tests, the CLI).
+        let stop_on_failure = shutdown.clone().drop_guard();
         // The followers every role runs: the log watcher, the projection runner (what this
         // process's writer commits goes straight to it) and the key cache.
         let log = spawn_log_watcher(pool.clone(), shutdown.clone());
@@ -380,6 +383,7 @@ impl App {
             relay,
         };
         let usage_projection = start_workers(role, config, &state, inputs, &shutdown).await;
+        stop_on_failure.disarm();
         Ok(App {
             state,
             shutdown,
