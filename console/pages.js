@@ -771,7 +771,8 @@ async function keysTab(view, ctx, tenantHeader) {
       find.value = id; // a pasted key's secret part is not kept on the page
       await showKey(id);
     } else if (PUBLIC_ID.test(wantedKey)) {
-      await showKey(wantedKey);
+      // Looks like a key id: open that key; if there is none, it is a name searched for.
+      if (!(await showKey(wantedKey, true))) nameSearch = wantedKey;
     } else {
       nameSearch = wantedKey;
       if (!wantedKey) detail.replaceChildren();
@@ -781,8 +782,9 @@ async function keysTab(view, ctx, tenantHeader) {
   });
 
   /** One key: its settings, its usage this month, its history, and an edit of name and tags.
-   * @param {string} publicId */
-  async function showKey(publicId) {
+   * @param {string} publicId @param {boolean} [quietIfMissing] say nothing when there is no such key
+   * @returns {Promise<boolean>} whether the key was found */
+  async function showKey(publicId, quietIfMissing = false) {
     detail.replaceChildren(h('p', { class: 'hint' }, 'Loading the key…'));
     try {
       const k = await api('GET', `/tenant/api-keys/${encodeURIComponent(publicId)}`, { tenant: tenantHeader });
@@ -818,9 +820,12 @@ async function keysTab(view, ctx, tenantHeader) {
         table(['Time', 'Event', 'By'], events.map((/** @type {any} */ e) => h('tr', { 'data-event': e.event_type },
           h('td', {}, time(e.time)), h('td', {}, h('code', {}, e.event_type)), h('td', {}, e.actor?.email ?? e.actor?.id ?? '—'))), 'No history.'),
         history?.next_cursor ? h('p', { class: 'hint' }, 'The 20 newest; the Audit page has the rest.') : null));
+      return true;
     } catch (e) {
-      detail.replaceChildren(e instanceof ApiError && e.status === 404
-        ? h('div', { class: 'notice error', role: 'alert' }, `No key ${publicId} in this tenant.`) : errorBox(e));
+      const missing = e instanceof ApiError && e.status === 404;
+      if (missing && quietIfMissing) detail.replaceChildren();
+      else detail.replaceChildren(missing ? h('div', { class: 'notice error', role: 'alert' }, `No key ${publicId} in this tenant.`) : errorBox(e));
+      return false;
     }
   }
 

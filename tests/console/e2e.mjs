@@ -211,7 +211,12 @@ try {
   await page.getByLabel('Key status').selectOption('');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor();
-  // A name searched (any case) is the API's `q`; the order is the API's `sort`.
+  // A name searched (any case) is the API's `q`; the order is the API's `sort`. Text shaped
+  // like a key id that is no key's id is searched as a name.
+  await page.getByLabel('Find a key').fill('nokeyhasthisid16');
+  await page.getByRole('button', { name: 'Show keys' }).click();
+  await page.getByText('No key matches these filters.').waitFor();
+  assert.equal(await page.getByRole('alert').filter({ hasText: 'No key nokeyhasthisid16' }).count(), 0, 'no error for an id-shaped name');
   await page.getByLabel('Find a key').fill('BATCH');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor({ state: 'detached' });
