@@ -40,7 +40,8 @@ pub async fn of(
     }
     let mut names = BTreeMap::new();
     if !tenants.is_empty() {
-        names.extend(read::tenants::names(pool, &tenants).await?);
+        let found = read::tenants::names_and_monthly_quotas(pool, &tenants).await?;
+        names.extend(found.into_iter().map(|(id, name, _)| (id, name)));
     }
     if !keys.is_empty() {
         names.extend(read::api_keys::names(pool, tenant_id, &keys).await?);

@@ -185,14 +185,6 @@ pub async fn page(pool: &PgPool, page: &TenantPage<'_>) -> Result<(Vec<TenantRow
     Ok((rows.into_iter().map(|r| r.row).collect(), last))
 }
 
-/// The names of the tenants `ids` (those that exist): (id, name).
-pub async fn names(pool: &PgPool, ids: &[String]) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT tenant_id, name FROM tenants WHERE tenant_id = ANY($1)")
-        .bind(ids)
-        .fetch_all(pool)
-        .await
-}
-
 /// The names and effective monthly LLM-token quotas (`None`: unlimited) of the tenants `ids`
 /// that exist: (id, name, quota).
 pub async fn names_and_monthly_quotas(
