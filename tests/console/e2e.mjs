@@ -220,6 +220,8 @@ try {
   await page.getByLabel('Find a key').fill('BATCH');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor({ state: 'detached' });
+  // The old rows go before the answer's rows come: wait for the answer, then compare.
+  await page.locator('tr[data-key] td:first-child', { hasText: 'batch-jobs' }).first().waitFor();
   assert.deepEqual(await page.locator('tr[data-key] td:first-child').allTextContents(), ['batch-jobs'], 'only the key named like the search');
   await page.getByLabel('Find a key').fill('');
   await page.getByRole('button', { name: 'Show keys' }).click();
