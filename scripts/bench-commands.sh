@@ -47,18 +47,22 @@ ticks_of() { awk '{ s += $14 + $15 } END { print s + 0 }' "$@" 2>/dev/null || ec
 server_ticks() { ticks_of $(for pid in "${SERVER_PIDS[@]}"; do echo "/proc/$pid/stat"; done); }
 postgres_ticks() { ticks_of $(for pid in $(pgrep -x postgres); do echo "/proc/$pid/stat"; done); }
 HZ=$(getconf CLK_TCK)
+# Transactions and rows read in the bench database (pg_stat_database, flushed about once a
+# second: read after a pause).
+db_stats() { psql "$PG/postgres" -Atc "SELECT xact_commit + xact_rollback, tup_returned + tup_fetched FROM pg_stat_database WHERE datname = '$DB'"; }
 
 # wrk's latency distribution: p50 and p99 in milliseconds.
 percentile() { awk -v p="$1" '$1 == p"%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 } print v }' "$2"; }
 
 echo "on $(nproc) cores; wrk, pgbench, the server and PostgreSQL share them"
-printf '%-12s %14s %10s %10s %16s %7s %14s %14s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio \
-  "server µs/cmd" "postgres µs/cmd"
+printf '%-12s %14s %10s %10s %16s %7s %14s %14s %10s %10s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio \
+  "server µs/cmd" "postgres µs/cmd" "xacts/cmd" "rows/cmd"
 DEADLOCKS_BEFORE=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
 for C in 8 32; do
   # The writers spread evenly over the instances (one wrk each, run together).
   PER=$(( C / INSTANCES )); [ "$PER" -ge 1 ] || PER=1
   WRK_PIDS=()
+  sleep 1.2; DB_BEFORE=$(db_stats)
   SERVER_BEFORE=$(server_ticks); POSTGRES_BEFORE=$(postgres_ticks)
   for i in "${!BASES[@]}"; do
     wrk -t1 -c"$PER" -d"${DURATION}s" --latency -s "$WORK/issue.lua" "${BASES[$i]}/admin/api-keys" >"$WORK/wrk-$C-$i.txt" &
@@ -66,6 +70,7 @@ for C in 8 32; do
   done
   wait "${WRK_PIDS[@]}"
   SERVER_TICKS=$(( $(server_ticks) - SERVER_BEFORE )); POSTGRES_TICKS=$(( $(postgres_ticks) - POSTGRES_BEFORE ))
+  sleep 1.2; DB_AFTER=$(db_stats)
   for f in "$WORK"/wrk-"$C"-*.txt; do
     if grep -q "Non-2xx" "$f"; then grep "Non-2xx" "$f" >&2; fi
   done
@@ -73,12 +78,14 @@ for C in 8 32; do
   P50=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 50 "$f"; done | sort -g | tail -1)
   P99=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 99 "$f"; done | sort -g | tail -1)
   TPS=$(pgbench -n -c"$C" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
-  python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" "$SERVER_TICKS" "$POSTGRES_TICKS" "$HZ" "$DURATION" <<'PY'
+  python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" "$SERVER_TICKS" "$POSTGRES_TICKS" "$HZ" "$DURATION" "$DB_BEFORE" "$DB_AFTER" <<'PY'
 import sys
-c, rps, p50, p99, tps, server, postgres, hz, seconds = sys.argv[1], *map(float, sys.argv[2:])
+c, rps, p50, p99, tps, server, postgres, hz, seconds = sys.argv[1], *map(float, sys.argv[2:10])
+(xacts_before, rows_before), (xacts_after, rows_after) = (map(int, s.split("|")) for s in sys.argv[10:12])
 commands = rps * seconds
 per = lambda ticks: ticks / hz / commands * 1e6
-print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f} {per(server):14.0f} {per(postgres):14.0f}")
+print(f"{c:<12} {rps:14.0f} {p50:10.1f} {p99:10.1f} {tps:16.0f} {rps / tps:7.2f} {per(server):14.0f} {per(postgres):14.0f}"
+      f" {(xacts_after - xacts_before) / commands:10.2f} {(rows_after - rows_before) / commands:10.1f}")
 PY
 done
 DEADLOCKS_AFTER=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
