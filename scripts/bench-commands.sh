@@ -6,6 +6,8 @@
 # bulk route (POST /admin/api-keys:batch, 1,000 keys a request) in keys/s.
 #
 #   scripts/bench-commands.sh [seconds]          (default 10 per run)
+#   CONCURRENCY="32 96" scripts/bench-commands.sh  (other numbers of writers, default 8 32;
+#                                                 pgbench at most 32: the database has 100)
 #   INSTANCES=3 scripts/bench-commands.sh        (three servers on one database, the writers
 #                                                 spread over them; also counts deadlocks)
 #
@@ -58,7 +60,7 @@ echo "on $(nproc) cores; wrk, pgbench, the server and PostgreSQL share them"
 printf '%-12s %14s %10s %10s %16s %7s %14s %14s %10s %10s\n' concurrency "commands/s" "p50 ms" "p99 ms" "pgbench commits/s" ratio \
   "server µs/cmd" "postgres µs/cmd" "xacts/cmd" "rows/cmd"
 DEADLOCKS_BEFORE=$(psql "$PG/postgres" -Atc "SELECT deadlocks FROM pg_stat_database WHERE datname = '$DB'")
-for C in 8 32; do
+for C in ${CONCURRENCY:-8 32}; do
   # The writers spread evenly over the instances (one wrk each, run together).
   PER=$(( C / INSTANCES )); [ "$PER" -ge 1 ] || PER=1
   WRK_PIDS=()
@@ -77,7 +79,7 @@ for C in 8 32; do
   RPS=$(cat "$WORK"/wrk-"$C"-*.txt | awk '/Requests\/sec/ {s += $2} END {print s}')
   P50=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 50 "$f"; done | sort -g | tail -1)
   P99=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 99 "$f"; done | sort -g | tail -1)
-  TPS=$(pgbench -n -c"$C" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
+  TPS=$(pgbench -n -c"$(( C < 32 ? C : 32 ))" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
   python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" "$SERVER_TICKS" "$POSTGRES_TICKS" "$HZ" "$DURATION" "$DB_BEFORE" "$DB_AFTER" <<'PY'
 import sys
 c, rps, p50, p99, tps, server, postgres, hz, seconds = sys.argv[1], *map(float, sys.argv[2:10])
