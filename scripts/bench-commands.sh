@@ -11,6 +11,9 @@
 #   INSTANCES=3 scripts/bench-commands.sh        (three servers on one database, the writers
 #                                                 spread over them; also counts deadlocks)
 #
+# pgbench connects as the server does to a PostgreSQL on this host: without TLS (PGSSLMODE
+# overrides both).
+#
 # A scratch database and a private nats-server on a free port, removed afterwards. Needs wrk
 # (apt-get install -y wrk), pgbench (postgresql-contrib / the PostgreSQL client), curl, python3.
 set -euo pipefail
@@ -79,7 +82,7 @@ for C in ${CONCURRENCY:-8 32}; do
   RPS=$(cat "$WORK"/wrk-"$C"-*.txt | awk '/Requests\/sec/ {s += $2} END {print s}')
   P50=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 50 "$f"; done | sort -g | tail -1)
   P99=$(for f in "$WORK"/wrk-"$C"-*.txt; do percentile 99 "$f"; done | sort -g | tail -1)
-  TPS=$(pgbench -n -c"$(( C < 32 ? C : 32 ))" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
+  TPS=$(PGSSLMODE=${PGSSLMODE:-disable} pgbench -n -c"$(( C < 32 ? C : 32 ))" -j2 -T"$DURATION" -f "$WORK/insert.sql" "$PG/$PGBENCH_DB" 2>/dev/null | awk '/^tps/ {print $3}')
   python3 - "$C" "$RPS" "$P50" "$P99" "$TPS" "$SERVER_TICKS" "$POSTGRES_TICKS" "$HZ" "$DURATION" "$DB_BEFORE" "$DB_AFTER" <<'PY'
 import sys
 c, rps, p50, p99, tps, server, postgres, hz, seconds = sys.argv[1], *map(float, sys.argv[2:10])

@@ -28,7 +28,6 @@ use crate::follow::POLL_INTERVAL;
 #[derive(Clone)]
 pub struct ReadModels {
     pool: PgPool,
-    positions: Vec<watch::Receiver<i64>>,
     timeout: Duration,
     /// Set when a wait timed out, cleared when one succeeds: while set, commands wait only
     /// briefly (a stuck projection must not make every command take the timeout) and
@@ -36,14 +35,22 @@ pub struct ReadModels {
     stalled: Arc<AtomicBool>,
     /// Every batch the runner committed, for in-process followers of the log (the key cache).
     hand_over: Handing,
-    /// The runner's position (also in `positions`).
+    /// The runner's position.
     runner: watch::Receiver<i64>,
     /// Batches the runner applied as this process's writer handed them over (not read back).
     handed_batches: Arc<AtomicU64>,
     /// Whether this process applies the projections for the fleet.
     leading: watch::Receiver<bool>,
-    /// Told the position a wait is for (followers that let commits gather otherwise).
-    wants: Vec<Arc<dyn Fn(i64) + Send + Sync>>,
+    /// Other followers a command waits for too (the key cache).
+    followers: Vec<Follower>,
+}
+
+/// A follower of the log that read-your-writes waits for, besides the projection runner.
+#[derive(Clone)]
+struct Follower {
+    position: watch::Receiver<i64>,
+    /// Told the position a wait is for (a follower that lets commits gather otherwise).
+    want: Arc<dyn Fn(i64) + Send + Sync>,
 }
 
 /// How long a command waits for its own events while the projections are stalled.
@@ -69,7 +76,7 @@ impl ReadModels {
             return false;
         }
         let Ok(head) = head_position(&self.pool).await else { return true };
-        if self.positions.iter().all(|p| *p.borrow() >= head) {
+        if self.positions().all(|p| *p.borrow() >= head) {
             self.stalled.store(false, Ordering::Relaxed);
             return false;
         }
@@ -94,9 +101,13 @@ impl ReadModels {
         position: watch::Receiver<i64>,
         want: impl Fn(i64) + Send + Sync + 'static,
     ) -> Self {
-        self.positions.push(position);
-        self.wants.push(Arc::new(want));
+        self.followers.push(Follower { position, want: Arc::new(want) });
         self
+    }
+
+    /// The runner's position and every follower's.
+    fn positions(&self) -> impl Iterator<Item = &watch::Receiver<i64>> {
+        std::iter::once(&self.runner).chain(self.followers.iter().map(|f| &f.position))
     }
 
     /// Waits until every projection includes the caller's own last event (the request's, see
@@ -111,11 +122,11 @@ impl ReadModels {
                 Err(_) => return,
             },
         };
-        for want in &self.wants {
-            want(head);
+        for follower in &self.followers {
+            (follower.want)(head);
         }
         let all = async {
-            for position in &self.positions {
+            for position in self.positions() {
                 let mut position = position.clone();
                 let _ = position.wait_for(|p| *p >= head).await;
             }
@@ -289,14 +300,13 @@ pub fn spawn_projections(
     });
     ReadModels {
         pool,
-        positions: vec![rx.clone()],
         timeout,
         stalled: Arc::new(AtomicBool::new(false)),
         hand_over,
         runner: rx,
         handed_batches,
         leading: lead,
-        wants: Vec::new(),
+        followers: Vec::new(),
     }
 }
 

