@@ -39,6 +39,20 @@ export function errorBox(e) {
   return h('div', { class: 'notice error', role: 'alert' }, text);
 }
 
+/**
+ * For a list whose loads can overlap (a filter submitted, a live event, an action's refresh):
+ * each load takes a turn, and only the newest may show what it read, so a slower earlier
+ * answer never replaces a newer one.
+ * @returns {() => () => boolean} take a turn; the turn says whether it is still the newest
+ */
+export function newestOnly() {
+  let newest = 0;
+  return () => {
+    const mine = ++newest;
+    return () => mine === newest;
+  };
+}
+
 /** A value shown once, with a copy button. @param {string} label @param {string} value */
 function shownOnce(label, value) {
   const copy = h('button', { type: 'button', class: 'secondary', onclick: () => navigator.clipboard?.writeText(value) }, 'Copy');
@@ -76,10 +90,15 @@ function pagedList(path, head, row, empty, moreLabel) {
   let shown = [];
   /** @type {string | null} */
   let cursor = null;
+  // A reload starts a new list: a page still on its way for the old one is dropped.
+  const turn = newestOnly();
+  let current = turn();
   const fetchPage = async () => {
+    const mine = current;
     const query = new URLSearchParams({ limit: '100' });
     if (cursor) query.set('cursor', cursor);
     const data = await api('GET', `${path}?${query}`);
+    if (!mine()) return;
     shown = shown.concat(data.data);
     cursor = data.next_cursor ?? null;
     list.replaceChildren(table(head, shown.map(row), empty),
@@ -88,7 +107,7 @@ function pagedList(path, head, row, empty, moreLabel) {
   };
   more.addEventListener('click', () => fetchPage().catch((e) => list.replaceChildren(errorBox(e))));
   const reload = async () => {
-    shown = []; cursor = null;
+    shown = []; cursor = null; current = turn();
     try { await fetchPage(); } catch (e) { list.replaceChildren(errorBox(e)); }
   };
   return { nodes: [list, more], reload };
@@ -501,7 +520,9 @@ export async function tenants(view, ctx) {
   const list = h('div');
   /** Cursors of the pages shown so far (the first page has none). */
   const cursors = [''];
+  const turn = newestOnly();
   async function load() {
+    const newest = turn();
     const query = new URLSearchParams({ limit: '50' });
     if (status) query.set('status', status);
     if (planFilter) query.set('plan', planFilter);
@@ -509,6 +530,7 @@ export async function tenants(view, ctx) {
     const cursor = cursors[cursors.length - 1];
     if (cursor) query.set('cursor', cursor);
     const pageData = await api('GET', `/admin/tenants?${query}`);
+    if (!newest()) return;
     const rows = pageData.data.map((t) => tenantRow(t, ctx, load));
     const pager = h('div', { class: 'actions' });
     if (cursors.length > 1) {
@@ -833,7 +855,9 @@ async function keysTab(view, ctx, tenantHeader) {
   let wanted = 100;
   const more = h('button', { type: 'button', class: 'secondary', 'data-testid': 'more-keys', hidden: true }, 'More keys');
   more.addEventListener('click', () => { wanted += 100; load().catch((e) => keys.replaceChildren(errorBox(e))); });
+  const turn = newestOnly();
   async function load() {
+    const newest = turn();
     /** @type {any[]} */
     const all = [];
     let cursor = null;
@@ -848,9 +872,9 @@ async function keysTab(view, ctx, tenantHeader) {
       all.push(...data.data);
       cursor = data.next_cursor ?? null;
     } while (cursor && all.length < wanted);
-    more.hidden = !cursor;
     const filtered = Boolean(statusFilter.value || tagFilter.value.trim() || nameSearch);
     const top = filtered ? [] : await Promise.all([...pinned].map((id) => api('GET', `/tenant/api-keys/${id}`, { tenant: tenantHeader }).catch(() => null)));
+    if (!newest()) return;
     const shown = [...top.filter(Boolean), ...all.filter((k) => filtered || !pinned.has(k.public_id))];
     const rows = shown.map((k) => {
       const revoke = h('button', { type: 'button', class: 'danger' }, 'Revoke');
@@ -886,6 +910,7 @@ async function keysTab(view, ctx, tenantHeader) {
         h('td', {}, tagText || '—'), h('td', { class: 'wide' }, time(k.last_used_at)), h('td', { class: 'wide' }, time(k.expiration)),
         h('td', {}, h('div', { class: 'actions' }, ...(k.status === 'revoked' ? [] : [rotate, toggle, revoke]), check)));
     });
+    more.hidden = !cursor;
     keys.replaceChildren(table(['Name', 'Id', 'Status', 'Tags', 'Last used', 'Expires', ''], rows,
       filtered ? 'No key matches these filters.' : 'No keys yet. Issue one above.'),
     cursor ? h('p', { class: 'empty' }, `The first ${all.length}; more below.`) : '');

@@ -217,12 +217,26 @@ try {
   await page.getByRole('button', { name: 'Show keys' }).click();
   await page.getByText('No key matches these filters.').waitFor();
   assert.equal(await page.getByRole('alert').filter({ hasText: 'No key nokeyhasthisid16' }).count(), 0, 'no error for an id-shaped name');
+  // Loads that overlap: an earlier search answered late never replaces a newer one's rows.
+  let lateAnswered;
+  const answeredLate = new Promise((resolve) => { lateAnswered = resolve; });
+  const slowSearch = (url) => url.pathname.endsWith('/tenant/api-keys') && url.searchParams.get('q') === 'search';
+  await page.route(slowSearch, async (route) => {
+    const response = await route.fetch();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.fulfill({ response });
+    lateAnswered();
+  });
+  await page.getByLabel('Find a key').fill('search');
+  await page.getByRole('button', { name: 'Show keys' }).click();
   await page.getByLabel('Find a key').fill('BATCH');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor({ state: 'detached' });
-  // The old rows go before the answer's rows come: wait for the answer, then compare.
   await page.locator('tr[data-key] td:first-child', { hasText: 'batch-jobs' }).first().waitFor();
-  assert.deepEqual(await page.locator('tr[data-key] td:first-child').allTextContents(), ['batch-jobs'], 'only the key named like the search');
+  await answeredLate;
+  await page.waitForTimeout(200);
+  await page.unroute(slowSearch);
+  assert.deepEqual(await page.locator('tr[data-key] td:first-child').allTextContents(), ['batch-jobs'], 'only the key named like the newest search');
   await page.getByLabel('Find a key').fill('');
   await page.getByRole('button', { name: 'Show keys' }).click();
   await keyRow.waitFor();
