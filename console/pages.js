@@ -1580,11 +1580,14 @@ export async function webhooks(view, ctx, tenant) {
 
   /** @type {Map<string, string>} endpoint id → URL */
   const urls = new Map();
+  const endpointsTurn = newestOnly();
   async function loadEndpoints() {
+    const newest = endpointsTurn();
     const [known, config] = await Promise.all([
       api('GET', '/tenant/webhooks/endpoints', { tenant }),
       api('GET', '/tenant/config', { tenant }),
     ]);
+    if (!newest()) return;
     const configured = new Set((config?.webhooks ?? []).map((/** @type {any} */ w) => w.url));
     /** @type {any[]} */
     const rows = known.data.slice();
@@ -1646,8 +1649,13 @@ export async function webhooks(view, ctx, tenant) {
 
   /** @type {any[]} */
   let shown = [];
+  // A first page starts a new list (a filter, a refresh): older pages still on their way are dropped.
+  const deliveriesTurn = newestOnly();
+  let deliveriesList = deliveriesTurn();
   /** @param {number | null} cursor */
   async function loadDeliveries(cursor) {
+    if (!cursor) deliveriesList = deliveriesTurn();
+    const mine = deliveriesList;
     const q = new URLSearchParams({ limit: '50' });
     if (status.value) q.set('status', status.value);
     if (eventType.value.trim()) q.set('event_type', eventType.value.trim());
@@ -1655,6 +1663,7 @@ export async function webhooks(view, ctx, tenant) {
     if (cursor) q.set('cursor', String(cursor));
     try {
       const data = await api('GET', `/tenant/webhooks/deliveries?${q}`, { tenant });
+      if (!mine()) return;
       shown = cursor ? shown.concat(data.data) : data.data;
       older.hidden = data.next_cursor == null;
       older.onclick = () => { loadDeliveries(data.next_cursor); };
