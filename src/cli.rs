@@ -367,7 +367,7 @@ async fn gateway(config: &Config) -> Result<(), StartError> {
     });
     let limits = app.state.limits.clone();
     let served = crate::app::serve_router(
-        crate::gateway::router(gateway),
+        crate::gateway::router(gateway.clone()),
         limits.max_connections,
         limits.header_read_timeout,
         app.tls.clone(),
@@ -375,9 +375,19 @@ async fn gateway(config: &Config) -> Result<(), StartError> {
         listener,
     )
     .await;
+    // The requests have ended: their usage records go out before the process does.
+    if !gateway.flush_usage(USAGE_FLUSH_AT_SHUTDOWN).await {
+        tracing::error!(
+            within_s = USAGE_FLUSH_AT_SHUTDOWN.as_secs(),
+            "usage records not published before shutdown (NATS unavailable); they are lost"
+        );
+    }
     app.drain().await;
     served
 }
+
+/// How long a stopping gateway waits for its last usage records to be published.
+const USAGE_FLUSH_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn serve(config: &Config) -> Result<(), StartError> {
     let app = App::build(config).await?;

@@ -63,50 +63,86 @@ const BATCH: usize = 512;
 pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Publishes the gateway's usage records in the background, many per publish (their acks
-/// awaited together), retrying while NATS is away: a request never waits for its record.
+/// awaited together), retrying while NATS is away: a request never waits for its record. The
+/// publisher runs on a thread of its own at a lower priority
+/// ([`crate::dedicated::spawn_background`]), so its bursts never take a core from a request
+/// in flight; [`Recorder::flush`] waits for what was recorded so far (at shutdown).
 #[derive(Clone)]
 pub struct Recorder {
-    tx: tokio::sync::mpsc::Sender<UsageEvent>,
+    tx: tokio::sync::mpsc::Sender<Note>,
+}
+
+/// What the publisher is sent.
+enum Note {
+    /// A record to publish.
+    Record(UsageEvent),
+    /// Answered once every record sent before it is published (or given up on).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Records waiting for the publisher at most (a burst beyond waits off the request's path).
 const QUEUE: usize = 65_536;
 
 impl Recorder {
-    /// Starts the publisher on the current runtime, on `usage`'s NATS connection.
+    /// Starts the publisher, on `usage`'s NATS connection.
     pub fn spawn(usage: UsageIngest) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel::<UsageEvent>(QUEUE);
-        tokio::spawn(publish_all(usage, rx));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Note>(QUEUE);
+        crate::dedicated::spawn_background("usage-publisher", move || publish_all(usage, rx));
         Self { tx }
     }
 
     fn record(&self, event: UsageEvent) {
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(note)) = self.tx.try_send(Note::Record(event))
+        {
             // A burst beyond the queue: wait for room off the request's path.
             let tx = self.tx.clone();
             tokio::spawn(async move {
-                let _ = tx.send(event).await;
+                let _ = tx.send(note).await;
             });
         }
+    }
+
+    /// Waits until every record made before this call is published, at most `within`; false
+    /// if some were not (NATS away that long). At shutdown, after the last request ended.
+    pub async fn flush(&self, within: std::time::Duration) -> bool {
+        let (done, published) = tokio::sync::oneshot::channel();
+        let flushed = async { self.tx.send(Note::Flush(done)).await.is_ok() && published.await.is_ok() };
+        tokio::time::timeout(within, flushed).await.unwrap_or(false)
     }
 }
 
 /// Publishes what `rx` brings until every sender is gone.
-async fn publish_all(usage: UsageIngest, mut rx: tokio::sync::mpsc::Receiver<UsageEvent>) {
+async fn publish_all(usage: UsageIngest, mut rx: tokio::sync::mpsc::Receiver<Note>) {
+    let mut notes = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        // Records gather for a moment (unless a batch is full): one round of publishes for
-        // many records wakes NATS and the ingesting server far less often.
+    let mut flushes = Vec::new();
+    while rx.recv_many(&mut notes, BATCH).await > 0 {
+        // Records gather for a moment (unless a batch is full or a flush is asked for): one
+        // round of publishes for many records wakes NATS and the ingesting server far less often.
         let until = tokio::time::Instant::now() + GATHER;
-        while batch.len() < BATCH {
+        loop {
+            for note in notes.drain(..) {
+                match note {
+                    Note::Record(event) => batch.push(event),
+                    Note::Flush(done) => flushes.push(done),
+                }
+            }
+            if batch.len() >= BATCH || !flushes.is_empty() {
+                break;
+            }
             let room = BATCH - batch.len();
-            match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+            match tokio::time::timeout_at(until, rx.recv_many(&mut notes, room)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        publish_until_done(&usage, &batch).await;
-        batch.clear();
+        if !batch.is_empty() {
+            publish_until_done(&usage, &batch).await;
+            batch.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
     }
 }
 

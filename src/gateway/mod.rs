@@ -78,6 +78,12 @@ impl Gateway {
         self.0.reservations.reserved(owner).max(in_rooms)
     }
 
+    /// Waits until the usage records of every request so far are published, at most `within`
+    /// (at shutdown, once the last request ended); false if some were not.
+    pub async fn flush_usage(&self, within: Duration) -> bool {
+        self.0.recorder.flush(within).await
+    }
+
     /// A gateway over `ctx` with the platform's providers.
     pub fn new(
         ctx: Ctx,

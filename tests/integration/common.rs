@@ -443,9 +443,14 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (a clean stop) and returns at once.
+    pub fn sigterm(&self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+
     /// A clean stop (SIGTERM), waiting up to 15 s.
     pub fn terminate(&mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.sigterm();
         for _ in 0..150 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;

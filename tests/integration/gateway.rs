@@ -963,3 +963,91 @@ async fn a_tenants_routes_send_each_gateway_path_to_the_provider_they_name() {
     stop.cancel();
     app.stop().await;
 }
+
+/// A gateway stopped cleanly (SIGTERM, as in a rolling upgrade) publishes the usage record
+/// of every request it answered before it exits: neither the records still gathering for the
+/// next publish nor those waiting for NATS (away when they were made, back while the gateway
+/// stops) are lost with the process.
+#[tokio::test]
+async fn a_gateway_stopped_cleanly_publishes_every_record_it_metered() {
+    tokenhub::app::install_crypto_provider();
+    let mut nats = crate::relay::PrivateNats::start();
+    let (db, stream) = (TestDb::new(), TestStream::on(nats.url()));
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
+    let (tenant, _) = app.create_tenant("Rolling").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, key) = app.issue_key(&tenant, json!({})).await;
+    let env = [
+        ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
+        ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
+    ];
+    let mut gateway = ServerProcess::gateway(&db, &stream, &env);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gateway.base);
+    let ready = eventually(Duration::from_secs(15), || async {
+        let res = http.get(format!("{}/v1/models", gateway.base)).bearer_auth(&key).send().await;
+        res.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(ready, "the gateway became ready: {}", gateway.log_so_far());
+
+    let burst = || {
+        let requests = (0..16).map(|_| {
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200, "answered whether NATS is there or not");
+                res.headers()["x-request-id"].to_str().unwrap().to_string()
+            }
+        });
+        futures::future::join_all(requests)
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        ids.extend(burst().await);
+    }
+    // NATS goes away; the next requests are answered and their records wait for it. The
+    // gateway is stopped, and NATS comes back while it stops.
+    nats.stop();
+    ids.extend(burst().await);
+    ids.extend(burst().await);
+    gateway.sigterm();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.spawn();
+    let stopped = eventually(Duration::from_secs(20), || {
+        let exited = gateway.exited();
+        async move { exited }
+    })
+    .await;
+    assert!(stopped, "the gateway stopped on SIGTERM: {}", gateway.log_so_far());
+    let log = gateway.log_so_far();
+    assert!(!log.contains("not published before shutdown"), "{log}");
+
+    let published: Vec<String> = stream
+        .messages_of(&stream.usage_stream)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<String> = published.iter().cloned().collect();
+    assert_eq!(unique.len(), published.len(), "each record once");
+    let missing: Vec<&String> = ids.difference(&unique).collect();
+    assert!(missing.is_empty(), "{} of {} records lost at shutdown: {missing:?}", missing.len(), ids.len());
+    app.stop().await;
+}
