@@ -79,15 +79,30 @@ profile() { [ -z "${PROFILE:-}" ] || { perf record -q -F 999 ${PERF_ARGS:--g} -p
 wait_profile() { [ -z "$PERF_PID" ] || wait "$PERF_PID" || true; PERF_PID=; }
 pct() { awk -v p="$2" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' "$1"; }
 
+# PIN_METERING=1: the processes that take the usage records (the server, NATS and PostgreSQL,
+# whose affinity is given back at the end) run on the last core, the gateway, the upstream and
+# the load on the others: the metering as if on hosts of its own, as in a deployment.
+LOAD=()
+if [ -n "${PIN_METERING:-}" ]; then
+  command -v taskset >/dev/null || { echo "PIN_METERING needs taskset (util-linux)" >&2; exit 1; }
+  LAST=$(( $(nproc) - 1 ))
+  [ "$LAST" -ge 1 ] || { echo "PIN_METERING needs two cores" >&2; exit 1; }
+  pin() { for pid in "$@"; do taskset -a -p -c "$CORES" "$pid" >/dev/null 2>&1 || true; done; }
+  CORES=$LAST pin "$SERVER_PID" "$NATS_PID" $(pgrep -u postgres postgres)
+  CORES=0-$((LAST - 1)) pin "$GW_PID" "$UP_PID"
+  LOAD=(taskset -c "0-$((LAST - 1))")
+  trap 'kill $UP_PID $GW_PID 2>/dev/null || true; CORES=0-$LAST pin $(pgrep -u postgres postgres); cleanup' EXIT
+fi
+
 # NICE_METERING=n: the processes that take the usage records (the server and NATS) run at nice
 # n, as if on other hosts: what the gateway adds when it does not share cores with them.
 # (Every thread: on Linux a nice value is per thread.)
 [ -z "${NICE_METERING:-}" ] || renice -n "$NICE_METERING" -p $(ls /proc/"$SERVER_PID"/task; ls /proc/"$NATS_PID"/task) >/dev/null
 
 echo "1. one connection, ${DURATION}s each (wrk -t1 -c1)"
-wrk -t1 -c1 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$WORK/direct1.txt"
+"${LOAD[@]}" wrk -t1 -c1 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$WORK/direct1.txt"
 profile "$WORK/gw1.perf"
-wrk -t1 -c1 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "$GW/v1/chat/completions" >"$WORK/gw1.txt"
+"${LOAD[@]}" wrk -t1 -c1 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "$GW/v1/chat/completions" >"$WORK/gw1.txt"
 wait_profile
 for p in 50% 99%; do
   d=$(pct "$WORK/direct1.txt" $p); g=$(pct "$WORK/gw1.txt" $p)
@@ -95,10 +110,10 @@ for p in 50% 99%; do
 done
 
 echo "2. 32 connections, ${DURATION}s each (wrk -t1 -c32), every request metered"
-wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$WORK/direct32.txt"
+"${LOAD[@]}" wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$WORK/direct32.txt"
 before=$(cpu); others_before=$(others)
 profile "$WORK/gw32.perf"
-wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "$GW/v1/chat/completions" >"$WORK/gw32.txt"
+"${LOAD[@]}" wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "$GW/v1/chat/completions" >"$WORK/gw32.txt"
 wait_profile
 after=$(cpu); others_after=$(others)
 d=$(awk '/Requests\/sec/ {print $2}' "$WORK/direct32.txt"); g=$(awk '/Requests\/sec/ {print $2}' "$WORK/gw32.txt")
@@ -115,7 +130,7 @@ awk -v b="$others_before" -v a="$others_after" -v t="$TICK" -v n="$n" 'BEGIN {
 
 RATE=${RATE:-1000}
 echo "3. a fixed rate: $RATE requests/s for ${DURATION}s (open loop), every request metered"
-paced() { "$EXAMPLES"/paced_load --url "$1" --body "$BODY" --key "$KEY" --rate "$RATE" --seconds "$DURATION"; }
+paced() { "${LOAD[@]}" "$EXAMPLES"/paced_load --url "$1" --body "$BODY" --key "$KEY" --rate "$RATE" --seconds "$DURATION"; }
 paced "http://127.0.0.1:$UP_PORT/v1/chat/completions" >"$WORK/paced-direct.txt"
 paced "$GW/v1/chat/completions" >"$WORK/paced-gw.txt"
 sed 's/^/   direct: /' "$WORK/paced-direct.txt"
@@ -127,4 +142,4 @@ for q in p50 p99 p99.9; do
 done
 
 echo "4. $STREAMS concurrent slow streams (a chunk every 100 ms for 10 s)"
-"$EXAMPLES"/stream_load --url "$GW/v1/chat/completions" --key "$KEY" --streams "$STREAMS" --pid "$GW_PID" | sed 's/^/   /'
+"${LOAD[@]}" "$EXAMPLES"/stream_load --url "$GW/v1/chat/completions" --key "$KEY" --streams "$STREAMS" --pid "$GW_PID" | sed 's/^/   /'

@@ -371,8 +371,11 @@ async fn forward(
     // tags of the same names never win.
     let bound = tags_of(&cached);
     let mut upstream = gw.client.post(url.clone());
+    // Whether the body sent differs from the client's (else its bytes go as they came).
+    let mut rewritten = false;
     match provider.kind {
         Kind::TensorZero => {
+            rewritten = true;
             let mut tags = match request.remove("tensorzero::tags") {
                 Some(Value::Object(client)) => client,
                 _ => Map::new(),
@@ -398,9 +401,12 @@ async fn forward(
         .unwrap_or(false);
     if streaming {
         // Ask for the usage chunk to meter the stream; strip it if the client did not ask.
-        let options = request.entry("stream_options").or_insert_with(|| json!({}));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
+        if !client_wants_usage {
+            rewritten = true;
+            let options = request.entry("stream_options").or_insert_with(|| json!({}));
+            if let Value::Object(options) = options {
+                options.insert("include_usage".into(), Value::Bool(true));
+            }
         }
     }
     // The most this request can be counted for: its prompt (at most one token per byte of
@@ -431,9 +437,13 @@ async fn forward(
     let id = request_id();
     let mut meter = Meter::new(gw.ctx.clone(), gw.recorder.clone(), id.clone(), cached.clone(), model);
     meter.reservation = reservation;
-    let payload = match serde_json::to_vec(&Value::Object(request)) {
-        Ok(p) => p,
-        Err(_) => return Err(GatewayError::invalid("invalid_request", "the body cannot be forwarded")),
+    let payload = if rewritten {
+        match serde_json::to_vec(&Value::Object(request)) {
+            Ok(p) => Bytes::from(p),
+            Err(_) => return Err(GatewayError::invalid("invalid_request", "the body cannot be forwarded")),
+        }
+    } else {
+        body
     };
     let answer = upstream
         .header(header::CONTENT_TYPE, "application/json")

@@ -24,13 +24,19 @@ use crate::common::*;
 #[derive(Default)]
 pub(crate) struct Seen {
     requests: Vec<(String, HeaderMap, Value)>,
+    /// The bodies as they came, byte for byte.
+    raw: Vec<Bytes>,
 }
 
 const COMPLETION: &str = "canary-completion-7f3a9";
 
-async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap, body: Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    seen.lock().unwrap().requests.push((path.to_string(), headers, body.clone()));
+async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap, raw: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or_default();
+    {
+        let mut seen = seen.lock().unwrap();
+        seen.requests.push((path.to_string(), headers, body.clone()));
+        seen.raw.push(raw);
+    }
     if path.ends_with("/embeddings") {
         return axum::Json(
             json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
@@ -199,6 +205,22 @@ async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
         );
         assert_eq!(body["messages"][0]["content"], prompt.as_str());
     }
+    // Pure forwarding: a body the gateway need not change goes upstream byte for byte (its
+    // key order, spacing and number forms as the client wrote them).
+    let exact = format!(
+        r#"{{ "temperature": 1.0,  "messages": [{{"role": "user", "content": "{prompt}"}}], "model": "gpt-test", "n": 1e0 }}"#
+    );
+    let res = http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("Content-Type", "application/json")
+        .body(exact.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = res.text().await;
+    assert_eq!(seen.lock().unwrap().raw.last().unwrap(), exact.as_bytes(), "the client's bytes");
 
     // Streaming without asking for usage: the gateway asks, meters, and strips the usage chunk.
     let text = http
@@ -289,7 +311,7 @@ async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
     let (status, body) = refused(chat("gpt-test"), Some(admin_key)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("data_key_required")), "{body}");
 
-    // Metered: 20 + 12 + 12 + 20 (tz) + 3 tokens on the key, once each, with the bound tags.
+    // Metered: 20 + 20 + 12 + 12 + 20 (tz) + 3 tokens on the key, once each, with the bound tags.
     let summary_has = |want: u64| {
         let app = &app;
         let tenant = tenant.clone();
@@ -298,7 +320,7 @@ async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
             s["llm_tokens"].as_u64() == Some(want)
         }
     };
-    assert!(eventually(Duration::from_secs(15), || summary_has(67)).await, "usage reached the totals");
+    assert!(eventually(Duration::from_secs(15), || summary_has(87)).await, "usage reached the totals");
     let records: Vec<Value> = stream
         .messages_of(&stream.usage_stream)
         .await
@@ -306,7 +328,7 @@ async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
         .map(|m| serde_json::from_slice(&m.payload).unwrap())
         .collect();
     let mine: Vec<&Value> = records.iter().filter(|r| r["data"]["key_id"] == public_id.as_str()).collect();
-    assert_eq!(mine.len(), 5, "one record per forwarded request");
+    assert_eq!(mine.len(), 6, "one record per forwarded request");
     for r in &mine {
         assert_eq!(r["data"]["tags"], json!({"customer_id": "acme"}));
         assert_eq!(r["data"]["status"], 200);
