@@ -18,7 +18,9 @@
 #
 # PROFILE=dir keeps the wrk outputs, the gateway's log and `perf record` profiles of the gateway
 # during 1. and 2. (PERF_ARGS, default -g); NICE_METERING=n runs the server and NATS (every
-# thread) at nice n.
+# thread) at nice n; PIN_METERING=1 runs the server, NATS and PostgreSQL on the last core and
+# the gateway, the upstream and the load on the others (as when the metering runs on hosts of
+# its own).
 # Uses a scratch database and a private nats-server (scripts/scratch-server.sh) and leaves
 # nothing behind. Needs wrk, curl, python3, nats-server and the local PostgreSQL.
 set -euo pipefail

@@ -432,7 +432,9 @@ pub async fn serve_http(
 /// `tokenhub_http_connections_refused_total`), and a header-read timeout after which a client
 /// still trickling its headers (or its TLS handshake) is cut off. With `tls` every connection
 /// is TLS 1.3 ([`crate::tls`]). On shutdown it stops accepting and lets open requests finish
-/// for up to 10 s.
+/// for up to [`DRAIN`]; then it closes the connections still open (a long stream), so their
+/// requests end now — a gateway's are then metered — instead of being cut when the process
+/// exits.
 pub async fn serve_router(
     router: axum::Router,
     max_connections: usize,
@@ -444,6 +446,8 @@ pub async fn serve_router(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Cancelled once the drain is over: the connections still open are closed.
+    let hard_stop = CancellationToken::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
@@ -474,8 +478,8 @@ pub async fn serve_router(
             },
         );
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let (builder, watcher, first_byte, tls) =
-            (builder.clone(), graceful.watcher(), header_read_timeout, tls.clone());
+        let (builder, watcher, first_byte, tls, hard_stop) =
+            (builder.clone(), graceful.watcher(), header_read_timeout, tls.clone(), hard_stop.clone());
         tokio::spawn(async move {
             let _permit = permit;
             // The header-read timeout starts inside HTTP/1; a client that sends nothing at
@@ -489,13 +493,19 @@ pub async fn serve_router(
             match tls {
                 None => {
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
+                    tokio::select! {
+                        _ = watcher.watch(connection.into_owned()) => {}
+                        _ = hard_stop.cancelled() => {}
+                    }
                 }
                 Some(acceptor) => match tokio::time::timeout(first_byte, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let connection =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let _ = watcher.watch(connection.into_owned()).await;
+                        tokio::select! {
+                            _ = watcher.watch(connection.into_owned()) => {}
+                            _ = hard_stop.cancelled() => {}
+                        }
                     }
                     // A refused handshake (TLS 1.2 only, not TLS at all) or a stalled one.
                     _ => metrics::counter!("tokenhub_tls_handshakes_failed_total").increment(1),
@@ -505,11 +515,18 @@ pub async fn serve_router(
         });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
-        tracing::warn!("open connections did not finish within 10 s of shutdown");
+    let all_closed = graceful.shutdown();
+    tokio::pin!(all_closed);
+    if tokio::time::timeout(DRAIN, &mut all_closed).await.is_err() {
+        tracing::warn!(drain_s = DRAIN.as_secs(), "connections still open after the drain; closing them");
+        hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), all_closed).await;
     }
     Ok(())
 }
+
+/// How long a stopping instance lets open requests finish before it closes their connections.
+pub const DRAIN: Duration = Duration::from_secs(10);
 
 fn spawn_master_refresh(pool: PgPool, master: MasterKey, shutdown: CancellationToken) {
     tokio::spawn(async move {

@@ -95,6 +95,8 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10).min(upstream_timeout))
             .read_timeout(upstream_timeout)
             .pool_max_idle_per_host(256)
+            // A request is sent once: a completion repeated could be produced (and paid) twice.
+            .retry(reqwest::retry::never())
             .user_agent(concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self(Arc::new(Inner {

@@ -61,6 +61,20 @@ async fn upstream(seen: Arc<Mutex<Seen>>, path: &'static str, headers: HeaderMap
                 "message": {"role": "assistant", "content": "no usage here"}, "finish_reason": "stop"}]}))
             .into_response()
         }
+        Some("endless") => {
+            // A stream that goes on for a minute: a chunk every 100 ms.
+            let chunks = futures::stream::unfold(0, |n| async move {
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                (n < 600).then(|| {
+                    let chunk = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"more \"}}]}\n\n";
+                    (Ok::<_, std::io::Error>(Bytes::from(chunk)), n + 1)
+                })
+            });
+            return ([("content-type", "text/event-stream")], axum::body::Body::from_stream(chunks))
+                .into_response();
+        }
         Some("cut") => {
             // A stream that stops in the middle: one chunk, then the connection drops.
             let chunks = futures::stream::unfold(0, |n| async move {
@@ -1040,7 +1054,18 @@ async fn a_gateway_stopped_cleanly_publishes_every_record_it_metered() {
         });
         futures::future::join_all(requests)
     };
+    // A stream still open when the gateway stops: closed after the drain, and metered.
+    let mut endless = http
+        .post(url.clone())
+        .bearer_auth(&key)
+        .json(&json!({"model": "endless", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endless.status(), 200);
     let mut ids = std::collections::BTreeSet::new();
+    ids.insert(endless.headers()["x-request-id"].to_str().unwrap().to_string());
+    assert!(endless.chunk().await.unwrap().is_some(), "the stream has begun");
     for _ in 0..4 {
         ids.extend(burst().await);
     }
@@ -1050,14 +1075,29 @@ async fn a_gateway_stopped_cleanly_publishes_every_record_it_metered() {
     ids.extend(burst().await);
     ids.extend(burst().await);
     gateway.sigterm();
+    let stopping = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.spawn();
-    let stopped = eventually(Duration::from_secs(20), || {
+    // The stream goes on through the drain, then ends with the connection.
+    let streamed = tokio::spawn(async move {
+        let mut chunks = 0;
+        while let Ok(Some(_)) = endless.chunk().await {
+            chunks += 1;
+        }
+        chunks
+    });
+    let stopped = eventually(Duration::from_secs(25), || {
         let exited = gateway.exited();
         async move { exited }
     })
     .await;
     assert!(stopped, "the gateway stopped on SIGTERM: {}", gateway.log_so_far());
+    let took = stopping.elapsed();
+    assert!(
+        took >= tokenhub::app::DRAIN && took < tokenhub::app::DRAIN + Duration::from_secs(5),
+        "the open stream was given the drain, then closed: stopped after {took:?}"
+    );
+    assert!(streamed.await.unwrap() >= 50, "the stream went on while the gateway drained");
     let log = gateway.log_so_far();
     assert!(!log.contains("not published before shutdown"), "{log}");
 
