@@ -68,6 +68,8 @@ pub struct App {
     pub usage_applied: watch::Receiver<u64>,
     /// The usage projection's task.
     pub usage_projection: tokio::task::JoinHandle<()>,
+    /// The last-used flusher's task (its last flush runs at shutdown).
+    last_used_flusher: Option<tokio::task::JoinHandle<()>>,
     /// Position the webhook dispatcher has read the log up to (this instance, while it leads).
     pub webhook_position: watch::Receiver<i64>,
     /// Fault injection into the relay (tests).
@@ -150,21 +152,26 @@ struct WorkerInputs {
     relay: Relay,
 }
 
+/// The tasks a stopping instance waits for: each finishes its work in hand at shutdown.
+struct Draining {
+    usage_projection: Option<tokio::task::JoinHandle<()>>,
+    last_used_flusher: Option<tokio::task::JoinHandle<()>>,
+}
+
 /// Starts the background workers of `role` (the table [`WORKERS`]); the followers every
 /// role runs (log watcher, projection runner, key cache) were started with the context.
-/// Returns the usage projection's task, when it runs.
+/// Returns the tasks to wait for at shutdown, when they run.
 async fn start_workers(
     role: Role,
     config: &Config,
     state: &AppState,
     inputs: WorkerInputs,
     shutdown: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Draining {
     let pool = &state.pool;
     let on = |worker: &str| runs(role, worker);
-    if on("last-used flusher") {
-        crate::cache::last_used::spawn_flusher(state.keys.clone(), pool.clone(), shutdown.clone());
-    }
+    let last_used_flusher = on("last-used flusher")
+        .then(|| crate::cache::last_used::spawn_flusher(state.keys.clone(), pool.clone(), shutdown.clone()));
     if on("quota totals refresher") {
         crate::cache::usage::spawn_quota_refresher(state.keys.clone(), pool.clone(), shutdown.clone()).await;
     }
@@ -224,7 +231,7 @@ async fn start_workers(
     if on("relay") {
         tokio::spawn(inputs.relay.run(shutdown.clone()));
     }
-    usage_projection
+    Draining { usage_projection, last_used_flusher }
 }
 
 impl App {
@@ -382,7 +389,7 @@ impl App {
             notices,
             relay,
         };
-        let usage_projection = start_workers(role, config, &state, inputs, &shutdown).await;
+        let draining = start_workers(role, config, &state, inputs, &shutdown).await;
         stop_on_failure.disarm();
         Ok(App {
             state,
@@ -391,7 +398,8 @@ impl App {
             generated_master_key,
             tls,
             usage_applied,
-            usage_projection: usage_projection.unwrap_or_else(|| tokio::spawn(async {})),
+            usage_projection: draining.usage_projection.unwrap_or_else(|| tokio::spawn(async {})),
+            last_used_flusher: draining.last_used_flusher,
             relay_faults,
             webhook_position,
         })
@@ -403,11 +411,20 @@ impl App {
     }
 
     /// After shutdown: lets the usage projection commit and acknowledge the batch it holds
-    /// (so that it is not redelivered after `ACK_WAIT`), for at most 5 s.
+    /// (so that it is not redelivered after `ACK_WAIT`) and the last-used stamps be written,
+    /// for at most 5 s.
     pub async fn drain(self) {
         self.shutdown.cancel();
-        if tokio::time::timeout(Duration::from_secs(5), self.usage_projection).await.is_err() {
-            tracing::warn!("the usage projection did not stop within 5 s; its batch will be redelivered");
+        let last_used = async {
+            if let Some(flusher) = self.last_used_flusher {
+                let _ = flusher.await;
+            }
+        };
+        let both = futures::future::join(self.usage_projection, last_used);
+        if tokio::time::timeout(Duration::from_secs(5), both).await.is_err() {
+            tracing::warn!(
+                "the usage projection or the last-used stamps did not finish within 5 s; a usage batch will be redelivered"
+            );
         }
     }
 }

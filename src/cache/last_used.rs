@@ -15,8 +15,10 @@ use super::KeyCache;
 /// How often stamps are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Writes every stamp that moved since the last flush; returns how many.
+/// Writes every stamp that moved since the last flush; returns how many. A stamp counts as
+/// written only once the write committed: after a failed one the next flush writes it again.
 pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let mut moved = Vec::new();
     let mut ids = Vec::new();
     let mut stamps = Vec::new();
     for entry in cache.keys.iter() {
@@ -25,7 +27,7 @@ pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error
             if let Ok(at) = OffsetDateTime::from_unix_timestamp(used) {
                 ids.push(entry.public_id.to_string());
                 stamps.push(at);
-                entry.flushed.store(used, Ordering::Relaxed);
+                moved.push((Arc::clone(entry.value()), used));
             }
         }
     }
@@ -40,11 +42,19 @@ pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error
     .bind(&stamps)
     .execute(pool)
     .await?;
+    for (key, used) in moved {
+        key.flushed.fetch_max(used, Ordering::Relaxed);
+    }
     Ok(ids.len())
 }
 
-/// Flushes every [`FLUSH_INTERVAL`] and once more at shutdown.
-pub fn spawn_flusher(cache: Arc<KeyCache>, pool: PgPool, shutdown: CancellationToken) {
+/// Flushes every [`FLUSH_INTERVAL`] and once more at shutdown; the task ends after that last
+/// flush (await it before the process exits).
+pub fn spawn_flusher(
+    cache: Arc<KeyCache>,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let stop = tokio::select! {
@@ -58,5 +68,5 @@ pub fn spawn_flusher(cache: Arc<KeyCache>, pool: PgPool, shutdown: CancellationT
                 return;
             }
         }
-    });
+    })
 }

@@ -73,6 +73,10 @@ pub struct Recorder {
 }
 
 /// What the publisher is sent.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every note is a record: boxing it would add an allocation per request"
+)]
 enum Note {
     /// A record to publish.
     Record(UsageEvent),

@@ -351,8 +351,19 @@ async fn last_used_at_is_written_in_batches() {
         app.verify(&gateway, json!({"key": key})).await;
     }
     let events_before = app.head().await;
+    // A write that fails leaves the stamps to the next flush.
+    sqlx::query("ALTER TABLE api_key_last_used RENAME TO api_key_last_used_away")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let failed = tokenhub::cache::last_used::flush(&app.app.state.keys, &app.pool).await;
+    sqlx::query("ALTER TABLE api_key_last_used_away RENAME TO api_key_last_used")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(failed.is_err(), "the table was away");
     let flushed = tokenhub::cache::last_used::flush(&app.app.state.keys, &app.pool).await.unwrap();
-    assert_eq!(flushed, 2, "the data key and the gateway key");
+    assert_eq!(flushed, 2, "the data key and the gateway key, after the failed write");
     let (_, after) = send(app.admin(Method::GET, &format!("/admin/api-keys/{id}"))).await;
     assert!(after["last_used_at"].is_string(), "{after}");
     assert_eq!(app.head().await, events_before, "verifications write no event");
