@@ -143,6 +143,32 @@ pub(crate) async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     addr
 }
 
+/// A server on `db` and `stream` that allows private upstreams, and a tenant named `name` whose
+/// one provider (`local`, every model) is the test's upstream: (the server, the tenant id).
+pub(crate) async fn with_local_provider(db: &TestDb, stream: &TestStream, name: &str) -> (TestApp, String) {
+    let app = TestApp::start_with(config(
+        db,
+        stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
+    let (tenant, _) = app.create_tenant(name).await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    (app, tenant)
+}
+
+/// What a gateway process beside [`with_local_provider`]'s server needs: private upstreams
+/// and the server's key pepper.
+pub(crate) const GATEWAY_ENV: [(&str, &str); 2] = [
+    ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
+    ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
+];
+
 pub(crate) async fn start_gateway(app: &TestApp) -> (String, CancellationToken) {
     let (base, stop, _) = start_gateway_with_handle(app).await;
     (base, stop)
@@ -1009,25 +1035,9 @@ async fn a_gateway_stopped_cleanly_publishes_every_record_it_metered() {
     tokenhub::app::install_crypto_provider();
     let mut nats = crate::relay::PrivateNats::start();
     let (db, stream) = (TestDb::new(), TestStream::on(nats.url()));
-    let app = TestApp::start_with(config(
-        &db,
-        &stream,
-        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
-    ))
-    .await;
-    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
-    let (tenant, _) = app.create_tenant("Rolling").await;
-    let config = json!({"providers": [{"name": "local", "kind": "openai",
-        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
-    let (status, body) =
-        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
-    assert_eq!(status, 200, "{body}");
+    let (app, tenant) = with_local_provider(&db, &stream, "Rolling").await;
     let (_, key) = app.issue_key(&tenant, json!({})).await;
-    let env = [
-        ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
-        ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
-    ];
-    let mut gateway = ServerProcess::gateway(&db, &stream, &env);
+    let mut gateway = ServerProcess::gateway(&db, &stream, &GATEWAY_ENV);
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gateway.base);
     let ready = eventually(Duration::from_secs(15), || async {

@@ -4,38 +4,23 @@
 //! the overshoot is 0, the room each gateway holds is given back once it is idle, and what is
 //! left unused at the end is less than one request's bound per gateway.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::common::*;
-use crate::gateway::{start_upstream, Seen};
+use crate::gateway::{with_local_provider, GATEWAY_ENV};
 
 #[tokio::test]
 async fn sixteen_clients_over_three_gateways_never_overshoot_a_quota() {
     tokenhub::app::install_crypto_provider();
     let (db, stream) = (TestDb::new(), TestStream::new());
-    let app = TestApp::start_with(config(
-        &db,
-        &stream,
-        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
-    ))
-    .await;
-    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
-    let (tenant, _) = app.create_tenant("Fleet quota").await;
-    let config = json!({"providers": [{"name": "local", "kind": "openai",
-        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
-    let (status, body) =
-        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
-    assert_eq!(status, 200, "{body}");
+    let (app, tenant) = with_local_provider(&db, &stream, "Fleet quota").await;
     let (public_id, key) = app.issue_key(&tenant, json!({"quota_limit": 5000})).await;
-    let env = [
-        ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "true"),
-        ("TOKENHUB_KEY_PEPPER", "test-pepper-test-pepper-test-pepper-0000"),
-    ];
-    let gateways: Vec<ServerProcess> = (0..3).map(|_| ServerProcess::gateway(&db, &stream, &env)).collect();
+    let gateways: Vec<ServerProcess> =
+        (0..3).map(|_| ServerProcess::gateway(&db, &stream, &GATEWAY_ENV)).collect();
     let http = reqwest::Client::new();
     for gateway in &gateways {
         let ready = eventually(Duration::from_secs(20), || async {
