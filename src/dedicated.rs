@@ -82,3 +82,24 @@ fn lower_priority(thread: &str, by: i32) {
         tracing::debug!(thread, error = %e, "cannot lower the thread's priority; it keeps the process's");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_background_thread_runs_below_the_caller_and_the_caller_keeps_its_priority() {
+        let caller = rustix::process::getpriority_process(None).expect("the caller's nice value");
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn_background("nice-test", move || async move {
+            let _ = tx.send(rustix::process::getpriority_process(None).expect("the thread's nice value"));
+        });
+        let background = rx.recv_timeout(Duration::from_secs(10)).expect("the thread ran");
+        assert_eq!(background, (caller + BACKGROUND_NICENESS).min(19));
+        assert_eq!(
+            rustix::process::getpriority_process(None).unwrap(),
+            caller,
+            "only that thread is lowered"
+        );
+    }
+}
