@@ -66,10 +66,9 @@ pub struct App {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Last usage-stream sequence the usage projection committed.
     pub usage_applied: watch::Receiver<u64>,
-    /// The usage projection's task.
-    pub usage_projection: tokio::task::JoinHandle<()>,
-    /// The last-used flusher's task (its last flush runs at shutdown).
-    last_used_flusher: Option<tokio::task::JoinHandle<()>>,
+    /// The workers a stopping instance waits for (the usage projection, the last-used
+    /// flusher): each finishes its work in hand at shutdown.
+    draining: Vec<tokio::task::JoinHandle<()>>,
     /// Position the webhook dispatcher has read the log up to (this instance, while it leads).
     pub webhook_position: watch::Receiver<i64>,
     /// Fault injection into the relay (tests).
@@ -152,22 +151,16 @@ struct WorkerInputs {
     relay: Relay,
 }
 
-/// The tasks a stopping instance waits for: each finishes its work in hand at shutdown.
-struct Draining {
-    usage_projection: Option<tokio::task::JoinHandle<()>>,
-    last_used_flusher: Option<tokio::task::JoinHandle<()>>,
-}
-
 /// Starts the background workers of `role` (the table [`WORKERS`]); the followers every
 /// role runs (log watcher, projection runner, key cache) were started with the context.
-/// Returns the tasks to wait for at shutdown, when they run.
+/// Returns the tasks to wait for at shutdown (those that run).
 async fn start_workers(
     role: Role,
     config: &Config,
     state: &AppState,
     inputs: WorkerInputs,
     shutdown: &CancellationToken,
-) -> Draining {
+) -> Vec<tokio::task::JoinHandle<()>> {
     let pool = &state.pool;
     let on = |worker: &str| runs(role, worker);
     let last_used_flusher = on("last-used flusher")
@@ -231,7 +224,7 @@ async fn start_workers(
     if on("relay") {
         tokio::spawn(inputs.relay.run(shutdown.clone()));
     }
-    Draining { usage_projection, last_used_flusher }
+    usage_projection.into_iter().chain(last_used_flusher).collect()
 }
 
 impl App {
@@ -398,8 +391,7 @@ impl App {
             generated_master_key,
             tls,
             usage_applied,
-            usage_projection: draining.usage_projection.unwrap_or_else(|| tokio::spawn(async {})),
-            last_used_flusher: draining.last_used_flusher,
+            draining,
             relay_faults,
             webhook_position,
         })
@@ -415,13 +407,8 @@ impl App {
     /// for at most 5 s.
     pub async fn drain(self) {
         self.shutdown.cancel();
-        let last_used = async {
-            if let Some(flusher) = self.last_used_flusher {
-                let _ = flusher.await;
-            }
-        };
-        let both = futures::future::join(self.usage_projection, last_used);
-        if tokio::time::timeout(Duration::from_secs(5), both).await.is_err() {
+        let all = futures::future::join_all(self.draining);
+        if tokio::time::timeout(Duration::from_secs(5), all).await.is_err() {
             tracing::warn!(
                 "the usage projection or the last-used stamps did not finish within 5 s; a usage batch will be redelivered"
             );
@@ -507,26 +494,28 @@ pub async fn serve_router(
                 return;
             }
             metrics::gauge!("tokenhub_http_connections").increment(1.0);
-            match tls {
-                None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = watcher.watch(connection.into_owned()) => {}
-                        _ = hard_stop.cancelled() => {}
-                    }
-                }
-                Some(acceptor) => match tokio::time::timeout(first_byte, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
+            let served = async move {
+                match tls {
+                    None => {
                         let connection =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        tokio::select! {
-                            _ = watcher.watch(connection.into_owned()) => {}
-                            _ = hard_stop.cancelled() => {}
-                        }
+                        let _ = watcher.watch(connection.into_owned()).await;
                     }
-                    // A refused handshake (TLS 1.2 only, not TLS at all) or a stalled one.
-                    _ => metrics::counter!("tokenhub_tls_handshakes_failed_total").increment(1),
-                },
+                    Some(acceptor) => match tokio::time::timeout(first_byte, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection.into_owned()).await;
+                        }
+                        // A refused handshake (TLS 1.2 only, not TLS at all) or a stalled one.
+                        _ => metrics::counter!("tokenhub_tls_handshakes_failed_total").increment(1),
+                    },
+                }
+            };
+            // After the drain the connection is closed (dropped) wherever it is.
+            tokio::select! {
+                _ = served => {}
+                _ = hard_stop.cancelled() => {}
             }
             metrics::gauge!("tokenhub_http_connections").decrement(1.0);
         });

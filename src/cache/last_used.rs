@@ -18,22 +18,21 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// Writes every stamp that moved since the last flush; returns how many. A stamp counts as
 /// written only once the write committed: after a failed one the next flush writes it again.
 pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error> {
+    // The keys whose stamp moved, with the stamp seen now.
     let mut moved = Vec::new();
-    let mut ids = Vec::new();
-    let mut stamps = Vec::new();
     for entry in cache.keys.iter() {
         let used = entry.last_used.load(Ordering::Relaxed);
         if used > entry.flushed.load(Ordering::Relaxed) {
             if let Ok(at) = OffsetDateTime::from_unix_timestamp(used) {
-                ids.push(entry.public_id.to_string());
-                stamps.push(at);
-                moved.push((Arc::clone(entry.value()), used));
+                moved.push((Arc::clone(entry.value()), used, at));
             }
         }
     }
-    if ids.is_empty() {
+    if moved.is_empty() {
         return Ok(0);
     }
+    let ids: Vec<&str> = moved.iter().map(|(key, _, _)| &*key.public_id).collect();
+    let stamps: Vec<OffsetDateTime> = moved.iter().map(|(_, _, at)| *at).collect();
     sqlx::query(
         "INSERT INTO api_key_last_used (public_id, last_used_at) SELECT * FROM UNNEST($1::text[], $2::timestamptz[]) \
          ON CONFLICT (public_id) DO UPDATE SET last_used_at = GREATEST(api_key_last_used.last_used_at, excluded.last_used_at)",
@@ -42,10 +41,10 @@ pub async fn flush(cache: &KeyCache, pool: &PgPool) -> Result<usize, sqlx::Error
     .bind(&stamps)
     .execute(pool)
     .await?;
-    for (key, used) in moved {
-        key.flushed.fetch_max(used, Ordering::Relaxed);
+    for (key, used, _) in &moved {
+        key.flushed.fetch_max(*used, Ordering::Relaxed);
     }
-    Ok(ids.len())
+    Ok(moved.len())
 }
 
 /// Flushes every [`FLUSH_INTERVAL`] and once more at shutdown; the task ends after that last

@@ -373,11 +373,8 @@ async fn forward(
     // tags of the same names never win.
     let bound = tags_of(&cached);
     let mut upstream = gw.client.post(url.clone());
-    // Whether the body sent differs from the client's (else its bytes go as they came).
-    let mut rewritten = false;
     match provider.kind {
         Kind::TensorZero => {
-            rewritten = true;
             let mut tags = match request.remove("tensorzero::tags") {
                 Some(Value::Object(client)) => client,
                 _ => Map::new(),
@@ -401,16 +398,16 @@ async fn forward(
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if streaming {
-        // Ask for the usage chunk to meter the stream; strip it if the client did not ask.
-        if !client_wants_usage {
-            rewritten = true;
-            let options = request.entry("stream_options").or_insert_with(|| json!({}));
-            if let Value::Object(options) = options {
-                options.insert("include_usage".into(), Value::Bool(true));
-            }
+    // Ask for the usage chunk to meter the stream; strip it if the client did not ask.
+    let ask_for_usage = streaming && !client_wants_usage;
+    if ask_for_usage {
+        let options = request.entry("stream_options").or_insert_with(|| json!({}));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), Value::Bool(true));
         }
     }
+    // A body the gateway changed is serialised again; any other goes as the client sent it.
+    let rewritten = ask_for_usage || matches!(provider.kind, Kind::TensorZero);
     // The most this request can be counted for: its prompt (at most one token per byte of
     // the body) and its completion (`max_tokens`, else a default). Reserved against every
     // quota of the key before anything is sent.
