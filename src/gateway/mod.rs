@@ -334,9 +334,13 @@ async fn forward(
             GatewayError::invalid("invalid_body", "the body could not be read")
         }
     })?;
-    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
-        return Err(GatewayError::invalid("invalid_request", "the body must be a JSON object"));
-    };
+    let mut request = request::parse(&body).map_err(|why| match why {
+        request::Unreadable::NotAnObject => GatewayError::invalid("invalid_request", "the body must be a JSON object"),
+        request::Unreadable::DuplicateName => GatewayError::invalid(
+            "invalid_request",
+            "an object in the body names a member twice (the gateway and the upstream could read different values)",
+        ),
+    })?;
     let model = match request.get("model") {
         Some(Value::String(m)) if (1..=256).contains(&m.chars().count()) => m.clone(),
         _ => {
@@ -409,12 +413,18 @@ async fn forward(
     // A body the gateway changed is serialised again; any other goes as the client sent it.
     let rewritten = ask_for_usage || matches!(provider.kind, Kind::TensorZero);
     // The most this request can be counted for: its prompt (at most one token per byte of
-    // the body) and its completion (`max_tokens`, else a default). Reserved against every
-    // quota of the key before anything is sent.
-    let completion_bound = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| request.get(*k).and_then(request::token_count))
-        .unwrap_or(if matches!(operation, Operation::Embeddings) { 0 } else { DEFAULT_MAX_TOKENS });
+    // the body) and its completion (`max_tokens`, else a default, for each of the `n` choices
+    // it asks for). Reserved against every quota of the key before anything is sent.
+    let completion_bound = match operation {
+        Operation::Embeddings => 0,
+        Operation::Chat => {
+            ["max_completion_tokens", "max_tokens"]
+                .iter()
+                .find_map(|k| request.get(*k).and_then(request::token_count))
+                .unwrap_or(DEFAULT_MAX_TOKENS)
+                * request::choices(&request)
+        }
+    };
     let bound = body.len() as i64 + completion_bound;
     // Reserved in this gateway's view (its key cache's use, which also counts usage reported
     // through `POST /v1/usage`) and, with fleet limits, in the fleet's room of each quota.

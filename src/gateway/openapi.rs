@@ -113,6 +113,8 @@ pub fn document() -> Value {
                         "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
                         "max_tokens": tokens,
                         "max_completion_tokens": tokens,
+                        "n": {"type": "integer", "minimum": 1, "maximum": super::request::MAX_CHOICES,
+                            "description": "Choices to generate; the quota reservation is `max_tokens` for each"},
                         "tensorzero::tags": {"type": "object", "additionalProperties": {"type": "string"},
                             "description": "For a `tensorzero` provider: the client's tags; the key-bound tags win"}
                     }

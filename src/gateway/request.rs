@@ -2,14 +2,124 @@
 //! the document (`openapi/gateway.json`) names must have their types, so an odd body gets a
 //! clear 400 in OpenAI's shape instead of an upstream's surprise. Every other field goes to
 //! the upstream unchanged.
+//!
+//! A body goes upstream as the client sent it, so the gateway and the upstream must read the
+//! same request: [`parse`] refuses an object that names a member twice
+//! (`{"model": "a", "model": "b"}`), which JSON parsers settle differently (the first or the
+//! last wins), so a key could pass the gateway's model allowlist or quota bound with one value
+//! and be served with the other.
 
-use serde_json::{Map, Value};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::errors::GatewayError;
 use super::Operation;
 
 /// The most tokens a request may name in `max_tokens` / `max_completion_tokens`.
 pub const MAX_TOKENS_BOUND: i64 = i32::MAX as i64;
+
+/// The most choices (`n`) a chat request may ask for (OpenAI's own bound).
+pub const MAX_CHOICES: i64 = 128;
+
+/// Why a body was refused before its fields were looked at.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not one JSON object (or not JSON).
+    NotAnObject,
+    /// An object in it names a member twice.
+    DuplicateName,
+}
+
+/// Parses a request body into its members: one JSON object, no object in it naming a member
+/// twice (at any depth).
+pub fn parse(body: &[u8]) -> Result<Map<String, Value>, Unreadable> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Strict.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match parsed {
+        Ok(Value::Object(members)) => Ok(members),
+        Ok(_) => Err(Unreadable::NotAnObject),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Unreadable::DuplicateName),
+        Err(_) => Err(Unreadable::NotAnObject),
+    }
+}
+
+/// The start of the parse error a name given twice raises.
+const DUPLICATE: &str = "duplicate member name";
+
+/// Builds a [`Value`] as serde_json does, refusing an object that names a member twice.
+#[derive(Clone, Copy)]
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            if members.insert(name, value).is_some() {
+                // The name is the client's data: it is not put in the message.
+                return Err(de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// How many choices a request asks for (`n`, 1 when absent); checked by [`check`] first.
+pub fn choices(request: &Map<String, Value>) -> i64 {
+    request.get("n").and_then(token_count).unwrap_or(1).clamp(1, MAX_CHOICES)
+}
 
 /// A JSON integer as JSON Schema counts one (`5.0` is one).
 fn is_integer(v: &Value) -> bool {
@@ -62,6 +172,11 @@ fn chat(request: &Map<String, Value>) -> Result<(), GatewayError> {
             if matches!(options.get("include_usage"), None | Some(Value::Bool(_))) => {}
         Some(_) => {
             return Err(invalid("`stream_options` must be an object; its `include_usage` true or false"))
+        }
+    }
+    if let Some(n) = request.get("n") {
+        if !token_count(n).is_some_and(|n| (1..=MAX_CHOICES).contains(&n)) {
+            return Err(invalid(format!("`n` must be an integer from 1 to {MAX_CHOICES}")));
         }
     }
     for field in ["max_tokens", "max_completion_tokens"] {
@@ -138,6 +253,91 @@ mod tests {
         ] {
             assert!(!chat_ok(bad.clone()), "{bad}");
         }
+    }
+
+    #[test]
+    fn n_is_checked_and_counted() {
+        let m = json!([{"role": "user", "content": "hi"}]);
+        for good in [json!(1), json!(128), json!(3.0)] {
+            assert!(chat_ok(json!({"messages": m, "n": good})), "{good}");
+        }
+        for bad in [json!(0), json!(129), json!(-1), json!(1.5), json!("2"), json!(null)] {
+            assert!(!chat_ok(json!({"messages": m, "n": bad})), "{bad}");
+        }
+        assert_eq!(choices(json!({"n": 7}).as_object().unwrap()), 7);
+        assert_eq!(choices(json!({}).as_object().unwrap()), 1);
+    }
+
+    #[test]
+    fn a_body_naming_a_member_twice_is_refused_at_any_depth() {
+        for twice in [
+            &br#"{"model": "cheap", "messages": [], "model": "dear"}"#[..],
+            br#"{"model": "m", "stream_options": {"include_usage": true, "include_usage": false}}"#,
+            br#"{"messages": [{"role": "user", "role": "system"}]}"#,
+            br#"{"mod\u0065l": "a", "model": "b"}"#,
+        ] {
+            assert_eq!(parse(twice), Err(Unreadable::DuplicateName), "{}", String::from_utf8_lossy(twice));
+        }
+        for odd in [&b"[1]"[..], b"\"x\"", b"{", b"{} {}", b"", b"{\"a\": 1e400}"] {
+            assert_eq!(parse(odd), Err(Unreadable::NotAnObject), "{}", String::from_utf8_lossy(odd));
+        }
+        // Deeper than serde_json's recursion limit: refused, never a stack overflow.
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(deep.as_bytes()), Err(Unreadable::NotAnObject));
+    }
+
+    proptest::proptest! {
+        /// Any JSON object without a repeated name parses as serde_json parses it; the same
+        /// object with one of its names repeated (at any depth) is refused.
+        #[test]
+        fn strict_parsing_agrees_with_serde_json_and_refuses_every_repeat(value in json_object(), pick in 0usize..64) {
+            let text = serde_json::to_string(&value).unwrap();
+            let serde_json: Value = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(parse(text.as_bytes()).map(Value::Object), Ok(serde_json));
+            let mut objects = Vec::new();
+            collect_objects(&value, &mut objects);
+            let non_empty: Vec<_> = objects.into_iter().filter(|o| !o.is_empty()).collect();
+            if let Some(object) = non_empty.get(pick % non_empty.len().max(1)) {
+                // Repeat the object's first member inside it, in the text.
+                let (name, member) = object.iter().next().unwrap();
+                let whole = serde_json::to_string(&Value::Object((*object).clone())).unwrap();
+                let repeated = format!("{{{}:{},{}", serde_json::to_string(name).unwrap(), member, &whole[1..]);
+                let text = text.replacen(&whole, &repeated, 1);
+                proptest::prop_assert_eq!(parse(text.as_bytes()), Err(Unreadable::DuplicateName), "{}", text);
+            }
+        }
+    }
+
+    fn collect_objects<'a>(value: &'a Value, out: &mut Vec<&'a Map<String, Value>>) {
+        match value {
+            Value::Object(o) => {
+                out.push(o);
+                o.values().for_each(|v| collect_objects(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| collect_objects(v, out)),
+            _ => {}
+        }
+    }
+
+    fn json_object() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e300f64..1e300).prop_map(Value::from),
+            "[a-z\\\\\"\u{e9}\u{1F600} ]{0,8}".prop_map(Value::String),
+        ];
+        let value = leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z\u{e9}]{1,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map("[a-z]{1,6}", value, 0..6)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
     }
 
     #[test]

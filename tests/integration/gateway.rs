@@ -484,6 +484,67 @@ async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
     app.stop().await;
 }
 
+/// What the gateway checks and what the upstream reads must be the same request: a body that
+/// names a member twice (the gateway could read one value and the upstream the other) is
+/// refused before anything is sent, and a request asking for `n` choices reserves its
+/// `max_tokens` for each of them.
+#[tokio::test]
+async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start_with(config(
+        &db,
+        &stream,
+        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
+    ))
+    .await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
+    let (tenant, _) = app.create_tenant("Ambiguous").await;
+    let config = json!({"providers": [{"name": "local", "kind": "openai",
+        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
+    let (status, body) =
+        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (gateway, stop) = start_gateway(&app).await;
+    let http = reqwest::Client::new();
+    let (_, key) = app.issue_key(&tenant, json!({"allowed_models": ["cheap"], "quota_limit": 5000})).await;
+    let post = |body: String| {
+        http.post(format!("{gateway}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let messages = r#"[{"role": "user", "content": "x"}]"#;
+    for body in [
+        format!(r#"{{"model": "cheap", "messages": {messages}, "model": "dear"}}"#),
+        format!(r#"{{"model": "dear", "messages": {messages}, "model": "cheap"}}"#),
+        format!(r#"{{"model": "cheap", "max_tokens": 5, "messages": {messages}, "max_tokens": 100000}}"#),
+        format!(r#"{{"model": "cheap", "stream": true, "messages": {messages}, "stream": false}}"#),
+        r#"{"model": "cheap", "messages": [{"role": "user", "content": "x", "content": "y"}]}"#.to_string(),
+    ] {
+        let (status, answer) = send(post(body.clone())).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str(), answer["error"]["type"].as_str()),
+            (400, Some("invalid_request"), Some("invalid_request_error")),
+            "{body}: {answer}"
+        );
+    }
+    assert!(seen.lock().unwrap().requests.is_empty(), "nothing ambiguous reached the upstream");
+
+    // 600 completion tokens for each of 10 choices cannot fit a 5,000-token quota; for one, they do.
+    let asking =
+        |n: u32| format!(r#"{{"model": "cheap", "max_tokens": 600, "n": {n}, "messages": {messages}}}"#);
+    let (status, answer) = send(post(asking(10))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("QUOTA_EXCEEDED")), "{answer}");
+    let (status, answer) = send(post(asking(0))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{answer}");
+    let (status, answer) = send(post(asking(1))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(seen.lock().unwrap().requests.len(), 1, "only the request that fits was forwarded");
+    stop.cancel();
+    app.stop().await;
+}
+
 /// 16 concurrent streaming clients against a 5,000-token quota, each answer counting 500
 /// tokens: without reservations all 16 would be admitted (8,000 tokens); with them the quota
 /// is never exceeded, the refused get `QUOTA_EXCEEDED`, and nothing stays reserved.
