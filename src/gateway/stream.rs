@@ -6,21 +6,21 @@
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::meter::{Meter, Metered};
+use super::meter::{Meter, Metered, Tokens};
 
 /// Longest server-sent event kept while waiting for its end (one event, not the answer).
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 struct State<S> {
     upstream: S,
-    pending: Vec<u8>,
+    events: Events,
     meter: Meter,
     strip_usage: bool,
     done: bool,
 }
 
-/// What to forward of one complete event (`None`: leave it out).
-fn filter_event(event: &[u8], meter: &mut Meter, strip_usage: bool) -> bool {
+/// What to do with one complete event: forward it or not, and the usage it reports.
+fn judge(event: &[u8], strip_usage: bool) -> (bool, Option<Tokens>) {
     let text = std::str::from_utf8(event).unwrap_or_default();
     let data: String = text
         .lines()
@@ -29,29 +29,66 @@ fn filter_event(event: &[u8], meter: &mut Meter, strip_usage: bool) -> bool {
         .collect::<Vec<_>>()
         .join("\n");
     if data.is_empty() || data == "[DONE]" {
-        return true;
+        return (true, None);
     }
-    let Some(chunk) = Metered::of(data.as_bytes()) else { return true };
-    if let Some(tokens) = chunk.tokens() {
-        meter.tokens = Some(tokens);
-    }
+    let Some(chunk) = Metered::of(data.as_bytes()) else { return (true, None) };
     // The chunk the gateway asked for carries no choices: drop it unless the client asked.
-    !(strip_usage && chunk.usage_only())
+    (!(strip_usage && chunk.usage_only()), chunk.tokens())
 }
 
-/// Splits `pending` into complete events (ended by a blank line) and keeps the rest.
-fn complete_events(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut events = Vec::new();
-    loop {
-        let end = pending
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .map(|i| i + 2)
-            .or_else(|| pending.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4));
-        let Some(end) = end else { break };
-        events.push(pending.drain(..end).collect());
+/// Splits a byte stream into server-sent events, each ended by a blank line (`\n\n` or
+/// `\r\n\r\n`), however the stream is cut into chunks; each byte is searched once.
+#[derive(Default)]
+struct Events {
+    /// Bytes of the event not ended yet.
+    pending: Vec<u8>,
+    /// How much of `pending` has been searched for an event's end.
+    searched: usize,
+}
+
+impl Events {
+    /// Adds `bytes`; returns the events they end (each with its blank line), in order.
+    fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(bytes);
+        let mut ends = Vec::new();
+        let mut start = 0;
+        for i in self.searched..self.pending.len() {
+            if self.pending[i] != b'\n' {
+                continue;
+            }
+            let lf_lf = i > start && self.pending[i - 1] == b'\n';
+            let crlf_crlf = i >= start + 3 && &self.pending[i - 3..=i] == b"\r\n\r\n";
+            if lf_lf || crlf_crlf {
+                start = i + 1;
+                ends.push(start);
+            }
+        }
+        self.searched = self.pending.len() - start;
+        if ends.is_empty() {
+            return Vec::new();
+        }
+        let rest = self.pending.split_off(start);
+        let ended = std::mem::replace(&mut self.pending, rest);
+        let mut from = 0;
+        ends.into_iter()
+            .map(|to| {
+                let event = ended[from..to].to_vec();
+                from = to;
+                event
+            })
+            .collect()
     }
-    events
+
+    /// Bytes waiting for their event's end.
+    fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What is left (an event the stream did not end, or bytes that are no events).
+    fn take_rest(&mut self) -> Vec<u8> {
+        self.searched = 0;
+        std::mem::take(&mut self.pending)
+    }
 }
 
 /// The client's stream of `upstream`'s events, metered.
@@ -63,7 +100,7 @@ pub fn metered<S>(
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
-    let state = State { upstream, pending: Vec::new(), meter, strip_usage, done: false };
+    let state = State { upstream, events: Events::default(), meter, strip_usage, done: false };
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if s.done {
@@ -71,16 +108,17 @@ where
             }
             match s.upstream.next().await {
                 Some(Ok(bytes)) => {
-                    s.pending.extend_from_slice(&bytes);
                     let mut out = Vec::new();
-                    for event in complete_events(&mut s.pending) {
-                        if filter_event(&event, &mut s.meter, s.strip_usage) {
+                    for event in s.events.push(&bytes) {
+                        let (forward, tokens) = judge(&event, s.strip_usage);
+                        s.meter.tokens = tokens.or(s.meter.tokens);
+                        if forward {
                             out.extend_from_slice(&event);
                         }
                     }
-                    if s.pending.len() > MAX_EVENT_BYTES {
+                    if s.events.waiting() > MAX_EVENT_BYTES {
                         // Not server-sent events as expected: pass the bytes on unparsed.
-                        out.append(&mut s.pending);
+                        out.append(&mut s.events.take_rest());
                     }
                     if !out.is_empty() {
                         return Some((Ok(Bytes::from(out)), s));
@@ -94,8 +132,10 @@ where
                 }
                 None => {
                     s.done = true;
-                    let rest = std::mem::take(&mut s.pending);
-                    if !rest.is_empty() && filter_event(&rest, &mut s.meter, s.strip_usage) {
+                    let rest = s.events.take_rest();
+                    let (forward, tokens) = judge(&rest, s.strip_usage);
+                    s.meter.tokens = tokens.or(s.meter.tokens);
+                    if !rest.is_empty() && forward {
                         return Some((Ok(Bytes::from(rest)), s));
                     }
                     return None;
@@ -107,13 +147,84 @@ where
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
     fn events_split_at_blank_lines_and_keep_the_rest() {
-        let mut pending = b"data: {\"a\":1}\n\ndata: {\"b\"".to_vec();
-        let events = complete_events(&mut pending);
-        assert_eq!(events, vec![b"data: {\"a\":1}\n\n".to_vec()]);
-        assert_eq!(pending, b"data: {\"b\"".to_vec());
+        let mut events = Events::default();
+        assert_eq!(events.push(b"data: {\"a\":1}\n\ndata: {\"b\""), vec![b"data: {\"a\":1}\n\n".to_vec()]);
+        assert_eq!(events.push(b"}\r\n\r\n\n\n"), vec![b"data: {\"b\"}\r\n\r\n".to_vec(), b"\n\n".to_vec()]);
+        assert_eq!(events.push(b"data: x\r\n\r"), Vec::<Vec<u8>>::new());
+        assert_eq!(events.take_rest(), b"data: x\r\n\r".to_vec());
+    }
+
+    /// One event of a generated stream: a choice's delta, the usage chunk, `[DONE]`, a comment,
+    /// or a named event, ended with `\n` or `\r\n` line ends.
+    fn event() -> impl Strategy<Value = (Vec<u8>, Option<Tokens>, bool)> {
+        let body = prop_oneof![
+            "[a-z \u{e9}]{0,12}".prop_map(|word| (
+                format!("data: {}", serde_json::json!({"choices": [{"index": 0, "delta": {"content": word}}]})),
+                None,
+                false
+            )),
+            (0u64..100_000, 0u64..100_000).prop_map(|(prompt, completion)| (
+                format!("data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion}}}}}"),
+                Some(Tokens { prompt, completion }),
+                true
+            )),
+            Just(("data: [DONE]".to_string(), None, false)),
+            Just((": keep-alive".to_string(), None, false)),
+            Just(("event: ping\ndata: {}".to_string(), None, false)),
+        ];
+        (body, any::<bool>()).prop_map(|((text, tokens, usage_only), crlf)| {
+            let end = if crlf { "\r\n" } else { "\n" };
+            (format!("{}{end}{end}", text.replace('\n', end)).into_bytes(), tokens, usage_only)
+        })
+    }
+
+    proptest! {
+        /// However the upstream cuts its stream, every event is found whole, the usage is
+        /// the last usage chunk's, and what is forwarded is the stream without the usage
+        /// chunk (when the client did not ask for it), byte for byte.
+        #[test]
+        fn any_cut_of_a_stream_gives_the_same_events_and_usage(
+            events in proptest::collection::vec(event(), 0..12),
+            tail in proptest::option::of("[a-z: ]{1,10}"),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+            strip_usage in any::<bool>(),
+        ) {
+            let mut whole: Vec<u8> = events.iter().flat_map(|(bytes, _, _)| bytes.clone()).collect();
+            whole.extend(tail.iter().flat_map(|t| t.bytes()));
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(whole.len() + 1)).collect();
+            at.extend([0, whole.len()]);
+            at.sort_unstable();
+            let mut splitter = Events::default();
+            let (mut found, mut forwarded, mut metered) = (Vec::new(), Vec::new(), None);
+            for pair in at.windows(2) {
+                for event in splitter.push(&whole[pair[0]..pair[1]]) {
+                    let (forward, tokens) = judge(&event, strip_usage);
+                    metered = tokens.or(metered);
+                    if forward {
+                        forwarded.extend_from_slice(&event);
+                    }
+                    found.push(event);
+                }
+            }
+            let rest = splitter.take_rest();
+            forwarded.extend_from_slice(&rest);
+            let expected: Vec<Vec<u8>> = events.iter().map(|(bytes, _, _)| bytes.clone()).collect();
+            prop_assert_eq!(found, expected);
+            prop_assert_eq!(rest, tail.unwrap_or_default().into_bytes());
+            prop_assert_eq!(metered, events.iter().rev().find_map(|(_, tokens, _)| *tokens));
+            let mut kept: Vec<u8> = events
+                .iter()
+                .filter(|(_, _, usage_only)| !(strip_usage && *usage_only))
+                .flat_map(|(bytes, _, _)| bytes.clone())
+                .collect();
+            kept.extend_from_slice(&whole[events.iter().map(|(bytes, _, _)| bytes.len()).sum::<usize>()..]);
+            prop_assert_eq!(forwarded, kept);
+        }
     }
 }
