@@ -433,7 +433,7 @@ async fn forward(
     let reservation = if quotas.is_empty() {
         None
     } else {
-        let exceeded = || GatewayError::of_verdict(VerifyCode::QuotaExceeded);
+        let exceeded = || quota_refusal(&quotas, bound);
         let local = gw.reservations.reserve(&quotas, bound).ok_or_else(exceeded)?;
         let fleet = match &gw.rooms {
             Some(rooms) => {
@@ -500,6 +500,19 @@ async fn forward(
         response.headers_mut().insert("x-request-id", v);
     }
     Ok(response)
+}
+
+/// `QUOTA_EXCEEDED` for a request whose bound does not fit one of `quotas`: used up, or too
+/// large for what is left (then the message says how large, so the client can ask for less).
+fn quota_refusal(quotas: &[(String, crate::cache::verify::QuotaStatus)], bound: i64) -> GatewayError {
+    let mut refusal = GatewayError::of_verdict(VerifyCode::QuotaExceeded);
+    let left = quotas.iter().map(|(_, q)| q.remaining).min().unwrap_or(0);
+    if left > 0 {
+        refusal.message = format!(
+            "this request may count for up to {bound} tokens (one per byte of its body, and its max_tokens for each choice): more than the {left} left of the quota, less what requests in flight hold"
+        );
+    }
+    refusal
 }
 
 async fn read_bounded(mut answer: reqwest::Response) -> Result<Bytes, GatewayError> {
