@@ -175,7 +175,13 @@ fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
         )
     };
     let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?.to_str().map_err(|_| missing())?;
-    value.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()).ok_or_else(missing)
+    // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+    let (scheme, key) = value.split_once(' ').ok_or_else(missing)?;
+    let key = key.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
+        return Err(missing());
+    }
+    Ok(key)
 }
 
 fn client_ip(gw: &Inner, headers: &HeaderMap, peer: SocketAddr) -> Option<std::net::IpAddr> {
@@ -582,4 +588,25 @@ async fn models(
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
     Ok(axum::Json(json!({"object": "list", "data": data})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_schemes_name_is_case_insensitive_and_a_key_is_required() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            bearer(&headers).map(str::to_string).map_err(|e| e.code)
+        };
+        for value in ["Bearer thk_a", "bearer thk_a", "BEARER  thk_a ", "Bearer thk_a"] {
+            assert_eq!(with(value), Ok("thk_a".to_string()), "{value}");
+        }
+        for value in ["Basic thk_a", "Bearer", "Bearer ", "Bearerthk_a", "thk_a", ""] {
+            assert_eq!(with(value), Err("missing_credentials"), "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()).map_err(|e| e.code), Err("missing_credentials"));
+    }
 }
