@@ -412,6 +412,9 @@ async fn forward(
     let ask_for_usage = streaming && !client_wants_usage;
     if ask_for_usage {
         let options = request.entry("stream_options").or_insert_with(|| json!({}));
+        if options.is_null() {
+            *options = json!({});
+        }
         if let Value::Object(options) = options {
             options.insert("include_usage".into(), Value::Bool(true));
         }

@@ -68,7 +68,8 @@ pub fn document() -> Value {
         json!({"type": "string", "minLength": 1, "maxLength": 256, "example": example,
             "description": "The model; the provider that serves it takes the request"})
     };
-    let tokens = json!({"type": "integer", "minimum": 0, "maximum": super::request::MAX_TOKENS_BOUND});
+    let tokens =
+        json!({"type": ["integer", "null"], "minimum": 0, "maximum": super::request::MAX_TOKENS_BOUND});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -109,11 +110,11 @@ pub fn document() -> Value {
                             "type": "object", "required": ["role"],
                             "properties": {"role": {"type": "string", "minLength": 1, "description": "`system`, `developer`, `user`, `assistant`, `tool`, …: passed on as given"},
                                            "content": {"type": ["string", "array", "null"]}}}},
-                        "stream": {"type": "boolean"},
-                        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+                        "stream": {"type": ["boolean", "null"]},
+                        "stream_options": {"type": ["object", "null"], "properties": {"include_usage": {"type": ["boolean", "null"]}}},
                         "max_tokens": tokens,
                         "max_completion_tokens": tokens,
-                        "n": {"type": "integer", "minimum": 1, "maximum": super::request::MAX_CHOICES,
+                        "n": {"type": ["integer", "null"], "minimum": 1, "maximum": super::request::MAX_CHOICES,
                             "description": "Choices to generate; the quota reservation is `max_tokens` for each"},
                         "tensorzero::tags": {"type": "object", "additionalProperties": {"type": "string"},
                             "description": "For a `tensorzero` provider: the client's tags; the key-bound tags win"}

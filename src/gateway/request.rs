@@ -163,26 +163,31 @@ fn chat(request: &Map<String, Value>) -> Result<(), GatewayError> {
             return Err(invalid(format!("`messages[{i}].content` must be a string, an array or null")));
         }
     }
-    if !matches!(request.get("stream"), None | Some(Value::Bool(_))) {
-        return Err(invalid("`stream` must be true or false"));
+    // A null stands for the field's absence, as in OpenAI's own API.
+    if !matches!(request.get("stream"), None | Some(Value::Bool(_) | Value::Null)) {
+        return Err(invalid("`stream` must be true, false or null"));
     }
     match request.get("stream_options") {
-        None => {}
+        None | Some(Value::Null) => {}
         Some(Value::Object(options))
-            if matches!(options.get("include_usage"), None | Some(Value::Bool(_))) => {}
+            if matches!(options.get("include_usage"), None | Some(Value::Bool(_) | Value::Null)) => {}
         Some(_) => {
-            return Err(invalid("`stream_options` must be an object; its `include_usage` true or false"))
+            return Err(invalid(
+                "`stream_options` must be an object or null; its `include_usage` true, false or null",
+            ))
         }
     }
-    if let Some(n) = request.get("n") {
+    if let Some(n) = request.get("n").filter(|n| !n.is_null()) {
         if !token_count(n).is_some_and(|n| (1..=MAX_CHOICES).contains(&n)) {
-            return Err(invalid(format!("`n` must be an integer from 1 to {MAX_CHOICES}")));
+            return Err(invalid(format!("`n` must be an integer from 1 to {MAX_CHOICES}, or null")));
         }
     }
     for field in ["max_tokens", "max_completion_tokens"] {
-        if let Some(value) = request.get(field) {
+        if let Some(value) = request.get(field).filter(|v| !v.is_null()) {
             if token_count(value).is_none() {
-                return Err(invalid(format!("`{field}` must be an integer from 0 to {MAX_TOKENS_BOUND}")));
+                return Err(invalid(format!(
+                    "`{field}` must be an integer from 0 to {MAX_TOKENS_BOUND}, or null"
+                )));
             }
         }
     }
@@ -261,11 +266,16 @@ mod tests {
         for good in [json!(1), json!(128), json!(3.0)] {
             assert!(chat_ok(json!({"messages": m, "n": good})), "{good}");
         }
-        for bad in [json!(0), json!(129), json!(-1), json!(1.5), json!("2"), json!(null)] {
+        for bad in [json!(0), json!(129), json!(-1), json!(1.5), json!("2")] {
             assert!(!chat_ok(json!({"messages": m, "n": bad})), "{bad}");
         }
         assert_eq!(choices(json!({"n": 7}).as_object().unwrap()), 7);
         assert_eq!(choices(json!({}).as_object().unwrap()), 1);
+        assert_eq!(choices(json!({"n": null}).as_object().unwrap()), 1);
+        // Every optional field OpenAI's API takes as null may be null.
+        assert!(chat_ok(json!({"messages": m, "n": null, "stream": null, "stream_options": null,
+            "max_tokens": null, "max_completion_tokens": null})));
+        assert!(chat_ok(json!({"messages": m, "stream": true, "stream_options": {"include_usage": null}})));
     }
 
     #[test]

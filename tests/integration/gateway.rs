@@ -486,8 +486,8 @@ async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
 
 /// What the gateway checks and what the upstream reads must be the same request: a body that
 /// names a member twice (the gateway could read one value and the upstream the other) is
-/// refused before anything is sent, and a request asking for `n` choices reserves its
-/// `max_tokens` for each of them.
+/// refused before anything is sent, a request asking for `n` choices reserves its
+/// `max_tokens` for each of them, and a null field counts as absent.
 #[tokio::test]
 async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
     let (db, stream) = (TestDb::new(), TestStream::new());
@@ -543,6 +543,17 @@ async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
     let (status, answer) = send(post(asking(1))).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(seen.lock().unwrap().requests.len(), 1, "only the request that fits was forwarded");
+
+    // A null stands for an absent field, as in OpenAI's API: a stream with `stream_options`
+    // null is still asked for its usage chunk, which the client does not get.
+    let nulls = format!(
+        r#"{{"model": "cheap", "stream": true, "stream_options": null, "n": null, "max_tokens": null, "messages": {messages}}}"#
+    );
+    let res = post(nulls).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("[DONE]") && !text.contains("\"usage\""), "{text}");
+    assert_eq!(seen.lock().unwrap().requests.last().unwrap().2["stream_options"]["include_usage"], true);
     stop.cancel();
     app.stop().await;
 }
