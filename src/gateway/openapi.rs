@@ -116,7 +116,7 @@ pub fn document() -> Value {
                         "max_completion_tokens": tokens,
                         "n": {"type": ["integer", "null"], "minimum": 1, "maximum": super::request::MAX_CHOICES,
                             "description": "Choices to generate; the quota reservation is `max_tokens` for each"},
-                        "tensorzero::tags": {"type": "object", "additionalProperties": {"type": "string"},
+                        "tensorzero::tags": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
                             "description": "For a `tensorzero` provider: the client's tags; the key-bound tags win"}
                     }
                 },

@@ -192,7 +192,7 @@ fn chat(request: &Map<String, Value>) -> Result<(), GatewayError> {
         }
     }
     match request.get("tensorzero::tags") {
-        None => Ok(()),
+        None | Some(Value::Null) => Ok(()),
         Some(Value::Object(tags)) if tags.values().all(Value::is_string) => Ok(()),
         Some(_) => Err(invalid("`tensorzero::tags` must be an object of strings")),
     }
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(choices(json!({"n": null}).as_object().unwrap()), 1);
         // Every optional field OpenAI's API takes as null may be null.
         assert!(chat_ok(json!({"messages": m, "n": null, "stream": null, "stream_options": null,
-            "max_tokens": null, "max_completion_tokens": null})));
+            "max_tokens": null, "max_completion_tokens": null, "tensorzero::tags": null})));
         assert!(chat_ok(json!({"messages": m, "stream": true, "stream_options": {"include_usage": null}})));
     }
 
