@@ -146,20 +146,31 @@ pub(crate) async fn start_upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
 /// A server on `db` and `stream` that allows private upstreams, and a tenant named `name` whose
 /// one provider (`local`, every model) is the test's upstream: (the server, the tenant id).
 pub(crate) async fn with_local_provider(db: &TestDb, stream: &TestStream, name: &str) -> (TestApp, String) {
+    let (app, tenant, _) = with_recording_provider(db, stream, name).await;
+    (app, tenant)
+}
+
+/// [`with_local_provider`], and what its upstream receives.
+async fn with_recording_provider(
+    db: &TestDb,
+    stream: &TestStream,
+    name: &str,
+) -> (TestApp, String, Arc<Mutex<Seen>>) {
     let app = TestApp::start_with(config(
         db,
         stream,
         &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
     ))
     .await;
-    let upstream_addr = start_upstream(Arc::new(Mutex::new(Seen::default()))).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let upstream_addr = start_upstream(seen.clone()).await;
     let (tenant, _) = app.create_tenant(name).await;
     let config = json!({"providers": [{"name": "local", "kind": "openai",
         "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
     let (status, body) =
         send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
     assert_eq!(status, 200, "{body}");
-    (app, tenant)
+    (app, tenant, seen)
 }
 
 /// What a gateway process beside [`with_local_provider`]'s server needs: private upstreams
@@ -491,20 +502,7 @@ async fn a_spent_quota_and_a_missing_permission_are_refused_in_openais_shape() {
 #[tokio::test]
 async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
     let (db, stream) = (TestDb::new(), TestStream::new());
-    let app = TestApp::start_with(config(
-        &db,
-        &stream,
-        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
-    ))
-    .await;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let upstream_addr = start_upstream(seen.clone()).await;
-    let (tenant, _) = app.create_tenant("Ambiguous").await;
-    let config = json!({"providers": [{"name": "local", "kind": "openai",
-        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
-    let (status, body) =
-        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
-    assert_eq!(status, 200, "{body}");
+    let (app, tenant, seen) = with_recording_provider(&db, &stream, "Ambiguous").await;
     let (gateway, stop) = start_gateway(&app).await;
     let http = reqwest::Client::new();
     let (_, key) = app.issue_key(&tenant, json!({"allowed_models": ["cheap"], "quota_limit": 5000})).await;
@@ -564,20 +562,7 @@ async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
 #[tokio::test]
 async fn concurrent_streams_never_overshoot_a_quota() {
     let (db, stream) = (TestDb::new(), TestStream::new());
-    let app = TestApp::start_with(config(
-        &db,
-        &stream,
-        &["--master-api-key", MASTER, "--gateway-allow-private-upstreams", "true"],
-    ))
-    .await;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let upstream_addr = start_upstream(seen.clone()).await;
-    let (tenant, _) = app.create_tenant("Reserve").await;
-    let config = json!({"providers": [{"name": "local", "kind": "openai",
-        "base_url": format!("http://{upstream_addr}/v1"), "models": ["*"]}]});
-    let (status, body) =
-        send(app.admin(Method::POST, "/tenant/config").header("X-Tenant-ID", &tenant).json(&config)).await;
-    assert_eq!(status, 200, "{body}");
+    let (app, tenant) = with_local_provider(&db, &stream, "Reserve").await;
     let (public_id, key) = app.issue_key(&tenant, json!({"quota_limit": 5000})).await;
     let (gateway, stop, handle) = start_gateway_with_handle(&app).await;
     let http = reqwest::Client::new();
