@@ -294,6 +294,27 @@ fn tags_of(key: &CachedKey) -> Map<String, Value> {
     key.tags.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
 }
 
+/// The key-bound tags as the [`TAGS_HEADER`] value: a JSON object in ASCII (other characters
+/// as `\uXXXX` escapes), so a tag such as `Café` reaches any upstream as JSON decodes it, not
+/// as header bytes each server reads its own way.
+fn tags_header(tags: &Map<String, Value>) -> HeaderValue {
+    let json = Value::Object(tags.clone()).to_string();
+    let mut ascii = String::with_capacity(json.len());
+    let mut units = [0u16; 2];
+    for c in json.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            // Only inside strings: JSON has no other place for such a character.
+            for unit in c.encode_utf16(&mut units) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    // JSON escapes every control character, so the text is a valid header value.
+    HeaderValue::from_str(&ascii).unwrap_or_else(|_| HeaderValue::from_static("{}"))
+}
+
 /// A request id: the usage record's id and the `X-Request-Id` of the answer.
 fn request_id() -> String {
     format!("gw_{}", uuid::Uuid::now_v7().simple())
@@ -395,7 +416,7 @@ async fn forward(
         }
         Kind::OpenAi => {
             if !bound.is_empty() {
-                upstream = upstream.header(TAGS_HEADER, Value::Object(bound.clone()).to_string());
+                upstream = upstream.header(TAGS_HEADER, tags_header(&bound));
             }
         }
     }
@@ -596,6 +617,19 @@ async fn models(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tags_header_is_ascii_json_that_decodes_to_the_tags() {
+        let tags: Map<String, Value> = [("customer", "Café 東京 😀"), ("plain", "a\"b\\c"), ("tab", "x\ty")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        let header = tags_header(&tags);
+        let text = header.to_str().expect("visible ASCII only");
+        assert!(text.is_ascii(), "{text}");
+        assert_eq!(serde_json::from_str::<Map<String, Value>>(text).unwrap(), tags);
+        assert_eq!(tags_header(&Map::new()).to_str().unwrap(), "{}");
+    }
 
     #[test]
     fn the_bearer_schemes_name_is_case_insensitive_and_a_key_is_required() {
