@@ -448,9 +448,11 @@ async fn forward(
     let completion_bound = match operation {
         Operation::Embeddings => 0,
         Operation::Chat => {
+            // Both named: the larger, whichever of the two the upstream honours.
             ["max_completion_tokens", "max_tokens"]
                 .iter()
-                .find_map(|k| request.get(*k).and_then(request::token_count))
+                .filter_map(|k| request.get(*k).and_then(request::token_count))
+                .max()
                 .unwrap_or(DEFAULT_MAX_TOKENS)
                 * request::choices(&request)
         }

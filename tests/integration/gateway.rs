@@ -536,6 +536,12 @@ async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
     assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("QUOTA_EXCEEDED")), "{answer}");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("up to 6") && message.contains("5000 left"), "says why: {message}");
+    // Both limits named: the larger is reserved, whichever one the upstream honours.
+    let both = format!(
+        r#"{{"model": "cheap", "max_completion_tokens": 1, "max_tokens": 6000, "messages": {messages}}}"#
+    );
+    let (status, answer) = send(post(both)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("QUOTA_EXCEEDED")), "{answer}");
     let (status, answer) = send(post(asking(0))).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{answer}");
     let (status, answer) = send(post(asking(1))).await;
