@@ -318,6 +318,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes at all get an answer from the parse and the checks, never a panic.
+        #[test]
+        fn any_body_is_answered(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+                                json in json_object()) {
+            for bytes in [body, serde_json::to_vec(&json).unwrap()] {
+                if let Ok(members) = parse(&bytes) {
+                    let _ = check(Operation::Chat, &members);
+                    let _ = check(Operation::Embeddings, &members);
+                    let _ = choices(&members);
+                }
+            }
+        }
+    }
+
     fn collect_objects<'a>(value: &'a Value, out: &mut Vec<&'a Map<String, Value>>) {
         match value {
             Value::Object(o) => {
