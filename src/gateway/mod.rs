@@ -440,8 +440,21 @@ async fn forward(
             options.insert("include_usage".into(), Value::Bool(true));
         }
     }
+    // Counts the gateway read, written as decimals (`26.0`, `1e0` are integers to JSON
+    // Schema), go as the integers it counted: some upstreams refuse `"n": 26.0`.
+    let mut normalised = false;
+    if matches!(operation, Operation::Chat) {
+        for field in ["n", "max_tokens", "max_completion_tokens"] {
+            if let Some(value) = request.get_mut(field).filter(|v| v.is_f64()) {
+                if let Some(count) = request::token_count(value) {
+                    *value = Value::from(count);
+                    normalised = true;
+                }
+            }
+        }
+    }
     // A body the gateway changed is serialised again; any other goes as the client sent it.
-    let rewritten = ask_for_usage || matches!(provider.kind, Kind::TensorZero);
+    let rewritten = ask_for_usage || normalised || matches!(provider.kind, Kind::TensorZero);
     // The most this request can be counted for: its prompt (at most one token per byte of
     // the body) and its completion (`max_tokens`, else a default, for each of the `n` choices
     // it asks for). Reserved against every quota of the key before anything is sent.

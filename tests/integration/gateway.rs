@@ -259,7 +259,7 @@ async fn the_gateway_forwards_with_the_keys_policy_tags_and_metering() {
     // Pure forwarding: a body the gateway need not change goes upstream byte for byte (its
     // key order, spacing and number forms as the client wrote them).
     let exact = format!(
-        r#"{{ "temperature": 1.0,  "messages": [{{"role": "user", "content": "{prompt}"}}], "model": "gpt-test", "n": 1e0 }}"#
+        r#"{{ "temperature": 1.0,  "messages": [{{"role": "user", "content": "{prompt}"}}], "model": "gpt-test", "top_p": 1e0 }}"#
     );
     let res = http
         .post(format!("{gateway}/v1/chat/completions"))
@@ -547,6 +547,12 @@ async fn an_ambiguous_body_is_refused_and_each_of_n_choices_is_reserved() {
     let (status, answer) = send(post(asking(1))).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(seen.lock().unwrap().requests.len(), 1, "only the request that fits was forwarded");
+    // Counts written as decimals go as the integers the gateway counted.
+    let decimals = format!(r#"{{"model": "cheap", "n": 2.0, "max_tokens": 5e1, "messages": {messages}}}"#);
+    let (status, answer) = send(post(decimals)).await;
+    assert_eq!(status, 200, "{answer}");
+    let forwarded = seen.lock().unwrap().requests.last().unwrap().2.clone();
+    assert_eq!((&forwarded["n"], &forwarded["max_tokens"]), (&json!(2), &json!(50)), "{forwarded}");
 
     // A null stands for an absent field, as in OpenAI's API: a stream with `stream_options`
     // null is still asked for its usage chunk, which the client does not get.
