@@ -18,6 +18,7 @@ mod request;
 pub mod reserve;
 mod stream;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -307,7 +308,7 @@ fn tags_header(tags: &Map<String, Value>) -> HeaderValue {
         } else {
             // Only inside strings: JSON has no other place for such a character.
             for unit in c.encode_utf16(&mut units) {
-                ascii.push_str(&format!("\\u{unit:04x}"));
+                let _ = write!(ascii, "\\u{unit:04x}");
             }
         }
     }
@@ -432,44 +433,23 @@ async fn forward(
     // Ask for the usage chunk to meter the stream; strip it if the client did not ask.
     let ask_for_usage = streaming && !client_wants_usage;
     if ask_for_usage {
-        let options = request.entry("stream_options").or_insert_with(|| json!({}));
-        if options.is_null() {
-            *options = json!({});
-        }
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-    }
-    // Counts the gateway read, written as decimals (`26.0`, `1e0` are integers to JSON
-    // Schema), go as the integers it counted: some upstreams refuse `"n": 26.0`.
-    let mut normalised = false;
-    if matches!(operation, Operation::Chat) {
-        for field in ["n", "max_tokens", "max_completion_tokens"] {
-            if let Some(value) = request.get_mut(field).filter(|v| v.is_f64()) {
-                if let Some(count) = request::token_count(value) {
-                    *value = Value::from(count);
-                    normalised = true;
-                }
+        // Checked: an object or null (absent).
+        match request.get_mut("stream_options") {
+            Some(Value::Object(options)) => {
+                options.insert("include_usage".into(), Value::Bool(true));
+            }
+            _ => {
+                request.insert("stream_options".into(), json!({"include_usage": true}));
             }
         }
     }
+    let normalised = request::counts_as_integers(operation, &mut request);
     // A body the gateway changed is serialised again; any other goes as the client sent it.
     let rewritten = ask_for_usage || normalised || matches!(provider.kind, Kind::TensorZero);
     // The most this request can be counted for: its prompt (at most one token per byte of
     // the body) and its completion (`max_tokens`, else a default, for each of the `n` choices
     // it asks for). Reserved against every quota of the key before anything is sent.
-    let completion_bound = match operation {
-        Operation::Embeddings => 0,
-        Operation::Chat => {
-            // Both named: the larger, whichever of the two the upstream honours.
-            ["max_completion_tokens", "max_tokens"]
-                .iter()
-                .filter_map(|k| request.get(*k).and_then(request::token_count))
-                .max()
-                .unwrap_or(DEFAULT_MAX_TOKENS)
-                * request::choices(&request)
-        }
-    };
+    let completion_bound = request::completion_bound(operation, &request, DEFAULT_MAX_TOKENS);
     let bound = body.len() as i64 + completion_bound;
     // Reserved in this gateway's view (its key cache's use, which also counts usage reported
     // through `POST /v1/usage`) and, with fleet limits, in the fleet's room of each quota.

@@ -9,6 +9,7 @@
 //! last wins), so a key could pass the gateway's model allowlist or quota bound with one value
 //! and be served with the other.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -35,24 +36,22 @@ pub enum Unreadable {
 /// Parses a request body into its members: one JSON object, no object in it naming a member
 /// twice (at any depth).
 pub fn parse(body: &[u8]) -> Result<Map<String, Value>, Unreadable> {
+    let repeated = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = Strict.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    let parsed = Strict(&repeated).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match parsed {
         Ok(Value::Object(members)) => Ok(members),
-        Ok(_) => Err(Unreadable::NotAnObject),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Unreadable::DuplicateName),
-        Err(_) => Err(Unreadable::NotAnObject),
+        _ if repeated.get() => Err(Unreadable::DuplicateName),
+        _ => Err(Unreadable::NotAnObject),
     }
 }
 
-/// The start of the parse error a name given twice raises.
-const DUPLICATE: &str = "duplicate member name";
-
-/// Builds a [`Value`] as serde_json does, refusing an object that names a member twice.
+/// Builds a [`Value`] as serde_json does, refusing an object that names a member twice (and
+/// saying so in its cell).
 #[derive(Clone, Copy)]
-struct Strict;
+struct Strict<'a>(&'a Cell<bool>);
 
-impl<'de> DeserializeSeed<'de> for Strict {
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -60,7 +59,7 @@ impl<'de> DeserializeSeed<'de> for Strict {
     }
 }
 
-impl<'de> Visitor<'de> for Strict {
+impl<'de> Visitor<'de> for Strict<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -108,8 +107,8 @@ impl<'de> Visitor<'de> for Strict {
         while let Some(name) = map.next_key::<String>()? {
             let value = map.next_value_seed(self)?;
             if members.insert(name, value).is_some() {
-                // The name is the client's data: it is not put in the message.
-                return Err(de::Error::custom(DUPLICATE));
+                self.0.set(true);
+                return Err(de::Error::custom("a member named twice"));
             }
         }
         Ok(Value::Object(members))
@@ -119,6 +118,41 @@ impl<'de> Visitor<'de> for Strict {
 /// How many choices a request asks for (`n`, 1 when absent); checked by [`check`] first.
 pub fn choices(request: &Map<String, Value>) -> i64 {
     request.get("n").and_then(token_count).unwrap_or(1).clamp(1, MAX_CHOICES)
+}
+
+/// The most completion tokens a checked request can be counted for: `max_tokens` or
+/// `max_completion_tokens` (the larger when both are named, whichever the upstream honours;
+/// `default` when neither is) for each of its choices; 0 for embeddings.
+pub fn completion_bound(operation: Operation, request: &Map<String, Value>, default: i64) -> i64 {
+    match operation {
+        Operation::Embeddings => 0,
+        Operation::Chat => {
+            ["max_completion_tokens", "max_tokens"]
+                .iter()
+                .filter_map(|k| request.get(*k).and_then(token_count))
+                .max()
+                .unwrap_or(default)
+                * choices(request)
+        }
+    }
+}
+
+/// Writes the counts a checked chat request names as decimals (`26.0`, `1e0`: integers to
+/// JSON Schema) as the integers counted, since some upstreams refuse `"n": 26.0`; true if
+/// one was.
+pub fn counts_as_integers(operation: Operation, request: &mut Map<String, Value>) -> bool {
+    let mut changed = false;
+    if matches!(operation, Operation::Chat) {
+        for field in ["n", "max_tokens", "max_completion_tokens"] {
+            if let Some(value) = request.get_mut(field).filter(|v| v.is_f64()) {
+                if let Some(count) = token_count(value) {
+                    *value = Value::from(count);
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
 }
 
 /// A JSON integer as JSON Schema counts one (`5.0` is one).

@@ -19,6 +19,15 @@ struct State<S> {
     done: bool,
 }
 
+impl<S> State<S> {
+    /// Meters `event`'s usage, if it reports any; true when it is to be forwarded.
+    fn meter_and_keep(&mut self, event: &[u8]) -> bool {
+        let (forward, tokens) = judge(event, self.strip_usage);
+        self.meter.tokens = tokens.or(self.meter.tokens);
+        forward
+    }
+}
+
 /// What to do with one complete event: forward it or not, and the usage it reports.
 fn judge(event: &[u8], strip_usage: bool) -> (bool, Option<Tokens>) {
     let text = std::str::from_utf8(event).unwrap_or_default();
@@ -110,9 +119,7 @@ where
                 Some(Ok(bytes)) => {
                     let mut out = Vec::new();
                     for event in s.events.push(&bytes) {
-                        let (forward, tokens) = judge(&event, s.strip_usage);
-                        s.meter.tokens = tokens.or(s.meter.tokens);
-                        if forward {
+                        if s.meter_and_keep(&event) {
                             out.extend_from_slice(&event);
                         }
                     }
@@ -133,9 +140,7 @@ where
                 None => {
                     s.done = true;
                     let rest = s.events.take_rest();
-                    let (forward, tokens) = judge(&rest, s.strip_usage);
-                    s.meter.tokens = tokens.or(s.meter.tokens);
-                    if !rest.is_empty() && forward {
+                    if s.meter_and_keep(&rest) && !rest.is_empty() {
                         return Some((Ok(Bytes::from(rest)), s));
                     }
                     return None;
