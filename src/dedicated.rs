@@ -8,9 +8,8 @@
 //! request in flight.
 
 use std::future::Future;
-use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 /// Runs the future `make` builds on a new thread named `name` (its own runtime, so sockets it
@@ -69,7 +68,7 @@ where
 /// A pool of one connection with `options`, opened on first use: called inside the future a
 /// [`spawn`]ed thread runs, the connection belongs to that thread's runtime.
 pub fn connection(options: PgConnectOptions) -> PgPool {
-    PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options)
+    crate::store::pool_options(1).connect_lazy_with(options)
 }
 
 /// Raises the calling thread's nice value by `by` (on Linux a nice value is per thread, and
@@ -94,7 +93,7 @@ mod tests {
         spawn_background("nice-test", move || async move {
             let _ = tx.send(rustix::process::getpriority_process(None).expect("the thread's nice value"));
         });
-        let background = rx.recv_timeout(Duration::from_secs(10)).expect("the thread ran");
+        let background = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the thread ran");
         assert_eq!(background, (caller + BACKGROUND_NICENESS).min(19));
         assert_eq!(
             rustix::process::getpriority_process(None).unwrap(),

@@ -122,3 +122,26 @@ async fn during_a_database_outage_requests_fail_fast_and_usage_is_still_taken_ex
     assert!(summary.to_string().contains(&sent.to_string()), "exact totals ({sent} tokens): {summary}");
     app.stop().await;
 }
+
+/// The pool hands out a connection used within the last second without a check (a round
+/// trip saved on every acquire under load), and checks one idle for longer: a connection the
+/// database dropped while it sat idle is replaced, not handed out to fail a query.
+#[tokio::test]
+async fn a_connection_idle_over_a_second_is_checked_before_it_is_handed_out() {
+    let db = TestDb::new();
+    let _ = db.pool().await; // created and migrated
+    let pool = tokenhub::store::connect(&db.url, 1).await.unwrap();
+    let other = db.pool().await;
+    let backend = || async { sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&pool).await };
+    let first = backend().await.unwrap();
+    assert_eq!(backend().await.unwrap(), first, "one connection, kept");
+    let killed: bool =
+        sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(first).fetch_one(&other).await.unwrap();
+    assert!(killed);
+    tokio::time::sleep(tokenhub::store::CHECK_IDLE_AFTER + Duration::from_millis(300)).await;
+    let second = tokio::time::timeout(Duration::from_secs(10), backend())
+        .await
+        .expect("answered in time")
+        .expect("the dropped connection was replaced before the query");
+    assert_ne!(second, first);
+}
