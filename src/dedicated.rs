@@ -1,5 +1,6 @@
 //! Latency-critical background loops (the event writer, the projection runner) on threads of
-//! their own, each with a single-threaded Tokio runtime and database connections of its own:
+//! their own, each with a single-threaded Tokio runtime and database connections of its own
+//! (`store::connection_of_its_own`):
 //! a reply from PostgreSQL wakes the loop at once instead of queueing behind request handlers
 //! on the shared workers, which under load was most of each round trip's time.
 //!
@@ -8,9 +9,6 @@
 //! request in flight.
 
 use std::future::Future;
-
-use sqlx::postgres::PgConnectOptions;
-use sqlx::PgPool;
 
 /// Runs the future `make` builds on a new thread named `name` (its own runtime, so sockets it
 /// opens belong to that thread); on the caller's runtime if no thread can be started.
@@ -63,12 +61,6 @@ where
             tokio::spawn(make());
         }
     }
-}
-
-/// A pool of one connection with `options`, opened on first use: called inside the future a
-/// [`spawn`]ed thread runs, the connection belongs to that thread's runtime.
-pub fn connection(options: PgConnectOptions) -> PgPool {
-    crate::store::pool_options(1).connect_lazy_with(options)
 }
 
 /// Raises the calling thread's nice value by `by` (on Linux a nice value is per thread, and

@@ -209,7 +209,7 @@ pub fn spawn_projections(
         crate::follow::leading::hold(pool.clone(), LEAD_LOCK, "applies the projections", shutdown.clone());
     let mut leading = lead.clone();
     crate::dedicated::spawn("projections", move || async move {
-        let runner_pool = crate::dedicated::connection(options);
+        let runner_pool = crate::store::connection_of_its_own(options);
         let projections = tokenhub_projections::all();
         let reached = |position: i64| {
             tx.send_if_modified(|p| {

@@ -104,7 +104,7 @@ impl GroupCommit {
         let options = (*pool.connect_options()).clone().options([("lock_timeout", LOCK_TIMEOUT)]);
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         crate::dedicated::spawn("event-writer", move || {
-            run(crate::dedicated::connection(options), rx, committed)
+            run(super::connection_of_its_own(options), rx, committed)
         });
         Self { tx }
     }

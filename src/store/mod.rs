@@ -94,6 +94,12 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
         })
 }
 
+/// A pool of one connection with `options`, opened on first use: called inside the future a
+/// [`crate::dedicated::spawn`]ed thread runs, the connection belongs to that thread's runtime.
+pub fn connection_of_its_own(options: PgConnectOptions) -> PgPool {
+    pool_options(1).connect_lazy_with(options)
+}
+
 /// Connects to `url`, creating the database first when it does not exist.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = connect_options(url)?;
