@@ -6,7 +6,9 @@
 #
 # 1. Added latency at one connection (wrk -c1): p50 and p99 through the gateway minus direct.
 # 2. Throughput at 32 connections, every request metered: requests/s through the gateway and
-#    direct, their ratio, and the gateway's CPU time per proxied request (from /proc).
+#    direct, their ratio, and the gateway's CPU time per proxied request (from /proc). Beside
+#    them the floor of any proxy here: examples/bare_proxy.rs, the same server and client
+#    libraries forwarding with none of the gateway's work (no key, no policy, no metering).
 # 3. A fixed rate (examples/paced_load.rs, open loop: a request's time counts from when it was
 #    due): RATE (default 1000) requests/s for the duration, direct and through the gateway, every
 #    request metered: p50 / p99 / p99.9 and what the gateway adds. At one connection in a closed
@@ -34,7 +36,7 @@ ulimit -n 65536 2>/dev/null || true
 
 echo "building (release)…"
 # TOKENHUB_BIN set: the binaries of an earlier release build are used as they are.
-[ -n "${TOKENHUB_BIN:-}" ] || cargo build --release --quiet --bin tokenhub --example fast_upstream --example stream_load --example paced_load
+[ -n "${TOKENHUB_BIN:-}" ] || cargo build --release --quiet --bin tokenhub --example fast_upstream --example stream_load --example paced_load --example bare_proxy
 # The examples built beside the binary used.
 EXAMPLES=$(dirname "${TOKENHUB_BIN:-./target/release/tokenhub}")/examples
 export GATEWAY_ALLOW_PRIVATE_UPSTREAMS=true
@@ -47,7 +49,10 @@ GW_PORT=$(free_port)
 DATABASE_URL="$PG/$DB" NATS_URL="nats://127.0.0.1:$NATS_PORT" MASTER_API_KEY="$MASTER" LOG_LEVEL=warn \
   GATEWAY_LISTEN_ADDR="127.0.0.1:$GW_PORT" "${TOKENHUB_BIN:-./target/release/tokenhub}" gateway 2>"$WORK/gateway.log" &
 GW_PID=$!
-trap 'kill $UP_PID $GW_PID 2>/dev/null || true; cleanup' EXIT
+BARE_PORT=$(free_port)
+"$EXAMPLES"/bare_proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" 2>/dev/null &
+BARE_PID=$!
+trap 'kill $UP_PID $GW_PID $BARE_PID 2>/dev/null || true; cleanup' EXIT
 
 TENANT=$(admin /admin/tenants '{"name": "Bench", "plan": "enterprise"}' | json tenant_id)
 curl -fs -X POST "$BASE/tenant/config" -H "X-Master-Key: $MASTER" -H "X-Tenant-ID: $TENANT" -H 'Content-Type: application/json' \
@@ -91,9 +96,9 @@ if [ -n "${PIN_METERING:-}" ]; then
   [ "$LAST" -ge 1 ] || { echo "PIN_METERING needs two cores" >&2; exit 1; }
   pin() { for pid in "$@"; do taskset -a -p -c "$CORES" "$pid" >/dev/null 2>&1 || true; done; }
   CORES=$LAST pin "$SERVER_PID" "$NATS_PID" $(pgrep -u postgres postgres)
-  CORES=0-$((LAST - 1)) pin "$GW_PID" "$UP_PID"
+  CORES=0-$((LAST - 1)) pin "$GW_PID" "$UP_PID" "$BARE_PID"
   LOAD=(taskset -c "0-$((LAST - 1))")
-  trap 'kill $UP_PID $GW_PID 2>/dev/null || true; CORES=0-$LAST pin $(pgrep -u postgres postgres); cleanup' EXIT
+  trap 'kill $UP_PID $GW_PID $BARE_PID 2>/dev/null || true; CORES=0-$LAST pin $(pgrep -u postgres postgres); cleanup' EXIT
 fi
 
 # NICE_METERING=n: the processes that take the usage records (the server and NATS) run at nice
@@ -127,6 +132,14 @@ awk -v b="$others_before" -v a="$others_after" -v t="$TICK" -v n="$n" 'BEGIN {
   split(b, x, " "); split(a, y, " ");
   printf "   CPU per proxied request elsewhere: server %.0f us, NATS %.0f us, PostgreSQL %.0f us, upstream %.0f us\n",
     (y[1]-x[1])*1e6/t/n, (y[2]-x[2])*1e6/t/n, (y[3]-x[3])*1e6/t/n, (y[4]-x[4])*1e6/t/n }'
+
+bare_cpu() { awk '{print $14 + $15}' "/proc/$BARE_PID/stat"; }
+bare_before=$(bare_cpu)
+"${LOAD[@]}" wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$BARE_PORT/v1/chat/completions" >"$WORK/bare32.txt"
+bare_after=$(bare_cpu)
+b=$(awk '/Requests\/sec/ {print $2}' "$WORK/bare32.txt"); bn=$(awk '/requests in/ {print $1}' "$WORK/bare32.txt")
+awk -v d="$d" -v b="$b" -v g="$g" -v a="$bare_after" -v s="$bare_before" -v t="$TICK" -v n="$bn" \
+  'BEGIN { printf "   the floor, a bare proxy on the same libraries (examples/bare_proxy.rs): %.0f req/s (%.2f x direct; the gateway %.2f x it), %.0f us of CPU per request\n", b, b / d, g / b, (a - s) * 1e6 / t / n }'
 
 [ -z "${PROFILE:-}" ] || { mkdir -p "$PROFILE"; cp "$WORK"/*.txt "$WORK"/*.perf "$WORK"/gateway.log "$PROFILE"/; }
 
