@@ -64,6 +64,30 @@ pub async fn read_after<'e>(
     sqlx::query_as::<_, StoredEvent>(&sql).bind(after).bind(limit).fetch_all(executor).await
 }
 
+/// Up to `limit` events after `after`, in order, as a follower that reads only the payloads of
+/// `aggregate_types` sees them: every event is there (positions stay gap-free), but the others'
+/// payloads and every event's metadata are JSON `null` — never sent, never parsed. The key
+/// caches of the instances that do not apply the projections read every command's event this
+/// way; parsing what they skip was most of their cost.
+pub async fn read_payloads_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: i64,
+    limit: i64,
+    aggregate_types: &[&str],
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+               event_version, tenant_id, \
+               CASE WHEN aggregate_type = ANY($3) THEN payload ELSE 'null'::jsonb END AS payload, \
+               'null'::jsonb AS metadata, recorded_at \
+               FROM events WHERE position > $1 ORDER BY position LIMIT $2";
+    sqlx::query_as::<_, StoredEvent>(sql)
+        .bind(after)
+        .bind(limit)
+        .bind(aggregate_types)
+        .fetch_all(executor)
+        .await
+}
+
 /// Position of the newest committed event (0 for an empty log).
 pub async fn head_position<'e>(executor: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(executor).await

@@ -662,6 +662,8 @@ struct Reading<'a>(&'a KeyCache);
 impl crate::follow::apply::Apply for Reading<'_> {
     type Error = ProjectionError;
     const BATCH: i64 = 1_000;
+    /// What [`KeyCache::apply`] decodes; it reads no metadata.
+    const PAYLOADS_OF: Option<&'static [&'static str]> = Some(&["tenant", "api_key", "sub_account"]);
 
     fn position(&self) -> i64 {
         *self.0.position.borrow()

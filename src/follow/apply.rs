@@ -10,7 +10,7 @@
 use std::future::Future;
 
 use sqlx::PgPool;
-use tokenhub_projections::log::read_after;
+use tokenhub_projections::log::{read_after, read_payloads_after};
 use tokenhub_projections::StoredEvent;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,11 @@ pub trait Apply: Send {
     /// Events read (and applied) at a time.
     const BATCH: i64;
 
+    /// The aggregate types whose payloads it reads, when not all: the other events come with
+    /// a `null` payload, and every event without its metadata
+    /// ([`tokenhub_projections::log::read_payloads_after`]).
+    const PAYLOADS_OF: Option<&'static [&'static str]> = None;
+
     /// The position applied up to.
     fn position(&self) -> i64;
 
@@ -34,7 +39,10 @@ pub trait Apply: Send {
 /// Reads one batch after the follower's position and applies it: how many events it held
 /// (fewer than [`Apply::BATCH`]: the head was reached).
 pub async fn step<A: Apply>(pool: &PgPool, follower: &mut A) -> Result<usize, A::Error> {
-    let events = read_after(pool, follower.position(), A::BATCH).await?;
+    let events = match A::PAYLOADS_OF {
+        None => read_after(pool, follower.position(), A::BATCH).await?,
+        Some(types) => read_payloads_after(pool, follower.position(), A::BATCH, types).await?,
+    };
     let read = events.len();
     if read > 0 {
         follower.apply(events).await?;

@@ -58,6 +58,51 @@ async fn each_event_row_carries_its_metadata() {
     app.stop().await;
 }
 
+/// What a follower that reads only some payloads (the key caches of the instances that do not
+/// apply the projections) gets: every event, in order and gap-free, the others' payloads and
+/// all metadata as `null`, and the payloads it reads as they were written.
+#[tokio::test]
+async fn a_follower_reading_some_payloads_still_gets_every_event_in_order() {
+    let (db, stream) = (TestDb::new(), TestStream::new());
+    let app = TestApp::start(&db, &stream).await;
+    let (tenant, admin) = app.create_tenant("Partial").await;
+    let secret = json!({"key": "PARTIAL_READ", "value": "not-for-the-cache"});
+    let (s, _) = send(app.http.post(app.url("/tenant/secrets")).bearer_auth(&admin).json(&secret)).await;
+    assert_eq!(s, 200, "a secret (an event the key cache does not read)");
+    let key = json!({"tenant_id": tenant, "name": "k"});
+    let (s, _) = send(app.admin(Method::POST, "/admin/api-keys").json(&key)).await;
+    assert_eq!(s, 201);
+    let full = tokenhub_projections::log::read_after(&app.pool, 0, 1_000).await.unwrap_or_default();
+    let light = tokenhub_projections::log::read_payloads_after(&app.pool, 0, 1_000, &["tenant", "api_key"])
+        .await
+        .unwrap_or_default();
+    assert!(full.len() >= 3, "{} events", full.len());
+    assert_eq!(full.len(), light.len(), "every event is read");
+    assert!(full.iter().any(|e| e.aggregate_type == "secret"), "the history holds an event of another type");
+    for (f, l) in full.iter().zip(&light) {
+        assert_eq!(
+            (f.position, &f.event_type, &f.aggregate_id),
+            (l.position, &l.event_type, &l.aggregate_id)
+        );
+        assert_eq!(l.metadata, Value::Null, "no metadata is read");
+        if ["tenant", "api_key"].contains(&f.aggregate_type.as_str()) {
+            assert_eq!(f.payload, l.payload, "{} is read as written", f.event_type);
+        } else {
+            assert_eq!(l.payload, Value::Null, "{} is not read", f.event_type);
+        }
+    }
+    let after = light[0].position;
+    let rest = tokenhub_projections::log::read_payloads_after(&app.pool, after, 1, &["tenant"])
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        rest.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![after + 1],
+        "after a position, a limit"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn update_delete_and_truncate_on_events_are_refused() {
     let (db, stream) = (TestDb::new(), TestStream::new());
