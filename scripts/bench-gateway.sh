@@ -36,7 +36,10 @@ ulimit -n 65536 2>/dev/null || true
 
 echo "building (release)…"
 # TOKENHUB_BIN set: the binaries of an earlier release build are used as they are.
-[ -n "${TOKENHUB_BIN:-}" ] || cargo build --release --quiet --bin tokenhub --example fast_upstream --example stream_load --example paced_load --example bare_proxy
+# The binary alone first: built together with the examples it would take the dev-dependencies'
+# features too (reqwest's cookie store on every upstream request), which a release does not have.
+[ -n "${TOKENHUB_BIN:-}" ] || { cargo build --release --quiet --bin tokenhub \
+  && cargo build --release --quiet --example fast_upstream --example stream_load --example paced_load --example bare_proxy; }
 # The examples built beside the binary used.
 EXAMPLES=$(dirname "${TOKENHUB_BIN:-./target/release/tokenhub}")/examples
 export GATEWAY_ALLOW_PRIVATE_UPSTREAMS=true

@@ -17,7 +17,8 @@ CONCURRENCY=${3:-8}
 DB=tokenhub_usage_load_$$
 
 echo "building (release)…"
-cargo build --release --quiet --bin tokenhub --example load_usage
+# The binary alone first (with the example it would take the dev-dependencies' features too).
+cargo build --release --quiet --bin tokenhub && cargo build --release --quiet --example load_usage
 . scripts/scratch-server.sh
 TENANT=$(admin /admin/tenants '{"name": "Usage load", "plan": "enterprise"}' | json tenant_id)
 GATEWAY=$(admin /admin/platform-keys '{"name": "load gateway", "role": "gateway"}' | json api_key)
