@@ -60,10 +60,10 @@ impl Metered {
 const BATCH: usize = 512;
 
 /// How long records gather before they are published together.
-pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How often the gathering publisher looks for a flush (or a full batch) while it sleeps.
-const PEEK: std::time::Duration = std::time::Duration::from_millis(2);
+const PEEK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Publishes the gateway's usage records in the background, many per publish (their acks
 /// awaited together), retrying while NATS is away: a request never waits for its record. The
