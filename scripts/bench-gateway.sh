@@ -136,10 +136,9 @@ awk -v b="$others_before" -v a="$others_after" -v t="$TICK" -v n="$n" 'BEGIN {
   printf "   CPU per proxied request elsewhere: server %.0f us, NATS %.0f us, PostgreSQL %.0f us, upstream %.0f us\n",
     (y[1]-x[1])*1e6/t/n, (y[2]-x[2])*1e6/t/n, (y[3]-x[3])*1e6/t/n, (y[4]-x[4])*1e6/t/n }'
 
-bare_cpu() { awk '{print $14 + $15}' "/proc/$BARE_PID/stat"; }
-bare_before=$(bare_cpu)
+bare_before=$(ticks "$BARE_PID")
 "${LOAD[@]}" wrk -t1 -c32 -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$BARE_PORT/v1/chat/completions" >"$WORK/bare32.txt"
-bare_after=$(bare_cpu)
+bare_after=$(ticks "$BARE_PID")
 b=$(awk '/Requests\/sec/ {print $2}' "$WORK/bare32.txt"); bn=$(awk '/requests in/ {print $1}' "$WORK/bare32.txt")
 awk -v d="$d" -v b="$b" -v g="$g" -v a="$bare_after" -v s="$bare_before" -v t="$TICK" -v n="$bn" \
   'BEGIN { printf "   the floor, a bare proxy on the same libraries (examples/bare_proxy.rs): %.0f req/s (%.2f x direct; the gateway %.2f x it), %.0f us of CPU per request\n", b, b / d, g / b, (a - s) * 1e6 / t / n }'

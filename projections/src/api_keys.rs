@@ -73,6 +73,10 @@ pub enum KeyLookupEvent {
     Key(ApiKeyEvent),
 }
 
+/// The aggregate types whose events the key lookup reads: those [`decode`] and
+/// [`crate::sub_accounts::decode`] take (a follower of the log reads no other payload).
+pub const FOLLOWED_AGGREGATES: &[&str] = &["tenant", "api_key", "sub_account"];
+
 /// Decodes `event` when the key lookup cares about it.
 pub fn decode(event: &StoredEvent) -> Result<Option<KeyLookupEvent>, ProjectionError> {
     match event.aggregate_type.as_str() {

@@ -51,8 +51,9 @@ impl StoredEvent {
     }
 }
 
-const COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-                       event_version, tenant_id, payload, metadata, recorded_at";
+/// The columns that place an event: all but its payload, its metadata and its time.
+const PLACE: &str = "position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, tenant_id";
 
 /// Up to `limit` events after `after`, in order.
 pub async fn read_after<'e>(
@@ -60,7 +61,9 @@ pub async fn read_after<'e>(
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
+    let sql = format!(
+        "SELECT {PLACE}, payload, metadata, recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    );
     sqlx::query_as::<_, StoredEvent>(&sql).bind(after).bind(limit).fetch_all(executor).await
 }
 
@@ -75,12 +78,11 @@ pub async fn read_payloads_after<'e>(
     limit: i64,
     aggregate_types: &[&str],
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-               event_version, tenant_id, \
-               CASE WHEN aggregate_type = ANY($3) THEN payload ELSE 'null'::jsonb END AS payload, \
-               'null'::jsonb AS metadata, recorded_at \
-               FROM events WHERE position > $1 ORDER BY position LIMIT $2";
-    sqlx::query_as::<_, StoredEvent>(sql)
+    let sql = format!(
+        "SELECT {PLACE}, CASE WHEN aggregate_type = ANY($3) THEN payload ELSE 'null'::jsonb END AS payload, \
+         'null'::jsonb AS metadata, recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    );
+    sqlx::query_as::<_, StoredEvent>(&sql)
         .bind(after)
         .bind(limit)
         .bind(aggregate_types)

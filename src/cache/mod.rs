@@ -663,7 +663,8 @@ impl crate::follow::apply::Apply for Reading<'_> {
     type Error = ProjectionError;
     const BATCH: i64 = 1_000;
     /// What [`KeyCache::apply`] decodes; it reads no metadata.
-    const PAYLOADS_OF: Option<&'static [&'static str]> = Some(&["tenant", "api_key", "sub_account"]);
+    const PAYLOADS_OF: Option<&'static [&'static str]> =
+        Some(tokenhub_projections::api_keys::FOLLOWED_AGGREGATES);
 
     fn position(&self) -> i64 {
         *self.0.position.borrow()

@@ -137,10 +137,11 @@ async fn publish_all(usage: UsageIngest, mut rx: tokio::sync::mpsc::Receiver<Not
                     Note::Flush(done) => flushes.push(done),
                 }
             }
-            if batch.len() >= BATCH || !flushes.is_empty() || tokio::time::Instant::now() >= until {
+            let now = tokio::time::Instant::now();
+            if batch.len() >= BATCH || !flushes.is_empty() || now >= until {
                 break;
             }
-            tokio::time::sleep(PEEK.min(until - tokio::time::Instant::now())).await;
+            tokio::time::sleep(PEEK.min(until - now)).await;
             let room = BATCH - batch.len();
             while notes.len() < room {
                 match rx.try_recv() {
