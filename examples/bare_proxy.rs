@@ -1,6 +1,7 @@
 //! The floor of `scripts/bench-gateway.sh`: a proxy that only forwards, built on the same
-//! server (axum) and client (reqwest) as `tokenhub gateway`, with none of its work (no key, no
-//! policy, no reservation, no metering). What the gateway costs beyond this is its own.
+//! server (axum) and upstream client (hyper's pooled client, as `tokenhub gateway`'s
+//! `gateway::upstream`) as the gateway, with none of its work (no key, no policy, no
+//! reservation, no metering). What the gateway costs beyond this is its own.
 //!
 //! ```text
 //! cargo run --release --example bare_proxy -- 127.0.0.1:9001 http://127.0.0.1:9000
@@ -10,29 +11,34 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
 
 #[derive(Clone)]
 struct Upstream {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
 }
 
 async fn forward(State(up): State<Upstream>, body: Bytes) -> Response {
-    let sent =
-        up.client.post(up.url.clone()).header(header::CONTENT_TYPE, "application/json").body(body).send();
-    let answer = match sent.await {
+    let Ok(request) =
+        Request::post(up.uri.clone()).header(header::CONTENT_TYPE, "application/json").body(Full::new(body))
+    else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let answer = match up.client.request(request).await {
         Ok(answer) => answer,
         Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
     };
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    match answer.bytes().await {
-        Ok(bytes) => {
-            (status, [(header::CONTENT_TYPE, "application/json")], Body::from(bytes)).into_response()
-        }
+    let status = answer.status();
+    match answer.into_body().collect().await {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], Body::from(body.to_bytes()))
+            .into_response(),
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
@@ -44,23 +50,15 @@ async fn main() {
         eprintln!("usage: bare_proxy <listen address> <upstream base, e.g. http://127.0.0.1:9000>");
         std::process::exit(2);
     };
-    let Ok(url) = reqwest::Url::parse(&format!("{base}/v1/chat/completions")) else {
+    let Ok(uri) = format!("{base}/v1/chat/completions").parse::<Uri>() else {
         eprintln!("not a URL: {base}");
         std::process::exit(2);
     };
-    // As `tokenhub` does at start (reqwest's TLS comes without a provider).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .pool_max_idle_per_host(256)
-        .retry(reqwest::retry::never())
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("cannot build the client: {e}");
-            std::process::exit(1);
-        });
-    let app = Router::new().route("/v1/chat/completions", post(forward)).with_state(Upstream { client, url });
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
+    let app = Router::new().route("/v1/chat/completions", post(forward)).with_state(Upstream { client, uri });
     let listener = tokio::net::TcpListener::bind(&listen).await.unwrap_or_else(|e| {
         eprintln!("cannot listen on {listen}: {e}");
         std::process::exit(1);

@@ -7,8 +7,9 @@
 # 1. Added latency at one connection (wrk -c1): p50 and p99 through the gateway minus direct.
 # 2. Throughput at 32 connections, every request metered: requests/s through the gateway and
 #    direct, their ratio, and the gateway's CPU time per proxied request (from /proc). Beside
-#    them the floor of any proxy here: examples/bare_proxy.rs, the same server and client
-#    libraries forwarding with none of the gateway's work (no key, no policy, no metering).
+#    them the floor of any proxy here: examples/bare_proxy.rs, the same server (axum) and
+#    client (hyper's pooled client) forwarding with none of the gateway's work (no key, no
+#    policy, no metering).
 # 3. A fixed rate (examples/paced_load.rs, open loop: a request's time counts from when it was
 #    due): RATE (default 1000) requests/s for the duration, direct and through the gateway, every
 #    request metered: p50 / p99 / p99.9 and what the gateway adds. At one connection in a closed
@@ -37,7 +38,7 @@ ulimit -n 65536 2>/dev/null || true
 echo "building (release)…"
 # TOKENHUB_BIN set: the binaries of an earlier release build are used as they are.
 # The binary alone first: built together with the examples it would take the dev-dependencies'
-# features too (reqwest's cookie store on every upstream request), which a release does not have.
+# features too (reqwest's cookie store on every webhook delivery), which a release does not have.
 [ -n "${TOKENHUB_BIN:-}" ] || { cargo build --release --quiet --bin tokenhub \
   && cargo build --release --quiet --example fast_upstream --example stream_load --example paced_load --example bare_proxy; }
 # The examples built beside the binary used.

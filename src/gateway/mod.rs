@@ -17,6 +17,7 @@ pub mod providers;
 mod request;
 pub mod reserve;
 mod stream;
+pub mod upstream;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -57,7 +58,7 @@ pub struct Gateway(Arc<Inner>);
 /// What [`Gateway`] holds.
 pub struct Inner {
     ctx: Ctx,
-    client: reqwest::Client,
+    upstreams: upstream::Upstreams,
     providers: Providers,
     allow_private: bool,
     reservations: Arc<reserve::Reservations>,
@@ -66,6 +67,9 @@ pub struct Inner {
     rooms: Option<Arc<crate::fleet::quota_rooms::QuotaRooms>>,
     recorder: meter::Recorder,
 }
+
+/// What the gateway says it is, to upstreams.
+const USER_AGENT: &str = concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION"));
 
 /// The completion tokens reserved for a request that names no `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: i64 = 4096;
@@ -91,17 +95,14 @@ impl Gateway {
         platform: Vec<Provider>,
         allow_private: bool,
         upstream_timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let client = crate::webhooks::target::checked_client(allow_private)
-            .connect_timeout(Duration::from_secs(10).min(upstream_timeout))
-            .read_timeout(upstream_timeout)
-            .pool_max_idle_per_host(256)
-            // A request is sent once: a completion repeated could be produced (and paid) twice.
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("TokenHub-Gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    ) -> Result<Self, upstream::BuildError> {
+        let upstreams = upstream::Upstreams::new(
+            allow_private,
+            Duration::from_secs(10).min(upstream_timeout),
+            upstream_timeout,
+        )?;
         Ok(Self(Arc::new(Inner {
-            client,
+            upstreams,
             providers: Providers::new(platform),
             allow_private,
             reservations: Arc::default(),
@@ -404,7 +405,7 @@ async fn forward(
     // Key-bound tags, injected server-side where the provider reads them; the client's own
     // tags of the same names never win.
     let bound = tags_of(&cached);
-    let mut upstream = gw.client.post(url.clone());
+    let mut upstream = axum::http::Request::post(url.clone()).header(header::USER_AGENT, USER_AGENT);
     match provider.kind {
         Kind::TensorZero => {
             let mut tags = match request.remove("tensorzero::tags") {
@@ -479,13 +480,20 @@ async fn forward(
     } else {
         body
     };
-    let answer = upstream
+    let upstream = upstream
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, if streaming { "text/event-stream" } else { "application/json" })
-        .body(payload)
-        .send()
-        .await;
-    let answer = match answer {
+        .body(http_body_util::Full::new(payload));
+    let Ok(upstream) = upstream else {
+        // Every part was checked when the provider was read (its URL, its credential header).
+        return Err(GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "upstream_refused",
+            "the request to the provider cannot be built",
+        ));
+    };
+    let answer = match gw.upstreams.send(upstream).await {
         Ok(a) => a,
         Err(e) => {
             let (status, code, message) = if e.is_timeout() {
@@ -498,15 +506,12 @@ async fn forward(
             return Err(GatewayError::new(status, "api_error", code, message));
         }
     };
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = answer.status();
     meter.status = status.as_u16();
-    let content_type = answer
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
     let is_stream = content_type.as_ref().is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let mut response = if streaming && status.is_success() && is_stream {
-        let body = stream::metered(answer.bytes_stream(), meter, !client_wants_usage);
+        let body = stream::metered(answer.into_stream(), meter, !client_wants_usage);
         Response::new(Body::from_stream(body))
     } else {
         let bytes =
@@ -540,7 +545,7 @@ fn quota_refusal(quotas: &[(String, crate::cache::verify::QuotaStatus)], bound: 
     refusal
 }
 
-async fn read_bounded(mut answer: reqwest::Response) -> Result<Bytes, GatewayError> {
+async fn read_bounded(mut answer: upstream::Answer) -> Result<Bytes, GatewayError> {
     let mut out = bytes::BytesMut::new();
     loop {
         match answer.chunk().await {

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use axum::http::Uri;
 use dashmap::DashMap;
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -42,7 +43,7 @@ pub struct Provider {
     /// The models it serves (`*`: any).
     pub models: Vec<String>,
     /// Its chat and embeddings URLs, parsed once (`None`: `base_url` is not a URL).
-    urls: Option<[reqwest::Url; 2]>,
+    urls: Option<[Uri; 2]>,
     /// Why the outbound rules refuse `base_url`: without and with private upstreams allowed.
     problems: [Option<&'static str>; 2],
 }
@@ -68,14 +69,17 @@ impl Provider {
         models: Vec<String>,
     ) -> Self {
         let base_url = base_url.trim_end_matches('/').to_string();
-        let url = |path: &str| reqwest::Url::parse(&format!("{base_url}{path}")).ok();
+        // Parsed as a URL first (its host in ASCII, its path normalised), then as the URI sent.
+        let url = |path: &str| {
+            url::Url::parse(&format!("{base_url}{path}")).ok().and_then(|u| u.as_str().parse::<Uri>().ok())
+        };
         let urls = url("/chat/completions").zip(url("/embeddings")).map(|(c, e)| [c, e]);
         let problems = [upstream_url_problem(&base_url, false), upstream_url_problem(&base_url, true)];
         Self { name, kind, base_url, auth, models, urls, problems }
     }
 
     /// Where a request goes: `embeddings` or chat completions.
-    pub fn url(&self, embeddings: bool) -> Option<&reqwest::Url> {
+    pub fn url(&self, embeddings: bool) -> Option<&Uri> {
         self.urls.as_ref().map(|u| &u[usize::from(embeddings)])
     }
 
@@ -285,10 +289,19 @@ mod tests {
     fn urls_are_parsed_and_checked_once_with_the_outbound_rules() {
         let public = provider("https://api.example.com/v1/");
         assert_eq!(
-            public.url(false).map(|u| u.as_str()),
+            public.url(false).map(ToString::to_string).as_deref(),
             Some("https://api.example.com/v1/chat/completions")
         );
-        assert_eq!(public.url(true).map(|u| u.as_str()), Some("https://api.example.com/v1/embeddings"));
+        assert_eq!(
+            public.url(true).map(ToString::to_string).as_deref(),
+            Some("https://api.example.com/v1/embeddings")
+        );
+        // A host in Unicode goes in ASCII; a space is escaped.
+        let unicode = provider("https://bücher.example/v 1");
+        assert_eq!(
+            unicode.url(false).map(ToString::to_string).as_deref(),
+            Some("https://xn--bcher-kva.example/v%201/chat/completions")
+        );
         assert_eq!((public.problem(false), public.problem(true)), (None, None));
 
         let local = provider("http://127.0.0.1:9000/v1");

@@ -107,7 +107,7 @@ pub fn metered<S>(
     strip_usage: bool,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>>
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, super::upstream::Failure>> + Send + Unpin + 'static,
 {
     let state = State { upstream, events: Events::default(), meter, strip_usage, done: false };
     futures::stream::unfold(state, |mut s| async move {

@@ -98,8 +98,9 @@ impl Resolve for CheckedResolver {
     }
 }
 
-/// An HTTP client builder with the outbound rules of webhooks and upstreams: checked
-/// resolution (no internal address unless `allow_private`), no redirects, no proxy.
+/// An HTTP client builder with the outbound rules of webhooks: checked resolution (no
+/// internal address unless `allow_private`), no redirects, no proxy. The gateway's upstreams
+/// obey the same rules through their own client (`crate::gateway::upstream`).
 pub fn checked_client(allow_private: bool) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(CheckedResolver { allow_private }))

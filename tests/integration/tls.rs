@@ -332,3 +332,80 @@ async fn postgres_connections_honour_sslmode_verify_full() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The gateway's upstream client (`gateway::upstream`) against a TLS server nobody here wrote
+/// (`openssl s_server -www`): it verifies the certificate (a CA it was given: answered; the
+/// platform's roots or another CA: refused), and connects to a name only through the outbound
+/// rules' checked resolver (`localhost` refused unless private upstreams are allowed).
+#[tokio::test]
+async fn the_gateways_upstream_client_verifies_certificates_and_checks_names() {
+    use axum::http::Request;
+    use http_body_util::Full;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use tokenhub::gateway::upstream::{Failure, Upstreams};
+
+    tokenhub::app::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("tokenhub-tls-up-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = ca_and_server(&dir, "upstream");
+    let (other_ca, _, _) = ca_and_server(&dir, "other");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Command::new("openssl")
+        .args(["s_server", "-accept", &port.to_string(), "-www", "-quiet"])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .expect("openssl s_server starts");
+    let listening = eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+    assert!(listening, "openssl s_server listening");
+
+    let trusting = |ca: &Path, allow_private: bool| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Upstreams::with_tls(allow_private, Duration::from_secs(5), Duration::from_secs(5), tls)
+    };
+    let get = |host: &str| Request::get(format!("https://{host}:{port}/")).body(Full::default()).unwrap();
+
+    // Its CA given: the TLS handshake and the answer go through, by address and by name.
+    for host in ["127.0.0.1", "localhost"] {
+        let mut answer = trusting(&ca, true).send(get(host)).await.unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(answer.status(), 200, "{host}");
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        assert!(String::from_utf8_lossy(&body).contains("Cipher"), "s_server's status page");
+    }
+    // Another CA, or the platform's roots: refused.
+    assert_eq!(trusting(&other_ca, true).send(get("127.0.0.1")).await.err(), Some(Failure::Unreachable));
+    let platform = Upstreams::new(true, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+    assert_eq!(platform.send(get("localhost")).await.err(), Some(Failure::Unreachable));
+    // A name that resolves to loopback: refused by the resolver unless private upstreams are
+    // allowed, whatever the certificate.
+    assert_eq!(trusting(&ca, false).send(get("localhost")).await.err(), Some(Failure::Unreachable));
+    let _ = std::fs::remove_dir_all(&dir);
+}
