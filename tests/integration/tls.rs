@@ -71,6 +71,23 @@ fn ca_and_server(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join(ca), dir.join(cert), dir.join(key))
 }
 
+/// A child process killed when dropped, also when an assertion fails first.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory for one test's certificates and files.
+fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// `openssl s_client` against `port` with `version` (`-tls1_2` / `-tls1_3`) trusting `ca`:
 /// whether the handshake and the verification succeeded, and what it printed.
 fn s_client(port: u16, version: &str, ca: &Path) -> (bool, String) {
@@ -97,8 +114,7 @@ fn s_client(port: u16, version: &str, ca: &Path) -> (bool, String) {
 #[tokio::test]
 async fn serve_speaks_tls_1_3_only_and_nats_is_reached_over_tls() {
     tokenhub::app::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("tokenhub-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("tokenhub-tls");
     let (ca, cert, key) = ca_and_server(&dir, "server");
     let (other_ca, _, _) = ca_and_server(&dir, "other");
     let (db, stream) = (TestDb::new(), TestStream::new());
@@ -148,14 +164,6 @@ async fn serve_speaks_tls_1_3_only_and_nats_is_reached_over_tls() {
 
     // NATS over TLS: a private nats-server with the same certificate.
     let nats_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    // Killed when dropped, also when an assertion fails first.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let nats = Command::new(nats_server_bin())
         .args(["-a", "127.0.0.1", "-p", &nats_port.to_string(), "-js", "-sd"])
         .arg(dir.join("nats"))
@@ -240,8 +248,7 @@ async fn postgres_connections_honour_sslmode_verify_full() {
     else {
         panic!("PostgreSQL's server binaries (/usr/lib/postgresql/<version>/bin) are needed");
     };
-    let dir = std::env::temp_dir().join(format!("tokenhub-pgtls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("tokenhub-pgtls");
     let (ca, cert, key) = ca_and_server(&dir, "pg");
     let (other_ca, _, _) = ca_and_server(&dir, "other");
     let data = dir.join("data");
@@ -346,18 +353,10 @@ async fn the_gateways_upstream_client_verifies_certificates_and_checks_names() {
     use tokenhub::gateway::upstream::{Failure, Upstreams};
 
     tokenhub::app::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("tokenhub-tls-up-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("tokenhub-tls-up");
     let (ca, cert, key) = ca_and_server(&dir, "upstream");
     let (other_ca, _, _) = ca_and_server(&dir, "other");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Command::new("openssl")
         .args(["s_server", "-accept", &port.to_string(), "-www", "-quiet"])
         .arg("-cert")
