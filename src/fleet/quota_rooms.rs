@@ -67,6 +67,11 @@ pub struct QuotaRooms {
     pool: PgPool,
     holder: String,
     rooms: DashMap<RoomKey, Arc<Room>>,
+    /// Taken around every write of this holder's rows, with the reading of the rooms it
+    /// writes from: a report writes what it read (absolute), so a lease or a give-back
+    /// (relative) landing between its reading and its writing would be overwritten, and a
+    /// stale unspent left in the database is given back again when the holder expires.
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// A request's reservation in the fleet's rooms; settle it with what was spent (dropping it
@@ -114,6 +119,7 @@ impl QuotaRooms {
             pool,
             holder: format!("gw-{}", uuid::Uuid::now_v7().simple()),
             rooms: DashMap::new(),
+            writes: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(report_while_alive(Arc::downgrade(&rooms)));
         rooms
@@ -191,6 +197,7 @@ impl QuotaRooms {
             let left = quota.limit - s.lent_known.unwrap_or(quota.used);
             lacking.max(left / 8)
         };
+        let _writes = self.writes.lock().await;
         let leased = tokio::time::timeout(
             LEASE_TIMEOUT,
             store::lease(
@@ -251,6 +258,7 @@ impl QuotaRooms {
     /// Reports every room, gives back idle free room, forgets rooms that hold nothing, and
     /// expires quiet holders.
     pub async fn report(&self) -> Result<(), sqlx::Error> {
+        let _writes = self.writes.lock().await;
         let mut held = Vec::new();
         let mut idle = Vec::new();
         for entry in self.rooms.iter() {

@@ -103,8 +103,9 @@ async fn sixteen_clients_over_three_gateways_never_overshoot_a_quota() {
 /// database), quotas (limits 1–20,000, some already partly used), bursts of concurrent
 /// reservations with random bounds, each spending a random part of its bound. The gateways
 /// together never spend past the quota; once everything settled and the idle room went back,
-/// the fleet's room holds exactly what was used before plus what was spent.
-#[tokio::test]
+/// the fleet's room holds exactly what was used before plus what was spent — also with every
+/// gateway reporting without pause, its reports racing with its leases and give-backs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn generated_gateway_fleets_never_reserve_past_a_quota() {
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -147,7 +148,25 @@ async fn generated_gateway_fleets_never_reserve_past_a_quota() {
                 }
             }
         });
+        // Every gateway also reports without pause meanwhile: reports (absolute writes of
+        // what a gateway holds) race with leases and give-backs (relative writes).
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reporters: Vec<_> = gateways
+            .iter()
+            .map(|rooms| {
+                let (rooms, running) = (rooms.clone(), running.clone());
+                tokio::spawn(async move {
+                    while running.load(Ordering::Relaxed) {
+                        let _ = rooms.report().await;
+                    }
+                })
+            })
+            .collect();
         futures::stream::iter(runs).buffer_unordered(16).collect::<Vec<()>>().await;
+        running.store(false, Ordering::Relaxed);
+        for reporter in reporters {
+            reporter.await.unwrap();
+        }
         let (spent, admitted) = (spent.load(Ordering::Relaxed), admitted.load(Ordering::Relaxed));
         let context = format!(
             "seed {seed}, case {case}: {} gateways, limit {limit}, used before {used_before}, {} requests, {admitted} admitted",
