@@ -136,7 +136,14 @@ impl Upstreams {
         match tokio::time::timeout(self.read_timeout, self.client.request(request)).await {
             Ok(Ok(answer)) => Ok(Answer { answer, read_timeout: self.read_timeout }),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "upstream request failed");
+                // Why, for the operator: a name refused by the outbound rules, a certificate
+                // not trusted, a connection refused (never content: nothing was sent yet when
+                // a connection fails).
+                if e.is_connect() {
+                    tracing::warn!(error = %chain(&e), "cannot connect to the upstream");
+                } else {
+                    tracing::debug!(error = %chain(&e), "upstream request failed");
+                }
                 Err(Failure::Unreachable)
             }
             Err(_) => Err(Failure::Timeout),
@@ -181,6 +188,18 @@ impl Answer {
     }
 }
 
+/// An error and its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// The next data frame of `body`, waiting at most `read_timeout` for each frame.
 async fn next_data(body: &mut Incoming, read_timeout: Duration) -> Result<Option<Bytes>, Failure> {
     loop {
@@ -198,5 +217,23 @@ async fn next_data(body: &mut Incoming, read_timeout: Duration) -> Result<Option
                 return Ok(Some(data));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_connection_says_why_in_one_line() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A port nothing listens on (bound, then closed).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let upstreams = Upstreams::new(true, Duration::from_secs(2), Duration::from_secs(2)).unwrap();
+        let get = || Request::get(format!("http://{closed}/")).body(Full::default()).unwrap();
+        let error = upstreams.client.request(get()).await.unwrap_err();
+        let line = chain(&error);
+        assert!(error.is_connect() && line.contains("refused") && !line.contains('\n'), "{line}");
+        assert_eq!(upstreams.send(get()).await.err(), Some(Failure::Unreachable));
     }
 }
