@@ -258,7 +258,13 @@ impl QuotaRooms {
     /// Reports every room, gives back idle free room, forgets rooms that hold nothing, and
     /// expires quiet holders.
     pub async fn report(&self) -> Result<(), sqlx::Error> {
-        let _writes = self.writes.lock().await;
+        self.read_report().await.write().await
+    }
+
+    /// The first half of [`QuotaRooms::report`]: what every room holds, read in this
+    /// gateway's turn to write (its leases and give-backs wait until [`Report::write`]).
+    pub async fn read_report(&self) -> Report<'_> {
+        let writes = self.writes.lock().await;
         let mut held = Vec::new();
         let mut idle = Vec::new();
         for entry in self.rooms.iter() {
@@ -275,21 +281,37 @@ impl QuotaRooms {
             let (owner, period_start) = entry.key().clone();
             held.push(Held { owner, period_start, unspent, given_back: give_back });
         }
+        Report { rooms: self, _writes: writes, held, idle }
+    }
+}
+
+/// A report read and not yet written: this gateway's other writes wait for it.
+pub struct Report<'a> {
+    rooms: &'a QuotaRooms,
+    _writes: tokio::sync::MutexGuard<'a, ()>,
+    held: Vec<Held>,
+    idle: Vec<RoomKey>,
+}
+
+impl Report<'_> {
+    /// Writes what was read, releases the rooms found idle and expires quiet holders.
+    pub async fn write(self) -> Result<(), sqlx::Error> {
+        let Report { rooms, held, idle, .. } = &self;
         if !held.is_empty() {
-            match store::report(&self.pool, &self.holder, &held).await {
+            match store::report(&rooms.pool, &rooms.holder, held).await {
                 Ok(lost) => {
                     for key in lost {
                         // The fleet gave this room back while this gateway was quiet: spend
                         // nothing more from it (requests in flight settle into the forgotten
                         // room); the next request leases a new one.
-                        self.rooms.remove(&key);
+                        rooms.rooms.remove(&key);
                         tracing::warn!(owner = %key.0, "quota room expired while this gateway was quiet; leasing again");
                     }
                 }
                 Err(e) => {
                     // Nothing was given back: keep the room.
-                    for h in &held {
-                        if let Some(room) = self.rooms.get(&(h.owner.clone(), h.period_start)) {
+                    for h in held {
+                        if let Some(room) = rooms.rooms.get(&(h.owner.clone(), h.period_start)) {
                             let mut s = room.state();
                             s.free += h.given_back;
                             s.reported = -1;
@@ -300,15 +322,15 @@ impl QuotaRooms {
             }
         }
         if !idle.is_empty() {
-            store::release(&self.pool, &self.holder, &idle).await?;
-            for key in &idle {
-                self.rooms.remove_if(key, |_, room| {
+            store::release(&rooms.pool, &rooms.holder, idle).await?;
+            for key in idle {
+                rooms.rooms.remove_if(key, |_, room| {
                     let s = room.state();
                     s.free <= 0 && s.reserved == 0 && s.touched.elapsed() >= GIVE_BACK_AFTER
                 });
             }
         }
-        store::expire(&self.pool).await?;
+        store::expire(&rooms.pool).await?;
         Ok(())
     }
 }

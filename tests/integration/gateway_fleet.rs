@@ -189,3 +189,49 @@ async fn generated_gateway_fleets_never_reserve_past_a_quota() {
         assert!(settled, "lent {:?}, used {} ({context})", lent().await, used_before + spent);
     }
 }
+
+/// A gateway's report writes what it read of its rooms (absolute values); a lease and a
+/// give-back write relative ones. One that landed between a report's reading and its writing
+/// was overwritten: the holder's row kept a stale unspent, which the expiry of the holder gave
+/// back a second time (lent below what was spent, so the fleet could lend past the quota). The
+/// interleaving made on purpose: with a report read and not written, a request at the quota's
+/// edge (a lease that grants too little, then a give-back) waits for it, and the holder's row
+/// ends as the gateway holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_never_lands_between_a_reports_reading_and_its_writing() {
+    use tokenhub::fleet::quota_rooms::{Quota, QuotaRooms};
+
+    let db = TestDb::new();
+    let pool = db.pool().await;
+    tokenhub::store::migrate(&pool).await.unwrap();
+    let rooms = QuotaRooms::start(pool.clone());
+    let quota = Quota { owner: "owner".into(), period_start: 1, limit: 1000, used: 0 };
+    // 600 leased and reserved, 500 spent: 100 free.
+    let mut hold = rooms.reserve(std::slice::from_ref(&quota), 600).await.expect("room for 600");
+    hold.settle(500);
+    drop(hold);
+    let unspent = || async {
+        sqlx::query_scalar::<_, i64>("SELECT unspent FROM quota_room_holders WHERE holder = $1")
+            .bind(rooms.holder())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    let report = rooms.read_report().await; // reads 100 unspent
+    let edge = tokio::spawn({
+        let (rooms, quota) = (rooms.clone(), quota.clone());
+        // Lacks 500; the fleet has 400 left: granted 400, then 500 given back, refused.
+        async move { rooms.reserve(std::slice::from_ref(&quota), 600).await.is_some() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!edge.is_finished(), "the lease waits for the report being written");
+    report.write().await.unwrap();
+    assert!(!edge.await.unwrap(), "no room for 600 where 500 of 1,000 are spent");
+    assert_eq!(unspent().await, 0, "the holder's row: what the gateway holds (nothing)");
+    let lent: i64 = sqlx::query_scalar("SELECT lent FROM quota_rooms WHERE owner = 'owner'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(lent, 500, "lent: what was spent");
+}
